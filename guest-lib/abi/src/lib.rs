@@ -1,0 +1,160 @@
+//! The ABI between the Bulkhead hypervisor and its guests.
+//!
+//! Both sides depend on this crate and nothing else of each other: the
+//! hypervisor never links guest-lib, and a guest needs only these numbers
+//! (or `guest-lib/include/bulkhead.h`, which mirrors them for C guests).
+//!
+//! Calls follow the SMC Calling Convention (Arm DEN 0028): the function id in
+//! `x0`, arguments in `x1..x7`, results in `x0..x3`, issued with `hvc #0`.
+//! Bulkhead's own calls live in the "vendor specific hypervisor service"
+//! range (owner 6), so they can never collide with PSCI or the Arm
+//! architecture calls, which the hypervisor also answers.
+#![cfg_attr(not(test), no_std)]
+
+/// Builds a Bulkhead function id: SMCCC fast call (bit 31), SMC64 (bit 30),
+/// owning entity 6 = vendor specific hypervisor service (bits 29:24).
+pub const fn bulkhead_call(number: u16) -> u64 {
+    0xC600_0000 | number as u64
+}
+
+/// Bulkhead's hypercalls.
+pub mod call {
+    use super::bulkhead_call;
+
+    /// Identify the hypervisor. Returns `x0 = 0`, `x1 = MAGIC`,
+    /// `x2 = ABI_VERSION`. A guest uses it to tell whether it runs under
+    /// Bulkhead or on bare hardware.
+    pub const VERSION: u64 = bulkhead_call(0);
+    /// Write bytes to the partition's console. `x1` = number of bytes
+    /// (at most [`super::CONSOLE_WRITE_MAX`]), `x2..x7` = the bytes, packed
+    /// little-endian, eight a register. Returns `x0 = 0` or an error.
+    pub const CONSOLE_WRITE: u64 = bulkhead_call(1);
+    /// Describe the calling vCPU. Returns `x0 = 0`, `x1` = partition index,
+    /// `x2` = vCPU index within the partition, `x3` = the partition's vCPU count.
+    pub const VCPU_INFO: u64 = bulkhead_call(2);
+    /// Stop the calling partition (all its vCPUs). `x1` = exit code, which the
+    /// hypervisor reports on its console. Does not return.
+    pub const PARTITION_EXIT: u64 = bulkhead_call(3);
+}
+
+/// `x1` of a successful [`call::VERSION`]: "BULKHEAD" in ASCII, little-endian.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"BULKHEAD");
+/// `x2` of a successful [`call::VERSION`]: bumped on any incompatible change.
+pub const ABI_VERSION: u64 = 1;
+/// Most bytes one [`call::CONSOLE_WRITE`] carries (six registers of eight).
+pub const CONSOLE_WRITE_MAX: usize = 48;
+
+/// Status returned in `x0`. Zero is success; the negative values are those
+/// SMCCC and PSCI use, so one decoder serves every call.
+#[repr(i64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// The call did what was asked.
+    Success = 0,
+    /// No such call (SMCCC `NOT_SUPPORTED`).
+    NotSupported = -1,
+    /// An argument was out of range.
+    InvalidParameters = -2,
+    /// The caller may not do this.
+    Denied = -3,
+    /// PSCI: the target vCPU is already on.
+    AlreadyOn = -4,
+}
+
+impl Status {
+    /// The value as a guest reads it from `x0`.
+    pub const fn as_reg(self) -> u64 {
+        self as i64 as u64
+    }
+
+    /// Decodes `x0` after a call; `None` for a value no call returns.
+    pub const fn from_reg(x0: u64) -> Option<Status> {
+        match x0 as i64 {
+            0 => Some(Status::Success),
+            -1 => Some(Status::NotSupported),
+            -2 => Some(Status::InvalidParameters),
+            -3 => Some(Status::Denied),
+            -4 => Some(Status::AlreadyOn),
+            _ => None,
+        }
+    }
+}
+
+/// Function ids of the PSCI 1.1 calls (Arm DEN 0022) that Bulkhead emulates
+/// for its partitions, and the SMCCC calls beside them.
+pub mod psci {
+    pub const PSCI_VERSION: u64 = 0x8400_0000;
+    pub const CPU_SUSPEND_32: u64 = 0x8400_0001;
+    pub const CPU_SUSPEND_64: u64 = 0xC400_0001;
+    pub const CPU_OFF: u64 = 0x8400_0002;
+    pub const CPU_ON_32: u64 = 0x8400_0003;
+    pub const CPU_ON_64: u64 = 0xC400_0003;
+    pub const AFFINITY_INFO_32: u64 = 0x8400_0004;
+    pub const AFFINITY_INFO_64: u64 = 0xC400_0004;
+    pub const MIGRATE_INFO_TYPE: u64 = 0x8400_0006;
+    pub const SYSTEM_OFF: u64 = 0x8400_0008;
+    pub const SYSTEM_RESET: u64 = 0x8400_0009;
+    pub const PSCI_FEATURES: u64 = 0x8400_000A;
+    pub const SMCCC_VERSION: u64 = 0x8000_0000;
+    pub const SMCCC_ARCH_FEATURES: u64 = 0x8000_0001;
+
+    /// PSCI 1.1 in `PSCI_VERSION`'s encoding (major << 16 | minor).
+    pub const VERSION_1_1: u64 = 0x0001_0001;
+    /// SMCCC 1.1.
+    pub const SMCCC_1_1: u64 = 0x0001_0001;
+    /// `MIGRATE_INFO_TYPE`: no trusted OS, nothing to migrate.
+    pub const TOS_NOT_PRESENT: u64 = 2;
+    /// `AFFINITY_INFO` results.
+    pub const AFFINITY_ON: u64 = 0;
+    pub const AFFINITY_OFF: u64 = 1;
+    pub const AFFINITY_ON_PENDING: u64 = 2;
+}
+
+/// Packs up to [`CONSOLE_WRITE_MAX`] bytes into the six argument registers of
+/// [`call::CONSOLE_WRITE`]. Returns the registers and how many bytes they hold.
+pub fn pack_console(bytes: &[u8]) -> ([u64; 6], usize) {
+    let n = bytes.len().min(CONSOLE_WRITE_MAX);
+    let mut regs = [0u64; 6];
+    for (i, b) in bytes[..n].iter().enumerate() {
+        regs[i / 8] |= (*b as u64) << ((i % 8) * 8);
+    }
+    (regs, n)
+}
+
+/// The inverse of [`pack_console`]: the `len` bytes held in `regs`.
+/// `len` beyond [`CONSOLE_WRITE_MAX`] is the caller's error to reject.
+pub fn unpack_console(regs: &[u64; 6], len: usize) -> impl Iterator<Item = u8> + '_ {
+    (0..len.min(CONSOLE_WRITE_MAX)).map(move |i| (regs[i / 8] >> ((i % 8) * 8)) as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_packing_round_trips() {
+        let text = b"partition alpha: heartbeat 12345678901234567890 over forty-eight";
+        let (regs, n) = pack_console(text);
+        assert_eq!(n, CONSOLE_WRITE_MAX);
+        let back: Vec<u8> = unpack_console(&regs, n).collect();
+        assert_eq!(&back[..], &text[..CONSOLE_WRITE_MAX]);
+        let (regs, n) = pack_console(b"hi\n");
+        assert_eq!((regs[0], n), (0x0a_69_68, 3));
+    }
+
+    #[test]
+    fn status_round_trips_and_ids_are_in_vendor_hyp_range() {
+        for s in [
+            Status::Success,
+            Status::NotSupported,
+            Status::InvalidParameters,
+            Status::Denied,
+            Status::AlreadyOn,
+        ] {
+            assert_eq!(Status::from_reg(s.as_reg()), Some(s));
+        }
+        assert_eq!(Status::from_reg(7), None);
+        assert_eq!((call::CONSOLE_WRITE >> 24) & 0x3f, 6);
+        assert_eq!(MAGIC.to_le_bytes(), *b"BULKHEAD");
+    }
+}

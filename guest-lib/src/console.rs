@@ -1,0 +1,170 @@
+//! The console: [`print!`](crate::print) and [`println!`](crate::println).
+//!
+//! Under Bulkhead the bytes go out with the `CONSOLE_WRITE` hypercall, 48 a
+//! call; natively they go to QEMU virt's PL011 UART, polled. Bytes are sent
+//! as given (no `\r` is added), so what a test reads is what was printed.
+//!
+//! One lock serialises the whole guest: a `println!` is one line even when
+//! several CPUs print at once. The lock also masks IRQs on its CPU while held,
+//! so an interrupt handler that prints cannot deadlock against the code it
+//! interrupted; if an exception or panic prints while its own CPU holds the
+//! lock, it writes anyway instead of waiting forever.
+
+use core::fmt::{self, Write};
+use core::hint::spin_loop;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use bulkhead_abi::CONSOLE_WRITE_MAX;
+
+use crate::arch::{self, Daif, Mmio};
+
+/// QEMU virt's PL011 (also where Bulkhead puts an emulated one).
+const PL011_BASE: usize = 0x0900_0000;
+/// UARTDR: data register, a write sends one byte.
+const UARTDR: usize = 0x00;
+/// UARTFR: flag register.
+const UARTFR: usize = 0x18;
+/// UARTFR.TXFF: transmit FIFO full.
+const UARTFR_TXFF: u32 = 1 << 5;
+
+/// Who holds the console: 0 = nobody, else CPU index + 1.
+static OWNER: AtomicUsize = AtomicUsize::new(0);
+
+/// Held while printing; released (and IRQs restored) on drop.
+struct Guard {
+    saved: Daif,
+    /// This CPU already held the lock (exception or panic while printing).
+    nested: bool,
+}
+
+fn lock() -> Guard {
+    let saved = arch::irq_save_and_disable();
+    let me = arch::cpu_index() + 1;
+    if OWNER.load(Ordering::Relaxed) == me {
+        return Guard {
+            saved,
+            nested: true,
+        };
+    }
+    while OWNER
+        .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        spin_loop();
+    }
+    Guard {
+        saved,
+        nested: false,
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if !self.nested {
+            OWNER.store(0, Ordering::Release);
+        }
+        arch::irq_restore(self.saved);
+    }
+}
+
+fn pl011() -> Mmio {
+    // SAFETY: QEMU virt's PL011, mapped as Device memory by the identity map;
+    // natively it exists, and under Bulkhead it is only used by guests whose
+    // partition has an emulated PL011 there.
+    unsafe { Mmio::new(PL011_BASE) }
+}
+
+fn pl011_write_bytes(bytes: &[u8]) {
+    let uart = pl011();
+    // SAFETY: UARTFR and UARTDR are 32-bit registers of the PL011.
+    let (fr, dr) = unsafe { (uart.offset(UARTFR), uart.offset(UARTDR)) };
+    for &b in bytes {
+        while fr.read32() & UARTFR_TXFF != 0 {
+            spin_loop();
+        }
+        dr.write32(u32::from(b));
+    }
+}
+
+/// Writes `s` straight to the PL011's registers at 0x0900_0000, whatever the
+/// mode: under Bulkhead each access traps to the hypervisor's emulated
+/// PL011 (a partition without one is stopped by its stage 2).
+pub fn raw_pl011_write(s: &str) {
+    let _guard = lock();
+    pl011_write_bytes(s.as_bytes());
+}
+
+/// Batches bytes into `CONSOLE_WRITE` hypercalls.
+struct HypercallWriter {
+    buf: [u8; CONSOLE_WRITE_MAX],
+    len: usize,
+}
+
+impl HypercallWriter {
+    fn flush(&mut self) {
+        if self.len > 0 {
+            // Nowhere to report a console failure: the text is dropped.
+            let _ = crate::hvc::console_write(&self.buf[..self.len]);
+            self.len = 0;
+        }
+    }
+}
+
+impl Write for HypercallWriter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len == CONSOLE_WRITE_MAX {
+                self.flush();
+            }
+            self.buf[self.len] = b;
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
+struct Pl011Writer;
+
+impl Write for Pl011Writer {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        pl011_write_bytes(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// The backend of `print!`; holds the console lock for the whole call.
+#[doc(hidden)]
+pub fn _print(args: fmt::Arguments<'_>) {
+    let _guard = lock();
+    if crate::mode::under_bulkhead() {
+        let mut w = HypercallWriter {
+            buf: [0; CONSOLE_WRITE_MAX],
+            len: 0,
+        };
+        // Only a Display impl can fail; print what was formatted so far.
+        let _ = w.write_fmt(args);
+        w.flush();
+    } else {
+        let _ = Pl011Writer.write_fmt(args);
+    }
+}
+
+/// Prints to the guest's console (see [`crate::console`]).
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::console::_print(::core::format_args!($($arg)*))
+    };
+}
+
+/// Prints a line to the guest's console; the line is never interleaved with
+/// another CPU's output.
+#[macro_export]
+macro_rules! println {
+    () => {
+        $crate::print!("\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::console::_print(::core::format_args!("{}\n", ::core::format_args!($($arg)*)))
+    };
+}

@@ -1,0 +1,135 @@
+//! Hypercalls: `hvc #0` under the SMC Calling Convention, and Bulkhead's
+//! calls from [`bulkhead_abi::call`] wrapped in safe functions.
+
+use core::arch::asm;
+
+use bulkhead_abi::{Status, call as id};
+
+/// Issues `hvc #0` with `x0 = id` and `x1.. = args` and returns `x0..x3`.
+///
+/// Under Bulkhead this reaches the hypervisor (an unknown id gets
+/// [`Status::NotSupported`]). Natively on QEMU virt without EL2 it reaches
+/// QEMU's PSCI emulation. If the guest itself entered at EL2 (bare metal,
+/// nothing runs there) the call is not issued and `x0` is `NOT_SUPPORTED`.
+pub fn call<const N: usize>(id: u64, args: [u64; N]) -> [u64; 4] {
+    const { assert!(N <= 7, "SMCCC passes at most seven arguments, x1..x7") };
+    if crate::mode::started_at_el2() {
+        return [Status::NotSupported.as_reg(), 0, 0, 0];
+    }
+    let mut regs = [0u64; 7];
+    regs[..N].copy_from_slice(&args);
+    hvc(id, regs)
+}
+
+/// The instruction itself.
+pub(crate) fn hvc(id: u64, a: [u64; 7]) -> [u64; 4] {
+    let r: [u64; 4];
+    // SAFETY: an HVC is answered by the hypervisor (or QEMU's PSCI), which
+    // only writes x0..x17 (SMCCC 1.0 lets it corrupt x4..x17, all declared
+    // clobbered). No Rust memory is passed; the asm is a memory barrier so
+    // that calls like CPU_ON see earlier stores.
+    unsafe {
+        let (r0, r1, r2, r3);
+        asm!(
+            "hvc #0",
+            inlateout("x0") id => r0,
+            inlateout("x1") a[0] => r1,
+            inlateout("x2") a[1] => r2,
+            inlateout("x3") a[2] => r3,
+            inlateout("x4") a[3] => _,
+            inlateout("x5") a[4] => _,
+            inlateout("x6") a[5] => _,
+            inlateout("x7") a[6] => _,
+            lateout("x8") _, lateout("x9") _, lateout("x10") _, lateout("x11") _,
+            lateout("x12") _, lateout("x13") _, lateout("x14") _, lateout("x15") _,
+            lateout("x16") _, lateout("x17") _,
+            options(nostack)
+        );
+        r = [r0, r1, r2, r3];
+    }
+    r
+}
+
+/// `smc #0`, the PSCI conduit when the guest entered at EL2 (QEMU virt with
+/// virtualization=on answers PSCI on SMC).
+pub(crate) fn smc(id: u64, a: [u64; 7]) -> [u64; 4] {
+    let r: [u64; 4];
+    // SAFETY: as for `hvc`: the firmware (QEMU) writes only x0..x17.
+    unsafe {
+        let (r0, r1, r2, r3);
+        asm!(
+            "smc #0",
+            inlateout("x0") id => r0,
+            inlateout("x1") a[0] => r1,
+            inlateout("x2") a[1] => r2,
+            inlateout("x3") a[2] => r3,
+            inlateout("x4") a[3] => _,
+            inlateout("x5") a[4] => _,
+            inlateout("x6") a[5] => _,
+            inlateout("x7") a[6] => _,
+            lateout("x8") _, lateout("x9") _, lateout("x10") _, lateout("x11") _,
+            lateout("x12") _, lateout("x13") _, lateout("x14") _, lateout("x15") _,
+            lateout("x16") _, lateout("x17") _,
+            options(nostack)
+        );
+        r = [r0, r1, r2, r3];
+    }
+    r
+}
+
+/// Turns `x0` into a result.
+pub(crate) fn status(x0: u64) -> Result<(), Status> {
+    match Status::from_reg(x0) {
+        Some(Status::Success) => Ok(()),
+        Some(error) => Err(error),
+        // A value no call returns: treat it as the call being unknown.
+        None => Err(Status::NotSupported),
+    }
+}
+
+/// What [`vcpu_info`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VcpuInfo {
+    /// The partition's index in the hypervisor's configuration.
+    pub partition: u64,
+    /// This vCPU's index within the partition.
+    pub vcpu: u64,
+    /// How many vCPUs the partition has.
+    pub vcpu_count: u64,
+}
+
+/// Describes the calling vCPU (`VCPU_INFO`). Natively there is no
+/// partition: `Err(Status::NotSupported)`.
+pub fn vcpu_info() -> Result<VcpuInfo, Status> {
+    if !crate::mode::under_bulkhead() {
+        return Err(Status::NotSupported);
+    }
+    let [x0, x1, x2, x3] = call(id::VCPU_INFO, []);
+    status(x0)?;
+    Ok(VcpuInfo {
+        partition: x1,
+        vcpu: x2,
+        vcpu_count: x3,
+    })
+}
+
+/// Writes up to [`bulkhead_abi::CONSOLE_WRITE_MAX`] bytes with
+/// `CONSOLE_WRITE`; returns how many it took. Use [`crate::print!`] instead:
+/// this is its backend under Bulkhead.
+pub fn console_write(bytes: &[u8]) -> Result<usize, Status> {
+    let (regs, n) = bulkhead_abi::pack_console(bytes);
+    let [x0, ..] = call(
+        id::CONSOLE_WRITE,
+        [
+            n as u64, regs[0], regs[1], regs[2], regs[3], regs[4], regs[5],
+        ],
+    );
+    status(x0).map(|()| n)
+}
+
+/// `PARTITION_EXIT` with `code`: stops every vCPU of this partition. Returns
+/// only if the hypervisor refused.
+pub(crate) fn partition_exit(code: u64) -> Status {
+    let [x0, ..] = call(id::PARTITION_EXIT, [code]);
+    Status::from_reg(x0).unwrap_or(Status::NotSupported)
+}

@@ -1,0 +1,131 @@
+//! guest-lib: the runtime of Rust guests for the Bulkhead hypervisor.
+//!
+//! A guest is a `#![no_std]`, `#![no_main]` binary linked at 0x4000_0000
+//! with `linker/guest.ld` that names its `main` with [`entry!`]:
+//!
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! guest_lib::entry!(main);
+//!
+//! fn main() -> ! {
+//!     guest_lib::println!("hello from {}", guest_lib::hypervisor());
+//!     guest_lib::exit(0)
+//! }
+//! ```
+//!
+//! The same image runs in a Bulkhead partition and natively on QEMU virt
+//! (GICv3), at EL1 either way; [`hypervisor()`] tells which.
+//!
+//! # Layering
+//!
+//! - `boot.S`, `vectors.S` (through `arch`): the only assembly. The entry
+//!   drops from EL2 to EL1 if started there, enables FP/SIMD, the vector
+//!   table and the identity-mapped MMU (constants in `mmu`), picks the
+//!   stack by MPIDR.Aff0 and clears .bss; the vectors save the full state.
+//! - `arch`: one wrapper per instruction or register (MPIDR, DAIF, WFI,
+//!   MMIO accessors). No policy.
+//! - [`hvc`], [`psci`]: the call conventions, on [`bulkhead_abi`]'s numbers.
+//!   [`mod@mode`] decides once, at boot, whether Bulkhead is there.
+//! - [`gic`], [`timer`], [`console`]: the devices, each with its native and
+//!   its Bulkhead path chosen by the mode.
+//! - [`irq`], [`exception`], [`smp`]: what a guest uses: handlers by INTID,
+//!   fault reports, secondary CPUs.
+//! - This file: the entry macro, [`exit`], [`idle`] and the panic handler.
+//!
+//! Nothing here allocates; all state is in statics, per CPU where needed
+//! (up to [`MAX_CPUS`]).
+#![no_std]
+
+mod arch;
+pub mod console;
+pub mod exception;
+pub mod gic;
+pub mod hvc;
+pub mod irq;
+mod mmu;
+pub mod mode;
+pub mod psci;
+pub mod smp;
+pub mod timer;
+
+pub use arch::{MAX_CPUS, cpu_index, mpidr, wfi};
+pub use bulkhead_abi as abi;
+pub use console::raw_pl011_write;
+pub use hvc::vcpu_info;
+pub use mode::{Mode, hypervisor, under_bulkhead};
+
+/// Exit code after a panic.
+pub const EXIT_PANIC: u64 = 101;
+/// Exit code after an unexpected exception (data abort, undefined
+/// instruction, ...), reported by [`exception`].
+pub const EXIT_EXCEPTION: u64 = 102;
+
+/// Names the guest's main function: `guest_lib::entry!(main);` with
+/// `fn main() -> !`. It runs on CPU 0 with IRQs masked.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[unsafe(export_name = "__guest_lib_main")]
+        extern "Rust" fn __guest_lib_main() -> ! {
+            let main: fn() -> ! = $main;
+            main()
+        }
+    };
+}
+
+unsafe extern "Rust" {
+    /// Defined by [`entry!`] in the guest binary.
+    fn __guest_lib_main() -> !;
+}
+
+/// Rust entry of the primary CPU, from boot.S: MMU on, stack set, .bss zero.
+#[unsafe(no_mangle)]
+extern "C" fn guest_lib_primary_rust(started_at_el2: u64) -> ! {
+    mode::init(started_at_el2 != 0);
+    gic::init_distributor();
+    gic::init_cpu();
+    // SAFETY: `entry!` defines the symbol with exactly this signature, and a
+    // guest binary that lacks it does not link.
+    unsafe { __guest_lib_main() }
+}
+
+/// Stops the guest with `code`. Under Bulkhead: `PARTITION_EXIT`, which
+/// stops every vCPU of the partition and reports the code. Natively: PSCI
+/// `SYSTEM_OFF` (QEMU exits; the code is lost).
+pub fn exit(code: u64) -> ! {
+    irq::disable();
+    if under_bulkhead() {
+        hvc::partition_exit(code);
+    } else {
+        psci::system_off();
+    }
+    // Refused, or no PSCI: at least stop this CPU.
+    loop {
+        wfi();
+    }
+}
+
+/// Unmasks IRQs and waits for interrupts forever: the idle loop of a guest
+/// whose work happens in handlers.
+pub fn idle() -> ! {
+    irq::enable();
+    loop {
+        wfi();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    match info.location() {
+        Some(at) => println!(
+            "panic: {} at {}:{}:{}",
+            info.message(),
+            at.file(),
+            at.line(),
+            at.column()
+        ),
+        None => println!("panic: {}", info.message()),
+    }
+    exit(EXIT_PANIC)
+}

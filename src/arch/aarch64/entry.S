@@ -1,0 +1,220 @@
+/*
+ * Bulkhead entry points and EL2 exception vectors.
+ *
+ * The image starts with an arm64 Linux Image header, so QEMU's -kernel (and
+ * any Linux boot loader) enters it at EL2 with x0 = the boot device tree.
+ * Constants come from Rust through global_asm! operands:
+ *   STACK_SIZE, MAX_CPUS, FRAME_SIZE.
+ */
+
+.section .text.head, "ax"
+.global _start
+_start:
+    b       primary_entry               /* code0 */
+    .word   0                           /* code1 */
+    .quad   __text_offset               /* text_offset: where loaders put us */
+    .quad   __image_size                /* image_size, .bss included */
+    .quad   0xa                         /* flags: little-endian, 4 KiB pages, anywhere */
+    .quad   0, 0, 0                     /* res2-res4 */
+    .ascii  "ARM\x64"                   /* magic */
+    .word   0                           /* res5 */
+
+primary_entry:
+    mov     x19, x0                     /* the boot device tree */
+    mrs     x1, CurrentEL
+    cmp     x1, #(2 << 2)
+    b.ne    wrong_el
+
+    /* Clear .bss before any Rust runs. */
+    adrp    x1, __bss_start
+    add     x1, x1, :lo12:__bss_start
+    adrp    x2, __bss_end
+    add     x2, x2, :lo12:__bss_end
+1:  cmp     x1, x2
+    b.hs    2f
+    stp     xzr, xzr, [x1], #16
+    b       1b
+2:
+    mov     x0, #0                      /* boot stack slot 0 */
+    bl      el2_common_setup
+    mov     x0, x19
+    bl      rust_primary_main
+    b       halt
+
+/* Secondary CPUs arrive here from PSCI CPU_ON with x0 = their CPU index. */
+.global secondary_entry
+secondary_entry:
+    mov     x19, x0
+    cmp     x0, #{MAX_CPUS}
+    b.hs    halt
+    add     x0, x0, #1                  /* stack slot: CPU index + 1 */
+    bl      el2_common_setup
+    mov     x0, x19
+    bl      rust_secondary_main
+    b       halt
+
+/* x0 = stack slot. Sets SP_EL2, VBAR_EL2; leaves FP/SIMD untrapped for guests. */
+el2_common_setup:
+    adrp    x1, STACKS
+    add     x1, x1, :lo12:STACKS
+    add     x0, x0, #1
+    mov     x2, #{STACK_SIZE}
+    madd    x1, x0, x2, x1              /* top of the slot */
+    mov     sp, x1
+    adrp    x1, el2_vectors
+    add     x1, x1, :lo12:el2_vectors
+    msr     vbar_el2, x1
+    /* CPTR_EL2 (E2H = 0): RES1 bits 13:12 and 9:0; TFP = 0, TTA = 0. */
+    mov     x1, #0x33ff
+    msr     cptr_el2, x1
+    isb
+    ret
+
+wrong_el:
+halt:
+    wfe
+    b       halt
+
+/*
+ * Guest entry: x0 = the value for the guest's x0, x1 = the top of this CPU's
+ * stack (reset so every exit starts from a fresh stack). ELR_EL2 and
+ * SPSR_EL2 are already set.
+ */
+.global vcpu_enter
+vcpu_enter:
+    mov     sp, x1
+    mov     x1, xzr
+    mov     x2, xzr
+    mov     x3, xzr
+    mov     x4, xzr
+    mov     x5, xzr
+    mov     x6, xzr
+    mov     x7, xzr
+    mov     x8, xzr
+    mov     x9, xzr
+    mov     x10, xzr
+    mov     x11, xzr
+    mov     x12, xzr
+    mov     x13, xzr
+    mov     x14, xzr
+    mov     x15, xzr
+    mov     x16, xzr
+    mov     x17, xzr
+    mov     x18, xzr
+    mov     x19, xzr
+    mov     x20, xzr
+    mov     x21, xzr
+    mov     x22, xzr
+    mov     x23, xzr
+    mov     x24, xzr
+    mov     x25, xzr
+    mov     x26, xzr
+    mov     x27, xzr
+    mov     x28, xzr
+    mov     x29, xzr
+    mov     x30, xzr
+    eret
+    dsb     nsh
+    isb
+
+/* Save every guest register into a frame on the EL2 stack. */
+.macro SAVE_GUEST
+    sub     sp, sp, #{FRAME_SIZE}
+    stp     x0, x1, [sp, #16 * 0]
+    stp     x2, x3, [sp, #16 * 1]
+    stp     x4, x5, [sp, #16 * 2]
+    stp     x6, x7, [sp, #16 * 3]
+    stp     x8, x9, [sp, #16 * 4]
+    stp     x10, x11, [sp, #16 * 5]
+    stp     x12, x13, [sp, #16 * 6]
+    stp     x14, x15, [sp, #16 * 7]
+    stp     x16, x17, [sp, #16 * 8]
+    stp     x18, x19, [sp, #16 * 9]
+    stp     x20, x21, [sp, #16 * 10]
+    stp     x22, x23, [sp, #16 * 11]
+    stp     x24, x25, [sp, #16 * 12]
+    stp     x26, x27, [sp, #16 * 13]
+    stp     x28, x29, [sp, #16 * 14]
+    str     x30, [sp, #16 * 15]
+    mov     x0, sp
+.endm
+
+.macro RESTORE_GUEST_AND_ERET
+    ldp     x0, x1, [sp, #16 * 0]
+    ldp     x2, x3, [sp, #16 * 1]
+    ldp     x4, x5, [sp, #16 * 2]
+    ldp     x6, x7, [sp, #16 * 3]
+    ldp     x8, x9, [sp, #16 * 4]
+    ldp     x10, x11, [sp, #16 * 5]
+    ldp     x12, x13, [sp, #16 * 6]
+    ldp     x14, x15, [sp, #16 * 7]
+    ldp     x16, x17, [sp, #16 * 8]
+    ldp     x18, x19, [sp, #16 * 9]
+    ldp     x20, x21, [sp, #16 * 10]
+    ldp     x22, x23, [sp, #16 * 11]
+    ldp     x24, x25, [sp, #16 * 12]
+    ldp     x26, x27, [sp, #16 * 13]
+    ldp     x28, x29, [sp, #16 * 14]
+    ldr     x30, [sp, #16 * 15]
+    add     sp, sp, #{FRAME_SIZE}
+    eret
+    dsb     nsh
+    isb
+.endm
+
+/* A vector entry is 0x80 bytes: too small for the save and restore, so
+ * each entry branches to its stub. */
+.macro VECTOR stub
+.balign 0x80
+    b       \stub
+.endm
+
+.macro LOWER_STUB name, handler
+\name:
+    SAVE_GUEST
+    bl      \handler
+    RESTORE_GUEST_AND_ERET
+.endm
+
+.macro HYP_STUB name, kind
+\name:
+    SAVE_GUEST
+    mov     x1, #\kind
+    bl      handle_hyp_exception
+    b       halt
+.endm
+
+.section .text.vectors, "ax"
+.balign 0x800
+.global el2_vectors
+el2_vectors:
+    /* Current EL with SP_EL0: never used. */
+    VECTOR  hyp_sync
+    VECTOR  hyp_irq
+    VECTOR  hyp_fiq
+    VECTOR  hyp_serror
+    /* Current EL with SP_ELx: a fault in the hypervisor itself. */
+    VECTOR  hyp_sync
+    VECTOR  hyp_irq
+    VECTOR  hyp_fiq
+    VECTOR  hyp_serror
+    /* Lower EL, AArch64: the guests. */
+    VECTOR  lower_sync
+    VECTOR  lower_irq
+    VECTOR  lower_irq                   /* FIQ: group 0 is unused; treated as IRQ */
+    VECTOR  lower_serror
+    /* Lower EL, AArch32: guests are AArch64 only (HCR_EL2.RW = 1). */
+    VECTOR  lower_aarch32
+    VECTOR  lower_irq
+    VECTOR  lower_irq
+    VECTOR  lower_serror
+
+.balign 0x80
+LOWER_STUB lower_sync, handle_lower_sync
+LOWER_STUB lower_irq, handle_lower_irq
+LOWER_STUB lower_serror, handle_lower_serror
+LOWER_STUB lower_aarch32, handle_lower_aarch32
+HYP_STUB hyp_sync, 0
+HYP_STUB hyp_irq, 1
+HYP_STUB hyp_fiq, 2
+HYP_STUB hyp_serror, 3

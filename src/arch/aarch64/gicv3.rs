@@ -1,0 +1,194 @@
+//! The physical GICv3 at EL2.
+//!
+//! Distributor and redistributor programming goes through the `arm-gic`
+//! crate. The CPU interface on the hot paths (acknowledge, priority drop,
+//! deactivate, SGIs) and the virtualization interface (ICH_* list
+//! registers), which `arm-gic` does not cover, are the small typed
+//! functions below.
+//!
+//! EOImode = 1: at EL2 a write to ICC_EOIR1_EL1 only drops the running
+//! priority. An interrupt forwarded to a guest with the list register's HW
+//! bit is deactivated by the guest's own EOI, with no exit; anything the
+//! hypervisor consumes itself it deactivates with ICC_DIR_EL1.
+
+use core::ptr::NonNull;
+
+use arm_gic::IntId;
+use arm_gic::gicv3::GicV3;
+use arm_gic::gicv3::registers::{Gicd, GicrSgi};
+use safe_mmio::UniqueMmioPointer;
+
+use super::{mrs, msr};
+
+/// The physical SGI the hypervisor uses to kick another CPU into EL2.
+/// Guests never see physical SGIs, so any number is free; 0 it is.
+pub const KICK_SGI: u32 = 0;
+/// The EL1 virtual timer's PPI.
+pub const VTIMER_PPI: u32 = 27;
+/// What ICC_IAR1_EL1 returns when nothing is pending.
+pub const SPURIOUS: u32 = 1023;
+/// Priority of every interrupt the hypervisor enables (the GIC's highest
+/// non-secure level; all are equal, none preempts another at EL2).
+const PRIORITY: u8 = 0x80;
+
+/// The driver, behind a lock; `arm-gic`'s pointers are not `Send`.
+struct Gic(GicV3<'static>);
+
+// SAFETY: the GIC registers are device memory reachable from every CPU;
+// the lock around `Gic` serialises all use of the driver.
+unsafe impl Send for Gic {}
+
+static GIC: spin::Mutex<Option<Gic>> = spin::Mutex::new(None);
+
+/// Boot CPU, once: the distributor. Affinity routing on, every SPI group 1,
+/// level-triggered, disabled; enabling comes from ownership later.
+pub fn init_distributor(gicd: u64, gicr: u64, cpus: usize) {
+    let gicd = NonNull::new(gicd as *mut Gicd).expect("board GICD address is not null");
+    let gicr = NonNull::new(gicr as *mut GicrSgi).expect("board GICR address is not null");
+    // SAFETY: the addresses come from the checked board description and were
+    // matched against the boot device tree; they are mapped as device memory
+    // and only this driver (behind GIC's lock) touches them.
+    let gic = unsafe { GicV3::new(UniqueMmioPointer::new(gicd), gicr, cpus) }
+        .expect("the GICR frames the board describes are present");
+    let mut gic = Gic(gic);
+    gic.0.distributor().configure_default_settings();
+    gic.0.distributor().enable_all_interrupts(false);
+    *GIC.lock() = Some(gic);
+}
+
+/// On each CPU: wake its redistributor, set its SGIs and PPIs to group 1 and
+/// disabled, then enable the hypervisor's own: the kick SGI and, when the
+/// CPU runs a vCPU, the virtual timer. Then the EL2 CPU interface.
+pub fn init_cpu(cpu: usize, runs_vcpu: bool) {
+    {
+        let mut guard = GIC.lock();
+        let gic = &mut guard.as_mut().expect("distributor initialised first").0;
+        let mut redist = gic.redistributor(cpu).expect("CPU index within the board");
+        // An already-awake redistributor is fine.
+        let _ = redist.mark_core_awake();
+        redist.configure_default_settings();
+        let mut private = [KICK_SGI].into_iter().chain(runs_vcpu.then_some(VTIMER_PPI));
+        private.try_for_each(|intid| {
+            let intid = if intid < 16 { IntId::sgi(intid) } else { IntId::ppi(intid - 16) };
+            redist.set_interrupt_priority(intid, PRIORITY)?;
+            redist.enable_interrupt(intid, true)
+        })
+        .expect("SGI and PPI numbers are valid");
+    }
+    // ICC_SRE_EL2: SRE, DFB, DIB, and Enable (EL1 may use its system registers).
+    msr!("s3_4_c12_c9_5", 0xf);
+    // SAFETY: a context synchronisation barrier.
+    unsafe { core::arch::asm!("isb", options(nomem, nostack, preserves_flags)) };
+    msr!("s3_0_c4_c6_0", 0xff); // ICC_PMR_EL1: every priority passes
+    msr!("s3_0_c12_c12_3", 0); // ICC_BPR1_EL1
+    msr!("s3_0_c12_c12_4", 1 << 1); // ICC_CTLR_EL1: EOImode = 1 (drop and deactivate split)
+    msr!("s3_0_c12_c12_7", 1); // ICC_IGRPEN1_EL1: group 1 on
+    // ICH_HCR_EL2.En: the virtual CPU interface is on.
+    msr!("s3_4_c12_c11_0", 1);
+    msr!("s3_4_c12_c11_7", 0); // ICH_VMCR_EL2: the guest programs its own
+    for n in 0..list_registers() {
+        write_lr(n, 0);
+    }
+}
+
+/// Acknowledges the highest-priority pending group-1 interrupt.
+#[inline(always)]
+pub fn acknowledge() -> u32 {
+    (mrs!("s3_0_c12_c12_0") & 0xff_ffff) as u32 // ICC_IAR1_EL1
+}
+
+/// Drops the running priority (EOImode 1: does not deactivate).
+#[inline(always)]
+pub fn priority_drop(intid: u32) {
+    msr!("s3_0_c12_c12_1", u64::from(intid)); // ICC_EOIR1_EL1
+}
+
+/// Deactivates an interrupt the hypervisor consumed itself.
+#[inline(always)]
+pub fn deactivate(intid: u32) {
+    msr!("s3_0_c12_c11_1", u64::from(intid)); // ICC_DIR_EL1
+}
+
+/// Sends physical SGI `intid` to the CPU with affinity `mpidr`.
+pub fn send_sgi(intid: u32, mpidr: u64) {
+    let aff0 = mpidr & 0xf;
+    let value = ((mpidr >> 32 & 0xff) << 48) // Aff3
+        | ((mpidr >> 16 & 0xff) << 32)         // Aff2
+        | (u64::from(intid & 0xf) << 24)
+        | ((mpidr >> 8 & 0xff) << 16)          // Aff1
+        | (1 << aff0); // TargetList
+    // SAFETY: barriers order earlier stores (the state the target will read)
+    // before the SGI; no memory is accessed.
+    unsafe { core::arch::asm!("dsb ish", options(nostack, preserves_flags)) };
+    msr!("s3_0_c12_c11_5", value); // ICC_SGI1R_EL1
+    // SAFETY: a context synchronisation barrier.
+    unsafe { core::arch::asm!("isb", options(nomem, nostack, preserves_flags)) };
+}
+
+/// Number of list registers (ICH_VTR_EL2.ListRegs + 1).
+pub fn list_registers() -> usize {
+    (mrs!("s3_4_c12_c11_1") & 0x1f) as usize + 1
+}
+
+/// ICH_ELRSR_EL2: bit n set when list register n holds nothing.
+#[inline(always)]
+pub fn empty_list_registers() -> u64 {
+    mrs!("s3_4_c12_c11_5")
+}
+
+/// A list register value: pending, group 1, `priority`, forwarding physical
+/// `pintid` with the HW bit when given.
+pub const fn lr_value(vintid: u32, priority: u8, pintid: Option<u32>) -> u64 {
+    const PENDING: u64 = 1 << 62;
+    const HW: u64 = 1 << 61;
+    const GROUP1: u64 = 1 << 60;
+    let hw = match pintid {
+        Some(p) => HW | ((p as u64 & 0x3ff) << 32),
+        None => 0,
+    };
+    PENDING | GROUP1 | hw | ((priority as u64) << 48) | vintid as u64
+}
+
+/// Writes list register `n` (ICH_LR<n>_EL2); `n` beyond 15 is ignored.
+#[inline(always)]
+pub fn write_lr(n: usize, value: u64) {
+    match n {
+        0 => msr!("s3_4_c12_c12_0", value),
+        1 => msr!("s3_4_c12_c12_1", value),
+        2 => msr!("s3_4_c12_c12_2", value),
+        3 => msr!("s3_4_c12_c12_3", value),
+        4 => msr!("s3_4_c12_c12_4", value),
+        5 => msr!("s3_4_c12_c12_5", value),
+        6 => msr!("s3_4_c12_c12_6", value),
+        7 => msr!("s3_4_c12_c12_7", value),
+        8 => msr!("s3_4_c12_c13_0", value),
+        9 => msr!("s3_4_c12_c13_1", value),
+        10 => msr!("s3_4_c12_c13_2", value),
+        11 => msr!("s3_4_c12_c13_3", value),
+        12 => msr!("s3_4_c12_c13_4", value),
+        13 => msr!("s3_4_c12_c13_5", value),
+        14 => msr!("s3_4_c12_c13_6", value),
+        15 => msr!("s3_4_c12_c13_7", value),
+        _ => {}
+    }
+}
+
+/// Puts a virtual interrupt into a free list register of this CPU. Returns
+/// false when every list register is busy.
+pub fn inject(value: u64) -> bool {
+    let free = empty_list_registers() & ((1 << list_registers()) - 1);
+    if free == 0 {
+        return false;
+    }
+    write_lr(free.trailing_zeros() as usize, value);
+    true
+}
+
+/// Turns the virtual CPU interface off and empties the list registers (a
+/// stopped vCPU).
+pub fn disable_virtual_interface() {
+    msr!("s3_4_c12_c11_0", 0);
+    for n in 0..list_registers() {
+        write_lr(n, 0);
+    }
+}

@@ -1,0 +1,206 @@
+//! AArch64 at EL2: entry, vectors, system registers, the EL2 MMU, stage-2
+//! registers, cache and TLB maintenance, and the firmware (PSCI over SMC).
+//! The only module besides the drivers (`gicv3`, `pl011`) that runs
+//! instructions generic code cannot.
+
+pub mod gicv3;
+pub mod mmu;
+pub mod pl011;
+
+use core::arch::{asm, global_asm};
+
+/// Bytes of EL2 stack per physical CPU.
+pub const STACK_SIZE: usize = 16 * 1024;
+/// Most physical CPUs a board may have.
+pub const MAX_CPUS: usize = 8;
+
+/// The guest registers saved by every exit from a lower EL: x0..x30 and a pad
+/// word to keep the stack 16-byte aligned. Its layout is the assembly's.
+#[repr(C)]
+#[derive(Debug)]
+pub struct TrapFrame {
+    pub x: [u64; 31],
+    _pad: u64,
+}
+
+impl TrapFrame {
+    /// Register `n` as an instruction names it: 31 is xzr.
+    pub fn reg(&self, n: u8) -> u64 {
+        self.x.get(usize::from(n)).copied().unwrap_or(0)
+    }
+
+    /// Writes register `n`; writes to xzr vanish.
+    pub fn set_reg(&mut self, n: u8, value: u64) {
+        if let Some(r) = self.x.get_mut(usize::from(n)) {
+            *r = value;
+        }
+    }
+}
+
+/// The EL2 stacks: slot 0 is the boot CPU's, slot n + 1 is CPU n's.
+#[repr(C, align(16))]
+pub struct Stacks([[u8; STACK_SIZE]; MAX_CPUS + 1]);
+
+#[unsafe(no_mangle)]
+static mut STACKS: Stacks = Stacks([[0; STACK_SIZE]; MAX_CPUS + 1]);
+
+global_asm!(
+    include_str!("entry.S"),
+    STACK_SIZE = const STACK_SIZE,
+    MAX_CPUS = const MAX_CPUS,
+    FRAME_SIZE = const core::mem::size_of::<TrapFrame>(),
+);
+
+unsafe extern "C" {
+    /// Enters the guest: sets x0, clears the other registers, resets SP_EL2
+    /// to `stack_top` and ERETs to ELR_EL2 with SPSR_EL2.
+    fn vcpu_enter(x0: u64, stack_top: u64) -> !;
+    static secondary_entry: u8;
+}
+
+/// Top of the EL2 stack of stack slot `slot` (see [`Stacks`]).
+pub fn stack_top(slot: usize) -> u64 {
+    // Only the address is taken; nothing is read or written through it.
+    let base = core::ptr::addr_of!(STACKS) as u64;
+    base + ((slot + 1) * STACK_SIZE) as u64
+}
+
+/// Reads a system register by name.
+macro_rules! mrs {
+    ($reg:literal) => {{
+        let value: u64;
+        // SAFETY: reading this system register has no effect on memory.
+        unsafe {
+            core::arch::asm!(concat!("mrs {}, ", $reg), out(reg) value, options(nomem, nostack, preserves_flags))
+        };
+        value
+    }};
+}
+
+/// Writes a system register by name. Only for registers that configure the
+/// GIC's CPU interfaces or the guest's EL1 context, which cannot break the
+/// hypervisor's own memory safety.
+macro_rules! msr {
+    ($reg:literal, $value:expr) => {{
+        let value: u64 = $value;
+        // SAFETY: the register configures interrupts or guest state only (see the macro's doc).
+        unsafe {
+            core::arch::asm!(concat!("msr ", $reg, ", {}"), in(reg) value, options(nomem, nostack, preserves_flags))
+        };
+    }};
+}
+pub(crate) use {mrs, msr};
+
+/// MPIDR_EL1's affinity fields (Aff3, Aff2, Aff1, Aff0).
+pub fn mpidr() -> u64 {
+    mrs!("mpidr_el1") & 0xff_00ff_ffff
+}
+
+/// Calls the firmware's PSCI (SMC conduit, SMCCC 1.1).
+pub fn psci_call(fid: u64, a1: u64, a2: u64, a3: u64) -> i64 {
+    let mut x0 = fid;
+    // SAFETY: an SMC to PSCI firmware; it may clobber x0-x17 per SMCCC 1.1 and
+    // touches no memory of ours.
+    unsafe {
+        asm!("smc #0", inout("x0") x0, inout("x1") a1 => _, inout("x2") a2 => _, inout("x3") a3 => _,
+             out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _, out("x9") _,
+             out("x10") _, out("x11") _, out("x12") _, out("x13") _, out("x14") _, out("x15") _,
+             out("x16") _, out("x17") _, options(nostack));
+    }
+    x0 as i64
+}
+
+/// Starts physical CPU `index` (MPIDR `mpidr`) at `secondary_entry`.
+pub fn start_cpu(index: usize, mpidr: u64) -> i64 {
+    let entry = core::ptr::addr_of!(secondary_entry) as u64;
+    psci_call(bulkhead_abi::psci::CPU_ON_64, mpidr, entry, index as u64)
+}
+
+/// Powers the machine off through the firmware.
+pub fn system_off() -> ! {
+    psci_call(bulkhead_abi::psci::SYSTEM_OFF, 0, 0, 0);
+    halt()
+}
+
+/// Stops this CPU for good, interrupts masked.
+pub fn halt() -> ! {
+    loop {
+        // SAFETY: masks interrupts and waits; touches no memory.
+        unsafe { asm!("msr daifset, #0xf", "wfi", options(nomem, nostack)) };
+    }
+}
+
+/// Waits for an event (SEV from another CPU).
+pub fn wait_for_event() {
+    // SAFETY: a hint instruction.
+    unsafe { asm!("wfe", options(nomem, nostack, preserves_flags)) };
+}
+
+/// Waits for an interrupt to become pending (taken or not).
+pub fn wait_for_interrupt() {
+    // SAFETY: a hint instruction.
+    unsafe { asm!("wfi", options(nomem, nostack, preserves_flags)) };
+}
+
+/// Wakes CPUs waiting in [`wait_for_event`].
+pub fn send_event() {
+    // SAFETY: orders earlier stores before the event; touches no memory.
+    unsafe { asm!("dsb ish", "sev", options(nostack, preserves_flags)) };
+}
+
+/// The guest's EL1 starting state, for one vCPU.
+#[derive(Clone, Copy, Debug)]
+pub struct GuestStart {
+    pub entry: u64,
+    pub x0: u64,
+    pub vmpidr: u64,
+    pub vmid: u16,
+    pub stage2_root: u64,
+}
+
+/// HCR_EL2 for a running guest: VM (stage 2), SWIO, FMO, IMO, AMO (physical
+/// interrupts and SErrors to EL2, virtual ones to the guest), TSC (SMC traps,
+/// so PSCI can be emulated over SMC too), RW (EL1 is AArch64).
+pub const HCR_GUEST: u64 =
+    (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 19) | (1 << 31);
+
+/// Sets up this CPU's EL1 context and stage 2 for `start` and enters it.
+/// EL1 registers are the architecture's reset values, so every entry (boot,
+/// CPU_ON after CPU_OFF) starts alike.
+pub fn enter_guest(start: &GuestStart, stack_top: u64) -> ! {
+    msr!("vttbr_el2", (u64::from(start.vmid) << 48) | start.stage2_root);
+    msr!("vtcr_el2", crate::mm::pagetable::VTCR_EL2_VALUE);
+    msr!("vmpidr_el2", start.vmpidr | (1 << 31));
+    msr!("vpidr_el2", mrs!("midr_el1"));
+    // EL1 may read the physical counter (EL1PCTEN), not program the physical timer.
+    msr!("cnthctl_el2", 1 << 0);
+    msr!("cntvoff_el2", 0);
+    // SCTLR_EL1 reset state: MMU and caches off, RES1 bits set.
+    msr!("sctlr_el1", 0x30d0_0800);
+    msr!("cpacr_el1", 0);
+    msr!("cntv_ctl_el0", 0);
+    msr!("hcr_el2", HCR_GUEST);
+    // EL1h with D, A, I, F masked.
+    msr!("spsr_el2", 0x3c5);
+    msr!("elr_el2", start.entry);
+    // SAFETY: invalidates this VMID's stale stage-1+2 TLB entries; no memory access.
+    unsafe { asm!("isb", "tlbi vmalls12e1", "dsb nsh", "isb", options(nostack)) };
+    // SAFETY: ELR/SPSR/HCR/VTTBR describe a guest whose memory the stage-2
+    // tables confine; the stack top is this CPU's own.
+    unsafe { vcpu_enter(start.x0, stack_top) }
+}
+
+/// Cleans `[start, start + len)` from the data cache to the point of
+/// coherency, so a guest that starts with its MMU (and caches) off sees
+/// what the hypervisor wrote, then invalidates the instruction cache.
+pub fn clean_for_guest(start: u64, len: u64) {
+    let line = 4u64 << ((mrs!("ctr_el0") >> 16) & 0xf);
+    let mut at = start & !(line - 1);
+    while at < start + len {
+        // SAFETY: cache maintenance by address on memory this hypervisor maps.
+        unsafe { asm!("dc cvac, {}", in(reg) at, options(nostack, preserves_flags)) };
+        at += line;
+    }
+    // SAFETY: barriers and an instruction-cache invalidate.
+    unsafe { asm!("dsb ish", "ic ialluis", "dsb ish", "isb", options(nostack, preserves_flags)) };
+}

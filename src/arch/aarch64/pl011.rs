@@ -1,0 +1,57 @@
+//! The board's PL011 UART, transmit only, polled. The hypervisor owns it;
+//! partitions reach it through `console`.
+
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::register_structs;
+use tock_registers::registers::{ReadOnly, ReadWrite};
+
+register_structs! {
+    Regs {
+        (0x00 => dr: ReadWrite<u32>),
+        (0x04 => _reserved0),
+        (0x18 => fr: ReadOnly<u32>),
+        (0x1c => @END),
+    }
+}
+
+/// FR.TXFF: the transmit FIFO is full.
+const FR_TXFF: u32 = 1 << 5;
+
+/// A PL011 at a fixed address (an address, not a reference: tock-registers
+/// blocks are not `Sync`).
+#[derive(Debug)]
+pub struct Pl011 {
+    base: usize,
+}
+
+impl Pl011 {
+    /// # Safety
+    /// `base` is a PL011's register block, mapped as device memory, and
+    /// nothing else drives it.
+    pub const unsafe fn new(base: usize) -> Self {
+        Self { base }
+    }
+
+    fn regs(&self) -> &Regs {
+        // SAFETY: `new`'s contract: `base` is this UART's register block.
+        unsafe { &*(self.base as *const Regs) }
+    }
+
+    pub fn write_byte(&mut self, byte: u8) {
+        let regs = self.regs();
+        while regs.fr.get() & FR_TXFF != 0 {}
+        regs.dr.set(u32::from(byte));
+    }
+}
+
+impl core::fmt::Write for Pl011 {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for b in s.bytes() {
+            if b == b'\n' {
+                self.write_byte(b'\r');
+            }
+            self.write_byte(b);
+        }
+        Ok(())
+    }
+}

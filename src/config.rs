@@ -1,0 +1,125 @@
+//! The static configuration as the hypervisor sees it at run time.
+//!
+//! `build.rs` reads the board description and the partition set (TOML under
+//! `boards/`), checks them with `tools/config`, and writes a Rust file into
+//! `OUT_DIR` that builds one [`Config`] out of these types. Nothing here is
+//! parsed at run time: a configuration that reaches the hypervisor has
+//! already been checked.
+
+/// A physical address range: `[base, base + size)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Range {
+    pub base: u64,
+    pub size: u64,
+}
+
+impl Range {
+    pub const fn end(&self) -> u64 {
+        self.base + self.size
+    }
+
+    pub const fn contains(&self, addr: u64) -> bool {
+        addr >= self.base && addr - self.base < self.size
+    }
+}
+
+/// One physical CPU of the board.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuConfig {
+    /// The affinity fields of its MPIDR_EL1 (Aff3 in bits 39:32, Aff2..Aff0
+    /// in bits 23:0), as the boot device tree's `reg` gives it.
+    pub mpidr: u64,
+}
+
+/// The board's interrupt controller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicConfig {
+    V3 {
+        distributor: u64,
+        /// The first redistributor frame; CPU n's is `redistributor + n * 0x20000`.
+        redistributor: u64,
+        /// INTID of the GIC maintenance interrupt (a PPI).
+        maintenance_intid: u32,
+    },
+    V2 {
+        distributor: u64,
+        cpu_interface: u64,
+        hyp_interface: u64,
+        virtual_cpu_interface: u64,
+        maintenance_intid: u32,
+    },
+}
+
+/// The machine, from `boards/<board>/board.toml`.
+#[derive(Clone, Copy, Debug)]
+pub struct BoardConfig {
+    pub name: &'static str,
+    /// RAM ranges, ascending, disjoint.
+    pub ram: &'static [Range],
+    /// The part of RAM the hypervisor keeps for itself (image, heap, tables).
+    pub hypervisor: Range,
+    /// The board UART, a PL011, owned by the hypervisor.
+    pub uart: Range,
+    pub gic: GicConfig,
+    /// Physical CPUs; the index into this slice is the CPU id used everywhere.
+    pub cpus: &'static [CpuConfig],
+}
+
+/// A region of guest RAM: `size` bytes at `ipa` in the guest, `phys` in the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryRegion {
+    pub ipa: u64,
+    pub phys: u64,
+    pub size: u64,
+}
+
+/// A passthrough device: its MMIO mapped into the partition as device
+/// memory, its interrupts owned by the partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceConfig {
+    pub name: &'static str,
+    pub ipa: u64,
+    pub phys: u64,
+    pub size: u64,
+    /// Physical INTIDs (SPIs) owned by the partition.
+    pub interrupts: &'static [u32],
+}
+
+/// A blob the hypervisor copies into a partition's memory before it starts.
+#[derive(Clone, Copy, Debug)]
+pub struct Blob {
+    /// Where it goes, as a guest address (inside one of the memory regions).
+    pub ipa: u64,
+    pub bytes: &'static [u8],
+}
+
+/// One partition, from a `[[partition]]` table of the partition set.
+#[derive(Clone, Copy, Debug)]
+pub struct PartitionConfig {
+    pub name: &'static str,
+    /// Physical CPU (index into [`BoardConfig::cpus`]) of each vCPU:
+    /// vCPU n runs on `cpus[n]` and nowhere else.
+    pub cpus: &'static [usize],
+    /// The virtual MPIDR of each vCPU, as the partition's device tree states it.
+    pub vmpidrs: &'static [u64],
+    /// RAM regions, ascending by IPA, disjoint.
+    pub memory: &'static [MemoryRegion],
+    pub devices: &'static [DeviceConfig],
+    /// The guest image (loadable bytes only; the rest of memory is zeroed).
+    pub image: Blob,
+    /// Where vCPU 0 starts, at EL1 with its MMU off.
+    pub entry: u64,
+    /// The generated device tree, passed in x0; `None`: x0 = 0.
+    pub device_tree: Option<Blob>,
+    /// Guest address of the emulated PL011, if the partition has one.
+    pub console_pl011: Option<u64>,
+}
+
+/// Everything the hypervisor is built for.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// The partition set's file, for reports.
+    pub source: &'static str,
+    pub board: BoardConfig,
+    pub partitions: &'static [PartitionConfig],
+}

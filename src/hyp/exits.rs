@@ -1,0 +1,231 @@
+//! The exception handlers the vectors call: a guest's synchronous exits
+//! (calls, MMIO, faults), physical interrupts, SErrors, and faults of the
+//! hypervisor itself.
+//!
+//! Everything a guest put in a register is hostile input: it is decoded by
+//! the pure modules (`trap`, `hypercall`, `psci`, `console`) and answered
+//! with an error code, or the partition is stopped with a report. Nothing a
+//! guest does reaches a panic.
+
+use bulkhead_abi::{ABI_VERSION, MAGIC, Status, unpack_console};
+
+use crate::arch::{self, TrapFrame, gicv3, mrs, msr};
+use crate::console::pl011;
+use crate::hypercall::Hypercall;
+use crate::partition::{Fault, FaultKind, Power, StopReason};
+use crate::psci::{self, Outcome};
+use crate::trap::{DataAbort, Exit};
+
+use super::console::hyp_println;
+use super::partitions::{Partition, Runtime, park};
+
+/// Priority the virtual timer interrupt carries until the virtual
+/// distributor lets the guest choose.
+const VTIMER_PRIORITY: u8 = 0xa0;
+
+/// The running vCPU of this CPU.
+fn current() -> (&'static Runtime, usize, usize) {
+    let runtime = super::runtime_of();
+    let (p, v) = runtime
+        .vcpu_on_cpu(super::this_cpu())
+        .expect("only CPUs that run a vCPU enter a guest");
+    (runtime, p, v)
+}
+
+fn skip_instruction() {
+    msr!("elr_el2", mrs!("elr_el2") + 4);
+}
+
+fn fault(kind: FaultKind, v: usize, address: Option<u64>) -> StopReason {
+    StopReason::Fault(Fault {
+        vcpu: v,
+        kind,
+        esr: mrs!("esr_el2"),
+        elr: mrs!("elr_el2"),
+        address,
+    })
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
+    let (runtime, p, v) = current();
+    let exit = Exit::decode(mrs!("esr_el2"), mrs!("far_el2"), mrs!("hpfar_el2"));
+    match exit {
+        Exit::Hvc { .. } => call(frame, runtime, p, v),
+        Exit::Smc { .. } => {
+            // A trapped SMC returns to itself; the call is done once.
+            skip_instruction();
+            call(frame, runtime, p, v)
+        }
+        Exit::DataAbort(abort) => data_abort(frame, runtime, p, v, abort),
+        // A system register the hypervisor does not emulate is UNDEFINED
+        // for the guest, as on hardware that lacks it.
+        Exit::SysReg(_) => inject_undefined(),
+        Exit::InstructionAbort { ipa } => {
+            runtime.stop(p, fault(FaultKind::InstructionAbort, v, Some(ipa)))
+        }
+        Exit::Other { .. } => runtime.stop(p, fault(FaultKind::UnknownTrap, v, None)),
+    }
+}
+
+/// Answers an HVC or SMC: Bulkhead's calls, then PSCI, else NOT_SUPPORTED.
+fn call(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize) {
+    let part = &runtime.partitions[p];
+    let x: [u64; 8] = core::array::from_fn(|i| frame.x[i]);
+    if let Some(decoded) = Hypercall::decode(&x) {
+        frame.x[0] = match decoded {
+            Err(status) => status.as_reg(),
+            Ok(Hypercall::Version) => {
+                frame.x[1] = MAGIC;
+                frame.x[2] = ABI_VERSION;
+                0
+            }
+            Ok(Hypercall::ConsoleWrite { len, regs }) => {
+                let mut line = part.line.lock();
+                for byte in unpack_console(&regs, len) {
+                    if let Some(text) = line.push(byte) {
+                        super::console::partition_line(part.config.name, text);
+                    }
+                }
+                0
+            }
+            Ok(Hypercall::VcpuInfo) => {
+                frame.x[1] = p as u64;
+                frame.x[2] = v as u64;
+                frame.x[3] = part.config.cpus.len() as u64;
+                0
+            }
+            Ok(Hypercall::Exit { code }) => runtime.stop(p, StopReason::Exit { vcpu: v, code }),
+        };
+        return;
+    }
+    let vcpus = &part.state.vcpus[..part.config.cpus.len()];
+    let outcome = psci::handle(
+        x[0],
+        [x[1], x[2], x[3]],
+        vcpus,
+        part.config.vmpidrs,
+        part.config.memory,
+    );
+    frame.x[0] = match outcome {
+        None => Status::NotSupported.as_reg(),
+        Some(Outcome::Return(value)) => value,
+        Some(Outcome::Woke(_)) => {
+            arch::send_event();
+            0
+        }
+        Some(Outcome::CpuOff) => {
+            part.state.vcpus[v].set_power(Power::Off);
+            arch::msr!("cntv_ctl_el0", 0);
+            gicv3::disable_virtual_interface();
+            msr!("s3_4_c12_c11_0", 1); // ICH_HCR_EL2.En again, for the next CPU_ON
+            runtime.wait_for_cpu_on(p, v)
+        }
+        Some(Outcome::SystemOff) => runtime.stop(p, StopReason::SystemOff { vcpu: v }),
+        Some(Outcome::SystemReset) => runtime.stop(p, StopReason::SystemReset { vcpu: v }),
+    };
+}
+
+/// A stage-2 data abort: the emulated PL011, or a fault that stops the partition.
+fn data_abort(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize, abort: DataAbort) {
+    let part: &Partition = &runtime.partitions[p];
+    let uart = part
+        .config
+        .console_pl011
+        .filter(|&base| abort.ipa >= base && abort.ipa - base < pl011::SIZE);
+    let Some(base) = uart else {
+        let kind = FaultKind::DataAbort {
+            write: abort.write,
+            size: abort.size,
+        };
+        runtime.stop(p, fault(kind, v, Some(abort.ipa)))
+    };
+    if !abort.valid {
+        runtime.stop(p, fault(FaultKind::UnemulatableAccess, v, Some(abort.ipa)))
+    }
+    let offset = abort.ipa - base;
+    if abort.write {
+        let value = abort.store_value(frame.reg(abort.reg));
+        let effect = part.pl011.lock().write(offset, abort.size, value);
+        if let pl011::Effect::Byte(byte) = effect {
+            if let Some(text) = part.line.lock().push(byte) {
+                super::console::partition_line(part.config.name, text);
+            }
+        }
+    } else {
+        let raw = part.pl011.lock().read(offset, abort.size);
+        frame.set_reg(abort.reg, abort.load_value(u64::from(raw)));
+    }
+    skip_instruction();
+}
+
+/// Makes the guest take an Undefined Instruction exception at EL1, as the
+/// architecture would for an instruction it does not implement.
+fn inject_undefined() {
+    let spsr = mrs!("spsr_el2");
+    // Where the guest's vector table takes it: from EL1 with SP_EL0 (+0x0),
+    // EL1 with SP_EL1 (+0x200), or EL0 (+0x400).
+    let offset = match spsr & 0xf {
+        0b0100 => 0x000,
+        0b0101 => 0x200,
+        _ => 0x400,
+    };
+    msr!("esr_el1", 1 << 25); // EC 0 (unknown reason), IL = 1
+    msr!("elr_el1", mrs!("elr_el2"));
+    msr!("spsr_el1", spsr);
+    msr!("elr_el2", mrs!("vbar_el1") + offset);
+    msr!("spsr_el2", 0x3c5); // EL1h, D, A, I, F masked: what taking an exception does
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn handle_lower_irq(_frame: &mut TrapFrame) {
+    let (runtime, p, _) = current();
+    loop {
+        let intid = gicv3::acknowledge();
+        if intid >= gicv3::SPURIOUS {
+            break;
+        }
+        gicv3::priority_drop(intid);
+        match intid {
+            // The guest's EOI deactivates it (HW bit); if no list register is
+            // free it stays active, and the level re-asserts it after the
+            // deactivation below.
+            gicv3::VTIMER_PPI => {
+                let lr = gicv3::lr_value(intid, VTIMER_PRIORITY, Some(intid));
+                if !gicv3::inject(lr) {
+                    gicv3::deactivate(intid);
+                }
+            }
+            // The kick, and anything not (yet) routed to a guest.
+            _ => gicv3::deactivate(intid),
+        }
+    }
+    if runtime.partitions[p].state.is_stopped() {
+        park();
+    }
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn handle_lower_serror(_frame: &mut TrapFrame) {
+    let (runtime, p, v) = current();
+    runtime.stop(p, fault(FaultKind::UnknownTrap, v, None))
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn handle_lower_aarch32(_frame: &mut TrapFrame) {
+    let (runtime, p, v) = current();
+    runtime.stop(p, fault(FaultKind::UnknownTrap, v, None))
+}
+
+/// An exception taken from EL2 itself: a hypervisor bug. Report and power off.
+#[unsafe(no_mangle)]
+extern "C" fn handle_hyp_exception(_frame: &mut TrapFrame, kind: u64) -> ! {
+    hyp_println!(
+        "hypervisor exception (kind {kind}) on CPU {}: ESR {:#x} ELR {:#x} FAR {:#x}",
+        super::this_cpu(),
+        mrs!("esr_el2"),
+        mrs!("elr_el2"),
+        mrs!("far_el2")
+    );
+    arch::system_off()
+}

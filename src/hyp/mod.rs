@@ -1,0 +1,154 @@
+//! The hypervisor proper: boot, the per-CPU loop that runs one vCPU, and the
+//! exception handlers. Built only for the target.
+//!
+//! Boot, in order: console, EL2 MMU, heap, the boot device tree checked
+//! against the board, the distributor, the partitions (stage-2 tables,
+//! images, device trees), the secondary CPUs; then every CPU sets up its
+//! redistributor and CPU interface and enters its vCPU at EL1.
+
+pub mod console;
+mod exits;
+mod partitions;
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use buddy_system_allocator::LockedHeap;
+
+use crate::arch::{self, gicv3, mmu};
+use crate::config::{Config, GicConfig};
+use console::hyp_println;
+use partitions::Runtime;
+
+mod generated {
+    #[allow(clippy::wildcard_imports)] // the generated file names these types unqualified
+    use crate::config::*;
+    include!(concat!(env!("OUT_DIR"), "/bulkhead_config.rs"));
+}
+
+/// The configuration this image was built for.
+pub static CONFIG: &Config = &generated::CONFIG;
+
+#[global_allocator]
+static HEAP: LockedHeap<32> = LockedHeap::empty();
+
+unsafe extern "C" {
+    static __heap_start: u8;
+    static __heap_end: u8;
+}
+
+/// Which vCPU each physical CPU runs, and where its stack is.
+struct PerCpu {
+    stack_top: AtomicUsize,
+}
+
+static PER_CPU: [PerCpu; arch::MAX_CPUS] = [const {
+    PerCpu {
+        stack_top: AtomicUsize::new(0),
+    }
+}; arch::MAX_CPUS];
+
+static RUNTIME: spin::Once<Runtime> = spin::Once::new();
+
+/// Stops the machine after a boot problem the user must fix.
+fn boot_error(args: core::fmt::Arguments<'_>) -> ! {
+    hyp_println!("boot error: {args}");
+    hyp_println!("powering off");
+    arch::system_off()
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn rust_primary_main(dtb: u64) -> ! {
+    let board = &CONFIG.board;
+    console::init(board.uart.base);
+    hyp_println!(
+        "Bulkhead {} on board {}, partitions from {}",
+        env!("CARGO_PKG_VERSION"),
+        board.name,
+        CONFIG.source
+    );
+    if let Err(e) = mmu::build(board) {
+        boot_error(format_args!("cannot build the EL2 map: {e:?}"));
+    }
+    mmu::enable();
+    // SAFETY: the linker script reserves [__heap_start, __heap_end) inside
+    // the hypervisor's RAM for the heap and nothing else uses it.
+    unsafe {
+        let start = core::ptr::addr_of!(__heap_start) as usize;
+        let end = core::ptr::addr_of!(__heap_end) as usize;
+        HEAP.lock().init(start, end - start);
+    }
+    let mpidr = arch::mpidr();
+    let Some(cpu) = board.cpus.iter().position(|c| c.mpidr == mpidr) else {
+        boot_error(format_args!(
+            "this CPU (MPIDR {mpidr:#x}) is not among board {}'s CPUs",
+            board.name
+        ));
+    };
+    if let Err(e) = partitions::check_boot_device_tree(dtb, board) {
+        boot_error(format_args!("{e}"));
+    }
+    match board.gic {
+        GicConfig::V3 {
+            distributor,
+            redistributor,
+            ..
+        } => gicv3::init_distributor(distributor, redistributor, board.cpus.len()),
+        GicConfig::V2 { .. } => boot_error(format_args!("GICv2 boards are not supported yet")),
+    }
+    let runtime = match Runtime::build(CONFIG) {
+        Ok(r) => r,
+        Err(e) => boot_error(format_args!("{e}")),
+    };
+    RUNTIME.call_once(|| runtime);
+    for (index, c) in board.cpus.iter().enumerate() {
+        if index != cpu && runtime_of().vcpu_on_cpu(index).is_some() {
+            let status = arch::start_cpu(index, c.mpidr);
+            if status != 0 {
+                boot_error(format_args!(
+                    "PSCI CPU_ON for CPU {index} (MPIDR {:#x}) failed: {status}",
+                    c.mpidr
+                ));
+            }
+        }
+    }
+    cpu_main(cpu, arch::stack_top(0))
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn rust_secondary_main(cpu: usize) -> ! {
+    mmu::enable();
+    cpu_main(cpu, arch::stack_top(cpu + 1))
+}
+
+fn runtime_of() -> &'static Runtime {
+    RUNTIME.get().expect("the runtime is built before any CPU runs a vCPU")
+}
+
+/// Every CPU, after boot: the GIC CPU interface, then its vCPU (or rest).
+fn cpu_main(cpu: usize, stack_top: u64) -> ! {
+    PER_CPU[cpu].stack_top.store(stack_top as usize, Ordering::Relaxed);
+    arch::msr!("tpidr_el2", cpu as u64);
+    let runtime = runtime_of();
+    let vcpu = runtime.vcpu_on_cpu(cpu);
+    gicv3::init_cpu(cpu, vcpu.is_some());
+    match vcpu {
+        None => partitions::park(),
+        Some((p, v)) => runtime.run_vcpu(p, v),
+    }
+}
+
+/// This CPU's index, as `cpu_main` recorded it.
+fn this_cpu() -> usize {
+    arch::mrs!("tpidr_el2") as usize
+}
+
+fn this_stack_top() -> u64 {
+    PER_CPU[this_cpu()].stack_top.load(Ordering::Relaxed) as u64
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    console::emergency(format_args!("hypervisor panic on CPU {}: {info}", this_cpu()));
+    arch::system_off()
+}

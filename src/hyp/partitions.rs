@@ -1,0 +1,338 @@
+//! Partitions at run time: building them at boot (stage-2 tables, images,
+//! device trees), running a vCPU on its CPU, stopping a partition, and
+//! parking a CPU that has nothing to run.
+
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::arch::{self, GuestStart, gicv3};
+use crate::config::{BoardConfig, Config, GicConfig, PartitionConfig};
+use crate::console::{LineBuffer, pl011::Pl011 as Pl011Model};
+use crate::mm::pagetable::{MapError, MemKind, PageTable, Stage2, Table, TableAlloc};
+use crate::partition::{PartitionState, Power, StopReason};
+
+use super::console::{self, hyp_println};
+
+/// Stage-2 tables come from the heap, which is identity-mapped.
+struct HeapTables;
+
+impl TableAlloc for HeapTables {
+    fn alloc(&mut self) -> Option<u64> {
+        let layout = core::alloc::Layout::new::<Table>();
+        // SAFETY: `Table` has a non-zero size.
+        let ptr = unsafe { alloc::alloc::alloc_zeroed(layout) };
+        (!ptr.is_null()).then_some(ptr as u64)
+    }
+
+    fn table(&mut self, pa: u64) -> &mut Table {
+        // SAFETY: `pa` came from `alloc` above: a live, aligned, zero-initialised
+        // `Table` that is never freed, at an identity-mapped address.
+        unsafe { &mut *(pa as *mut Table) }
+    }
+}
+
+/// One partition's run-time state.
+pub struct Partition {
+    pub config: &'static PartitionConfig,
+    pub state: PartitionState,
+    pub line: spin::Mutex<LineBuffer>,
+    pub pl011: spin::Mutex<Pl011Model>,
+    stage2_root: u64,
+    vmid: u16,
+}
+
+/// All partitions, and how many still run.
+pub struct Runtime {
+    pub partitions: Vec<Partition>,
+    running: AtomicUsize,
+    board: &'static BoardConfig,
+}
+
+/// A problem found while building partitions (boot stops on it).
+#[derive(Debug)]
+pub enum BuildError {
+    Map { partition: &'static str, error: MapError },
+    TooManyVcpus { partition: &'static str },
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Map { partition, error } => {
+                write!(f, "partition {partition}: cannot build its stage-2 map: {error:?}")
+            }
+            BuildError::TooManyVcpus { partition } => write!(
+                f,
+                "partition {partition}: more vCPUs than this build supports ({})",
+                crate::partition::MAX_VCPUS
+            ),
+        }
+    }
+}
+
+/// The physical address of `ipa` in `p`, if it is in its RAM.
+fn ipa_to_phys(p: &PartitionConfig, ipa: u64) -> Option<u64> {
+    p.memory
+        .iter()
+        .find(|r| ipa >= r.ipa && ipa - r.ipa < r.size)
+        .map(|r| r.phys + (ipa - r.ipa))
+}
+
+/// Copies `bytes` to guest address `ipa` of `p`.
+fn load(p: &PartitionConfig, ipa: u64, bytes: &[u8]) {
+    let phys = ipa_to_phys(p, ipa).expect("the configuration check placed blobs in RAM");
+    // SAFETY: the configuration check guarantees the blob lies inside one of
+    // the partition's regions, which are RAM outside the hypervisor, mapped
+    // at EL2 by identity and not yet running.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), phys as *mut u8, bytes.len()) };
+}
+
+impl Runtime {
+    pub fn build(config: &'static Config) -> Result<Runtime, BuildError> {
+        let mut partitions = Vec::with_capacity(config.partitions.len());
+        for (index, p) in config.partitions.iter().enumerate() {
+            if p.cpus.len() > crate::partition::MAX_VCPUS {
+                return Err(BuildError::TooManyVcpus { partition: p.name });
+            }
+            let map_err = |error| BuildError::Map {
+                partition: p.name,
+                error,
+            };
+            let mut tables = HeapTables;
+            let mut s2 = PageTable::<Stage2>::new(&mut tables).map_err(map_err)?;
+            for r in p.memory {
+                s2.map(&mut tables, r.ipa, r.phys, r.size, MemKind::Normal)
+                    .map_err(map_err)?;
+                // Nothing of a previous occupant survives into the partition.
+                // SAFETY: as in `load`: the partition's own RAM, not yet running.
+                unsafe { core::ptr::write_bytes(r.phys as *mut u8, 0, r.size as usize) };
+            }
+            for d in p.devices {
+                s2.map(&mut tables, d.ipa, d.phys, d.size, MemKind::Device)
+                    .map_err(map_err)?;
+            }
+            load(p, p.image.ipa, p.image.bytes);
+            if let Some(dt) = p.device_tree {
+                load(p, dt.ipa, dt.bytes);
+            }
+            for r in p.memory {
+                arch::clean_for_guest(r.phys, r.size);
+            }
+            hyp_println!(
+                "partition {}: {} vCPU(s) on CPU(s) {:?}, {} KiB image, entry {:#x}",
+                p.name,
+                p.cpus.len(),
+                p.cpus,
+                p.image.bytes.len() / 1024,
+                p.entry
+            );
+            partitions.push(Partition {
+                config: p,
+                state: PartitionState::new(),
+                line: spin::Mutex::new(LineBuffer::new()),
+                pl011: spin::Mutex::new(Pl011Model::new()),
+                stage2_root: s2.root(),
+                // VMID 0 is left unused, so a stale TLB entry of "no guest" never matches.
+                vmid: index as u16 + 1,
+            });
+        }
+        Ok(Runtime {
+            running: AtomicUsize::new(partitions.len()),
+            partitions,
+            board: &config.board,
+        })
+    }
+
+    /// The (partition, vCPU) that physical CPU `cpu` runs, if any.
+    pub fn vcpu_on_cpu(&self, cpu: usize) -> Option<(usize, usize)> {
+        self.partitions.iter().enumerate().find_map(|(p, part)| {
+            part.config
+                .cpus
+                .iter()
+                .position(|&c| c == cpu)
+                .map(|v| (p, v))
+        })
+    }
+
+    /// Runs vCPU `v` of partition `p` on this CPU: vCPU 0 starts at the
+    /// image's entry; the others wait for the guest's PSCI CPU_ON.
+    pub fn run_vcpu(&self, p: usize, v: usize) -> ! {
+        let part = &self.partitions[p];
+        if v == 0 {
+            part.state.vcpus[0].set_power(Power::On);
+            let x0 = part.config.device_tree.map_or(0, |dt| dt.ipa);
+            self.enter(p, v, part.config.entry, x0)
+        }
+        self.wait_for_cpu_on(p, v)
+    }
+
+    /// Waits in EL2 until the partition powers this vCPU on (or stops).
+    pub fn wait_for_cpu_on(&self, p: usize, v: usize) -> ! {
+        let part = &self.partitions[p];
+        loop {
+            if part.state.is_stopped() {
+                park();
+            }
+            if let Some((entry, context)) = part.state.vcpus[v].take_on_request() {
+                self.enter(p, v, entry, context);
+            }
+            arch::wait_for_event();
+        }
+    }
+
+    fn enter(&self, p: usize, v: usize, entry: u64, x0: u64) -> ! {
+        let part = &self.partitions[p];
+        let start = GuestStart {
+            entry,
+            x0,
+            vmpidr: part.config.vmpidrs[v],
+            vmid: part.vmid,
+            stage2_root: part.stage2_root,
+        };
+        arch::enter_guest(&start, super::this_stack_top())
+    }
+
+    /// Stops partition `p` for `reason`, reports it, wakes its other CPUs so
+    /// they stop too, and powers the machine off when it was the last one
+    /// running. Does not return: this CPU parks.
+    pub fn stop(&self, p: usize, reason: StopReason) -> ! {
+        let part = &self.partitions[p];
+        if part.state.stop() {
+            if let Some(rest) = part.line.lock().take() {
+                console::partition_line(part.config.name, rest);
+            }
+            hyp_println!("partition {} stopped: {reason}", part.config.name);
+            let me = super::this_cpu();
+            for &cpu in part.config.cpus.iter().filter(|&&c| c != me) {
+                gicv3::send_sgi(gicv3::KICK_SGI, self.board.cpus[cpu].mpidr);
+            }
+            arch::send_event();
+            if self.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+                hyp_println!("all partitions have stopped; powering off");
+                arch::system_off();
+            }
+        }
+        park()
+    }
+}
+
+/// This CPU has nothing (more) to run: the guest's timer off, the virtual
+/// interface off, and it sleeps, consuming whatever interrupt wakes it.
+pub fn park() -> ! {
+    arch::msr!("cntv_ctl_el0", 0);
+    gicv3::disable_virtual_interface();
+    loop {
+        arch::wait_for_interrupt();
+        loop {
+            let intid = gicv3::acknowledge();
+            if intid >= gicv3::SPURIOUS {
+                break;
+            }
+            gicv3::priority_drop(intid);
+            gicv3::deactivate(intid);
+        }
+    }
+}
+
+/// Why the boot device tree does not describe the board we were built for.
+#[derive(Debug)]
+pub enum DtbMismatch {
+    Unreadable { address: u64 },
+    RamMissing { base: u64, size: u64 },
+    CpuMissing { index: usize, mpidr: u64 },
+    Gic { expected: u64 },
+    Uart { expected: u64 },
+}
+
+impl fmt::Display for DtbMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let board = super::CONFIG.board.name;
+        match *self {
+            DtbMismatch::Unreadable { address } => write!(
+                f,
+                "no valid device tree at {address:#x} (x0 at entry); boot Bulkhead as an arm64 Image"
+            ),
+            DtbMismatch::RamMissing { base, size } => write!(
+                f,
+                "board {board} has RAM {base:#x}..{:#x}, the boot device tree does not \
+                 (too little memory given to the machine?)",
+                base + size
+            ),
+            DtbMismatch::CpuMissing { index, mpidr } => write!(
+                f,
+                "board {board} has CPU {index} (MPIDR {mpidr:#x}), the boot device tree does not \
+                 (too few CPUs given to the machine?)"
+            ),
+            DtbMismatch::Gic { expected } => write!(
+                f,
+                "board {board} has its GIC distributor at {expected:#x}, the boot device tree \
+                 has no GIC of that version there"
+            ),
+            DtbMismatch::Uart { expected } => write!(
+                f,
+                "board {board} has a PL011 at {expected:#x}, the boot device tree does not"
+            ),
+        }
+    }
+}
+
+/// Checks what the boot device tree says against the board description.
+pub fn check_boot_device_tree(dtb: u64, board: &BoardConfig) -> Result<(), DtbMismatch> {
+    let ram_end = board.ram.iter().map(|r| r.end()).max().unwrap_or(0);
+    let in_ram = board.ram.iter().any(|r| r.contains(dtb));
+    if dtb == 0 || dtb % 8 != 0 || !in_ram || dtb + 64 > ram_end {
+        return Err(DtbMismatch::Unreadable { address: dtb });
+    }
+    // SAFETY: `dtb` is 8-byte aligned, inside RAM (identity-mapped), and the
+    // fdt crate checks the header's magic and sizes before it reads on.
+    let fdt = unsafe { fdt::Fdt::from_ptr(dtb as *const u8) }
+        .map_err(|_| DtbMismatch::Unreadable { address: dtb })?;
+    for r in board.ram {
+        let covered = fdt.memory().regions().any(|m| {
+            let base = m.starting_address as u64;
+            let size = m.size.unwrap_or(0) as u64;
+            r.base >= base && r.end() <= base + size
+        });
+        if !covered {
+            return Err(DtbMismatch::RamMissing {
+                base: r.base,
+                size: r.size,
+            });
+        }
+    }
+    for (index, c) in board.cpus.iter().enumerate() {
+        if !fdt.cpus().any(|cpu| cpu.ids().all().any(|id| id as u64 == c.mpidr)) {
+            return Err(DtbMismatch::CpuMissing {
+                index,
+                mpidr: c.mpidr,
+            });
+        }
+    }
+    let (compatible, gicd): (&[&str], u64) = match board.gic {
+        GicConfig::V3 { distributor, .. } => (&["arm,gic-v3"], distributor),
+        GicConfig::V2 { distributor, .. } => (&["arm,gic-400", "arm,cortex-a15-gic"], distributor),
+    };
+    let first_reg = |node: fdt::node::FdtNode<'_, '_>| {
+        node.reg()
+            .and_then(|mut r| r.next())
+            .map(|r| r.starting_address as u64)
+    };
+    let gic_ok = fdt
+        .all_nodes()
+        .filter(|n| n.compatible().is_some_and(|c| c.all().any(|s| compatible.contains(&s))))
+        .any(|n| first_reg(n) == Some(gicd));
+    if !gic_ok {
+        return Err(DtbMismatch::Gic { expected: gicd });
+    }
+    let uart_ok = fdt
+        .all_nodes()
+        .filter(|n| n.compatible().is_some_and(|c| c.all().any(|s| s == "arm,pl011")))
+        .any(|n| first_reg(n) == Some(board.uart.base));
+    if !uart_ok {
+        return Err(DtbMismatch::Uart {
+            expected: board.uart.base,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,33 @@
+//! Bulkhead: a static-partitioning hypervisor for ARMv8-A at EL2.
+//!
+//! Layering, from the bottom:
+//! - [`arch`] (aarch64 only) is the one place that touches system registers,
+//!   the GIC, the UART and the firmware (PSCI over SMC). Everything else is
+//!   plain Rust that also builds and is unit-tested on the host.
+//! - [`config`] holds the types of the build-time configuration; `build.rs`
+//!   generates the one instance from `boards/`.
+//! - [`mm`] builds translation tables (EL2 stage 1 and per-partition stage 2).
+//! - [`trap`] decodes what a guest did (ESR_EL2) into an [`trap::Exit`].
+//! - [`psci`], [`hypercall`] and [`console`] answer guests: PSCI calls,
+//!   Bulkhead's own calls, console output and the emulated PL011.
+//! - [`partition`] is the run-time state of partitions and vCPUs: power
+//!   states, stop, and the report printed when a partition stops.
+//! - `hyp` (aarch64 only) wires it together: boot, the exception handlers,
+//!   and the per-CPU loop that runs one vCPU.
+#![cfg_attr(not(test), no_std)]
+
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+pub mod config;
+pub mod console;
+pub mod hypercall;
+pub mod mm;
+pub mod partition;
+pub mod psci;
+pub mod trap;
+
+#[cfg(target_os = "none")]
+pub mod arch;
+#[cfg(target_os = "none")]
+pub mod hyp;

@@ -1,0 +1,415 @@
+//! Translation tables: one builder for the hypervisor's own EL2 stage-1 map
+//! and for each partition's stage-2 map (4 KiB granule, 39-bit input range,
+//! walks starting at level 1, 1 GiB / 2 MiB blocks and 4 KiB pages).
+//!
+//! The builder never touches hardware: tables live wherever a
+//! [`TableAlloc`] puts them, and the descriptor bits come from a [`Format`].
+//! The hypervisor's allocator hands out identity-mapped heap pages; the host
+//! tests use a vector and a deliberately different fake format, so the
+//! builder cannot quietly depend on one encoding.
+
+use core::marker::PhantomData;
+
+/// Entries per table (4 KiB granule, 8-byte descriptors).
+pub const ENTRIES: usize = 512;
+/// Input addresses are below 2^39 (T0SZ = 25); the walk starts at level 1.
+pub const INPUT_BITS: u32 = 39;
+pub const START_LEVEL: usize = 1;
+
+/// A translation table, aligned as the architecture requires.
+#[repr(C, align(4096))]
+#[derive(Debug)]
+pub struct Table(pub [u64; ENTRIES]);
+
+/// How a mapping is cached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemKind {
+    /// RAM: write-back cacheable, inner shareable, executable.
+    Normal,
+    /// MMIO: Device-nGnRE (stage 2) / nGnRnE (stage 1), never executable.
+    Device,
+}
+
+/// A decoded descriptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    Invalid,
+    Table(u64),
+    Leaf(u64, MemKind),
+}
+
+/// The descriptor encoding of one translation regime.
+pub trait Format {
+    /// A block (levels 1, 2) or page (level 3) descriptor for `pa`.
+    fn leaf(pa: u64, level: usize, kind: MemKind) -> u64;
+    /// A table descriptor pointing at the next level's table at `pa`.
+    fn table(pa: u64) -> u64;
+    fn decode(desc: u64, level: usize) -> Entry;
+}
+
+/// Where tables come from.
+pub trait TableAlloc {
+    /// A new, zeroed table; its physical address.
+    fn alloc(&mut self) -> Option<u64>;
+    /// The table at `pa`, which `alloc` returned.
+    fn table(&mut self, pa: u64) -> &mut Table;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapError {
+    /// Address or size not a multiple of 4 KiB, or size zero.
+    Misaligned,
+    /// Beyond the 39-bit input range.
+    OutOfRange,
+    /// Part of the range is already mapped.
+    AlreadyMapped { va: u64 },
+    /// The allocator ran out of tables.
+    NoMemory,
+}
+
+const fn entry_size(level: usize) -> u64 {
+    1 << (12 + 9 * (3 - level))
+}
+
+/// A table tree rooted at level 1.
+#[derive(Debug)]
+pub struct PageTable<F> {
+    root: u64,
+    _format: PhantomData<F>,
+}
+
+impl<F: Format> PageTable<F> {
+    pub fn new(alloc: &mut impl TableAlloc) -> Result<Self, MapError> {
+        Ok(Self {
+            root: alloc.alloc().ok_or(MapError::NoMemory)?,
+            _format: PhantomData,
+        })
+    }
+
+    /// Physical address of the level-1 table (for TTBR0_EL2 / VTTBR_EL2).
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+
+    /// Maps `[va, va + size)` to `[pa, pa + size)` with the largest blocks
+    /// that alignment allows. Nothing in the range may be mapped already.
+    pub fn map(
+        &mut self,
+        alloc: &mut impl TableAlloc,
+        va: u64,
+        pa: u64,
+        size: u64,
+        kind: MemKind,
+    ) -> Result<(), MapError> {
+        let page = entry_size(3);
+        if size == 0 || (va | pa | size) % page != 0 {
+            return Err(MapError::Misaligned);
+        }
+        if va.checked_add(size).is_none_or(|end| end > 1 << INPUT_BITS) {
+            return Err(MapError::OutOfRange);
+        }
+        self.map_at(alloc, self.root, START_LEVEL, va, pa, size, kind)
+    }
+
+    #[allow(clippy::too_many_arguments)] // one recursive step of `map`
+    fn map_at(
+        &mut self,
+        alloc: &mut impl TableAlloc,
+        table: u64,
+        level: usize,
+        mut va: u64,
+        mut pa: u64,
+        mut size: u64,
+        kind: MemKind,
+    ) -> Result<(), MapError> {
+        let step = entry_size(level);
+        while size > 0 {
+            let index = ((va / step) % ENTRIES as u64) as usize;
+            // How much of the range falls in this entry.
+            let chunk = (step - va % step).min(size);
+            let existing = F::decode(alloc.table(table).0[index], level);
+            let whole = chunk == step && pa % step == 0;
+            if whole && existing == Entry::Invalid {
+                alloc.table(table).0[index] = F::leaf(pa, level, kind);
+            } else {
+                if level == 3 {
+                    return Err(MapError::AlreadyMapped { va });
+                }
+                let next = match existing {
+                    Entry::Table(next) => next,
+                    Entry::Invalid => {
+                        let next = alloc.alloc().ok_or(MapError::NoMemory)?;
+                        alloc.table(table).0[index] = F::table(next);
+                        next
+                    }
+                    Entry::Leaf(..) => return Err(MapError::AlreadyMapped { va }),
+                };
+                self.map_at(alloc, next, level + 1, va, pa, chunk, kind)?;
+            }
+            va += chunk;
+            pa += chunk;
+            size -= chunk;
+        }
+        Ok(())
+    }
+
+    /// Walks the tables: the output address, kind and level of the leaf
+    /// that maps `va`, if any.
+    pub fn translate(&self, alloc: &mut impl TableAlloc, va: u64) -> Option<(u64, MemKind, usize)> {
+        if va >= 1 << INPUT_BITS {
+            return None;
+        }
+        let mut table = self.root;
+        for level in START_LEVEL..=3 {
+            let step = entry_size(level);
+            let index = ((va / step) % ENTRIES as u64) as usize;
+            match F::decode(alloc.table(table).0[index], level) {
+                Entry::Invalid => return None,
+                Entry::Leaf(pa, kind) => return Some((pa + va % step, kind, level)),
+                Entry::Table(next) => table = next,
+            }
+        }
+        None
+    }
+}
+
+/// Output-address bits [47:12] of a descriptor.
+const ADDR_MASK: u64 = 0x0000_ffff_ffff_f000;
+const VALID: u64 = 1 << 0;
+/// At levels 1-2: table (1) or block (0); at level 3 it must be 1 (page).
+const TABLE_OR_PAGE: u64 = 1 << 1;
+const AF: u64 = 1 << 10;
+const SH_INNER: u64 = 3 << 8;
+/// XN (stage 1, EL2) / XN[1] (stage 2): no execution at any level.
+const XN: u64 = 1 << 54;
+
+fn leaf_type(level: usize) -> u64 {
+    if level == 3 { VALID | TABLE_OR_PAGE } else { VALID }
+}
+
+fn decode_arm(desc: u64, level: usize, is_normal: impl Fn(u64) -> bool) -> Entry {
+    if desc & VALID == 0 {
+        Entry::Invalid
+    } else if level < 3 && desc & TABLE_OR_PAGE != 0 {
+        Entry::Table(desc & ADDR_MASK)
+    } else {
+        let kind = if is_normal(desc) {
+            MemKind::Normal
+        } else {
+            MemKind::Device
+        };
+        Entry::Leaf(desc & ADDR_MASK, kind)
+    }
+}
+
+/// The EL2 stage-1 regime. MAIR_EL2 attribute 0 is Device-nGnRnE and
+/// attribute 1 Normal write-back (see `MAIR_EL2_VALUE`).
+#[derive(Debug)]
+pub enum El2Stage1 {}
+
+/// MAIR_EL2: Attr0 = 0x00 (Device-nGnRnE), Attr1 = 0xff (Normal, inner and
+/// outer write-back, read/write-allocate).
+pub const MAIR_EL2_VALUE: u64 = 0xff << 8;
+
+impl Format for El2Stage1 {
+    fn leaf(pa: u64, level: usize, kind: MemKind) -> u64 {
+        // AP[2:1] = 00: read/write at EL2.
+        let attrs = match kind {
+            MemKind::Normal => (1 << 2) | SH_INNER,
+            MemKind::Device => XN,
+        };
+        (pa & ADDR_MASK) | attrs | AF | leaf_type(level)
+    }
+
+    fn table(pa: u64) -> u64 {
+        (pa & ADDR_MASK) | VALID | TABLE_OR_PAGE
+    }
+
+    fn decode(desc: u64, level: usize) -> Entry {
+        decode_arm(desc, level, |d| (d >> 2) & 7 == 1)
+    }
+}
+
+/// The stage-2 regime of a partition.
+#[derive(Debug)]
+pub enum Stage2 {}
+
+impl Format for Stage2 {
+    fn leaf(pa: u64, level: usize, kind: MemKind) -> u64 {
+        // S2AP[7:6] = 11: read/write. MemAttr[5:2]: 0b1111 Normal write-back,
+        // 0b0001 Device-nGnRE.
+        const S2AP_RW: u64 = 3 << 6;
+        let attrs = match kind {
+            MemKind::Normal => (0b1111 << 2) | SH_INNER,
+            MemKind::Device => (0b0001 << 2) | XN,
+        };
+        (pa & ADDR_MASK) | attrs | S2AP_RW | AF | leaf_type(level)
+    }
+
+    fn table(pa: u64) -> u64 {
+        (pa & ADDR_MASK) | VALID | TABLE_OR_PAGE
+    }
+
+    fn decode(desc: u64, level: usize) -> Entry {
+        decode_arm(desc, level, |d| (d >> 2) & 0xf == 0b1111)
+    }
+}
+
+/// VTCR_EL2 for [`Stage2`] tables: T0SZ = 25 (39-bit IPA), SL0 = 1 (start
+/// at level 1), inner/outer write-back walks, inner shareable, 4 KiB
+/// granule, PS = 40-bit physical addresses, and RES1 bit 31.
+pub const VTCR_EL2_VALUE: u64 =
+    (1 << 31) | (0b010 << 16) | (0b11 << 12) | (0b01 << 10) | (0b01 << 8) | (0b01 << 6) | 25;
+
+/// TCR_EL2 for [`El2Stage1`] tables: the same geometry, and RES1 bits 31, 23.
+pub const TCR_EL2_VALUE: u64 =
+    (1 << 31) | (1 << 23) | (0b010 << 16) | (0b11 << 12) | (0b01 << 10) | (0b01 << 8) | 25;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tables in a vector; "physical addresses" are made-up numbers.
+    struct VecAlloc(Vec<Box<Table>>);
+    const FAKE_BASE: u64 = 0x7_0000_0000;
+
+    impl TableAlloc for VecAlloc {
+        fn alloc(&mut self) -> Option<u64> {
+            if self.0.len() == 64 {
+                return None;
+            }
+            self.0.push(Box::new(Table([0; ENTRIES])));
+            Some(FAKE_BASE + (self.0.len() as u64 - 1) * 4096)
+        }
+        fn table(&mut self, pa: u64) -> &mut Table {
+            &mut self.0[((pa - FAKE_BASE) / 4096) as usize]
+        }
+    }
+
+    /// An encoding unlike Arm's: valid in bit 63, table in bit 62, the
+    /// address shifted down, the kind in bit 0.
+    enum Fake {}
+    impl Format for Fake {
+        fn leaf(pa: u64, _level: usize, kind: MemKind) -> u64 {
+            (1 << 63) | (pa >> 4) | u64::from(kind == MemKind::Device)
+        }
+        fn table(pa: u64) -> u64 {
+            (1 << 63) | (1 << 62) | (pa >> 4)
+        }
+        fn decode(desc: u64, _level: usize) -> Entry {
+            let addr = (desc & !(3 << 62) & !1) << 4;
+            match desc >> 62 {
+                0 | 1 => Entry::Invalid,
+                3 => Entry::Table(addr),
+                _ if desc & 1 == 1 => Entry::Leaf(addr, MemKind::Device),
+                _ => Entry::Leaf(addr, MemKind::Normal),
+            }
+        }
+    }
+
+    fn levels_used<F: Format>(va: u64, pa: u64, size: u64) -> Vec<(u64, usize)> {
+        let mut alloc = VecAlloc(Vec::new());
+        let mut pt = PageTable::<F>::new(&mut alloc).unwrap();
+        pt.map(&mut alloc, va, pa, size, MemKind::Normal).unwrap();
+        let mut out = Vec::new();
+        let mut at = va;
+        while at < va + size {
+            let (out_pa, kind, level) = pt.translate(&mut alloc, at).unwrap();
+            assert_eq!((out_pa, kind), (pa + (at - va), MemKind::Normal));
+            out.push((at, level));
+            at += entry_size(level) - at % entry_size(level);
+        }
+        assert_eq!(pt.translate(&mut alloc, va + size), None);
+        if va > 0 {
+            assert_eq!(pt.translate(&mut alloc, va - 1), None);
+        }
+        out
+    }
+
+    fn uses_largest_blocks<F: Format>() {
+        // 1 GiB aligned on both sides: one level-1 block.
+        assert_eq!(levels_used::<F>(0x4000_0000, 0x8000_0000, 1 << 30), vec![(0x4000_0000, 1)]);
+        // 64 MiB at 2 MiB alignment: 32 level-2 blocks.
+        let l = levels_used::<F>(0x4000_0000, 0x5400_0000, 64 << 20);
+        assert_eq!(l.len(), 32);
+        assert!(l.iter().all(|&(_, level)| level == 2));
+        // 4 KiB-aligned edges: pages up to the first 2 MiB boundary, a block, pages after.
+        let l = levels_used::<F>(0x401f_e000, 0x501f_e000, 0x20_4000);
+        assert_eq!(
+            l,
+            vec![(0x401f_e000, 3), (0x401f_f000, 3), (0x4020_0000, 2), (0x4040_0000, 3), (0x4040_1000, 3)]
+        );
+        // IPA and PA aligned differently: 2 MiB blocks impossible, all pages.
+        let l = levels_used::<F>(0x4000_0000, 0x5000_1000, 0x40_0000);
+        assert_eq!(l.len(), 1024);
+    }
+
+    #[test]
+    fn stage2_uses_the_largest_blocks_alignment_allows() {
+        uses_largest_blocks::<Stage2>();
+    }
+
+    #[test]
+    fn the_builder_does_not_depend_on_the_arm_encoding() {
+        uses_largest_blocks::<Fake>();
+        uses_largest_blocks::<El2Stage1>();
+    }
+
+    #[test]
+    fn overlaps_misalignment_and_range_are_refused() {
+        let mut alloc = VecAlloc(Vec::new());
+        let mut pt = PageTable::<Stage2>::new(&mut alloc).unwrap();
+        pt.map(&mut alloc, 0x4000_0000, 0x5000_0000, 0x20_0000, MemKind::Normal).unwrap();
+        assert_eq!(
+            pt.map(&mut alloc, 0x401f_f000, 0x6000_0000, 0x2000, MemKind::Normal),
+            Err(MapError::AlreadyMapped { va: 0x401f_f000 })
+        );
+        assert_eq!(
+            pt.map(&mut alloc, 0x4000_0800, 0, 0x1000, MemKind::Normal),
+            Err(MapError::Misaligned)
+        );
+        assert_eq!(pt.map(&mut alloc, 0x5000_0000, 0, 0, MemKind::Normal), Err(MapError::Misaligned));
+        assert_eq!(
+            pt.map(&mut alloc, (1 << 39) - 0x1000, 0, 0x2000, MemKind::Normal),
+            Err(MapError::OutOfRange)
+        );
+        // Next to the existing block is fine, and a device page keeps its kind.
+        pt.map(&mut alloc, 0x0900_0000, 0x0900_0000, 0x1000, MemKind::Device).unwrap();
+        assert_eq!(pt.translate(&mut alloc, 0x0900_0010), Some((0x0900_0010, MemKind::Device, 3)));
+    }
+
+    #[test]
+    fn stage2_descriptors_have_the_architected_bits() {
+        let normal = Stage2::leaf(0x5000_0000, 2, MemKind::Normal);
+        assert_eq!(normal & 3, 0b01, "block");
+        assert_eq!((normal >> 2) & 0xf, 0b1111, "MemAttr normal WB");
+        assert_eq!((normal >> 6) & 3, 0b11, "S2AP read/write");
+        assert_eq!((normal >> 8) & 3, 0b11, "inner shareable");
+        assert_ne!(normal & AF, 0);
+        assert_eq!(normal & XN, 0, "RAM is executable");
+        let dev = Stage2::leaf(0x0901_0000, 3, MemKind::Device);
+        assert_eq!(dev & 3, 0b11, "page");
+        assert_eq!((dev >> 2) & 0xf, 0b0001, "Device-nGnRE");
+        assert_ne!(dev & XN, 0);
+        assert_eq!(Stage2::decode(dev, 3), Entry::Leaf(0x0901_0000, MemKind::Device));
+        // A level-3 descriptor with bit 1 clear is reserved: not a valid page.
+        assert_eq!(Stage2::table(0x1000) & 3, 0b11);
+        assert_eq!(VTCR_EL2_VALUE & 0x3f, 25);
+        assert_eq!((VTCR_EL2_VALUE >> 6) & 3, 1, "SL0: start at level 1");
+    }
+
+    #[test]
+    fn running_out_of_tables_is_an_error_not_a_panic() {
+        let mut alloc = VecAlloc(Vec::new());
+        let mut pt = PageTable::<Stage2>::new(&mut alloc).unwrap();
+        // Pages scattered over many 2 MiB regions need a table each.
+        let mut result = Ok(());
+        for i in 0..100u64 {
+            result = pt.map(&mut alloc, i << 21, i << 21, 0x1000, MemKind::Normal);
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(result, Err(MapError::NoMemory));
+    }
+}

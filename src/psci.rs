@@ -1,0 +1,179 @@
+//! PSCI 1.1 and the SMCCC architecture calls, emulated for a partition.
+//!
+//! A partition sees only its own vCPUs, addressed by the virtual MPIDRs its
+//! device tree gives. This module decides; the caller carries out what it
+//! decides (wakes a CPU, stops the partition).
+
+use bulkhead_abi::Status;
+use bulkhead_abi::psci::*;
+
+use crate::config::MemoryRegion;
+use crate::partition::{Power, Vcpu};
+
+/// PSCI's INVALID_ADDRESS: CPU_ON's entry is not in the partition's memory.
+pub const INVALID_ADDRESS: u64 = -9i64 as u64;
+
+/// What the caller must do after a PSCI call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Write this to x0 and return to the guest.
+    Return(u64),
+    /// CPU_ON accepted for this vCPU index: return success and wake its CPU.
+    Woke(usize),
+    /// The calling vCPU powers off (CPU_OFF).
+    CpuOff,
+    SystemOff,
+    SystemReset,
+}
+
+/// The MPIDR affinity fields (Aff3, Aff2, Aff1, Aff0); bits that are not
+/// affinity (U, MT, RES1) are ignored in a target.
+pub const AFFINITY_MASK: u64 = 0xff_00ff_ffff;
+
+/// Handles `fid` with arguments `x1..x3`, or `None` when `fid` is not a
+/// PSCI or SMCCC architecture call. `vcpus` and `vmpidrs` are the calling
+/// partition's; `memory` its RAM.
+pub fn handle(
+    fid: u64,
+    args: [u64; 3],
+    vcpus: &[Vcpu],
+    vmpidrs: &[u64],
+    memory: &[MemoryRegion],
+) -> Option<Outcome> {
+    // SMC32/HVC32 function ids occupy only the low 32 bits of x0; the upper
+    // half is ignored for them (SMCCC 1.1, 2.6).
+    let fid = if fid & (1 << 30) == 0 { fid & 0xffff_ffff } else { fid };
+    let status = |s: Status| Some(Outcome::Return(s.as_reg()));
+    let find = |mpidr: u64| {
+        vmpidrs
+            .iter()
+            .position(|v| v & AFFINITY_MASK == mpidr & AFFINITY_MASK)
+    };
+    match fid {
+        PSCI_VERSION => Some(Outcome::Return(VERSION_1_1)),
+        SMCCC_VERSION => Some(Outcome::Return(SMCCC_1_1)),
+        MIGRATE_INFO_TYPE => Some(Outcome::Return(TOS_NOT_PRESENT)),
+        PSCI_FEATURES => match args[0] & 0xffff_ffff {
+            f if supported(f) => Some(Outcome::Return(0)),
+            _ => status(Status::NotSupported),
+        },
+        SMCCC_ARCH_FEATURES => status(Status::NotSupported),
+        CPU_ON_32 | CPU_ON_64 => {
+            let (target, mut entry, mut context) = (args[0], args[1], args[2]);
+            if fid == CPU_ON_32 {
+                entry &= 0xffff_ffff;
+                context &= 0xffff_ffff;
+            }
+            let Some(index) = find(target) else {
+                return status(Status::InvalidParameters);
+            };
+            if !memory
+                .iter()
+                .any(|r| entry >= r.ipa && entry - r.ipa < r.size && entry % 4 == 0)
+            {
+                return Some(Outcome::Return(INVALID_ADDRESS));
+            }
+            match vcpus[index].request_on(entry, context) {
+                Ok(()) => Some(Outcome::Woke(index)),
+                Err(Power::OnPending) => Some(Outcome::Return(-5i64 as u64)), // ON_PENDING
+                Err(_) => status(Status::AlreadyOn),
+            }
+        }
+        CPU_OFF => Some(Outcome::CpuOff),
+        AFFINITY_INFO_32 | AFFINITY_INFO_64 => {
+            // Only level 0 (a single vCPU) is meaningful for a partition.
+            if args[1] != 0 {
+                return status(Status::InvalidParameters);
+            }
+            let Some(index) = find(args[0]) else {
+                return status(Status::InvalidParameters);
+            };
+            Some(Outcome::Return(match vcpus[index].power() {
+                Power::On => AFFINITY_ON,
+                Power::Off => AFFINITY_OFF,
+                Power::OnPending => AFFINITY_ON_PENDING,
+            }))
+        }
+        SYSTEM_OFF => Some(Outcome::SystemOff),
+        SYSTEM_RESET => Some(Outcome::SystemReset),
+        CPU_SUSPEND_32 | CPU_SUSPEND_64 => status(Status::NotSupported),
+        f if f >> 24 == 0x84 || f >> 24 == 0xC4 || f >> 24 == 0x80 => {
+            status(Status::NotSupported)
+        }
+        _ => None,
+    }
+}
+
+fn supported(fid: u64) -> bool {
+    matches!(
+        fid,
+        PSCI_VERSION
+            | CPU_OFF
+            | CPU_ON_32
+            | CPU_ON_64
+            | AFFINITY_INFO_32
+            | AFFINITY_INFO_64
+            | MIGRATE_INFO_TYPE
+            | SYSTEM_OFF
+            | SYSTEM_RESET
+            | PSCI_FEATURES
+            | SMCCC_VERSION
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MEM: [MemoryRegion; 1] = [MemoryRegion {
+        ipa: 0x4000_0000,
+        phys: 0x5000_0000,
+        size: 0x0400_0000,
+    }];
+
+    fn call(fid: u64, args: [u64; 3], vcpus: &[Vcpu]) -> Option<Outcome> {
+        handle(fid, args, vcpus, &[0, 1], &MEM)
+    }
+
+    #[test]
+    fn cpu_on_checks_target_entry_and_state() {
+        let vcpus = [Vcpu::new(), Vcpu::new()];
+        let entry = 0x4000_0100;
+        let r = |s: Status| Some(Outcome::Return(s.as_reg()));
+        assert_eq!(call(CPU_ON_64, [5, entry, 0], &vcpus), r(Status::InvalidParameters));
+        assert_eq!(
+            call(CPU_ON_64, [1, 0x5400_0000, 0], &vcpus),
+            Some(Outcome::Return(INVALID_ADDRESS))
+        );
+        assert_eq!(call(CPU_ON_64, [1, entry + 2, 0], &vcpus), Some(Outcome::Return(INVALID_ADDRESS)));
+        // Non-affinity bits of the target (here RES1 bit 31) are ignored.
+        assert_eq!(call(CPU_ON_64, [(1 << 31) | 1, entry, 9], &vcpus), Some(Outcome::Woke(1)));
+        assert_eq!(call(AFFINITY_INFO_64, [1, 0, 0], &vcpus), Some(Outcome::Return(AFFINITY_ON_PENDING)));
+        assert_eq!(call(CPU_ON_64, [1, entry, 9], &vcpus), Some(Outcome::Return(-5i64 as u64)));
+        assert_eq!(vcpus[1].take_on_request(), Some((entry, 9)));
+        assert_eq!(call(CPU_ON_64, [1, entry, 9], &vcpus), r(Status::AlreadyOn));
+        assert_eq!(call(AFFINITY_INFO_64, [1, 0, 0], &vcpus), Some(Outcome::Return(AFFINITY_ON)));
+        assert_eq!(call(AFFINITY_INFO_64, [0, 0, 0], &vcpus), Some(Outcome::Return(AFFINITY_OFF)));
+        assert_eq!(call(AFFINITY_INFO_64, [0, 1, 0], &vcpus), r(Status::InvalidParameters));
+    }
+
+    #[test]
+    fn versions_features_and_unknown_calls() {
+        let vcpus = [Vcpu::new(), Vcpu::new()];
+        assert_eq!(call(PSCI_VERSION, [0; 3], &vcpus), Some(Outcome::Return(VERSION_1_1)));
+        // An SMC32 id with garbage in the upper half is still PSCI_VERSION.
+        assert_eq!(
+            call(0xdead_0000_0000_0000 | PSCI_VERSION, [0; 3], &vcpus),
+            Some(Outcome::Return(VERSION_1_1))
+        );
+        assert_eq!(call(PSCI_FEATURES, [CPU_ON_64, 0, 0], &vcpus), Some(Outcome::Return(0)));
+        assert_eq!(
+            call(PSCI_FEATURES, [CPU_SUSPEND_64, 0, 0], &vcpus),
+            Some(Outcome::Return(Status::NotSupported.as_reg()))
+        );
+        assert_eq!(call(0x8400_0042, [0; 3], &vcpus), Some(Outcome::Return(Status::NotSupported.as_reg())));
+        assert_eq!(call(SYSTEM_OFF, [0; 3], &vcpus), Some(Outcome::SystemOff));
+        assert_eq!(call(CPU_OFF, [0; 3], &vcpus), Some(Outcome::CpuOff));
+        assert_eq!(call(bulkhead_abi::call::VERSION, [0; 3], &vcpus), None);
+    }
+}

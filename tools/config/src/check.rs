@@ -1,0 +1,1035 @@
+//! Every rule a configuration must satisfy, and the checked model that
+//! comes out: [`Checked`], from which [`crate::dtb`] and [`crate::codegen`]
+//! work without re-checking anything.
+//!
+//! The board is checked first, on its own. The partitions are then checked
+//! in file order, each against the board and against the partitions before
+//! it (which CPUs, physical memory, devices and interrupts they already
+//! took), so an error is reported on the later of two conflicting entries,
+//! naming the earlier one.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::dtb;
+use crate::elf::{self, Elf};
+use crate::error::{ConfigError, ErrorKind};
+use crate::model::{BoardFile, DeviceFile, GicFile, PartitionFile, PartitionSetFile, RangeFile};
+
+/// The translation granule: every range is a whole number of 4 KiB pages,
+/// because stage-2 (and the hypervisor's own) tables map nothing smaller.
+pub const PAGE: u64 = 0x1000;
+/// The device-tree area at the top of a partition's lowest memory region.
+pub const DEVICE_TREE_AREA: u64 = 0x1_0000;
+/// GICv3 distributor window (GICD): 64 KiB.
+pub const GICV3_DISTRIBUTOR_SIZE: u64 = 0x1_0000;
+/// One GICv3 redistributor: RD_base and SGI_base frames, 64 KiB each.
+pub const GICV3_REDISTRIBUTOR_STRIDE: u64 = 0x2_0000;
+/// GICv2 distributor (GICD): one 4 KiB page of registers.
+pub const GICV2_DISTRIBUTOR_SIZE: u64 = 0x1000;
+/// GICv2 CPU interface (GICC, and GICV which poses as it): 8 KiB, GICC_DIR is at 0x1000.
+pub const GICV2_CPU_INTERFACE_SIZE: u64 = 0x2000;
+/// GICv2 virtual interface control (GICH): 4 KiB.
+pub const GICV2_HYP_INTERFACE_SIZE: u64 = 0x1000;
+/// The emulated PL011's interrupt in a partition: SPI 1, where QEMU virt
+/// puts its UART, so guests written for that machine need no change.
+pub const PL011_INTID: u32 = 33;
+/// Longest partition name: it prefixes every console line.
+pub const PARTITION_NAME_MAX: usize = 16;
+/// Longest board or device name.
+pub const BOARD_NAME_MAX: usize = 32;
+/// MPIDR_EL1 affinity fields: Aff3 (39:32), Aff2..Aff0 (23:0).
+const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
+
+/// A range `[base, base + size)` that does not wrap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Range {
+    /// First address.
+    pub base: u64,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+impl Range {
+    /// `None` when `base + size` does not fit in 64 bits.
+    pub fn new(base: u64, size: u64) -> Option<Range> {
+        base.checked_add(size).map(|_| Range { base, size })
+    }
+
+    /// One past the last address.
+    pub fn end(&self) -> u64 {
+        self.base + self.size
+    }
+
+    /// Whether the two share at least one address.
+    pub fn overlaps(&self, other: &Range) -> bool {
+        self.base < other.end() && other.base < self.end()
+    }
+
+    /// Whether `addr` is inside.
+    pub fn contains(&self, addr: u64) -> bool {
+        addr >= self.base && addr - self.base < self.size
+    }
+
+    /// Whether `inner` lies wholly inside `self` (an empty `inner` at `self.end()` does not).
+    pub fn encloses(&self, inner: &Range) -> bool {
+        inner.base >= self.base && inner.end() <= self.end() && inner.base < self.end()
+    }
+}
+
+impl fmt::Display for Range {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}..{:#x}", self.base, self.end())
+    }
+}
+
+/// The checked board.
+#[derive(Debug, Clone)]
+pub struct Board {
+    /// Its name.
+    pub name: String,
+    /// RAM, ascending, disjoint.
+    pub ram: Vec<Range>,
+    /// The RAM the hypervisor keeps; inside one RAM range.
+    pub hypervisor: Range,
+    /// The hypervisor's PL011.
+    pub uart: Range,
+    /// The interrupt controller.
+    pub gic: Gic,
+    /// MPIDR of each physical CPU, by CPU index.
+    pub cpus: Vec<u64>,
+    /// Devices partitions may take.
+    pub devices: Vec<Device>,
+}
+
+/// The checked `[gic]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gic {
+    /// GICv3: distributor and redistributors.
+    V3 {
+        /// GICD base.
+        distributor: u64,
+        /// GICR base of CPU 0.
+        redistributor: u64,
+        /// The maintenance PPI.
+        maintenance_intid: u32,
+    },
+    /// GICv2 with the virtualization extensions.
+    V2 {
+        /// GICD base.
+        distributor: u64,
+        /// GICC base.
+        cpu_interface: u64,
+        /// GICH base.
+        hyp_interface: u64,
+        /// GICV base.
+        virtual_cpu_interface: u64,
+        /// The maintenance PPI.
+        maintenance_intid: u32,
+    },
+}
+
+impl Gic {
+    /// The GIC windows a partition with `vcpus` vCPUs sees, at the board's
+    /// addresses (the hypervisor emulates or maps them at the same IPAs).
+    /// Ranges are unchecked: [`check_board`] made sure they do not wrap.
+    pub fn guest_windows(&self, vcpus: usize) -> Vec<(&'static str, Range)> {
+        match *self {
+            Gic::V3 {
+                distributor,
+                redistributor,
+                ..
+            } => vec![
+                (
+                    "the GIC distributor",
+                    Range {
+                        base: distributor,
+                        size: GICV3_DISTRIBUTOR_SIZE,
+                    },
+                ),
+                (
+                    "the GIC redistributors",
+                    Range {
+                        base: redistributor,
+                        size: vcpus as u64 * GICV3_REDISTRIBUTOR_STRIDE,
+                    },
+                ),
+            ],
+            Gic::V2 {
+                distributor,
+                cpu_interface,
+                ..
+            } => vec![
+                (
+                    "the GIC distributor",
+                    Range {
+                        base: distributor,
+                        size: GICV2_DISTRIBUTOR_SIZE,
+                    },
+                ),
+                (
+                    "the GIC CPU interface",
+                    Range {
+                        base: cpu_interface,
+                        size: GICV2_CPU_INTERFACE_SIZE,
+                    },
+                ),
+            ],
+        }
+    }
+}
+
+/// A board device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Its name in the board file.
+    pub name: String,
+    /// Device-tree compatible strings.
+    pub compatible: Vec<String>,
+    /// Its MMIO, physical; a partition sees it at the same IPA.
+    pub range: Range,
+    /// The SPIs it raises.
+    pub interrupts: Vec<u32>,
+}
+
+/// A region of partition RAM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryRegion {
+    /// Guest address.
+    pub ipa: u64,
+    /// Machine address.
+    pub phys: u64,
+    /// Length.
+    pub size: u64,
+}
+
+impl MemoryRegion {
+    /// The IPA range.
+    pub fn ipa_range(&self) -> Range {
+        Range {
+            base: self.ipa,
+            size: self.size,
+        }
+    }
+}
+
+/// Bytes to copy into a partition at `ipa`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    /// Guest address of the first byte.
+    pub ipa: u64,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// A checked partition, ready for code generation.
+#[derive(Debug, Clone)]
+pub struct Partition {
+    /// Its name.
+    pub name: String,
+    /// Physical CPU of each vCPU.
+    pub cpus: Vec<usize>,
+    /// Virtual MPIDR of each vCPU: vCPU n has Aff0 = n.
+    pub vmpidrs: Vec<u64>,
+    /// RAM, ascending by IPA.
+    pub memory: Vec<MemoryRegion>,
+    /// Passthrough devices, mapped at IPA = physical address.
+    pub devices: Vec<Device>,
+    /// The loadable image.
+    pub image: Blob,
+    /// Where vCPU 0 starts.
+    pub entry: u64,
+    /// The generated device tree, if the partition wants one.
+    pub device_tree: Option<Blob>,
+    /// The IPA of its emulated PL011.
+    pub console_pl011: Option<u64>,
+}
+
+impl Partition {
+    /// Name of the image blob's file in OUT_DIR.
+    pub fn image_file(&self) -> String {
+        format!("{}.img", self.name)
+    }
+
+    /// Name of the device-tree blob's file in OUT_DIR.
+    pub fn device_tree_file(&self) -> String {
+        format!("{}.dtb", self.name)
+    }
+}
+
+/// A whole checked configuration.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The partition set's file, as shown to the user.
+    pub source: String,
+    /// The board file, as shown to the user.
+    pub board_source: String,
+    /// The board.
+    pub board: Board,
+    /// The partitions, in file order.
+    pub partitions: Vec<Partition>,
+}
+
+/// Where errors found now are reported.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    file: &'a str,
+    partition: Option<&'a str>,
+}
+
+impl<'a> Ctx<'a> {
+    fn file(file: &'a str) -> Self {
+        Ctx {
+            file,
+            partition: None,
+        }
+    }
+
+    fn err(&self, field: impl AsRef<str>, kind: ErrorKind) -> ConfigError {
+        ConfigError::new(self.file, None, self.partition, Some(field.as_ref()), kind)
+    }
+
+    /// A range from the file: non-empty, 4 KiB aligned, not wrapping.
+    /// `base_field` is the key of the base (`ipa`, `base`...), `size_field`
+    /// the key of the size.
+    fn range(
+        &self,
+        base_field: &str,
+        base: u64,
+        size_field: &str,
+        size: u64,
+    ) -> Result<Range, ConfigError> {
+        if size == 0 {
+            return Err(self.err(size_field, ErrorKind::ZeroSize));
+        }
+        self.aligned(base_field, base)?;
+        self.aligned(size_field, size)?;
+        Range::new(base, size).ok_or_else(|| self.err(base_field, ErrorKind::Wraps { base, size }))
+    }
+
+    fn aligned(&self, field: &str, value: u64) -> Result<(), ConfigError> {
+        if !value.is_multiple_of(PAGE) {
+            return Err(self.err(field, ErrorKind::Misaligned { value, align: PAGE }));
+        }
+        Ok(())
+    }
+
+    fn name(&self, field: &str, name: &str, max: usize) -> Result<(), ConfigError> {
+        let ok = (1..=max).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !ok {
+            let rule = if max == PARTITION_NAME_MAX {
+                "use 1 to 16 characters of a-z, 0-9 and '-'"
+            } else {
+                "use 1 to 32 characters of a-z, 0-9 and '-'"
+            };
+            return Err(self.err(
+                field,
+                ErrorKind::BadName {
+                    name: name.to_owned(),
+                    rule,
+                },
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn range_file(ctx: &Ctx<'_>, field: &str, r: &RangeFile) -> Result<Range, ConfigError> {
+    ctx.range(
+        &format!("{field}.base"),
+        r.base,
+        &format!("{field}.size"),
+        r.size,
+    )
+}
+
+/// Checks that `name` may be used to find a board file (`boards/<name>/`).
+pub fn check_board_name(name: &str, file: &str) -> Result<(), ConfigError> {
+    Ctx::file(file).name("board", name, BOARD_NAME_MAX)
+}
+
+/// Checks a board file.
+pub fn check_board(b: &BoardFile, file: &str) -> Result<Board, ConfigError> {
+    let ctx = Ctx::file(file);
+    ctx.name("name", &b.name, BOARD_NAME_MAX)?;
+
+    if b.ram.is_empty() {
+        return Err(ctx.err("ram", ErrorKind::NoMemory));
+    }
+    let mut ram: Vec<Range> = Vec::new();
+    for (i, r) in b.ram.iter().enumerate() {
+        let range = range_file(&ctx, &format!("ram[{i}]"), r)?;
+        if let Some((j, other)) = ram.iter().enumerate().find(|(_, o)| o.overlaps(&range)) {
+            return Err(ctx.err(
+                format!("ram[{i}]"),
+                ErrorKind::Overlap {
+                    range,
+                    other: format!("ram[{j}]"),
+                    other_range: *other,
+                },
+            ));
+        }
+        ram.push(range);
+    }
+    ram.sort_by_key(|r| r.base);
+
+    let hypervisor = range_file(&ctx, "hypervisor", &b.hypervisor)?;
+    if !ram.iter().any(|r| r.encloses(&hypervisor)) {
+        return Err(ctx.err("hypervisor", ErrorKind::OutsideRam { range: hypervisor }));
+    }
+    let uart = range_file(&ctx, "uart", &b.uart)?;
+    let gic = check_gic(&ctx, &b.gic)?;
+
+    if b.cpu.is_empty() {
+        return Err(ctx.err("cpu", ErrorKind::NoCpus));
+    }
+    let mut cpus: Vec<u64> = Vec::new();
+    for (i, c) in b.cpu.iter().enumerate() {
+        let field = format!("cpu[{i}].mpidr");
+        if c.mpidr & !MPIDR_AFFINITY_MASK != 0 {
+            return Err(ctx.err(field, ErrorKind::BadMpidr { mpidr: c.mpidr }));
+        }
+        if cpus.contains(&c.mpidr) {
+            return Err(ctx.err(field, ErrorKind::DuplicateMpidr { mpidr: c.mpidr }));
+        }
+        cpus.push(c.mpidr);
+    }
+
+    // Every MMIO window of the board, to keep them apart from RAM and each other.
+    let mut mmio: Vec<(String, Range)> = vec![("uart".to_owned(), uart)];
+    for (what, range) in board_gic_windows(&ctx, &gic, cpus.len())? {
+        mmio.push((format!("gic.{what}"), range));
+    }
+    let mut devices = Vec::new();
+    for (i, d) in b.device.iter().enumerate() {
+        let device = check_device(&ctx, i, d, &devices)?;
+        mmio.push((format!("device[{i}]"), device.range));
+        devices.push(device);
+    }
+    for (j, (field, range)) in mmio.iter().enumerate() {
+        let earlier = mmio[..j].iter().map(|(f, r)| (f.clone(), *r));
+        let ram_ranges = ram
+            .iter()
+            .enumerate()
+            .map(|(k, r)| (format!("ram[{k}]"), *r));
+        if let Some((other, other_range)) =
+            ram_ranges.chain(earlier).find(|(_, r)| r.overlaps(range))
+        {
+            return Err(ctx.err(
+                field.clone(),
+                ErrorKind::Overlap {
+                    range: *range,
+                    other,
+                    other_range,
+                },
+            ));
+        }
+    }
+
+    Ok(Board {
+        name: b.name.clone(),
+        ram,
+        hypervisor,
+        uart,
+        gic,
+        cpus,
+        devices,
+    })
+}
+
+fn check_gic(ctx: &Ctx<'_>, g: &GicFile) -> Result<Gic, ConfigError> {
+    let v3_only = [("gic.redistributor", g.redistributor.is_some())];
+    let v2_only = [
+        ("gic.cpu_interface", g.cpu_interface.is_some()),
+        ("gic.hyp_interface", g.hyp_interface.is_some()),
+        (
+            "gic.virtual_cpu_interface",
+            g.virtual_cpu_interface.is_some(),
+        ),
+    ];
+    let foreign: &[(&str, bool)] = match g.version {
+        3 => &v2_only,
+        2 => &v3_only,
+        version => return Err(ctx.err("gic.version", ErrorKind::GicVersion { version })),
+    };
+    if let Some((field, _)) = foreign.iter().find(|(_, present)| *present) {
+        return Err(ctx.err(*field, ErrorKind::WrongGicField { version: g.version }));
+    }
+    let required = |field: &str, value: Option<u64>| {
+        value.ok_or_else(|| ctx.err(field, ErrorKind::MissingField))
+    };
+    if !(16..32).contains(&g.maintenance_intid) {
+        return Err(ctx.err(
+            "gic.maintenance_intid",
+            ErrorKind::NotPpi {
+                intid: g.maintenance_intid,
+            },
+        ));
+    }
+    Ok(if g.version == 3 {
+        Gic::V3 {
+            distributor: g.distributor,
+            redistributor: required("gic.redistributor", g.redistributor)?,
+            maintenance_intid: g.maintenance_intid,
+        }
+    } else {
+        Gic::V2 {
+            distributor: g.distributor,
+            cpu_interface: required("gic.cpu_interface", g.cpu_interface)?,
+            hyp_interface: required("gic.hyp_interface", g.hyp_interface)?,
+            virtual_cpu_interface: required("gic.virtual_cpu_interface", g.virtual_cpu_interface)?,
+            maintenance_intid: g.maintenance_intid,
+        }
+    })
+}
+
+/// The GIC's physical windows, checked for alignment and wrapping.
+fn board_gic_windows(
+    ctx: &Ctx<'_>,
+    gic: &Gic,
+    cpus: usize,
+) -> Result<Vec<(&'static str, Range)>, ConfigError> {
+    let windows = match *gic {
+        Gic::V3 {
+            distributor,
+            redistributor,
+            ..
+        } => vec![
+            ("distributor", distributor, GICV3_DISTRIBUTOR_SIZE),
+            (
+                "redistributor",
+                redistributor,
+                cpus as u64 * GICV3_REDISTRIBUTOR_STRIDE,
+            ),
+        ],
+        Gic::V2 {
+            distributor,
+            cpu_interface,
+            hyp_interface,
+            virtual_cpu_interface,
+            ..
+        } => vec![
+            ("distributor", distributor, GICV2_DISTRIBUTOR_SIZE),
+            ("cpu_interface", cpu_interface, GICV2_CPU_INTERFACE_SIZE),
+            ("hyp_interface", hyp_interface, GICV2_HYP_INTERFACE_SIZE),
+            (
+                "virtual_cpu_interface",
+                virtual_cpu_interface,
+                GICV2_CPU_INTERFACE_SIZE,
+            ),
+        ],
+    };
+    windows
+        .into_iter()
+        .map(|(what, base, size)| {
+            let field = format!("gic.{what}");
+            ctx.range(&field, base, &field, size).map(|r| (what, r))
+        })
+        .collect()
+}
+
+fn check_device(
+    ctx: &Ctx<'_>,
+    i: usize,
+    d: &DeviceFile,
+    earlier: &[Device],
+) -> Result<Device, ConfigError> {
+    let field = |key: &str| format!("device[{i}].{key}");
+    ctx.name(&field("name"), &d.name, BOARD_NAME_MAX)?;
+    if earlier.iter().any(|e| e.name == d.name) {
+        return Err(ctx.err(
+            field("name"),
+            ErrorKind::DuplicateName {
+                name: d.name.clone(),
+            },
+        ));
+    }
+    if d.compatible.is_empty() || d.compatible.iter().any(String::is_empty) {
+        return Err(ctx.err(field("compatible"), ErrorKind::NoCompatible));
+    }
+    let range = ctx.range(&field("base"), d.base, &field("size"), d.size)?;
+    for (k, &intid) in d.interrupts.iter().enumerate() {
+        if !(32..1020).contains(&intid) {
+            return Err(ctx.err(
+                format!("device[{i}].interrupts[{k}]"),
+                ErrorKind::NotSpi { intid },
+            ));
+        }
+    }
+    Ok(Device {
+        name: d.name.clone(),
+        compatible: d.compatible.clone(),
+        range,
+        interrupts: d.interrupts.clone(),
+    })
+}
+
+/// What earlier partitions already own.
+#[derive(Default)]
+struct Claims {
+    /// CPU index → partition.
+    cpus: HashMap<usize, String>,
+    /// Physical memory: (partition, memory index in its file, range).
+    memory: Vec<(String, usize, Range)>,
+    /// Device name → partition.
+    devices: HashMap<String, String>,
+    /// INTID → (partition, device).
+    interrupts: HashMap<u32, (String, String)>,
+}
+
+/// Reads a guest image by the name given in the partition set: the bytes,
+/// or the error to report on the partition's `image` field (typically
+/// [`ErrorKind::ImageNotFound`]).
+pub type ImageLoader<'a> = dyn Fn(&str) -> Result<Vec<u8>, ErrorKind> + 'a;
+
+/// Checks a partition set against a checked board; `file` names the set in errors.
+pub fn check_partitions(
+    set: &PartitionSetFile,
+    file: &str,
+    board: &Board,
+    images: &ImageLoader<'_>,
+) -> Result<Vec<Partition>, ConfigError> {
+    let ctx = Ctx::file(file);
+    if set.board != board.name {
+        return Err(ctx.err(
+            "board",
+            ErrorKind::BoardMismatch {
+                wanted: set.board.clone(),
+                found: board.name.clone(),
+            },
+        ));
+    }
+    if set.partition.is_empty() {
+        return Err(ctx.err("partition", ErrorKind::NoPartitions));
+    }
+    let mut claims = Claims::default();
+    let mut partitions: Vec<Partition> = Vec::new();
+    for p in &set.partition {
+        // Name errors are reported before the partition has a trusted name.
+        ctx.name(
+            &format!("partition[{}].name", partitions.len()),
+            &p.name,
+            PARTITION_NAME_MAX,
+        )?;
+        let pctx = Ctx {
+            file,
+            partition: Some(&p.name),
+        };
+        if partitions.iter().any(|q| q.name == p.name) {
+            return Err(pctx.err(
+                "name",
+                ErrorKind::DuplicateName {
+                    name: p.name.clone(),
+                },
+            ));
+        }
+        let partition = check_partition(&pctx, p, board, &mut claims, images)?;
+        partitions.push(partition);
+    }
+
+    // The blobs are embedded in the hypervisor image, which lives in its range.
+    let total: u64 = partitions
+        .iter()
+        .flat_map(|p| std::iter::once(&p.image).chain(&p.device_tree))
+        .map(|b| b.bytes.len() as u64)
+        .sum();
+    if total > board.hypervisor.size {
+        let kind = ErrorKind::BlobsTooLarge {
+            total,
+            hypervisor: board.hypervisor.size,
+        };
+        return Err(ConfigError::new(file, None, None, None, kind));
+    }
+    Ok(partitions)
+}
+
+fn check_partition(
+    ctx: &Ctx<'_>,
+    p: &PartitionFile,
+    board: &Board,
+    claims: &mut Claims,
+    images: &ImageLoader<'_>,
+) -> Result<Partition, ConfigError> {
+    let name = &p.name;
+
+    // CPUs.
+    if p.cpus.is_empty() {
+        return Err(ctx.err("cpus", ErrorKind::NoCpus));
+    }
+    for (i, &cpu) in p.cpus.iter().enumerate() {
+        let field = format!("cpus[{i}]");
+        if cpu >= board.cpus.len() {
+            return Err(ctx.err(
+                field,
+                ErrorKind::UnknownCpu {
+                    cpu,
+                    board_cpus: board.cpus.len(),
+                },
+            ));
+        }
+        if p.cpus[..i].contains(&cpu) {
+            return Err(ctx.err(field, ErrorKind::CpuTwice { cpu, owner: None }));
+        }
+        if let Some(owner) = claims.cpus.get(&cpu) {
+            let owner = Some(owner.clone());
+            return Err(ctx.err(field, ErrorKind::CpuTwice { cpu, owner }));
+        }
+    }
+    for &cpu in &p.cpus {
+        claims.cpus.insert(cpu, name.clone());
+    }
+
+    // Memory, physical side.
+    if p.memory.is_empty() {
+        return Err(ctx.err("memory", ErrorKind::NoMemory));
+    }
+    let mut memory = Vec::new();
+    for (i, m) in p.memory.iter().enumerate() {
+        let field = |key: &str| format!("memory[{i}].{key}");
+        let ipa = ctx.range(&field("ipa"), m.ipa, &field("size"), m.size)?;
+        let phys = ctx.range(&field("phys"), m.phys, &field("size"), m.size)?;
+        if !board.ram.iter().any(|r| r.encloses(&phys)) {
+            return Err(ctx.err(field("phys"), ErrorKind::OutsideRam { range: phys }));
+        }
+        if phys.overlaps(&board.hypervisor) {
+            return Err(ctx.err(
+                field("phys"),
+                ErrorKind::OverlapsHypervisor {
+                    range: phys,
+                    hypervisor: board.hypervisor,
+                },
+            ));
+        }
+        if let Some((owner, j, other_range)) =
+            claims.memory.iter().find(|(_, _, r)| r.overlaps(&phys))
+        {
+            let other = if owner == name {
+                format!("memory[{j}]")
+            } else {
+                format!("partition \"{owner}\" memory[{j}]")
+            };
+            return Err(ctx.err(
+                field("phys"),
+                ErrorKind::Overlap {
+                    range: phys,
+                    other,
+                    other_range: *other_range,
+                },
+            ));
+        }
+        claims.memory.push((name.clone(), i, phys));
+        memory.push((i, ipa));
+    }
+
+    // Devices and their interrupts.
+    let mut devices: Vec<Device> = Vec::new();
+    for (j, dev_name) in p.devices.iter().enumerate() {
+        let field = format!("devices[{j}]");
+        let Some(device) = board.devices.iter().find(|d| &d.name == dev_name) else {
+            return Err(ctx.err(
+                field,
+                ErrorKind::UnknownDevice {
+                    name: dev_name.clone(),
+                },
+            ));
+        };
+        if devices.iter().any(|d| &d.name == dev_name) {
+            return Err(ctx.err(
+                field,
+                ErrorKind::DeviceTwice {
+                    name: dev_name.clone(),
+                    owner: None,
+                },
+            ));
+        }
+        if let Some(owner) = claims.devices.get(dev_name) {
+            let owner = Some(owner.clone());
+            return Err(ctx.err(
+                field,
+                ErrorKind::DeviceTwice {
+                    name: dev_name.clone(),
+                    owner,
+                },
+            ));
+        }
+        for &intid in &device.interrupts {
+            if p.console_pl011.is_some() && intid == PL011_INTID {
+                let owner = "the partition's emulated PL011 (console_pl011)".to_owned();
+                return Err(ctx.err(field, ErrorKind::InterruptTwice { intid, owner }));
+            }
+            match claims.interrupts.get(&intid) {
+                Some((owner, other)) if owner != name => {
+                    let owner = format!("device \"{other}\" of partition \"{owner}\"");
+                    return Err(ctx.err(field, ErrorKind::InterruptTwice { intid, owner }));
+                }
+                _ => {}
+            }
+        }
+        for &intid in &device.interrupts {
+            claims
+                .interrupts
+                .insert(intid, (name.clone(), dev_name.clone()));
+        }
+        claims.devices.insert(dev_name.clone(), name.clone());
+        devices.push(device.clone());
+    }
+
+    if let Some(base) = p.console_pl011 {
+        ctx.aligned("console_pl011", base)?;
+    }
+
+    check_ipa_map(ctx, p, board, &memory, &devices)?;
+
+    let mut memory_sorted: Vec<MemoryRegion> = p
+        .memory
+        .iter()
+        .map(|m| MemoryRegion {
+            ipa: m.ipa,
+            phys: m.phys,
+            size: m.size,
+        })
+        .collect();
+    memory_sorted.sort_by_key(|m| m.ipa);
+
+    // The device-tree area: the top 64 KiB of the lowest region.
+    let device_tree_area = if p.device_tree {
+        let (index, lowest) = memory
+            .iter()
+            .min_by_key(|(_, r)| r.base)
+            .copied()
+            .unwrap_or((0, Range { base: 0, size: 0 }));
+        if lowest.size <= DEVICE_TREE_AREA {
+            return Err(ctx.err(
+                format!("memory[{index}].size"),
+                ErrorKind::RegionTooSmallForDeviceTree { size: lowest.size },
+            ));
+        }
+        Some(Range {
+            base: lowest.end() - DEVICE_TREE_AREA,
+            size: DEVICE_TREE_AREA,
+        })
+    } else {
+        None
+    };
+
+    let (image, entry) = load_image(ctx, p, board, &memory_sorted, device_tree_area, images)?;
+
+    let vcpus = p.cpus.len();
+    let mut partition = Partition {
+        name: name.clone(),
+        cpus: p.cpus.clone(),
+        vmpidrs: (0..vcpus as u64).collect(),
+        memory: memory_sorted,
+        devices,
+        image,
+        entry,
+        device_tree: None,
+        console_pl011: p.console_pl011,
+    };
+    if let Some(area) = device_tree_area {
+        let bytes = dtb::device_tree(board, &partition)
+            .map_err(|error| ctx.err("device_tree", ErrorKind::DeviceTree { error }))?;
+        if bytes.len() as u64 > area.size {
+            let error = vm_fdt::Error::TotalSizeTooLarge;
+            return Err(ctx.err("device_tree", ErrorKind::DeviceTree { error }));
+        }
+        partition.device_tree = Some(Blob {
+            ipa: area.base,
+            bytes,
+        });
+    }
+    Ok(partition)
+}
+
+/// A window of the partition's IPA space.
+struct Window {
+    /// How a message names it.
+    what: String,
+    /// The field to blame, if it is the partition's own (the GIC is not).
+    field: Option<String>,
+    range: Range,
+}
+
+/// Checks that nothing in the partition's IPA space overlaps: its memory,
+/// its devices, its emulated PL011 page and the GIC windows it sees.
+fn check_ipa_map(
+    ctx: &Ctx<'_>,
+    p: &PartitionFile,
+    board: &Board,
+    memory: &[(usize, Range)],
+    devices: &[Device],
+) -> Result<(), ConfigError> {
+    let mut windows: Vec<Window> = memory
+        .iter()
+        .map(|(i, r)| Window {
+            what: format!("memory[{i}]"),
+            field: Some(format!("memory[{i}].ipa")),
+            range: *r,
+        })
+        .collect();
+    windows.extend(devices.iter().enumerate().map(|(j, d)| Window {
+        what: format!("device \"{}\"", d.name),
+        field: Some(format!("devices[{j}]")),
+        range: d.range,
+    }));
+    if let Some(base) = p.console_pl011 {
+        let range = Range::new(base, PAGE)
+            .ok_or_else(|| ctx.err("console_pl011", ErrorKind::Wraps { base, size: PAGE }))?;
+        windows.push(Window {
+            what: "the emulated PL011 (console_pl011)".to_owned(),
+            field: Some("console_pl011".to_owned()),
+            range,
+        });
+    }
+    windows.extend(
+        board
+            .gic
+            .guest_windows(p.cpus.len())
+            .into_iter()
+            .map(|(what, range)| Window {
+                what: format!("{what} this partition sees"),
+                field: None,
+                range,
+            }),
+    );
+    for (j, later) in windows.iter().enumerate() {
+        for earlier in &windows[..j] {
+            if !later.range.overlaps(&earlier.range) {
+                continue;
+            }
+            let (blamed, other) = match (&later.field, &earlier.field) {
+                (Some(_), _) => (later, earlier),
+                (None, Some(_)) => (earlier, later),
+                (None, None) => continue, // two GIC windows: the board check's business
+            };
+            let field = blamed.field.clone().unwrap_or_default();
+            return Err(ctx.err(
+                field,
+                ErrorKind::Overlap {
+                    range: blamed.range,
+                    other: other.what.clone(),
+                    other_range: other.range,
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Reads and places the image: the blob to copy and the entry point.
+fn load_image(
+    ctx: &Ctx<'_>,
+    p: &PartitionFile,
+    board: &Board,
+    memory: &[MemoryRegion],
+    device_tree_area: Option<Range>,
+    images: &ImageLoader<'_>,
+) -> Result<(Blob, u64), ConfigError> {
+    let bytes = images(&p.image).map_err(|kind| ctx.err("image", kind))?;
+
+    let elf = if elf::is_elf(&bytes) {
+        let elf =
+            Elf::parse(&bytes).map_err(|error| ctx.err("image", ErrorKind::BadElf { error }))?;
+        if p.load.is_some() {
+            return Err(ctx.err("load", ErrorKind::LoadForElf));
+        }
+        Some(elf)
+    } else {
+        None
+    };
+
+    // What is loaded where (IPA ranges), and the entry point.
+    let (loaded, entry): (Vec<Range>, u64) = match &elf {
+        // Elf::parse made sure no segment wraps.
+        Some(elf) => (
+            elf.segments
+                .iter()
+                .map(|s| Range {
+                    base: s.paddr,
+                    size: s.memsz,
+                })
+                .collect(),
+            p.entry.unwrap_or(elf.entry),
+        ),
+        None => {
+            let load = p
+                .load
+                .ok_or_else(|| ctx.err("load", ErrorKind::RawImageWithoutLoad))?;
+            let entry = p
+                .entry
+                .ok_or_else(|| ctx.err("entry", ErrorKind::RawImageWithoutEntry))?;
+            let size = bytes.len() as u64;
+            let range = Range::new(load, size)
+                .ok_or_else(|| ctx.err("load", ErrorKind::Wraps { base: load, size }))?;
+            (vec![range], entry)
+        }
+    };
+
+    for range in &loaded {
+        if !memory.iter().any(|m| m.ipa_range().encloses(range)) {
+            return Err(ctx.err("image", ErrorKind::ImageOutsideMemory { range: *range }));
+        }
+        if let Some(area) = device_tree_area
+            && range.overlaps(&area)
+        {
+            return Err(ctx.err(
+                "image",
+                ErrorKind::ImageOverlapsDeviceTree {
+                    range: *range,
+                    device_tree: area,
+                },
+            ));
+        }
+    }
+    if !memory.iter().any(|m| m.ipa_range().contains(entry)) {
+        return Err(ctx.err("entry", ErrorKind::EntryOutsideMemory { entry }));
+    }
+
+    let blob = match elf {
+        Some(elf) => {
+            // Every segment is inside memory, but the blob spans from the
+            // lowest to the highest one: refuse a span (two regions far
+            // apart) that the hypervisor could not embed.
+            let (low, high) = elf.file_span();
+            if high - low > board.hypervisor.size {
+                return Err(ctx.err(
+                    "image",
+                    ErrorKind::BlobsTooLarge {
+                        total: high - low,
+                        hypervisor: board.hypervisor.size,
+                    },
+                ));
+            }
+            let (ipa, bytes) = elf.flatten();
+            Blob { ipa, bytes }
+        }
+        None => Blob {
+            ipa: loaded[0].base,
+            bytes,
+        },
+    };
+    Ok((blob, entry))
+}
+
+/// Checks a parsed board and partition set together: the whole job, minus
+/// reading files. `board_file`/`set_file` are the names errors show.
+pub fn check_all(
+    board: &BoardFile,
+    board_file: &str,
+    set: &PartitionSetFile,
+    set_file: &str,
+    images: &ImageLoader<'_>,
+) -> Result<Checked, ConfigError> {
+    check_board_name(&set.board, set_file)?;
+    let board_checked = check_board(board, board_file)?;
+    let partitions = check_partitions(set, set_file, &board_checked, images)?;
+    Ok(Checked {
+        source: set_file.to_owned(),
+        board_source: board_file.to_owned(),
+        board: board_checked,
+        partitions,
+    })
+}

@@ -1,0 +1,168 @@
+//! The device tree a partition boots with, written with `vm-fdt`.
+//!
+//! It describes the machine as the partition sees it, nothing more: its
+//! memory (IPAs), its vCPUs (virtual MPIDRs, started through PSCI over HVC),
+//! the architected timer, the GIC windows the hypervisor emulates, the
+//! emulated PL011 if it has one, and its passthrough devices at their
+//! physical addresses.
+
+use vm_fdt::{Error, FdtWriter};
+
+use crate::check::{Board, Gic, PL011_INTID, Partition};
+
+/// `#interrupt-cells = 3` encoding, first cell: an SPI.
+const GIC_SPI: u32 = 0;
+/// First cell: a PPI.
+const GIC_PPI: u32 = 1;
+/// Third cell: level-sensitive, active high.
+const IRQ_TYPE_LEVEL_HIGH: u32 = 4;
+/// The architected timer's PPIs, in the order the binding lists them:
+/// secure physical (INTID 29), non-secure physical (30), virtual (27),
+/// hypervisor physical (26). PPI n is INTID 16 + n.
+const TIMER_PPIS: [u32; 4] = [13, 14, 11, 10];
+/// SPIs are numbered from INTID 32 in the device tree's second cell.
+const SPI_BASE: u32 = 32;
+/// The PL011's reference clock, as QEMU models it.
+const APB_CLOCK_HZ: u32 = 24_000_000;
+/// PL011 register window.
+const PL011_SIZE: u64 = 0x1000;
+const GIC_PHANDLE: u32 = 1;
+const CLOCK_PHANDLE: u32 = 2;
+
+/// Builds the DTB of `p`. The partition must be checked: this only writes.
+pub fn device_tree(board: &Board, p: &Partition) -> Result<Vec<u8>, Error> {
+    let vcpus = p.cpus.len();
+    let mut fdt = FdtWriter::new()?;
+    let root = fdt.begin_node("")?;
+    fdt.property_u32("#address-cells", 2)?;
+    fdt.property_u32("#size-cells", 2)?;
+    fdt.property_string("compatible", "bulkhead,partition")?;
+    fdt.property_string("model", &format!("Bulkhead partition {}", p.name))?;
+    fdt.property_u32("interrupt-parent", GIC_PHANDLE)?;
+
+    let chosen = fdt.begin_node("chosen")?;
+    if let Some(base) = p.console_pl011 {
+        fdt.property_string("stdout-path", &format!("/pl011@{base:x}"))?;
+    }
+    fdt.end_node(chosen)?;
+
+    for m in &p.memory {
+        let node = fdt.begin_node(&format!("memory@{:x}", m.ipa))?;
+        fdt.property_string("device_type", "memory")?;
+        fdt.property_array_u64("reg", &[m.ipa, m.size])?;
+        fdt.end_node(node)?;
+    }
+
+    let cpus = fdt.begin_node("cpus")?;
+    // vMPIDRs are Aff0 only (< 256), so one cell holds them.
+    fdt.property_u32("#address-cells", 1)?;
+    fdt.property_u32("#size-cells", 0)?;
+    for &mpidr in &p.vmpidrs {
+        let cpu = fdt.begin_node(&format!("cpu@{mpidr:x}"))?;
+        fdt.property_string("device_type", "cpu")?;
+        fdt.property_string("compatible", "arm,armv8")?;
+        fdt.property_u32("reg", mpidr as u32)?;
+        fdt.property_string("enable-method", "psci")?;
+        fdt.end_node(cpu)?;
+    }
+    fdt.end_node(cpus)?;
+
+    let psci = fdt.begin_node("psci")?;
+    fdt.property_string_list(
+        "compatible",
+        vec!["arm,psci-1.0".to_owned(), "arm,psci-0.2".to_owned()],
+    )?;
+    fdt.property_string("method", "hvc")?;
+    fdt.end_node(psci)?;
+
+    // GICv2 PPI flags carry a mask of the CPUs the PPI is wired to (bits
+    // 15:8); the GICv3 binding has no such field.
+    let ppi_flags = match board.gic {
+        Gic::V3 { .. } => IRQ_TYPE_LEVEL_HIGH,
+        Gic::V2 { .. } => ((1u32 << vcpus.min(8)) - 1) << 8 | IRQ_TYPE_LEVEL_HIGH,
+    };
+    let timer = fdt.begin_node("timer")?;
+    fdt.property_string("compatible", "arm,armv8-timer")?;
+    let cells: Vec<u32> = TIMER_PPIS
+        .iter()
+        .flat_map(|&ppi| [GIC_PPI, ppi, ppi_flags])
+        .collect();
+    fdt.property_array_u32("interrupts", &cells)?;
+    fdt.property_null("always-on")?;
+    fdt.end_node(timer)?;
+
+    write_gic(&mut fdt, board, vcpus)?;
+
+    let primecell = |compatible: &[String]| compatible.iter().any(|c| c == "arm,primecell");
+    if p.console_pl011.is_some() || p.devices.iter().any(|d| primecell(&d.compatible)) {
+        // AMBA (primecell) drivers want an "apb_pclk"; one fixed clock serves all.
+        let clock = fdt.begin_node("apb-pclk")?;
+        fdt.property_string("compatible", "fixed-clock")?;
+        fdt.property_u32("#clock-cells", 0)?;
+        fdt.property_u32("clock-frequency", APB_CLOCK_HZ)?;
+        fdt.property_string("clock-output-names", "clk24mhz")?;
+        fdt.property_phandle(CLOCK_PHANDLE)?;
+        fdt.end_node(clock)?;
+    }
+
+    if let Some(base) = p.console_pl011 {
+        let uart = fdt.begin_node(&format!("pl011@{base:x}"))?;
+        fdt.property_string_list(
+            "compatible",
+            vec!["arm,pl011".to_owned(), "arm,primecell".to_owned()],
+        )?;
+        fdt.property_array_u64("reg", &[base, PL011_SIZE])?;
+        fdt.property_array_u32(
+            "interrupts",
+            &[GIC_SPI, PL011_INTID - SPI_BASE, IRQ_TYPE_LEVEL_HIGH],
+        )?;
+        fdt.property_array_u32("clocks", &[CLOCK_PHANDLE, CLOCK_PHANDLE])?;
+        fdt.property_string_list(
+            "clock-names",
+            vec!["uartclk".to_owned(), "apb_pclk".to_owned()],
+        )?;
+        fdt.end_node(uart)?;
+    }
+
+    for d in &p.devices {
+        let node = fdt.begin_node(&format!("{}@{:x}", d.name, d.range.base))?;
+        fdt.property_string_list("compatible", d.compatible.clone())?;
+        fdt.property_array_u64("reg", &[d.range.base, d.range.size])?;
+        if !d.interrupts.is_empty() {
+            let cells: Vec<u32> = d
+                .interrupts
+                .iter()
+                .flat_map(|&intid| [GIC_SPI, intid - SPI_BASE, IRQ_TYPE_LEVEL_HIGH])
+                .collect();
+            fdt.property_array_u32("interrupts", &cells)?;
+        }
+        if primecell(&d.compatible) {
+            fdt.property_u32("clocks", CLOCK_PHANDLE)?;
+            fdt.property_string("clock-names", "apb_pclk")?;
+        }
+        fdt.end_node(node)?;
+    }
+
+    fdt.end_node(root)?;
+    fdt.finish()
+}
+
+/// The interrupt controller node, with the windows [`Gic::guest_windows`] gives.
+fn write_gic(fdt: &mut FdtWriter, board: &Board, vcpus: usize) -> Result<(), Error> {
+    let windows = board.gic.guest_windows(vcpus);
+    let distributor = windows.first().map_or(0, |(_, r)| r.base);
+    let gic = fdt.begin_node(&format!("interrupt-controller@{distributor:x}"))?;
+    match board.gic {
+        Gic::V3 { .. } => {
+            fdt.property_string("compatible", "arm,gic-v3")?;
+            fdt.property_u32("#redistributor-regions", 1)?;
+        }
+        Gic::V2 { .. } => fdt.property_string("compatible", "arm,cortex-a15-gic")?,
+    }
+    fdt.property_u32("#interrupt-cells", 3)?;
+    fdt.property_null("interrupt-controller")?;
+    let reg: Vec<u64> = windows.iter().flat_map(|(_, r)| [r.base, r.size]).collect();
+    fdt.property_array_u64("reg", &reg)?;
+    fdt.property_phandle(GIC_PHANDLE)?;
+    fdt.end_node(gic)
+}

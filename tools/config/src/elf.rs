@@ -1,0 +1,415 @@
+//! Just enough ELF: the loadable segments of a little-endian 64-bit AArch64
+//! executable, and their flattening into one contiguous blob.
+//!
+//! Used twice: for guest images (the blob the hypervisor copies into a
+//! partition) and by `bulkhead-config elf2image` (the hypervisor's own ELF
+//! turned into the flat arm64 Image that QEMU boots). Every offset read from
+//! the file is bounds-checked; a malformed file is an [`ElfError`], never a
+//! panic.
+
+use std::fmt;
+
+/// `\x7fELF`.
+const MAGIC: [u8; 4] = [0x7f, b'E', b'L', b'F'];
+/// `e_ident[EI_CLASS]` for 64-bit objects.
+const ELFCLASS64: u8 = 2;
+/// `e_ident[EI_DATA]` for little-endian objects.
+const ELFDATA2LSB: u8 = 1;
+/// `e_type` of an executable (not relocatable, not shared).
+const ET_EXEC: u16 = 2;
+/// `e_machine` of AArch64.
+const EM_AARCH64: u16 = 183;
+/// `p_type` of a loadable segment.
+const PT_LOAD: u32 = 1;
+/// Size of the ELF64 file header.
+const EHDR_SIZE: usize = 64;
+/// Size of one ELF64 program header.
+const PHDR_SIZE: usize = 56;
+
+/// Why a file is not an ELF we can load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElfError {
+    /// Shorter than the header or a table it points to.
+    Truncated,
+    /// Not ELFCLASS64 little-endian.
+    NotElf64Le,
+    /// `e_type` is not ET_EXEC.
+    NotExecutable { e_type: u16 },
+    /// `e_machine` is not AArch64.
+    NotAarch64 { machine: u16 },
+    /// `e_phentsize` is not the ELF64 size.
+    BadProgramHeaderSize { size: u16 },
+    /// A segment's file bytes lie outside the file.
+    SegmentOutsideFile { index: usize },
+    /// A segment whose `p_filesz` exceeds its `p_memsz`.
+    FileSizeOverMemSize { index: usize },
+    /// A segment whose address range wraps past 2^64.
+    SegmentWraps { index: usize },
+    /// Two loadable segments claim the same physical bytes.
+    SegmentsOverlap { first: usize, second: usize },
+    /// No PT_LOAD segment has any size.
+    NoLoadableSegments,
+}
+
+impl fmt::Display for ElfError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Truncated => f.write_str("file is truncated"),
+            Self::NotElf64Le => f.write_str("not a 64-bit little-endian ELF"),
+            Self::NotExecutable { e_type } => {
+                write!(
+                    f,
+                    "e_type is {e_type}, not ET_EXEC (2): link it as an executable"
+                )
+            }
+            Self::NotAarch64 { machine } => {
+                write!(f, "e_machine is {machine}, not AArch64 (183)")
+            }
+            Self::BadProgramHeaderSize { size } => {
+                write!(f, "e_phentsize is {size}, not {PHDR_SIZE}")
+            }
+            Self::SegmentOutsideFile { index } => {
+                write!(f, "program header {index}: file bytes lie outside the file")
+            }
+            Self::FileSizeOverMemSize { index } => {
+                write!(f, "program header {index}: p_filesz is larger than p_memsz")
+            }
+            Self::SegmentWraps { index } => {
+                write!(f, "program header {index}: address range wraps past 2^64")
+            }
+            Self::SegmentsOverlap { first, second } => write!(
+                f,
+                "program headers {first} and {second}: loadable segments overlap"
+            ),
+            Self::NoLoadableSegments => f.write_str("no PT_LOAD segment"),
+        }
+    }
+}
+
+impl std::error::Error for ElfError {}
+
+/// One PT_LOAD segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// Index of its program header, for messages.
+    pub index: usize,
+    /// Virtual address (`p_vaddr`).
+    pub vaddr: u64,
+    /// Physical address (`p_paddr`): where its bytes go.
+    pub paddr: u64,
+    /// Size in memory (`p_memsz`): file bytes, then zeroes.
+    pub memsz: u64,
+    /// Its bytes in the file (`p_filesz` of them).
+    pub data: Vec<u8>,
+}
+
+impl Segment {
+    /// `p_filesz`.
+    pub fn filesz(&self) -> u64 {
+        self.data.len() as u64
+    }
+}
+
+/// A parsed executable: its entry point and loadable segments, sorted by
+/// physical address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Elf {
+    /// `e_entry`.
+    pub entry: u64,
+    /// PT_LOAD segments with a non-zero `p_memsz`, lowest `p_paddr` first.
+    pub segments: Vec<Segment>,
+}
+
+/// Whether `bytes` start with the ELF magic (so a failure to parse them is
+/// an error rather than a sign of a raw image).
+pub fn is_elf(bytes: &[u8]) -> bool {
+    bytes.starts_with(&MAGIC)
+}
+
+fn read<const N: usize>(bytes: &[u8], offset: usize) -> Result<[u8; N], ElfError> {
+    let end = offset.checked_add(N).ok_or(ElfError::Truncated)?;
+    let slice = bytes.get(offset..end).ok_or(ElfError::Truncated)?;
+    let mut out = [0; N];
+    out.copy_from_slice(slice);
+    Ok(out)
+}
+
+fn u16_at(bytes: &[u8], offset: usize) -> Result<u16, ElfError> {
+    read(bytes, offset).map(u16::from_le_bytes)
+}
+
+fn u32_at(bytes: &[u8], offset: usize) -> Result<u32, ElfError> {
+    read(bytes, offset).map(u32::from_le_bytes)
+}
+
+fn u64_at(bytes: &[u8], offset: usize) -> Result<u64, ElfError> {
+    read(bytes, offset).map(u64::from_le_bytes)
+}
+
+/// Offsets into a file are `u64` in ELF; convert, failing as truncation.
+fn offset(value: u64) -> Result<usize, ElfError> {
+    usize::try_from(value).map_err(|_| ElfError::Truncated)
+}
+
+impl Elf {
+    /// Parses an AArch64 executable.
+    pub fn parse(bytes: &[u8]) -> Result<Elf, ElfError> {
+        if bytes.len() < EHDR_SIZE {
+            return Err(ElfError::Truncated);
+        }
+        if !is_elf(bytes) || bytes[4] != ELFCLASS64 || bytes[5] != ELFDATA2LSB {
+            return Err(ElfError::NotElf64Le);
+        }
+        let e_type = u16_at(bytes, 16)?;
+        if e_type != ET_EXEC {
+            return Err(ElfError::NotExecutable { e_type });
+        }
+        let machine = u16_at(bytes, 18)?;
+        if machine != EM_AARCH64 {
+            return Err(ElfError::NotAarch64 { machine });
+        }
+        let entry = u64_at(bytes, 24)?;
+        let phoff = offset(u64_at(bytes, 32)?)?;
+        let phentsize = u16_at(bytes, 54)?;
+        let phnum = usize::from(u16_at(bytes, 56)?);
+        if phnum > 0 && usize::from(phentsize) != PHDR_SIZE {
+            return Err(ElfError::BadProgramHeaderSize { size: phentsize });
+        }
+
+        let mut segments = Vec::new();
+        for index in 0..phnum {
+            let ph = index
+                .checked_mul(PHDR_SIZE)
+                .and_then(|o| o.checked_add(phoff))
+                .ok_or(ElfError::Truncated)?;
+            if u32_at(bytes, ph)? != PT_LOAD {
+                continue;
+            }
+            let file_offset = u64_at(bytes, ph + 8)?;
+            let vaddr = u64_at(bytes, ph + 16)?;
+            let paddr = u64_at(bytes, ph + 24)?;
+            let filesz = u64_at(bytes, ph + 32)?;
+            let memsz = u64_at(bytes, ph + 40)?;
+            if memsz == 0 {
+                continue;
+            }
+            if filesz > memsz {
+                return Err(ElfError::FileSizeOverMemSize { index });
+            }
+            if paddr.checked_add(memsz).is_none() || vaddr.checked_add(memsz).is_none() {
+                return Err(ElfError::SegmentWraps { index });
+            }
+            let start = offset(file_offset)?;
+            let data = start
+                .checked_add(offset(filesz)?)
+                .and_then(|end| bytes.get(start..end))
+                .ok_or(ElfError::SegmentOutsideFile { index })?;
+            segments.push(Segment {
+                index,
+                vaddr,
+                paddr,
+                memsz,
+                data: data.to_vec(),
+            });
+        }
+        if segments.is_empty() {
+            return Err(ElfError::NoLoadableSegments);
+        }
+        segments.sort_by_key(|s| s.paddr);
+        for pair in segments.windows(2) {
+            // Sorted by paddr, so only neighbours can overlap first.
+            if pair[0].paddr + pair[0].memsz > pair[1].paddr {
+                return Err(ElfError::SegmentsOverlap {
+                    first: pair[0].index,
+                    second: pair[1].index,
+                });
+            }
+        }
+        Ok(Elf { entry, segments })
+    }
+
+    /// The physical range the flattened blob covers: from the lowest
+    /// `p_paddr` of a segment with file bytes to the highest
+    /// `p_paddr + p_filesz`. For an ELF with no file bytes at all, an empty
+    /// range at the lowest segment.
+    pub fn file_span(&self) -> (u64, u64) {
+        let with_data = || self.segments.iter().filter(|s| !s.data.is_empty());
+        match with_data().map(|s| s.paddr).min() {
+            Some(base) => {
+                let end = with_data()
+                    .map(|s| s.paddr + s.filesz())
+                    .max()
+                    .unwrap_or(base);
+                (base, end)
+            }
+            None => {
+                let lowest = self.segments.first().map_or(0, |s| s.paddr);
+                (lowest, lowest)
+            }
+        }
+    }
+
+    /// The segments' file bytes laid out by physical address over
+    /// [`Elf::file_span`], gaps zero-filled. Trailing zero-initialised
+    /// memory (`.bss`) is not included: whoever loads the blob zeroes it.
+    ///
+    /// Returns the physical address of the first byte and the bytes. The
+    /// caller checks the span first: two segments far apart make a large blob.
+    pub fn flatten(&self) -> (u64, Vec<u8>) {
+        let (base, end) = self.file_span();
+        let mut out = vec![0u8; (end - base) as usize];
+        for s in self.segments.iter().filter(|s| !s.data.is_empty()) {
+            let at = (s.paddr - base) as usize;
+            out[at..at + s.data.len()].copy_from_slice(&s.data);
+        }
+        (base, out)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A test segment: physical (= virtual) address, file bytes, memory size.
+    pub(crate) struct Seg<'a> {
+        pub paddr: u64,
+        pub data: &'a [u8],
+        pub memsz: u64,
+    }
+
+    /// Builds a minimal AArch64 executable with the given PT_LOAD segments.
+    pub(crate) fn build_elf(entry: u64, segs: &[Seg<'_>]) -> Vec<u8> {
+        let phoff = EHDR_SIZE;
+        let mut data_off = phoff + segs.len() * PHDR_SIZE;
+        let mut out = vec![0u8; data_off];
+        out[..4].copy_from_slice(&MAGIC);
+        out[4] = ELFCLASS64;
+        out[5] = ELFDATA2LSB;
+        out[6] = 1; // EI_VERSION
+        out[16..18].copy_from_slice(&ET_EXEC.to_le_bytes());
+        out[18..20].copy_from_slice(&EM_AARCH64.to_le_bytes());
+        out[20..24].copy_from_slice(&1u32.to_le_bytes());
+        out[24..32].copy_from_slice(&entry.to_le_bytes());
+        out[32..40].copy_from_slice(&(phoff as u64).to_le_bytes());
+        out[52..54].copy_from_slice(&(EHDR_SIZE as u16).to_le_bytes());
+        out[54..56].copy_from_slice(&(PHDR_SIZE as u16).to_le_bytes());
+        out[56..58].copy_from_slice(&(segs.len() as u16).to_le_bytes());
+        for (i, s) in segs.iter().enumerate() {
+            let ph = phoff + i * PHDR_SIZE;
+            let fields: [(usize, u64); 6] = [
+                (8, data_off as u64), // p_offset
+                (16, s.paddr),        // p_vaddr
+                (24, s.paddr),        // p_paddr
+                (32, s.data.len() as u64),
+                (40, s.memsz),
+                (48, 0x1000), // p_align
+            ];
+            out[ph..ph + 4].copy_from_slice(&PT_LOAD.to_le_bytes());
+            for (at, v) in &fields {
+                out[ph + at..ph + at + 8].copy_from_slice(&v.to_le_bytes());
+            }
+            out.extend_from_slice(s.data);
+            data_off += s.data.len();
+        }
+        out
+    }
+
+    #[test]
+    fn flattens_by_physical_address_with_zero_filled_gaps() {
+        // Given out of order: the high segment first.
+        let elf = build_elf(
+            0x4000_0000,
+            &[
+                Seg {
+                    paddr: 0x4000_0010,
+                    data: b"DATA",
+                    memsz: 0x100, // .bss after it is not written
+                },
+                Seg {
+                    paddr: 0x4000_0000,
+                    data: b"CODE",
+                    memsz: 4,
+                },
+            ],
+        );
+        let elf = Elf::parse(&elf).expect("valid ELF");
+        assert_eq!(elf.entry, 0x4000_0000);
+        assert_eq!(elf.segments[0].paddr, 0x4000_0000);
+        let (base, bytes) = elf.flatten();
+        assert_eq!(base, 0x4000_0000);
+        let mut expected = b"CODE".to_vec();
+        expected.resize(0x10, 0);
+        expected.extend_from_slice(b"DATA");
+        assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn rejects_malformed_files() {
+        assert_eq!(Elf::parse(b"\x7fELF"), Err(ElfError::Truncated));
+        let mut elf = build_elf(
+            0,
+            &[Seg {
+                paddr: 0,
+                data: b"x",
+                memsz: 1,
+            }],
+        );
+        elf[18] = 62; // EM_X86_64
+        assert_eq!(Elf::parse(&elf), Err(ElfError::NotAarch64 { machine: 62 }));
+
+        let mut elf = build_elf(
+            0,
+            &[Seg {
+                paddr: 0,
+                data: b"xy",
+                memsz: 2,
+            }],
+        );
+        elf.truncate(elf.len() - 1);
+        assert_eq!(
+            Elf::parse(&elf),
+            Err(ElfError::SegmentOutsideFile { index: 0 })
+        );
+
+        let elf = build_elf(
+            0,
+            &[Seg {
+                paddr: 0,
+                data: b"xy",
+                memsz: 1,
+            }],
+        );
+        assert_eq!(
+            Elf::parse(&elf),
+            Err(ElfError::FileSizeOverMemSize { index: 0 })
+        );
+
+        let elf = build_elf(
+            0,
+            &[
+                Seg {
+                    paddr: 0,
+                    data: b"ab",
+                    memsz: 0x20,
+                },
+                Seg {
+                    paddr: 0x10,
+                    data: b"cd",
+                    memsz: 2,
+                },
+            ],
+        );
+        assert_eq!(
+            Elf::parse(&elf),
+            Err(ElfError::SegmentsOverlap {
+                first: 0,
+                second: 1
+            })
+        );
+
+        assert_eq!(
+            Elf::parse(&build_elf(0, &[])),
+            Err(ElfError::NoLoadableSegments)
+        );
+    }
+}

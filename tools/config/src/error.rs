@@ -1,0 +1,314 @@
+//! The one error type of the configuration tool.
+//!
+//! Every problem is reported as a [`ConfigError`]: *where* (the file, the
+//! line when the TOML parser knows it, the partition, the field) and *what*
+//! (an [`ErrorKind`]). Its `Display` is the build error a developer reads:
+//!
+//! ```text
+//! boards/qemu-virt/demo.toml: partition "alpha": memory[1].phys: 0x54000000..0x58000000 overlaps partition "beta" memory[0]
+//! ```
+
+use std::fmt;
+use std::io;
+
+use crate::check::Range;
+use crate::elf::ElfError;
+
+/// A configuration problem, located as precisely as the tool can.
+///
+/// Boxed: errors are rare and results are many, so `Result<_, ConfigError>`
+/// stays one pointer wide.
+#[derive(Debug)]
+pub struct ConfigError(Box<Located>);
+
+#[derive(Debug)]
+struct Located {
+    file: String,
+    line: Option<usize>,
+    partition: Option<String>,
+    field: Option<String>,
+    kind: ErrorKind,
+}
+
+impl ConfigError {
+    /// An error in `file` (as shown to the user), at `line` if known,
+    /// inside `partition` if any, at `field` if any.
+    pub fn new(
+        file: &str,
+        line: Option<usize>,
+        partition: Option<&str>,
+        field: Option<&str>,
+        kind: ErrorKind,
+    ) -> Self {
+        ConfigError(Box::new(Located {
+            file: file.to_owned(),
+            line,
+            partition: partition.map(str::to_owned),
+            field: field.map(str::to_owned),
+            kind,
+        }))
+    }
+
+    /// The file at fault, as shown to the user (relative to the repository root).
+    pub fn file(&self) -> &str {
+        &self.0.file
+    }
+
+    /// The 1-based line in [`Self::file`], when the TOML parser pointed at one.
+    pub fn line(&self) -> Option<usize> {
+        self.0.line
+    }
+
+    /// The partition the problem is inside, if any.
+    pub fn partition(&self) -> Option<&str> {
+        self.0.partition.as_deref()
+    }
+
+    /// The field at fault, as a path inside the table it belongs to
+    /// (`memory[1].phys`, `cpu[2].mpidr`, `devices[0]`).
+    pub fn field(&self) -> Option<&str> {
+        self.0.field.as_deref()
+    }
+
+    /// What is wrong.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.0.kind
+    }
+}
+
+/// What is wrong; [`ConfigError`] says where.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A file could not be read.
+    Read { path: String, error: io::Error },
+    /// A generated file could not be written.
+    Write { path: String, error: io::Error },
+    /// The text is not valid TOML.
+    Syntax { message: String },
+    /// A key the format does not have (serde's message, with the accepted keys).
+    UnknownField { message: String },
+    /// A required key is absent; the field path ends with its name.
+    MissingField,
+    /// A value of the wrong type or out of range for its type.
+    InvalidValue { message: String },
+    /// A name that breaks the naming rule.
+    BadName { name: String, rule: &'static str },
+    /// A partition name used by an earlier partition.
+    DuplicateName { name: String },
+    /// The partition set names a board other than the board file describes.
+    BoardMismatch { wanted: String, found: String },
+    /// The partition set has no `[[partition]]`.
+    NoPartitions,
+    /// A partition (or the board) has no CPUs.
+    NoCpus,
+    /// A CPU index that the board does not have.
+    UnknownCpu { cpu: usize, board_cpus: usize },
+    /// A CPU given twice; `owner` is the other partition, `None` for the same one.
+    CpuTwice { cpu: usize, owner: Option<String> },
+    /// Two board CPUs with the same MPIDR.
+    DuplicateMpidr { mpidr: u64 },
+    /// An MPIDR with bits set outside the affinity fields.
+    BadMpidr { mpidr: u64 },
+    /// A partition without memory, or a board without RAM.
+    NoMemory,
+    /// A range of size zero.
+    ZeroSize,
+    /// A value that is not a multiple of `align`.
+    Misaligned { value: u64, align: u64 },
+    /// `base + size` does not fit in 64 bits.
+    Wraps { base: u64, size: u64 },
+    /// A range that is not inside one board RAM range.
+    OutsideRam { range: Range },
+    /// A partition's memory that overlaps the hypervisor's own RAM.
+    OverlapsHypervisor { range: Range, hypervisor: Range },
+    /// Two ranges that must be disjoint overlap; `other` names the one found first.
+    Overlap {
+        range: Range,
+        other: String,
+        other_range: Range,
+    },
+    /// A device name that the board does not list.
+    UnknownDevice { name: String },
+    /// A device taken twice; `owner` is the other partition, `None` for the same one.
+    DeviceTwice { name: String, owner: Option<String> },
+    /// An interrupt that already belongs to something else (`owner` says what).
+    InterruptTwice { intid: u32, owner: String },
+    /// A GIC version other than 2 or 3.
+    GicVersion { version: u32 },
+    /// A GIC key that belongs to the other GIC version.
+    WrongGicField { version: u32 },
+    /// An interrupt that must be a PPI (INTID 16..=31) and is not.
+    NotPpi { intid: u32 },
+    /// An interrupt that must be an SPI (INTID 32..=1019) and is not.
+    NotSpi { intid: u32 },
+    /// A board device without a `compatible` string.
+    NoCompatible,
+    /// A guest image file that does not exist.
+    ImageNotFound { path: String },
+    /// A guest image that starts like an ELF but is not one we can load.
+    BadElf { error: ElfError },
+    /// `load` given for an ELF image, which is loaded at its segments' addresses.
+    LoadForElf,
+    /// A raw (non-ELF) image without `load`.
+    RawImageWithoutLoad,
+    /// A raw (non-ELF) image without `entry`.
+    RawImageWithoutEntry,
+    /// Part of the image (`range`, a segment or the raw bytes) is not inside one memory region.
+    ImageOutsideMemory { range: Range },
+    /// Part of the image lies in the area kept for the device tree.
+    ImageOverlapsDeviceTree { range: Range, device_tree: Range },
+    /// The entry point is not inside a memory region.
+    EntryOutsideMemory { entry: u64 },
+    /// The lowest memory region cannot hold the device-tree area.
+    RegionTooSmallForDeviceTree { size: u64 },
+    /// The device-tree writer failed (a bug in this tool, not in the configuration).
+    DeviceTree { error: vm_fdt::Error },
+    /// The guest blobs alone are larger than the hypervisor's RAM range.
+    BlobsTooLarge { total: u64, hypervisor: u64 },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file())?;
+        if let Some(line) = self.line() {
+            write!(f, ":{line}")?;
+        }
+        if let Some(partition) = self.partition() {
+            write!(f, ": partition \"{partition}\"")?;
+        }
+        if let Some(field) = self.field() {
+            write!(f, ": {field}")?;
+        }
+        write!(f, ": {}", self.kind())
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self.kind() {
+            ErrorKind::Read { error, .. } | ErrorKind::Write { error, .. } => Some(error),
+            ErrorKind::BadElf { error } => Some(error),
+            ErrorKind::DeviceTree { error } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+fn owner_or_this(owner: &Option<String>) -> String {
+    match owner {
+        Some(p) => format!("partition \"{p}\""),
+        None => "this partition".to_owned(),
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ErrorKind::*;
+        match self {
+            Read { path, error } => write!(f, "cannot read {path}: {error}"),
+            Write { path, error } => write!(f, "cannot write {path}: {error}"),
+            Syntax { message } => write!(f, "invalid TOML: {message}"),
+            UnknownField { message } => f.write_str(message),
+            MissingField => f.write_str("required field is missing"),
+            InvalidValue { message } => f.write_str(message),
+            BadName { name, rule } => write!(f, "bad name \"{name}\": {rule}"),
+            DuplicateName { name } => {
+                write!(f, "name \"{name}\" is already used by an earlier partition")
+            }
+            BoardMismatch { wanted, found } => write!(
+                f,
+                "the partition set is for board \"{wanted}\" but the board file describes \"{found}\""
+            ),
+            NoPartitions => f.write_str("the partition set has no [[partition]]"),
+            NoCpus => f.write_str("no CPUs given"),
+            UnknownCpu { cpu, board_cpus } => write!(
+                f,
+                "CPU {cpu} does not exist: the board has {board_cpus} CPUs (0..={})",
+                board_cpus.saturating_sub(1)
+            ),
+            CpuTwice { cpu, owner } => {
+                write!(f, "CPU {cpu} is already given to {}", owner_or_this(owner))
+            }
+            DuplicateMpidr { mpidr } => write!(f, "MPIDR {mpidr:#x} is given twice"),
+            BadMpidr { mpidr } => write!(
+                f,
+                "MPIDR {mpidr:#x} has bits outside the affinity fields (mask 0xff00ffffff)"
+            ),
+            NoMemory => f.write_str("no memory given"),
+            ZeroSize => f.write_str("size is 0"),
+            Misaligned { value, align } => {
+                write!(f, "{value:#x} is not a multiple of {align:#x}")
+            }
+            Wraps { base, size } => {
+                write!(f, "{base:#x} + {size:#x} does not fit in 64 bits")
+            }
+            OutsideRam { range } => write!(f, "{range} is not inside one board RAM range"),
+            OverlapsHypervisor { range, hypervisor } => write!(
+                f,
+                "{range} overlaps the hypervisor's RAM {hypervisor} (board [hypervisor])"
+            ),
+            Overlap {
+                range,
+                other,
+                other_range,
+            } => write!(f, "{range} overlaps {other} ({other_range})"),
+            UnknownDevice { name } => write!(f, "the board has no device \"{name}\""),
+            DeviceTwice { name, owner } => write!(
+                f,
+                "device \"{name}\" is already given to {}",
+                owner_or_this(owner)
+            ),
+            InterruptTwice { intid, owner } => {
+                write!(f, "INTID {intid} already belongs to {owner}")
+            }
+            GicVersion { version } => {
+                write!(f, "GIC version {version} is not supported (2 or 3)")
+            }
+            WrongGicField { version } => {
+                write!(f, "this key does not belong to a version {version} GIC")
+            }
+            NotPpi { intid } => write!(f, "INTID {intid} is not a PPI (16..=31)"),
+            NotSpi { intid } => write!(f, "INTID {intid} is not an SPI (32..=1019)"),
+            NoCompatible => f.write_str("a device needs at least one compatible string"),
+            ImageNotFound { path } => write!(
+                f,
+                "guest image {path} not found (guest images are built by scripts/build.sh)"
+            ),
+            BadElf { error } => write!(f, "not a loadable guest ELF: {error}"),
+            LoadForElf => f.write_str(
+                "`load` is for raw images; an ELF is loaded at its segments' physical addresses",
+            ),
+            RawImageWithoutLoad => {
+                f.write_str("a raw (non-ELF) image needs `load`, the IPA its bytes go to")
+            }
+            RawImageWithoutEntry => {
+                f.write_str("a raw (non-ELF) image needs `entry`, the IPA vCPU 0 starts at")
+            }
+            ImageOutsideMemory { range } => write!(
+                f,
+                "the image's bytes at {range} are not inside one memory region of the partition"
+            ),
+            ImageOverlapsDeviceTree { range, device_tree } => write!(
+                f,
+                "the image's bytes at {range} overlap the device-tree area {device_tree} \
+                 (the last 64 KiB of the lowest memory region; or set device_tree = false)"
+            ),
+            EntryOutsideMemory { entry } => write!(
+                f,
+                "entry point {entry:#x} is not inside a memory region of the partition"
+            ),
+            RegionTooSmallForDeviceTree { size } => write!(
+                f,
+                "the lowest memory region ({size:#x} bytes) is too small for the 64 KiB \
+                 device-tree area and an image"
+            ),
+            DeviceTree { error } => write!(f, "cannot write the device tree: {error}"),
+            BlobsTooLarge { total, hypervisor } => write!(
+                f,
+                "the guest images and device trees total {total:#x} bytes, more than the \
+                 hypervisor's whole RAM range ({hypervisor:#x} bytes) that embeds them"
+            ),
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The two file formats, as written: serde structs with
+//! `deny_unknown_fields`, and the parsing that turns a TOML or serde error
+//! into a [`ConfigError`] naming the file, line, partition and field.
+//!
+//! Nothing here judges values; that is [`crate::check`]'s job. Field names
+//! are the TOML keys, so an error's field path is what the user wrote.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ConfigError, ErrorKind};
+
+/// `boards/<name>/board.toml`: the machine.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardFile {
+    /// The board's name; a partition set's `board` must equal it.
+    pub name: String,
+    /// RAM ranges, in any order.
+    pub ram: Vec<RangeFile>,
+    /// The RAM the hypervisor keeps for itself.
+    pub hypervisor: RangeFile,
+    /// The PL011 the hypervisor owns.
+    pub uart: RangeFile,
+    /// The interrupt controller.
+    pub gic: GicFile,
+    /// Physical CPUs; the index into this list is the CPU id partitions use.
+    #[serde(default)]
+    pub cpu: Vec<CpuFile>,
+    /// Devices a partition may take as passthrough.
+    #[serde(default)]
+    pub device: Vec<DeviceFile>,
+}
+
+/// A `base`/`size` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeFile {
+    /// Start address.
+    pub base: u64,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+/// `[gic]`: one table for both versions; [`crate::check`] rejects the keys
+/// of the other version, so a GICv3 board cannot carry a stray
+/// `cpu_interface`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GicFile {
+    /// 2 or 3.
+    pub version: u32,
+    /// GICD base (both versions).
+    pub distributor: u64,
+    /// GICR base of CPU 0 (GICv3 only).
+    pub redistributor: Option<u64>,
+    /// GICC base (GICv2 only).
+    pub cpu_interface: Option<u64>,
+    /// GICH base (GICv2 only).
+    pub hyp_interface: Option<u64>,
+    /// GICV base (GICv2 only).
+    pub virtual_cpu_interface: Option<u64>,
+    /// INTID of the maintenance interrupt (a PPI).
+    pub maintenance_intid: u32,
+}
+
+/// `[[cpu]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuFile {
+    /// Affinity fields of the CPU's MPIDR_EL1.
+    pub mpidr: u64,
+}
+
+/// `[[device]]` of a board.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceFile {
+    /// What partitions call it in their `devices` list.
+    pub name: String,
+    /// Device-tree compatible strings, most specific first.
+    pub compatible: Vec<String>,
+    /// MMIO base (physical; also the IPA the device is mapped at).
+    pub base: u64,
+    /// MMIO size.
+    pub size: u64,
+    /// The SPIs it raises, as INTIDs.
+    #[serde(default)]
+    pub interrupts: Vec<u32>,
+}
+
+/// A partition set (e.g. `boards/qemu-virt/demo.toml`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionSetFile {
+    /// The board: `<repo_root>/boards/<board>/board.toml`.
+    pub board: String,
+    /// The partitions, in order: partition index n is the nth table.
+    #[serde(default)]
+    pub partition: Vec<PartitionFile>,
+}
+
+/// One `[[partition]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionFile {
+    /// 1..=16 characters of `[a-z0-9-]`; the console prefix.
+    pub name: String,
+    /// Board CPU indices; vCPU n runs on `cpus[n]`.
+    pub cpus: Vec<usize>,
+    /// The guest image: a name in the guest directory, or a path (with a
+    /// `/`) relative to the partition set's directory.
+    pub image: String,
+    /// Where vCPU 0 starts; default: the ELF's `e_entry`.
+    pub entry: Option<u64>,
+    /// Raw images only: the IPA the image's bytes go to.
+    pub load: Option<u64>,
+    /// Generate a device tree and pass it in x0 (default true).
+    #[serde(default = "yes")]
+    pub device_tree: bool,
+    /// The IPA of an emulated PL011, if the partition has one.
+    pub console_pl011: Option<u64>,
+    /// Board devices given to this partition as passthrough.
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// RAM regions, in any order.
+    #[serde(default)]
+    pub memory: Vec<MemoryFile>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[[partition.memory]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryFile {
+    /// Guest address.
+    pub ipa: u64,
+    /// Machine address.
+    pub phys: u64,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+/// Parses a board file; `file` is the name errors show.
+pub fn parse_board(text: &str, file: &str) -> Result<BoardFile, ConfigError> {
+    parse(text, file)
+}
+
+/// Parses a partition-set file; `file` is the name errors show.
+pub fn parse_partition_set(text: &str, file: &str) -> Result<PartitionSetFile, ConfigError> {
+    parse(text, file)
+}
+
+/// Deserializes `text`, tracking the path of the value being read so an error
+/// can say which partition and field it is in.
+fn parse<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, ConfigError> {
+    let deserializer = toml::Deserializer::parse(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
+        let kind = ErrorKind::Syntax {
+            message: e.message().to_owned(),
+        };
+        ConfigError::new(file, line, None, None, kind)
+    })?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let line = e.inner().span().map(|s| line_of(text, s.start));
+        let message = e.inner().message().to_owned();
+        let path = e.path().to_string();
+        locate(text, file, line, &path, message)
+    })
+}
+
+/// Builds the error for a serde failure at `path` (`partition[1].memory[0].ipa`).
+fn locate(text: &str, file: &str, line: Option<usize>, path: &str, message: String) -> ConfigError {
+    // serde's own wording (serde::de::Error::missing_field / unknown_field).
+    let (mut field, kind) = if let Some(rest) = message.strip_prefix("missing field `") {
+        let name = rest.trim_end_matches('`');
+        (join(path, name), ErrorKind::MissingField)
+    } else if message.starts_with("unknown field `") {
+        (path.to_owned(), ErrorKind::UnknownField { message })
+    } else {
+        (path.to_owned(), ErrorKind::InvalidValue { message })
+    };
+    // `partition[i].rest`: name the partition, keep `rest` as the field.
+    let mut partition = None;
+    if let Some(after) = field.strip_prefix("partition[")
+        && let Some((index, rest)) = after.split_once(']')
+        && let Some(name) = index
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| partition_name(text, i))
+    {
+        partition = Some(name);
+        field = rest.trim_start_matches('.').to_owned();
+    }
+    let field = (!field.is_empty() && field != ".").then_some(field.as_str());
+    ConfigError::new(file, line, partition.as_deref(), field, kind)
+}
+
+fn join(path: &str, name: &str) -> String {
+    if path.is_empty() || path == "." {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+/// The `name` of the `index`th partition, read loosely (the strict parse failed).
+fn partition_name(text: &str, index: usize) -> Option<String> {
+    let table: toml::Table = text.parse().ok()?;
+    let name = table.get("partition")?.get(index)?.get("name")?.as_str()?;
+    Some(name.to_owned())
+}
+
+/// The 1-based line holding byte `offset`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}

@@ -1,0 +1,1356 @@
+//! Host tests of the whole pipeline: one test per rule, each with a bad
+//! configuration given as a string, plus the shipped configurations, the
+//! generated device tree (read back with the `fdt` crate) and the generated
+//! Rust (compiled with rustc against the hypervisor's `src/config.rs`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::check::{Checked, MemoryRegion};
+use crate::elf::ElfError;
+use crate::elf::tests::{Seg, build_elf};
+use crate::error::{ConfigError, ErrorKind};
+
+/// The shipped files: each test of them only checks that they pass.
+const SHIPPED_BOARD: &str = include_str!("../../../boards/qemu-virt/board.toml");
+/// A fixed QEMU virt board for the rule tests, which edit it; kept apart
+/// from the shipped board so that tuning that file breaks no rule test.
+const BOARD: &str = r#"
+name = "qemu-virt"
+
+[[ram]]
+base = 0x4000_0000
+size = 0x4000_0000
+
+[hypervisor]
+base = 0x4000_0000
+size = 0x0200_0000
+
+[uart]
+base = 0x0900_0000
+size = 0x1000
+
+[gic]
+version = 3
+distributor = 0x0800_0000
+redistributor = 0x080A_0000
+maintenance_intid = 25
+
+[[cpu]]
+mpidr = 0x0
+
+[[cpu]]
+mpidr = 0x1
+
+[[cpu]]
+mpidr = 0x2
+
+[[cpu]]
+mpidr = 0x3
+
+[[device]]
+name = "rtc"
+compatible = ["arm,pl031", "arm,primecell"]
+base = 0x0901_0000
+size = 0x1000
+interrupts = [34]
+
+[[device]]
+name = "gpio"
+compatible = ["arm,pl061", "arm,primecell"]
+base = 0x0903_0000
+size = 0x1000
+interrupts = [39]
+"#;
+const DEMO: &str = include_str!("../../../boards/qemu-virt/demo.toml");
+const ISOLATION: &str = include_str!("../../../tests/configs/isolation.toml");
+const BOARD_FILE: &str = "boards/qemu-virt/board.toml";
+const SET_FILE: &str = "boards/qemu-virt/set.toml";
+
+/// Where the test guest is linked, as every real guest is.
+const LINK: u64 = 0x4000_0000;
+
+/// A test guest: code at 0x4000_0000, data at +0x1000, then 64 KiB of .bss.
+fn guest_elf() -> Vec<u8> {
+    build_elf(
+        LINK,
+        &[
+            Seg {
+                paddr: LINK,
+                data: b"\x00\x00\x00\x14CODE", // `b .` then filler
+                memsz: 8,
+            },
+            Seg {
+                paddr: LINK + 0x1000,
+                data: b"DATA",
+                memsz: 0x1_0000,
+            },
+        ],
+    )
+}
+
+/// Image lookup for the tests: "missing" does not exist, "raw" is a raw
+/// image, "huge" is an ELF whose .bss runs 256 MiB, "high" has a segment at
+/// 0x4400_0000, anything else is [`guest_elf`].
+fn images(name: &str) -> Result<Vec<u8>, ErrorKind> {
+    match name {
+        "missing" => Err(ErrorKind::ImageNotFound {
+            path: format!("target/guests/{name}"),
+        }),
+        "raw" => Ok(b"RAW IMAGE BYTES".to_vec()),
+        "huge" => Ok(build_elf(
+            LINK,
+            &[Seg {
+                paddr: LINK,
+                data: b"CODE",
+                memsz: 0x1000_0000,
+            }],
+        )),
+        "top" => Ok(build_elf(
+            LINK,
+            &[Seg {
+                paddr: LINK + 0x3ff_8000,
+                data: b"CODE",
+                memsz: 0x1000,
+            }],
+        )),
+        "truncated" => Ok(b"\x7fELF\x02\x01".to_vec()),
+        _ => Ok(guest_elf()),
+    }
+}
+
+fn run(board: &str, set: &str) -> Result<Checked, ConfigError> {
+    crate::check(board, BOARD_FILE, set, SET_FILE, &images)
+}
+
+/// A partition set on the shipped board.
+fn set(partitions: &str) -> String {
+    format!("board = \"qemu-virt\"\n{partitions}")
+}
+
+/// One partition with 64 MiB at IPA 0x4000_0000; `extra` lines go in its table.
+fn part(name: &str, cpus: &str, phys: u64, extra: &str) -> String {
+    format!(
+        "[[partition]]\nname = \"{name}\"\ncpus = {cpus}\nimage = \"guest\"\n{extra}\n\
+         [[partition.memory]]\nipa = 0x4000_0000\nphys = {phys:#x}\nsize = 0x0400_0000\n"
+    )
+}
+
+/// A valid two-partition set, for tests that change one thing in it.
+fn two() -> String {
+    set(&(part("alpha", "[0, 1]", 0x5000_0000, "") + &part("beta", "[2]", 0x5400_0000, "")))
+}
+
+/// Asserts that `result` is an error at `partition`/`field` of kind `kind`,
+/// and returns it.
+macro_rules! assert_error {
+    ($result:expr, $file:expr, $partition:expr, $field:expr, $kind:pat) => {{
+        let e: ConfigError = match $result {
+            Ok(_) => panic!("configuration was accepted"),
+            Err(e) => e,
+        };
+        assert!(matches!(e.kind(), $kind), "unexpected error kind: {e}");
+        assert_eq!(e.file(), $file, "{e}");
+        assert_eq!(e.partition(), $partition, "{e}");
+        assert_eq!(e.field(), $field, "{e}");
+        e
+    }};
+}
+
+// ---- the shipped files ------------------------------------------------------
+
+#[test]
+fn shipped_configurations_are_accepted() {
+    for set in [DEMO, ISOLATION] {
+        let c = run(SHIPPED_BOARD, set).expect("shipped files are valid");
+        assert_eq!(c.board.name, "qemu-virt");
+        assert_eq!(c.board.cpus, [0, 1, 2, 3]);
+        let names: Vec<&str> = c.board.devices.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["rtc", "gpio"]);
+    }
+}
+
+#[test]
+fn demo_configuration_is_accepted() {
+    let c = run(BOARD, DEMO).expect("demo.toml is valid");
+    assert_eq!(c.board.name, "qemu-virt");
+    assert_eq!(c.board.cpus, [0, 1, 2, 3]);
+    let [alpha, beta] = &c.partitions[..] else {
+        panic!("two partitions")
+    };
+    assert_eq!(
+        (alpha.name.as_str(), &alpha.cpus[..]),
+        ("alpha", &[0, 1][..])
+    );
+    assert_eq!(alpha.vmpidrs, [0, 1]);
+    assert_eq!(
+        alpha.memory,
+        [MemoryRegion {
+            ipa: 0x4000_0000,
+            phys: 0x5000_0000,
+            size: 0x400_0000
+        }]
+    );
+    assert_eq!(alpha.entry, LINK);
+    assert_eq!(alpha.image.ipa, LINK);
+    // Code, zeroes up to the data page, data; not the .bss after it.
+    assert_eq!(alpha.image.bytes.len(), 0x1004);
+    assert_eq!(&alpha.image.bytes[0x1000..], b"DATA");
+    let dt = alpha
+        .device_tree
+        .as_ref()
+        .expect("a device tree by default");
+    assert_eq!(dt.ipa, 0x4000_0000 + 0x400_0000 - 0x1_0000);
+    assert_eq!(alpha.console_pl011, Some(0x900_0000));
+    assert!(alpha.devices.is_empty());
+    assert_eq!(beta.cpus, [2]);
+    assert_eq!(beta.vmpidrs, [0]);
+    assert_eq!(beta.memory[0].phys, 0x5400_0000);
+    assert_eq!(beta.devices.len(), 1);
+    assert_eq!(beta.devices[0].name, "rtc");
+    assert_eq!(beta.devices[0].interrupts, [34]);
+}
+
+#[test]
+fn isolation_configuration_is_accepted() {
+    let c = run(BOARD, ISOLATION).expect("isolation.toml is valid");
+    let names: Vec<&str> = c.partitions.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["intruder", "victim", "badcall", "rawuart"]);
+    let phys: Vec<u64> = c.partitions.iter().map(|p| p.memory[0].phys).collect();
+    assert_eq!(phys, [0x5000_0000, 0x5400_0000, 0x5800_0000, 0x5C00_0000]);
+    assert_eq!(c.partitions[3].console_pl011, Some(0x900_0000));
+    assert_eq!(c.partitions[0].console_pl011, None);
+}
+
+// ---- file format ------------------------------------------------------------
+
+#[test]
+fn unknown_top_level_field_is_rejected() {
+    let e = assert_error!(
+        run(BOARD, &format!("colour = 1\n{}", two())),
+        SET_FILE,
+        None,
+        Some("colour"),
+        ErrorKind::UnknownField { .. }
+    );
+    assert_eq!(e.line(), Some(1));
+}
+
+#[test]
+fn unknown_partition_field_is_rejected() {
+    let config = set(&(part("alpha", "[0]", 0x5000_0000, "priority = 3")
+        + &part("beta", "[1]", 0x5400_0000, "")));
+    let e = assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("alpha"),
+        Some("priority"),
+        ErrorKind::UnknownField { .. }
+    );
+    assert_eq!(e.line(), Some(6));
+    assert!(e.to_string().starts_with(&format!(
+        "{SET_FILE}:6: partition \"alpha\": priority: unknown field `priority`, expected one of"
+    )));
+}
+
+#[test]
+fn unknown_memory_field_is_rejected() {
+    let config = two().replace(
+        "size = 0x0400_0000\n[[partition]]\nname = \"beta\"",
+        "size = 0x0400_0000\ncached = true\n[[partition]]\nname = \"beta\"",
+    );
+    assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("alpha"),
+        Some("memory[0].cached"),
+        ErrorKind::UnknownField { .. }
+    );
+}
+
+#[test]
+fn unknown_board_fields_are_rejected() {
+    assert_error!(
+        run(
+            &BOARD.replace(
+                "name = \"qemu-virt\"",
+                "name = \"qemu-virt\"\nvendor = \"x\""
+            ),
+            &two()
+        ),
+        BOARD_FILE,
+        None,
+        Some("vendor"),
+        ErrorKind::UnknownField { .. }
+    );
+    assert_error!(
+        run(
+            &BOARD.replace("name = \"gpio\"", "name = \"gpio\"\ndma = true"),
+            &two()
+        ),
+        BOARD_FILE,
+        None,
+        Some("device[1].dma"),
+        ErrorKind::UnknownField { .. }
+    );
+}
+
+#[test]
+fn missing_required_fields_are_rejected() {
+    let config = two().replace("cpus = [2]\n", "");
+    let e = assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("beta"),
+        Some("cpus"),
+        ErrorKind::MissingField
+    );
+    assert!(
+        e.to_string()
+            .contains("partition \"beta\": cpus: required field is missing")
+    );
+    let board = BOARD.replace("[hypervisor]\nbase = 0x4000_0000\nsize = 0x0200_0000\n", "");
+    assert_error!(
+        run(&board, &two()),
+        BOARD_FILE,
+        None,
+        Some("hypervisor"),
+        ErrorKind::MissingField
+    );
+    // A partition that has no name yet is named by its index.
+    let config = two().replace("name = \"beta\"\n", "");
+    assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        None,
+        Some("partition[1].name"),
+        ErrorKind::MissingField
+    );
+}
+
+#[test]
+fn values_of_the_wrong_type_are_rejected() {
+    let config = two().replace("cpus = [2]", "cpus = \"2\"");
+    assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("beta"),
+        Some("cpus"),
+        ErrorKind::InvalidValue { .. }
+    );
+}
+
+#[test]
+fn toml_syntax_errors_give_the_line() {
+    let e = assert_error!(
+        run(BOARD, "board = \"qemu-virt\"\n[[partition]\n"),
+        SET_FILE,
+        None,
+        None,
+        ErrorKind::Syntax { .. }
+    );
+    assert_eq!(e.line(), Some(2));
+}
+
+// ---- names ------------------------------------------------------------------
+
+#[test]
+fn bad_partition_names_are_rejected() {
+    for name in ["Alpha", "", "a_b", "seventeen-chars-x"] {
+        let config = set(&part(name, "[0]", 0x5000_0000, ""));
+        assert_error!(
+            run(BOARD, &config),
+            SET_FILE,
+            None,
+            Some("partition[0].name"),
+            ErrorKind::BadName { .. }
+        );
+    }
+    let config = set(&part("sixteen-chars-xx", "[0]", 0x5000_0000, ""));
+    run(BOARD, &config).expect("16 characters are allowed");
+}
+
+#[test]
+fn duplicate_partition_names_are_rejected() {
+    let config =
+        set(&(part("alpha", "[0]", 0x5000_0000, "") + &part("alpha", "[1]", 0x5400_0000, "")));
+    assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("alpha"),
+        Some("name"),
+        ErrorKind::DuplicateName { .. }
+    );
+}
+
+#[test]
+fn a_set_without_partitions_is_rejected() {
+    assert_error!(
+        run(BOARD, "board = \"qemu-virt\"\n"),
+        SET_FILE,
+        None,
+        Some("partition"),
+        ErrorKind::NoPartitions
+    );
+}
+
+#[test]
+fn a_set_for_another_board_is_rejected() {
+    assert_error!(
+        run(
+            BOARD,
+            &two().replace("board = \"qemu-virt\"", "board = \"raspi4b\"")
+        ),
+        SET_FILE,
+        None,
+        Some("board"),
+        ErrorKind::BoardMismatch { .. }
+    );
+    assert_error!(
+        run(
+            BOARD,
+            &two().replace("board = \"qemu-virt\"", "board = \"../etc\"")
+        ),
+        SET_FILE,
+        None,
+        Some("board"),
+        ErrorKind::BadName { .. }
+    );
+}
+
+// ---- CPUs -------------------------------------------------------------------
+
+#[test]
+fn a_cpu_twice_in_one_partition_is_rejected() {
+    assert_error!(
+        run(BOARD, &two().replace("cpus = [0, 1]", "cpus = [0, 1, 0]")),
+        SET_FILE,
+        Some("alpha"),
+        Some("cpus[2]"),
+        ErrorKind::CpuTwice {
+            cpu: 0,
+            owner: None
+        }
+    );
+}
+
+#[test]
+fn a_cpu_in_two_partitions_is_rejected() {
+    let e = assert_error!(
+        run(BOARD, &two().replace("cpus = [2]", "cpus = [1]")),
+        SET_FILE,
+        Some("beta"),
+        Some("cpus[0]"),
+        ErrorKind::CpuTwice {
+            cpu: 1,
+            owner: Some(_)
+        }
+    );
+    assert!(
+        e.to_string()
+            .ends_with("CPU 1 is already given to partition \"alpha\"")
+    );
+}
+
+#[test]
+fn a_cpu_the_board_lacks_is_rejected() {
+    assert_error!(
+        run(BOARD, &two().replace("cpus = [2]", "cpus = [4]")),
+        SET_FILE,
+        Some("beta"),
+        Some("cpus[0]"),
+        ErrorKind::UnknownCpu {
+            cpu: 4,
+            board_cpus: 4
+        }
+    );
+}
+
+#[test]
+fn a_partition_without_cpus_is_rejected() {
+    assert_error!(
+        run(BOARD, &two().replace("cpus = [2]", "cpus = []")),
+        SET_FILE,
+        Some("beta"),
+        Some("cpus"),
+        ErrorKind::NoCpus
+    );
+}
+
+// ---- memory -----------------------------------------------------------------
+
+#[test]
+fn a_partition_without_memory_is_rejected() {
+    let config = set("[[partition]]\nname = \"alpha\"\ncpus = [0]\nimage = \"guest\"\n");
+    assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("alpha"),
+        Some("memory"),
+        ErrorKind::NoMemory
+    );
+}
+
+#[test]
+fn a_region_of_size_zero_is_rejected() {
+    let config =
+        set(&part("alpha", "[0]", 0x5000_0000, "").replace("size = 0x0400_0000", "size = 0"));
+    assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("alpha"),
+        Some("memory[0].size"),
+        ErrorKind::ZeroSize
+    );
+}
+
+#[test]
+fn misaligned_regions_are_rejected() {
+    let cases = [
+        ("ipa = 0x4000_0000", "ipa = 0x4000_0800", "memory[0].ipa"),
+        ("phys = 0x50000000", "phys = 0x5000_0010", "memory[0].phys"),
+        ("size = 0x0400_0000", "size = 0x0400_0100", "memory[0].size"),
+    ];
+    for (from, to, field) in cases {
+        let config = set(&part("alpha", "[0]", 0x5000_0000, "").replace(from, to));
+        assert_ne!(
+            config,
+            set(&part("alpha", "[0]", 0x5000_0000, "")),
+            "{from}"
+        );
+        assert_error!(
+            run(BOARD, &config),
+            SET_FILE,
+            Some("alpha"),
+            Some(field),
+            ErrorKind::Misaligned { align: 0x1000, .. }
+        );
+    }
+}
+
+#[test]
+fn physical_overlap_across_partitions_is_rejected() {
+    // alpha's second region (given first in IPA order: any order is fine)
+    // lands on beta's memory.
+    let alpha = part("alpha", "[0]", 0x5000_0000, "")
+        + "[[partition.memory]]\nipa = 0x8000_0000\nphys = 0x5400_0000\nsize = 0x0400_0000\n";
+    let config = set(&(part("beta", "[1]", 0x5400_0000, "") + &alpha));
+    let e = assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("alpha"),
+        Some("memory[1].phys"),
+        ErrorKind::Overlap { .. }
+    );
+    assert_eq!(
+        e.to_string(),
+        "boards/qemu-virt/set.toml: partition \"alpha\": memory[1].phys: \
+         0x54000000..0x58000000 overlaps partition \"beta\" memory[0] (0x54000000..0x58000000)"
+    );
+}
+
+#[test]
+fn physical_overlap_within_a_partition_is_rejected() {
+    let alpha = part("alpha", "[0]", 0x5000_0000, "")
+        + "[[partition.memory]]\nipa = 0x8000_0000\nphys = 0x5200_0000\nsize = 0x0400_0000\n";
+    assert_error!(
+        run(BOARD, &set(&alpha)),
+        SET_FILE,
+        Some("alpha"),
+        Some("memory[1].phys"),
+        ErrorKind::Overlap { .. }
+    );
+}
+
+#[test]
+fn ipa_overlap_within_a_partition_is_rejected() {
+    let alpha = part("alpha", "[0]", 0x5000_0000, "")
+        + "[[partition.memory]]\nipa = 0x43ff_f000\nphys = 0x6000_0000\nsize = 0x2000\n";
+    let e = assert_error!(
+        run(BOARD, &set(&alpha)),
+        SET_FILE,
+        Some("alpha"),
+        Some("memory[1].ipa"),
+        ErrorKind::Overlap { .. }
+    );
+    assert!(e.to_string().contains("overlaps memory[0]"), "{e}");
+}
+
+#[test]
+fn memory_over_a_device_console_or_gic_window_is_rejected() {
+    // A region at IPA 0x0900_0000 overlaps, in turn: the rtc (0x0901_0000)
+    // it takes, the emulated PL011, the GIC distributor and redistributors.
+    let region = |ipa: u64, size: u64| {
+        format!("[[partition.memory]]\nipa = {ipa:#x}\nphys = 0x6000_0000\nsize = {size:#x}\n")
+    };
+    let with = |extra: &str, ipa: u64, size: u64| {
+        set(&(part("alpha", "[0, 1]", 0x5000_0000, extra) + &region(ipa, size)))
+    };
+
+    // Of two entries of the partition's own, the later in the IPA map
+    // (memory, devices, console) is blamed.
+    let e = assert_error!(
+        run(BOARD, &with("devices = [\"rtc\"]", 0x0901_0000, 0x1000)),
+        SET_FILE,
+        Some("alpha"),
+        Some("devices[0]"),
+        ErrorKind::Overlap { .. }
+    );
+    assert!(e.to_string().contains("overlaps memory[1]"), "{e}");
+
+    let e = assert_error!(
+        run(
+            BOARD,
+            &with("console_pl011 = 0x0900_0000", 0x0900_0000, 0x1000)
+        ),
+        SET_FILE,
+        Some("alpha"),
+        Some("console_pl011"),
+        ErrorKind::Overlap { .. }
+    );
+    assert!(e.to_string().contains("overlaps memory[1]"), "{e}");
+
+    let e = assert_error!(
+        run(BOARD, &with("", 0x0800_f000, 0x1000)),
+        SET_FILE,
+        Some("alpha"),
+        Some("memory[1].ipa"),
+        ErrorKind::Overlap { .. }
+    );
+    assert!(e.to_string().contains("the GIC distributor"), "{e}");
+
+    // Two vCPUs see redistributors at 0x080A_0000..0x080E_0000: a region
+    // right after them is fine, one in the second frame is not.
+    run(BOARD, &with("", 0x080E_0000, 0x2_0000)).expect("beyond the redistributors");
+    let e = assert_error!(
+        run(BOARD, &with("", 0x080D_0000, 0x1000)),
+        SET_FILE,
+        Some("alpha"),
+        Some("memory[1].ipa"),
+        ErrorKind::Overlap { .. }
+    );
+    assert!(e.to_string().contains("the GIC redistributors"), "{e}");
+}
+
+#[test]
+fn a_device_over_the_console_page_is_rejected() {
+    let config = set(&part(
+        "alpha",
+        "[0]",
+        0x5000_0000,
+        "devices = [\"rtc\"]\nconsole_pl011 = 0x0901_0000",
+    ));
+    assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("alpha"),
+        Some("console_pl011"),
+        ErrorKind::Overlap { .. }
+    );
+}
+
+#[test]
+fn a_misaligned_console_is_rejected() {
+    let config = set(&part(
+        "alpha",
+        "[0]",
+        0x5000_0000,
+        "console_pl011 = 0x0900_0800",
+    ));
+    assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("alpha"),
+        Some("console_pl011"),
+        ErrorKind::Misaligned { .. }
+    );
+}
+
+#[test]
+fn memory_outside_ram_is_rejected() {
+    // Straddles the end of RAM at 0x8000_0000.
+    assert_error!(
+        run(BOARD, &set(&part("alpha", "[0]", 0x7e00_0000, ""))),
+        SET_FILE,
+        Some("alpha"),
+        Some("memory[0].phys"),
+        ErrorKind::OutsideRam { .. }
+    );
+}
+
+#[test]
+fn memory_over_the_hypervisor_is_rejected() {
+    assert_error!(
+        run(BOARD, &set(&part("alpha", "[0]", 0x4100_0000, ""))),
+        SET_FILE,
+        Some("alpha"),
+        Some("memory[0].phys"),
+        ErrorKind::OverlapsHypervisor { .. }
+    );
+}
+
+#[test]
+fn regions_are_sorted_by_ipa() {
+    let alpha = part("alpha", "[0]", 0x5000_0000, "")
+        + "[[partition.memory]]\nipa = 0x2000_0000\nphys = 0x6000_0000\nsize = 0x10_0000\n";
+    let c = run(BOARD, &set(&alpha)).expect("valid");
+    let ipas: Vec<u64> = c.partitions[0].memory.iter().map(|m| m.ipa).collect();
+    assert_eq!(ipas, [0x2000_0000, 0x4000_0000]);
+    // The device tree goes in the lowest region, which the image is not in.
+    let dt = c.partitions[0].device_tree.as_ref().expect("device tree");
+    assert_eq!(dt.ipa, 0x2010_0000 - 0x1_0000);
+}
+
+// ---- devices and interrupts ---------------------------------------------------
+
+#[test]
+fn an_unknown_device_is_rejected() {
+    let config = set(&part(
+        "alpha",
+        "[0]",
+        0x5000_0000,
+        "devices = [\"rtc\", \"uart1\"]",
+    ));
+    assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("alpha"),
+        Some("devices[1]"),
+        ErrorKind::UnknownDevice { .. }
+    );
+}
+
+#[test]
+fn a_device_taken_twice_is_rejected() {
+    let config = set(&part(
+        "alpha",
+        "[0]",
+        0x5000_0000,
+        "devices = [\"rtc\", \"rtc\"]",
+    ));
+    assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("alpha"),
+        Some("devices[1]"),
+        ErrorKind::DeviceTwice { owner: None, .. }
+    );
+    let config = set(&(part("alpha", "[0]", 0x5000_0000, "devices = [\"rtc\"]")
+        + &part("beta", "[1]", 0x5400_0000, "devices = [\"gpio\", \"rtc\"]")));
+    let e = assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("beta"),
+        Some("devices[1]"),
+        ErrorKind::DeviceTwice { owner: Some(_), .. }
+    );
+    assert!(
+        e.to_string()
+            .ends_with("device \"rtc\" is already given to partition \"alpha\"")
+    );
+}
+
+#[test]
+fn an_interrupt_owned_twice_is_rejected() {
+    // A board where two devices share a line: they cannot go to two partitions.
+    let board = BOARD.replace("interrupts = [39]", "interrupts = [34]");
+    let config = set(&(part("alpha", "[0]", 0x5000_0000, "devices = [\"rtc\"]")
+        + &part("beta", "[1]", 0x5400_0000, "devices = [\"gpio\"]")));
+    let e = assert_error!(
+        run(&board, &config),
+        SET_FILE,
+        Some("beta"),
+        Some("devices[0]"),
+        ErrorKind::InterruptTwice { intid: 34, .. }
+    );
+    assert!(
+        e.to_string()
+            .contains("device \"rtc\" of partition \"alpha\""),
+        "{e}"
+    );
+    // ...but both may go to one.
+    let config = set(&part(
+        "alpha",
+        "[0]",
+        0x5000_0000,
+        "devices = [\"rtc\", \"gpio\"]",
+    ));
+    run(&board, &config).expect("one partition may own a shared line");
+
+    // A passthrough device on INTID 33 clashes with the emulated PL011's.
+    let board = BOARD.replace("interrupts = [39]", "interrupts = [33]");
+    let config = set(&part(
+        "alpha",
+        "[0]",
+        0x5000_0000,
+        "devices = [\"gpio\"]\nconsole_pl011 = 0x0900_0000",
+    ));
+    assert_error!(
+        run(&board, &config),
+        SET_FILE,
+        Some("alpha"),
+        Some("devices[0]"),
+        ErrorKind::InterruptTwice { intid: 33, .. }
+    );
+}
+
+// ---- images -----------------------------------------------------------------
+
+#[test]
+fn a_missing_image_is_rejected() {
+    let e = assert_error!(
+        run(
+            BOARD,
+            &two().replacen("image = \"guest\"", "image = \"missing\"", 1)
+        ),
+        SET_FILE,
+        Some("alpha"),
+        Some("image"),
+        ErrorKind::ImageNotFound { .. }
+    );
+    assert!(e.to_string().contains("scripts/build.sh"), "{e}");
+}
+
+#[test]
+fn a_malformed_elf_is_rejected() {
+    assert_error!(
+        run(
+            BOARD,
+            &two().replacen("image = \"guest\"", "image = \"truncated\"", 1)
+        ),
+        SET_FILE,
+        Some("alpha"),
+        Some("image"),
+        ErrorKind::BadElf {
+            error: ElfError::Truncated
+        }
+    );
+}
+
+#[test]
+fn an_image_that_does_not_fit_is_rejected() {
+    // 256 MiB of .bss in a 64 MiB region.
+    let e = assert_error!(
+        run(
+            BOARD,
+            &two().replacen("image = \"guest\"", "image = \"huge\"", 1)
+        ),
+        SET_FILE,
+        Some("alpha"),
+        Some("image"),
+        ErrorKind::ImageOutsideMemory { .. }
+    );
+    assert!(e.to_string().contains("0x40000000..0x50000000"), "{e}");
+}
+
+#[test]
+fn an_image_over_the_device_tree_is_rejected() {
+    let config = two().replacen("image = \"guest\"", "image = \"top\"", 1);
+    assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("alpha"),
+        Some("image"),
+        ErrorKind::ImageOverlapsDeviceTree { .. }
+    );
+    // Without a device tree, the top of memory is the image's.
+    let config = config.replacen("image = \"top\"", "image = \"top\"\ndevice_tree = false", 1);
+    let c = run(BOARD, &config).expect("no device-tree area");
+    assert!(c.partitions[0].device_tree.is_none());
+}
+
+#[test]
+fn an_entry_outside_memory_is_rejected() {
+    let config = two().replacen(
+        "image = \"guest\"",
+        "image = \"guest\"\nentry = 0x8000_0000",
+        1,
+    );
+    assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("alpha"),
+        Some("entry"),
+        ErrorKind::EntryOutsideMemory { entry: 0x8000_0000 }
+    );
+}
+
+#[test]
+fn raw_images_need_load_and_entry() {
+    let raw = |extra: &str| {
+        set(&part("alpha", "[0]", 0x5000_0000, &format!("{extra}\n"))
+            .replace("\"guest\"", "\"raw\""))
+    };
+    assert_error!(
+        run(BOARD, &raw("entry = 0x4000_0000")),
+        SET_FILE,
+        Some("alpha"),
+        Some("load"),
+        ErrorKind::RawImageWithoutLoad
+    );
+    assert_error!(
+        run(BOARD, &raw("load = 0x4020_0000")),
+        SET_FILE,
+        Some("alpha"),
+        Some("entry"),
+        ErrorKind::RawImageWithoutEntry
+    );
+    let c = run(BOARD, &raw("load = 0x4020_0000\nentry = 0x4020_0000")).expect("valid raw image");
+    assert_eq!(c.partitions[0].image.ipa, 0x4020_0000);
+    assert_eq!(c.partitions[0].image.bytes, b"RAW IMAGE BYTES");
+    assert_eq!(c.partitions[0].entry, 0x4020_0000);
+}
+
+#[test]
+fn load_is_refused_for_an_elf() {
+    let config = two().replacen(
+        "image = \"guest\"",
+        "image = \"guest\"\nload = 0x4000_0000",
+        1,
+    );
+    assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("alpha"),
+        Some("load"),
+        ErrorKind::LoadForElf
+    );
+}
+
+#[test]
+fn a_lowest_region_too_small_for_the_device_tree_is_rejected() {
+    let alpha = part("alpha", "[0]", 0x5000_0000, "")
+        + "[[partition.memory]]\nipa = 0x1000_0000\nphys = 0x6000_0000\nsize = 0x1000\n";
+    assert_error!(
+        run(BOARD, &set(&alpha)),
+        SET_FILE,
+        Some("alpha"),
+        Some("memory[1].size"),
+        ErrorKind::RegionTooSmallForDeviceTree { size: 0x1000 }
+    );
+}
+
+#[test]
+fn blobs_larger_than_the_hypervisor_range_are_rejected() {
+    // Each image (0x1004 bytes) fits 8 KiB; the two with their device trees do not.
+    let board = BOARD.replace("size = 0x0200_0000", "size = 0x2000");
+    assert_error!(
+        run(&board, &two()),
+        SET_FILE,
+        None,
+        None,
+        ErrorKind::BlobsTooLarge { .. }
+    );
+}
+
+// ---- board --------------------------------------------------------------------
+
+#[test]
+fn a_board_without_cpus_is_rejected() {
+    let board: String = BOARD.replace("[[cpu]]\nmpidr = 0x", "# mpidr = ");
+    assert_error!(
+        run(&board, &two()),
+        BOARD_FILE,
+        None,
+        Some("cpu"),
+        ErrorKind::NoCpus
+    );
+}
+
+#[test]
+fn a_duplicate_mpidr_is_rejected() {
+    let board = BOARD.replace("mpidr = 0x3", "mpidr = 0x1");
+    assert_error!(
+        run(&board, &two()),
+        BOARD_FILE,
+        None,
+        Some("cpu[3].mpidr"),
+        ErrorKind::DuplicateMpidr { mpidr: 1 }
+    );
+    let board = BOARD.replace("mpidr = 0x3", "mpidr = 0x8000_0003");
+    assert_error!(
+        run(&board, &two()),
+        BOARD_FILE,
+        None,
+        Some("cpu[3].mpidr"),
+        ErrorKind::BadMpidr { .. }
+    );
+}
+
+#[test]
+fn an_unsupported_gic_version_is_rejected() {
+    let board = BOARD.replace("version = 3", "version = 4");
+    assert_error!(
+        run(&board, &two()),
+        BOARD_FILE,
+        None,
+        Some("gic.version"),
+        ErrorKind::GicVersion { version: 4 }
+    );
+    // A GICv2 key on a GICv3 board.
+    let board = BOARD.replace("version = 3", "version = 3\ncpu_interface = 0x0801_0000");
+    assert_error!(
+        run(&board, &two()),
+        BOARD_FILE,
+        None,
+        Some("gic.cpu_interface"),
+        ErrorKind::WrongGicField { version: 3 }
+    );
+    let board = BOARD.replace("maintenance_intid = 25", "maintenance_intid = 40");
+    assert_error!(
+        run(&board, &two()),
+        BOARD_FILE,
+        None,
+        Some("gic.maintenance_intid"),
+        ErrorKind::NotPpi { intid: 40 }
+    );
+}
+
+#[test]
+fn a_hypervisor_range_outside_ram_is_rejected() {
+    let board = BOARD.replace(
+        "[hypervisor]\nbase = 0x4000_0000",
+        "[hypervisor]\nbase = 0x3f00_0000",
+    );
+    assert_error!(
+        run(&board, &two()),
+        BOARD_FILE,
+        None,
+        Some("hypervisor"),
+        ErrorKind::OutsideRam { .. }
+    );
+}
+
+#[test]
+fn board_devices_are_checked() {
+    let board = BOARD.replace("base = 0x0903_0000", "base = 0x0901_0000");
+    assert_error!(
+        run(&board, &two()),
+        BOARD_FILE,
+        None,
+        Some("device[1]"),
+        ErrorKind::Overlap { .. }
+    );
+    let board = BOARD.replace("interrupts = [39]", "interrupts = [27]");
+    assert_error!(
+        run(&board, &two()),
+        BOARD_FILE,
+        None,
+        Some("device[1].interrupts[0]"),
+        ErrorKind::NotSpi { intid: 27 }
+    );
+    let board = BOARD.replace("name = \"gpio\"", "name = \"rtc\"");
+    assert_error!(
+        run(&board, &two()),
+        BOARD_FILE,
+        None,
+        Some("device[1].name"),
+        ErrorKind::DuplicateName { .. }
+    );
+}
+
+/// The board as a GICv2 machine (QEMU virt with gic-version=2).
+fn gicv2_board() -> String {
+    BOARD.replace(
+        "version = 3\ndistributor = 0x0800_0000\nredistributor = 0x080A_0000\nmaintenance_intid = 25",
+        "version = 2\ndistributor = 0x0800_0000\ncpu_interface = 0x0801_0000\n\
+         hyp_interface = 0x0803_0000\nvirtual_cpu_interface = 0x0804_0000\nmaintenance_intid = 25",
+    )
+}
+
+#[test]
+fn a_gicv2_board_is_accepted() {
+    let c = run(&gicv2_board(), DEMO).expect("GICv2 board");
+    assert!(matches!(
+        c.board.gic,
+        crate::check::Gic::V2 {
+            cpu_interface: 0x0801_0000,
+            virtual_cpu_interface: 0x0804_0000,
+            ..
+        }
+    ));
+    let dt = &c.partitions[0]
+        .device_tree
+        .as_ref()
+        .expect("device tree")
+        .bytes;
+    let fdt = fdt::Fdt::new(dt).expect("valid DTB");
+    let gic = fdt
+        .find_compatible(&["arm,cortex-a15-gic"])
+        .expect("GICv2 node");
+    let reg: Vec<(usize, Option<usize>)> = gic
+        .reg()
+        .expect("reg")
+        .map(|r| (r.starting_address as usize, r.size))
+        .collect();
+    assert_eq!(
+        reg,
+        [(0x0800_0000, Some(0x1000)), (0x0801_0000, Some(0x2000))]
+    );
+    let missing = gicv2_board().replace("hyp_interface = 0x0803_0000\n", "");
+    assert_error!(
+        run(&missing, DEMO),
+        BOARD_FILE,
+        None,
+        Some("gic.hyp_interface"),
+        ErrorKind::MissingField
+    );
+}
+
+// ---- device tree --------------------------------------------------------------
+
+#[test]
+fn the_device_tree_describes_the_partition() {
+    let c = run(BOARD, DEMO).expect("valid");
+    let alpha = &c.partitions[0];
+    let dt = &alpha.device_tree.as_ref().expect("device tree").bytes;
+    let fdt = fdt::Fdt::new(dt).expect("valid DTB");
+
+    assert_eq!(fdt.root().model(), "Bulkhead partition alpha");
+    assert!(
+        fdt.root()
+            .compatible()
+            .all()
+            .any(|c| c == "bulkhead,partition")
+    );
+
+    let memory: Vec<(usize, Option<usize>)> = fdt
+        .memory()
+        .regions()
+        .map(|r| (r.starting_address as usize, r.size))
+        .collect();
+    assert_eq!(memory, [(0x4000_0000, Some(0x400_0000))]);
+
+    let cpus: Vec<usize> = fdt.cpus().map(|c| c.ids().first()).collect();
+    assert_eq!(cpus, [0, 1]);
+    for cpu in fdt.cpus() {
+        let method = cpu.property("enable-method").and_then(|p| p.as_str());
+        assert_eq!(method, Some("psci"));
+    }
+
+    let psci = fdt.find_node("/psci").expect("psci node");
+    assert_eq!(
+        psci.property("method").and_then(|p| p.as_str()),
+        Some("hvc")
+    );
+    let compatible: Vec<&str> = psci.compatible().expect("compatible").all().collect();
+    assert_eq!(compatible, ["arm,psci-1.0", "arm,psci-0.2"]);
+
+    let gic = fdt.find_compatible(&["arm,gic-v3"]).expect("GICv3 node");
+    let reg: Vec<(usize, Option<usize>)> = gic
+        .reg()
+        .expect("reg")
+        .map(|r| (r.starting_address as usize, r.size))
+        .collect();
+    // Two vCPUs: two redistributor frames of 128 KiB.
+    assert_eq!(
+        reg,
+        [(0x0800_0000, Some(0x1_0000)), (0x080A_0000, Some(0x4_0000))]
+    );
+    assert_eq!(gic.interrupt_cells(), Some(3));
+    assert!(gic.property("interrupt-controller").is_some());
+
+    let timer = fdt.find_compatible(&["arm,armv8-timer"]).expect("timer");
+    let cells = timer.property("interrupts").expect("interrupts").value;
+    assert_eq!(cells.len(), 4 * 3 * 4);
+    assert_eq!(&cells[4..8], &13u32.to_be_bytes());
+
+    let stdout = fdt.chosen().stdout().expect("stdout-path resolves");
+    assert_eq!(stdout.name, "pl011@9000000");
+    let pl011 = fdt.find_compatible(&["arm,pl011"]).expect("pl011");
+    let reg: Vec<usize> = pl011
+        .reg()
+        .expect("reg")
+        .map(|r| r.starting_address as usize)
+        .collect();
+    assert_eq!(reg, [0x0900_0000]);
+    let clock_names: Vec<&str> = pl011
+        .property("clock-names")
+        .map(|p| p.value.split(|&b| b == 0).filter(|s| !s.is_empty()))
+        .into_iter()
+        .flatten()
+        .filter_map(|s| std::str::from_utf8(s).ok())
+        .collect();
+    assert_eq!(clock_names, ["uartclk", "apb_pclk"]);
+
+    // beta has the rtc, with its SPI 2 (INTID 34).
+    let beta = &c.partitions[1]
+        .device_tree
+        .as_ref()
+        .expect("device tree")
+        .bytes;
+    let fdt = fdt::Fdt::new(beta).expect("valid DTB");
+    let rtc = fdt.find_compatible(&["arm,pl031"]).expect("rtc node");
+    let cells = rtc.property("interrupts").expect("interrupts").value;
+    assert_eq!(cells, [0u32, 2, 4].map(u32::to_be_bytes).concat());
+    assert_eq!(fdt.cpus().count(), 1);
+}
+
+// ---- generated code and build -----------------------------------------------
+
+#[test]
+fn generated_rust_has_the_expected_shape() {
+    let c = run(BOARD, DEMO).expect("valid");
+    let rs = crate::codegen::config_rs(&c);
+    for piece in [
+        "pub static CONFIG: Config = Config {",
+        "source: \"boards/qemu-virt/set.toml\",",
+        "name: \"qemu-virt\",",
+        "ram: &[Range { base: 0x4000_0000, size: 0x4000_0000 }],",
+        "hypervisor: Range { base: 0x4000_0000, size: 0x200_0000 },",
+        "gic: GicConfig::V3 { distributor: 0x800_0000, redistributor: 0x80a_0000, maintenance_intid: 25 },",
+        "CpuConfig { mpidr: 0x3 }",
+        "name: \"alpha\",",
+        "cpus: &[0, 1],",
+        "vmpidrs: &[0x0, 0x1],",
+        "MemoryRegion { ipa: 0x4000_0000, phys: 0x5000_0000, size: 0x400_0000 },",
+        "image: Blob { ipa: 0x4000_0000, bytes: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/alpha.img\")) },",
+        "entry: 0x4000_0000,",
+        "device_tree: Some(Blob { ipa: 0x43ff_0000, bytes: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/alpha.dtb\")) }),",
+        "console_pl011: Some(0x900_0000),",
+        "devices: &[DeviceConfig { name: \"rtc\", ipa: 0x901_0000, phys: 0x901_0000, size: 0x1000, interrupts: &[34] }],",
+    ] {
+        assert!(rs.contains(piece), "missing {piece:?} in:\n{rs}");
+    }
+    assert_eq!(rs.matches("pub static").count(), 1);
+    assert_eq!(
+        crate::codegen::memory_ld(&c.board),
+        "HYP_BASE = 0x40000000;\nHYP_SIZE = 0x2000000;\n"
+    );
+}
+
+/// A scratch directory for one test, emptied first.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bulkhead-config-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch directory");
+    dir
+}
+
+/// A repository with the shipped board, a partition set and guest images.
+fn scratch_repo(name: &str, set_toml: &str) -> PathBuf {
+    let root = scratch(name);
+    std::fs::create_dir_all(root.join("boards/qemu-virt")).expect("mkdir");
+    std::fs::create_dir_all(root.join("guests")).expect("mkdir");
+    std::fs::create_dir_all(root.join("out")).expect("mkdir");
+    std::fs::write(root.join("boards/qemu-virt/board.toml"), BOARD).expect("write");
+    std::fs::write(root.join("boards/qemu-virt/demo.toml"), set_toml).expect("write");
+    for guest in ["demo-alpha", "demo-beta"] {
+        std::fs::write(root.join("guests").join(guest), guest_elf()).expect("write");
+    }
+    root
+}
+
+fn build_in(root: &Path) -> Result<crate::BuildOutputs, ConfigError> {
+    crate::build(&crate::BuildInputs {
+        config: &root.join("boards/qemu-virt/demo.toml"),
+        guest_dir: &root.join("guests"),
+        out_dir: &root.join("out"),
+        repo_root: root,
+    })
+}
+
+#[test]
+fn build_writes_the_generated_files() {
+    let root = scratch_repo("build", DEMO);
+    let out = build_in(&root).expect("build succeeds");
+    assert_eq!(out.hypervisor, (0x4000_0000, 0x200_0000));
+    assert_eq!(out.files_read.len(), 4, "{:?}", out.files_read);
+    assert!(out.files_read.contains(&root.join("guests/demo-beta")));
+    assert!(
+        out.files_read
+            .contains(&root.join("boards/qemu-virt/board.toml"))
+    );
+    let read = |f: &str| std::fs::read(root.join("out").join(f)).expect("generated file");
+    assert_eq!(
+        read("memory.ld"),
+        b"HYP_BASE = 0x40000000;\nHYP_SIZE = 0x2000000;\n"
+    );
+    assert_eq!(&read("alpha.img")[0x1000..], b"DATA");
+    assert!(fdt::Fdt::new(&read("beta.dtb")).is_ok());
+    let rs = String::from_utf8(read("bulkhead_config.rs")).expect("UTF-8");
+    assert!(
+        rs.contains("source: \"boards/qemu-virt/demo.toml\""),
+        "{rs}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn build_errors_show_paths_relative_to_the_repository() {
+    let root = scratch_repo("build-error", &DEMO.replace("demo-beta", "demo-gamma"));
+    let e = assert_error!(
+        build_in(&root),
+        "boards/qemu-virt/demo.toml",
+        Some("beta"),
+        Some("image"),
+        ErrorKind::ImageNotFound { .. }
+    );
+    assert_eq!(
+        e.to_string(),
+        "boards/qemu-virt/demo.toml: partition \"beta\": image: guest image guests/demo-gamma \
+         not found (guest images are built by scripts/build.sh)"
+    );
+    // A board that does not exist is the partition set's `board` field's fault.
+    std::fs::write(
+        root.join("boards/qemu-virt/demo.toml"),
+        DEMO.replace("board = \"qemu-virt\"", "board = \"nope\""),
+    )
+    .expect("write");
+    assert_error!(
+        build_in(&root),
+        "boards/qemu-virt/demo.toml",
+        None,
+        Some("board"),
+        ErrorKind::Read { .. }
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn images_with_a_slash_are_relative_to_the_config() {
+    let root = scratch_repo(
+        "relative",
+        &DEMO.replace("\"demo-beta\"", "\"../../guests/demo-beta\""),
+    );
+    build_in(&root).expect("image found relative to the partition set");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The generated file compiles against the hypervisor's own `src/config.rs`.
+#[test]
+fn generated_rust_compiles_against_the_config_types() {
+    let root = scratch_repo("rustc", DEMO);
+    build_in(&root).expect("build succeeds");
+    let config_rs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../src/config.rs");
+    let wrapper = root.join("wrapper.rs");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#![allow(dead_code)]\n\
+             #[path = {:?}]\nmod config;\n\
+             mod generated {{\n    use crate::config::*;\n    \
+             include!(concat!(env!(\"OUT_DIR\"), \"/bulkhead_config.rs\"));\n}}\n\
+             pub fn partitions() -> usize {{ generated::CONFIG.partitions.len() }}\n",
+            config_rs.display().to_string()
+        ),
+    )
+    .expect("write wrapper");
+    let status = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned()))
+        .args([
+            "--edition",
+            "2024",
+            "--crate-type",
+            "lib",
+            "--emit",
+            "metadata",
+            "-o",
+        ])
+        .arg(root.join("wrapper.rmeta"))
+        .arg(&wrapper)
+        .env("OUT_DIR", root.join("out"))
+        .status()
+        .expect("run rustc");
+    assert!(status.success(), "the generated code does not compile");
+    let _ = std::fs::remove_dir_all(&root);
+}
