@@ -801,7 +801,7 @@ fn check_partition(
             .min_by_key(|(_, r)| r.base)
             .copied()
             .unwrap_or((0, Range { base: 0, size: 0 }));
-        if lowest.size <= DEVICE_TREE_AREA {
+        if lowest.size < DEVICE_TREE_AREA {
             return Err(ctx.err(
                 format!("memory[{index}].size"),
                 ErrorKind::RegionTooSmallForDeviceTree { size: lowest.size },

@@ -160,6 +160,8 @@ fn write_gic(fdt: &mut FdtWriter, board: &Board, vcpus: usize) -> Result<(), Err
         Gic::V2 { .. } => fdt.property_string("compatible", "arm,cortex-a15-gic")?,
     }
     fdt.property_u32("#interrupt-cells", 3)?;
+    // No child nodes (no ITS); stated so interrupt-map parsers need not guess.
+    fdt.property_u32("#address-cells", 0)?;
     fdt.property_null("interrupt-controller")?;
     let reg: Vec<u64> = windows.iter().flat_map(|(_, r)| [r.base, r.size]).collect();
     fdt.property_array_u64("reg", &reg)?;

@@ -300,8 +300,8 @@ impl fmt::Display for ErrorKind {
             ),
             RegionTooSmallForDeviceTree { size } => write!(
                 f,
-                "the lowest memory region ({size:#x} bytes) is too small for the 64 KiB \
-                 device-tree area and an image"
+                "the lowest memory region ({size:#x} bytes) is smaller than the 64 KiB \
+                 device-tree area kept at its top (or set device_tree = false)"
             ),
             DeviceTree { error } => write!(f, "cannot write the device tree: {error}"),
             BlobsTooLarge { total, hypervisor } => write!(

@@ -10,7 +10,7 @@
 //!
 //! Layering, one module per step, data flowing one way:
 //! - [`model`]: the file formats as serde structs; parse errors located.
-//! - [`check`]: every rule, producing the checked model [`check::Checked`].
+//! - [`mod@check`]: every rule, producing the checked model [`check::Checked`].
 //! - [`elf`]: guest ELFs read and flattened into blobs.
 //! - [`dtb`]: each partition's device tree.
 //! - [`codegen`]: the generated Rust and linker fragment.

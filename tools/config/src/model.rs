@@ -2,7 +2,7 @@
 //! `deny_unknown_fields`, and the parsing that turns a TOML or serde error
 //! into a [`ConfigError`] naming the file, line, partition and field.
 //!
-//! Nothing here judges values; that is [`crate::check`]'s job. Field names
+//! Nothing here judges values; that is [`mod@crate::check`]'s job. Field names
 //! are the TOML keys, so an error's field path is what the user wrote.
 
 use serde::Deserialize;
@@ -42,7 +42,7 @@ pub struct RangeFile {
     pub size: u64,
 }
 
-/// `[gic]`: one table for both versions; [`crate::check`] rejects the keys
+/// `[gic]`: one table for both versions; [`mod@crate::check`] rejects the keys
 /// of the other version, so a GICv3 board cannot carry a stray
 /// `cpu_interface`.
 #[derive(Debug, Deserialize)]
