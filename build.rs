@@ -22,7 +22,11 @@ fn main() {
     let config = env::var("BULKHEAD_CONFIG")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("boards/qemu-virt/demo.toml"));
-    let config = if config.is_absolute() { config } else { root.join(config) };
+    let config = if config.is_absolute() {
+        config
+    } else {
+        root.join(config)
+    };
     let guest_dir = env::var("BULKHEAD_GUEST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target/aarch64-unknown-none/release/examples"));
@@ -47,5 +51,8 @@ fn main() {
     let script = root.join("linker/hypervisor.ld");
     println!("cargo:rerun-if-changed={}", script.display());
     println!("cargo:rustc-link-search={}", out_dir.display());
-    println!("cargo:rustc-link-arg-bins=-T{}", Path::new(&script).display());
+    println!(
+        "cargo:rustc-link-arg-bins=-T{}",
+        Path::new(&script).display()
+    );
 }

@@ -108,12 +108,14 @@ pub mod pl011 {
         /// A read of `size` bytes at `offset`. Unaligned or unknown offsets
         /// read as zero.
         pub fn read(&self, offset: u64, size: u8) -> u32 {
-            if offset >= SIZE || offset % u64::from(size) != 0 {
+            if offset >= SIZE || !offset.is_multiple_of(u64::from(size)) {
                 return 0;
             }
             match offset {
                 FR => FR_IDLE,
-                0xfe0..=0xffc if offset % 4 == 0 => u32::from(ID[((offset - 0xfe0) / 4) as usize]),
+                0xfe0..=0xffc if offset.is_multiple_of(4) => {
+                    u32::from(ID[((offset - 0xfe0) / 4) as usize])
+                }
                 _ => slot(offset).map_or(0, |i| self.regs[i]),
             }
         }
@@ -121,7 +123,7 @@ pub mod pl011 {
         /// A write of `value` (`size` bytes) at `offset`. Unaligned or unknown
         /// offsets are ignored.
         pub fn write(&mut self, offset: u64, size: u8, value: u64) -> Effect {
-            if offset >= SIZE || offset % u64::from(size) != 0 {
+            if offset >= SIZE || !offset.is_multiple_of(u64::from(size)) {
                 return Effect::None;
             }
             if offset == DR {

@@ -8,9 +8,14 @@ use bulkhead_abi::{CONSOLE_WRITE_MAX, Status, call};
 pub enum Hypercall {
     Version,
     /// `len` bytes (at most [`CONSOLE_WRITE_MAX`]) packed in `regs`.
-    ConsoleWrite { len: usize, regs: [u64; 6] },
+    ConsoleWrite {
+        len: usize,
+        regs: [u64; 6],
+    },
     VcpuInfo,
-    Exit { code: u64 },
+    Exit {
+        code: u64,
+    },
 }
 
 impl Hypercall {

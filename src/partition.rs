@@ -130,11 +130,18 @@ pub struct Fault {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {
     /// PARTITION_EXIT with this code.
-    Exit { vcpu: usize, code: u64 },
+    Exit {
+        vcpu: usize,
+        code: u64,
+    },
     /// PSCI SYSTEM_OFF.
-    SystemOff { vcpu: usize },
+    SystemOff {
+        vcpu: usize,
+    },
     /// PSCI SYSTEM_RESET; partitions are not restarted yet, so this stops it.
-    SystemReset { vcpu: usize },
+    SystemReset {
+        vcpu: usize,
+    },
     Fault(Fault),
 }
 
@@ -157,9 +164,9 @@ impl fmt::Display for StopReason {
                         "stage-2 data abort ({} of {size} bytes) outside its memory",
                         if write { "write" } else { "read" }
                     )?,
-                    FaultKind::UnemulatableAccess => {
-                        f.write_str("an access to an emulated device the syndrome does not describe")?
-                    }
+                    FaultKind::UnemulatableAccess => f.write_str(
+                        "an access to an emulated device the syndrome does not describe",
+                    )?,
                     FaultKind::InstructionAbort => {
                         f.write_str("stage-2 instruction abort outside its memory")?
                     }
@@ -251,7 +258,11 @@ mod tests {
              address (IPA) 0x54000000, ESR 0x93000046, ELR 0x400012a4"
         );
         assert_eq!(
-            StopReason::Exit { vcpu: 0, code: u64::MAX }.to_string(),
+            StopReason::Exit {
+                vcpu: 0,
+                code: u64::MAX
+            }
+            .to_string(),
             "vCPU 0 exited with code -1"
         );
     }

@@ -42,7 +42,11 @@ pub fn handle(
 ) -> Option<Outcome> {
     // SMC32/HVC32 function ids occupy only the low 32 bits of x0; the upper
     // half is ignored for them (SMCCC 1.1, 2.6).
-    let fid = if fid & (1 << 30) == 0 { fid & 0xffff_ffff } else { fid };
+    let fid = if fid & (1 << 30) == 0 {
+        fid & 0xffff_ffff
+    } else {
+        fid
+    };
     let status = |s: Status| Some(Outcome::Return(s.as_reg()));
     let find = |mpidr: u64| {
         vmpidrs
@@ -97,9 +101,7 @@ pub fn handle(
         SYSTEM_OFF => Some(Outcome::SystemOff),
         SYSTEM_RESET => Some(Outcome::SystemReset),
         CPU_SUSPEND_32 | CPU_SUSPEND_64 => status(Status::NotSupported),
-        f if f >> 24 == 0x84 || f >> 24 == 0xC4 || f >> 24 == 0x80 => {
-            status(Status::NotSupported)
-        }
+        f if f >> 24 == 0x84 || f >> 24 == 0xC4 || f >> 24 == 0x80 => status(Status::NotSupported),
         _ => None,
     }
 }
@@ -140,38 +142,71 @@ mod tests {
         let vcpus = [Vcpu::new(), Vcpu::new()];
         let entry = 0x4000_0100;
         let r = |s: Status| Some(Outcome::Return(s.as_reg()));
-        assert_eq!(call(CPU_ON_64, [5, entry, 0], &vcpus), r(Status::InvalidParameters));
+        assert_eq!(
+            call(CPU_ON_64, [5, entry, 0], &vcpus),
+            r(Status::InvalidParameters)
+        );
         assert_eq!(
             call(CPU_ON_64, [1, 0x5400_0000, 0], &vcpus),
             Some(Outcome::Return(INVALID_ADDRESS))
         );
-        assert_eq!(call(CPU_ON_64, [1, entry + 2, 0], &vcpus), Some(Outcome::Return(INVALID_ADDRESS)));
+        assert_eq!(
+            call(CPU_ON_64, [1, entry + 2, 0], &vcpus),
+            Some(Outcome::Return(INVALID_ADDRESS))
+        );
         // Non-affinity bits of the target (here RES1 bit 31) are ignored.
-        assert_eq!(call(CPU_ON_64, [(1 << 31) | 1, entry, 9], &vcpus), Some(Outcome::Woke(1)));
-        assert_eq!(call(AFFINITY_INFO_64, [1, 0, 0], &vcpus), Some(Outcome::Return(AFFINITY_ON_PENDING)));
-        assert_eq!(call(CPU_ON_64, [1, entry, 9], &vcpus), Some(Outcome::Return(-5i64 as u64)));
+        assert_eq!(
+            call(CPU_ON_64, [(1 << 31) | 1, entry, 9], &vcpus),
+            Some(Outcome::Woke(1))
+        );
+        assert_eq!(
+            call(AFFINITY_INFO_64, [1, 0, 0], &vcpus),
+            Some(Outcome::Return(AFFINITY_ON_PENDING))
+        );
+        assert_eq!(
+            call(CPU_ON_64, [1, entry, 9], &vcpus),
+            Some(Outcome::Return(-5i64 as u64))
+        );
         assert_eq!(vcpus[1].take_on_request(), Some((entry, 9)));
         assert_eq!(call(CPU_ON_64, [1, entry, 9], &vcpus), r(Status::AlreadyOn));
-        assert_eq!(call(AFFINITY_INFO_64, [1, 0, 0], &vcpus), Some(Outcome::Return(AFFINITY_ON)));
-        assert_eq!(call(AFFINITY_INFO_64, [0, 0, 0], &vcpus), Some(Outcome::Return(AFFINITY_OFF)));
-        assert_eq!(call(AFFINITY_INFO_64, [0, 1, 0], &vcpus), r(Status::InvalidParameters));
+        assert_eq!(
+            call(AFFINITY_INFO_64, [1, 0, 0], &vcpus),
+            Some(Outcome::Return(AFFINITY_ON))
+        );
+        assert_eq!(
+            call(AFFINITY_INFO_64, [0, 0, 0], &vcpus),
+            Some(Outcome::Return(AFFINITY_OFF))
+        );
+        assert_eq!(
+            call(AFFINITY_INFO_64, [0, 1, 0], &vcpus),
+            r(Status::InvalidParameters)
+        );
     }
 
     #[test]
     fn versions_features_and_unknown_calls() {
         let vcpus = [Vcpu::new(), Vcpu::new()];
-        assert_eq!(call(PSCI_VERSION, [0; 3], &vcpus), Some(Outcome::Return(VERSION_1_1)));
+        assert_eq!(
+            call(PSCI_VERSION, [0; 3], &vcpus),
+            Some(Outcome::Return(VERSION_1_1))
+        );
         // An SMC32 id with garbage in the upper half is still PSCI_VERSION.
         assert_eq!(
             call(0xdead_0000_0000_0000 | PSCI_VERSION, [0; 3], &vcpus),
             Some(Outcome::Return(VERSION_1_1))
         );
-        assert_eq!(call(PSCI_FEATURES, [CPU_ON_64, 0, 0], &vcpus), Some(Outcome::Return(0)));
+        assert_eq!(
+            call(PSCI_FEATURES, [CPU_ON_64, 0, 0], &vcpus),
+            Some(Outcome::Return(0))
+        );
         assert_eq!(
             call(PSCI_FEATURES, [CPU_SUSPEND_64, 0, 0], &vcpus),
             Some(Outcome::Return(Status::NotSupported.as_reg()))
         );
-        assert_eq!(call(0x8400_0042, [0; 3], &vcpus), Some(Outcome::Return(Status::NotSupported.as_reg())));
+        assert_eq!(
+            call(0x8400_0042, [0; 3], &vcpus),
+            Some(Outcome::Return(Status::NotSupported.as_reg()))
+        );
         assert_eq!(call(SYSTEM_OFF, [0; 3], &vcpus), Some(Outcome::SystemOff));
         assert_eq!(call(CPU_OFF, [0; 3], &vcpus), Some(Outcome::CpuOff));
         assert_eq!(call(bulkhead_abi::call::VERSION, [0; 3], &vcpus), None);

@@ -54,15 +54,23 @@ pub const fn sysreg(op0: u32, op1: u32, crn: u32, crm: u32, op2: u32) -> u32 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     /// HVC #imm; ELR already points past it.
-    Hvc { imm: u16 },
+    Hvc {
+        imm: u16,
+    },
     /// SMC #imm, trapped by HCR_EL2.TSC; ELR points at it.
-    Smc { imm: u16 },
+    Smc {
+        imm: u16,
+    },
     SysReg(SysRegAccess),
     DataAbort(DataAbort),
     /// A stage-2 instruction abort: the guest jumped outside its memory.
-    InstructionAbort { ipa: u64 },
+    InstructionAbort {
+        ipa: u64,
+    },
     /// Any other class; reported, never guessed at.
-    Other { ec: u8 },
+    Other {
+        ec: u8,
+    },
 }
 
 impl Exit {
@@ -121,7 +129,11 @@ impl DataAbort {
         } else {
             raw
         };
-        if self.wide { value } else { value & 0xffff_ffff }
+        if self.wide {
+            value
+        } else {
+            value & 0xffff_ffff
+        }
     }
 
     /// The bytes a store writes, from the source register's value.
@@ -189,10 +201,7 @@ mod tests {
 
     #[test]
     fn decodes_calls_and_system_registers() {
-        assert_eq!(
-            Exit::decode((0x16 << 26) | 7, 0, 0),
-            Exit::Hvc { imm: 7 }
-        );
+        assert_eq!(Exit::decode((0x16 << 26) | 7, 0, 0), Exit::Hvc { imm: 7 });
         assert_eq!(Exit::decode(0x17 << 26, 0, 0), Exit::Smc { imm: 0 });
         // msr icc_sgi1r_el1, x3: op0=3 op1=0 CRn=12 CRm=11 op2=5, Rt=3, write.
         let iss = (3 << 20) | (5 << 17) | (12 << 10) | (3 << 5) | (11 << 1);

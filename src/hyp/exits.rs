@@ -81,12 +81,7 @@ fn call(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize) {
                 0
             }
             Ok(Hypercall::ConsoleWrite { len, regs }) => {
-                let mut line = part.line.lock();
-                for byte in unpack_console(&regs, len) {
-                    if let Some(text) = line.push(byte) {
-                        super::console::partition_line(part.config.name, text);
-                    }
-                }
+                part.console_write(unpack_console(&regs, len));
                 0
             }
             Ok(Hypercall::VcpuInfo) => {
@@ -148,9 +143,7 @@ fn data_abort(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize, abor
         let value = abort.store_value(frame.reg(abort.reg));
         let effect = part.pl011.lock().write(offset, abort.size, value);
         if let pl011::Effect::Byte(byte) = effect {
-            if let Some(text) = part.line.lock().push(byte) {
-                super::console::partition_line(part.config.name, text);
-            }
+            part.console_write(core::iter::once(byte));
         }
     } else {
         let raw = part.pl011.lock().read(offset, abort.size);

@@ -121,12 +121,16 @@ extern "C" fn rust_secondary_main(cpu: usize) -> ! {
 }
 
 fn runtime_of() -> &'static Runtime {
-    RUNTIME.get().expect("the runtime is built before any CPU runs a vCPU")
+    RUNTIME
+        .get()
+        .expect("the runtime is built before any CPU runs a vCPU")
 }
 
 /// Every CPU, after boot: the GIC CPU interface, then its vCPU (or rest).
 fn cpu_main(cpu: usize, stack_top: u64) -> ! {
-    PER_CPU[cpu].stack_top.store(stack_top as usize, Ordering::Relaxed);
+    PER_CPU[cpu]
+        .stack_top
+        .store(stack_top as usize, Ordering::Relaxed);
     arch::msr!("tpidr_el2", cpu as u64);
     let runtime = runtime_of();
     let vcpu = runtime.vcpu_on_cpu(cpu);
@@ -149,6 +153,9 @@ fn this_stack_top() -> u64 {
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    console::emergency(format_args!("hypervisor panic on CPU {}: {info}", this_cpu()));
+    console::emergency(format_args!(
+        "hypervisor panic on CPU {}: {info}",
+        this_cpu()
+    ));
     arch::system_off()
 }

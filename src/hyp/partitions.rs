@@ -42,6 +42,18 @@ pub struct Partition {
     vmid: u16,
 }
 
+impl Partition {
+    /// Console output from the partition: whole lines leave with its prefix.
+    pub fn console_write(&self, bytes: impl Iterator<Item = u8>) {
+        let mut line = self.line.lock();
+        for byte in bytes {
+            if let Some(text) = line.push(byte) {
+                console::partition_line(self.config.name, text);
+            }
+        }
+    }
+}
+
 /// All partitions, and how many still run.
 pub struct Runtime {
     pub partitions: Vec<Partition>,
@@ -52,15 +64,23 @@ pub struct Runtime {
 /// A problem found while building partitions (boot stops on it).
 #[derive(Debug)]
 pub enum BuildError {
-    Map { partition: &'static str, error: MapError },
-    TooManyVcpus { partition: &'static str },
+    Map {
+        partition: &'static str,
+        error: MapError,
+    },
+    TooManyVcpus {
+        partition: &'static str,
+    },
 }
 
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BuildError::Map { partition, error } => {
-                write!(f, "partition {partition}: cannot build its stage-2 map: {error:?}")
+                write!(
+                    f,
+                    "partition {partition}: cannot build its stage-2 map: {error:?}"
+                )
             }
             BuildError::TooManyVcpus { partition } => write!(
                 f,
@@ -281,7 +301,7 @@ impl fmt::Display for DtbMismatch {
 pub fn check_boot_device_tree(dtb: u64, board: &BoardConfig) -> Result<(), DtbMismatch> {
     let ram_end = board.ram.iter().map(|r| r.end()).max().unwrap_or(0);
     let in_ram = board.ram.iter().any(|r| r.contains(dtb));
-    if dtb == 0 || dtb % 8 != 0 || !in_ram || dtb + 64 > ram_end {
+    if dtb == 0 || !dtb.is_multiple_of(8) || !in_ram || dtb + 64 > ram_end {
         return Err(DtbMismatch::Unreadable { address: dtb });
     }
     // SAFETY: `dtb` is 8-byte aligned, inside RAM (identity-mapped), and the
@@ -302,7 +322,10 @@ pub fn check_boot_device_tree(dtb: u64, board: &BoardConfig) -> Result<(), DtbMi
         }
     }
     for (index, c) in board.cpus.iter().enumerate() {
-        if !fdt.cpus().any(|cpu| cpu.ids().all().any(|id| id as u64 == c.mpidr)) {
+        if !fdt
+            .cpus()
+            .any(|cpu| cpu.ids().all().any(|id| id as u64 == c.mpidr))
+        {
             return Err(DtbMismatch::CpuMissing {
                 index,
                 mpidr: c.mpidr,
@@ -320,14 +343,20 @@ pub fn check_boot_device_tree(dtb: u64, board: &BoardConfig) -> Result<(), DtbMi
     };
     let gic_ok = fdt
         .all_nodes()
-        .filter(|n| n.compatible().is_some_and(|c| c.all().any(|s| compatible.contains(&s))))
+        .filter(|n| {
+            n.compatible()
+                .is_some_and(|c| c.all().any(|s| compatible.contains(&s)))
+        })
         .any(|n| first_reg(n) == Some(gicd));
     if !gic_ok {
         return Err(DtbMismatch::Gic { expected: gicd });
     }
     let uart_ok = fdt
         .all_nodes()
-        .filter(|n| n.compatible().is_some_and(|c| c.all().any(|s| s == "arm,pl011")))
+        .filter(|n| {
+            n.compatible()
+                .is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
+        })
         .any(|n| first_reg(n) == Some(board.uart.base));
     if !uart_ok {
         return Err(DtbMismatch::Uart {

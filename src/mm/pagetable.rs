@@ -102,7 +102,7 @@ impl<F: Format> PageTable<F> {
         kind: MemKind,
     ) -> Result<(), MapError> {
         let page = entry_size(3);
-        if size == 0 || (va | pa | size) % page != 0 {
+        if size == 0 || !(va | pa | size).is_multiple_of(page) {
             return Err(MapError::Misaligned);
         }
         if va.checked_add(size).is_none_or(|end| end > 1 << INPUT_BITS) {
@@ -128,7 +128,7 @@ impl<F: Format> PageTable<F> {
             // How much of the range falls in this entry.
             let chunk = (step - va % step).min(size);
             let existing = F::decode(alloc.table(table).0[index], level);
-            let whole = chunk == step && pa % step == 0;
+            let whole = chunk == step && pa.is_multiple_of(step);
             if whole && existing == Entry::Invalid {
                 alloc.table(table).0[index] = F::leaf(pa, level, kind);
             } else {
@@ -184,7 +184,11 @@ const SH_INNER: u64 = 3 << 8;
 const XN: u64 = 1 << 54;
 
 fn leaf_type(level: usize) -> u64 {
-    if level == 3 { VALID | TABLE_OR_PAGE } else { VALID }
+    if level == 3 {
+        VALID | TABLE_OR_PAGE
+    } else {
+        VALID
+    }
 }
 
 fn decode_arm(desc: u64, level: usize, is_normal: impl Fn(u64) -> bool) -> Entry {
@@ -328,7 +332,10 @@ mod tests {
 
     fn uses_largest_blocks<F: Format>() {
         // 1 GiB aligned on both sides: one level-1 block.
-        assert_eq!(levels_used::<F>(0x4000_0000, 0x8000_0000, 1 << 30), vec![(0x4000_0000, 1)]);
+        assert_eq!(
+            levels_used::<F>(0x4000_0000, 0x8000_0000, 1 << 30),
+            vec![(0x4000_0000, 1)]
+        );
         // 64 MiB at 2 MiB alignment: 32 level-2 blocks.
         let l = levels_used::<F>(0x4000_0000, 0x5400_0000, 64 << 20);
         assert_eq!(l.len(), 32);
@@ -337,7 +344,13 @@ mod tests {
         let l = levels_used::<F>(0x401f_e000, 0x501f_e000, 0x20_4000);
         assert_eq!(
             l,
-            vec![(0x401f_e000, 3), (0x401f_f000, 3), (0x4020_0000, 2), (0x4040_0000, 3), (0x4040_1000, 3)]
+            vec![
+                (0x401f_e000, 3),
+                (0x401f_f000, 3),
+                (0x4020_0000, 2),
+                (0x4040_0000, 3),
+                (0x4040_1000, 3)
+            ]
         );
         // IPA and PA aligned differently: 2 MiB blocks impossible, all pages.
         let l = levels_used::<F>(0x4000_0000, 0x5000_1000, 0x40_0000);
@@ -359,23 +372,49 @@ mod tests {
     fn overlaps_misalignment_and_range_are_refused() {
         let mut alloc = VecAlloc(Vec::new());
         let mut pt = PageTable::<Stage2>::new(&mut alloc).unwrap();
-        pt.map(&mut alloc, 0x4000_0000, 0x5000_0000, 0x20_0000, MemKind::Normal).unwrap();
+        pt.map(
+            &mut alloc,
+            0x4000_0000,
+            0x5000_0000,
+            0x20_0000,
+            MemKind::Normal,
+        )
+        .unwrap();
         assert_eq!(
-            pt.map(&mut alloc, 0x401f_f000, 0x6000_0000, 0x2000, MemKind::Normal),
+            pt.map(
+                &mut alloc,
+                0x401f_f000,
+                0x6000_0000,
+                0x2000,
+                MemKind::Normal
+            ),
             Err(MapError::AlreadyMapped { va: 0x401f_f000 })
         );
         assert_eq!(
             pt.map(&mut alloc, 0x4000_0800, 0, 0x1000, MemKind::Normal),
             Err(MapError::Misaligned)
         );
-        assert_eq!(pt.map(&mut alloc, 0x5000_0000, 0, 0, MemKind::Normal), Err(MapError::Misaligned));
+        assert_eq!(
+            pt.map(&mut alloc, 0x5000_0000, 0, 0, MemKind::Normal),
+            Err(MapError::Misaligned)
+        );
         assert_eq!(
             pt.map(&mut alloc, (1 << 39) - 0x1000, 0, 0x2000, MemKind::Normal),
             Err(MapError::OutOfRange)
         );
         // Next to the existing block is fine, and a device page keeps its kind.
-        pt.map(&mut alloc, 0x0900_0000, 0x0900_0000, 0x1000, MemKind::Device).unwrap();
-        assert_eq!(pt.translate(&mut alloc, 0x0900_0010), Some((0x0900_0010, MemKind::Device, 3)));
+        pt.map(
+            &mut alloc,
+            0x0900_0000,
+            0x0900_0000,
+            0x1000,
+            MemKind::Device,
+        )
+        .unwrap();
+        assert_eq!(
+            pt.translate(&mut alloc, 0x0900_0010),
+            Some((0x0900_0010, MemKind::Device, 3))
+        );
     }
 
     #[test]
@@ -391,7 +430,10 @@ mod tests {
         assert_eq!(dev & 3, 0b11, "page");
         assert_eq!((dev >> 2) & 0xf, 0b0001, "Device-nGnRE");
         assert_ne!(dev & XN, 0);
-        assert_eq!(Stage2::decode(dev, 3), Entry::Leaf(0x0901_0000, MemKind::Device));
+        assert_eq!(
+            Stage2::decode(dev, 3),
+            Entry::Leaf(0x0901_0000, MemKind::Device)
+        );
         // A level-3 descriptor with bit 1 clear is reserved: not a valid page.
         assert_eq!(Stage2::table(0x1000) & 3, 0b11);
         assert_eq!(VTCR_EL2_VALUE & 0x3f, 25);

@@ -67,13 +67,20 @@ pub fn init_cpu(cpu: usize, runs_vcpu: bool) {
         // An already-awake redistributor is fine.
         let _ = redist.mark_core_awake();
         redist.configure_default_settings();
-        let mut private = [KICK_SGI].into_iter().chain(runs_vcpu.then_some(VTIMER_PPI));
-        private.try_for_each(|intid| {
-            let intid = if intid < 16 { IntId::sgi(intid) } else { IntId::ppi(intid - 16) };
-            redist.set_interrupt_priority(intid, PRIORITY)?;
-            redist.enable_interrupt(intid, true)
-        })
-        .expect("SGI and PPI numbers are valid");
+        let mut private = [KICK_SGI]
+            .into_iter()
+            .chain(runs_vcpu.then_some(VTIMER_PPI));
+        private
+            .try_for_each(|intid| {
+                let intid = if intid < 16 {
+                    IntId::sgi(intid)
+                } else {
+                    IntId::ppi(intid - 16)
+                };
+                redist.set_interrupt_priority(intid, PRIORITY)?;
+                redist.enable_interrupt(intid, true)
+            })
+            .expect("SGI and PPI numbers are valid");
     }
     // ICC_SRE_EL2: SRE, DFB, DIB, and Enable (EL1 may use its system registers).
     msr!("s3_4_c12_c9_5", 0xf);

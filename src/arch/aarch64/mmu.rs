@@ -48,13 +48,29 @@ pub fn build(board: &BoardConfig) -> Result<(), MapError> {
     for ram in board.ram {
         pt.map(&mut *pool, ram.base, ram.base, ram.size, MemKind::Normal)?;
     }
-    pt.map(&mut *pool, board.uart.base, board.uart.base, board.uart.size.max(0x1000), MemKind::Device)?;
+    pt.map(
+        &mut *pool,
+        board.uart.base,
+        board.uart.base,
+        board.uart.size.max(0x1000),
+        MemKind::Device,
+    )?;
     let gic: &[(u64, u64)] = match board.gic {
-        GicConfig::V3 { distributor, redistributor, .. } => &[
+        GicConfig::V3 {
+            distributor,
+            redistributor,
+            ..
+        } => &[
             (distributor, 0x1_0000),
             (redistributor, 0x2_0000 * board.cpus.len() as u64),
         ],
-        GicConfig::V2 { distributor, cpu_interface, hyp_interface, virtual_cpu_interface, .. } => &[
+        GicConfig::V2 {
+            distributor,
+            cpu_interface,
+            hyp_interface,
+            virtual_cpu_interface,
+            ..
+        } => &[
             (distributor, 0x1000),
             (cpu_interface, 0x2000),
             (hyp_interface, 0x2000),

@@ -160,15 +160,20 @@ pub struct GuestStart {
 
 /// HCR_EL2 for a running guest: VM (stage 2), SWIO, FMO, IMO, AMO (physical
 /// interrupts and SErrors to EL2, virtual ones to the guest), TSC (SMC traps,
-/// so PSCI can be emulated over SMC too), RW (EL1 is AArch64).
+/// so PSCI can be emulated over SMC too), TIDCP (implementation-defined
+/// system registers trap, so a guest cannot reach CPU tuning registers
+/// shared with the hypervisor; it gets UNDEFINED), RW (EL1 is AArch64).
 pub const HCR_GUEST: u64 =
-    (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 19) | (1 << 31);
+    (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 19) | (1 << 20) | (1 << 31);
 
 /// Sets up this CPU's EL1 context and stage 2 for `start` and enters it.
 /// EL1 registers are the architecture's reset values, so every entry (boot,
 /// CPU_ON after CPU_OFF) starts alike.
 pub fn enter_guest(start: &GuestStart, stack_top: u64) -> ! {
-    msr!("vttbr_el2", (u64::from(start.vmid) << 48) | start.stage2_root);
+    msr!(
+        "vttbr_el2",
+        (u64::from(start.vmid) << 48) | start.stage2_root
+    );
     msr!("vtcr_el2", crate::mm::pagetable::VTCR_EL2_VALUE);
     msr!("vmpidr_el2", start.vmpidr | (1 << 31));
     msr!("vpidr_el2", mrs!("midr_el1"));
@@ -202,5 +207,13 @@ pub fn clean_for_guest(start: u64, len: u64) {
         at += line;
     }
     // SAFETY: barriers and an instruction-cache invalidate.
-    unsafe { asm!("dsb ish", "ic ialluis", "dsb ish", "isb", options(nostack, preserves_flags)) };
+    unsafe {
+        asm!(
+            "dsb ish",
+            "ic ialluis",
+            "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
 }

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Every test Bulkhead has, as CI runs them (.ci/run calls this):
+#   formatting, clippy (warnings denied) for the host and both aarch64
+#   targets, host unit tests, and the QEMU integration tests under tests/
+#   that boot real images and assert on what guests print.
+# Installs what is missing first (scripts/setup.sh).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+start=$(date +%s)
+step() { echo "== $* ($(( $(date +%s) - start ))s)" >&2; }
+
+step "setup"
+scripts/setup.sh
+
+step "rustfmt"
+cargo fmt --all --check
+
+step "build the guests and the default image"
+scripts/build.sh >/dev/null
+
+step "clippy: host"
+cargo clippy --all-targets -- -D warnings
+
+step "clippy: aarch64 (hypervisor and guest-lib)"
+CARGO_TARGET_DIR=target/bulkhead cargo clippy -p guest-lib --examples \
+    --target aarch64-unknown-none --release -- -D warnings
+CARGO_TARGET_DIR=target/bulkhead \
+BULKHEAD_GUEST_DIR=$root/target/bulkhead/aarch64-unknown-none/release/examples \
+    cargo clippy -p bulkhead --bin bulkhead --target aarch64-unknown-none-softfloat --release \
+    -- -D warnings
+
+step "tests: host unit tests and QEMU integration tests"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --exclude guest-lib 2>&1 | tee "$log" || status=$?
+# One closing line over every test binary: "N passed, M failed".
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' \
+    "$log" | sed 's/;//g'
+step "done"
+exit "$status"
