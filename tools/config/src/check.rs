@@ -40,6 +40,12 @@ pub const PARTITION_NAME_MAX: usize = 16;
 pub const BOARD_NAME_MAX: usize = 32;
 /// MPIDR_EL1 affinity fields: Aff3 (39:32), Aff2..Aff0 (23:0).
 const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
+/// Most physical CPUs the hypervisor supports (its `arch::MAX_CPUS`, and
+/// `partition::MAX_VCPUS` for one partition).
+pub const MAX_CPUS: usize = 8;
+/// Guest addresses are below 2^39: stage 2 uses T0SZ = 25, starting at level 1
+/// (`mm::pagetable::INPUT_BITS` in the hypervisor).
+pub const IPA_LIMIT: u64 = 1 << 39;
 
 /// A range `[base, base + size)` that does not wrap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -385,6 +391,10 @@ pub fn check_board(b: &BoardFile, file: &str) -> Result<Board, ConfigError> {
 
     if b.cpu.is_empty() {
         return Err(ctx.err("cpu", ErrorKind::NoCpus));
+    }
+    if b.cpu.len() > MAX_CPUS {
+        let (count, max) = (b.cpu.len(), MAX_CPUS);
+        return Err(ctx.err("cpu", ErrorKind::TooManyCpus { count, max }));
     }
     let mut cpus: Vec<u64> = Vec::new();
     for (i, c) in b.cpu.iter().enumerate() {
@@ -895,6 +905,18 @@ fn check_ipa_map(
                 range,
             }),
     );
+    for w in &windows {
+        if w.range.end() > IPA_LIMIT {
+            let field = w.field.clone().unwrap_or_else(|| "cpus".to_owned());
+            return Err(ctx.err(
+                field,
+                ErrorKind::IpaTooHigh {
+                    range: w.range,
+                    limit: IPA_LIMIT,
+                },
+            ));
+        }
+    }
     for (j, later) in windows.iter().enumerate() {
         for earlier in &windows[..j] {
             if !later.range.overlaps(&earlier.range) {

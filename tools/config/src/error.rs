@@ -102,6 +102,10 @@ pub enum ErrorKind {
     NoPartitions,
     /// A partition (or the board) has no CPUs.
     NoCpus,
+    /// A board with more CPUs than the hypervisor supports.
+    TooManyCpus { count: usize, max: usize },
+    /// A guest address range beyond what stage 2 translates.
+    IpaTooHigh { range: Range, limit: u64 },
     /// A CPU index that the board does not have.
     UnknownCpu { cpu: usize, board_cpus: usize },
     /// A CPU given twice; `owner` is the other partition, `None` for the same one.
@@ -222,6 +226,13 @@ impl fmt::Display for ErrorKind {
             ),
             NoPartitions => f.write_str("the partition set has no [[partition]]"),
             NoCpus => f.write_str("no CPUs given"),
+            TooManyCpus { count, max } => {
+                write!(f, "{count} CPUs: Bulkhead supports at most {max}")
+            }
+            IpaTooHigh { range, limit } => write!(
+                f,
+                "guest addresses {range} end beyond {limit:#x}, the largest stage 2 translates"
+            ),
             UnknownCpu { cpu, board_cpus } => write!(
                 f,
                 "CPU {cpu} does not exist: the board has {board_cpus} CPUs (0..={})",

@@ -477,7 +477,38 @@ fn a_partition_without_cpus_is_rejected() {
     );
 }
 
+#[test]
+fn a_board_with_more_cpus_than_supported_is_rejected() {
+    let nine = BOARD.replace(
+        "[[cpu]]\nmpidr = 0x3\n",
+        &(3..9)
+            .map(|i| format!("[[cpu]]\nmpidr = {i:#x}\n"))
+            .collect::<String>(),
+    );
+    assert_error!(
+        run(&nine, &two()),
+        BOARD_FILE,
+        None,
+        Some("cpu"),
+        ErrorKind::TooManyCpus { count: 9, max: 8 }
+    );
+}
+
 // ---- memory -----------------------------------------------------------------
+
+#[test]
+fn guest_addresses_beyond_the_stage2_range_are_rejected() {
+    let config = set(&part("alpha", "[0]", 0x5000_0000, "")
+        .replace("ipa = 0x4000_0000", "ipa = 0x7f_ffff_f000")
+        .replace("size = 0x0400_0000", "size = 0x2000"));
+    assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("alpha"),
+        Some("memory[0].ipa"),
+        ErrorKind::IpaTooHigh { .. }
+    );
+}
 
 #[test]
 fn a_partition_without_memory_is_rejected() {
