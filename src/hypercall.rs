@@ -1,7 +1,7 @@
 //! Bulkhead's own hypercalls (see `bulkhead_abi::call`), decoded and checked.
 //! Every argument comes from a guest register and is treated as hostile.
 
-use bulkhead_abi::{CONSOLE_WRITE_MAX, Status, call};
+use bulkhead_abi::{CONSOLE_WRITE_MAX, Counter, Status, call};
 
 /// A checked hypercall.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,6 +15,9 @@ pub enum Hypercall {
     VcpuInfo,
     Exit {
         code: u64,
+    },
+    ExitCount {
+        counter: Counter,
     },
 }
 
@@ -39,6 +42,10 @@ impl Hypercall {
             }
             call::VCPU_INFO => Hypercall::VcpuInfo,
             call::PARTITION_EXIT => Hypercall::Exit { code: x[1] },
+            call::EXIT_COUNT => match Counter::from_index(x[1]) {
+                Some(counter) => Hypercall::ExitCount { counter },
+                None => return Some(Err(Status::InvalidParameters)),
+            },
             // Anything else in Bulkhead's range is an undefined call: the
             // guest gets NOT_SUPPORTED and carries on.
             id if id >> 24 == 0xC6 || id >> 24 == 0x86 => return Some(Err(Status::NotSupported)),
@@ -81,6 +88,16 @@ mod tests {
             Some(Err(Status::NotSupported))
         );
         assert_eq!(Hypercall::decode(&regs(0x8400_0000, 0)), None);
+        assert_eq!(
+            Hypercall::decode(&regs(call::EXIT_COUNT, 1)),
+            Some(Ok(Hypercall::ExitCount {
+                counter: Counter::SgiTrap
+            }))
+        );
+        assert_eq!(
+            Hypercall::decode(&regs(call::EXIT_COUNT, 99)),
+            Some(Err(Status::InvalidParameters))
+        );
         assert_eq!(
             Hypercall::decode(&regs(call::PARTITION_EXIT, 3)),
             Some(Ok(Hypercall::Exit { code: 3 }))

@@ -26,6 +26,7 @@ pub mod mm;
 pub mod partition;
 pub mod psci;
 pub mod trap;
+pub mod vgic;
 
 #[cfg(target_os = "none")]
 pub mod arch;

@@ -263,3 +263,157 @@ fn a_bad_partition_set_fails_the_build_naming_file_partition_and_field() {
         "{stderr}"
     );
 }
+
+// ---- interrupt virtualization (GICv3) ------------------------------------
+
+fn ipi_run() -> &'static Run {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    shared_run(&RUN, "tests/configs/ipi.toml", Duration::from_secs(240))
+}
+
+#[test]
+fn ten_thousand_ipis_ping_pong_between_two_vcpus_each_once_in_order() {
+    let run = ipi_run();
+    assert!(
+        run.has("[ipi] ipi: pingpong rounds=10000 received=10000 replies=10000 errors=0"),
+        "{}",
+        run.dump()
+    );
+}
+
+#[test]
+fn broadcast_and_multicast_sgis_reach_exactly_their_targets() {
+    let run = ipi_run();
+    assert!(
+        run.has("[ipi] ipi: broadcast sgi3 counts=0,1,1,1"),
+        "{}",
+        run.dump()
+    );
+    assert!(
+        run.has("[ipi] ipi: multicast sgi4 counts=0,1,0,1"),
+        "{}",
+        run.dump()
+    );
+}
+
+#[test]
+fn each_sgi_sent_costs_exactly_one_trap() {
+    let run = ipi_run();
+    for v in 0..2 {
+        let line = format!("[ipi] ipi: vcpu {v} sent=10000 sgi_traps=10000");
+        assert!(run.has(&line), "missing {line:?}:\n{}", run.dump());
+    }
+}
+
+#[test]
+fn more_pending_interrupts_than_list_registers_arrive_all_once_in_priority_order() {
+    let run = ipi_run();
+    let line = run
+        .of("ipi")
+        .into_iter()
+        .find(|l| l.starts_with("ipi: priority delivered="))
+        .unwrap_or_else(|| panic!("no priority report:\n{}", run.dump()));
+    assert!(
+        line.starts_with("ipi: priority delivered=16 duplicates=0 order="),
+        "{line}"
+    );
+    // The guest's priorities: SGI n has ((n * 7) % 16) * 8.
+    let order: Vec<u32> = line
+        .rsplit_once("order=")
+        .unwrap()
+        .1
+        .split(',')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let mut expected: Vec<u32> = (0..16).collect();
+    expected.sort_by_key(|n| (n * 7) % 16);
+    assert_eq!(order, expected);
+    assert!(
+        run.has("[ipi] ipi: priority in_order=yes"),
+        "{}",
+        run.dump()
+    );
+    assert!(run.exited, "{}", run.dump());
+}
+
+#[test]
+fn sgis_to_vcpus_outside_the_partition_reach_nobody_and_are_counted() {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    let run = shared_run(
+        &RUN,
+        "tests/configs/sgi-isolation.toml",
+        Duration::from_secs(60),
+    );
+    assert!(
+        run.has("[sender] sender: refused=2 self_received=1"),
+        "{}",
+        run.dump()
+    );
+    assert!(run.has("[sender] sender: still running"), "{}", run.dump());
+    assert!(
+        run.has("[listener] listener: received=0 by_intid=none"),
+        "{}",
+        run.dump()
+    );
+    assert!(run.exited, "{}", run.dump());
+}
+
+/// The timer partition runs alone under `-icount`: virtual time follows
+/// instructions, not the loaded host, so the figures are exact.
+fn timer_run() -> &'static Run {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let mut machine = board_machine();
+        machine.extend(["-icount", "shift=0,align=off,sleep=off"].map(String::from));
+        let image = image("tests/configs/timer.toml");
+        boot(&machine, &image, Duration::from_secs(120), |_| false)
+    })
+}
+
+/// `key=value` from a report line.
+fn value(line: &str, key: &str) -> u64 {
+    let field = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(key).and_then(|w| w.strip_prefix('=')))
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"));
+    field
+        .parse()
+        .unwrap_or_else(|_| panic!("{key}={field} is not a number"))
+}
+
+#[test]
+fn each_vcpus_virtual_timer_ticks_at_the_configured_rate() {
+    let run = timer_run();
+    for v in 0..2 {
+        let prefix = format!("timer: vcpu {v} beats=");
+        let line = run
+            .of("timer")
+            .into_iter()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no timer report of vCPU {v}:\n{}", run.dump()));
+        assert_eq!(value(line, "beats"), 100, "{line}");
+        let (period, mean) = (value(line, "period"), value(line, "mean"));
+        // Periodic deadlines advance by exactly one period (no drift): the
+        // mean interval is the period to within the handler's jitter.
+        assert!(
+            mean.abs_diff(period) * 100 <= period,
+            "mean {mean} vs period {period}: {line}"
+        );
+        assert!(value(line, "min") > 0, "{line}");
+        assert!(run.exited, "{}", run.dump());
+    }
+}
+
+#[test]
+fn a_passthrough_device_interrupt_reaches_its_owner_and_nobody_else() {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    let run = shared_run(&RUN, "tests/configs/rtc.toml", Duration::from_secs(60));
+    assert!(run.has("[rtc] rtc: armed"), "{}", run.dump());
+    assert!(run.has("[rtc] rtc: alarm interrupt 34"), "{}", run.dump());
+    assert!(
+        run.has("[listener] listener: received=0 by_intid=none"),
+        "{}",
+        run.dump()
+    );
+    assert!(run.exited, "{}", run.dump());
+}

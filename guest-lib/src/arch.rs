@@ -51,6 +51,7 @@ global_asm!(
     FRAME_SIZE = const exception::FRAME_SIZE,
     FRAME_SPSR = const exception::FRAME_SPSR,
     FRAME_Q = const exception::FRAME_Q,
+    FRAME_STAMP = const exception::FRAME_STAMP,
 );
 
 unsafe extern "C" {
@@ -144,29 +145,49 @@ impl Mmio {
         Mmio(self.0 + offset)
     }
 
+    // Every access is one plain `ldr`/`str` with a base register and no
+    // writeback, as Linux's readl/writel are: when a hypervisor traps it,
+    // the syndrome describes it (ESR.ISV = 1) and it can be emulated. The
+    // compiler's own volatile accesses may use pre-index writeback, which
+    // carries no syndrome.
+
     pub(crate) fn read32(self) -> u32 {
+        let value: u32;
         // SAFETY: `new`'s contract: a mapped, aligned device register.
-        unsafe { core::ptr::read_volatile(self.0 as *const u32) }
+        unsafe {
+            asm!("ldr {v:w}, [{a}]", v = out(reg) value, a = in(reg) self.0, options(nostack, preserves_flags))
+        };
+        value
     }
 
     pub(crate) fn write32(self, value: u32) {
         // SAFETY: `new`'s contract: a mapped, aligned device register.
-        unsafe { core::ptr::write_volatile(self.0 as *mut u32, value) }
+        unsafe {
+            asm!("str {v:w}, [{a}]", v = in(reg) value, a = in(reg) self.0, options(nostack, preserves_flags))
+        };
     }
 
     pub(crate) fn read64(self) -> u64 {
+        let value: u64;
         // SAFETY: `new`'s contract; the caller uses this only on 64-bit registers.
-        unsafe { core::ptr::read_volatile(self.0 as *const u64) }
+        unsafe {
+            asm!("ldr {v}, [{a}]", v = out(reg) value, a = in(reg) self.0, options(nostack, preserves_flags))
+        };
+        value
     }
 
     pub(crate) fn write64(self, value: u64) {
         // SAFETY: `new`'s contract; the caller uses this only on 64-bit registers.
-        unsafe { core::ptr::write_volatile(self.0 as *mut u64, value) }
+        unsafe {
+            asm!("str {v}, [{a}]", v = in(reg) value, a = in(reg) self.0, options(nostack, preserves_flags))
+        };
     }
 
     pub(crate) fn write8(self, value: u8) {
         // SAFETY: `new`'s contract; used on byte-accessible registers
         // (GIC priority registers).
-        unsafe { core::ptr::write_volatile(self.0 as *mut u8, value) }
+        unsafe {
+            asm!("strb {v:w}, [{a}]", v = in(reg) u32::from(value), a = in(reg) self.0, options(nostack, preserves_flags))
+        };
     }
 }

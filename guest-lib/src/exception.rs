@@ -17,7 +17,9 @@ pub struct TrapFrame {
     pub elr: u64,
     /// SPSR_EL1: the interrupted PSTATE.
     pub spsr: u64,
-    _pad: u64,
+    /// IRQ entries only: CNTVCT_EL0 read by the entry's third instruction
+    /// (see vectors.S). Undefined for other exceptions.
+    pub vector_timestamp: u64,
     /// q0..q31.
     pub q: [u128; 32],
     pub fpsr: u64,
@@ -27,6 +29,7 @@ pub struct TrapFrame {
 pub(crate) const FRAME_SIZE: usize = size_of::<TrapFrame>();
 pub(crate) const FRAME_SPSR: usize = offset_of!(TrapFrame, spsr);
 pub(crate) const FRAME_Q: usize = offset_of!(TrapFrame, q);
+pub(crate) const FRAME_STAMP: usize = offset_of!(TrapFrame, vector_timestamp);
 // vectors.S hard-codes x0..x30 at 0..248 and ELR at 248, and stores the
 // FP state from FRAME_Q on with `stp q` (16-byte aligned offsets).
 const _: () = assert!(offset_of!(TrapFrame, elr) == 248);
@@ -50,7 +53,7 @@ const SLOT_IRQ_CURRENT_SPX: u64 = 5;
 #[unsafe(no_mangle)]
 extern "C" fn guest_lib_exception(frame: &mut TrapFrame, slot: u64) {
     if slot == SLOT_IRQ_CURRENT_SPX {
-        crate::irq::dispatch();
+        crate::irq::dispatch(frame.vector_timestamp);
         return;
     }
     let (esr, far) = syndrome();

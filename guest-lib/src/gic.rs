@@ -5,14 +5,21 @@
 //! acknowledge and end-of-interrupt cost nothing extra. EOImode is 0: one
 //! write of ICC_EOIR1_EL1 both drops the priority and deactivates.
 //!
-//! The distributor and redistributors are memory-mapped, and differ:
-//! - Natively guest-lib programs QEMU virt's distributor (0x0800_0000) and
-//!   each CPU's redistributor (from 0x080A_0000) itself. QEMU virt without
-//!   EL3 has a single security state, so GICD_CTLR is that view.
-//! - Under Bulkhead a partition has no distributor/redistributor MMIO yet:
-//!   the hypervisor enables the virtual timer PPI (27) of every vCPU itself,
-//!   and a virtual distributor is a later addition. Until then `enable` and
-//!   `set_priority` touch no MMIO there (an access would fault in stage 2).
+//! The distributor (0x0800_0000) and the redistributors (from 0x080A_0000,
+//! one RD_base + SGI_base frame pair per CPU, GICR_TYPER.Last on the last)
+//! are memory-mapped at QEMU virt's addresses in both modes: natively they
+//! are QEMU's, under Bulkhead the partition's emulated ones (one
+//! redistributor per vCPU). guest-lib programs them the same way either
+//! way, for the architecture: no mode checks here. QEMU virt without EL3
+//! has a single security state, and so does a partition, so GICD_CTLR is
+//! that view.
+//!
+//! Accesses, for whoever emulates them: 32-bit reads and writes of GICD_CTLR,
+//! IGROUPR, ISENABLER and GICR_WAKER; 64-bit reads of GICR_TYPER and 64-bit
+//! writes of GICD_IROUTER; byte writes of IPRIORITYR.
+//!
+//! SGIs are sent with [`send_sgi`]: one write of ICC_SGI1R_EL1, which under
+//! Bulkhead traps once to the hypervisor, which delivers it.
 
 use core::arch::asm;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -36,7 +43,7 @@ fn check(intid: u32) -> Result<(), InvalidIntid> {
     }
 }
 
-// --- Memory map of QEMU virt's GICv3 (native only) ---
+// --- Memory map of QEMU virt's GICv3 (and of a partition's virtual one) ---
 
 const GICD_BASE: usize = 0x0800_0000;
 const GICR_BASE: usize = 0x080A_0000;
@@ -69,8 +76,8 @@ const GICR_WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
 static REDISTRIBUTORS: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
 
 fn gicd() -> Mmio {
-    // SAFETY: QEMU virt's distributor, in the identity map's Device range;
-    // only used natively (callers check `under_bulkhead`).
+    // SAFETY: QEMU virt's distributor (natively) or the partition's emulated
+    // one (under Bulkhead), in the identity map's Device range.
     unsafe { Mmio::new(GICD_BASE) }
 }
 
@@ -79,7 +86,7 @@ fn gicd_reg(offset: usize) -> Mmio {
     unsafe { gicd().offset(offset) }
 }
 
-/// This CPU's SGI_base frame (native only).
+/// This CPU's SGI_base frame.
 fn sgi_frame() -> Mmio {
     let rd = REDISTRIBUTORS[arch::cpu_index()].load(Ordering::Relaxed);
     // SAFETY: `init_cpu` found `rd` among the redistributors (or it is the
@@ -93,12 +100,9 @@ fn wait_distributor() {
     }
 }
 
-/// Natively, turns on affinity routing and group 1 in the distributor.
-/// Called once by the primary CPU at boot.
+/// Turns on affinity routing and group 1 in the distributor. Called once
+/// by the primary CPU at boot.
 pub(crate) fn init_distributor() {
-    if crate::mode::under_bulkhead() {
-        return; // No distributor MMIO in a partition yet (see module doc).
-    }
     let ctlr = gicd_reg(GICD_CTLR);
     // ARE may only change while the groups are disabled.
     ctlr.write32(0);
@@ -131,18 +135,16 @@ fn find_redistributor() -> usize {
     GICR_BASE + arch::cpu_index() * GICR_STRIDE
 }
 
-/// Prepares this CPU: natively wakes its redistributor; in both modes
-/// enables the system register CPU interface and group 1 interrupts.
+/// Prepares this CPU: finds and wakes its redistributor, then enables the
+/// system register CPU interface and group 1 interrupts.
 pub(crate) fn init_cpu() {
-    if !crate::mode::under_bulkhead() {
-        let rd = find_redistributor();
-        REDISTRIBUTORS[arch::cpu_index()].store(rd, Ordering::Relaxed);
-        // SAFETY: GICR_WAKER is a register of the redistributor just found.
-        let waker = unsafe { Mmio::new(rd).offset(GICR_WAKER) };
-        waker.write32(waker.read32() & !GICR_WAKER_PROCESSOR_SLEEP);
-        while waker.read32() & GICR_WAKER_CHILDREN_ASLEEP != 0 {
-            core::hint::spin_loop();
-        }
+    let rd = find_redistributor();
+    REDISTRIBUTORS[arch::cpu_index()].store(rd, Ordering::Relaxed);
+    // SAFETY: GICR_WAKER is a register of the redistributor just found.
+    let waker = unsafe { Mmio::new(rd).offset(GICR_WAKER) };
+    waker.write32(waker.read32() & !GICR_WAKER_PROCESSOR_SLEEP);
+    while waker.read32() & GICR_WAKER_CHILDREN_ASLEEP != 0 {
+        core::hint::spin_loop();
     }
     // SAFETY: programs this CPU's GIC CPU interface only: system register
     // access on (SRE), every priority unmasked (PMR 0xff), no subpriority
@@ -170,16 +172,11 @@ pub(crate) fn init_cpu() {
 }
 
 /// Enables `intid` as a group 1 interrupt. An SGI or PPI (below 32) is
-/// enabled for the calling CPU only; an SPI is routed to the calling CPU.
-///
-/// Under Bulkhead this does nothing: the virtual distributor is not
-/// emulated yet, and the hypervisor has already enabled the virtual timer
-/// PPI (27) for every vCPU.
+/// enabled for the calling CPU only, in its redistributor; an SPI is routed
+/// to the calling CPU and enabled in the distributor. Under Bulkhead an SPI
+/// that is not the partition's is ignored by the virtual distributor.
 pub fn enable(intid: u32) -> Result<(), InvalidIntid> {
     check(intid)?;
-    if crate::mode::under_bulkhead() {
-        return Ok(()); // No virtual distributor yet; see above.
-    }
     let (index, bit) = ((intid / 32) as usize * 4, 1u32 << (intid % 32));
     if intid < FIRST_SPI {
         let sgi = sgi_frame();
@@ -207,13 +204,12 @@ pub fn enable(intid: u32) -> Result<(), InvalidIntid> {
 }
 
 /// Sets the priority of `intid` (0 highest, 0xff lowest; the CPU interface
-/// masks only 0xff). Per CPU for SGIs and PPIs. A no-op under Bulkhead
-/// (no virtual distributor yet).
+/// masks only 0xff). SGIs and PPIs: the calling CPU's, in its
+/// redistributor; SPIs: in the distributor. QEMU's CPU interface and its
+/// virtual one (ICH_VTR_EL2.PRIbits) implement 5 priority bits: for a
+/// defined order, use priorities that differ in bits 7:3.
 pub fn set_priority(intid: u32, priority: u8) -> Result<(), InvalidIntid> {
     check(intid)?;
-    if crate::mode::under_bulkhead() {
-        return Ok(());
-    }
     let frame = if intid < FIRST_SPI {
         sgi_frame()
     } else {
@@ -246,4 +242,71 @@ pub(crate) fn end_of_interrupt(intid: u32) {
     // SAFETY: ends an interrupt this CPU acknowledged; a compiler barrier so
     // the handler's stores come first.
     unsafe { asm!("msr icc_eoir1_el1, {}", "isb", in(reg) u64::from(intid), options(nostack)) };
+}
+
+// --- Software generated interrupts ---
+
+/// SGIs are INTIDs 0..16.
+pub const SGI_COUNT: u32 = 16;
+
+/// ICC_SGI1R_EL1 fields (Arm IHI 0069, 12.11.x): TargetList 15:0, Aff1
+/// 23:16, INTID 27:24, Aff2 39:32, IRM 40, RS 47:44, Aff3 55:48.
+const SGI1R_INTID_SHIFT: u32 = 24;
+/// Interrupt Routing Mode 1: every PE but the sender (targets ignored).
+const SGI1R_IRM: u64 = 1 << 40;
+
+/// Whom [`send_sgi`] interrupts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SgiTargets {
+    /// Bit n set: the CPU (vCPU) whose MPIDR has Aff0 = n and Aff1..3 = 0,
+    /// n < 16. The sender may be among them. Under Bulkhead, vCPU n's
+    /// MPIDR is Aff0 = n; natively, on QEMU virt, CPU n's is too.
+    List(u16),
+    /// Every CPU (vCPU of the partition) except the sender: IRM = 1.
+    AllButSelf,
+}
+
+impl SgiTargets {
+    /// The ICC_SGI1R_EL1 value that sends SGI `intid` (bits 3:0 of it) to
+    /// these targets; RS = 0 and Aff1..3 = 0 for a list.
+    pub const fn sgi1r(self, intid: u32) -> u64 {
+        let intid = ((intid & 0xf) as u64) << SGI1R_INTID_SHIFT;
+        match self {
+            SgiTargets::List(mask) => intid | mask as u64,
+            SgiTargets::AllButSelf => intid | SGI1R_IRM,
+        }
+    }
+}
+
+/// Sends SGI `intid` (below [`SGI_COUNT`]) to `targets` as group 1: one
+/// write of ICC_SGI1R_EL1 (under Bulkhead, one trap, whatever the number of
+/// targets). A `dsb ishst` before it makes this CPU's earlier stores
+/// visible to the handlers it interrupts. Targets that do not exist (or,
+/// under Bulkhead, are outside the partition) get nothing.
+pub fn send_sgi(targets: SgiTargets, intid: u32) -> Result<(), InvalidIntid> {
+    if intid >= SGI_COUNT {
+        return Err(InvalidIntid(intid));
+    }
+    send_sgi_raw(targets.sgi1r(intid));
+    Ok(())
+}
+
+/// Writes `value` to ICC_SGI1R_EL1 as it is (any affinity, RS, IRM: tests
+/// use it to aim at CPUs that do not exist), between the same barriers as
+/// [`send_sgi`]: `dsb ishst` before, `isb` after.
+#[inline(always)]
+pub fn send_sgi_raw(value: u64) {
+    // SAFETY: generates SGIs and nothing else; whatever the value, the GIC
+    // (or the hypervisor) interrupts only CPUs that exist and are allowed.
+    // A compiler barrier (no `nomem`) so that earlier stores, which the
+    // handlers may read, are emitted before it.
+    unsafe {
+        asm!(
+            "dsb ishst",
+            "msr icc_sgi1r_el1, {}",
+            "isb",
+            in(reg) value,
+            options(nostack, preserves_flags)
+        )
+    };
 }

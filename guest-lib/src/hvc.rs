@@ -3,7 +3,7 @@
 
 use core::arch::asm;
 
-use bulkhead_abi::{Status, call as id};
+use bulkhead_abi::{Counter, Status, call as id};
 
 /// Issues `hvc #0` with `x0 = id` and `x1.. = args` and returns `x0..x3`.
 ///
@@ -111,6 +111,17 @@ pub fn vcpu_info() -> Result<VcpuInfo, Status> {
         vcpu: x2,
         vcpu_count: x3,
     })
+}
+
+/// One of this vCPU's exit counters (`EXIT_COUNT`): its count since the
+/// vCPU started. `None` natively, where there is no hypervisor to count,
+/// or if the hypervisor does not know the counter.
+pub fn exit_count(counter: Counter) -> Option<u64> {
+    if !crate::mode::under_bulkhead() {
+        return None;
+    }
+    let [x0, x1, ..] = call(id::EXIT_COUNT, [counter as u64]);
+    status(x0).ok().map(|()| x1)
 }
 
 /// Writes up to [`bulkhead_abi::CONSOLE_WRITE_MAX`] bytes with

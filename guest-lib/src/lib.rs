@@ -27,8 +27,9 @@
 //!   MMIO accessors). No policy.
 //! - [`hvc`], [`psci`]: the call conventions, on [`bulkhead_abi`]'s numbers.
 //!   [`mod@mode`] decides once, at boot, whether Bulkhead is there.
-//! - [`gic`], [`timer`], [`console`]: the devices, each with its native and
-//!   its Bulkhead path chosen by the mode.
+//! - [`gic`], [`timer`], [`console`]: the devices. The GIC and the timer
+//!   are programmed the same way in both modes (a partition has a virtual
+//!   GICv3 at QEMU virt's addresses); the console picks its path by mode.
 //! - [`irq`], [`exception`], [`smp`]: what a guest uses: handlers by INTID,
 //!   fault reports, secondary CPUs.
 //! - This file: the entry macro, [`exit`], [`idle`] and the panic handler.

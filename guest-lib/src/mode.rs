@@ -9,10 +9,11 @@ use bulkhead_abi::{MAGIC, call};
 /// Where the guest runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// In a Bulkhead partition: console, exit and vCPU info are hypercalls.
+    /// In a Bulkhead partition: console, exit, vCPU info and exit counters
+    /// are hypercalls; the GIC distributor and redistributors are emulated.
     Bulkhead,
-    /// On bare hardware (or QEMU) at EL1: guest-lib drives the PL011 and the
-    /// GIC distributor itself, and exits with PSCI SYSTEM_OFF.
+    /// On bare hardware (or QEMU) at EL1: guest-lib drives the PL011
+    /// itself and exits with PSCI SYSTEM_OFF.
     Native,
 }
 

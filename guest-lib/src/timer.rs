@@ -117,6 +117,16 @@ pub fn start_one_shot(delay: Duration, callback: Callback) {
     start(ticks(delay), 0, callback);
 }
 
+/// Calls `callback` once, when the virtual count reaches `deadline`
+/// (CNTV_CVAL_EL0 = `deadline`; at once if it has passed), on this CPU.
+pub fn start_one_shot_at(deadline: u64, callback: Callback) {
+    irq::without_interrupts(|| {
+        prepare(0, callback);
+        set_compare(deadline);
+        set_control(CTL_ENABLE);
+    });
+}
+
 /// Stops this CPU's timer.
 pub fn stop() {
     set_control(0);
@@ -124,16 +134,22 @@ pub fn stop() {
 
 fn start(first: u64, period: u64, callback: Callback) {
     irq::without_interrupts(|| {
-        let timer = &TIMERS[arch::cpu_index()];
-        timer.period.store(period, Ordering::Relaxed);
-        timer.callback.store(callback as usize, Ordering::Relaxed);
-        timer.expiries.store(0, Ordering::Relaxed);
-        // Both only fail for an INTID of 1020 or more; 27 is valid.
-        let _ = irq::register(VIRTUAL_TIMER_INTID, on_interrupt);
-        let _ = gic::enable(VIRTUAL_TIMER_INTID);
+        prepare(period, callback);
         set_compare(now().saturating_add(first));
         set_control(CTL_ENABLE);
     });
+}
+
+/// Records this CPU's timer settings and enables the timer PPI; the
+/// caller masks IRQs and then sets the deadline and enables the timer.
+fn prepare(period: u64, callback: Callback) {
+    let timer = &TIMERS[arch::cpu_index()];
+    timer.period.store(period, Ordering::Relaxed);
+    timer.callback.store(callback as usize, Ordering::Relaxed);
+    timer.expiries.store(0, Ordering::Relaxed);
+    // Both only fail for an INTID of 1020 or more; 27 is valid.
+    let _ = irq::register(VIRTUAL_TIMER_INTID, on_interrupt);
+    let _ = gic::enable(VIRTUAL_TIMER_INTID);
 }
 
 /// The PPI 27 handler, on the CPU whose timer fired.

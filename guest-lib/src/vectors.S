@@ -6,11 +6,29 @@
 // The FP/SIMD registers are saved because Rust handlers use NEON (core::fmt)
 // and the interrupted code may hold live values in any of them.
 // The operands in braces are constants from exception.rs.
+//
+// IRQ entries also timestamp themselves: CNTVCT_EL0 is read by the third
+// instruction of the entry (exactly two before it: making room on the
+// stack and saving x0/x1) and kept in the frame, from where the IRQ
+// dispatcher publishes it as this CPU's `irq::last_vector_timestamp()`.
+// Exception entry is a context synchronization event, so the read cannot
+// be taken early and needs no ISB. Under -icount with cntfrq = 1 GHz one
+// tick is one instruction: the stamp is the entry's instruction count + 2.
 
 .macro VECTOR slot
 .balign 0x80
     sub     sp, sp, #{FRAME_SIZE}
     stp     x0, x1, [sp, #0]
+    mov     x0, #\slot
+    b       save_and_handle
+.endm
+
+.macro VECTOR_IRQ slot
+.balign 0x80
+    sub     sp, sp, #{FRAME_SIZE}
+    stp     x0, x1, [sp, #0]
+    mrs     x0, cntvct_el0
+    str     x0, [sp, #{FRAME_STAMP}]
     mov     x0, #\slot
     b       save_and_handle
 .endm
@@ -21,21 +39,21 @@
 guest_lib_vectors:
     // Current EL, SP_EL0 (never used: guest-lib always runs on SP_EL1).
     VECTOR 0
-    VECTOR 1
+    VECTOR_IRQ 1
     VECTOR 2
     VECTOR 3
     // Current EL, SP_ELx: the guest's own exceptions.
     VECTOR 4
-    VECTOR 5
+    VECTOR_IRQ 5
     VECTOR 6
     VECTOR 7
     // Lower EL, AArch64 and AArch32 (guest-lib runs nothing at EL0).
     VECTOR 8
-    VECTOR 9
+    VECTOR_IRQ 9
     VECTOR 10
     VECTOR 11
     VECTOR 12
-    VECTOR 13
+    VECTOR_IRQ 13
     VECTOR 14
     VECTOR 15
 

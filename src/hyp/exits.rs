@@ -7,21 +7,27 @@
 //! with an error code, or the partition is stopped with a report. Nothing a
 //! guest does reaches a panic.
 
-use bulkhead_abi::{ABI_VERSION, MAGIC, Status, unpack_console};
+use bulkhead_abi::{ABI_VERSION, Counter, MAGIC, Status, unpack_console};
 
 use crate::arch::{self, TrapFrame, gicv3, mrs, msr};
 use crate::console::pl011;
 use crate::hypercall::Hypercall;
 use crate::partition::{Fault, FaultKind, Power, StopReason};
 use crate::psci::{self, Outcome};
-use crate::trap::{DataAbort, Exit};
+use crate::trap::{DataAbort, Exit, SysRegAccess, sysreg};
+use crate::vgic::sgi::SgiRequest;
+use crate::vgic::state::VTIMER_INTID;
 
 use super::console::hyp_println;
 use super::partitions::{Partition, Runtime, park};
+use super::vgic;
 
-/// Priority the virtual timer interrupt carries until the virtual
-/// distributor lets the guest choose.
-const VTIMER_PRIORITY: u8 = 0xa0;
+/// ICC_SGI1R_EL1: a group-1 SGI, the one a guest sends.
+const ICC_SGI1R_EL1: u32 = sysreg(3, 0, 12, 11, 5);
+/// ICC_ASGI1R_EL1 (group 1 of the other security state) and ICC_SGI0R_EL1
+/// (group 0): a partition has only group 1, so these are ignored.
+const ICC_ASGI1R_EL1: u32 = sysreg(3, 0, 12, 11, 6);
+const ICC_SGI0R_EL1: u32 = sysreg(3, 0, 12, 11, 7);
 
 /// The running vCPU of this CPU.
 fn current() -> (&'static Runtime, usize, usize) {
@@ -49,23 +55,78 @@ fn fault(kind: FaultKind, v: usize, address: Option<u64>) -> StopReason {
 #[unsafe(no_mangle)]
 extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
     let (runtime, p, v) = current();
+    let part = &runtime.partitions[p];
     let exit = Exit::decode(mrs!("esr_el2"), mrs!("far_el2"), mrs!("hpfar_el2"));
     match exit {
-        Exit::Hvc { .. } => call(frame, runtime, p, v),
+        Exit::SysReg(access) if access.reg == ICC_SGI1R_EL1 && !access.read => {
+            part.count(v, Counter::SgiTrap, 1);
+            send_sgi(frame, runtime, part, v, access);
+        }
+        Exit::Hvc { .. } => {
+            part.count(v, Counter::Hvc, 1);
+            call(frame, runtime, p, v)
+        }
         Exit::Smc { .. } => {
+            part.count(v, Counter::Smc, 1);
             // A trapped SMC returns to itself; the call is done once.
             skip_instruction();
             call(frame, runtime, p, v)
         }
-        Exit::DataAbort(abort) => data_abort(frame, runtime, p, v, abort),
-        // A system register the hypervisor does not emulate is UNDEFINED
-        // for the guest, as on hardware that lacks it.
-        Exit::SysReg(_) => inject_undefined(),
+        Exit::DataAbort(abort) => {
+            part.count(v, Counter::DataAbort, 1);
+            data_abort(frame, runtime, p, v, abort)
+        }
+        Exit::SysReg(access) => {
+            part.count(v, Counter::SysReg, 1);
+            if (access.reg == ICC_ASGI1R_EL1 || access.reg == ICC_SGI0R_EL1) && !access.read {
+                skip_instruction();
+            } else {
+                // A system register the hypervisor does not emulate is
+                // UNDEFINED for the guest, as on hardware that lacks it.
+                inject_undefined()
+            }
+        }
         Exit::InstructionAbort { ipa } => {
+            part.count(v, Counter::Other, 1);
             runtime.stop(p, fault(FaultKind::InstructionAbort, v, Some(ipa)))
         }
-        Exit::Other { .. } => runtime.stop(p, fault(FaultKind::UnknownTrap, v, None)),
+        Exit::Other { .. } => {
+            part.count(v, Counter::Other, 1);
+            runtime.stop(p, fault(FaultKind::UnknownTrap, v, None))
+        }
     }
+}
+
+/// A guest's ICC_SGI1R_EL1 write: one trap, decoded, routed to the sender's
+/// own vCPUs only. A target on this CPU (the sender itself) is delivered
+/// now; the others are marked pending in the model and their CPUs kicked.
+fn send_sgi(
+    frame: &TrapFrame,
+    runtime: &Runtime,
+    part: &Partition,
+    v: usize,
+    access: SysRegAccess,
+) {
+    let request = SgiRequest::decode(frame.reg(access.rt));
+    let routing = part.affinity.route(&request, v);
+    if routing.refused != 0 {
+        part.count(v, Counter::SgiRefused, u64::from(routing.refused));
+    }
+    let bit = 1u32 << request.intid;
+    let mut targets = routing.vcpus;
+    while targets != 0 {
+        let t = targets.trailing_zeros() as usize;
+        targets &= targets - 1;
+        part.vgic.private[t]
+            .pending
+            .fetch_or(bit, core::sync::atomic::Ordering::Release);
+        if t == v {
+            vgic::drain(part, v);
+        } else {
+            runtime.kick(part, t);
+        }
+    }
+    skip_instruction();
 }
 
 /// Answers an HVC or SMC: Bulkhead's calls, then PSCI, else NOT_SUPPORTED.
@@ -91,6 +152,10 @@ fn call(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize) {
                 0
             }
             Ok(Hypercall::Exit { code }) => runtime.stop(p, StopReason::Exit { vcpu: v, code }),
+            Ok(Hypercall::ExitCount { counter }) => {
+                frame.x[1] = part.counter(v, counter);
+                0
+            }
         };
         return;
     }
@@ -113,7 +178,8 @@ fn call(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize) {
             part.state.vcpus[v].set_power(Power::Off);
             arch::msr!("cntv_ctl_el0", 0);
             gicv3::disable_virtual_interface();
-            msr!("s3_4_c12_c11_0", 1); // ICH_HCR_EL2.En again, for the next CPU_ON
+            vgic::clear_queue();
+            gicv3::set_underflow(false); // the interface on again, for the next CPU_ON
             runtime.wait_for_cpu_on(p, v)
         }
         Some(Outcome::SystemOff) => runtime.stop(p, StopReason::SystemOff { vcpu: v }),
@@ -124,6 +190,20 @@ fn call(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize) {
 /// A stage-2 data abort: the emulated PL011, or a fault that stops the partition.
 fn data_abort(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize, abort: DataAbort) {
     let part: &Partition = &runtime.partitions[p];
+    if let Some((gic_frame, offset)) = vgic::frame_of(runtime, part, abort.ipa) {
+        if !abort.valid {
+            runtime.stop(p, fault(FaultKind::UnemulatableAccess, v, Some(abort.ipa)))
+        }
+        if abort.write {
+            let value = abort.store_value(frame.reg(abort.reg));
+            vgic::mmio_write(runtime, part, v, gic_frame, offset, abort.size, value);
+        } else {
+            let value = vgic::mmio_read(part, v, gic_frame, offset, abort.size);
+            frame.set_reg(abort.reg, abort.load_value(value));
+        }
+        skip_instruction();
+        return;
+    }
     let uart = part
         .config
         .console_pl011
@@ -172,28 +252,29 @@ fn inject_undefined() {
 
 #[unsafe(no_mangle)]
 extern "C" fn handle_lower_irq(_frame: &mut TrapFrame) {
-    let (runtime, p, _) = current();
+    let (runtime, p, v) = current();
+    let part = &runtime.partitions[p];
+    part.count(v, Counter::Irq, 1);
+    let maintenance = super::maintenance_intid();
     loop {
         let intid = gicv3::acknowledge();
         if intid >= gicv3::SPURIOUS {
             break;
         }
         gicv3::priority_drop(intid);
-        match intid {
-            // The guest's EOI deactivates it (HW bit); if no list register is
-            // free it stays active, and the level re-asserts it after the
-            // deactivation below.
-            gicv3::VTIMER_PPI => {
-                let lr = gicv3::lr_value(intid, VTIMER_PRIORITY, Some(intid));
-                if !gicv3::inject(lr) {
-                    gicv3::deactivate(intid);
-                }
-            }
-            // The kick, and anything not (yet) routed to a guest.
-            _ => gicv3::deactivate(intid),
+        if intid == VTIMER_INTID || intid >= 32 {
+            // Forwarded with the HW bit: the guest's EOI deactivates it.
+            vgic::forward(part, v, intid);
+            continue;
+        }
+        gicv3::deactivate(intid);
+        if intid == gicv3::KICK_SGI {
+            vgic::drain(part, v);
+        } else if intid == maintenance {
+            vgic::maintenance();
         }
     }
-    if runtime.partitions[p].state.is_stopped() {
+    if part.state.is_stopped() {
         park();
     }
 }

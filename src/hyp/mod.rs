@@ -9,6 +9,7 @@
 pub mod console;
 mod exits;
 mod partitions;
+mod vgic;
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -99,9 +100,12 @@ extern "C" fn rust_primary_main(dtb: u64) -> ! {
         Ok(r) => r,
         Err(e) => boot_error(format_args!("{e}")),
     };
-    RUNTIME.call_once(|| runtime);
+    let runtime = RUNTIME.call_once(|| runtime);
+    for part in &runtime.partitions {
+        vgic::sync_physical(runtime, part);
+    }
     for (index, c) in board.cpus.iter().enumerate() {
-        if index != cpu && runtime_of().vcpu_on_cpu(index).is_some() {
+        if index != cpu && runtime.vcpu_on_cpu(index).is_some() {
             let status = arch::start_cpu(index, c.mpidr);
             if status != 0 {
                 boot_error(format_args!(
@@ -134,10 +138,22 @@ fn cpu_main(cpu: usize, stack_top: u64) -> ! {
     arch::msr!("tpidr_el2", cpu as u64);
     let runtime = runtime_of();
     let vcpu = runtime.vcpu_on_cpu(cpu);
-    gicv3::init_cpu(cpu, vcpu.is_some());
+    gicv3::init_cpu(cpu, vcpu.is_some(), maintenance_intid());
     match vcpu {
         None => partitions::park(),
         Some((p, v)) => runtime.run_vcpu(p, v),
+    }
+}
+
+/// The GIC maintenance interrupt's INTID (a PPI).
+fn maintenance_intid() -> u32 {
+    match CONFIG.board.gic {
+        GicConfig::V3 {
+            maintenance_intid, ..
+        }
+        | GicConfig::V2 {
+            maintenance_intid, ..
+        } => maintenance_intid,
     }
 }
 

@@ -10,7 +10,11 @@ use crate::arch::{self, GuestStart, gicv3};
 use crate::config::{BoardConfig, Config, GicConfig, PartitionConfig};
 use crate::console::{LineBuffer, pl011::Pl011 as Pl011Model};
 use crate::mm::pagetable::{MapError, MemKind, PageTable, Stage2, Table, TableAlloc};
-use crate::partition::{PartitionState, Power, StopReason};
+use crate::partition::{MAX_VCPUS, PartitionState, Power, StopReason};
+use crate::vgic::sgi::AffinityMap;
+use crate::vgic::state::VgicState;
+use bulkhead_abi::Counter;
+use core::sync::atomic::AtomicU64;
 
 use super::console::{self, hyp_println};
 
@@ -32,17 +36,40 @@ impl TableAlloc for HeapTables {
     }
 }
 
+/// Exit counters of one vCPU, indexed by `Counter`. Only the vCPU's own
+/// CPU writes them (a plain load and store, no read-modify-write atomics);
+/// anyone may read them.
+pub type Counters = [AtomicU64; Counter::ALL.len()];
+
 /// One partition's run-time state.
 pub struct Partition {
     pub config: &'static PartitionConfig,
     pub state: PartitionState,
     pub line: spin::Mutex<LineBuffer>,
     pub pl011: spin::Mutex<Pl011Model>,
+    /// Its virtual GIC; register writes go through `vgic_lock`.
+    pub vgic: VgicState,
+    pub vgic_lock: spin::Mutex<()>,
+    pub affinity: AffinityMap,
+    pub counters: [Counters; MAX_VCPUS],
     stage2_root: u64,
     vmid: u16,
+    /// CNTVOFF_EL2 for all its vCPUs: its virtual counter starts near 0.
+    cntvoff: u64,
 }
 
 impl Partition {
+    /// Counts one event of `counter` for vCPU `v` (on `v`'s own CPU).
+    #[inline(always)]
+    pub fn count(&self, v: usize, counter: Counter, n: u64) {
+        let c = &self.counters[v][counter as usize];
+        c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+
+    pub fn counter(&self, v: usize, counter: Counter) -> u64 {
+        self.counters[v][counter as usize].load(Ordering::Relaxed)
+    }
+
     /// Console output from the partition: whole lines leave with its prefix.
     pub fn console_write(&self, bytes: impl Iterator<Item = u8>) {
         let mut line = self.line.lock();
@@ -147,11 +174,22 @@ impl Runtime {
                 p.image.bytes.len() / 1024,
                 p.entry
             );
+            let mut spis: Vec<u32> = p
+                .devices
+                .iter()
+                .flat_map(|d| d.interrupts.iter().copied())
+                .collect();
+            spis.sort_unstable();
             partitions.push(Partition {
                 config: p,
                 state: PartitionState::new(),
                 line: spin::Mutex::new(LineBuffer::new()),
                 pl011: spin::Mutex::new(Pl011Model::new()),
+                vgic: VgicState::new(p.vmpidrs, &spis),
+                vgic_lock: spin::Mutex::new(()),
+                affinity: AffinityMap::new(p.vmpidrs),
+                counters: [const { [const { AtomicU64::new(0) }; Counter::ALL.len()] }; MAX_VCPUS],
+                cntvoff: arch::physical_counter(),
                 stage2_root: s2.root(),
                 // VMID 0 is left unused, so a stale TLB entry of "no guest" never matches.
                 vmid: index as u16 + 1,
@@ -162,6 +200,21 @@ impl Runtime {
             partitions,
             board: &config.board,
         })
+    }
+
+    pub fn board(&self) -> &'static BoardConfig {
+        self.board
+    }
+
+    /// MPIDR of physical CPU `cpu`.
+    pub fn mpidr_of(&self, cpu: usize) -> u64 {
+        self.board.cpus[cpu].mpidr
+    }
+
+    /// Makes vCPU `t` of `part` enter EL2 on its CPU and look at its
+    /// pending interrupts (and at its partition's state).
+    pub fn kick(&self, part: &Partition, t: usize) {
+        gicv3::send_sgi(gicv3::KICK_SGI, self.mpidr_of(part.config.cpus[t]));
     }
 
     /// The (partition, vCPU) that physical CPU `cpu` runs, if any.
@@ -209,6 +262,7 @@ impl Runtime {
             vmpidr: part.config.vmpidrs[v],
             vmid: part.vmid,
             stage2_root: part.stage2_root,
+            cntvoff: part.cntvoff,
         };
         arch::enter_guest(&start, super::this_stack_top())
     }
@@ -223,9 +277,22 @@ impl Runtime {
                 console::partition_line(part.config.name, rest);
             }
             hyp_println!("partition {} stopped: {reason}", part.config.name);
+            for v in 0..part.config.cpus.len() {
+                hyp_println!(
+                    "partition {} vCPU {v} exits: {}",
+                    part.config.name,
+                    ExitCounts(part, v)
+                );
+            }
             let me = super::this_cpu();
-            for &cpu in part.config.cpus.iter().filter(|&&c| c != me) {
-                gicv3::send_sgi(gicv3::KICK_SGI, self.board.cpus[cpu].mpidr);
+            for (t, _) in part
+                .config
+                .cpus
+                .iter()
+                .enumerate()
+                .filter(|&(_, &c)| c != me)
+            {
+                self.kick(part, t);
             }
             arch::send_event();
             if self.running.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -234,6 +301,19 @@ impl Runtime {
             }
         }
         park()
+    }
+}
+
+/// A vCPU's exit counters, as the stop report prints them.
+struct ExitCounts<'a>(&'a Partition, usize);
+
+impl fmt::Display for ExitCounts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            write!(f, "{sep}{}={}", c.name(), self.0.counter(self.1, *c))?;
+        }
+        Ok(())
     }
 }
 

@@ -35,6 +35,72 @@ pub mod call {
     /// Stop the calling partition (all its vCPUs). `x1` = exit code, which the
     /// hypervisor reports on its console. Does not return.
     pub const PARTITION_EXIT: u64 = bulkhead_call(3);
+    /// Read one of the calling vCPU's exit counters. `x1` = the counter (an
+    /// [`super::Counter`] value). Returns `x0 = 0`, `x1` = its count since
+    /// the vCPU started; `x0 = INVALID_PARAMETERS` for an unknown counter.
+    pub const EXIT_COUNT: u64 = bulkhead_call(4);
+}
+
+/// The per-vCPU counters [`call::EXIT_COUNT`] reads: exits to the
+/// hypervisor by cause, and SGI targets refused. The hypervisor prints them
+/// all when the partition stops.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Physical interrupts taken while the vCPU ran (its devices, its
+    /// timer, kicks from other CPUs, maintenance).
+    Irq = 0,
+    /// Trapped writes of ICC_SGI1R_EL1 (or ICC_ASGI1R/SGI0R): one per SGI sent.
+    SgiTrap = 1,
+    /// HVC calls (Bulkhead's and PSCI).
+    Hvc = 2,
+    /// Trapped SMC calls (PSCI over SMC).
+    Smc = 3,
+    /// Stage-2 data aborts: emulated device accesses (virtual GIC, PL011).
+    DataAbort = 4,
+    /// Other trapped system-register accesses.
+    SysReg = 5,
+    /// Anything else.
+    Other = 6,
+    /// SGI targets outside the sender's partition, refused (not an exit).
+    SgiRefused = 7,
+}
+
+impl Counter {
+    /// Every counter, in index order.
+    pub const ALL: [Counter; 8] = [
+        Counter::Irq,
+        Counter::SgiTrap,
+        Counter::Hvc,
+        Counter::Smc,
+        Counter::DataAbort,
+        Counter::SysReg,
+        Counter::Other,
+        Counter::SgiRefused,
+    ];
+
+    /// The counter with index `n`, if there is one.
+    pub const fn from_index(n: u64) -> Option<Counter> {
+        if n < Self::ALL.len() as u64 {
+            Some(Self::ALL[n as usize])
+        } else {
+            None
+        }
+    }
+
+    /// Short name, as the stop report prints it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Counter::Irq => "irq",
+            Counter::SgiTrap => "sgi-trap",
+            Counter::Hvc => "hvc",
+            Counter::Smc => "smc",
+            Counter::DataAbort => "data-abort",
+            Counter::SysReg => "sysreg",
+            Counter::Other => "other",
+            Counter::SgiRefused => "sgi-refused",
+        }
+    }
 }
 
 /// `x1` of a successful [`call::VERSION`]: "BULKHEAD" in ASCII, little-endian.
@@ -154,6 +220,11 @@ mod tests {
             assert_eq!(Status::from_reg(s.as_reg()), Some(s));
         }
         assert_eq!(Status::from_reg(7), None);
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            assert_eq!(Counter::from_index(i as u64), Some(*c));
+            assert_eq!(*c as u64, i as u64);
+        }
+        assert_eq!(Counter::from_index(Counter::ALL.len() as u64), None);
         assert_eq!((call::CONSOLE_WRITE >> 24) & 0x3f, 6);
         assert_eq!(MAGIC.to_le_bytes(), *b"BULKHEAD");
     }

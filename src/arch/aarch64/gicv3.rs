@@ -13,12 +13,13 @@
 
 use core::ptr::NonNull;
 
-use arm_gic::IntId;
 use arm_gic::gicv3::GicV3;
 use arm_gic::gicv3::registers::{Gicd, GicrSgi};
+use arm_gic::{IntId, Trigger};
 use safe_mmio::UniqueMmioPointer;
 
 use super::{mrs, msr};
+use crate::vgic::lr::ListRegisters;
 
 /// The physical SGI the hypervisor uses to kick another CPU into EL2.
 /// Guests never see physical SGIs, so any number is free; 0 it is.
@@ -58,8 +59,10 @@ pub fn init_distributor(gicd: u64, gicr: u64, cpus: usize) {
 
 /// On each CPU: wake its redistributor, set its SGIs and PPIs to group 1 and
 /// disabled, then enable the hypervisor's own: the kick SGI and, when the
-/// CPU runs a vCPU, the virtual timer. Then the EL2 CPU interface.
-pub fn init_cpu(cpu: usize, runs_vcpu: bool) {
+/// CPU runs a vCPU, the maintenance interrupt. (The virtual timer's PPI
+/// follows the guest's virtual enable: see [`set_private_enabled`].) Then
+/// the EL2 CPU interface.
+pub fn init_cpu(cpu: usize, runs_vcpu: bool, maintenance_intid: u32) {
     {
         let mut guard = GIC.lock();
         let gic = &mut guard.as_mut().expect("distributor initialised first").0;
@@ -67,18 +70,23 @@ pub fn init_cpu(cpu: usize, runs_vcpu: bool) {
         // An already-awake redistributor is fine.
         let _ = redist.mark_core_awake();
         redist.configure_default_settings();
-        let mut private = [KICK_SGI]
+        let id = |intid: u32| {
+            if intid < 16 {
+                IntId::sgi(intid)
+            } else {
+                IntId::ppi(intid - 16)
+            }
+        };
+        let enabled = [KICK_SGI]
             .into_iter()
-            .chain(runs_vcpu.then_some(VTIMER_PPI));
-        private
-            .try_for_each(|intid| {
-                let intid = if intid < 16 {
-                    IntId::sgi(intid)
-                } else {
-                    IntId::ppi(intid - 16)
-                };
-                redist.set_interrupt_priority(intid, PRIORITY)?;
-                redist.enable_interrupt(intid, true)
+            .chain(runs_vcpu.then_some(maintenance_intid));
+        [KICK_SGI, VTIMER_PPI, maintenance_intid]
+            .into_iter()
+            .try_for_each(|intid| redist.set_interrupt_priority(id(intid), PRIORITY))
+            .and_then(|()| {
+                enabled
+                    .into_iter()
+                    .try_for_each(|intid| redist.enable_interrupt(id(intid), true))
             })
             .expect("SGI and PPI numbers are valid");
     }
@@ -143,19 +151,6 @@ pub fn empty_list_registers() -> u64 {
     mrs!("s3_4_c12_c11_5")
 }
 
-/// A list register value: pending, group 1, `priority`, forwarding physical
-/// `pintid` with the HW bit when given.
-pub const fn lr_value(vintid: u32, priority: u8, pintid: Option<u32>) -> u64 {
-    const PENDING: u64 = 1 << 62;
-    const HW: u64 = 1 << 61;
-    const GROUP1: u64 = 1 << 60;
-    let hw = match pintid {
-        Some(p) => HW | ((p as u64 & 0x3ff) << 32),
-        None => 0,
-    };
-    PENDING | GROUP1 | hw | ((priority as u64) << 48) | vintid as u64
-}
-
 /// Writes list register `n` (ICH_LR<n>_EL2); `n` beyond 15 is ignored.
 #[inline(always)]
 pub fn write_lr(n: usize, value: u64) {
@@ -180,15 +175,90 @@ pub fn write_lr(n: usize, value: u64) {
     }
 }
 
-/// Puts a virtual interrupt into a free list register of this CPU. Returns
-/// false when every list register is busy.
-pub fn inject(value: u64) -> bool {
-    let free = empty_list_registers() & ((1 << list_registers()) - 1);
-    if free == 0 {
-        return false;
+/// Reads list register `n` (ICH_LR<n>_EL2); `n` beyond 15 reads 0.
+#[inline(always)]
+pub fn read_lr(n: usize) -> u64 {
+    match n {
+        0 => mrs!("s3_4_c12_c12_0"),
+        1 => mrs!("s3_4_c12_c12_1"),
+        2 => mrs!("s3_4_c12_c12_2"),
+        3 => mrs!("s3_4_c12_c12_3"),
+        4 => mrs!("s3_4_c12_c12_4"),
+        5 => mrs!("s3_4_c12_c12_5"),
+        6 => mrs!("s3_4_c12_c12_6"),
+        7 => mrs!("s3_4_c12_c12_7"),
+        8 => mrs!("s3_4_c12_c13_0"),
+        9 => mrs!("s3_4_c12_c13_1"),
+        10 => mrs!("s3_4_c12_c13_2"),
+        11 => mrs!("s3_4_c12_c13_3"),
+        12 => mrs!("s3_4_c12_c13_4"),
+        13 => mrs!("s3_4_c12_c13_5"),
+        14 => mrs!("s3_4_c12_c13_6"),
+        15 => mrs!("s3_4_c12_c13_7"),
+        _ => 0,
     }
-    write_lr(free.trailing_zeros() as usize, value);
-    true
+}
+
+/// This CPU's list registers, for the vGIC's delivery policy.
+#[derive(Debug)]
+pub struct HwListRegisters;
+
+impl ListRegisters for HwListRegisters {
+    #[inline(always)]
+    fn count(&self) -> usize {
+        list_registers()
+    }
+    #[inline(always)]
+    fn empty(&self) -> u64 {
+        empty_list_registers()
+    }
+    #[inline(always)]
+    fn read(&self, n: usize) -> u64 {
+        read_lr(n)
+    }
+    #[inline(always)]
+    fn write(&mut self, n: usize, value: u64) {
+        write_lr(n, value)
+    }
+}
+
+/// ICH_HCR_EL2: En, and UIE (the underflow maintenance interrupt: raised
+/// while at most one list register holds an interrupt) when `underflow`.
+#[inline(always)]
+pub fn set_underflow(underflow: bool) {
+    msr!("s3_4_c12_c11_0", 1 | (u64::from(underflow) << 1));
+}
+
+/// Enables or disables SGI/PPI `intid` in CPU `cpu`'s redistributor.
+pub fn set_private_enabled(cpu: usize, intid: u32, enabled: bool) {
+    let mut guard = GIC.lock();
+    let gic = &mut guard.as_mut().expect("GIC initialised at boot").0;
+    let intid = if intid < 16 {
+        IntId::sgi(intid)
+    } else {
+        IntId::ppi(intid - 16)
+    };
+    if let Ok(mut redist) = gic.redistributor(cpu) {
+        let _ = redist.enable_interrupt(intid, enabled);
+    }
+}
+
+/// Programs SPI `intid`: routed to the CPU with affinity `mpidr`, edge- or
+/// level-triggered, enabled or not.
+pub fn configure_spi(intid: u32, mpidr: u64, edge: bool, enabled: bool) {
+    let mut guard = GIC.lock();
+    let gic = &mut guard.as_mut().expect("GIC initialised at boot").0;
+    let Some(spi) = intid.checked_sub(32) else {
+        return;
+    };
+    let id = IntId::spi(spi);
+    let dist = gic.distributor();
+    let trigger = if edge { Trigger::Edge } else { Trigger::Level };
+    // Errors mean an INTID beyond the GIC, which the configuration check rules out.
+    let _ = dist.enable_interrupt(id, false);
+    let _ = dist.set_routing(id, Some(mpidr));
+    let _ = dist.set_trigger(id, trigger);
+    let _ = dist.enable_interrupt(id, enabled);
 }
 
 /// Turns the virtual CPU interface off and empties the list registers (a

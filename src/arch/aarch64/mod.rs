@@ -156,6 +156,13 @@ pub struct GuestStart {
     pub vmpidr: u64,
     pub vmid: u16,
     pub stage2_root: u64,
+    /// CNTVOFF_EL2: subtracted from the physical count for the guest's virtual one.
+    pub cntvoff: u64,
+}
+
+/// The physical counter (CNTPCT_EL0).
+pub fn physical_counter() -> u64 {
+    mrs!("cntpct_el0")
 }
 
 /// HCR_EL2 for a running guest: VM (stage 2), SWIO, FMO, IMO, AMO (physical
@@ -179,7 +186,7 @@ pub fn enter_guest(start: &GuestStart, stack_top: u64) -> ! {
     msr!("vpidr_el2", mrs!("midr_el1"));
     // EL1 may read the physical counter (EL1PCTEN), not program the physical timer.
     msr!("cnthctl_el2", 1 << 0);
-    msr!("cntvoff_el2", 0);
+    msr!("cntvoff_el2", start.cntvoff);
     // SCTLR_EL1 reset state: MMU and caches off, RES1 bits set.
     msr!("sctlr_el1", 0x30d0_0800);
     msr!("cpacr_el1", 0);

@@ -43,6 +43,8 @@ const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 /// Most physical CPUs the hypervisor supports (its `arch::MAX_CPUS`, and
 /// `partition::MAX_VCPUS` for one partition).
 pub const MAX_CPUS: usize = 8;
+/// Most SPIs one partition may own (the hypervisor's `vgic::state::MAX_SPIS`).
+pub const MAX_PARTITION_SPIS: usize = 32;
 /// Guest addresses are below 2^39: stage 2 uses T0SZ = 25, starting at level 1
 /// (`mm::pagetable::INPUT_BITS` in the hypervisor).
 pub const IPA_LIMIT: u64 = 1 << 39;
@@ -785,6 +787,16 @@ fn check_partition(
         }
         claims.devices.insert(dev_name.clone(), name.clone());
         devices.push(device.clone());
+    }
+    let interrupts = devices.iter().map(|d| d.interrupts.len()).sum::<usize>();
+    if interrupts > MAX_PARTITION_SPIS {
+        return Err(ctx.err(
+            "devices",
+            ErrorKind::TooManyInterrupts {
+                count: interrupts,
+                max: MAX_PARTITION_SPIS,
+            },
+        ));
     }
 
     if let Some(base) = p.console_pl011 {

@@ -104,6 +104,8 @@ pub enum ErrorKind {
     NoCpus,
     /// A board with more CPUs than the hypervisor supports.
     TooManyCpus { count: usize, max: usize },
+    /// A partition owning more interrupts than the virtual GIC holds.
+    TooManyInterrupts { count: usize, max: usize },
     /// A guest address range beyond what stage 2 translates.
     IpaTooHigh { range: Range, limit: u64 },
     /// A CPU index that the board does not have.
@@ -229,6 +231,10 @@ impl fmt::Display for ErrorKind {
             TooManyCpus { count, max } => {
                 write!(f, "{count} CPUs: Bulkhead supports at most {max}")
             }
+            TooManyInterrupts { count, max } => write!(
+                f,
+                "its devices have {count} interrupts: a partition may own at most {max}"
+            ),
             IpaTooHigh { range, limit } => write!(
                 f,
                 "guest addresses {range} end beyond {limit:#x}, the largest stage 2 translates"

@@ -497,6 +497,20 @@ fn a_board_with_more_cpus_than_supported_is_rejected() {
 // ---- memory -----------------------------------------------------------------
 
 #[test]
+fn a_partition_with_more_interrupts_than_the_vgic_holds_is_rejected() {
+    let many: String = (0..33).map(|i| format!("{}, ", 64 + i)).collect();
+    let board = BOARD.replace("interrupts = [34]", &format!("interrupts = [{many}34]"));
+    let config = set(&part("alpha", "[0]", 0x5000_0000, "devices = [\"rtc\"]\n"));
+    assert_error!(
+        run(&board, &config),
+        SET_FILE,
+        Some("alpha"),
+        Some("devices"),
+        ErrorKind::TooManyInterrupts { count: 34, max: 32 }
+    );
+}
+
+#[test]
 fn guest_addresses_beyond_the_stage2_range_are_rejected() {
     let config = set(&part("alpha", "[0]", 0x5000_0000, "")
         .replace("ipa = 0x4000_0000", "ipa = 0x7f_ffff_f000")

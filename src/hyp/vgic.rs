@@ -1,0 +1,267 @@
+//! The virtual GIC at run time: the model (`crate::vgic`) joined to the
+//! physical GIC of each CPU.
+//!
+//! Rule: an interrupt enters vCPU n's list registers (or its queue) only on
+//! vCPU n's own physical CPU, from EL2. Another CPU that wants to interrupt
+//! vCPU n sets the interrupt's pending bit in the model and kicks n's CPU
+//! with the hypervisor's SGI; that CPU then drains the pending bits.
+
+use core::cell::UnsafeCell;
+
+use crate::arch::gicv3::{self, HwListRegisters};
+use crate::config::GicConfig;
+use crate::vgic::lr::{self, Delivery, Irq, PendingQueue};
+use crate::vgic::regs::{self, Effects, Frame, Live};
+use crate::vgic::state::VTIMER_INTID;
+
+use super::partitions::{Partition, Runtime};
+
+/// Each CPU's software queue of pending interrupts for its vCPU. Only that
+/// CPU touches it, in EL2, with interrupts masked.
+struct Queues([UnsafeCell<PendingQueue>; crate::arch::MAX_CPUS]);
+
+// SAFETY: queue n is only ever accessed by CPU n (see `queue`), never
+// concurrently: EL2 code runs with interrupts masked and does not nest.
+unsafe impl Sync for Queues {}
+
+static QUEUES: Queues =
+    Queues([const { UnsafeCell::new(PendingQueue::new()) }; crate::arch::MAX_CPUS]);
+
+/// This CPU's queue.
+#[allow(clippy::mut_from_ref)] // one CPU, one queue: see `Queues`
+fn queue() -> &'static mut PendingQueue {
+    // SAFETY: only this CPU uses its slot, from EL2 with interrupts masked,
+    // and no caller holds the reference across another call to `queue`.
+    unsafe { &mut *QUEUES.0[super::this_cpu()].get() }
+}
+
+/// Empties this CPU's queue (its vCPU powered off).
+pub fn clear_queue() {
+    *queue() = PendingQueue::new();
+}
+
+/// Delivers `irq` to the vCPU running on this CPU.
+#[inline]
+pub fn deliver_local(irq: Irq) {
+    match lr::deliver(&mut HwListRegisters, queue(), irq) {
+        Delivery::Queued => gicv3::set_underflow(true),
+        Delivery::Listed(_) | Delivery::Merged => {}
+        // More interrupts than a partition can own: cannot happen with a
+        // checked configuration. Keep it as a forwarded one's physical
+        // state (deactivated, a level re-asserts) rather than lose it.
+        Delivery::Full => {
+            if irq.hw {
+                gicv3::deactivate(irq.intid);
+            }
+        }
+    }
+}
+
+/// The maintenance interrupt: list registers drained; refill from the queue.
+pub fn maintenance() {
+    let more = lr::refill(&mut HwListRegisters, queue());
+    gicv3::set_underflow(more);
+}
+
+/// Moves vCPU `v`'s deliverable pending interrupts (enabled, group 1 on)
+/// from the model into its list registers. On `v`'s own CPU only.
+pub fn drain(part: &Partition, v: usize) {
+    let vgic = &part.vgic;
+    if !vgic.group1_enabled() {
+        return;
+    }
+    let private = &vgic.private[v];
+    let enabled = private.enabled.load(core::sync::atomic::Ordering::Acquire);
+    // Take exactly the enabled ones; disabled ones stay pending.
+    let mut take = private
+        .pending
+        .fetch_and(!enabled, core::sync::atomic::Ordering::AcqRel)
+        & enabled;
+    while take != 0 {
+        let intid = take.trailing_zeros();
+        take &= take - 1;
+        let priority = private.priority[intid as usize].load(core::sync::atomic::Ordering::Relaxed);
+        deliver_local(Irq {
+            intid,
+            priority,
+            hw: false,
+        });
+    }
+    for spi in vgic.spis() {
+        use core::sync::atomic::Ordering::{AcqRel, Relaxed};
+        if usize::from(spi.target.load(Relaxed)) == v
+            && spi.enabled.load(Relaxed)
+            && spi.pending.swap(false, AcqRel)
+        {
+            deliver_local(Irq {
+                intid: spi.intid,
+                priority: spi.priority.load(Relaxed),
+                hw: false,
+            });
+        }
+    }
+}
+
+/// A physical interrupt the partition owns arrived on this CPU (its
+/// virtual timer or one of its SPIs): forward it with the HW bit, so the
+/// guest's EOI deactivates it. If the guest has it disabled (a race with
+/// the physical enable that mirrors the virtual one), deactivate it: a level
+/// interrupt asserts again once enabled, an edge one is kept pending.
+pub fn forward(part: &Partition, v: usize, intid: u32) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let vgic = &part.vgic;
+    let (enabled, priority, edge) = if intid == VTIMER_INTID {
+        let private = &vgic.private[v];
+        (
+            private.enabled.load(Relaxed) & (1 << VTIMER_INTID) != 0,
+            private.priority[VTIMER_INTID as usize].load(Relaxed),
+            false,
+        )
+    } else if let Some(spi) = vgic.spi(intid) {
+        (
+            spi.enabled.load(Relaxed),
+            spi.priority.load(Relaxed),
+            spi.edge.load(Relaxed),
+        )
+    } else {
+        // Not the partition's: never routed here by a checked configuration.
+        gicv3::deactivate(intid);
+        return;
+    };
+    if enabled && vgic.group1_enabled() {
+        deliver_local(Irq {
+            intid,
+            priority,
+            hw: true,
+        });
+        return;
+    }
+    if let Some(spi) = vgic.spi(intid).filter(|_| edge) {
+        spi.pending
+            .store(true, core::sync::atomic::Ordering::Release);
+    }
+    gicv3::deactivate(intid);
+}
+
+/// Brings the physical GIC in line with partition `part`'s virtual one: the
+/// virtual timer PPI of each of its CPUs, and each owned SPI's enable,
+/// trigger and routing (to the CPU of the vCPU its IROUTER names). A
+/// physical interrupt is enabled only while the guest could take it.
+pub fn sync_physical(runtime: &Runtime, part: &Partition) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let vgic = &part.vgic;
+    let group1 = vgic.group1_enabled();
+    for (v, &cpu) in part.config.cpus.iter().enumerate() {
+        let on = group1 && vgic.private[v].enabled.load(Relaxed) & (1 << VTIMER_INTID) != 0;
+        gicv3::set_private_enabled(cpu, VTIMER_INTID, on);
+    }
+    for spi in vgic.spis() {
+        let target = usize::from(spi.target.load(Relaxed)).min(part.config.cpus.len() - 1);
+        let mpidr = runtime.mpidr_of(part.config.cpus[target]);
+        let on = group1 && spi.enabled.load(Relaxed);
+        gicv3::configure_spi(spi.intid, mpidr, spi.edge.load(Relaxed), on);
+    }
+}
+
+/// What the model cannot see: this CPU's list registers and queue.
+struct LocalView<'a> {
+    part: &'a Partition,
+    vcpu: usize,
+}
+
+impl Live for LocalView<'_> {
+    fn private(&self, vcpu: usize) -> (u32, u32) {
+        if vcpu != self.vcpu {
+            return (0, 0);
+        }
+        let (pending, active) = lr::private_state(&HwListRegisters);
+        (pending | queue().private_mask(), active)
+    }
+
+    fn spi(&self, intid: u32) -> (bool, bool) {
+        if self.part.vgic.spi(intid).is_none() {
+            return (false, false);
+        }
+        let lrs = HwListRegisters;
+        let mut state = (queue().contains(intid), false);
+        let all = (1u64 << crate::vgic::lr::ListRegisters::count(&lrs)) - 1;
+        let mut used = all & !crate::vgic::lr::ListRegisters::empty(&lrs);
+        while used != 0 {
+            let n = used.trailing_zeros() as usize;
+            used &= used - 1;
+            let value = gicv3::read_lr(n);
+            if lr::decode(value).intid == intid {
+                state.0 |= value & lr::bits::PENDING != 0;
+                state.1 |= value & lr::bits::ACTIVE != 0;
+            }
+        }
+        state
+    }
+}
+
+/// Which virtual GIC frame, if any, a guest address falls in.
+pub fn frame_of(runtime: &Runtime, part: &Partition, ipa: u64) -> Option<(Frame, u64)> {
+    let GicConfig::V3 {
+        distributor,
+        redistributor,
+        ..
+    } = runtime.board().gic
+    else {
+        return None;
+    };
+    const GICD_SIZE: u64 = 0x1_0000;
+    const GICR_STRIDE: u64 = 0x2_0000;
+    if ipa >= distributor && ipa - distributor < GICD_SIZE {
+        return Some((Frame::Distributor, ipa - distributor));
+    }
+    let frames = part.config.cpus.len() as u64 * GICR_STRIDE;
+    if ipa >= redistributor && ipa - redistributor < frames {
+        let offset = ipa - redistributor;
+        let vcpu = (offset / GICR_STRIDE) as usize;
+        return Some((Frame::Redistributor { vcpu }, offset % GICR_STRIDE));
+    }
+    None
+}
+
+/// A guest's read of a virtual GIC register. A bad access (width,
+/// alignment) reads as zero.
+pub fn mmio_read(part: &Partition, v: usize, frame: Frame, offset: u64, size: u8) -> u64 {
+    let live = LocalView { part, vcpu: v };
+    regs::read(&part.vgic, frame, offset, size, &live).unwrap_or(0)
+}
+
+/// A guest's write of a virtual GIC register, and what follows from it. A
+/// bad access is ignored.
+pub fn mmio_write(
+    runtime: &Runtime,
+    part: &Partition,
+    v: usize,
+    frame: Frame,
+    offset: u64,
+    size: u8,
+    value: u64,
+) {
+    let effects = {
+        let _model = part.vgic_lock.lock();
+        regs::write(&part.vgic, frame, offset, size, value).unwrap_or_default()
+    };
+    apply(runtime, part, v, effects);
+}
+
+fn apply(runtime: &Runtime, part: &Partition, v: usize, effects: Effects) {
+    if effects == Effects::default() {
+        return;
+    }
+    // Enables, routing or group 1 may have changed: the physical side follows.
+    sync_physical(runtime, part);
+    let mut drain = effects.drain & ((1u32 << part.config.cpus.len()) - 1);
+    while drain != 0 {
+        let t = drain.trailing_zeros() as usize;
+        drain &= drain - 1;
+        if t == v {
+            self::drain(part, v);
+        } else {
+            runtime.kick(part, t);
+        }
+    }
+}

@@ -1,0 +1,455 @@
+//! Getting virtual interrupts to a vCPU: its list registers, and a software
+//! queue ordered by priority for whatever does not fit in them.
+//!
+//! Invariant: every interrupt in the queue has a priority no higher than
+//! (a value no lower than) every interrupt pending in a list register. So
+//! the guest always sees the highest-priority pending interrupts, and an
+//! interrupt arriving with a higher priority than one already in a list
+//! register pushes that one back into the queue. When the queue is not
+//! empty the caller enables the underflow maintenance interrupt, and
+//! [`refill`] moves queued interrupts into list registers as they drain.
+//!
+//! Nothing is dropped (the queue holds every interrupt a partition can
+//! have, each at most once) and nothing is delivered twice (a pending
+//! interrupt raised again merges with itself, as GIC pending state does).
+
+/// A virtual interrupt on its way to a vCPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Irq {
+    pub intid: u32,
+    pub priority: u8,
+    /// Forwarded hardware interrupt (the same INTID physically): the guest's
+    /// deactivation deactivates the physical one, with no exit.
+    pub hw: bool,
+}
+
+/// ICH_LR<n>_EL2 (GICv3) fields.
+pub mod bits {
+    pub const STATE_SHIFT: u32 = 62;
+    pub const PENDING: u64 = 1 << 62;
+    pub const ACTIVE: u64 = 1 << 63;
+    pub const HW: u64 = 1 << 61;
+    pub const GROUP1: u64 = 1 << 60;
+    pub const PRIORITY_SHIFT: u32 = 48;
+    pub const PINTID_SHIFT: u32 = 32;
+    pub const VINTID_MASK: u64 = 0xffff_ffff;
+}
+
+/// The list register value that makes `irq` pending, group 1.
+#[inline(always)]
+pub const fn encode(irq: Irq) -> u64 {
+    let hw = if irq.hw {
+        bits::HW | ((irq.intid as u64 & 0x3ff) << bits::PINTID_SHIFT)
+    } else {
+        0
+    };
+    bits::PENDING
+        | bits::GROUP1
+        | hw
+        | ((irq.priority as u64) << bits::PRIORITY_SHIFT)
+        | irq.intid as u64
+}
+
+/// The interrupt a list register value holds.
+#[inline(always)]
+pub const fn decode(lr: u64) -> Irq {
+    Irq {
+        intid: (lr & bits::VINTID_MASK) as u32,
+        priority: (lr >> bits::PRIORITY_SHIFT) as u8,
+        hw: lr & bits::HW != 0,
+    }
+}
+
+/// A vCPU's list registers, as the hardware (or a test) provides them.
+pub trait ListRegisters {
+    /// How many there are.
+    fn count(&self) -> usize;
+    /// ICH_ELRSR_EL2: bit n set when list register n holds no interrupt.
+    fn empty(&self) -> u64;
+    fn read(&self, n: usize) -> u64;
+    fn write(&mut self, n: usize, value: u64);
+}
+
+/// Room for every interrupt one partition can have: 16 SGIs, its PPI and
+/// up to `state::MAX_SPIS` SPIs.
+pub const QUEUE_CAPACITY: usize = 64;
+
+/// Pending interrupts waiting for a list register, highest priority first
+/// (lowest value), first come first served among equals.
+#[derive(Clone, Debug)]
+pub struct PendingQueue {
+    items: [Irq; QUEUE_CAPACITY],
+    len: usize,
+}
+
+impl Default for PendingQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PendingQueue {
+    pub const fn new() -> Self {
+        Self {
+            items: [Irq {
+                intid: 0,
+                priority: 0,
+                hw: false,
+            }; QUEUE_CAPACITY],
+            len: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn contains(&self, intid: u32) -> bool {
+        self.items[..self.len].iter().any(|i| i.intid == intid)
+    }
+
+    /// Queues `irq` in priority order; one already queued merges. False
+    /// only if the queue is full, which a configuration within the
+    /// partition limits cannot cause.
+    pub fn push(&mut self, irq: Irq) -> bool {
+        if self.contains(irq.intid) {
+            return true;
+        }
+        if self.len == QUEUE_CAPACITY {
+            return false;
+        }
+        let at = self.items[..self.len]
+            .iter()
+            .position(|i| i.priority > irq.priority)
+            .unwrap_or(self.len);
+        self.items.copy_within(at..self.len, at + 1);
+        self.items[at] = irq;
+        self.len += 1;
+        true
+    }
+
+    /// The highest-priority interrupt, taken out.
+    pub fn pop(&mut self) -> Option<Irq> {
+        if self.len == 0 {
+            return None;
+        }
+        let first = self.items[0];
+        self.items.copy_within(1..self.len, 0);
+        self.len -= 1;
+        Some(first)
+    }
+
+    /// Takes `intid` out, if queued (its pending state was cleared).
+    pub fn remove(&mut self, intid: u32) -> bool {
+        match self.items[..self.len].iter().position(|i| i.intid == intid) {
+            Some(at) => {
+                self.items.copy_within(at + 1..self.len, at);
+                self.len -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Bitmask of queued INTIDs below 32 (SGIs and PPIs), for register reads.
+    pub fn private_mask(&self) -> u32 {
+        self.items[..self.len]
+            .iter()
+            .filter(|i| i.intid < 32)
+            .fold(0, |m, i| m | 1 << i.intid)
+    }
+}
+
+/// What happened to an interrupt handed to [`deliver`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Written to this list register.
+    Listed(usize),
+    /// Already pending in a list register or the queue: merged.
+    Merged,
+    /// Waiting in the queue (every list register holds something more urgent).
+    Queued,
+    /// The queue was full: only possible with more interrupts than a
+    /// partition can own. The caller reports it; the interrupt stays
+    /// pending in the vGIC state.
+    Full,
+}
+
+/// Delivers `irq` to the vCPU whose list registers are `lrs`. Afterwards,
+/// when `queue` is not empty, the caller must have the underflow
+/// maintenance interrupt enabled.
+#[inline]
+pub fn deliver(lrs: &mut impl ListRegisters, queue: &mut PendingQueue, irq: Irq) -> Delivery {
+    let all = (1u64 << lrs.count()) - 1;
+    let empty = lrs.empty() & all;
+    // Already held? A pending one merges; an active one (not forwarded) also
+    // becomes pending, as the GIC keeps "active and pending".
+    let mut used = all & !empty;
+    let mut victim: Option<(usize, u8)> = None;
+    while used != 0 {
+        let n = used.trailing_zeros() as usize;
+        used &= used - 1;
+        let lr = lrs.read(n);
+        let held = decode(lr);
+        if held.intid == irq.intid {
+            if lr & bits::PENDING != 0 {
+                return Delivery::Merged;
+            }
+            if !held.hw {
+                lrs.write(n, lr | bits::PENDING);
+                return Delivery::Merged;
+            }
+            // A forwarded interrupt still active: its physical source cannot
+            // raise it again until the guest deactivates it; queue it anyway.
+            continue;
+        }
+        // The least urgent pending-only entry is the one to push back.
+        if lr & bits::ACTIVE == 0 && victim.is_none_or(|(_, p)| held.priority > p) {
+            victim = Some((n, held.priority));
+        }
+    }
+    if queue.contains(irq.intid) {
+        return Delivery::Merged;
+    }
+    if empty != 0 {
+        let n = empty.trailing_zeros() as usize;
+        lrs.write(n, encode(irq));
+        return Delivery::Listed(n);
+    }
+    match victim {
+        Some((n, priority)) if priority > irq.priority => {
+            let evicted = decode(lrs.read(n));
+            if !queue.push(evicted) {
+                return Delivery::Full;
+            }
+            lrs.write(n, encode(irq));
+            Delivery::Listed(n)
+        }
+        _ if queue.push(irq) => Delivery::Queued,
+        _ => Delivery::Full,
+    }
+}
+
+/// Moves queued interrupts into free list registers, most urgent first.
+/// Returns whether the queue still holds some (keep underflow enabled).
+#[inline]
+pub fn refill(lrs: &mut impl ListRegisters, queue: &mut PendingQueue) -> bool {
+    let all = (1u64 << lrs.count()) - 1;
+    let mut empty = lrs.empty() & all;
+    while empty != 0 {
+        let Some(irq) = queue.pop() else { break };
+        let n = empty.trailing_zeros() as usize;
+        empty &= empty - 1;
+        lrs.write(n, encode(irq));
+    }
+    !queue.is_empty()
+}
+
+/// Pending and active bits of the SGIs and PPIs held in the list registers.
+pub fn private_state(lrs: &impl ListRegisters) -> (u32, u32) {
+    let all = (1u64 << lrs.count()) - 1;
+    let mut used = all & !lrs.empty();
+    let (mut pending, mut active) = (0, 0);
+    while used != 0 {
+        let n = used.trailing_zeros() as usize;
+        used &= used - 1;
+        let lr = lrs.read(n);
+        let intid = decode(lr).intid;
+        if intid < 32 {
+            if lr & bits::PENDING != 0 {
+                pending |= 1 << intid;
+            }
+            if lr & bits::ACTIVE != 0 {
+                active |= 1 << intid;
+            }
+        }
+    }
+    (pending, active)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Four list registers, like QEMU's GICv3, with a guest that can
+    /// acknowledge (highest priority pending becomes active) and end
+    /// (the active one is dropped) as a virtual CPU interface would.
+    #[derive(Default)]
+    struct FakeLrs([u64; 4]);
+
+    impl ListRegisters for FakeLrs {
+        fn count(&self) -> usize {
+            4
+        }
+        fn empty(&self) -> u64 {
+            self.0
+                .iter()
+                .enumerate()
+                .filter(|(_, lr)| *lr >> bits::STATE_SHIFT == 0)
+                .fold(0, |m, (n, _)| m | 1 << n)
+        }
+        fn read(&self, n: usize) -> u64 {
+            self.0[n]
+        }
+        fn write(&mut self, n: usize, value: u64) {
+            self.0[n] = value;
+        }
+    }
+
+    impl FakeLrs {
+        /// The guest acknowledges and completes the most urgent pending
+        /// interrupt; returns its INTID.
+        fn guest_takes_one(&mut self) -> Option<u32> {
+            let n = (0..4)
+                .filter(|&n| self.0[n] & bits::PENDING != 0)
+                .min_by_key(|&n| (decode(self.0[n]).priority, n))?;
+            let intid = decode(self.0[n]).intid;
+            self.0[n] &= !(bits::PENDING | bits::ACTIVE); // EOI: invalid again
+            Some(intid)
+        }
+    }
+
+    fn sgi(intid: u32, priority: u8) -> Irq {
+        Irq {
+            intid,
+            priority,
+            hw: false,
+        }
+    }
+
+    #[test]
+    fn list_register_values_have_the_architected_layout() {
+        let v = encode(Irq {
+            intid: 27,
+            priority: 0xa0,
+            hw: true,
+        });
+        assert_eq!(
+            v,
+            (1 << 62) | (1 << 61) | (1 << 60) | (0xa0 << 48) | (27 << 32) | 27
+        );
+        assert_eq!(
+            decode(v),
+            Irq {
+                intid: 27,
+                priority: 0xa0,
+                hw: true
+            }
+        );
+        assert_eq!(encode(sgi(3, 0x80)) & bits::HW, 0);
+    }
+
+    #[test]
+    fn free_registers_first_then_the_queue_in_priority_order() {
+        let (mut lrs, mut q) = (FakeLrs::default(), PendingQueue::new());
+        for i in 0..4 {
+            assert_eq!(
+                deliver(&mut lrs, &mut q, sgi(i, 0x80)),
+                Delivery::Listed(i as usize)
+            );
+        }
+        assert_eq!(deliver(&mut lrs, &mut q, sgi(4, 0x90)), Delivery::Queued);
+        assert_eq!(deliver(&mut lrs, &mut q, sgi(5, 0x88)), Delivery::Queued);
+        assert_eq!(q.len(), 2);
+        // The same interrupt again merges wherever it is.
+        assert_eq!(deliver(&mut lrs, &mut q, sgi(2, 0x80)), Delivery::Merged);
+        assert_eq!(deliver(&mut lrs, &mut q, sgi(4, 0x90)), Delivery::Merged);
+        // The guest handles one; refill brings the most urgent queued (5).
+        lrs.guest_takes_one();
+        assert!(refill(&mut lrs, &mut q));
+        assert!(lrs.0.iter().any(|&lr| decode(lr).intid == 5));
+        assert_eq!(q.pop().map(|i| i.intid), Some(4));
+    }
+
+    #[test]
+    fn a_more_urgent_interrupt_pushes_the_least_urgent_back() {
+        let (mut lrs, mut q) = (FakeLrs::default(), PendingQueue::new());
+        for (i, p) in [(0, 0x80), (1, 0xc0), (2, 0x90), (3, 0xa0)] {
+            deliver(&mut lrs, &mut q, sgi(i, p));
+        }
+        assert_eq!(deliver(&mut lrs, &mut q, sgi(9, 0x10)), Delivery::Listed(1));
+        assert_eq!(q.pop(), Some(sgi(1, 0xc0)));
+    }
+
+    #[test]
+    fn an_active_interrupt_raised_again_becomes_active_and_pending() {
+        let (mut lrs, mut q) = (FakeLrs::default(), PendingQueue::new());
+        deliver(&mut lrs, &mut q, sgi(1, 0x80));
+        lrs.0[0] = (lrs.0[0] & !bits::PENDING) | bits::ACTIVE; // acknowledged
+        assert_eq!(deliver(&mut lrs, &mut q, sgi(1, 0x80)), Delivery::Merged);
+        assert_eq!(lrs.0[0] >> bits::STATE_SHIFT, 0b11);
+        assert_eq!(private_state(&lrs), (1 << 1, 1 << 1));
+    }
+
+    #[test]
+    fn sixteen_sgis_reach_the_guest_in_priority_order_once_each() {
+        let (mut lrs, mut q) = (FakeLrs::default(), PendingQueue::new());
+        for n in 0..16 {
+            deliver(&mut lrs, &mut q, sgi(n, (((n * 7) % 16) * 8) as u8));
+        }
+        let mut order = Vec::new();
+        while let Some(intid) = lrs.guest_takes_one() {
+            order.push(intid);
+            refill(&mut lrs, &mut q);
+        }
+        let mut expected: Vec<u32> = (0..16).collect();
+        expected.sort_by_key(|n| (n * 7) % 16);
+        assert_eq!(order, expected);
+        assert!(q.is_empty());
+    }
+
+    proptest! {
+        /// Any interleaving of arrivals and guest handling: every interrupt
+        /// raised is handled exactly once per raising that was not merged
+        /// into a still-pending one, and whenever the guest takes one it is
+        /// the most urgent of all that are pending anywhere.
+        #[test]
+        fn nothing_lost_nothing_twice_always_most_urgent_first(
+            steps in proptest::collection::vec((any::<bool>(), 0u32..20, 0u8..8), 1..200)
+        ) {
+            let (mut lrs, mut q) = (FakeLrs::default(), PendingQueue::new());
+            let priority = |intid: u32| ((intid * 5 % 8) as u8) << 4;
+            let mut pending = std::collections::BTreeSet::new();
+            for (arrive, intid, _) in steps {
+                if arrive {
+                    deliver(&mut lrs, &mut q, sgi(intid, priority(intid)));
+                    pending.insert(intid);
+                } else if let Some(taken) = lrs.guest_takes_one() {
+                    let best = pending.iter().map(|&i| priority(i)).min().unwrap();
+                    prop_assert_eq!(priority(taken), best);
+                    prop_assert!(pending.remove(&taken));
+                    refill(&mut lrs, &mut q);
+                } else {
+                    prop_assert!(pending.is_empty() && q.is_empty());
+                }
+            }
+            while let Some(taken) = lrs.guest_takes_one() {
+                prop_assert!(pending.remove(&taken));
+                refill(&mut lrs, &mut q);
+            }
+            prop_assert!(pending.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_queue_keeps_order_removes_and_reports_its_private_bits() {
+        let mut q = PendingQueue::new();
+        for (i, p) in [(40, 0x80), (3, 0x40), (27, 0x80), (5, 0xf0)] {
+            assert!(q.push(sgi(i, p)));
+        }
+        assert_eq!(q.private_mask(), (1 << 3) | (1 << 27) | (1 << 5));
+        assert!(q.remove(27));
+        assert!(!q.remove(27));
+        let order: Vec<u32> = std::iter::from_fn(|| q.pop()).map(|i| i.intid).collect();
+        assert_eq!(order, [3, 40, 5]);
+        for i in 0..QUEUE_CAPACITY as u32 {
+            assert!(q.push(sgi(i, 0)));
+        }
+        assert!(!q.push(sgi(1000, 0)));
+    }
+}

@@ -1,0 +1,313 @@
+//! The register model of one partition's virtual GICv3 distributor (GICD)
+//! and redistributors (GICR), trap-and-emulate.
+//!
+//! The hypervisor decodes a guest's stage-2 data abort on the GICD page or
+//! on one of the partition's GICR frames and calls [`read`] or [`write`] with
+//! the offset in the frame, the access size and the value. Everything here
+//! works on [`VgicState`] and nothing else: no hardware, no allocation, no
+//! unsafe, and no input makes it panic.
+//!
+//! What the guest sees (Arm IHI 0069, GICv3):
+//! - affinity routing always on and a single security state
+//!   (GICD_CTLR.ARE = DS = 1), every interrupt in group 1, no LPIs, no
+//!   extended SPI or PPI ranges;
+//! - only the interrupts the partition owns: its 16 SGIs and the virtual
+//!   timer PPI on each vCPU ([`PRIVATE_OWNED`]) and its SPIs
+//!   ([`VgicState::spis`]). Every bit, byte or field of any other interrupt
+//!   reads as zero and ignores writes (RAZ/WI), and so do reserved offsets
+//!   inside a frame.
+//!
+//! Width and alignment are checked before anything else; a refused access
+//! is a [`BadAccess`], which the caller turns into RAZ/WI (a guest's mistake
+//! is never a hypervisor error).
+//!
+//! The caller holds the partition's vGIC lock. The hot paths do not: they
+//! set pending bits and read enables concurrently, so pending and enable
+//! updates are atomic read-modify-writes, and "enable, then look for
+//! pending" is sequentially consistent with their "set pending, then look
+//! at enable".
+
+use core::sync::atomic::Ordering;
+
+use super::state::{PRIVATE_OWNED, VgicState};
+
+mod dist;
+mod redist;
+#[cfg(test)]
+mod tests;
+
+/// Which register frame an access hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame {
+    /// The 64 KiB GICD frame.
+    Distributor,
+    /// The vCPU's 128 KiB GICR pair (RD_base at 0, SGI_base at 0x1_0000).
+    Redistributor { vcpu: usize },
+}
+
+/// Why an access cannot be performed as asked (the caller makes it
+/// read-as-zero / write-ignored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadAccess {
+    /// A size the register does not support.
+    Width,
+    /// Not naturally aligned to its size.
+    Alignment,
+    /// Beyond the end of the frame.
+    Offset,
+    /// A redistributor of a vCPU the partition does not have.
+    NoSuchVcpu,
+}
+
+/// Live pending/active state the model cannot see: interrupts already in
+/// the target's list registers or software queue.
+pub trait Live {
+    /// (pending bits, active bits) of INTIDs 0..32 of `vcpu`.
+    fn private(&self, vcpu: usize) -> (u32, u32);
+    /// (pending, active) of the SPI `intid`.
+    fn spi(&self, intid: u32) -> (bool, bool);
+}
+
+/// What a write changed that the hypervisor must act on.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Effects {
+    /// vCPUs (bit n = vCPU n) whose CPU must take newly deliverable
+    /// interrupts out of `pending` (something became pending, or enabled
+    /// while pending, or group 1 was enabled).
+    pub drain: u32,
+    /// The physical side of owned SPIs (enable, priority, trigger, routing)
+    /// must be brought in line with the virtual state.
+    pub spis_changed: bool,
+    /// vCPUs whose private-interrupt enables changed (the hypervisor mirrors
+    /// the virtual timer PPI's enable physically).
+    pub private_enables_changed: u32,
+}
+
+/// Reads `size` bytes at `offset` of `frame`.
+pub fn read(
+    state: &VgicState,
+    frame: Frame,
+    offset: u64,
+    size: u8,
+    live: &dyn Live,
+) -> Result<u64, BadAccess> {
+    match frame {
+        Frame::Distributor => {
+            let (reg, window) = decode(offset, size, DIST_FRAME_SIZE, dist::decode)?;
+            Ok(window.extract(dist::read(state, reg, live)))
+        }
+        Frame::Redistributor { vcpu } => {
+            check_vcpu(state, vcpu)?;
+            let (reg, window) = decode(offset, size, REDIST_FRAME_SIZE, redist::decode)?;
+            Ok(window.extract(redist::read(state, vcpu, reg, live)))
+        }
+    }
+}
+
+/// Writes the low `size` bytes of `value` at `offset` of `frame`.
+pub fn write(
+    state: &VgicState,
+    frame: Frame,
+    offset: u64,
+    size: u8,
+    value: u64,
+) -> Result<Effects, BadAccess> {
+    match frame {
+        Frame::Distributor => {
+            let (reg, window) = decode(offset, size, DIST_FRAME_SIZE, dist::decode)?;
+            Ok(dist::write(state, reg, window.insert(value)))
+        }
+        Frame::Redistributor { vcpu } => {
+            check_vcpu(state, vcpu)?;
+            let (reg, window) = decode(offset, size, REDIST_FRAME_SIZE, redist::decode)?;
+            Ok(redist::write(state, vcpu, reg, window.insert(value)))
+        }
+    }
+}
+
+/// The GICD frame: 64 KiB.
+const DIST_FRAME_SIZE: u64 = 0x1_0000;
+/// A GICR pair: RD_base and SGI_base, 64 KiB each (no VLPI frames).
+const REDIST_FRAME_SIZE: u64 = 0x2_0000;
+
+/// Peripheral ID2 (GICD_PIDR2 and GICR_PIDR2), at the same offset in GICD
+/// and RD_base: ArchRev [7:4] = 3 (GICv3), JEDEC bits as Arm's parts have
+/// them. Linux checks ArchRev before it trusts a frame.
+const PIDR2: u64 = 0xffe8;
+const PIDR2_VALUE: u32 = 0x3b;
+/// GICD_IIDR and GICR_IIDR: Implementer [11:0] = 0x43b (Arm's JEP106
+/// code), ProductID, Variant and Revision 0.
+const IIDR_VALUE: u32 = 0x0000_043b;
+
+/// Access sizes a register accepts, as a mask of the sizes in bytes (each a
+/// power of two, so `size & mask != 0` tests one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sizes(u8);
+
+impl Sizes {
+    /// A 32-bit register: word accesses only.
+    const WORD: Self = Self(4);
+    /// A byte-accessible 32-bit register (IPRIORITYR, ITARGETSR, ...).
+    const BYTE_OR_WORD: Self = Self(1 | 4);
+    /// A 64-bit register: doubleword, or a word to either half.
+    const DOUBLE_OR_WORD: Self = Self(4 | 8);
+
+    /// The aligned base of the register at `offset`.
+    fn base(self, offset: u64) -> u64 {
+        if self.0 & 8 != 0 {
+            offset & !7
+        } else {
+            offset & !3
+        }
+    }
+}
+
+/// Where an access falls inside its register: the bits it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    /// Bit position of the access's lowest byte in the register.
+    shift: u32,
+    /// The access's bits, at the access's position (not shifted).
+    mask: u64,
+}
+
+impl Window {
+    fn new(offset: u64, size: u8, sizes: Sizes) -> Self {
+        // `offset - base` < 8 and size <= 8: neither shift can overflow.
+        let shift = ((offset - sizes.base(offset)) * 8) as u32;
+        let mask = if size >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (u32::from(size) * 8)) - 1
+        };
+        Self { shift, mask }
+    }
+
+    /// The accessed part of a register's value.
+    fn extract(self, register: u64) -> u64 {
+        (register >> self.shift) & self.mask
+    }
+
+    /// A written value, placed at its position in the register.
+    fn insert(self, value: u64) -> Write {
+        Write {
+            value: (value & self.mask) << self.shift,
+            mask: self.mask << self.shift,
+        }
+    }
+}
+
+/// A write as the register sees it: only the bits in `mask` were written
+/// (a byte of IPRIORITYR, a half of IROUTER); `value` is zero outside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Write {
+    value: u64,
+    mask: u64,
+}
+
+impl Write {
+    /// The low 32 bits, for the 32-bit registers (word accesses only: the
+    /// mask covers all of them).
+    fn word(self) -> u32 {
+        self.value as u32
+    }
+
+    /// Byte `n` of the register, if this write covers it.
+    fn byte(self, n: u32) -> Option<u8> {
+        let shift = n * 8;
+        ((self.mask >> shift) & 0xff != 0).then_some((self.value >> shift) as u8)
+    }
+
+    /// The register's new value: the written bits of this write over `old`.
+    fn merge(self, old: u64) -> u64 {
+        (old & !self.mask) | self.value
+    }
+}
+
+/// The checks every access goes through, in order: within the frame, a
+/// size of 1, 2, 4 or 8 bytes, naturally aligned, and one the register
+/// accepts. Gives the register and where in it the access falls.
+fn decode<R>(
+    offset: u64,
+    size: u8,
+    frame_size: u64,
+    decode_register: fn(u64) -> (R, Sizes),
+) -> Result<(R, Window), BadAccess> {
+    if offset >= frame_size {
+        return Err(BadAccess::Offset);
+    }
+    if !matches!(size, 1 | 2 | 4 | 8) {
+        return Err(BadAccess::Width);
+    }
+    // Frame sizes are multiples of 8, so an aligned access ends in the frame.
+    if !offset.is_multiple_of(u64::from(size)) {
+        return Err(BadAccess::Alignment);
+    }
+    let (reg, sizes) = decode_register(offset);
+    if size & sizes.0 == 0 {
+        return Err(BadAccess::Width);
+    }
+    Ok((reg, Window::new(offset, size, sizes)))
+}
+
+fn check_vcpu(state: &VgicState, vcpu: usize) -> Result<(), BadAccess> {
+    if vcpu < state.vcpus() {
+        Ok(())
+    } else {
+        Err(BadAccess::NoSuchVcpu)
+    }
+}
+
+/// The registers with one bit per interrupt; the set and clear forms of a
+/// pair read the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BitReg {
+    /// IGROUPR: every owned interrupt is group 1; writes ignored.
+    Group,
+    /// ISENABLER / ICENABLER.
+    SetEnable,
+    ClearEnable,
+    /// ISPENDR / ICPENDR.
+    SetPending,
+    ClearPending,
+    /// ISACTIVER / ICACTIVER.
+    SetActive,
+    ClearActive,
+}
+
+impl BitReg {
+    /// The `index`th bank of bit registers, in their architectural order
+    /// (IGROUPR, ISENABLER, ICENABLER, ISPENDR, ICPENDR, ISACTIVER,
+    /// ICACTIVER), in both the GICD and the SGI_base frames.
+    fn from_bank(index: u64) -> Option<Self> {
+        Some(match index {
+            0 => Self::Group,
+            1 => Self::SetEnable,
+            2 => Self::ClearEnable,
+            3 => Self::SetPending,
+            4 => Self::ClearPending,
+            5 => Self::SetActive,
+            6 => Self::ClearActive,
+            _ => return None,
+        })
+    }
+}
+
+/// Bit `n` of a vCPU mask (no bit for a vCPU past the mask).
+fn vcpu_bit(vcpu: usize) -> u32 {
+    1u32.checked_shl(vcpu as u32).unwrap_or(0)
+}
+
+/// Every vCPU of the partition, as a mask.
+fn all_vcpus(state: &VgicState) -> u32 {
+    (0..state.vcpus()).fold(0, |mask, v| mask | vcpu_bit(v))
+}
+
+/// A private interrupt's priority byte index, if the partition owns it.
+fn owned_private(intid: u32) -> Option<usize> {
+    (intid < 32 && PRIVATE_OWNED & (1 << intid) != 0).then_some(intid as usize)
+}
+
+/// Sequentially consistent everywhere: register accesses trap and are rare,
+/// and the enable/pending handshake with the lock-free paths needs it.
+const ORDER: Ordering = Ordering::SeqCst;

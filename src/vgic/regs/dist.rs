@@ -1,0 +1,283 @@
+//! The distributor (GICD) frame.
+//!
+//! With affinity routing on, the distributor only handles SPIs: its
+//! registers for INTIDs 0..32 (IGROUPR0, ISENABLER0, ..., IPRIORITYR0..7,
+//! ICFGR0..1) are RAZ/WI, which falls out of looking the INTID up among the
+//! owned SPIs. ITARGETSR and the SGI registers are RAZ/WI for the same
+//! reason.
+
+use super::{
+    BitReg, Effects, IIDR_VALUE, Live, ORDER, PIDR2, PIDR2_VALUE, Sizes, Write, all_vcpus, vcpu_bit,
+};
+use crate::vgic::state::{PRIORITY_MASK, Spi, VgicState};
+
+// Offsets in the GICD frame (Arm IHI 0069, "The GIC Distributor register map").
+const GICD_CTLR: u64 = 0x0000;
+const GICD_TYPER: u64 = 0x0004;
+const GICD_IIDR: u64 = 0x0008;
+const GICD_TYPER2: u64 = 0x000c;
+const GICD_STATUSR: u64 = 0x0010;
+/// IGROUPR, ISENABLER, ICENABLER, ISPENDR, ICPENDR, ISACTIVER, ICACTIVER:
+/// seven banks of 32 words, in that order, from here.
+const GICD_IGROUPR: u64 = 0x0080;
+const BIT_BANK_SIZE: u64 = 0x80;
+const GICD_IPRIORITYR: u64 = 0x0400;
+const GICD_ITARGETSR: u64 = 0x0800;
+const GICD_ICFGR: u64 = 0x0c00;
+const GICD_IGRPMODR: u64 = 0x0d00;
+const GICD_SGIR: u64 = 0x0f00;
+const GICD_CPENDSGIR: u64 = 0x0f10;
+const GICD_SPENDSGIR: u64 = 0x0f20;
+const GICD_SPENDSGIR_END: u64 = GICD_SPENDSGIR + 0x10;
+/// IROUTER<n> at 0x6000 + 8n; n < 32 is reserved, n = 1020..1023 too.
+const GICD_IROUTER: u64 = 0x6000;
+const GICD_IROUTER_END: u64 = 0x8000;
+
+// GICD_CTLR with DS = 1 (Arm IHI 0069, GICD_CTLR "When access is in a
+// system with a single Security state").
+const CTLR_ENABLE_GRP0: u32 = 1 << 0;
+const CTLR_ENABLE_GRP1: u32 = 1 << 1;
+const CTLR_ARE: u32 = 1 << 4;
+const CTLR_DS: u32 = 1 << 6;
+
+// GICD_TYPER fields.
+/// IDbits [23:19]: INTID bits - 1; 10 bits, INTIDs up to 1023 (no LPIs).
+const TYPER_IDBITS: u32 = 9 << 19;
+/// A3V [24]: affinity level 3 is supported, so IROUTER keeps Aff3 (the
+/// vMPIDRs may use it).
+const TYPER_A3V: u32 = 1 << 24;
+/// ITLinesNumber [4:0]: SPIs go up to INTID 32 * (N + 1) - 1.
+const TYPER_ITLINES_MAX: u32 = 31;
+
+/// IROUTER bits kept: Aff3 [39:32], IRM [31], Aff2..Aff0 [23:0].
+const IROUTER_MASK: u64 = 0xff_80ff_ffff;
+const IROUTER_IRM: u64 = 1 << 31;
+
+/// One distributor register, as [`decode`] finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reg {
+    Ctlr,
+    Typer,
+    Iidr,
+    Pidr2,
+    /// A bit-per-interrupt register covering INTIDs `first..first + 32`.
+    Bits {
+        reg: BitReg,
+        first: u32,
+    },
+    /// IPRIORITYR: INTIDs `first..first + 4`, one byte each.
+    Priority {
+        first: u32,
+    },
+    /// ICFGR: INTIDs `first..first + 16`, two bits each.
+    Config {
+        first: u32,
+    },
+    /// IROUTER<intid> (64-bit).
+    Router {
+        intid: u32,
+    },
+    /// Reserved or without effect here (TYPER2, STATUSR, ITARGETSR,
+    /// IGRPMODR, NSACR, SGIR, CPENDSGIR, SPENDSGIR, the other ID registers,
+    /// the extended SPI ranges): reads as zero, writes ignored.
+    Razwi,
+}
+
+/// The register at `offset` (< 64 KiB) and the access sizes it takes.
+pub(super) fn decode(offset: u64) -> (Reg, Sizes) {
+    // Which 32-bit word of a bank, from its start.
+    let word = |start: u64| ((offset - start) / 4) as u32;
+    match offset {
+        GICD_CTLR => (Reg::Ctlr, Sizes::WORD),
+        GICD_TYPER => (Reg::Typer, Sizes::WORD),
+        GICD_IIDR => (Reg::Iidr, Sizes::WORD),
+        GICD_TYPER2 | GICD_STATUSR | GICD_SGIR => (Reg::Razwi, Sizes::WORD),
+        GICD_IGROUPR..GICD_IPRIORITYR => {
+            let from = offset - GICD_IGROUPR;
+            match BitReg::from_bank(from / BIT_BANK_SIZE) {
+                Some(reg) => {
+                    let first = ((from % BIT_BANK_SIZE) / 4 * 32) as u32;
+                    (Reg::Bits { reg, first }, Sizes::WORD)
+                }
+                None => (Reg::Razwi, Sizes::WORD),
+            }
+        }
+        GICD_IPRIORITYR..GICD_ITARGETSR => (
+            Reg::Priority {
+                first: word(GICD_IPRIORITYR) * 4,
+            },
+            Sizes::BYTE_OR_WORD,
+        ),
+        // ITARGETSR, CPENDSGIR and SPENDSGIR are byte-accessible too.
+        GICD_ITARGETSR..GICD_ICFGR => (Reg::Razwi, Sizes::BYTE_OR_WORD),
+        GICD_CPENDSGIR..GICD_SPENDSGIR_END => (Reg::Razwi, Sizes::BYTE_OR_WORD),
+        GICD_ICFGR..GICD_IGRPMODR => (
+            Reg::Config {
+                first: word(GICD_ICFGR) * 16,
+            },
+            Sizes::WORD,
+        ),
+        GICD_IROUTER..GICD_IROUTER_END => (
+            Reg::Router {
+                intid: ((offset - GICD_IROUTER) / 8) as u32,
+            },
+            Sizes::DOUBLE_OR_WORD,
+        ),
+        PIDR2 => (Reg::Pidr2, Sizes::WORD),
+        _ => (Reg::Razwi, Sizes::WORD),
+    }
+}
+
+/// The value of the whole register `reg`.
+pub(super) fn read(state: &VgicState, reg: Reg, live: &dyn Live) -> u64 {
+    let value = match reg {
+        Reg::Ctlr => {
+            let enables = state.ctlr.load(ORDER) & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1);
+            // RWP [31] reads 0: writes take effect at once.
+            enables | CTLR_ARE | CTLR_DS
+        }
+        Reg::Typer => TYPER_IDBITS | TYPER_A3V | it_lines_number(state),
+        Reg::Iidr => IIDR_VALUE,
+        Reg::Pidr2 => PIDR2_VALUE,
+        Reg::Bits { reg, first } => owned(state, first, 32)
+            .filter(|spi| bit_is_set(spi, reg, live))
+            .fold(0, |bits, spi| bits | 1 << (spi.intid - first)),
+        Reg::Priority { first } => owned(state, first, 4).fold(0, |bytes, spi| {
+            bytes | u32::from(spi.priority.load(ORDER)) << ((spi.intid - first) * 8)
+        }),
+        // Int_config[1] (bit 2n + 1) is edge; Int_config[0] is RES0.
+        Reg::Config { first } => owned(state, first, 16)
+            .filter(|spi| spi.edge.load(ORDER))
+            .fold(0, |bits, spi| bits | 2 << ((spi.intid - first) * 2)),
+        Reg::Router { intid } => {
+            return state.spi(intid).map_or(0, |spi| spi.router.load(ORDER));
+        }
+        Reg::Razwi => 0,
+    };
+    u64::from(value)
+}
+
+/// Performs a write to `reg`.
+pub(super) fn write(state: &VgicState, reg: Reg, write: Write) -> Effects {
+    let mut effects = Effects::default();
+    match reg {
+        Reg::Ctlr => {
+            let enables = write.word() & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1);
+            let old = state.ctlr.swap(enables, ORDER);
+            if enables & !old & CTLR_ENABLE_GRP1 != 0 {
+                // Whatever waited for group 1 may now be delivered anywhere.
+                effects.drain = all_vcpus(state);
+            }
+        }
+        Reg::Bits { reg, first } => {
+            let bits = write.word();
+            for spi in owned(state, first, 32).filter(|spi| bits & 1 << (spi.intid - first) != 0) {
+                write_bit(spi, reg, &mut effects);
+            }
+        }
+        Reg::Priority { first } => {
+            for spi in owned(state, first, 4) {
+                if let Some(byte) = write.byte(spi.intid - first) {
+                    let old = spi.priority.swap(byte & PRIORITY_MASK, ORDER);
+                    effects.spis_changed |= old != byte & PRIORITY_MASK;
+                }
+            }
+        }
+        Reg::Config { first } => {
+            let bits = write.word();
+            for spi in owned(state, first, 16) {
+                let edge = bits & 2 << ((spi.intid - first) * 2) != 0;
+                effects.spis_changed |= spi.edge.swap(edge, ORDER) != edge;
+            }
+        }
+        Reg::Router { intid } => {
+            if let Some(spi) = state.spi(intid) {
+                write_router(state, spi, write, &mut effects);
+            }
+        }
+        Reg::Typer | Reg::Iidr | Reg::Pidr2 | Reg::Razwi => {}
+    }
+    effects
+}
+
+/// The owned SPIs among INTIDs `first..first + count`.
+fn owned(state: &VgicState, first: u32, count: u32) -> impl Iterator<Item = &Spi> {
+    state
+        .spis()
+        .iter()
+        // SPIs are 32..1020; anything else in the list is not one (the
+        // configuration check keeps it out; this keeps it out of the
+        // distributor's INTID 0..32 registers regardless).
+        .filter(move |spi| (32..1020).contains(&spi.intid))
+        .filter(move |spi| spi.intid >= first && spi.intid - first < count)
+}
+
+/// GICD_TYPER.ITLinesNumber: enough 32-INTID blocks for the highest owned
+/// SPI, so Linux looks at no register beyond the partition's SPIs.
+fn it_lines_number(state: &VgicState) -> u32 {
+    owned(state, 32, 1020 - 32)
+        .map(|spi| spi.intid / 32)
+        .max()
+        .unwrap_or(0)
+        .min(TYPER_ITLINES_MAX)
+}
+
+/// Whether `spi`'s bit in a register of kind `reg` reads as one.
+fn bit_is_set(spi: &Spi, reg: BitReg, live: &dyn Live) -> bool {
+    match reg {
+        BitReg::Group => true,
+        BitReg::SetEnable | BitReg::ClearEnable => spi.enabled.load(ORDER),
+        BitReg::SetPending | BitReg::ClearPending => {
+            spi.pending.load(ORDER) || live.spi(spi.intid).0
+        }
+        BitReg::SetActive | BitReg::ClearActive => spi.active.load(ORDER) || live.spi(spi.intid).1,
+    }
+}
+
+/// A one written to `spi`'s bit in a register of kind `reg`.
+fn write_bit(spi: &Spi, reg: BitReg, effects: &mut Effects) {
+    let target = vcpu_bit(usize::from(spi.target.load(ORDER)));
+    match reg {
+        BitReg::Group => {}
+        BitReg::SetEnable => {
+            if !spi.enabled.swap(true, ORDER) {
+                effects.spis_changed = true;
+                // Enable before looking at pending: an injection that set
+                // pending without seeing the enable is taken out here.
+                if spi.pending.load(ORDER) {
+                    effects.drain |= target;
+                }
+            }
+        }
+        BitReg::ClearEnable => effects.spis_changed |= spi.enabled.swap(false, ORDER),
+        BitReg::SetPending => {
+            spi.pending.store(true, ORDER);
+            effects.drain |= target;
+        }
+        BitReg::ClearPending => spi.pending.store(false, ORDER),
+        BitReg::SetActive => spi.active.store(true, ORDER),
+        BitReg::ClearActive => spi.active.store(false, ORDER),
+    }
+}
+
+/// A write to (a half of) `spi`'s IROUTER: keep the affinity and IRM bits,
+/// resolve the vCPU it names (vCPU 0 if none, or for 1-of-N).
+fn write_router(state: &VgicState, spi: &Spi, write: Write, effects: &mut Effects) {
+    let router = write.merge(spi.router.load(ORDER)) & IROUTER_MASK;
+    let target = if router & IROUTER_IRM != 0 {
+        0
+    } else {
+        state.vcpu_by_affinity(router).unwrap_or(0)
+    };
+    // vCPU indices are below MAX_VCPUS, far below 256.
+    let target = target as u8;
+    let old_router = spi.router.swap(router, ORDER);
+    let old_target = spi.target.swap(target, ORDER);
+    if old_router != router || old_target != target {
+        effects.spis_changed = true;
+    }
+    if old_target != target && spi.pending.load(ORDER) {
+        // It waits in `pending` for its target's CPU: now another one.
+        effects.drain |= vcpu_bit(usize::from(target));
+    }
+}

@@ -1,0 +1,253 @@
+//! A vCPU's redistributor (GICR): the RD_base frame (identification,
+//! TYPER, WAKER) and the SGI_base frame (its SGIs' and PPIs' enables,
+//! pending and active bits, priorities and configuration).
+
+use super::{
+    BitReg, Effects, IIDR_VALUE, Live, ORDER, PIDR2, PIDR2_VALUE, Sizes, Write, owned_private,
+    vcpu_bit,
+};
+use crate::vgic::state::{PRIORITY_MASK, PRIVATE_OWNED, PrivateIrqs, VgicState};
+
+// Offsets in RD_base (Arm IHI 0069, "The GIC Redistributor register map").
+const GICR_CTLR: u64 = 0x0000;
+const GICR_IIDR: u64 = 0x0004;
+const GICR_TYPER: u64 = 0x0008;
+const GICR_TYPER_HIGH: u64 = GICR_TYPER + 4;
+const GICR_STATUSR: u64 = 0x0010;
+const GICR_WAKER: u64 = 0x0014;
+// The 64-bit LPI registers.
+const GICR_SETLPIR: u64 = 0x0040;
+const GICR_CLRLPIR: u64 = 0x0048;
+const GICR_PROPBASER: u64 = 0x0070;
+const GICR_PENDBASER: u64 = 0x0078;
+const GICR_INVLPIR: u64 = 0x00a0;
+const GICR_INVALLR: u64 = 0x00b0;
+
+/// SGI_base: the second 64 KiB frame of the pair.
+const SGI_BASE: u64 = 0x1_0000;
+// Offsets in SGI_base.
+/// IGROUPR0, ISENABLER0, ICENABLER0, ISPENDR0, ICPENDR0, ISACTIVER0,
+/// ICACTIVER0: one word each, 0x80 apart, in that order, from here (the
+/// words after each are the extended PPI range: reserved here).
+const GICR_IGROUPR0: u64 = SGI_BASE + 0x0080;
+const BIT_BANK_SIZE: u64 = 0x80;
+const GICR_IPRIORITYR: u64 = SGI_BASE + 0x0400;
+const GICR_IPRIORITYR_END: u64 = GICR_IPRIORITYR + 32;
+const GICR_ICFGR0: u64 = SGI_BASE + 0x0c00;
+const GICR_ICFGR1: u64 = SGI_BASE + 0x0c04;
+
+// GICR_TYPER fields.
+/// Affinity_Value [63:32]: Aff3.Aff2.Aff1.Aff0 of the vCPU's vMPIDR.
+const TYPER_AFFINITY_SHIFT: u32 = 32;
+/// Processor_Number [23:8].
+const TYPER_PROCESSOR_NUMBER_SHIFT: u32 = 8;
+/// Last [4]: the last redistributor of the partition's contiguous range.
+const TYPER_LAST: u64 = 1 << 4;
+
+// GICR_WAKER fields.
+const WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
+const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
+
+/// GICR_ICFGR0: every SGI is edge-triggered (Int_config[1] of each set).
+const ICFGR0_SGIS_EDGE: u32 = 0xaaaa_aaaa;
+/// The ICFGR1 bits the guest may write: Int_config[1] of each owned PPI
+/// (Int_config[0] is RES0).
+const ICFGR1_OWNED: u32 = {
+    let mut mask = 0;
+    let mut ppi = 16;
+    while ppi < 32 {
+        if PRIVATE_OWNED & (1 << ppi) != 0 {
+            mask |= 2 << ((ppi - 16) * 2);
+        }
+        ppi += 1;
+    }
+    mask
+};
+
+/// One redistributor register, as [`decode`] finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reg {
+    Iidr,
+    /// GICR_TYPER (64-bit).
+    Typer,
+    Waker,
+    Pidr2,
+    /// A bit-per-interrupt register for INTIDs 0..32.
+    Bits(BitReg),
+    /// IPRIORITYR: INTIDs `first..first + 4`, one byte each.
+    Priority {
+        first: u32,
+    },
+    /// ICFGR0 (SGIs, fixed).
+    Config0,
+    /// ICFGR1 (PPIs).
+    Config1,
+    /// Reserved or without effect here (CTLR: no LPIs; STATUSR, the LPI
+    /// registers, IGRPMODR0, NSACR, the other ID registers, the extended
+    /// PPI range): reads as zero, writes ignored.
+    Razwi,
+}
+
+/// The register at `offset` (< 128 KiB) and the access sizes it takes.
+pub(super) fn decode(offset: u64) -> (Reg, Sizes) {
+    match offset {
+        GICR_CTLR | GICR_STATUSR => (Reg::Razwi, Sizes::WORD),
+        GICR_IIDR => (Reg::Iidr, Sizes::WORD),
+        GICR_TYPER | GICR_TYPER_HIGH => (Reg::Typer, Sizes::DOUBLE_OR_WORD),
+        GICR_WAKER => (Reg::Waker, Sizes::WORD),
+        // Either half of one of the LPI registers.
+        _ if is_lpi_register(offset & !7) => (Reg::Razwi, Sizes::DOUBLE_OR_WORD),
+        PIDR2 => (Reg::Pidr2, Sizes::WORD),
+        GICR_IGROUPR0..GICR_IPRIORITYR => {
+            let from = offset - GICR_IGROUPR0;
+            match BitReg::from_bank(from / BIT_BANK_SIZE) {
+                Some(reg) if from.is_multiple_of(BIT_BANK_SIZE) => (Reg::Bits(reg), Sizes::WORD),
+                _ => (Reg::Razwi, Sizes::WORD),
+            }
+        }
+        GICR_IPRIORITYR..GICR_IPRIORITYR_END => (
+            Reg::Priority {
+                first: (offset - GICR_IPRIORITYR) as u32 & !3,
+            },
+            Sizes::BYTE_OR_WORD,
+        ),
+        GICR_ICFGR0 => (Reg::Config0, Sizes::WORD),
+        GICR_ICFGR1 => (Reg::Config1, Sizes::WORD),
+        _ => (Reg::Razwi, Sizes::WORD),
+    }
+}
+
+/// One of the 64-bit LPI registers (no LPIs: RAZ/WI, but at their width).
+fn is_lpi_register(base: u64) -> bool {
+    matches!(
+        base,
+        GICR_SETLPIR | GICR_CLRLPIR | GICR_PROPBASER | GICR_PENDBASER | GICR_INVLPIR | GICR_INVALLR
+    )
+}
+
+/// The value of the whole register `reg` of `vcpu`'s redistributor.
+pub(super) fn read(state: &VgicState, vcpu: usize, reg: Reg, live: &dyn Live) -> u64 {
+    let private = &state.private[vcpu];
+    let value = match reg {
+        Reg::Typer => return typer(state, vcpu),
+        Reg::Iidr => IIDR_VALUE,
+        Reg::Pidr2 => PIDR2_VALUE,
+        Reg::Waker => {
+            // Sleep and wake take effect at once: ChildrenAsleep follows.
+            if private.asleep.load(ORDER) {
+                WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP
+            } else {
+                0
+            }
+        }
+        Reg::Bits(reg) => PRIVATE_OWNED & bits(private, reg, || live.private(vcpu)),
+        Reg::Priority { first } => {
+            (first..first + 4)
+                .filter_map(owned_private)
+                .fold(0, |bytes, intid| {
+                    let priority = u32::from(private.priority[intid].load(ORDER));
+                    bytes | priority << ((intid as u32 - first) * 8)
+                })
+        }
+        Reg::Config0 => ICFGR0_SGIS_EDGE,
+        Reg::Config1 => private.icfgr1.load(ORDER) & ICFGR1_OWNED,
+        Reg::Razwi => 0,
+    };
+    u64::from(value)
+}
+
+/// Performs a write to `reg` of `vcpu`'s redistributor.
+pub(super) fn write(state: &VgicState, vcpu: usize, reg: Reg, write: Write) -> Effects {
+    let private = &state.private[vcpu];
+    let me = vcpu_bit(vcpu);
+    let mut effects = Effects::default();
+    match reg {
+        Reg::Waker => {
+            let sleep = write.word() & WAKER_PROCESSOR_SLEEP != 0;
+            if private.asleep.swap(sleep, ORDER) && !sleep {
+                // Awake: what became pending meanwhile can be taken.
+                effects.drain = me;
+            }
+        }
+        Reg::Bits(reg) => {
+            let bits = write.word() & PRIVATE_OWNED;
+            if bits != 0 {
+                write_bits(private, reg, bits, me, &mut effects);
+            }
+        }
+        Reg::Priority { first } => {
+            for intid in (first..first + 4).filter_map(owned_private) {
+                if let Some(byte) = write.byte(intid as u32 - first) {
+                    private.priority[intid].store(byte & PRIORITY_MASK, ORDER);
+                }
+            }
+        }
+        Reg::Config1 => {
+            private.icfgr1.store(write.word() & ICFGR1_OWNED, ORDER);
+        }
+        Reg::Typer | Reg::Iidr | Reg::Pidr2 | Reg::Config0 | Reg::Razwi => {}
+    }
+    effects
+}
+
+/// GICR_TYPER of `vcpu`: its affinity, its number, and Last on the last
+/// one (Linux walks the frames until Last and matches the affinity against
+/// each CPU's MPIDR). No LPIs, no VLPIs, PPInum 0 (PPIs 16..32 only).
+fn typer(state: &VgicState, vcpu: usize) -> u64 {
+    let vmpidr = state.vmpidr(vcpu);
+    // vMPIDR: Aff3 [39:32], Aff2..Aff0 [23:0]; TYPER wants them packed.
+    let affinity = (vmpidr >> 32 & 0xff) << 24 | (vmpidr & 0xff_ffff);
+    let last = if vcpu + 1 == state.vcpus() {
+        TYPER_LAST
+    } else {
+        0
+    };
+    affinity << TYPER_AFFINITY_SHIFT | (vcpu as u64 & 0xffff) << TYPER_PROCESSOR_NUMBER_SHIFT | last
+}
+
+/// The bits of a bit-per-interrupt register of kind `reg`, before masking
+/// to the owned interrupts; `live` is asked only when needed.
+fn bits(private: &PrivateIrqs, reg: BitReg, live: impl FnOnce() -> (u32, u32)) -> u32 {
+    match reg {
+        BitReg::Group => u32::MAX,
+        BitReg::SetEnable | BitReg::ClearEnable => private.enabled.load(ORDER),
+        BitReg::SetPending | BitReg::ClearPending => private.pending.load(ORDER) | live().0,
+        BitReg::SetActive | BitReg::ClearActive => private.active.load(ORDER) | live().1,
+    }
+}
+
+/// Ones written to the owned `bits` of a register of kind `reg`; `me` is
+/// the vCPU's own bit.
+fn write_bits(private: &PrivateIrqs, reg: BitReg, bits: u32, me: u32, effects: &mut Effects) {
+    match reg {
+        BitReg::Group => {}
+        BitReg::SetEnable => {
+            let newly = bits & !private.enabled.fetch_or(bits, ORDER);
+            if newly != 0 {
+                effects.private_enables_changed |= me;
+                // Enable before looking at pending (see the module doc).
+                if private.pending.load(ORDER) & newly != 0 {
+                    effects.drain |= me;
+                }
+            }
+        }
+        BitReg::ClearEnable => {
+            if private.enabled.fetch_and(!bits, ORDER) & bits != 0 {
+                effects.private_enables_changed |= me;
+            }
+        }
+        BitReg::SetPending => {
+            private.pending.fetch_or(bits, ORDER);
+            effects.drain |= me;
+        }
+        BitReg::ClearPending => {
+            private.pending.fetch_and(!bits, ORDER);
+        }
+        BitReg::SetActive => {
+            private.active.fetch_or(bits, ORDER);
+        }
+        BitReg::ClearActive => {
+            private.active.fetch_and(!bits, ORDER);
+        }
+    }
+}

@@ -1,0 +1,874 @@
+use core::sync::atomic::Ordering::SeqCst;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::partition::MAX_VCPUS;
+use crate::vgic::state::{DEFAULT_PRIORITY, VTIMER_INTID};
+
+/// Live state for the reads: nothing, everything, or chosen bits.
+#[derive(Default)]
+struct FakeLive {
+    private: [(u32, u32); MAX_VCPUS],
+    /// INTIDs whose SPI is live pending / live active.
+    spi_pending: &'static [u32],
+    spi_active: &'static [u32],
+    all: bool,
+}
+
+impl Live for FakeLive {
+    fn private(&self, vcpu: usize) -> (u32, u32) {
+        if self.all {
+            (u32::MAX, u32::MAX)
+        } else {
+            self.private[vcpu]
+        }
+    }
+
+    fn spi(&self, intid: u32) -> (bool, bool) {
+        (
+            self.all || self.spi_pending.contains(&intid),
+            self.all || self.spi_active.contains(&intid),
+        )
+    }
+}
+
+const NONE: FakeLive = FakeLive {
+    private: [(0, 0); MAX_VCPUS],
+    spi_pending: &[],
+    spi_active: &[],
+    all: false,
+};
+const ALL: FakeLive = FakeLive { all: true, ..NONE };
+
+const D: Frame = Frame::Distributor;
+fn r(vcpu: usize) -> Frame {
+    Frame::Redistributor { vcpu }
+}
+
+/// Three vCPUs with affinities that are not their indices, one with Aff3.
+const VMPIDRS: [u64; 3] = [0x0000_0100, 0x0000_0101, 0x02_0003_0405];
+/// SPIs in two different 32-INTID blocks.
+const SPIS: [u32; 3] = [34, 40, 72];
+
+fn partition() -> VgicState {
+    VgicState::new(&VMPIDRS, &SPIS)
+}
+
+fn read32(state: &VgicState, frame: Frame, offset: u64) -> u32 {
+    read(state, frame, offset, 4, &NONE).unwrap() as u32
+}
+
+fn write32(state: &VgicState, frame: Frame, offset: u64, value: u32) -> Effects {
+    write(state, frame, offset, 4, value.into()).unwrap()
+}
+
+// Architectural offsets, spelled out independently of the implementation.
+const GICD_CTLR: u64 = 0x0;
+const GICD_TYPER: u64 = 0x4;
+const GICD_IIDR: u64 = 0x8;
+const GICD_TYPER2: u64 = 0xc;
+const GICD_STATUSR: u64 = 0x10;
+const GICD_IGROUPR1: u64 = 0x84;
+const GICD_ISENABLER1: u64 = 0x104;
+const GICD_ICENABLER1: u64 = 0x184;
+const GICD_ISPENDR1: u64 = 0x204;
+const GICD_ICPENDR1: u64 = 0x284;
+const GICD_ISACTIVER1: u64 = 0x304;
+const GICD_ICACTIVER1: u64 = 0x384;
+const GICD_ISPENDR2: u64 = 0x208;
+fn gicd_ipriorityr(intid: u32) -> u64 {
+    0x400 + u64::from(intid)
+}
+const GICD_ICFGR2: u64 = 0xc08; // INTIDs 32..48
+fn gicd_irouter(intid: u32) -> u64 {
+    0x6000 + 8 * u64::from(intid)
+}
+const GICR_CTLR: u64 = 0x0;
+const GICR_IIDR: u64 = 0x4;
+const GICR_TYPER: u64 = 0x8;
+const GICR_WAKER: u64 = 0x14;
+const GICR_PROPBASER: u64 = 0x70;
+const PIDR2: u64 = 0xffe8;
+const SGI: u64 = 0x1_0000;
+const GICR_IGROUPR0: u64 = SGI + 0x80;
+const GICR_ISENABLER0: u64 = SGI + 0x100;
+const GICR_ICENABLER0: u64 = SGI + 0x180;
+const GICR_ISPENDR0: u64 = SGI + 0x200;
+const GICR_ICPENDR0: u64 = SGI + 0x280;
+const GICR_ISACTIVER0: u64 = SGI + 0x300;
+const GICR_ICACTIVER0: u64 = SGI + 0x380;
+const GICR_IPRIORITYR0: u64 = SGI + 0x400;
+const GICR_ICFGR0: u64 = SGI + 0xc00;
+const GICR_ICFGR1: u64 = SGI + 0xc04;
+const GICR_IGRPMODR0: u64 = SGI + 0xd00;
+const GICR_NSACR: u64 = SGI + 0xe00;
+/// ICFGR1 Int_config[1] of PPI 27: field 11.
+const ICFGR1_VTIMER_EDGE: u32 = 1 << 23;
+
+/// Bits of INTIDs in the 32-INTID block starting at `first`.
+fn bits(first: u32, intids: &[u32]) -> u32 {
+    intids
+        .iter()
+        .filter(|&&i| i >= first && i < first + 32)
+        .fold(0, |b, &i| b | 1 << (i - first))
+}
+
+// --- Distributor -----------------------------------------------------------
+
+#[test]
+fn gicd_ctlr_keeps_the_enables_and_shows_are_and_ds() {
+    let s = partition();
+    assert_eq!(read32(&s, D, GICD_CTLR), 0x50);
+    write32(&s, D, GICD_CTLR, 0xffff_ffff);
+    assert_eq!(read32(&s, D, GICD_CTLR), 0x53);
+    assert_eq!(s.ctlr.load(SeqCst), 0b11);
+    assert!(s.group1_enabled());
+    write32(&s, D, GICD_CTLR, 0x1);
+    assert_eq!(read32(&s, D, GICD_CTLR), 0x51);
+    assert!(!s.group1_enabled());
+    write32(&s, D, GICD_CTLR, 0);
+    assert_eq!(read32(&s, D, GICD_CTLR), 0x50);
+}
+
+#[test]
+fn enabling_group_1_drains_every_vcpu() {
+    let s = partition();
+    let fx = write32(&s, D, GICD_CTLR, 0x1);
+    assert_eq!(
+        fx.drain, 0,
+        "group 0 holds none of the partition's interrupts"
+    );
+    let fx = write32(&s, D, GICD_CTLR, 0x13);
+    assert_eq!(fx.drain, 0b111);
+    let fx = write32(&s, D, GICD_CTLR, 0x2);
+    assert_eq!(fx, Effects::default(), "group 1 was already on");
+}
+
+#[test]
+fn gicd_typer_counts_it_lines_from_the_highest_owned_spi() {
+    let base = (9 << 19) | (1 << 24); // IDbits = 9, A3V
+    for (spis, it_lines) in [
+        (&[][..], 0),
+        (&[32][..], 1),
+        (&[63][..], 1),
+        (&[64][..], 2),
+        (&[40, 100][..], 3),
+        (&[33, 95][..], 2),
+        (&[35, 1019][..], 31),
+    ] {
+        let s = VgicState::new(&VMPIDRS, spis);
+        assert_eq!(read32(&s, D, GICD_TYPER), base | it_lines, "SPIs {spis:?}");
+    }
+}
+
+#[test]
+fn gicd_identification() {
+    let s = partition();
+    assert_eq!(read32(&s, D, GICD_IIDR), 0x43b);
+    assert_eq!(read32(&s, D, PIDR2), 0x3b);
+    assert_eq!(read32(&s, D, GICD_TYPER2), 0);
+    assert_eq!(read32(&s, D, GICD_STATUSR), 0);
+    for id in (0xffd0..0x1_0000).step_by(4).filter(|&o| o != PIDR2) {
+        assert_eq!(read32(&s, D, id), 0, "{id:#x}");
+    }
+    // Read-only and RAZ/WI registers ignore writes.
+    for offset in [GICD_TYPER, GICD_IIDR, GICD_TYPER2, GICD_STATUSR, PIDR2] {
+        let before = read32(&s, D, offset);
+        assert_eq!(write32(&s, D, offset, 0xffff_ffff), Effects::default());
+        assert_eq!(read32(&s, D, offset), before);
+    }
+}
+
+#[test]
+fn gicd_igroupr_shows_owned_spis_in_group_1() {
+    let s = partition();
+    assert_eq!(
+        read32(&s, D, 0x80),
+        0,
+        "IGROUPR0 is RAZ with affinity routing"
+    );
+    assert_eq!(read32(&s, D, GICD_IGROUPR1), bits(32, &SPIS));
+    assert_eq!(read32(&s, D, GICD_IGROUPR1 + 4), bits(64, &SPIS));
+    write32(&s, D, GICD_IGROUPR1, 0);
+    assert_eq!(read32(&s, D, GICD_IGROUPR1), bits(32, &SPIS));
+}
+
+#[test]
+fn gicd_enable_set_and_clear() {
+    let s = partition();
+    let fx = write32(&s, D, GICD_ISENABLER1, 0xffff_ffff);
+    assert!(fx.spis_changed);
+    assert_eq!(fx.drain, 0, "nothing was pending");
+    let expected = bits(32, &SPIS);
+    assert_eq!(read32(&s, D, GICD_ISENABLER1), expected);
+    assert_eq!(read32(&s, D, GICD_ICENABLER1), expected);
+    assert_eq!(read32(&s, D, GICD_ISENABLER1 + 4), 0, "SPI 72 untouched");
+    assert!(s.spi(34).unwrap().enabled.load(SeqCst));
+
+    let fx = write32(&s, D, GICD_ICENABLER1, 1 << (34 - 32));
+    assert!(fx.spis_changed);
+    assert_eq!(read32(&s, D, GICD_ISENABLER1), bits(32, &[40]));
+    assert!(!s.spi(34).unwrap().enabled.load(SeqCst));
+
+    // Writing zeros changes nothing.
+    assert_eq!(write32(&s, D, GICD_ISENABLER1, 0), Effects::default());
+    assert_eq!(write32(&s, D, GICD_ICENABLER1, 0), Effects::default());
+    assert_eq!(read32(&s, D, GICD_ISENABLER1), bits(32, &[40]));
+    // Enabling what is enabled changes nothing either.
+    assert_eq!(
+        write32(&s, D, GICD_ISENABLER1, 1 << (40 - 32)),
+        Effects::default()
+    );
+}
+
+#[test]
+fn enabling_a_pending_spi_drains_its_target() {
+    let s = partition();
+    write(&s, D, gicd_irouter(40), 8, VMPIDRS[2]).unwrap();
+    // Pending while disabled: it stays pending.
+    let fx = write32(&s, D, GICD_ISPENDR1, 1 << (40 - 32));
+    assert!(s.spi(40).unwrap().pending.load(SeqCst));
+    assert_eq!(fx.drain & !0b100, 0, "only its target may be drained");
+    assert_eq!(read32(&s, D, GICD_ISPENDR1), bits(32, &[40]));
+    // Enabling it makes it deliverable on vCPU 2.
+    let fx = write32(&s, D, GICD_ISENABLER1, 1 << (40 - 32));
+    assert_eq!(fx.drain, 0b100);
+    assert!(fx.spis_changed);
+    assert!(s.spi(40).unwrap().pending.load(SeqCst));
+}
+
+#[test]
+fn setting_an_enabled_spi_pending_drains_its_target() {
+    let s = partition();
+    write32(&s, D, GICD_ISENABLER1 + 4, 1 << (72 - 64));
+    let fx = write32(&s, D, GICD_ISPENDR2, 1 << (72 - 64));
+    assert_eq!(fx.drain, 0b001, "routed to vCPU 0 by default");
+    assert!(s.spi(72).unwrap().pending.load(SeqCst));
+}
+
+#[test]
+fn rerouting_a_pending_spi_drains_its_new_target() {
+    let s = partition();
+    write32(&s, D, GICD_ISPENDR1, 1 << (34 - 32));
+    let fx = write(&s, D, gicd_irouter(34), 8, VMPIDRS[1]).unwrap();
+    assert_eq!(fx.drain, 0b010);
+    assert!(fx.spis_changed);
+}
+
+#[test]
+fn gicd_pending_and_active_include_the_live_state() {
+    let s = partition();
+    write32(&s, D, GICD_ISPENDR1, 0xffff_ffff);
+    assert_eq!(read32(&s, D, GICD_ISPENDR1), bits(32, &SPIS));
+    assert_eq!(read32(&s, D, GICD_ICPENDR1), bits(32, &SPIS));
+    write32(&s, D, GICD_ICPENDR1, 1 << (34 - 32));
+    assert_eq!(read32(&s, D, GICD_ISPENDR1), bits(32, &[40]));
+    assert!(!s.spi(34).unwrap().pending.load(SeqCst));
+
+    write32(&s, D, GICD_ISACTIVER1, 1 << (40 - 32));
+    assert_eq!(read32(&s, D, GICD_ISACTIVER1), bits(32, &[40]));
+    assert!(s.spi(40).unwrap().active.load(SeqCst));
+    write32(&s, D, GICD_ICACTIVER1, 0xffff_ffff);
+    assert_eq!(read32(&s, D, GICD_ICACTIVER1), 0);
+    assert!(!s.spi(40).unwrap().active.load(SeqCst));
+
+    // In a list register: pending or active without the model knowing.
+    let live = FakeLive {
+        spi_pending: &[34, 35],
+        spi_active: &[72],
+        ..NONE
+    };
+    let rd = |offset| read(&s, D, offset, 4, &live).unwrap() as u32;
+    assert_eq!(rd(GICD_ISPENDR1), bits(32, &[34, 40]), "35 is not owned");
+    assert_eq!(rd(GICD_ICPENDR1), bits(32, &[34, 40]));
+    assert_eq!(rd(GICD_ISACTIVER1 + 4), bits(64, &[72]));
+    assert_eq!(rd(GICD_ICACTIVER1 + 4), bits(64, &[72]));
+}
+
+#[test]
+fn gicd_priorities_are_masked_and_byte_accessible() {
+    let s = partition();
+    // INTIDs 32..36: only 34 owned, at its reset priority.
+    let word = gicd_ipriorityr(32);
+    assert_eq!(read32(&s, D, word), u32::from(DEFAULT_PRIORITY) << 16);
+    let fx = write(&s, D, gicd_ipriorityr(34), 1, 0xff).unwrap();
+    assert!(fx.spis_changed);
+    assert_eq!(read(&s, D, gicd_ipriorityr(34), 1, &NONE), Ok(0xf8));
+    assert_eq!(s.spi(34).unwrap().priority.load(SeqCst), 0xf8);
+    assert_eq!(read32(&s, D, word), 0x00f8_0000);
+    // A word write reaches every owned byte and only those.
+    write32(&s, D, word, 0x1234_5678);
+    assert_eq!(read32(&s, D, word), 0x0030_0000);
+    // A byte write leaves its neighbours alone.
+    write32(&s, D, gicd_ipriorityr(40), 0x1111_1188);
+    write(&s, D, gicd_ipriorityr(41), 1, 0x20).unwrap();
+    assert_eq!(read(&s, D, gicd_ipriorityr(40), 1, &NONE), Ok(0x88));
+    assert_eq!(read(&s, D, gicd_ipriorityr(41), 1, &NONE), Ok(0));
+    // Unchanged priority, no effect.
+    assert_eq!(
+        write(&s, D, gicd_ipriorityr(40), 1, 0x8f).unwrap(),
+        Effects::default()
+    );
+    // With affinity routing the distributor has no private priorities.
+    write32(&s, D, gicd_ipriorityr(0), 0xffff_ffff);
+    assert_eq!(read32(&s, D, gicd_ipriorityr(0)), 0);
+}
+
+#[test]
+fn gicd_icfgr_keeps_edge_per_owned_spi() {
+    let s = partition();
+    assert_eq!(read32(&s, D, GICD_ICFGR2), 0, "level at reset");
+    let fx = write32(&s, D, GICD_ICFGR2, 0xffff_ffff);
+    assert!(fx.spis_changed);
+    // SPI 34 is field 2 (bit 5), SPI 40 field 8 (bit 17).
+    assert_eq!(read32(&s, D, GICD_ICFGR2), (1 << 5) | (1 << 17));
+    assert!(s.spi(34).unwrap().edge.load(SeqCst));
+    write32(&s, D, GICD_ICFGR2, 1 << 17);
+    assert!(!s.spi(34).unwrap().edge.load(SeqCst));
+    assert!(s.spi(40).unwrap().edge.load(SeqCst));
+    assert_eq!(write32(&s, D, GICD_ICFGR2, 1 << 17), Effects::default());
+    // SPI 72: ICFGR4, field 8.
+    write32(&s, D, 0xc10, 1 << 17);
+    assert!(s.spi(72).unwrap().edge.load(SeqCst));
+}
+
+#[test]
+fn gicd_irouter_resolves_its_target() {
+    let s = partition();
+    let reg = gicd_irouter(72);
+    let spi = s.spi(72).unwrap();
+    // 64-bit: the affinity fields and IRM are kept, the rest dropped.
+    let fx = write(&s, D, reg, 8, 0xffff_ff02_7f03_0405).unwrap();
+    assert!(fx.spis_changed);
+    assert_eq!(read(&s, D, reg, 8, &NONE), Ok(0x02_0003_0405));
+    assert_eq!(read(&s, D, reg, 4, &NONE), Ok(0x0003_0405));
+    assert_eq!(read(&s, D, reg + 4, 4, &NONE), Ok(0x02));
+    assert_eq!(spi.target.load(SeqCst), 2);
+    // Low half alone: Aff3 is still 2, so no vCPU matches: vCPU 0.
+    write(&s, D, reg, 4, 0x101).unwrap();
+    assert_eq!(read(&s, D, reg, 8, &NONE), Ok(0x02_0000_0101));
+    assert_eq!(spi.target.load(SeqCst), 0);
+    // High half: Aff3 = 0, now vCPU 1.
+    write(&s, D, reg + 4, 4, 0).unwrap();
+    assert_eq!(read(&s, D, reg, 8, &NONE), Ok(0x101));
+    assert_eq!(spi.target.load(SeqCst), 1);
+    // 1-of-N: vCPU 0, and IRM reads back.
+    write(&s, D, reg, 8, (1 << 31) | 0x101).unwrap();
+    assert_eq!(read(&s, D, reg, 8, &NONE), Ok((1 << 31) | 0x101));
+    assert_eq!(spi.target.load(SeqCst), 0);
+    // An affinity no vCPU has: vCPU 0.
+    write(&s, D, reg, 8, 0x0101).unwrap();
+    write(&s, D, reg, 8, 0x0505).unwrap();
+    assert_eq!(spi.target.load(SeqCst), 0);
+    assert_eq!(read(&s, D, reg, 8, &NONE), Ok(0x0505));
+    // The same value again changes nothing.
+    assert_eq!(write(&s, D, reg, 8, 0x0505), Ok(Effects::default()));
+    // Other SPIs' routes are their own.
+    assert_eq!(read(&s, D, gicd_irouter(34), 8, &NONE), Ok(0));
+}
+
+#[test]
+fn unowned_spis_read_as_zero_after_writes() {
+    let s = partition();
+    // Every set register (IGROUPR, ISENABLER, ISPENDR, ISACTIVER), every
+    // ICFGR, every priority and every route, all ones.
+    let set_banks = [0x80..0x180, 0x200..0x280, 0x300..0x380, 0xc00..0xd00];
+    for offset in set_banks.into_iter().flat_map(|bank| bank.step_by(4)) {
+        write32(&s, D, offset, 0xffff_ffff);
+    }
+    for offset in (0x400..0x800).step_by(4) {
+        write32(&s, D, offset, 0xffff_ffff);
+    }
+    for intid in 0..1024 {
+        write(&s, D, gicd_irouter(intid), 8, VMPIDRS[1]).unwrap();
+    }
+    let owned = |first| bits(first, &SPIS);
+    for n in 0..32u32 {
+        let first = 32 * n;
+        for bank in 0..7u64 {
+            let offset = 0x80 + bank * 0x80 + 4 * u64::from(n);
+            let got = read(&s, D, offset, 4, &ALL).unwrap() as u32;
+            assert_eq!(got, owned(first), "bank {bank} word {n}");
+        }
+    }
+    for intid in 0..1024u32 {
+        let is_owned = SPIS.contains(&intid);
+        let priority = read(&s, D, gicd_ipriorityr(intid), 1, &NONE).unwrap();
+        assert_eq!(priority, if is_owned { 0xf8 } else { 0 }, "INTID {intid}");
+        let router = read(&s, D, gicd_irouter(intid), 8, &NONE).unwrap();
+        assert_eq!(
+            router,
+            if is_owned { VMPIDRS[1] } else { 0 },
+            "INTID {intid}"
+        );
+        let cfg = read32(&s, D, 0xc00 + u64::from(intid / 16) * 4);
+        let edge = cfg >> ((intid % 16) * 2 + 1) & 1 == 1;
+        assert_eq!(edge, is_owned, "INTID {intid}");
+    }
+}
+
+#[test]
+fn gicd_legacy_registers_are_raz_wi() {
+    let s = partition();
+    // ITARGETSR, SGIR, CPENDSGIR, SPENDSGIR, IGRPMODR, NSACR.
+    for offset in [0x820, 0xf00, 0xf10, 0xf20, 0xd04, 0xe08] {
+        assert_eq!(write32(&s, D, offset, 0xffff_ffff), Effects::default());
+        assert_eq!(read32(&s, D, offset), 0, "{offset:#x}");
+    }
+    assert_eq!(
+        read(&s, D, 0x822, 1, &NONE),
+        Ok(0),
+        "ITARGETSR is byte-wide"
+    );
+}
+
+// --- Redistributors --------------------------------------------------------
+
+#[test]
+fn gicr_typer_describes_each_vcpu() {
+    let s = partition();
+    let expected = [
+        0x0000_0100_0000_0000, // Aff1 = 1, vCPU 0
+        0x0000_0101_0000_0100, // Aff1 = 1, Aff0 = 1, vCPU 1
+        0x0203_0405_0000_0210, // Aff3.Aff2.Aff1.Aff0 = 2.3.4.5, vCPU 2, Last
+    ];
+    for (vcpu, &typer) in expected.iter().enumerate() {
+        assert_eq!(read(&s, r(vcpu), GICR_TYPER, 8, &NONE), Ok(typer));
+        assert_eq!(
+            read(&s, r(vcpu), GICR_TYPER, 4, &NONE),
+            Ok(typer & 0xffff_ffff)
+        );
+        assert_eq!(read(&s, r(vcpu), GICR_TYPER + 4, 4, &NONE), Ok(typer >> 32));
+        assert_eq!(write(&s, r(vcpu), GICR_TYPER, 8, 0), Ok(Effects::default()));
+        assert_eq!(read(&s, r(vcpu), GICR_TYPER, 8, &NONE), Ok(typer));
+    }
+    // One vCPU: it is the last.
+    let single = VgicState::new(&[0x7], &[]);
+    assert_eq!(
+        read(&single, r(0), GICR_TYPER, 8, &NONE),
+        Ok(0x0000_0007_0000_0010)
+    );
+}
+
+#[test]
+fn gicr_identification_and_ctlr() {
+    let s = partition();
+    assert_eq!(read32(&s, r(1), GICR_IIDR), 0x43b);
+    assert_eq!(read32(&s, r(1), PIDR2), 0x3b);
+    write32(&s, r(1), GICR_CTLR, 0xffff_ffff);
+    assert_eq!(read32(&s, r(1), GICR_CTLR), 0, "no LPIs, RWP never set");
+    write(&s, r(1), GICR_PROPBASER, 8, u64::MAX).unwrap();
+    assert_eq!(read(&s, r(1), GICR_PROPBASER, 8, &NONE), Ok(0));
+    assert_eq!(read(&s, r(1), GICR_PROPBASER + 4, 4, &NONE), Ok(0));
+    assert_eq!(
+        read32(&s, r(1), SGI + PIDR2),
+        0,
+        "ID registers are in RD_base"
+    );
+}
+
+#[test]
+fn gicr_waker_handshake() {
+    let s = partition();
+    // Reset: asleep, and ChildrenAsleep with it.
+    assert_eq!(read32(&s, r(1), GICR_WAKER), 0b110);
+    // Linux: clear ProcessorSleep, then poll ChildrenAsleep until clear.
+    let waker = read32(&s, r(1), GICR_WAKER);
+    let fx = write32(&s, r(1), GICR_WAKER, waker & !0b10);
+    assert_eq!(fx.drain, 0b010);
+    assert_eq!(read32(&s, r(1), GICR_WAKER), 0);
+    assert!(!s.private[1].asleep.load(SeqCst));
+    assert_eq!(read32(&s, r(0), GICR_WAKER), 0b110, "vCPU 0 still asleep");
+    // ChildrenAsleep is read-only; waking again changes nothing.
+    assert_eq!(write32(&s, r(1), GICR_WAKER, 0b100), Effects::default());
+    assert_eq!(read32(&s, r(1), GICR_WAKER), 0);
+    // And back to sleep.
+    assert_eq!(write32(&s, r(1), GICR_WAKER, 0b10), Effects::default());
+    assert_eq!(read32(&s, r(1), GICR_WAKER), 0b110);
+}
+
+#[test]
+fn gicr_private_enables() {
+    let s = partition();
+    assert_eq!(read32(&s, r(0), GICR_IGROUPR0), PRIVATE_OWNED);
+    write32(&s, r(0), GICR_IGROUPR0, 0);
+    assert_eq!(read32(&s, r(0), GICR_IGROUPR0), PRIVATE_OWNED);
+
+    let fx = write32(&s, r(1), GICR_ISENABLER0, 0xffff_ffff);
+    assert_eq!(fx.private_enables_changed, 0b010);
+    assert_eq!(fx.drain, 0);
+    assert_eq!(read32(&s, r(1), GICR_ISENABLER0), PRIVATE_OWNED);
+    assert_eq!(read32(&s, r(1), GICR_ICENABLER0), PRIVATE_OWNED);
+    assert_eq!(s.private[1].enabled.load(SeqCst), PRIVATE_OWNED);
+    assert_eq!(read32(&s, r(0), GICR_ISENABLER0), 0, "per vCPU");
+
+    let fx = write32(&s, r(1), GICR_ICENABLER0, 1 << VTIMER_INTID);
+    assert_eq!(fx.private_enables_changed, 0b010);
+    assert_eq!(read32(&s, r(1), GICR_ISENABLER0), 0xffff);
+    // Nothing changes, nothing reported; unowned PPIs stay off.
+    assert_eq!(
+        write32(&s, r(1), GICR_ICENABLER0, 1 << VTIMER_INTID),
+        Effects::default()
+    );
+    assert_eq!(
+        write32(&s, r(1), GICR_ISENABLER0, 1 << 26),
+        Effects::default()
+    );
+    assert_eq!(read32(&s, r(1), GICR_ISENABLER0), 0xffff);
+}
+
+#[test]
+fn gicr_private_pending_and_active() {
+    let s = partition();
+    let fx = write32(&s, r(2), GICR_ISPENDR0, 0xffff_ffff);
+    assert_eq!(fx.drain & !0b100, 0, "only vCPU 2 may be drained");
+    assert_eq!(read32(&s, r(2), GICR_ISPENDR0), PRIVATE_OWNED);
+    assert_eq!(s.private[2].pending.load(SeqCst), PRIVATE_OWNED);
+    write32(&s, r(2), GICR_ICPENDR0, 0xff);
+    assert_eq!(read32(&s, r(2), GICR_ICPENDR0), PRIVATE_OWNED & !0xff);
+
+    write32(&s, r(2), GICR_ISACTIVER0, 1 << 3 | 1 << 20);
+    assert_eq!(read32(&s, r(2), GICR_ISACTIVER0), 1 << 3);
+    write32(&s, r(2), GICR_ICACTIVER0, u32::MAX);
+    assert_eq!(read32(&s, r(2), GICR_ICACTIVER0), 0);
+
+    let mut live = NONE;
+    live.private[0] = (1 << 5 | 1 << 30, 1 << VTIMER_INTID | 1 << 17);
+    let rd = |offset| read(&s, r(0), offset, 4, &live).unwrap() as u32;
+    assert_eq!(rd(GICR_ISPENDR0), 1 << 5);
+    assert_eq!(rd(GICR_ICPENDR0), 1 << 5);
+    assert_eq!(rd(GICR_ISACTIVER0), 1 << VTIMER_INTID);
+    assert_eq!(rd(GICR_ICACTIVER0), 1 << VTIMER_INTID);
+    let all = |offset| read(&s, r(1), offset, 4, &ALL).unwrap() as u32;
+    assert_eq!(all(GICR_ISPENDR0), PRIVATE_OWNED);
+    assert_eq!(all(GICR_ISACTIVER0), PRIVATE_OWNED);
+}
+
+#[test]
+fn enabling_a_pending_private_interrupt_drains_its_vcpu() {
+    let s = partition();
+    write32(&s, r(1), GICR_ISPENDR0, 1 << VTIMER_INTID);
+    assert_eq!(s.private[1].pending.load(SeqCst), 1 << VTIMER_INTID);
+    let fx = write32(&s, r(1), GICR_ISENABLER0, 1 << VTIMER_INTID);
+    assert_eq!(fx.drain, 0b010);
+    assert_eq!(fx.private_enables_changed, 0b010);
+    // Enabling another, not pending, does not.
+    let fx = write32(&s, r(1), GICR_ISENABLER0, 1 << 1);
+    assert_eq!(fx.drain, 0);
+}
+
+#[test]
+fn gicr_priorities() {
+    let s = partition();
+    let timer = GICR_IPRIORITYR0 + u64::from(VTIMER_INTID);
+    assert_eq!(read(&s, r(0), timer, 1, &NONE), Ok(DEFAULT_PRIORITY.into()));
+    write(&s, r(0), timer, 1, 0xff).unwrap();
+    assert_eq!(read(&s, r(0), timer, 1, &NONE), Ok(0xf8));
+    assert_eq!(s.private[0].priority[27].load(SeqCst), 0xf8);
+    // INTIDs 24..28: only 27 owned.
+    assert_eq!(read32(&s, r(0), GICR_IPRIORITYR0 + 24), 0xf800_0000);
+    write32(&s, r(0), GICR_IPRIORITYR0 + 24, 0x4142_4344);
+    assert_eq!(read32(&s, r(0), GICR_IPRIORITYR0 + 24), 0x4000_0000);
+    assert_eq!(s.private[0].priority[24].load(SeqCst), DEFAULT_PRIORITY);
+    // SGIs: all owned.
+    write32(&s, r(0), GICR_IPRIORITYR0, 0x8070_6050);
+    assert_eq!(read32(&s, r(0), GICR_IPRIORITYR0), 0x8070_6050);
+    write(&s, r(0), GICR_IPRIORITYR0 + 2, 1, 0x17).unwrap();
+    assert_eq!(read32(&s, r(0), GICR_IPRIORITYR0), 0x8010_6050);
+    assert_eq!(read32(&s, r(1), GICR_IPRIORITYR0), 0xa0a0_a0a0, "per vCPU");
+}
+
+#[test]
+fn gicr_configuration() {
+    let s = partition();
+    assert_eq!(read32(&s, r(0), GICR_ICFGR0), 0xaaaa_aaaa);
+    write32(&s, r(0), GICR_ICFGR0, 0);
+    assert_eq!(read32(&s, r(0), GICR_ICFGR0), 0xaaaa_aaaa);
+    assert_eq!(read32(&s, r(0), GICR_ICFGR1), 0, "the timer is level");
+    write32(&s, r(0), GICR_ICFGR1, 0xffff_ffff);
+    assert_eq!(read32(&s, r(0), GICR_ICFGR1), ICFGR1_VTIMER_EDGE);
+    assert_eq!(s.private[0].icfgr1.load(SeqCst), ICFGR1_VTIMER_EDGE);
+    write32(&s, r(0), GICR_ICFGR1, 0);
+    assert_eq!(read32(&s, r(0), GICR_ICFGR1), 0);
+    for offset in [GICR_IGRPMODR0, GICR_NSACR] {
+        write32(&s, r(0), offset, 0xffff_ffff);
+        assert_eq!(read32(&s, r(0), offset), 0);
+    }
+}
+
+// --- Refused accesses ------------------------------------------------------
+
+#[test]
+fn bad_accesses_are_refused_with_the_reason() {
+    let s = partition();
+    let rd = |frame, offset, size| read(&s, frame, offset, size, &NONE);
+    // Widths.
+    assert_eq!(rd(D, GICD_CTLR, 8), Err(BadAccess::Width));
+    assert_eq!(rd(D, GICD_CTLR, 2), Err(BadAccess::Width));
+    assert_eq!(rd(D, GICD_CTLR, 1), Err(BadAccess::Width));
+    assert_eq!(rd(D, GICD_ISENABLER1, 1), Err(BadAccess::Width));
+    assert_eq!(rd(D, gicd_ipriorityr(34) & !1, 2), Err(BadAccess::Width));
+    assert_eq!(rd(D, gicd_irouter(40), 1), Err(BadAccess::Width));
+    assert_eq!(rd(D, gicd_irouter(40), 2), Err(BadAccess::Width));
+    assert_eq!(rd(D, GICD_CTLR, 3), Err(BadAccess::Width));
+    assert_eq!(rd(D, GICD_CTLR, 16), Err(BadAccess::Width));
+    assert_eq!(rd(D, GICD_CTLR, 0), Err(BadAccess::Width));
+    assert_eq!(
+        rd(D, 0x1000, 8),
+        Err(BadAccess::Width),
+        "reserved is 32-bit"
+    );
+    assert_eq!(rd(r(0), GICR_WAKER - 4, 8), Err(BadAccess::Width));
+    assert_eq!(rd(r(0), GICR_TYPER, 2), Err(BadAccess::Width));
+    assert_eq!(rd(r(0), GICR_ISENABLER0, 8), Err(BadAccess::Width));
+    assert_eq!(rd(r(0), GICR_IPRIORITYR0 + 8, 8), Err(BadAccess::Width));
+    // Alignment.
+    assert_eq!(rd(D, GICD_CTLR + 2, 4), Err(BadAccess::Alignment));
+    assert_eq!(rd(D, gicd_irouter(40) + 4, 8), Err(BadAccess::Alignment));
+    assert_eq!(rd(D, gicd_irouter(40) + 2, 4), Err(BadAccess::Alignment));
+    assert_eq!(rd(r(0), GICR_TYPER + 4, 8), Err(BadAccess::Alignment));
+    assert_eq!(rd(r(0), GICR_IPRIORITYR0 + 1, 4), Err(BadAccess::Alignment));
+    // Beyond the frame.
+    assert_eq!(rd(D, 0x1_0000, 4), Err(BadAccess::Offset));
+    assert_eq!(rd(D, u64::MAX, 1), Err(BadAccess::Offset));
+    assert_eq!(rd(r(0), 0x2_0000, 4), Err(BadAccess::Offset));
+    assert_eq!(
+        rd(r(2), 0x1_fffc, 4),
+        Ok(0),
+        "the pair's last word is in it"
+    );
+    // vCPUs the partition does not have.
+    assert_eq!(rd(r(3), GICR_WAKER, 4), Err(BadAccess::NoSuchVcpu));
+    assert_eq!(rd(r(MAX_VCPUS), GICR_WAKER, 4), Err(BadAccess::NoSuchVcpu));
+    assert_eq!(rd(r(usize::MAX), GICR_WAKER, 4), Err(BadAccess::NoSuchVcpu));
+    // Writes are refused alike, and change nothing.
+    assert_eq!(write(&s, D, GICD_CTLR, 8, 3), Err(BadAccess::Width));
+    assert_eq!(write(&s, D, GICD_CTLR + 1, 1, 3), Err(BadAccess::Width));
+    assert_eq!(write(&s, D, GICD_CTLR + 2, 4, 3), Err(BadAccess::Alignment));
+    assert_eq!(
+        write(&s, r(5), GICR_WAKER, 4, 0),
+        Err(BadAccess::NoSuchVcpu)
+    );
+    assert_eq!(write(&s, r(0), 0x4_0000, 4, 0), Err(BadAccess::Offset));
+    assert_eq!(s.ctlr.load(SeqCst), 0);
+}
+
+#[test]
+fn byte_and_word_reserved_ranges_inside_frames_are_raz_wi() {
+    let s = partition();
+    for offset in [0x14, 0x40, 0x1000, 0x5ffc, 0x8000, 0xa000, 0xfffc] {
+        assert_eq!(write32(&s, D, offset, u32::MAX), Effects::default());
+        assert_eq!(read32(&s, D, offset), 0, "GICD {offset:#x}");
+    }
+    for offset in [
+        0x18,
+        0x100,
+        0xfffc,
+        SGI,
+        SGI + 0x84,
+        SGI + 0x104,
+        SGI + 0x420,
+        SGI + 0xc08,
+    ] {
+        assert_eq!(write32(&s, r(0), offset, u32::MAX), Effects::default());
+        assert_eq!(read32(&s, r(0), offset), 0, "GICR {offset:#x}");
+    }
+}
+
+// --- Properties ------------------------------------------------------------
+
+/// Everything a partition does not own, as plain numbers: private bits and
+/// priorities of unowned INTIDs and of vCPUs it does not have, and the SPI
+/// list itself.
+fn unowned_state(state: &VgicState) -> Vec<u64> {
+    let mut out = Vec::new();
+    for (vcpu, private) in state.private.iter().enumerate() {
+        let owned = if vcpu < state.vcpus() {
+            PRIVATE_OWNED
+        } else {
+            0
+        };
+        let owned_cfg = if vcpu < state.vcpus() {
+            ICFGR1_VTIMER_EDGE
+        } else {
+            0
+        };
+        out.push(u64::from(private.enabled.load(SeqCst) & !owned));
+        out.push(u64::from(private.pending.load(SeqCst) & !owned));
+        out.push(u64::from(private.active.load(SeqCst) & !owned));
+        out.push(u64::from(private.icfgr1.load(SeqCst) & !owned_cfg));
+        for (intid, priority) in private.priority.iter().enumerate() {
+            if owned & (1 << intid) == 0 {
+                out.push(priority.load(SeqCst).into());
+            }
+        }
+        if vcpu >= state.vcpus() {
+            out.push(private.asleep.load(SeqCst).into());
+        }
+    }
+    out.extend(state.spis().iter().map(|spi| u64::from(spi.intid)));
+    out
+}
+
+/// Reads, through the model and with every live bit set, of every register
+/// bit of an interrupt the partition does not own: all must be zero.
+fn assert_unowned_reads_zero(state: &VgicState) {
+    let owned_spi = |intid: u32| state.spi(intid).is_some();
+    for n in 0..32u32 {
+        for bank in 0..7u64 {
+            let offset = 0x80 + bank * 0x80 + 4 * u64::from(n);
+            let got = read(state, D, offset, 4, &ALL).unwrap() as u32;
+            let owned = (0..32)
+                .filter(|b| owned_spi(32 * n + b))
+                .fold(0, |m, b| m | 1 << b);
+            assert_eq!(got & !owned, 0, "GICD bank {bank} word {n}");
+        }
+    }
+    for intid in (0..1024).filter(|&i| !owned_spi(i)) {
+        assert_eq!(read(state, D, gicd_ipriorityr(intid), 1, &ALL), Ok(0));
+        assert_eq!(read(state, D, gicd_irouter(intid), 8, &ALL), Ok(0));
+        let cfg = read(state, D, 0xc00 + u64::from(intid / 16) * 4, 4, &ALL).unwrap();
+        assert_eq!(cfg >> ((intid % 16) * 2) & 0b11, 0);
+    }
+    for vcpu in 0..state.vcpus() {
+        for bank in 0..7u64 {
+            let got = read(state, r(vcpu), GICR_IGROUPR0 + bank * 0x80, 4, &ALL).unwrap();
+            assert_eq!(got as u32 & !PRIVATE_OWNED, 0);
+        }
+        for intid in (0..32).filter(|i| PRIVATE_OWNED & (1 << i) == 0) {
+            let got = read(state, r(vcpu), GICR_IPRIORITYR0 + intid, 1, &ALL);
+            assert_eq!(got, Ok(0));
+        }
+        let cfg = read(state, r(vcpu), GICR_ICFGR1, 4, &ALL).unwrap();
+        assert_eq!(cfg as u32 & !ICFGR1_VTIMER_EDGE, 0);
+    }
+}
+
+fn frame() -> impl Strategy<Value = Frame> {
+    prop_oneof![
+        Just(Frame::Distributor),
+        (0usize..MAX_VCPUS + 2).prop_map(|vcpu| Frame::Redistributor { vcpu }),
+        any::<usize>().prop_map(|vcpu| Frame::Redistributor { vcpu }),
+    ]
+}
+
+/// Where each register block starts, in either kind of frame.
+const REGISTER_BLOCKS: &[u64] = &[
+    // GICD: CTLR..STATUSR, the bit banks, IPRIORITYR, ITARGETSR, ICFGR,
+    // IGRPMODR, NSACR, SGIR.., IROUTER, the ID registers.
+    0x0, 0x80, 0x100, 0x180, 0x200, 0x280, 0x300, 0x380, 0x400, 0x480, 0x800, 0xc00, 0xd00, 0xe00,
+    0xf00, 0x6000, 0x6100, 0x6200, 0x7f80, 0xffd0,
+    // GICR RD_base (CTLR..WAKER, the LPI registers) and SGI_base.
+    0x40, 0x70, 0xa0, 0x1_0080, 0x1_0100, 0x1_0180, 0x1_0200, 0x1_0280, 0x1_0300, 0x1_0380,
+    0x1_0400, 0x1_0c00, 0x1_0d00, 0x1_0e00,
+];
+
+fn offset() -> impl Strategy<Value = u64> {
+    let delta = prop_oneof![Just(0u64), (0u64..32).prop_map(|d| d * 4), 0u64..0x80];
+    prop_oneof![
+        // At or near a register, mostly aligned.
+        6 => (prop::sample::select(REGISTER_BLOCKS), delta).prop_map(|(b, d)| b + d),
+        // Anywhere in and just beyond the frames, and anywhere at all.
+        1 => 0u64..0x2_1000,
+        1 => any::<u64>(),
+    ]
+}
+
+fn size() -> impl Strategy<Value = u8> {
+    prop_oneof![
+        4 => prop::sample::select(vec![1u8, 2, 4, 8]),
+        1 => any::<u8>(),
+    ]
+}
+
+fn access() -> impl Strategy<Value = (Frame, u64, u8, u64)> {
+    (frame(), offset(), size(), any::<u64>())
+}
+
+fn spi_set() -> impl Strategy<Value = Vec<u32>> {
+    prop::collection::btree_set(32u32..1020, 0..8).prop_map(|s| s.into_iter().collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// No access panics; writes never touch what the partition does not
+    /// own, report only its vCPUs, and reads change nothing.
+    #[test]
+    fn random_accesses_keep_unowned_state(
+        vcpus in 1usize..=MAX_VCPUS,
+        spis in spi_set(),
+        accesses in prop::collection::vec((any::<bool>(), access()), 1..64),
+    ) {
+        let vmpidrs: Vec<u64> = (0..vcpus as u64).map(|v| (v % 4) | (v / 4) << 8).collect();
+        let state = VgicState::new(&vmpidrs, &spis);
+        let fresh = unowned_state(&state);
+        let mask = (1u32 << vcpus) - 1;
+        for (is_write, (frame, offset, size, value)) in accesses {
+            if is_write {
+                if let Ok(fx) = write(&state, frame, offset, size, value) {
+                    prop_assert_eq!(fx.drain & !mask, 0);
+                    prop_assert_eq!(fx.private_enables_changed & !mask, 0);
+                }
+            } else {
+                let before = format!("{state:?}");
+                let got = read(&state, frame, offset, size, &ALL);
+                prop_assert_eq!(format!("{state:?}"), before);
+                if let (Ok(value), 1 | 2 | 4) = (got, size) {
+                    prop_assert_eq!(value >> (u32::from(size) * 8), 0);
+                }
+            }
+            prop_assert_eq!(&unowned_state(&state), &fresh);
+        }
+        assert_unowned_reads_zero(&state);
+    }
+
+    /// Every owned SPI's fields read back as written, whatever the order.
+    #[test]
+    fn owned_spi_fields_read_back(
+        spis in spi_set(),
+        writes in prop::collection::vec((any::<prop::sample::Index>(), 0u8..4, any::<u64>()), 0..32),
+    ) {
+        prop_assume!(!spis.is_empty());
+        let state = VgicState::new(&VMPIDRS, &spis);
+        for (index, field, value) in writes {
+            let intid = *index.get(&spis);
+            let (word, bit) = (u64::from(intid / 32) * 4, 1u32 << (intid % 32));
+            match field {
+                0 => {
+                    let on = value & 1 != 0;
+                    let bank = if on { 0x100 } else { 0x180 };
+                    write32(&state, D, bank + word, bit);
+                    prop_assert_eq!(read32(&state, D, 0x100 + word) & bit != 0, on);
+                }
+                1 => {
+                    write(&state, D, gicd_ipriorityr(intid), 1, value).unwrap();
+                    let got = read(&state, D, gicd_ipriorityr(intid), 1, &NONE);
+                    prop_assert_eq!(got, Ok(value & 0xf8));
+                }
+                2 => {
+                    write(&state, D, gicd_irouter(intid), 8, value).unwrap();
+                    let expected = value & 0xff_80ff_ffff;
+                    prop_assert_eq!(read(&state, D, gicd_irouter(intid), 8, &NONE), Ok(expected));
+                    let target = if expected & 1 << 31 != 0 {
+                        0
+                    } else {
+                        VMPIDRS.iter().position(|&m| m == expected).unwrap_or(0)
+                    };
+                    prop_assert_eq!(usize::from(state.spi(intid).unwrap().target.load(SeqCst)), target);
+                }
+                _ => {
+                    let on = value & 1 != 0;
+                    let bank = if on { 0x200 } else { 0x280 };
+                    let fx = write32(&state, D, bank + word, bit);
+                    prop_assert_eq!(read32(&state, D, 0x200 + word) & bit != 0, on);
+                    if on {
+                        let target = state.spi(intid).unwrap().target.load(SeqCst);
+                        prop_assert_eq!(fx.drain, 1 << target);
+                    }
+                }
+            }
+        }
+    }
+}

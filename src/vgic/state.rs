@@ -1,0 +1,170 @@
+//! The state of one partition's virtual GIC that its guest can see through
+//! the distributor and redistributor registers.
+//!
+//! Everything is atomic: the register model (`regs`) updates it under the
+//! partition's vGIC lock, while the hot paths (injection on a vCPU's own
+//! CPU, SGI sends from its siblings) read enable bits and priorities and
+//! set pending bits without any lock.
+//!
+//! Where pending interrupts live, in delivery order:
+//! 1. `pending` here: raised (by a sibling's SGI, an ISPENDR write, or while
+//!    the interrupt is disabled) but not yet taken by the target's CPU;
+//! 2. the target vCPU's software queue (`queue`), on its own CPU;
+//! 3. its list registers, where the guest sees them.
+//!
+//! An interrupt moves from 1 to 2 or 3 only on the target's CPU, and only
+//! while enabled: a disabled interrupt stays in 1 until it is enabled.
+
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+
+use crate::partition::MAX_VCPUS;
+
+/// SGIs and PPIs: INTIDs 0..32, one set per vCPU.
+pub const PRIVATE_IRQS: usize = 32;
+/// The EL1 virtual timer's PPI, the one PPI a partition has.
+pub const VTIMER_INTID: u32 = 27;
+/// Private interrupts a partition has: its 16 SGIs and the virtual timer.
+pub const PRIVATE_OWNED: u32 = 0xffff | (1 << VTIMER_INTID);
+/// Most SPIs one partition may own (the configuration check enforces it).
+pub const MAX_SPIS: usize = 32;
+/// Priority bits the virtual CPU interface implements (ICH_VTR_EL2.PRIbits
+/// + 1 = 5 on QEMU's GICv3 and the GIC-400): writes keep the top 5 bits.
+pub const PRIORITY_MASK: u8 = 0xf8;
+/// Reset priority of every interrupt (the highest non-zero value, as on
+/// hardware that resets priorities to 0 it would preempt everything).
+pub const DEFAULT_PRIORITY: u8 = 0xa0;
+
+/// One vCPU's SGIs and PPIs: what its redistributor's SGI frame shows.
+#[derive(Debug)]
+pub struct PrivateIrqs {
+    /// Bit n: INTID n enabled (GICR_ISENABLER0).
+    pub enabled: AtomicU32,
+    /// Bit n: INTID n pending and not yet taken by this vCPU's CPU.
+    pub pending: AtomicU32,
+    /// Bit n: INTID n active as far as the model knows (ISACTIVER0 writes).
+    pub active: AtomicU32,
+    /// GICR_ICFGR1 (PPI trigger configuration); SGIs are always edge.
+    pub icfgr1: AtomicU32,
+    pub priority: [AtomicU8; PRIVATE_IRQS],
+    /// GICR_WAKER.ProcessorSleep.
+    pub asleep: AtomicBool,
+}
+
+impl PrivateIrqs {
+    pub const fn new() -> Self {
+        Self {
+            enabled: AtomicU32::new(0),
+            pending: AtomicU32::new(0),
+            active: AtomicU32::new(0),
+            icfgr1: AtomicU32::new(0),
+            priority: [const { AtomicU8::new(DEFAULT_PRIORITY) }; PRIVATE_IRQS],
+            asleep: AtomicBool::new(true),
+        }
+    }
+}
+
+impl Default for PrivateIrqs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One SPI the partition owns (a passthrough device's interrupt).
+#[derive(Debug)]
+pub struct Spi {
+    /// Its INTID: the same in the guest and in the machine.
+    pub intid: u32,
+    pub enabled: AtomicBool,
+    pub pending: AtomicBool,
+    pub active: AtomicBool,
+    /// ICFGR: edge-triggered (else level).
+    pub edge: AtomicBool,
+    pub priority: AtomicU8,
+    /// GICD_IROUTER as the guest wrote it (affinity fields and IRM).
+    pub router: AtomicU64,
+    /// The vCPU the router value resolves to (vCPU 0 when it names none
+    /// of the partition's vCPUs, or for IRM = 1).
+    pub target: AtomicU8,
+}
+
+impl Spi {
+    pub const fn new(intid: u32) -> Self {
+        Self {
+            intid,
+            enabled: AtomicBool::new(false),
+            pending: AtomicBool::new(false),
+            active: AtomicBool::new(false),
+            edge: AtomicBool::new(false),
+            priority: AtomicU8::new(DEFAULT_PRIORITY),
+            router: AtomicU64::new(0),
+            target: AtomicU8::new(0),
+        }
+    }
+}
+
+/// A partition's virtual GIC.
+#[derive(Debug)]
+pub struct VgicState {
+    /// GICD_CTLR.EnableGrp1 (bit 1) and EnableGrp0 (bit 0), as written.
+    pub ctlr: AtomicU32,
+    /// One entry per vCPU (only the first `vcpus` are used).
+    pub private: [PrivateIrqs; MAX_VCPUS],
+    /// The SPIs the partition owns, ascending by INTID.
+    spis: [Spi; MAX_SPIS],
+    spi_count: usize,
+    vcpus: usize,
+    /// Each vCPU's virtual MPIDR affinity (Aff3 in bits 39:32, Aff2..Aff0 in 23:0).
+    vmpidrs: [u64; MAX_VCPUS],
+}
+
+impl VgicState {
+    /// A reset vGIC for `vmpidrs.len()` vCPUs owning the SPIs `spis`
+    /// (ascending, each 32..1020, at most [`MAX_SPIS`]; the configuration
+    /// check guarantees it, extra ones are ignored).
+    pub fn new(vmpidrs: &[u64], spis: &[u32]) -> Self {
+        let mut state = Self {
+            ctlr: AtomicU32::new(0),
+            private: [const { PrivateIrqs::new() }; MAX_VCPUS],
+            spis: [const { Spi::new(0) }; MAX_SPIS],
+            spi_count: spis.len().min(MAX_SPIS),
+            vcpus: vmpidrs.len().min(MAX_VCPUS),
+            vmpidrs: [0; MAX_VCPUS],
+        };
+        for (slot, &intid) in state.spis.iter_mut().zip(spis) {
+            *slot = Spi::new(intid);
+        }
+        state.vmpidrs[..state.vcpus].copy_from_slice(&vmpidrs[..state.vcpus]);
+        state
+    }
+
+    pub fn vcpus(&self) -> usize {
+        self.vcpus
+    }
+
+    pub fn vmpidr(&self, vcpu: usize) -> u64 {
+        self.vmpidrs[vcpu]
+    }
+
+    /// The owned SPIs, ascending by INTID.
+    pub fn spis(&self) -> &[Spi] {
+        &self.spis[..self.spi_count]
+    }
+
+    /// The owned SPI with this INTID.
+    pub fn spi(&self, intid: u32) -> Option<&Spi> {
+        self.spis().iter().find(|s| s.intid == intid)
+    }
+
+    /// The vCPU whose virtual affinity is `affinity` (MPIDR layout).
+    pub fn vcpu_by_affinity(&self, affinity: u64) -> Option<usize> {
+        const AFF: u64 = 0xff_00ff_ffff;
+        self.vmpidrs[..self.vcpus]
+            .iter()
+            .position(|&m| m & AFF == affinity & AFF)
+    }
+
+    /// Whether distribution of group-1 interrupts is on (GICD_CTLR).
+    pub fn group1_enabled(&self) -> bool {
+        self.ctlr.load(Ordering::Relaxed) & 0b10 != 0
+    }
+}
