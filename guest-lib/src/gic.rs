@@ -61,6 +61,7 @@ const GICD_CTLR_ARE: u32 = 1 << 4;
 const GICD_CTLR_RWP: u32 = 1 << 31;
 /// Per-interrupt registers, the same offsets in GICD and in the SGI frame.
 const IGROUPR: usize = 0x0080;
+const ICENABLER: usize = 0x0180;
 const ISENABLER: usize = 0x0100;
 const IPRIORITYR: usize = 0x0400;
 /// GICD_IROUTER<n>: 64-bit affinity routing of SPI n.
@@ -200,6 +201,28 @@ pub fn enable(intid: u32) -> Result<(), InvalidIntid> {
         router.write64(arch::mpidr() & 0xff_00ff_ffff);
         enable.write32(bit);
     }
+    Ok(())
+}
+
+/// Disables `intid`: an SGI or PPI for the calling CPU only (its
+/// redistributor), an SPI in the distributor. A pending interrupt stays
+/// pending and is taken once enabled again.
+pub fn disable(intid: u32) -> Result<(), InvalidIntid> {
+    check(intid)?;
+    let (index, bit) = ((intid / 32) as usize * 4, 1u32 << (intid % 32));
+    let frame = if intid < FIRST_SPI {
+        sgi_frame()
+    } else {
+        gicd()
+    };
+    let offset = if intid < FIRST_SPI {
+        ICENABLER
+    } else {
+        ICENABLER + index
+    };
+    // SAFETY: ICENABLER0 of this CPU's SGI frame, or ICENABLER<n> of the
+    // distributor, for every intid below 1020.
+    unsafe { frame.offset(offset) }.write32(bit);
     Ok(())
 }
 

@@ -30,12 +30,10 @@ const ICC_ASGI1R_EL1: u32 = sysreg(3, 0, 12, 11, 6);
 const ICC_SGI0R_EL1: u32 = sysreg(3, 0, 12, 11, 7);
 
 /// The running vCPU of this CPU.
+#[inline(always)]
 fn current() -> (&'static Runtime, usize, usize) {
-    let runtime = super::runtime_of();
-    let (p, v) = runtime
-        .vcpu_on_cpu(super::this_cpu())
-        .expect("only CPUs that run a vCPU enter a guest");
-    (runtime, p, v)
+    let (p, v) = super::this_vcpu();
+    (super::runtime_of(), p, v)
 }
 
 fn skip_instruction() {

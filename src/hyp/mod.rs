@@ -40,11 +40,17 @@ unsafe extern "C" {
 /// Which vCPU each physical CPU runs, and where its stack is.
 struct PerCpu {
     stack_top: AtomicUsize,
+    /// The vCPU this CPU runs: partition index << 8 | vCPU index, set once
+    /// before the guest is first entered (`NO_VCPU` for none).
+    vcpu: AtomicUsize,
 }
+
+const NO_VCPU: usize = usize::MAX;
 
 static PER_CPU: [PerCpu; arch::MAX_CPUS] = [const {
     PerCpu {
         stack_top: AtomicUsize::new(0),
+        vcpu: AtomicUsize::new(NO_VCPU),
     }
 }; arch::MAX_CPUS];
 
@@ -138,6 +144,9 @@ fn cpu_main(cpu: usize, stack_top: u64) -> ! {
     arch::msr!("tpidr_el2", cpu as u64);
     let runtime = runtime_of();
     let vcpu = runtime.vcpu_on_cpu(cpu);
+    if let Some((p, v)) = vcpu {
+        PER_CPU[cpu].vcpu.store(p << 8 | v, Ordering::Relaxed);
+    }
     gicv3::init_cpu(cpu, vcpu.is_some(), maintenance_intid());
     match vcpu {
         None => partitions::park(),
@@ -160,6 +169,14 @@ fn maintenance_intid() -> u32 {
 /// This CPU's index, as `cpu_main` recorded it.
 fn this_cpu() -> usize {
     arch::mrs!("tpidr_el2") as usize
+}
+
+/// The (partition, vCPU) this CPU runs; only called from a guest's exits.
+#[inline(always)]
+fn this_vcpu() -> (usize, usize) {
+    let packed = PER_CPU[this_cpu()].vcpu.load(Ordering::Relaxed);
+    debug_assert_ne!(packed, NO_VCPU, "only CPUs that run a vCPU enter a guest");
+    (packed >> 8, packed & 0xff)
 }
 
 fn this_stack_top() -> u64 {

@@ -182,20 +182,11 @@ impl Live for LocalView<'_> {
         if self.part.vgic.spi(intid).is_none() {
             return (false, false);
         }
-        let lrs = HwListRegisters;
-        let mut state = (queue().contains(intid), false);
-        let all = (1u64 << crate::vgic::lr::ListRegisters::count(&lrs)) - 1;
-        let mut used = all & !crate::vgic::lr::ListRegisters::empty(&lrs);
-        while used != 0 {
-            let n = used.trailing_zeros() as usize;
-            used &= used - 1;
-            let value = gicv3::read_lr(n);
-            if lr::decode(value).intid == intid {
-                state.0 |= value & lr::bits::PENDING != 0;
-                state.1 |= value & lr::bits::ACTIVE != 0;
-            }
-        }
-        state
+        lr::held(&HwListRegisters)
+            .filter(|e| e.irq.intid == intid)
+            .fold((queue().contains(intid), false), |(p, a), e| {
+                (p | e.pending, a | e.active)
+            })
     }
 }
 

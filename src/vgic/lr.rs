@@ -23,51 +23,77 @@ pub struct Irq {
     pub hw: bool,
 }
 
-/// ICH_LR<n>_EL2 (GICv3) fields.
-pub mod bits {
-    pub const STATE_SHIFT: u32 = 62;
-    pub const PENDING: u64 = 1 << 62;
-    pub const ACTIVE: u64 = 1 << 63;
-    pub const HW: u64 = 1 << 61;
-    pub const GROUP1: u64 = 1 << 60;
-    pub const PRIORITY_SHIFT: u32 = 48;
-    pub const PINTID_SHIFT: u32 = 32;
-    pub const VINTID_MASK: u64 = 0xffff_ffff;
+/// What one list register holds, whatever the GIC's register format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub irq: Irq,
+    pub pending: bool,
+    pub active: bool,
 }
 
-/// The list register value that makes `irq` pending, group 1.
-#[inline(always)]
-pub const fn encode(irq: Irq) -> u64 {
-    let hw = if irq.hw {
-        bits::HW | ((irq.intid as u64 & 0x3ff) << bits::PINTID_SHIFT)
-    } else {
-        0
-    };
-    bits::PENDING
-        | bits::GROUP1
-        | hw
-        | ((irq.priority as u64) << bits::PRIORITY_SHIFT)
-        | irq.intid as u64
-}
-
-/// The interrupt a list register value holds.
-#[inline(always)]
-pub const fn decode(lr: u64) -> Irq {
-    Irq {
-        intid: (lr & bits::VINTID_MASK) as u32,
-        priority: (lr >> bits::PRIORITY_SHIFT) as u8,
-        hw: lr & bits::HW != 0,
+impl Entry {
+    /// A newly pending interrupt.
+    pub const fn pending(irq: Irq) -> Entry {
+        Entry {
+            irq,
+            pending: true,
+            active: false,
+        }
     }
 }
 
-/// A vCPU's list registers, as the hardware (or a test) provides them.
+/// A vCPU's list registers. The GIC backend (GICv3 ICH_LR<n>_EL2, or a
+/// GICv2's GICH_LR<n>) encodes and decodes; the policy here never sees a
+/// register format.
 pub trait ListRegisters {
     /// How many there are.
     fn count(&self) -> usize;
-    /// ICH_ELRSR_EL2: bit n set when list register n holds no interrupt.
+    /// Bit n set when list register n holds no interrupt (ICH_ELRSR_EL2,
+    /// GICH_ELRSR0).
     fn empty(&self) -> u64;
-    fn read(&self, n: usize) -> u64;
-    fn write(&mut self, n: usize, value: u64);
+    fn read(&self, n: usize) -> Entry;
+    fn write(&mut self, n: usize, entry: Entry);
+}
+
+/// List register formats, pure bit layouts (host-tested).
+pub mod format {
+    use super::{Entry, Irq};
+
+    /// ICH_LR<n>_EL2 (GICv3): vINTID [31:0], pINTID [41:32], priority
+    /// [55:48], group [60], HW [61], state [63:62] (pending 01, active 10).
+    pub mod gicv3 {
+        use super::{Entry, Irq};
+
+        const PENDING: u64 = 1 << 62;
+        const ACTIVE: u64 = 1 << 63;
+        const HW: u64 = 1 << 61;
+        const GROUP1: u64 = 1 << 60;
+
+        #[inline(always)]
+        pub const fn encode(e: Entry) -> u64 {
+            let irq = e.irq;
+            let hw = if irq.hw {
+                HW | ((irq.intid as u64 & 0x3ff) << 32)
+            } else {
+                0
+            };
+            let state = (if e.pending { PENDING } else { 0 }) | (if e.active { ACTIVE } else { 0 });
+            state | GROUP1 | hw | ((irq.priority as u64) << 48) | irq.intid as u64
+        }
+
+        #[inline(always)]
+        pub const fn decode(lr: u64) -> Entry {
+            Entry {
+                irq: Irq {
+                    intid: lr as u32,
+                    priority: (lr >> 48) as u8,
+                    hw: lr & HW != 0,
+                },
+                pending: lr & PENDING != 0,
+                active: lr & ACTIVE != 0,
+            }
+        }
+    }
 }
 
 /// Room for every interrupt one partition can have: 16 SGIs, its PPI and
@@ -193,14 +219,20 @@ pub fn deliver(lrs: &mut impl ListRegisters, queue: &mut PendingQueue, irq: Irq)
     while used != 0 {
         let n = used.trailing_zeros() as usize;
         used &= used - 1;
-        let lr = lrs.read(n);
-        let held = decode(lr);
+        let entry = lrs.read(n);
+        let held = entry.irq;
         if held.intid == irq.intid {
-            if lr & bits::PENDING != 0 {
+            if entry.pending {
                 return Delivery::Merged;
             }
             if !held.hw {
-                lrs.write(n, lr | bits::PENDING);
+                lrs.write(
+                    n,
+                    Entry {
+                        pending: true,
+                        ..entry
+                    },
+                );
                 return Delivery::Merged;
             }
             // A forwarded interrupt still active: its physical source cannot
@@ -208,7 +240,7 @@ pub fn deliver(lrs: &mut impl ListRegisters, queue: &mut PendingQueue, irq: Irq)
             continue;
         }
         // The least urgent pending-only entry is the one to push back.
-        if lr & bits::ACTIVE == 0 && victim.is_none_or(|(_, p)| held.priority > p) {
+        if !entry.active && victim.is_none_or(|(_, p)| held.priority > p) {
             victim = Some((n, held.priority));
         }
     }
@@ -217,16 +249,16 @@ pub fn deliver(lrs: &mut impl ListRegisters, queue: &mut PendingQueue, irq: Irq)
     }
     if empty != 0 {
         let n = empty.trailing_zeros() as usize;
-        lrs.write(n, encode(irq));
+        lrs.write(n, Entry::pending(irq));
         return Delivery::Listed(n);
     }
     match victim {
         Some((n, priority)) if priority > irq.priority => {
-            let evicted = decode(lrs.read(n));
+            let evicted = lrs.read(n).irq;
             if !queue.push(evicted) {
                 return Delivery::Full;
             }
-            lrs.write(n, encode(irq));
+            lrs.write(n, Entry::pending(irq));
             Delivery::Listed(n)
         }
         _ if queue.push(irq) => Delivery::Queued,
@@ -244,31 +276,36 @@ pub fn refill(lrs: &mut impl ListRegisters, queue: &mut PendingQueue) -> bool {
         let Some(irq) = queue.pop() else { break };
         let n = empty.trailing_zeros() as usize;
         empty &= empty - 1;
-        lrs.write(n, encode(irq));
+        lrs.write(n, Entry::pending(irq));
     }
     !queue.is_empty()
 }
 
-/// Pending and active bits of the SGIs and PPIs held in the list registers.
-pub fn private_state(lrs: &impl ListRegisters) -> (u32, u32) {
+/// The interrupts the list registers hold.
+pub fn held(lrs: &impl ListRegisters) -> impl Iterator<Item = Entry> + '_ {
     let all = (1u64 << lrs.count()) - 1;
     let mut used = all & !lrs.empty();
-    let (mut pending, mut active) = (0, 0);
-    while used != 0 {
+    core::iter::from_fn(move || {
+        if used == 0 {
+            return None;
+        }
         let n = used.trailing_zeros() as usize;
         used &= used - 1;
-        let lr = lrs.read(n);
-        let intid = decode(lr).intid;
-        if intid < 32 {
-            if lr & bits::PENDING != 0 {
-                pending |= 1 << intid;
-            }
-            if lr & bits::ACTIVE != 0 {
-                active |= 1 << intid;
-            }
-        }
-    }
-    (pending, active)
+        Some(lrs.read(n))
+    })
+}
+
+/// Pending and active bits of the SGIs and PPIs held in the list registers.
+pub fn private_state(lrs: &impl ListRegisters) -> (u32, u32) {
+    held(lrs)
+        .filter(|e| e.irq.intid < 32)
+        .fold((0, 0), |(p, a), e| {
+            let bit = 1 << e.irq.intid;
+            (
+                p | if e.pending { bit } else { 0 },
+                a | if e.active { bit } else { 0 },
+            )
+        })
 }
 
 #[cfg(test)]
@@ -279,6 +316,7 @@ mod tests {
     /// Four list registers, like QEMU's GICv3, with a guest that can
     /// acknowledge (highest priority pending becomes active) and end
     /// (the active one is dropped) as a virtual CPU interface would.
+    /// Stored in the GICv3 format, so the tests also run the encoding.
     #[derive(Default)]
     struct FakeLrs([u64; 4]);
 
@@ -287,17 +325,18 @@ mod tests {
             4
         }
         fn empty(&self) -> u64 {
-            self.0
-                .iter()
-                .enumerate()
-                .filter(|(_, lr)| *lr >> bits::STATE_SHIFT == 0)
-                .fold(0, |m, (n, _)| m | 1 << n)
+            (0..4)
+                .filter(|&n| {
+                    let e = self.read(n);
+                    !e.pending && !e.active
+                })
+                .fold(0, |m, n| m | 1 << n)
         }
-        fn read(&self, n: usize) -> u64 {
-            self.0[n]
+        fn read(&self, n: usize) -> Entry {
+            format::gicv3::decode(self.0[n])
         }
-        fn write(&mut self, n: usize, value: u64) {
-            self.0[n] = value;
+        fn write(&mut self, n: usize, entry: Entry) {
+            self.0[n] = format::gicv3::encode(entry);
         }
     }
 
@@ -306,10 +345,16 @@ mod tests {
         /// interrupt; returns its INTID.
         fn guest_takes_one(&mut self) -> Option<u32> {
             let n = (0..4)
-                .filter(|&n| self.0[n] & bits::PENDING != 0)
-                .min_by_key(|&n| (decode(self.0[n]).priority, n))?;
-            let intid = decode(self.0[n]).intid;
-            self.0[n] &= !(bits::PENDING | bits::ACTIVE); // EOI: invalid again
+                .filter(|&n| self.read(n).pending)
+                .min_by_key(|&n| (self.read(n).irq.priority, n))?;
+            let intid = self.read(n).irq.intid;
+            // Acknowledge and EOI: the entry is invalid again.
+            let done = Entry {
+                pending: false,
+                active: false,
+                ..self.read(n)
+            };
+            self.write(n, done);
             Some(intid)
         }
     }
@@ -323,25 +368,26 @@ mod tests {
     }
 
     #[test]
-    fn list_register_values_have_the_architected_layout() {
-        let v = encode(Irq {
+    fn gicv3_list_register_values_have_the_architected_layout() {
+        use format::gicv3::{decode, encode};
+        let timer = Entry::pending(Irq {
             intid: 27,
             priority: 0xa0,
             hw: true,
         });
+        let v = encode(timer);
         assert_eq!(
             v,
             (1 << 62) | (1 << 61) | (1 << 60) | (0xa0 << 48) | (27 << 32) | 27
         );
-        assert_eq!(
-            decode(v),
-            Irq {
-                intid: 27,
-                priority: 0xa0,
-                hw: true
-            }
-        );
-        assert_eq!(encode(sgi(3, 0x80)) & bits::HW, 0);
+        assert_eq!(decode(v), timer);
+        let both = Entry {
+            pending: true,
+            active: true,
+            irq: sgi(3, 0x80),
+        };
+        assert_eq!(encode(both) >> 61, 0b110, "pending+active, no HW");
+        assert_eq!(decode(encode(both)), both);
     }
 
     #[test]
@@ -362,7 +408,7 @@ mod tests {
         // The guest handles one; refill brings the most urgent queued (5).
         lrs.guest_takes_one();
         assert!(refill(&mut lrs, &mut q));
-        assert!(lrs.0.iter().any(|&lr| decode(lr).intid == 5));
+        assert!(held(&lrs).any(|e| e.irq.intid == 5));
         assert_eq!(q.pop().map(|i| i.intid), Some(4));
     }
 
@@ -380,9 +426,21 @@ mod tests {
     fn an_active_interrupt_raised_again_becomes_active_and_pending() {
         let (mut lrs, mut q) = (FakeLrs::default(), PendingQueue::new());
         deliver(&mut lrs, &mut q, sgi(1, 0x80));
-        lrs.0[0] = (lrs.0[0] & !bits::PENDING) | bits::ACTIVE; // acknowledged
+        let acked = Entry {
+            pending: false,
+            active: true,
+            ..lrs.read(0)
+        };
+        lrs.write(0, acked);
         assert_eq!(deliver(&mut lrs, &mut q, sgi(1, 0x80)), Delivery::Merged);
-        assert_eq!(lrs.0[0] >> bits::STATE_SHIFT, 0b11);
+        assert_eq!(
+            lrs.read(0),
+            Entry {
+                pending: true,
+                active: true,
+                irq: sgi(1, 0x80)
+            }
+        );
         assert_eq!(private_state(&lrs), (1 << 1, 1 << 1));
     }
 

@@ -19,7 +19,7 @@ use arm_gic::{IntId, Trigger};
 use safe_mmio::UniqueMmioPointer;
 
 use super::{mrs, msr};
-use crate::vgic::lr::ListRegisters;
+use crate::vgic::lr::{Entry, ListRegisters, format};
 
 /// The physical SGI the hypervisor uses to kick another CPU into EL2.
 /// Guests never see physical SGIs, so any number is free; 0 it is.
@@ -101,6 +101,8 @@ pub fn init_cpu(cpu: usize, runs_vcpu: bool, maintenance_intid: u32) {
     // ICH_HCR_EL2.En: the virtual CPU interface is on.
     msr!("s3_4_c12_c11_0", 1);
     msr!("s3_4_c12_c11_7", 0); // ICH_VMCR_EL2: the guest programs its own
+    let count = (mrs!("s3_4_c12_c11_1") & 0x1f) as usize + 1; // ICH_VTR_EL2.ListRegs + 1
+    LIST_REGISTERS.store(count, core::sync::atomic::Ordering::Relaxed);
     for n in 0..list_registers() {
         write_lr(n, 0);
     }
@@ -140,9 +142,13 @@ pub fn send_sgi(intid: u32, mpidr: u64) {
     unsafe { core::arch::asm!("isb", options(nomem, nostack, preserves_flags)) };
 }
 
-/// Number of list registers (ICH_VTR_EL2.ListRegs + 1).
+/// Number of list registers (ICH_VTR_EL2.ListRegs + 1), read once at boot:
+/// every CPU of a system has the same.
+static LIST_REGISTERS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+#[inline(always)]
 pub fn list_registers() -> usize {
-    (mrs!("s3_4_c12_c11_1") & 0x1f) as usize + 1
+    LIST_REGISTERS.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// ICH_ELRSR_EL2: bit n set when list register n holds nothing.
@@ -213,12 +219,12 @@ impl ListRegisters for HwListRegisters {
         empty_list_registers()
     }
     #[inline(always)]
-    fn read(&self, n: usize) -> u64 {
-        read_lr(n)
+    fn read(&self, n: usize) -> Entry {
+        format::gicv3::decode(read_lr(n))
     }
     #[inline(always)]
-    fn write(&mut self, n: usize, value: u64) {
-        write_lr(n, value)
+    fn write(&mut self, n: usize, entry: Entry) {
+        write_lr(n, format::gicv3::encode(entry))
     }
 }
 
