@@ -113,6 +113,8 @@ pub struct PartitionConfig {
     pub device_tree: Option<Blob>,
     /// Guest address of the emulated PL011, if the partition has one.
     pub console_pl011: Option<u64>,
+    /// Guest address of the partition's control page (`bulkhead_abi::control`).
+    pub control_page: u64,
 }
 
 /// Everything the hypervisor is built for.

@@ -19,6 +19,8 @@ pub enum Hypercall {
     ExitCount {
         counter: Counter,
     },
+    IrqUnmask,
+    DeferStats,
 }
 
 impl Hypercall {
@@ -42,6 +44,8 @@ impl Hypercall {
             }
             call::VCPU_INFO => Hypercall::VcpuInfo,
             call::PARTITION_EXIT => Hypercall::Exit { code: x[1] },
+            call::IRQ_UNMASK => Hypercall::IrqUnmask,
+            call::DEFER_STATS => Hypercall::DeferStats,
             call::EXIT_COUNT => match Counter::from_index(x[1]) {
                 Some(counter) => Hypercall::ExitCount { counter },
                 None => return Some(Err(Status::InvalidParameters)),

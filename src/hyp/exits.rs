@@ -137,6 +137,18 @@ fn call(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize) {
             Ok(Hypercall::Version) => {
                 frame.x[1] = MAGIC;
                 frame.x[2] = ABI_VERSION;
+                frame.x[3] = part.config.control_page;
+                0
+            }
+            Ok(Hypercall::IrqUnmask) => {
+                vgic::flush(part, v);
+                0
+            }
+            Ok(Hypercall::DeferStats) => {
+                let stats = vgic::stats();
+                frame.x[1] = stats.deferred;
+                frame.x[2] = stats.max_wait;
+                frame.x[3] = stats.max_window;
                 0
             }
             Ok(Hypercall::ConsoleWrite { len, regs }) => {
@@ -269,7 +281,7 @@ extern "C" fn handle_lower_irq(_frame: &mut TrapFrame) {
         if intid == gicv3::KICK_SGI {
             vgic::drain(part, v);
         } else if intid == maintenance {
-            vgic::maintenance();
+            vgic::flush(part, v);
         }
     }
     if part.state.is_stopped() {

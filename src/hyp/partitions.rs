@@ -11,9 +11,11 @@ use crate::config::{BoardConfig, Config, GicConfig, PartitionConfig};
 use crate::console::{LineBuffer, pl011::Pl011 as Pl011Model};
 use crate::mm::pagetable::{MapError, MemKind, PageTable, Stage2, Table, TableAlloc};
 use crate::partition::{MAX_VCPUS, PartitionState, Power, StopReason};
+use crate::vgic::gate::Stats;
 use crate::vgic::sgi::AffinityMap;
 use crate::vgic::state::VgicState;
 use bulkhead_abi::Counter;
+use bulkhead_abi::control::{self, ControlPage};
 use core::sync::atomic::AtomicU64;
 
 use super::console::{self, hyp_println};
@@ -52,6 +54,11 @@ pub struct Partition {
     pub vgic_lock: spin::Mutex<()>,
     pub affinity: AffinityMap,
     pub counters: [Counters; MAX_VCPUS],
+    /// Its control page (hypervisor memory the guest also writes: untrusted).
+    pub control: &'static ControlPage,
+    /// Each vCPU's deferral statistics (deferred, max wait, max window), as
+    /// its CPU last published them.
+    defer_stats: [[AtomicU64; 3]; MAX_VCPUS],
     stage2_root: u64,
     vmid: u16,
     /// CNTVOFF_EL2 for all its vCPUs: its virtual counter starts near 0.
@@ -68,6 +75,20 @@ impl Partition {
 
     pub fn counter(&self, v: usize, counter: Counter) -> u64 {
         self.counters[v][counter as usize].load(Ordering::Relaxed)
+    }
+
+    /// Makes vCPU `v`'s deferral statistics readable from any CPU.
+    pub fn publish_stats(&self, v: usize, stats: &Stats) {
+        let s = &self.defer_stats[v];
+        s[0].store(stats.deferred, Ordering::Relaxed);
+        s[1].store(stats.max_wait, Ordering::Relaxed);
+        s[2].store(stats.max_window, Ordering::Relaxed);
+    }
+
+    /// (deferred, max wait, max window) of vCPU `v`, as last published.
+    pub fn defer_stats(&self, v: usize) -> [u64; 3] {
+        let s = &self.defer_stats[v];
+        [0, 1, 2].map(|i| s[i].load(Ordering::Relaxed))
     }
 
     /// Console output from the partition: whole lines leave with its prefix.
@@ -98,6 +119,9 @@ pub enum BuildError {
     TooManyVcpus {
         partition: &'static str,
     },
+    NoMemory {
+        partition: &'static str,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -109,6 +133,12 @@ impl fmt::Display for BuildError {
                     "partition {partition}: cannot build its stage-2 map: {error:?}"
                 )
             }
+            BuildError::NoMemory { partition } => {
+                write!(
+                    f,
+                    "partition {partition}: no memory left for its control page"
+                )
+            }
             BuildError::TooManyVcpus { partition } => write!(
                 f,
                 "partition {partition}: more vCPUs than this build supports ({})",
@@ -116,6 +146,19 @@ impl fmt::Display for BuildError {
             ),
         }
     }
+}
+
+/// A zeroed control page with its magic and version, never freed.
+fn new_control_page() -> Option<&'static ControlPage> {
+    let layout = core::alloc::Layout::new::<ControlPage>();
+    // SAFETY: `ControlPage` has a non-zero size.
+    let ptr = unsafe { alloc::alloc::alloc_zeroed(layout) } as *mut ControlPage;
+    // SAFETY: `ptr` is null or a fresh, aligned, zeroed allocation of a
+    // `ControlPage` (all-zero is a valid value of it); it is never freed.
+    let page = unsafe { ptr.as_mut() }?;
+    page.magic = control::MAGIC;
+    page.version = control::VERSION;
+    Some(page)
 }
 
 /// The physical address of `ipa` in `p`, if it is in its RAM.
@@ -159,6 +202,17 @@ impl Runtime {
                 s2.map(&mut tables, d.ipa, d.phys, d.size, MemKind::Device)
                     .map_err(map_err)?;
             }
+            let control = new_control_page().ok_or(BuildError::NoMemory { partition: p.name })?;
+            let page = control as *const ControlPage as u64;
+            s2.map(
+                &mut tables,
+                p.control_page,
+                page,
+                control::SIZE as u64,
+                MemKind::Normal,
+            )
+            .map_err(map_err)?;
+            arch::clean_for_guest(page, control::SIZE as u64);
             load(p, p.image.ipa, p.image.bytes);
             if let Some(dt) = p.device_tree {
                 load(p, dt.ipa, dt.bytes);
@@ -189,6 +243,8 @@ impl Runtime {
                 vgic_lock: spin::Mutex::new(()),
                 affinity: AffinityMap::new(p.vmpidrs),
                 counters: [const { [const { AtomicU64::new(0) }; Counter::ALL.len()] }; MAX_VCPUS],
+                control,
+                defer_stats: [const { [const { AtomicU64::new(0) }; 3] }; MAX_VCPUS],
                 cntvoff: arch::physical_counter(),
                 stage2_root: s2.root(),
                 // VMID 0 is left unused, so a stale TLB entry of "no guest" never matches.
@@ -282,6 +338,12 @@ impl Runtime {
                     "partition {} vCPU {v} exits: {}",
                     part.config.name,
                     ExitCounts(part, v)
+                );
+                let [deferred, wait, window] = part.defer_stats(v);
+                hyp_println!(
+                    "partition {} vCPU {v} masking: deferred={deferred} max_wait={wait} \
+                     max_window={window} (counter ticks)",
+                    part.config.name
                 );
             }
             let me = super::this_cpu();

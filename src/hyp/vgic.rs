@@ -7,60 +7,133 @@
 //! with the hypervisor's SGI; that CPU then drains the pending bits.
 
 use core::cell::UnsafeCell;
+use core::sync::atomic::Ordering;
 
-use crate::arch::gicv3::{self, HwListRegisters};
+use bulkhead_abi::control::ControlPage;
+
+use crate::arch::{self, gicv3, gicv3::HwListRegisters};
 use crate::config::GicConfig;
-use crate::vgic::lr::{self, Delivery, Irq, PendingQueue};
+use crate::vgic::gate::{self, After, Gate, Stats};
+use crate::vgic::lr::{self, Irq, PendingQueue};
 use crate::vgic::regs::{self, Effects, Frame, Live};
 use crate::vgic::state::VTIMER_INTID;
 
 use super::partitions::{Partition, Runtime};
 
-/// Each CPU's software queue of pending interrupts for its vCPU. Only that
-/// CPU touches it, in EL2, with interrupts masked.
-struct Queues([UnsafeCell<PendingQueue>; crate::arch::MAX_CPUS]);
+/// What a CPU keeps for the vCPU it runs: its queue of interrupts waiting
+/// for a list register (overflow, or deferred by the mask flag) and the
+/// flag's statistics. Only that CPU touches it, in EL2, with interrupts
+/// masked.
+struct Local {
+    queue: PendingQueue,
+    stats: Stats,
+}
 
-// SAFETY: queue n is only ever accessed by CPU n (see `queue`), never
+struct Locals([UnsafeCell<Local>; arch::MAX_CPUS]);
+
+// SAFETY: slot n is only ever accessed by CPU n (see `local`), never
 // concurrently: EL2 code runs with interrupts masked and does not nest.
-unsafe impl Sync for Queues {}
+unsafe impl Sync for Locals {}
 
-static QUEUES: Queues =
-    Queues([const { UnsafeCell::new(PendingQueue::new()) }; crate::arch::MAX_CPUS]);
+static LOCALS: Locals = Locals(
+    [const {
+        UnsafeCell::new(Local {
+            queue: PendingQueue::new(),
+            stats: Stats::new(),
+        })
+    }; arch::MAX_CPUS],
+);
 
-/// This CPU's queue.
-#[allow(clippy::mut_from_ref)] // one CPU, one queue: see `Queues`
-fn queue() -> &'static mut PendingQueue {
+/// This CPU's slot.
+#[allow(clippy::mut_from_ref)] // one CPU, one slot: see `Locals`
+fn local() -> &'static mut Local {
     // SAFETY: only this CPU uses its slot, from EL2 with interrupts masked,
-    // and no caller holds the reference across another call to `queue`.
-    unsafe { &mut *QUEUES.0[super::this_cpu()].get() }
+    // and no caller holds the reference across another call to `local`.
+    unsafe { &mut *LOCALS.0[super::this_cpu()].get() }
+}
+
+fn queue() -> &'static mut PendingQueue {
+    &mut local().queue
 }
 
 /// Empties this CPU's queue (its vCPU powered off).
 pub fn clear_queue() {
-    *queue() = PendingQueue::new();
+    local().queue = PendingQueue::new();
 }
 
-/// Delivers `irq` to the vCPU running on this CPU.
-#[inline]
-pub fn deliver_local(irq: Irq) {
-    match lr::deliver(&mut HwListRegisters, queue(), irq) {
-        Delivery::Queued => gicv3::set_underflow(true),
-        Delivery::Listed(_) | Delivery::Merged => {}
-        // More interrupts than a partition can own: cannot happen with a
-        // checked configuration. Keep it as a forwarded one's physical
-        // state (deactivated, a level re-asserts) rather than lose it.
-        Delivery::Full => {
-            if irq.hw {
-                gicv3::deactivate(irq.intid);
-            }
+/// vCPU `v`'s bits of its partition's control page. The page is guest
+/// memory: only bit `v` of the flag word is looked at.
+struct PageGate<'a> {
+    page: &'a ControlPage,
+    bit: u32,
+}
+
+impl Gate for PageGate<'_> {
+    #[inline(always)]
+    fn masked(&self) -> bool {
+        self.page.mask.load(Ordering::Relaxed) & self.bit != 0
+    }
+    fn set_pending(&self, on: bool) {
+        if on {
+            self.page.pending.fetch_or(self.bit, Ordering::Release);
+        } else {
+            self.page.pending.fetch_and(!self.bit, Ordering::Release);
         }
+    }
+    fn now(&self) -> u64 {
+        arch::physical_counter()
     }
 }
 
-/// The maintenance interrupt: list registers drained; refill from the queue.
-pub fn maintenance() {
-    let more = lr::refill(&mut HwListRegisters, queue());
-    gicv3::set_underflow(more);
+fn page_gate(part: &Partition, v: usize) -> PageGate<'_> {
+    PageGate {
+        page: part.control,
+        bit: 1 << v,
+    }
+}
+
+fn after(part: &Partition, v: usize, irq: Option<Irq>, result: After) {
+    gicv3::set_underflow(result.underflow);
+    // More interrupts than a partition can own: cannot happen with a
+    // checked configuration. A forwarded one is deactivated so its
+    // source raises it again, rather than lost.
+    if let Some(irq) = irq.filter(|i| result.full && i.hw) {
+        gicv3::deactivate(irq.intid);
+    }
+    part.publish_stats(v, &local().stats);
+}
+
+/// Offers `irq` to vCPU `v` of `part`, which runs on this CPU, through the
+/// mask gate.
+#[inline]
+pub fn inject(part: &Partition, v: usize, irq: Irq) {
+    let l = local();
+    let result = gate::inject(
+        &mut HwListRegisters,
+        &mut l.queue,
+        &page_gate(part, v),
+        &mut l.stats,
+        irq,
+    );
+    after(part, v, Some(irq), result);
+}
+
+/// The maintenance interrupt, the IRQ_UNMASK call, or a kick: move what
+/// waits into the list registers unless the vCPU is masked.
+pub fn flush(part: &Partition, v: usize) {
+    let l = local();
+    let result = gate::flush(
+        &mut HwListRegisters,
+        &mut l.queue,
+        &page_gate(part, v),
+        &mut l.stats,
+    );
+    after(part, v, None, result);
+}
+
+/// This CPU's vCPU's deferral statistics.
+pub fn stats() -> Stats {
+    local().stats
 }
 
 /// Moves vCPU `v`'s deliverable pending interrupts (enabled, group 1 on)
@@ -81,11 +154,15 @@ pub fn drain(part: &Partition, v: usize) {
         let intid = take.trailing_zeros();
         take &= take - 1;
         let priority = private.priority[intid as usize].load(core::sync::atomic::Ordering::Relaxed);
-        deliver_local(Irq {
-            intid,
-            priority,
-            hw: false,
-        });
+        inject(
+            part,
+            v,
+            Irq {
+                intid,
+                priority,
+                hw: false,
+            },
+        );
     }
     for spi in vgic.spis() {
         use core::sync::atomic::Ordering::{AcqRel, Relaxed};
@@ -93,11 +170,15 @@ pub fn drain(part: &Partition, v: usize) {
             && spi.enabled.load(Relaxed)
             && spi.pending.swap(false, AcqRel)
         {
-            deliver_local(Irq {
-                intid: spi.intid,
-                priority: spi.priority.load(Relaxed),
-                hw: false,
-            });
+            inject(
+                part,
+                v,
+                Irq {
+                    intid: spi.intid,
+                    priority: spi.priority.load(Relaxed),
+                    hw: false,
+                },
+            );
         }
     }
 }
@@ -129,11 +210,15 @@ pub fn forward(part: &Partition, v: usize, intid: u32) {
         return;
     };
     if enabled && vgic.group1_enabled() {
-        deliver_local(Irq {
-            intid,
-            priority,
-            hw: true,
-        });
+        inject(
+            part,
+            v,
+            Irq {
+                intid,
+                priority,
+                hw: true,
+            },
+        );
         return;
     }
     if let Some(spi) = vgic.spi(intid).filter(|_| edge) {

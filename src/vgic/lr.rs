@@ -158,6 +158,11 @@ impl PendingQueue {
         true
     }
 
+    /// The highest-priority interrupt, left in place.
+    pub fn peek(&self) -> Option<Irq> {
+        (self.len > 0).then(|| self.items[0])
+    }
+
     /// The highest-priority interrupt, taken out.
     pub fn pop(&mut self) -> Option<Irq> {
         if self.len == 0 {
@@ -266,23 +271,40 @@ pub fn deliver(lrs: &mut impl ListRegisters, queue: &mut PendingQueue, irq: Irq)
     }
 }
 
-/// Moves queued interrupts into free list registers, most urgent first.
-/// Returns whether the queue still holds some (keep underflow enabled).
+/// Moves queued interrupts into list registers, most urgent first: into
+/// free ones, and in place of a pending (not active) entry that is less
+/// urgent, which goes back to the queue. Afterwards the invariant holds
+/// again. Returns whether the queue still holds some (keep underflow
+/// enabled).
 #[inline]
 pub fn refill(lrs: &mut impl ListRegisters, queue: &mut PendingQueue) -> bool {
     let all = (1u64 << lrs.count()) - 1;
-    let mut empty = lrs.empty() & all;
-    while empty != 0 {
-        let Some(irq) = queue.pop() else { break };
-        let n = empty.trailing_zeros() as usize;
-        empty &= empty - 1;
-        lrs.write(n, Entry::pending(irq));
+    while let Some(best) = queue.peek() {
+        let empty = lrs.empty() & all;
+        if empty != 0 {
+            queue.pop();
+            lrs.write(empty.trailing_zeros() as usize, Entry::pending(best));
+            continue;
+        }
+        // Every register is busy: replace the least urgent pending-only one
+        // if the queue's best beats it.
+        let worst = held_indexed(lrs)
+            .filter(|(_, e)| e.pending && !e.active)
+            .max_by_key(|(n, e)| (e.irq.priority, *n));
+        match worst {
+            Some((n, e)) if e.irq.priority > best.priority => {
+                queue.pop();
+                lrs.write(n, Entry::pending(best));
+                // Cannot fail: one out, one in.
+                queue.push(e.irq);
+            }
+            _ => break,
+        }
     }
     !queue.is_empty()
 }
 
-/// The interrupts the list registers hold.
-pub fn held(lrs: &impl ListRegisters) -> impl Iterator<Item = Entry> + '_ {
+fn held_indexed(lrs: &impl ListRegisters) -> impl Iterator<Item = (usize, Entry)> + '_ {
     let all = (1u64 << lrs.count()) - 1;
     let mut used = all & !lrs.empty();
     core::iter::from_fn(move || {
@@ -291,8 +313,13 @@ pub fn held(lrs: &impl ListRegisters) -> impl Iterator<Item = Entry> + '_ {
         }
         let n = used.trailing_zeros() as usize;
         used &= used - 1;
-        Some(lrs.read(n))
+        Some((n, lrs.read(n)))
     })
+}
+
+/// The interrupts the list registers hold.
+pub fn held(lrs: &impl ListRegisters) -> impl Iterator<Item = Entry> + '_ {
+    held_indexed(lrs).map(|(_, e)| e)
 }
 
 /// Pending and active bits of the SGIs and PPIs held in the list registers.

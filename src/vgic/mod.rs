@@ -8,6 +8,7 @@
 //! - [`lr`]: list-register values and the per-vCPU priority queue that
 //!   holds what does not fit in them.
 
+pub mod gate;
 pub mod lr;
 pub mod regs;
 pub mod sgi;

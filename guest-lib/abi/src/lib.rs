@@ -22,8 +22,10 @@ pub mod call {
     use super::bulkhead_call;
 
     /// Identify the hypervisor. Returns `x0 = 0`, `x1 = MAGIC`,
-    /// `x2 = ABI_VERSION`. A guest uses it to tell whether it runs under
-    /// Bulkhead or on bare hardware.
+    /// `x2 = ABI_VERSION`, `x3` = the guest address of the partition's
+    /// control page (see [`super::control`]). A guest uses it to tell
+    /// whether it runs under Bulkhead or on bare hardware, and to find the
+    /// control page without a device tree.
     pub const VERSION: u64 = bulkhead_call(0);
     /// Write bytes to the partition's console. `x1` = number of bytes
     /// (at most [`super::CONSOLE_WRITE_MAX`]), `x2..x7` = the bytes, packed
@@ -39,6 +41,70 @@ pub mod call {
     /// [`super::Counter`] value). Returns `x0 = 0`, `x1` = its count since
     /// the vCPU started; `x0 = INVALID_PARAMETERS` for an unknown counter.
     pub const EXIT_COUNT: u64 = bulkhead_call(4);
+    /// The calling vCPU has cleared its mask bit and found its pending bit
+    /// set: inject the interrupts deferred while it was masked (highest
+    /// priority first) and clear the pending bit. Returns `x0 = 0`.
+    pub const IRQ_UNMASK: u64 = bulkhead_call(5);
+    /// The calling vCPU's deferral statistics, in generic counter ticks:
+    /// `x1` = interrupts deferred by its mask bit, `x2` = the longest an
+    /// interrupt waited behind the mask (its arrival to its injection),
+    /// `x3` = the longest masked window that delayed one (from the first
+    /// deferral in a window to the unmask that ended it).
+    pub const DEFER_STATS: u64 = bulkhead_call(6);
+}
+
+/// The control page: one 4 KiB page per partition, owned by the hypervisor
+/// and mapped into that partition only (normal memory, write-back, inner
+/// shareable). Its guest address is in the partition's device tree
+/// (`compatible = "bulkhead,control-page"`) and in `x3` of
+/// [`call::VERSION`]. Layout version 1; `guest-lib/include/bulkhead.h` is
+/// the same for C guests, and a test checks that the two agree.
+///
+/// Interrupt masking without a trap: vCPU n sets bit n of [`ControlPage::mask`]
+/// to mask its interrupts and clears it to unmask, with atomic accesses.
+/// The hypervisor reads the bit before it injects anything into vCPU n; if
+/// it is set, the interrupt is deferred and bit n of
+/// [`ControlPage::pending`] is set. After unmasking, a vCPU reads the
+/// pending word and only if its bit is set makes one [`call::IRQ_UNMASK`].
+pub mod control {
+    use core::sync::atomic::AtomicU32;
+
+    /// [`ControlPage::magic`]: "BKCP", little-endian.
+    pub const MAGIC: u32 = u32::from_le_bytes(*b"BKCP");
+    /// [`ControlPage::version`] of this layout.
+    pub const VERSION: u32 = 1;
+    pub const SIZE: usize = 4096;
+
+    /// Byte offsets, for C and assembly.
+    pub const OFFSET_MAGIC: usize = 0;
+    pub const OFFSET_VERSION: usize = 4;
+    pub const OFFSET_MASK: usize = 8;
+    pub const OFFSET_PENDING: usize = 12;
+
+    #[repr(C, align(4096))]
+    #[derive(Debug)]
+    pub struct ControlPage {
+        /// [`MAGIC`], written by the hypervisor.
+        pub magic: u32,
+        /// [`VERSION`], written by the hypervisor.
+        pub version: u32,
+        /// The flag word: bit n set = vCPU n has its interrupts masked.
+        /// Written by the guest, read by the hypervisor.
+        pub mask: AtomicU32,
+        /// Bit n set = the hypervisor holds interrupts deferred for vCPU n.
+        /// Set by the hypervisor, cleared by it on [`super::call::IRQ_UNMASK`].
+        pub pending: AtomicU32,
+        /// Room to grow; reads as zero in version 1.
+        pub reserved: [u32; SIZE / 4 - 4],
+    }
+
+    const _: () = {
+        assert!(core::mem::size_of::<ControlPage>() == SIZE);
+        assert!(core::mem::offset_of!(ControlPage, magic) == OFFSET_MAGIC);
+        assert!(core::mem::offset_of!(ControlPage, version) == OFFSET_VERSION);
+        assert!(core::mem::offset_of!(ControlPage, mask) == OFFSET_MASK);
+        assert!(core::mem::offset_of!(ControlPage, pending) == OFFSET_PENDING);
+    };
 }
 
 /// The per-vCPU counters [`call::EXIT_COUNT`] reads: exits to the

@@ -43,6 +43,10 @@ const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 /// Most physical CPUs the hypervisor supports (its `arch::MAX_CPUS`, and
 /// `partition::MAX_VCPUS` for one partition).
 pub const MAX_CPUS: usize = 8;
+/// Where a partition's control page is when its configuration does not say:
+/// the last page below 2 GiB, inside the range guest-lib maps as normal
+/// memory and away from QEMU virt's RAM at 1 GiB for any partition under 1 GiB.
+pub const DEFAULT_CONTROL_PAGE: u64 = 0x7fff_f000;
 /// Most SPIs one partition may own (the hypervisor's `vgic::state::MAX_SPIS`).
 pub const MAX_PARTITION_SPIS: usize = 32;
 /// Guest addresses are below 2^39: stage 2 uses T0SZ = 25, starting at level 1
@@ -251,6 +255,8 @@ pub struct Partition {
     pub device_tree: Option<Blob>,
     /// The IPA of its emulated PL011.
     pub console_pl011: Option<u64>,
+    /// The IPA of its control page.
+    pub control_page: u64,
 }
 
 impl Partition {
@@ -802,6 +808,9 @@ fn check_partition(
     if let Some(base) = p.console_pl011 {
         ctx.aligned("console_pl011", base)?;
     }
+    if let Some(base) = p.control_page {
+        ctx.aligned("control_page", base)?;
+    }
 
     check_ipa_map(ctx, p, board, &memory, &devices)?;
 
@@ -850,6 +859,7 @@ fn check_partition(
         entry,
         device_tree: None,
         console_pl011: p.console_pl011,
+        control_page: p.control_page.unwrap_or(DEFAULT_CONTROL_PAGE),
     };
     if let Some(area) = device_tree_area {
         let bytes = dtb::device_tree(board, &partition)
@@ -906,6 +916,21 @@ fn check_ipa_map(
             range,
         });
     }
+    let control = p.control_page.unwrap_or(DEFAULT_CONTROL_PAGE);
+    let range = Range::new(control, PAGE).ok_or_else(|| {
+        ctx.err(
+            "control_page",
+            ErrorKind::Wraps {
+                base: control,
+                size: PAGE,
+            },
+        )
+    })?;
+    windows.push(Window {
+        what: "the control page (control_page)".to_owned(),
+        field: Some("control_page".to_owned()),
+        range,
+    });
     windows.extend(
         board
             .gic

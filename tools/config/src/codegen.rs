@@ -114,7 +114,7 @@ fn partition(out: &mut String, p: &Partition) {
         "        PartitionConfig {{\n            name: {:?},\n            cpus: {},\n            \
          vmpidrs: {},\n            memory: &[\n{}            ],\n            devices: {},\n            \
          image: {},\n            entry: {},\n            device_tree: {},\n            \
-         console_pl011: {},\n        }},\n",
+         console_pl011: {},\n            control_page: {},\n        }},\n",
         p.name,
         list(&p.cpus, usize::to_string),
         list(&p.vmpidrs, |m| hex(*m)),
@@ -124,6 +124,7 @@ fn partition(out: &mut String, p: &Partition) {
         hex(p.entry),
         device_tree,
         console,
+        hex(p.control_page),
     ));
 }
 

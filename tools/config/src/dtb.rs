@@ -46,6 +46,13 @@ pub fn device_tree(board: &Board, p: &Partition) -> Result<Vec<u8>, Error> {
     }
     fdt.end_node(chosen)?;
 
+    // The control page (interrupt mask flag word, deferral pending word):
+    // hypervisor memory shared with this partition, not RAM to allocate.
+    let control = fdt.begin_node(&format!("bulkhead-control@{:x}", p.control_page))?;
+    fdt.property_string("compatible", "bulkhead,control-page")?;
+    fdt.property_array_u64("reg", &[p.control_page, 0x1000])?;
+    fdt.end_node(control)?;
+
     for m in &p.memory {
         let node = fdt.begin_node(&format!("memory@{:x}", m.ipa))?;
         fdt.property_string("device_type", "memory")?;

@@ -120,6 +120,9 @@ pub struct PartitionFile {
     pub device_tree: bool,
     /// The IPA of an emulated PL011, if the partition has one.
     pub console_pl011: Option<u64>,
+    /// The IPA of the partition's control page (default
+    /// `check::DEFAULT_CONTROL_PAGE`).
+    pub control_page: Option<u64>,
     /// Board devices given to this partition as passthrough.
     #[serde(default)]
     pub devices: Vec<String>,

@@ -511,6 +511,36 @@ fn a_partition_with_more_interrupts_than_the_vgic_holds_is_rejected() {
 }
 
 #[test]
+fn a_control_page_over_memory_or_misaligned_is_rejected() {
+    let config = set(&part(
+        "alpha",
+        "[0]",
+        0x5000_0000,
+        "control_page = 0x4000_1000\n",
+    ));
+    assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("alpha"),
+        Some("control_page"),
+        ErrorKind::Overlap { .. }
+    );
+    let config = set(&part(
+        "alpha",
+        "[0]",
+        0x5000_0000,
+        "control_page = 0x7000_0010\n",
+    ));
+    assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("alpha"),
+        Some("control_page"),
+        ErrorKind::Misaligned { .. }
+    );
+}
+
+#[test]
 fn guest_addresses_beyond_the_stage2_range_are_rejected() {
     let config = set(&part("alpha", "[0]", 0x5000_0000, "")
         .replace("ipa = 0x4000_0000", "ipa = 0x7f_ffff_f000")
@@ -1172,6 +1202,16 @@ fn the_device_tree_describes_the_partition() {
         let method = cpu.property("enable-method").and_then(|p| p.as_str());
         assert_eq!(method, Some("psci"));
     }
+
+    let control = fdt
+        .find_compatible(&["bulkhead,control-page"])
+        .expect("control page node");
+    let reg = control.reg().and_then(|mut r| r.next()).expect("reg");
+    assert_eq!(
+        (reg.starting_address as u64, reg.size),
+        (crate::check::DEFAULT_CONTROL_PAGE, Some(0x1000))
+    );
+    assert_eq!(alpha.control_page, crate::check::DEFAULT_CONTROL_PAGE);
 
     let psci = fdt.find_node("/psci").expect("psci node");
     assert_eq!(
