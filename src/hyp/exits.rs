@@ -260,28 +260,38 @@ fn inject_undefined() {
     msr!("spsr_el2", 0x3c5); // EL1h, D, A, I, F masked: what taking an exception does
 }
 
+/// The guest's IRQ exit, past the fast paths of `fast.S`: `first` is the
+/// INTID `lower_irq` acknowledged (its priority not yet dropped), or
+/// `fast::KICK_DRAINED` when it consumed a kick and left the draining here.
 #[unsafe(no_mangle)]
-extern "C" fn handle_lower_irq(_frame: &mut TrapFrame) {
+extern "C" fn handle_lower_irq(_frame: &mut TrapFrame, first: u32) {
     let (runtime, p, v) = current();
     let part = &runtime.partitions[p];
     part.count(v, Counter::Irq, 1);
     let maintenance = super::maintenance_intid();
+    let mut intid = first;
     loop {
-        let intid = gicv3::acknowledge();
+        if intid == super::fast::KICK_DRAINED {
+            vgic::drain(part, v);
+        } else if intid >= gicv3::SPURIOUS {
+            // Nothing (more) pending.
+        } else {
+            gicv3::priority_drop(intid);
+            if intid == VTIMER_INTID || intid >= 32 {
+                // Forwarded with the HW bit: the guest's EOI deactivates it.
+                vgic::forward(part, v, intid);
+            } else {
+                gicv3::deactivate(intid);
+                if intid == gicv3::KICK_SGI {
+                    vgic::drain(part, v);
+                } else if intid == maintenance {
+                    vgic::flush(part, v);
+                }
+            }
+        }
+        intid = gicv3::acknowledge();
         if intid >= gicv3::SPURIOUS {
             break;
-        }
-        gicv3::priority_drop(intid);
-        if intid == VTIMER_INTID || intid >= 32 {
-            // Forwarded with the HW bit: the guest's EOI deactivates it.
-            vgic::forward(part, v, intid);
-            continue;
-        }
-        gicv3::deactivate(intid);
-        if intid == gicv3::KICK_SGI {
-            vgic::drain(part, v);
-        } else if intid == maintenance {
-            vgic::flush(part, v);
         }
     }
     if part.state.is_stopped() {

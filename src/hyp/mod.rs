@@ -8,6 +8,7 @@
 
 pub mod console;
 mod exits;
+mod fast;
 mod partitions;
 mod vgic;
 
@@ -65,6 +66,9 @@ fn boot_error(args: core::fmt::Arguments<'_>) -> ! {
 
 #[unsafe(no_mangle)]
 extern "C" fn rust_primary_main(dtb: u64) -> ! {
+    // Provisional, so `this_cpu` works at once; `cpu_main` installs the
+    // block of this CPU's real index.
+    fast::install(0);
     let board = &CONFIG.board;
     console::init(board.uart.base);
     hyp_println!(
@@ -126,6 +130,7 @@ extern "C" fn rust_primary_main(dtb: u64) -> ! {
 
 #[unsafe(no_mangle)]
 extern "C" fn rust_secondary_main(cpu: usize) -> ! {
+    fast::install(cpu);
     mmu::enable();
     cpu_main(cpu, arch::stack_top(cpu + 1))
 }
@@ -141,13 +146,22 @@ fn cpu_main(cpu: usize, stack_top: u64) -> ! {
     PER_CPU[cpu]
         .stack_top
         .store(stack_top as usize, Ordering::Relaxed);
-    arch::msr!("tpidr_el2", cpu as u64);
+    fast::install(cpu);
     let runtime = runtime_of();
     let vcpu = runtime.vcpu_on_cpu(cpu);
     if let Some((p, v)) = vcpu {
         PER_CPU[cpu].vcpu.store(p << 8 | v, Ordering::Relaxed);
     }
     gicv3::init_cpu(cpu, vcpu.is_some(), maintenance_intid());
+    if let Some((p, v)) = vcpu {
+        fast::fill(
+            runtime,
+            cpu,
+            &runtime.partitions[p],
+            v,
+            vgic::queue_len_address(),
+        );
+    }
     match vcpu {
         None => partitions::park(),
         Some((p, v)) => runtime.run_vcpu(p, v),
@@ -168,7 +182,7 @@ fn maintenance_intid() -> u32 {
 
 /// This CPU's index, as `cpu_main` recorded it.
 fn this_cpu() -> usize {
-    arch::mrs!("tpidr_el2") as usize
+    fast::this_cpu()
 }
 
 /// The (partition, vCPU) this CPU runs; only called from a guest's exits.

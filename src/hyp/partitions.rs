@@ -270,6 +270,9 @@ impl Runtime {
     /// Makes vCPU `t` of `part` enter EL2 on its CPU and look at its
     /// pending interrupts (and at its partition's state).
     pub fn kick(&self, part: &Partition, t: usize) {
+        part.vgic.private[t]
+            .pending
+            .fetch_or(crate::vgic::state::DRAIN_ALL, Ordering::Release);
         gicv3::send_sgi(gicv3::KICK_SGI, self.mpidr_of(part.config.cpus[t]));
     }
 

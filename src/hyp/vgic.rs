@@ -16,7 +16,7 @@ use crate::config::GicConfig;
 use crate::vgic::gate::{self, After, Gate, Stats};
 use crate::vgic::lr::{self, Irq, PendingQueue};
 use crate::vgic::regs::{self, Effects, Frame, Live};
-use crate::vgic::state::VTIMER_INTID;
+use crate::vgic::state::{DRAIN_ALL, VTIMER_INTID};
 
 use super::partitions::{Partition, Runtime};
 
@@ -54,6 +54,11 @@ fn local() -> &'static mut Local {
 
 fn queue() -> &'static mut PendingQueue {
     &mut local().queue
+}
+
+/// Where this CPU's queue keeps its length (for the assembly fast paths).
+pub fn queue_len_address() -> usize {
+    local().queue.len_address()
 }
 
 /// Empties this CPU's queue (its vCPU powered off).
@@ -144,6 +149,7 @@ pub fn drain(part: &Partition, v: usize) {
         return;
     }
     let private = &vgic.private[v];
+    private.pending.fetch_and(!DRAIN_ALL, Ordering::AcqRel);
     let enabled = private.enabled.load(core::sync::atomic::Ordering::Acquire);
     // Take exactly the enabled ones; disabled ones stay pending.
     let mut take = private

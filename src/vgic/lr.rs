@@ -130,6 +130,12 @@ impl PendingQueue {
         self.len
     }
 
+    /// Where the length is kept, for the hypervisor's assembly fast paths
+    /// (which only take the fast path when it is zero).
+    pub fn len_address(&self) -> usize {
+        core::ptr::addr_of!(self.len) as usize
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -25,6 +25,11 @@ pub const PRIVATE_IRQS: usize = 32;
 pub const VTIMER_INTID: u32 = 27;
 /// Private interrupts a partition has: its 16 SGIs and the virtual timer.
 pub const PRIVATE_OWNED: u32 = 0xffff | (1 << VTIMER_INTID);
+/// A bit of `PrivateIrqs::pending` that is no interrupt of the partition
+/// (INTID 31, a PPI it never owns): set by a CPU that kicks vCPU n for any
+/// reason other than an SGI, so vCPU n's CPU takes the full drain (SPIs
+/// included) rather than the assembly fast path.
+pub const DRAIN_ALL: u32 = 1 << 31;
 /// Most SPIs one partition may own (the configuration check enforces it).
 pub const MAX_SPIS: usize = 32;
 /// Priority bits the virtual CPU interface implements (ICH_VTR_EL2.PRIbits
@@ -35,6 +40,9 @@ pub const PRIORITY_MASK: u8 = 0xf8;
 pub const DEFAULT_PRIORITY: u8 = 0xa0;
 
 /// One vCPU's SGIs and PPIs: what its redistributor's SGI frame shows.
+/// `repr(C)`: the hypervisor's assembly fast paths read `enabled`,
+/// `pending` and `priority` at the offsets below.
+#[repr(C)]
 #[derive(Debug)]
 pub struct PrivateIrqs {
     /// Bit n: INTID n enabled (GICR_ISENABLER0).
@@ -49,6 +57,11 @@ pub struct PrivateIrqs {
     /// GICR_WAKER.ProcessorSleep.
     pub asleep: AtomicBool,
 }
+
+/// Byte offsets of [`PrivateIrqs`] fields, for assembly.
+pub const PRIVATE_ENABLED: usize = core::mem::offset_of!(PrivateIrqs, enabled);
+pub const PRIVATE_PENDING: usize = core::mem::offset_of!(PrivateIrqs, pending);
+pub const PRIVATE_PRIORITY: usize = core::mem::offset_of!(PrivateIrqs, priority);
 
 impl PrivateIrqs {
     pub const fn new() -> Self {

@@ -209,9 +209,8 @@ el2_vectors:
     VECTOR  lower_irq
     VECTOR  lower_serror
 
+/* lower_sync and lower_irq, with their fast paths, are in src/hyp/fast.S. */
 .balign 0x80
-LOWER_STUB lower_sync, handle_lower_sync
-LOWER_STUB lower_irq, handle_lower_irq
 LOWER_STUB lower_serror, handle_lower_serror
 LOWER_STUB lower_aarch32, handle_lower_aarch32
 HYP_STUB hyp_sync, 0

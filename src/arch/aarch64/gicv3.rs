@@ -126,14 +126,20 @@ pub fn deactivate(intid: u32) {
     msr!("s3_0_c12_c11_1", u64::from(intid)); // ICC_DIR_EL1
 }
 
+/// The ICC_SGI1R_EL1 value that sends SGI `intid` to the CPU with
+/// affinity `mpidr` (Aff0 below 16, as on every board we describe).
+pub const fn sgi1r_value(intid: u32, mpidr: u64) -> u64 {
+    let aff0 = mpidr & 0xf;
+    ((mpidr >> 32 & 0xff) << 48) // Aff3
+        | ((mpidr >> 16 & 0xff) << 32)  // Aff2
+        | ((intid as u64 & 0xf) << 24)
+        | ((mpidr >> 8 & 0xff) << 16)   // Aff1
+        | (1 << aff0) // TargetList
+}
+
 /// Sends physical SGI `intid` to the CPU with affinity `mpidr`.
 pub fn send_sgi(intid: u32, mpidr: u64) {
-    let aff0 = mpidr & 0xf;
-    let value = ((mpidr >> 32 & 0xff) << 48) // Aff3
-        | ((mpidr >> 16 & 0xff) << 32)         // Aff2
-        | (u64::from(intid & 0xf) << 24)
-        | ((mpidr >> 8 & 0xff) << 16)          // Aff1
-        | (1 << aff0); // TargetList
+    let value = sgi1r_value(intid, mpidr);
     // SAFETY: barriers order earlier stores (the state the target will read)
     // before the SGI; no memory is accessed.
     unsafe { core::arch::asm!("dsb ish", options(nostack, preserves_flags)) };

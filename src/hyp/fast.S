@@ -1,0 +1,238 @@
+/*
+ * The guest's IRQ and synchronous exits, with fast paths for the three
+ * hottest cases (see fast.rs for the conditions). Every exit first saves
+ * x0-x7 into a TrapFrame on the EL2 stack; a fast path works in those eight
+ * registers and returns; anything else saves x8-x30 into the same frame and
+ * calls the Rust handler, whose decisions are the reference.
+ *
+ * Constants (global_asm! operands): FRAME, the FastCpu offsets (FC_*), the
+ * PrivateIrqs offsets (PI_*), the control page's mask word offset
+ * (CP_MASK), the counter offsets (CNT_*), VTIMER, KICK_DRAINED.
+ */
+
+.macro SAVE_LOW
+    sub     sp, sp, #{FRAME}
+    stp     x0, x1, [sp, #16 * 0]
+    stp     x2, x3, [sp, #16 * 1]
+    stp     x4, x5, [sp, #16 * 2]
+    stp     x6, x7, [sp, #16 * 3]
+.endm
+
+.macro RESTORE_LOW_AND_ERET
+    ldp     x6, x7, [sp, #16 * 3]
+    ldp     x4, x5, [sp, #16 * 2]
+    ldp     x2, x3, [sp, #16 * 1]
+    ldp     x0, x1, [sp, #16 * 0]
+    add     sp, sp, #{FRAME}
+    eret
+    dsb     nsh
+    isb
+.endm
+
+.macro SAVE_HIGH
+    stp     x8, x9, [sp, #16 * 4]
+    stp     x10, x11, [sp, #16 * 5]
+    stp     x12, x13, [sp, #16 * 6]
+    stp     x14, x15, [sp, #16 * 7]
+    stp     x16, x17, [sp, #16 * 8]
+    stp     x18, x19, [sp, #16 * 9]
+    stp     x20, x21, [sp, #16 * 10]
+    stp     x22, x23, [sp, #16 * 11]
+    stp     x24, x25, [sp, #16 * 12]
+    stp     x26, x27, [sp, #16 * 13]
+    stp     x28, x29, [sp, #16 * 14]
+    str     x30, [sp, #16 * 15]
+.endm
+
+.macro RESTORE_ALL_AND_ERET
+    ldp     x8, x9, [sp, #16 * 4]
+    ldp     x10, x11, [sp, #16 * 5]
+    ldp     x12, x13, [sp, #16 * 6]
+    ldp     x14, x15, [sp, #16 * 7]
+    ldp     x16, x17, [sp, #16 * 8]
+    ldp     x18, x19, [sp, #16 * 9]
+    ldp     x20, x21, [sp, #16 * 10]
+    ldp     x22, x23, [sp, #16 * 11]
+    ldp     x24, x25, [sp, #16 * 12]
+    ldp     x26, x27, [sp, #16 * 13]
+    ldp     x28, x29, [sp, #16 * 14]
+    ldr     x30, [sp, #16 * 15]
+    RESTORE_LOW_AND_ERET
+.endm
+
+/* counters[offset] += 1; x1 = &FastCpu; clobbers x2, x3. */
+.macro COUNT offset
+    ldr     x2, [x1, #{FC_COUNTERS}]
+    ldr     x3, [x2, #\offset]
+    add     x3, x3, #1
+    str     x3, [x2, #\offset]
+.endm
+
+/*
+ * Branches to \slow unless the vCPU on this CPU is unmasked, nothing waits
+ * in its queue and every list register is free. x1 = &FastCpu; clobbers
+ * x2, x3.
+ */
+.macro FAST_DELIVERY_OK slow
+    ldr     x2, [x1, #{FC_PAGE}]
+    cbz     x2, \slow
+    ldr     w2, [x2, #{CP_MASK}]
+    ldr     x3, [x1, #{FC_BIT}]
+    tst     x2, x3
+    b.ne    \slow
+    ldr     x2, [x1, #{FC_QUEUE_LEN}]
+    ldr     x2, [x2]
+    cbnz    x2, \slow
+    mrs     x2, ich_elrsr_el2
+    ldr     x3, [x1, #{FC_LR_ALL}]
+    cmp     x2, x3
+    b.ne    \slow
+.endm
+
+.section .text.fast, "ax"
+
+/* ---- IRQ from the guest -------------------------------------------------- */
+.global lower_irq
+lower_irq:
+    SAVE_LOW
+    mrs     x0, icc_iar1_el1
+    mrs     x1, tpidr_el2
+    cmp     w0, #{VTIMER}
+    b.ne    2f
+
+    /* The virtual timer: forward it with the HW bit (pINTID = vINTID = 27). */
+    FAST_DELIVERY_OK 8f
+    ldr     x2, [x1, #{FC_PRIVATE}]
+    ldr     w3, [x2, #{PI_ENABLED}]
+    tbz     w3, #{VTIMER}, 8f
+    ldrb    w3, [x2, #{PI_PRIORITY} + {VTIMER}]
+    msr     icc_eoir1_el1, x0                   /* priority drop only (EOImode 1) */
+    /* pending (62) | HW (61) | group 1 (60) | priority | pINTID 27 | vINTID 27 */
+    movz    x2, #{VTIMER}
+    movk    x2, #{VTIMER}, lsl #32
+    movk    x2, #0x7000, lsl #48
+    orr     x2, x2, x3, lsl #48
+    msr     ich_lr0_el2, x2
+    COUNT   {CNT_IRQ}
+    RESTORE_LOW_AND_ERET
+
+2:  /* The kick: another CPU left SGIs pending in this vCPU's model. */
+    cbnz    w0, 8f
+    msr     icc_eoir1_el1, x0
+    msr     icc_dir_el1, x0                     /* consumed here: deactivate */
+    FAST_DELIVERY_OK 7f
+    ldr     x2, [x1, #{FC_VGIC_CTLR}]
+    ldr     w2, [x2]
+    tbz     w2, #1, 7f                          /* group 1 off: Rust keeps them pending */
+    ldr     x2, [x1, #{FC_PRIVATE}]
+    ldr     w3, [x2, #{PI_ENABLED}]
+    add     x4, x2, #{PI_PENDING}
+3:  ldaxr   w5, [x4]
+    and     w6, w5, w3                          /* deliverable: pending and enabled */
+    cbz     w6, 5f
+    sub     w7, w6, #1
+    tst     w6, w7
+    b.ne    6f                                  /* more than one: Rust orders them */
+    bic     w5, w5, w6
+    stlxr   w7, w5, [x4]
+    cbnz    w7, 3b
+    rbit    w6, w6
+    clz     w6, w6                              /* the INTID */
+    add     x7, x2, #{PI_PRIORITY}
+    ldrb    w7, [x7, x6]
+    /* pending (62) | group 1 (60) | priority | vINTID */
+    movz    x5, #0x5000, lsl #48
+    orr     x5, x5, x6
+    orr     x5, x5, x7, lsl #48
+    msr     ich_lr0_el2, x5
+    COUNT   {CNT_IRQ}
+    RESTORE_LOW_AND_ERET
+5:  clrex                                       /* nothing deliverable */
+    COUNT   {CNT_IRQ}
+    RESTORE_LOW_AND_ERET
+6:  clrex
+7:  mov     x0, #{KICK_DRAINED}                 /* the kick is consumed: Rust drains */
+8:  /* Rust: x0 = the acknowledged INTID (not yet dropped), or KICK_DRAINED. */
+    SAVE_HIGH
+    mov     x1, x0
+    mov     x0, sp
+    bl      handle_lower_irq
+    RESTORE_ALL_AND_ERET
+
+/* ---- synchronous exit from the guest -------------------------------------- */
+.global lower_sync
+lower_sync:
+    SAVE_LOW
+    mrs     x0, esr_el2
+    /* EC 0x18 (MSR/MRS), IL, and ISS = ICC_SGI1R_EL1 written from any Rt:
+     * everything but Rt (bits 9:5) must match. */
+    and     w1, w0, #0xfffffc1f
+    movz    w2, #{SGI1R_ESR_LO}
+    movk    w2, #{SGI1R_ESR_HI}, lsl #16
+    cmp     w1, w2
+    b.ne    9f
+    ubfx    x1, x0, #5, #5                      /* Rt */
+    cmp     x1, #8
+    b.hs    1f
+    ldr     x2, [sp, x1, lsl #3]                /* x0-x7: saved in the frame */
+    b       2f
+1:  adr     x3, 3f
+    add     x3, x3, x1, lsl #3
+    br      x3
+3:  .rept 8                                     /* Rt 0-7: never taken */
+    brk     #0
+    brk     #0
+    .endr
+    .irp n, 8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30
+    mov     x2, x\n
+    b       2f
+    .endr
+    mov     x2, xzr                             /* Rt 31: xzr */
+    b       2f
+2:  /* x2 = the value written. Fast only for IRM = 0, Aff3 = Aff2 = Aff1 = 0,
+     * RS = 0, and targets that are all other vCPUs of this partition. */
+    movz    x3, #0x00ff, lsl #16
+    movk    x3, #0xf1ff, lsl #32
+    movk    x3, #0x00ff, lsl #48
+    tst     x2, x3
+    b.ne    9f
+    mrs     x1, tpidr_el2
+    ldr     x3, [x1, #{FC_PAGE}]
+    cbz     x3, 9f
+    and     x4, x2, #0xffff                     /* TargetList */
+    ldr     x5, [x1, #{FC_VCPUS}]
+    bics    xzr, x4, x5
+    b.ne    9f                                  /* targets outside: Rust counts them */
+    ldr     x5, [x1, #{FC_BIT}]
+    tst     x4, x5
+    b.ne    9f                                  /* itself: Rust delivers it here */
+    ubfx    x2, x2, #24, #4
+    mov     w6, #1
+    lsl     w6, w6, w2                          /* the SGI's bit */
+    cbz     x4, 5f
+4:  rbit    x5, x4
+    clz     x5, x5                              /* target vCPU */
+    sub     x7, x4, #1
+    and     x4, x4, x7
+    add     x7, x1, #{FC_SIBLING_PENDING}
+    ldr     x7, [x7, x5, lsl #3]
+6:  ldxr    w0, [x7]
+    orr     w0, w0, w6
+    stlxr   w3, w0, [x7]
+    cbnz    w3, 6b
+    add     x7, x1, #{FC_KICK}
+    ldr     x7, [x7, x5, lsl #3]
+    dsb     ish                                 /* the pending bit before the kick */
+    msr     icc_sgi1r_el1, x7
+    cbnz    x4, 4b
+    isb
+5:  COUNT   {CNT_SGI_TRAP}
+    mrs     x0, elr_el2
+    add     x0, x0, #4
+    msr     elr_el2, x0
+    RESTORE_LOW_AND_ERET
+
+9:  SAVE_HIGH
+    mov     x0, sp
+    bl      handle_lower_sync
+    RESTORE_ALL_AND_ERET

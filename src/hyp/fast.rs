@@ -1,0 +1,162 @@
+//! The per-CPU block the assembly fast paths read (TPIDR_EL2 points at this
+//! CPU's), and what fills it.
+//!
+//! Three exits are handled in `entry.S` without entering Rust when the
+//! common case holds, and fall back to the Rust handlers otherwise:
+//! - the virtual timer's physical interrupt: vCPU not masked, nothing
+//!   queued, every list register free: one LR written with the HW bit;
+//! - the kick SGI: the same conditions and exactly one deliverable SGI
+//!   pending in the model: taken and written to a list register;
+//! - a guest's ICC_SGI1R_EL1 write with plain affinity-0 targets, all other
+//!   vCPUs of its partition: pending bits set, target CPUs kicked.
+//! Each does exactly what the Rust path would do in that case, and counts
+//! the exit the same way.
+
+use core::arch::global_asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use bulkhead_abi::{Counter, control};
+
+use crate::vgic::state;
+
+use crate::arch::{self, gicv3};
+use crate::partition::MAX_VCPUS;
+
+use super::partitions::{Partition, Runtime};
+
+/// One CPU's block. Field offsets are passed to the assembly as constants.
+#[repr(C)]
+#[derive(Debug)]
+pub struct FastCpu {
+    /// This CPU's index.
+    pub cpu: AtomicU64,
+    /// The vCPU's control page (0: no vCPU here; the fast paths are off).
+    pub page: AtomicU64,
+    /// 1 << vCPU index: its bit in the flag word, and in target masks.
+    pub bit: AtomicU64,
+    /// &PrivateIrqs of the vCPU.
+    pub private: AtomicU64,
+    /// Address of this CPU's queue length.
+    pub queue_len: AtomicU64,
+    /// ICH_ELRSR_EL2 when every list register is free.
+    pub lr_all: AtomicU64,
+    /// Address of the partition's GICD_CTLR state.
+    pub vgic_ctlr: AtomicU64,
+    /// Address of the vCPU's exit counters (an array indexed by `Counter`).
+    pub counters: AtomicU64,
+    /// Bit n: vCPU n is in the partition.
+    pub vcpus: AtomicU64,
+    /// &PrivateIrqs.pending of each vCPU of the partition.
+    pub sibling_pending: [AtomicU64; MAX_VCPUS],
+    /// The ICC_SGI1R_EL1 value that kicks each vCPU's CPU.
+    pub kick: [AtomicU64; MAX_VCPUS],
+}
+
+pub const PAGE: usize = core::mem::offset_of!(FastCpu, page);
+pub const BIT: usize = core::mem::offset_of!(FastCpu, bit);
+pub const PRIVATE: usize = core::mem::offset_of!(FastCpu, private);
+pub const QUEUE_LEN: usize = core::mem::offset_of!(FastCpu, queue_len);
+pub const LR_ALL: usize = core::mem::offset_of!(FastCpu, lr_all);
+pub const VGIC_CTLR: usize = core::mem::offset_of!(FastCpu, vgic_ctlr);
+pub const COUNTERS: usize = core::mem::offset_of!(FastCpu, counters);
+pub const VCPUS: usize = core::mem::offset_of!(FastCpu, vcpus);
+pub const SIBLING_PENDING: usize = core::mem::offset_of!(FastCpu, sibling_pending);
+pub const KICK: usize = core::mem::offset_of!(FastCpu, kick);
+
+const ZERO: AtomicU64 = AtomicU64::new(0);
+
+#[unsafe(no_mangle)]
+static FAST_CPUS: [FastCpu; arch::MAX_CPUS] = [const {
+    FastCpu {
+        cpu: ZERO,
+        page: ZERO,
+        bit: ZERO,
+        private: ZERO,
+        queue_len: ZERO,
+        lr_all: ZERO,
+        vgic_ctlr: ZERO,
+        counters: ZERO,
+        vcpus: ZERO,
+        sibling_pending: [ZERO; MAX_VCPUS],
+        kick: [ZERO; MAX_VCPUS],
+    }
+}; arch::MAX_CPUS];
+
+/// Points TPIDR_EL2 at CPU `cpu`'s block (before anything reads it).
+pub fn install(cpu: usize) {
+    FAST_CPUS[cpu].cpu.store(cpu as u64, Ordering::Relaxed);
+    arch::msr!("tpidr_el2", &FAST_CPUS[cpu] as *const FastCpu as u64);
+}
+
+/// This CPU's index.
+#[inline(always)]
+pub fn this_cpu() -> usize {
+    let block = arch::mrs!("tpidr_el2") as *const FastCpu;
+    // SAFETY: `install` pointed TPIDR_EL2 at this CPU's entry of the static
+    // FAST_CPUS before any code that calls this runs.
+    unsafe { (*block).cpu.load(Ordering::Relaxed) as usize }
+}
+
+/// Fills CPU `cpu`'s block for vCPU `v` of `part` (on that CPU, before the
+/// vCPU first runs). `queue_len` is the address of this CPU's queue length.
+pub fn fill(runtime: &Runtime, cpu: usize, part: &Partition, v: usize, queue_len: usize) {
+    let f = &FAST_CPUS[cpu];
+    let set = |a: &AtomicU64, value: u64| a.store(value, Ordering::Relaxed);
+    set(&f.bit, 1 << v);
+    set(&f.private, &part.vgic.private[v] as *const _ as u64);
+    set(&f.queue_len, queue_len as u64);
+    set(&f.lr_all, (1u64 << gicv3::list_registers()) - 1);
+    set(&f.vgic_ctlr, &part.vgic.ctlr as *const _ as u64);
+    set(&f.counters, part.counters[v].as_ptr() as u64);
+    set(&f.vcpus, (1u64 << part.config.cpus.len()) - 1);
+    for (t, &pcpu) in part.config.cpus.iter().enumerate() {
+        set(
+            &f.sibling_pending[t],
+            &part.vgic.private[t].pending as *const _ as u64,
+        );
+        set(
+            &f.kick[t],
+            gicv3::sgi1r_value(gicv3::KICK_SGI, runtime.mpidr_of(pcpu)),
+        );
+    }
+    // Last: a non-zero page turns the fast paths on.
+    f.page
+        .store(part.control as *const _ as u64, Ordering::Release);
+}
+
+/// Offsets the assembly uses into other structures.
+const COUNTER_IRQ: usize = Counter::Irq as usize * 8;
+const COUNTER_SGI_TRAP: usize = Counter::SgiTrap as usize * 8;
+
+/// What `lower_irq` passes to the Rust handler when the fast path consumed
+/// (dropped and deactivated) the kick but left the draining to Rust.
+pub const KICK_DRAINED: u32 = 0x1_0000;
+
+/// ESR_EL2 of a trapped `msr icc_sgi1r_el1, x<Rt>` with Rt = 0: EC 0x18,
+/// IL, op0 3, op2 5, op1 0, CRn 12, CRm 11, a write.
+const SGI1R_ESR: u32 = (0x18 << 26) | (1 << 25) | (3 << 20) | (5 << 17) | (12 << 10) | (11 << 1);
+
+global_asm!(
+    include_str!("fast.S"),
+    FRAME = const core::mem::size_of::<arch::TrapFrame>(),
+    FC_PAGE = const PAGE,
+    FC_BIT = const BIT,
+    FC_PRIVATE = const PRIVATE,
+    FC_QUEUE_LEN = const QUEUE_LEN,
+    FC_LR_ALL = const LR_ALL,
+    FC_VGIC_CTLR = const VGIC_CTLR,
+    FC_COUNTERS = const COUNTERS,
+    FC_VCPUS = const VCPUS,
+    FC_SIBLING_PENDING = const SIBLING_PENDING,
+    FC_KICK = const KICK,
+    PI_ENABLED = const state::PRIVATE_ENABLED,
+    PI_PENDING = const state::PRIVATE_PENDING,
+    PI_PRIORITY = const state::PRIVATE_PRIORITY,
+    CP_MASK = const control::OFFSET_MASK,
+    CNT_IRQ = const COUNTER_IRQ,
+    CNT_SGI_TRAP = const COUNTER_SGI_TRAP,
+    VTIMER = const state::VTIMER_INTID,
+    KICK_DRAINED = const KICK_DRAINED,
+    SGI1R_ESR_LO = const SGI1R_ESR & 0xffff,
+    SGI1R_ESR_HI = const SGI1R_ESR >> 16,
+);
