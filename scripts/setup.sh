@@ -23,6 +23,13 @@ for component in rustfmt clippy; do
     fi
 done
 
+# The C header test cross-compiles guest-lib/include/bulkhead.h for AArch64.
+if ! command -v aarch64-linux-gnu-gcc >/dev/null; then
+    log "installing the AArch64 cross compiler (gcc-aarch64-linux-gnu)"
+    as_root apt-get update -qq >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc-aarch64-linux-gnu >&2
+fi
+
 qemu_major() {
     command -v qemu-system-aarch64 >/dev/null || { echo 0; return; }
     qemu-system-aarch64 --version | sed -nE '1s/.*version ([0-9]+).*/\1/p'

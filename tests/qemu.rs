@@ -417,3 +417,134 @@ fn a_passthrough_device_interrupt_reaches_its_owner_and_nobody_else() {
     );
     assert!(run.exited, "{}", run.dump());
 }
+
+// ---- interrupt masking through the shared flag word ------------------------
+
+/// Under `-icount`, like the timer: the statistics compare the
+/// hypervisor's clock readings with the guest's, which host scheduling
+/// would otherwise skew by milliseconds.
+fn mask_run() -> &'static Run {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let mut machine = board_machine();
+        machine.extend(["-icount", "shift=0,align=off,sleep=off"].map(String::from));
+        let image = image("tests/configs/mask.toml");
+        boot(&machine, &image, Duration::from_secs(180), |_| false)
+    })
+}
+
+/// The line of `partition` starting with `prefix`.
+fn line_of<'a>(run: &'a Run, partition: &str, prefix: &str) -> &'a str {
+    run.of(partition)
+        .into_iter()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} line:\n{}", run.dump()))
+}
+
+#[test]
+fn nothing_is_handled_inside_a_masked_window_and_everything_once_after() {
+    let run = mask_run();
+    assert!(
+        run.has("[mask] mask: in_window=0 after: timer=1 sgi=1:1,2:1,3:1,4:1,5:1"),
+        "{}",
+        run.dump()
+    );
+}
+
+#[test]
+fn masking_costs_no_trap_and_an_unmask_with_something_pending_one_hypercall() {
+    let run = mask_run();
+    assert!(run.has("[mask] mask: pairs=1000 traps=0"), "{}", run.dump());
+    assert!(
+        run.has("[mask] mask: pending_unmask hvc=1"),
+        "{}",
+        run.dump()
+    );
+    assert!(
+        run.has("[mask] mask: pending_unmask delivered=1"),
+        "{}",
+        run.dump()
+    );
+}
+
+#[test]
+fn an_interrupt_listed_just_before_the_mask_is_held_back_by_the_guest_vector() {
+    let run = mask_run();
+    assert!(
+        run.has("[mask] mask: lazy inside=0 vector_masked=1 after=1"),
+        "{}",
+        run.dump()
+    );
+}
+
+#[test]
+fn the_critical_section_crate_excludes_both_vcpus_and_their_handlers() {
+    let run = mask_run();
+    assert!(
+        run.has("[mask] mask: critical_section total=20000"),
+        "{}",
+        run.dump()
+    );
+    assert!(
+        run.has("[mask] mask: critical_section handler_inside=0"),
+        "{}",
+        run.dump()
+    );
+}
+
+#[test]
+fn the_deferral_statistics_match_what_the_guest_measured() {
+    let run = mask_run();
+    let line = line_of(run, "mask", "mask: stats ");
+    // The timer (once, a level interrupt) and SGIs 1..=5.
+    assert_eq!(value(line, "deferred"), 6, "{line}");
+    let (wait, window, guest) = (
+        value(line, "max_wait"),
+        value(line, "max_window"),
+        value(line, "guest_wait"),
+    );
+    // The hypervisor's window runs from the first deferral (the timer's
+    // deadline) to the unmask it sees; the guest's from the deadline it set
+    // to its unmask: the same span, but for the exit on either end.
+    assert!(
+        window.abs_diff(guest) * 100 <= guest,
+        "hypervisor window {window} vs guest {guest}: {line}"
+    );
+    // Six deferred, four list registers: the last two wait for a refill.
+    assert!(wait >= window, "{line}");
+    // The report at the partition's stop says what the guest read last.
+    let last = line_of(run, "mask", "mask: final_stats ");
+    let report = format!(
+        "[bulkhead] partition mask vCPU 0 masking: deferred={} max_wait={} max_window={}",
+        value(last, "deferred"),
+        value(last, "max_wait"),
+        value(last, "max_window")
+    );
+    assert!(
+        run.lines.iter().any(|l| l.starts_with(&report)),
+        "{report}\n{}",
+        run.dump()
+    );
+}
+
+#[test]
+fn a_partition_that_masks_forever_and_scribbles_its_page_holds_only_itself() {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    let run = shared_run(&RUN, "tests/configs/scribble.toml", Duration::from_secs(60));
+    assert!(
+        run.has("[scribble] scribble: page unchanged"),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(
+        run.lines
+            .iter()
+            .filter(|l| l.starts_with("[beats] heartbeat"))
+            .count(),
+        20,
+        "{}",
+        run.dump()
+    );
+    assert!(run.has("[beats] done"), "{}", run.dump());
+    assert!(run.exited, "{}", run.dump());
+}

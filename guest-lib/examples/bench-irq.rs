@@ -29,6 +29,17 @@
 //!   there is no hypervisor and the figure is printed as 0.
 //! - `gicd_typer_read`: `mrs t0; ldr w (GICD_TYPER); mrs t1`.
 //! - `mask_unmask_daif`: `mrs t0; msr daifset, #2; msr daifclr, #2; mrs t1`.
+//! - `mask_unmask_flag`: `mrs t0; irq::mask(); irq::unmask(); mrs t1`, with
+//!   nothing pending: under Bulkhead the control page's flag word (no trap),
+//!   natively the DAIF fallback behind the same API.
+//! - `mask_unmask_flag_pending`: `irq::mask()`, a self-SGI (deferred under
+//!   Bulkhead: the hypervisor sees the mask bit), then `mrs t0;
+//!   irq::unmask(); mrs t1`: the pending word read, the `IRQ_UNMASK`
+//!   hypercall and the interrupt taken (vector, handler, return), which
+//!   happens inside `unmask` as soon as it is injected.
+//! - `mask_unmask_hvc`: `mrs t0; hvc #0; hvc #0; mrs t1` (two null calls,
+//!   VERSION): what a mask API of one hypercall each way would pay. 0
+//!   natively.
 #![no_std]
 #![no_main]
 
@@ -87,6 +98,9 @@ fn main() -> ! {
     report("hvc_null", min_of(hvc_null));
     report("gicd_typer_read", min_of(gicd_typer_read));
     report("mask_unmask_daif", min_of(mask_unmask_daif));
+    report("mask_unmask_flag", min_of(mask_unmask_flag));
+    report("mask_unmask_flag_pending", min_of(mask_unmask_flag_pending));
+    report("mask_unmask_hvc", min_of(mask_unmask_hvc));
     guest_lib::exit(0)
 }
 
@@ -122,6 +136,7 @@ fn target(_cpu: usize) -> ! {
 }
 
 /// SGI_BENCH on either vCPU: keep the vector's timestamp.
+/// (vCPU 0's self-SGIs count in SELF_RECEIVED.)
 fn on_bench_sgi(_intid: u32) {
     let stamp = irq::last_vector_timestamp();
     if smp::cpu_index() == 0 {
@@ -273,6 +288,55 @@ fn mask_unmask_daif() -> i64 {
             t0 = out(reg) t0,
             t1 = out(reg) t1,
             options(nostack, preserves_flags)
+        )
+    };
+    ticks(t0, t1)
+}
+
+fn mask_unmask_flag() -> i64 {
+    let t0 = counter();
+    let state = irq::mask();
+    irq::unmask(state);
+    let t1 = counter();
+    ticks(t0, t1)
+}
+
+fn mask_unmask_flag_pending() -> i64 {
+    let received = SELF_RECEIVED.load(Ordering::Acquire);
+    let state = irq::mask();
+    let _ = gic::send_sgi(SgiTargets::List(1 << 0), SGI_BENCH);
+    let t0 = counter();
+    irq::unmask(state);
+    let t1 = counter();
+    // Natively the SGI may reach the CPU interface a little after the
+    // unmask; wait for it either way, so repetitions do not overlap.
+    irq::wait_until(|| SELF_RECEIVED.load(Ordering::Acquire) > received);
+    ticks(t0, t1)
+}
+
+fn mask_unmask_hvc() -> i64 {
+    if !guest_lib::under_bulkhead() {
+        return 0;
+    }
+    let (t0, t1): (u64, u64);
+    // SAFETY: two of Bulkhead's VERSION calls, which only write x0..x3
+    // (SMCCC lets them write x4..x17 too: all declared clobbered).
+    unsafe {
+        asm!(
+            "mrs {t0}, cntvct_el0",
+            "mov x0, {id}",
+            "hvc #0",
+            "mov x0, {id}",
+            "hvc #0",
+            "mrs {t1}, cntvct_el0",
+            t0 = out(reg) t0,
+            t1 = out(reg) t1,
+            id = in(reg) call::VERSION,
+            out("x0") _, out("x1") _, out("x2") _, out("x3") _, out("x4") _, out("x5") _,
+            out("x6") _, out("x7") _, out("x8") _, out("x9") _, out("x10") _,
+            out("x11") _, out("x12") _, out("x13") _, out("x14") _, out("x15") _,
+            out("x16") _, out("x17") _,
+            options(nostack)
         )
     };
     ticks(t0, t1)

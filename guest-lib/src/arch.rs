@@ -5,7 +5,7 @@
 
 use core::arch::{asm, global_asm};
 
-use crate::{exception, mmu};
+use crate::{exception, mmu, percpu};
 
 /// Most CPUs (vCPUs) a guest can use: one stack each, indexed by MPIDR.Aff0.
 pub const MAX_CPUS: usize = 8;
@@ -24,6 +24,8 @@ const CPTR_EL2_NO_TRAPS: u64 = 0x33ff;
 const ICC_SRE_EL2_SRE_ENABLE: u64 = 0b1001;
 /// SPSR for the drop: EL1h with D, A, I, F masked.
 const SPSR_EL1H_MASKED: u64 = 0b1111 << 6 | 0b0101;
+/// PSTATE.I (as in SPSR and DAIF): IRQs masked.
+pub(crate) const SPSR_I: u64 = 1 << 7;
 /// CPACR_EL1.FPEN = 0b11: FP/SIMD not trapped at EL1/EL0.
 const CPACR_EL1_FPEN: u64 = 0b11 << 20;
 
@@ -44,6 +46,8 @@ global_asm!(
     TCR_EL1 = const mmu::TCR_EL1,
     DEVICE_BLOCK = const mmu::DEVICE_BLOCK,
     NORMAL_BLOCK = const mmu::NORMAL_BLOCK,
+    PERCPU = sym percpu::BLOCKS,
+    PERCPU_SHIFT = const percpu::SHIFT,
 );
 
 global_asm!(
@@ -52,6 +56,9 @@ global_asm!(
     FRAME_SPSR = const exception::FRAME_SPSR,
     FRAME_Q = const exception::FRAME_Q,
     FRAME_STAMP = const exception::FRAME_STAMP,
+    PERCPU_MASK_WORD = const percpu::OFFSET_MASK_WORD,
+    PERCPU_LAZY = const percpu::OFFSET_LAZY,
+    SPSR_I = const SPSR_I,
 );
 
 unsafe extern "C" {
@@ -87,7 +94,15 @@ pub(crate) fn id_aa64pfr0() -> u64 {
 #[derive(Clone, Copy)]
 pub(crate) struct Daif(u64);
 
+impl Daif {
+    /// The DAIF register's value (PSTATE.I is [`SPSR_I`]).
+    pub(crate) const fn bits(self) -> u64 {
+        self.0
+    }
+}
+
 /// Masks IRQs on this CPU and returns the previous mask state.
+#[inline(always)]
 pub(crate) fn irq_save_and_disable() -> Daif {
     let daif: u64;
     // SAFETY: reads DAIF and sets PSTATE.I; no memory is touched, and the asm
@@ -106,6 +121,7 @@ pub(crate) fn irq_restore(saved: Daif) {
 }
 
 /// Unmasks IRQs on this CPU.
+#[inline(always)]
 pub(crate) fn irq_enable() {
     // SAFETY: clears PSTATE.I; handlers are installed by boot.S before Rust.
     unsafe { asm!("msr daifclr, #2", options(nostack, preserves_flags)) };

@@ -50,13 +50,18 @@ park:
     wfe
     b       park
 
-// sp = top of this CPU's stack, indexed by MPIDR_EL1.Aff0 (the vCPU index
-// under Bulkhead, the CPU index on QEMU virt). Leaf: uses x9, x10.
+// sp = top of this CPU's stack and TPIDR_EL1 = its per-CPU block (percpu.rs),
+// both indexed by MPIDR_EL1.Aff0 (the vCPU index under Bulkhead, the CPU
+// index on QEMU virt). Leaf: uses x9, x10.
 set_stack:
     mrs     x9, mpidr_el1
     and     x9, x9, #0xff
     cmp     x9, #{MAX_CPUS}
     b.hs    park
+    adrp    x10, {PERCPU}
+    add     x10, x10, :lo12:{PERCPU}
+    add     x10, x10, x9, lsl #{PERCPU_SHIFT}
+    msr     tpidr_el1, x10
     add     x9, x9, #1
     adrp    x10, guest_lib_stacks
     add     x10, x10, :lo12:guest_lib_stacks

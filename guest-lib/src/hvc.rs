@@ -144,3 +144,38 @@ pub(crate) fn partition_exit(code: u64) -> Status {
     let [x0, ..] = call(id::PARTITION_EXIT, [code]);
     Status::from_reg(x0).unwrap_or(Status::NotSupported)
 }
+
+/// `IRQ_UNMASK`: this vCPU has cleared its mask bit and found its pending
+/// bit set; the hypervisor injects what it deferred. [`crate::irq::unmask`]
+/// calls it when needed: a guest has no other reason to.
+pub fn irq_unmask() -> Result<(), Status> {
+    let [x0, ..] = call(id::IRQ_UNMASK, []);
+    status(x0)
+}
+
+/// What [`defer_stats`] returns: this vCPU's interrupt deferral figures,
+/// in generic counter ticks, since it started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeferStats {
+    /// Interrupts the hypervisor deferred because this vCPU's mask bit was set.
+    pub deferred: u64,
+    /// The longest an interrupt waited behind the mask (arrival to injection).
+    pub max_wait: u64,
+    /// The longest masked window that delayed an interrupt (first deferral
+    /// in the window to the unmask that ended it).
+    pub max_window: u64,
+}
+
+/// This vCPU's deferral statistics (`DEFER_STATS`); `None` natively or if
+/// the hypervisor does not keep them.
+pub fn defer_stats() -> Option<DeferStats> {
+    if !crate::mode::under_bulkhead() {
+        return None;
+    }
+    let [x0, x1, x2, x3] = call(id::DEFER_STATS, []);
+    status(x0).ok().map(|()| DeferStats {
+        deferred: x1,
+        max_wait: x2,
+        max_window: x3,
+    })
+}

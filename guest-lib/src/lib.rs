@@ -31,7 +31,9 @@
 //!   are programmed the same way in both modes (a partition has a virtual
 //!   GICv3 at QEMU virt's addresses); the console picks its path by mode.
 //! - [`irq`], [`exception`], [`smp`]: what a guest uses: handlers by INTID,
-//!   fault reports, secondary CPUs.
+//!   interrupt masking (the control page's flag word under Bulkhead, see
+//!   [`irq`]), fault reports, secondary CPUs. `percpu`: each CPU's block,
+//!   in TPIDR_EL1. `critical`: the `critical-section` implementation.
 //! - This file: the entry macro, [`exit`], [`idle`] and the panic handler.
 //!
 //! Nothing here allocates; all state is in statics, per CPU where needed
@@ -40,12 +42,15 @@
 
 mod arch;
 pub mod console;
+#[cfg(feature = "critical-section-impl")]
+mod critical;
 pub mod exception;
 pub mod gic;
 pub mod hvc;
 pub mod irq;
 mod mmu;
 pub mod mode;
+mod percpu;
 pub mod psci;
 pub mod smp;
 pub mod timer;
@@ -53,6 +58,11 @@ pub mod timer;
 pub use arch::{MAX_CPUS, cpu_index, mpidr, wfi};
 pub use bulkhead_abi as abi;
 pub use console::raw_pl011_write;
+/// The `critical-section` crate, which guest-lib implements (feature
+/// `critical-section-impl`): `critical_section::with` masks this CPU and
+/// excludes the guest's other CPUs.
+#[cfg(feature = "critical-section-impl")]
+pub use critical_section;
 pub use hvc::vcpu_info;
 pub use mode::{Mode, hypervisor, under_bulkhead};
 
@@ -84,6 +94,7 @@ unsafe extern "Rust" {
 #[unsafe(no_mangle)]
 extern "C" fn guest_lib_primary_rust(started_at_el2: u64) -> ! {
     mode::init(started_at_el2 != 0);
+    percpu::init_this_cpu();
     gic::init_distributor();
     gic::init_cpu();
     // SAFETY: `entry!` defines the symbol with exactly this signature, and a

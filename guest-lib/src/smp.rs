@@ -35,6 +35,7 @@ pub fn start_cpu(index: usize, entry: SecondaryEntry) -> Result<(), Status> {
 /// Rust entry of a secondary CPU, from boot.S: MMU and stack are set up.
 #[unsafe(no_mangle)]
 extern "C" fn guest_lib_secondary_rust(context: usize) -> ! {
+    crate::percpu::init_this_cpu();
     crate::gic::init_cpu();
     // SAFETY: the only caller of CPU_ON with this entry point is
     // `start_cpu`, whose context is a `SecondaryEntry` (`psci::cpu_on`

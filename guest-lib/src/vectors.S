@@ -1,5 +1,13 @@
 // The EL1 exception vector table (VBAR_EL1) and the trap frame save/restore.
 //
+// IRQ entries first apply the interrupt mask flag (see irq.rs, "Masking"):
+// if this vCPU's bit is set in the control page's mask word, an interrupt
+// has arrived that the hypervisor put into a list register just before the
+// bit was set. It is not acknowledged (it stays pending in the list
+// register); the entry sets PSTATE.I in the interrupted context's SPSR_EL1,
+// records that in this CPU's block (`lazy`) and returns at once, so that it
+// cannot fire again until `irq::unmask` clears PSTATE.I. No handler runs.
+//
 // Every entry saves the full interrupted state, integer and FP/SIMD, into a
 // `TrapFrame` (exception.rs) on the current stack, calls
 // `guest_lib_exception(frame, slot)` and, if it returns, restores and ERETs.
@@ -30,7 +38,7 @@
     mrs     x0, cntvct_el0
     str     x0, [sp, #{FRAME_STAMP}]
     mov     x0, #\slot
-    b       save_and_handle
+    b       irq_entry
 .endm
 
 .section .text.vectors, "ax"
@@ -57,9 +65,32 @@ guest_lib_vectors:
     VECTOR 14
     VECTOR 15
 
+// An IRQ. x0 = vector slot; the original x0/x1 are already in the frame.
+// Per-CPU block (percpu.rs): [0] mask word address (0: no control page),
+// [8] this vCPU's bit, [16] the 32-bit lazy flag.
+irq_entry:
+    stp     x2, x3, [sp, #16]
+    mrs     x2, tpidr_el1
+    ldp     x1, x3, [x2, #{PERCPU_MASK_WORD}]
+    cbz     x1, save_from_x4        // no control page: DAIF masking only
+    ldr     w1, [x1]
+    tst     w1, w3
+    b.eq    save_from_x4            // not masked: handle it
+    // Masked: leave it pending, return with PSTATE.I set.
+    mov     w1, #1
+    str     w1, [x2, #{PERCPU_LAZY}]
+    mrs     x1, spsr_el1
+    orr     x1, x1, #{SPSR_I}
+    msr     spsr_el1, x1
+    ldp     x2, x3, [sp, #16]
+    ldp     x0, x1, [sp, #0]
+    add     sp, sp, #{FRAME_SIZE}
+    eret
+
 // x0 = vector slot; the original x0/x1 are already in the frame.
 save_and_handle:
     stp     x2, x3, [sp, #16]
+save_from_x4:
     stp     x4, x5, [sp, #32]
     stp     x6, x7, [sp, #48]
     stp     x8, x9, [sp, #64]

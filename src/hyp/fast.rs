@@ -9,6 +9,7 @@
 //!   pending in the model: taken and written to a list register;
 //! - a guest's ICC_SGI1R_EL1 write with plain affinity-0 targets, all other
 //!   vCPUs of its partition: pending bits set, target CPUs kicked.
+//!
 //! Each does exactly what the Rust path would do in that case, and counts
 //! the exit the same way.
 
@@ -63,22 +64,20 @@ pub const VCPUS: usize = core::mem::offset_of!(FastCpu, vcpus);
 pub const SIBLING_PENDING: usize = core::mem::offset_of!(FastCpu, sibling_pending);
 pub const KICK: usize = core::mem::offset_of!(FastCpu, kick);
 
-const ZERO: AtomicU64 = AtomicU64::new(0);
-
 #[unsafe(no_mangle)]
 static FAST_CPUS: [FastCpu; arch::MAX_CPUS] = [const {
     FastCpu {
-        cpu: ZERO,
-        page: ZERO,
-        bit: ZERO,
-        private: ZERO,
-        queue_len: ZERO,
-        lr_all: ZERO,
-        vgic_ctlr: ZERO,
-        counters: ZERO,
-        vcpus: ZERO,
-        sibling_pending: [ZERO; MAX_VCPUS],
-        kick: [ZERO; MAX_VCPUS],
+        cpu: AtomicU64::new(0),
+        page: AtomicU64::new(0),
+        bit: AtomicU64::new(0),
+        private: AtomicU64::new(0),
+        queue_len: AtomicU64::new(0),
+        lr_all: AtomicU64::new(0),
+        vgic_ctlr: AtomicU64::new(0),
+        counters: AtomicU64::new(0),
+        vcpus: AtomicU64::new(0),
+        sibling_pending: [const { AtomicU64::new(0) }; MAX_VCPUS],
+        kick: [const { AtomicU64::new(0) }; MAX_VCPUS],
     }
 }; arch::MAX_CPUS];
 

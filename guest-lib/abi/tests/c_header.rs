@@ -1,0 +1,355 @@
+//! `guest-lib/include/bulkhead.h` against this crate: a small C program
+//! includes the header, prints every constant, size and offset it defines,
+//! and exercises the mask/unmask helpers on a page in host memory (with the
+//! hypercall stubbed); the test compiles it with the system C compiler
+//! (`cc`, or `$CC`), runs it and compares each printed value with the Rust
+//! definition. Any disagreement, missing or unknown name fails the test.
+//! The layout uses fixed-width types only, so the host's compiler sees the
+//! same layout as an AArch64 guest's.
+//!
+//! The header is also compiled for AArch64 with its hypercall helpers
+//! (`aarch64-linux-gnu-gcc`, or `$BULKHEAD_AARCH64_CC`; scripts/setup.sh
+//! installs it), and the mask helpers must come out as exclusive load/store
+//! loops (no calls) with `-mno-outline-atomics`.
+
+use std::collections::BTreeMap;
+use std::mem::{offset_of, size_of, size_of_val};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::AtomicU32;
+
+use bulkhead_abi::control::{self, ControlPage};
+use bulkhead_abi::{ABI_VERSION, CONSOLE_WRITE_MAX, Counter, MAGIC, Status, call};
+
+const PROGRAM: &str = r#"
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+static unsigned int unmask_calls;
+#define BULKHEAD_IRQ_UNMASK_CALL() ((void)unmask_calls++)
+#include "bulkhead.h"
+
+#define U(name, value) printf("%s %" PRIu64 "\n", name, (uint64_t)(value))
+#define S(name, value) printf("%s %" PRId64 "\n", name, (int64_t)(value))
+
+static struct bulkhead_control_page page;
+
+/* The helpers' behaviour; prints 1 if every check holds, else the line. */
+static int behaviour(void)
+{
+	memset(&page, 0, sizeof page);
+	page.mask = UINT32_C(1) << 2; /* another vCPU, masked */
+	if (bulkhead_irq_mask(&page, 1) != 0 || page.mask != 0x6)
+		return __LINE__;
+	if (!bulkhead_irq_is_masked(&page, 1) || bulkhead_irq_is_masked(&page, 0))
+		return __LINE__;
+	if (bulkhead_irq_mask(&page, 1) == 0 || page.mask != 0x6) /* nested */
+		return __LINE__;
+	if (bulkhead_irq_unmask(&page, 1) != 0 || page.mask != 0x4 || unmask_calls != 0)
+		return __LINE__;
+	bulkhead_irq_mask(&page, 1);
+	page.pending = UINT32_C(1) << 2; /* someone else's: no call */
+	if (bulkhead_irq_unmask(&page, 1) != 0 || unmask_calls != 0)
+		return __LINE__;
+	bulkhead_irq_mask(&page, 1);
+	page.pending = 0x6;
+	if (bulkhead_irq_unmask(&page, 1) != 1 || page.mask != 0x4 || unmask_calls != 1)
+		return __LINE__;
+	return 1;
+}
+
+int main(void)
+{
+	U("cp.size", sizeof(struct bulkhead_control_page));
+	U("cp.offsetof.magic", offsetof(struct bulkhead_control_page, magic));
+	U("cp.offsetof.version", offsetof(struct bulkhead_control_page, version));
+	U("cp.offsetof.mask", offsetof(struct bulkhead_control_page, mask));
+	U("cp.offsetof.pending", offsetof(struct bulkhead_control_page, pending));
+	U("cp.offsetof.reserved", offsetof(struct bulkhead_control_page, reserved));
+	U("cp.sizeof.magic", sizeof page.magic);
+	U("cp.sizeof.version", sizeof page.version);
+	U("cp.sizeof.mask", sizeof page.mask);
+	U("cp.sizeof.pending", sizeof page.pending);
+	U("cp.sizeof.reserved_word", sizeof page.reserved[0]);
+	U("cp.reserved_words", sizeof page.reserved / sizeof page.reserved[0]);
+	U("BULKHEAD_CP_RESERVED_WORDS", BULKHEAD_CP_RESERVED_WORDS);
+	U("BULKHEAD_CP_SIZE", BULKHEAD_CP_SIZE);
+	U("BULKHEAD_CP_OFFSET_MAGIC", BULKHEAD_CP_OFFSET_MAGIC);
+	U("BULKHEAD_CP_OFFSET_VERSION", BULKHEAD_CP_OFFSET_VERSION);
+	U("BULKHEAD_CP_OFFSET_MASK", BULKHEAD_CP_OFFSET_MASK);
+	U("BULKHEAD_CP_OFFSET_PENDING", BULKHEAD_CP_OFFSET_PENDING);
+	U("BULKHEAD_CP_MAGIC", BULKHEAD_CP_MAGIC);
+	U("BULKHEAD_CP_VERSION", BULKHEAD_CP_VERSION);
+
+	U("BULKHEAD_CALL_VERSION", BULKHEAD_CALL_VERSION);
+	U("BULKHEAD_CALL_CONSOLE_WRITE", BULKHEAD_CALL_CONSOLE_WRITE);
+	U("BULKHEAD_CALL_VCPU_INFO", BULKHEAD_CALL_VCPU_INFO);
+	U("BULKHEAD_CALL_PARTITION_EXIT", BULKHEAD_CALL_PARTITION_EXIT);
+	U("BULKHEAD_CALL_EXIT_COUNT", BULKHEAD_CALL_EXIT_COUNT);
+	U("BULKHEAD_CALL_IRQ_UNMASK", BULKHEAD_CALL_IRQ_UNMASK);
+	U("BULKHEAD_CALL_DEFER_STATS", BULKHEAD_CALL_DEFER_STATS);
+	U("BULKHEAD_MAGIC", BULKHEAD_MAGIC);
+	U("BULKHEAD_ABI_VERSION", BULKHEAD_ABI_VERSION);
+	U("BULKHEAD_CONSOLE_WRITE_MAX", BULKHEAD_CONSOLE_WRITE_MAX);
+
+	S("BULKHEAD_SUCCESS", BULKHEAD_SUCCESS);
+	S("BULKHEAD_NOT_SUPPORTED", BULKHEAD_NOT_SUPPORTED);
+	S("BULKHEAD_INVALID_PARAMETERS", BULKHEAD_INVALID_PARAMETERS);
+	S("BULKHEAD_DENIED", BULKHEAD_DENIED);
+	S("BULKHEAD_ALREADY_ON", BULKHEAD_ALREADY_ON);
+
+	U("BULKHEAD_COUNTER_IRQ", BULKHEAD_COUNTER_IRQ);
+	U("BULKHEAD_COUNTER_SGI_TRAP", BULKHEAD_COUNTER_SGI_TRAP);
+	U("BULKHEAD_COUNTER_HVC", BULKHEAD_COUNTER_HVC);
+	U("BULKHEAD_COUNTER_SMC", BULKHEAD_COUNTER_SMC);
+	U("BULKHEAD_COUNTER_DATA_ABORT", BULKHEAD_COUNTER_DATA_ABORT);
+	U("BULKHEAD_COUNTER_SYSREG", BULKHEAD_COUNTER_SYSREG);
+	U("BULKHEAD_COUNTER_OTHER", BULKHEAD_COUNTER_OTHER);
+	U("BULKHEAD_COUNTER_SGI_REFUSED", BULKHEAD_COUNTER_SGI_REFUSED);
+	U("BULKHEAD_COUNTER_COUNT", BULKHEAD_COUNTER_COUNT);
+
+	S("behaviour", behaviour());
+	return 0;
+}
+"#;
+
+/// Every name the program prints, with the value the Rust side defines.
+fn expected() -> BTreeMap<String, i128> {
+    let mut map = BTreeMap::new();
+    let mut put = |name: &str, value: i128| {
+        assert!(
+            map.insert(name.to_string(), value).is_none(),
+            "{name} twice"
+        );
+    };
+    let page = |offset: usize| offset as i128;
+    put("cp.size", size_of::<ControlPage>() as i128);
+    put("cp.offsetof.magic", page(offset_of!(ControlPage, magic)));
+    put(
+        "cp.offsetof.version",
+        page(offset_of!(ControlPage, version)),
+    );
+    put("cp.offsetof.mask", page(offset_of!(ControlPage, mask)));
+    put(
+        "cp.offsetof.pending",
+        page(offset_of!(ControlPage, pending)),
+    );
+    put(
+        "cp.offsetof.reserved",
+        page(offset_of!(ControlPage, reserved)),
+    );
+    // The field types, through a value of each.
+    let fields = ControlPage {
+        magic: 0,
+        version: 0,
+        mask: AtomicU32::new(0),
+        pending: AtomicU32::new(0),
+        reserved: [0; control::SIZE / 4 - 4],
+    };
+    put("cp.sizeof.magic", size_of_val(&fields.magic) as i128);
+    put("cp.sizeof.version", size_of_val(&fields.version) as i128);
+    put("cp.sizeof.mask", size_of_val(&fields.mask) as i128);
+    put("cp.sizeof.pending", size_of_val(&fields.pending) as i128);
+    put(
+        "cp.sizeof.reserved_word",
+        size_of_val(&fields.reserved[0]) as i128,
+    );
+    let reserved_words = fields.reserved.len();
+    put("cp.reserved_words", reserved_words as i128);
+    put("BULKHEAD_CP_RESERVED_WORDS", reserved_words as i128);
+    put("BULKHEAD_CP_SIZE", control::SIZE as i128);
+    put("BULKHEAD_CP_OFFSET_MAGIC", control::OFFSET_MAGIC as i128);
+    put(
+        "BULKHEAD_CP_OFFSET_VERSION",
+        control::OFFSET_VERSION as i128,
+    );
+    put("BULKHEAD_CP_OFFSET_MASK", control::OFFSET_MASK as i128);
+    put(
+        "BULKHEAD_CP_OFFSET_PENDING",
+        control::OFFSET_PENDING as i128,
+    );
+    put("BULKHEAD_CP_MAGIC", control::MAGIC as i128);
+    put("BULKHEAD_CP_VERSION", control::VERSION as i128);
+
+    put("BULKHEAD_CALL_VERSION", call::VERSION as i128);
+    put("BULKHEAD_CALL_CONSOLE_WRITE", call::CONSOLE_WRITE as i128);
+    put("BULKHEAD_CALL_VCPU_INFO", call::VCPU_INFO as i128);
+    put("BULKHEAD_CALL_PARTITION_EXIT", call::PARTITION_EXIT as i128);
+    put("BULKHEAD_CALL_EXIT_COUNT", call::EXIT_COUNT as i128);
+    put("BULKHEAD_CALL_IRQ_UNMASK", call::IRQ_UNMASK as i128);
+    put("BULKHEAD_CALL_DEFER_STATS", call::DEFER_STATS as i128);
+    put("BULKHEAD_MAGIC", MAGIC as i128);
+    put("BULKHEAD_ABI_VERSION", ABI_VERSION as i128);
+    put("BULKHEAD_CONSOLE_WRITE_MAX", CONSOLE_WRITE_MAX as i128);
+
+    for (name, status) in [
+        ("BULKHEAD_SUCCESS", Status::Success),
+        ("BULKHEAD_NOT_SUPPORTED", Status::NotSupported),
+        ("BULKHEAD_INVALID_PARAMETERS", Status::InvalidParameters),
+        ("BULKHEAD_DENIED", Status::Denied),
+        ("BULKHEAD_ALREADY_ON", Status::AlreadyOn),
+    ] {
+        put(name, status as i64 as i128);
+    }
+    for counter in Counter::ALL {
+        let name = format!(
+            "BULKHEAD_COUNTER_{}",
+            counter.name().to_uppercase().replace('-', "_")
+        );
+        put(&name, counter as u64 as i128);
+    }
+    put("BULKHEAD_COUNTER_COUNT", Counter::ALL.len() as i128);
+    put("behaviour", 1);
+    map
+}
+
+fn include_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../include")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c_header");
+    std::fs::create_dir_all(&dir).expect("create the scratch directory");
+    dir.join(name)
+}
+
+fn run(command: &mut Command) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+#[test]
+fn c_header_matches_the_rust_abi() {
+    let source = scratch("check.c");
+    let binary = scratch("check");
+    std::fs::write(&source, PROGRAM).expect("write the C program");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+    run(Command::new(&cc)
+        .args([
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Wpedantic",
+            "-Werror",
+            "-O2",
+        ])
+        .arg("-I")
+        .arg(include_dir())
+        .arg(&source)
+        .arg("-o")
+        .arg(&binary));
+    let printed = run(&mut Command::new(&binary));
+
+    let mut seen = BTreeMap::new();
+    for line in printed.lines() {
+        let (name, value) = line
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("malformed line {line:?}"));
+        let value: i128 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        assert!(
+            seen.insert(name.to_string(), value).is_none(),
+            "{name} printed twice"
+        );
+    }
+    let expected = expected();
+    let mut errors = Vec::new();
+    for (name, want) in &expected {
+        match seen.get(name) {
+            None => errors.push(format!("{name}: not printed by the C program")),
+            Some(got) if got != want => {
+                errors.push(format!("{name}: C says {got:#x}, Rust says {want:#x}"))
+            }
+            Some(_) => {}
+        }
+    }
+    for name in seen.keys().filter(|n| !expected.contains_key(*n)) {
+        errors.push(format!(
+            "{name}: printed by the C program, unknown to the test"
+        ));
+    }
+    assert!(
+        errors.is_empty(),
+        "bulkhead.h disagrees with bulkhead-abi:\n{}",
+        errors.join("\n")
+    );
+}
+
+/// The AArch64 side: the hypercall helpers compile, and the mask helpers
+/// are inline exclusive loops.
+#[test]
+fn c_header_compiles_for_aarch64() {
+    let cc =
+        std::env::var("BULKHEAD_AARCH64_CC").unwrap_or_else(|_| "aarch64-linux-gnu-gcc".into());
+    assert!(
+        Command::new(&cc).arg("--version").output().is_ok(),
+        "no {cc}: scripts/setup.sh installs it (Debian gcc-aarch64-linux-gnu)"
+    );
+    let source = scratch("aarch64.c");
+    let object = scratch("aarch64.o");
+    std::fs::write(
+        &source,
+        r#"#include "bulkhead.h"
+uint32_t guest_mask(struct bulkhead_control_page *p, unsigned int v) { return bulkhead_irq_mask(p, v); }
+int guest_unmask(struct bulkhead_control_page *p, unsigned int v) { return bulkhead_irq_unmask(p, v); }
+struct bulkhead_control_page *guest_find(void) { return bulkhead_find_control_page(); }
+"#,
+    )
+    .expect("write the AArch64 source");
+    run(Command::new(&cc)
+        .args([
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Wpedantic",
+            "-Werror",
+            "-O2",
+            "-march=armv8-a",
+            "-mno-outline-atomics",
+            "-ffreestanding",
+            "-c",
+        ])
+        .arg("-I")
+        .arg(include_dir())
+        .arg(&source)
+        .arg("-o")
+        .arg(&object));
+    let objdump = cc.replace("gcc", "objdump");
+    let output = Command::new(&objdump)
+        .arg("-d")
+        .arg(&object)
+        .output()
+        .unwrap_or_else(|e| panic!("{objdump} -d: {e} (it comes with the cross compiler)"));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let function = |name: &str| -> String {
+        let start = text
+            .find(&format!("<{name}>:"))
+            .unwrap_or_else(|| panic!("{name} not in the object:\n{text}"));
+        text[start..]
+            .split("\n\n")
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mask = function("guest_mask");
+    assert!(mask.contains("ldxr") && mask.contains("stxr"), "{mask}");
+    let unmask = function("guest_unmask");
+    assert!(
+        unmask.contains("stlxr") && unmask.contains("hvc"),
+        "{unmask}"
+    );
+    for body in [&mask, &unmask] {
+        assert!(!body.contains("\tbl\t"), "a call in the fast path:\n{body}");
+    }
+}
