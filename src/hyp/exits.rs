@@ -260,6 +260,14 @@ fn inject_undefined() {
     msr!("spsr_el2", 0x3c5); // EL1h, D, A, I, F masked: what taking an exception does
 }
 
+/// A self-IPI that `fast.S` sent (pending bit set, trap counted, ELR
+/// advanced) but could not deliver on its fast path: drain here.
+#[unsafe(no_mangle)]
+extern "C" fn handle_local_drain(_frame: &mut TrapFrame) {
+    let (runtime, p, v) = current();
+    vgic::drain(&runtime.partitions[p], v);
+}
+
 /// The guest's IRQ exit, past the fast paths of `fast.S`: `first` is the
 /// INTID `lower_irq` acknowledged (its priority not yet dropped), or
 /// `fast::KICK_DRAINED` when it consumed a kick and left the draining here.

@@ -89,6 +89,48 @@
     b.ne    \slow
 .endm
 
+/*
+ * Moves the one deliverable SGI/PPI pending in this vCPU's model (pending
+ * and enabled) into list register 0. Falls through when done or when
+ * nothing is deliverable; branches to \slow (exclusive monitor cleared)
+ * when the fast conditions do not hold: the vCPU masked, something queued
+ * or listed, group 1 off, more than one deliverable, or DRAIN_ALL set.
+ * x1 = &FastCpu; clobbers x2-x7.
+ */
+.macro DELIVER_ONE slow
+    FAST_DELIVERY_OK \slow
+    ldr     x2, [x1, #{FC_VGIC_CTLR}]
+    ldr     w2, [x2]
+    tbz     w2, #1, \slow                      /* group 1 off: Rust keeps them pending */
+    ldr     x2, [x1, #{FC_PRIVATE}]
+    ldr     w3, [x2, #{PI_ENABLED}]
+    add     x4, x2, #{PI_PENDING}
+1:  ldaxr   w5, [x4]
+    tbnz    w5, #31, 3f                         /* DRAIN_ALL: SPIs may wait too */
+    and     w6, w5, w3                          /* deliverable: pending and enabled */
+    cbz     w6, 2f
+    sub     w7, w6, #1
+    tst     w6, w7
+    b.ne    3f                                  /* more than one: Rust orders them */
+    bic     w5, w5, w6
+    stlxr   w7, w5, [x4]
+    cbnz    w7, 1b
+    rbit    w6, w6
+    clz     w6, w6                              /* the INTID */
+    add     x7, x2, #{PI_PRIORITY}
+    ldrb    w7, [x7, x6]
+    /* pending (62) | group 1 (60) | priority | vINTID */
+    movz    x5, #0x5000, lsl #48
+    orr     x5, x5, x6
+    orr     x5, x5, x7, lsl #48
+    msr     ich_lr0_el2, x5
+    b       4f
+3:  clrex
+    b       \slow
+2:  clrex                                       /* nothing deliverable */
+4:
+.endm
+
 .section .text.fast, "ax"
 
 /* ---- IRQ from the guest -------------------------------------------------- */
@@ -120,37 +162,9 @@ lower_irq:
     cbnz    w0, 8f
     msr     icc_eoir1_el1, x0
     msr     icc_dir_el1, x0                     /* consumed here: deactivate */
-    FAST_DELIVERY_OK 7f
-    ldr     x2, [x1, #{FC_VGIC_CTLR}]
-    ldr     w2, [x2]
-    tbz     w2, #1, 7f                          /* group 1 off: Rust keeps them pending */
-    ldr     x2, [x1, #{FC_PRIVATE}]
-    ldr     w3, [x2, #{PI_ENABLED}]
-    add     x4, x2, #{PI_PENDING}
-3:  ldaxr   w5, [x4]
-    and     w6, w5, w3                          /* deliverable: pending and enabled */
-    cbz     w6, 5f
-    sub     w7, w6, #1
-    tst     w6, w7
-    b.ne    6f                                  /* more than one: Rust orders them */
-    bic     w5, w5, w6
-    stlxr   w7, w5, [x4]
-    cbnz    w7, 3b
-    rbit    w6, w6
-    clz     w6, w6                              /* the INTID */
-    add     x7, x2, #{PI_PRIORITY}
-    ldrb    w7, [x7, x6]
-    /* pending (62) | group 1 (60) | priority | vINTID */
-    movz    x5, #0x5000, lsl #48
-    orr     x5, x5, x6
-    orr     x5, x5, x7, lsl #48
-    msr     ich_lr0_el2, x5
+    DELIVER_ONE 7f
     COUNT   {CNT_IRQ}
     RESTORE_LOW_AND_ERET
-5:  clrex                                       /* nothing deliverable */
-    COUNT   {CNT_IRQ}
-    RESTORE_LOW_AND_ERET
-6:  clrex
 7:  mov     x0, #{KICK_DRAINED}                 /* the kick is consumed: Rust drains */
 8:  /* Rust: x0 = the acknowledged INTID (not yet dropped), or KICK_DRAINED. */
     SAVE_HIGH
@@ -204,11 +218,12 @@ lower_sync:
     bics    xzr, x4, x5
     b.ne    9f                                  /* targets outside: Rust counts them */
     ldr     x5, [x1, #{FC_BIT}]
-    tst     x4, x5
-    b.ne    9f                                  /* itself: Rust delivers it here */
+    and     x0, x4, x5                          /* itself among the targets */
+    bic     x4, x4, x5                          /* the others */
     ubfx    x2, x2, #24, #4
     mov     w6, #1
     lsl     w6, w6, w2                          /* the SGI's bit */
+    mov     x2, x0                              /* x2: itself a target (kept) */
     cbz     x4, 5f
 4:  rbit    x5, x4
     clz     x5, x5                              /* target vCPU */
@@ -226,11 +241,26 @@ lower_sync:
     msr     icc_sgi1r_el1, x7
     cbnz    x4, 4b
     isb
-5:  COUNT   {CNT_SGI_TRAP}
-    mrs     x0, elr_el2
-    add     x0, x0, #4
-    msr     elr_el2, x0
-    RESTORE_LOW_AND_ERET
+5:  mov     x0, x2
+    COUNT   {CNT_SGI_TRAP}
+    mrs     x3, elr_el2
+    add     x3, x3, #4
+    msr     elr_el2, x3
+    cbz     x0, 7f
+    /* A self-IPI: pending in this vCPU's model, then delivered right here. */
+    ldr     x7, [x1, #{FC_PRIVATE}]
+    add     x7, x7, #{PI_PENDING}
+6:  ldxr    w3, [x7]
+    orr     w3, w3, w6
+    stxr    w2, w3, [x7]
+    cbnz    w2, 6b
+    DELIVER_ONE 8f
+7:  RESTORE_LOW_AND_ERET
+8:  /* The SGI is sent and counted, ELR advanced: only the drain is left. */
+    SAVE_HIGH
+    mov     x0, sp
+    bl      handle_local_drain
+    RESTORE_ALL_AND_ERET
 
 9:  SAVE_HIGH
     mov     x0, sp
