@@ -548,3 +548,42 @@ fn a_partition_that_masks_forever_and_scribbles_its_page_holds_only_itself() {
     assert!(run.has("[beats] done"), "{}", run.dump());
     assert!(run.exited, "{}", run.dump());
 }
+
+// ---- benchmark guard ---------------------------------------------------------
+
+/// The benchmark (scripts/bench.sh, tests/configs/bench.toml) on the
+/// machine of measuring.md, under `-icount`: only its functional figures
+/// are asserted, never its timings. One trapped write per SGI at the
+/// sender, and no exit at all for a flag mask/unmask with nothing pending.
+#[test]
+fn benchmark_functional_figures_hold() {
+    let machine = [
+        "-M",
+        "virt,virtualization=on,gic-version=3",
+        "-cpu",
+        "cortex-a53,cntfrq=1000000000",
+        "-smp",
+        "4",
+        "-m",
+        "1G",
+        "-icount",
+        "shift=0,align=off,sleep=off",
+        // The PL031 figure: the RTC on the virtual clock.
+        "-rtc",
+        "base=2025-01-01T00:00:00,clock=vm",
+    ]
+    .map(String::from);
+    let image = image("tests/configs/bench.toml");
+    let run = boot(&machine, &image, Duration::from_secs(120), |_| false);
+    let figure = |name: &str| {
+        let prefix = format!("bench: {name}=");
+        run.of("bench")
+            .into_iter()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {name} figure:\n{}", run.dump()))
+            .to_owned()
+    };
+    assert_eq!(figure("exits_per_ipi_sender"), "1", "{}", run.dump());
+    assert_eq!(figure("traps_per_1000_mask_unmask"), "0", "{}", run.dump());
+    assert!(run.exited, "{}", run.dump());
+}

@@ -7,13 +7,17 @@
 // with caches (so exclusive loads/stores act on Normal memory).
 //
 // Register use before Rust: x19 = 1 if this CPU entered at EL2, x20 = the
-// secondary's PSCI context id, x9/x10 scratch, x30 link.
+// secondary's PSCI context id, x21 = the primary's entry timestamp, x9/x10
+// scratch, x30 link.
 
 .section .text.boot, "ax"
 
 // The primary CPU. x0 = device tree address or 0 under Bulkhead: unused.
+// The first instruction reads the physical counter, for boot-time figures
+// (timer::entry_timestamp): nothing of the guest runs before it.
 .global _start
 _start:
+    mrs     x21, cntpct_el0
     mov     x19, xzr
     bl      cpu_setup
     bl      set_stack
@@ -30,6 +34,7 @@ _start:
     b       1b
 
 2:  mov     x0, x19
+    mov     x1, x21
     bl      guest_lib_primary_rust
     b       park
 

@@ -59,6 +59,23 @@ pub fn physical_now() -> u64 {
     value
 }
 
+/// CNTPCT_EL0 as read by the very first instruction of the guest (the
+/// primary CPU's `_start`, boot.S), before its own set-up.
+static ENTRY_TIMESTAMP: AtomicU64 = AtomicU64::new(0);
+
+/// Records [`entry_timestamp`]; called once, by the primary CPU's Rust entry.
+pub(crate) fn set_entry_timestamp(value: u64) {
+    ENTRY_TIMESTAMP.store(value, Ordering::Relaxed);
+}
+
+/// The physical count (CNTPCT_EL0) read by the guest's first instruction:
+/// how long after the machine's power-on the guest started, counting
+/// everything that ran before it (firmware, a hypervisor's boot). Under
+/// `-icount shift=0` with a 1 GHz counter, one tick per instruction.
+pub fn entry_timestamp() -> u64 {
+    ENTRY_TIMESTAMP.load(Ordering::Relaxed)
+}
+
 /// CNTFRQ_EL0: counter ticks per second.
 pub fn frequency() -> u64 {
     let value: u64;
