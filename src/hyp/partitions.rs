@@ -195,8 +195,9 @@ impl Runtime {
                 s2.map(&mut tables, r.ipa, r.phys, r.size, MemKind::Normal)
                     .map_err(map_err)?;
                 // Nothing of a previous occupant survives into the partition.
-                // SAFETY: as in `load`: the partition's own RAM, not yet running.
-                unsafe { core::ptr::write_bytes(r.phys as *mut u8, 0, r.size as usize) };
+                // SAFETY: as in `load`: the partition's own RAM, mapped Normal
+                // at EL2, not yet running.
+                unsafe { arch::zero(r.phys, r.size) };
             }
             for d in p.devices {
                 s2.map(&mut tables, d.ipa, d.phys, d.size, MemKind::Device)
