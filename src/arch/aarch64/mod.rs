@@ -213,7 +213,7 @@ pub unsafe fn zero(start: u64, len: u64) {
     let dczid = mrs!("dczid_el0");
     let block = 4u64 << (dczid & 0xf);
     let permitted = dczid & (1 << 4) == 0;
-    if !permitted || start % block != 0 || len % block != 0 {
+    if !permitted || !start.is_multiple_of(block) || !len.is_multiple_of(block) {
         // SAFETY: the caller's contract.
         unsafe { core::ptr::write_bytes(start as *mut u8, 0, len as usize) };
         return;
