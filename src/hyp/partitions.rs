@@ -222,19 +222,18 @@ impl Runtime {
                 arch::clean_for_guest(r.phys, r.size);
             }
             hyp_println!(
-                "partition {}: {} vCPU(s) on CPU(s) {:?}, {} KiB image, entry {:#x}",
+                "partition {}: {} vCPU(s) on CPU(s) [{}], {} KiB image, entry {:#x}",
                 p.name,
                 p.cpus.len(),
-                p.cpus,
+                CpuList(p.cpus),
                 p.image.bytes.len() / 1024,
                 p.entry
             );
-            let mut spis: Vec<u32> = p
+            let spis: Vec<u32> = p
                 .devices
                 .iter()
                 .flat_map(|d| d.interrupts.iter().copied())
                 .collect();
-            spis.sort_unstable();
             partitions.push(Partition {
                 config: p,
                 state: PartitionState::new(),
@@ -367,6 +366,19 @@ impl Runtime {
             }
         }
         park()
+    }
+}
+
+/// CPU indices, comma-separated.
+struct CpuList(&'static [usize]);
+
+impl fmt::Display for CpuList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, cpu) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{cpu}")?;
+        }
+        Ok(())
     }
 }
 

@@ -132,8 +132,8 @@ pub struct VgicState {
 
 impl VgicState {
     /// A reset vGIC for `vmpidrs.len()` vCPUs owning the SPIs `spis`
-    /// (ascending, each 32..1020, at most [`MAX_SPIS`]; the configuration
-    /// check guarantees it, extra ones are ignored).
+    /// (in any order, each 32..1020, at most [`MAX_SPIS`]; the
+    /// configuration check guarantees it, extra ones are ignored).
     pub fn new(vmpidrs: &[u64], spis: &[u32]) -> Self {
         let mut state = Self {
             ctlr: AtomicU32::new(0),
@@ -143,8 +143,16 @@ impl VgicState {
             vcpus: vmpidrs.len().min(MAX_VCPUS),
             vmpidrs: [0; MAX_VCPUS],
         };
-        for (slot, &intid) in state.spis.iter_mut().zip(spis) {
-            *slot = Spi::new(intid);
+        // Kept ascending: insertion, for at most MAX_SPIS entries.
+        for (n, &intid) in spis.iter().take(state.spi_count).enumerate() {
+            let at = state.spis[..n]
+                .iter()
+                .position(|s| s.intid > intid)
+                .unwrap_or(n);
+            for i in (at..n).rev() {
+                state.spis[i + 1] = Spi::new(state.spis[i].intid);
+            }
+            state.spis[at] = Spi::new(intid);
         }
         state.vmpidrs[..state.vcpus].copy_from_slice(&vmpidrs[..state.vcpus]);
         state
@@ -179,5 +187,19 @@ impl VgicState {
     /// Whether distribution of group-1 interrupts is on (GICD_CTLR).
     pub fn group1_enabled(&self) -> bool {
         self.ctlr.load(Ordering::Relaxed) & 0b10 != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_spis_are_kept_ascending_whatever_the_order_given() {
+        let state = VgicState::new(&[0, 1], &[40, 34, 99, 33]);
+        let intids: Vec<u32> = state.spis().iter().map(|s| s.intid).collect();
+        assert_eq!(intids, [33, 34, 40, 99]);
+        assert!(state.spi(99).is_some() && state.spi(35).is_none());
+        assert_eq!(state.vcpu_by_affinity(1), Some(1));
     }
 }

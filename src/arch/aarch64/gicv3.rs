@@ -50,7 +50,8 @@ pub fn init_distributor(gicd: u64, gicr: u64, cpus: usize) {
     // matched against the boot device tree; they are mapped as device memory
     // and only this driver (behind GIC's lock) touches them.
     let gic = unsafe { GicV3::new(UniqueMmioPointer::new(gicd), gicr, cpus) }
-        .expect("the GICR frames the board describes are present");
+        // Not `expect`: `GicError`'s Debug text costs more image than it tells.
+        .unwrap_or_else(|_| panic!("the GICR frames the board describes are present"));
     let mut gic = Gic(gic);
     gic.0.distributor().configure_default_settings();
     gic.0.distributor().enable_all_interrupts(false);
@@ -66,7 +67,9 @@ pub fn init_cpu(cpu: usize, runs_vcpu: bool, maintenance_intid: u32) {
     {
         let mut guard = GIC.lock();
         let gic = &mut guard.as_mut().expect("distributor initialised first").0;
-        let mut redist = gic.redistributor(cpu).expect("CPU index within the board");
+        let mut redist = gic
+            .redistributor(cpu)
+            .unwrap_or_else(|_| panic!("CPU index within the board"));
         // An already-awake redistributor is fine.
         let _ = redist.mark_core_awake();
         redist.configure_default_settings();
@@ -88,7 +91,7 @@ pub fn init_cpu(cpu: usize, runs_vcpu: bool, maintenance_intid: u32) {
                     .into_iter()
                     .try_for_each(|intid| redist.enable_interrupt(id(intid), true))
             })
-            .expect("SGI and PPI numbers are valid");
+            .unwrap_or_else(|_| panic!("SGI and PPI numbers are valid"));
     }
     // ICC_SRE_EL2: SRE, DFB, DIB, and Enable (EL1 may use its system registers).
     msr!("s3_4_c12_c9_5", 0xf);
