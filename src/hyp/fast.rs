@@ -31,6 +31,10 @@ use super::partitions::{Partition, Runtime};
 pub struct FastCpu {
     /// This CPU's index.
     pub cpu: AtomicU64,
+    /// The top of its EL2 stack (every guest entry resets SP_EL2 to it).
+    pub stack_top: AtomicU64,
+    /// The vCPU it runs: partition index << 8 | vCPU index.
+    pub vcpu: AtomicU64,
     /// The vCPU's control page (0: no vCPU here; the fast paths are off).
     pub page: AtomicU64,
     /// 1 << vCPU index: its bit in the flag word, and in target masks.
@@ -68,6 +72,8 @@ pub const KICK: usize = core::mem::offset_of!(FastCpu, kick);
 static FAST_CPUS: [FastCpu; arch::MAX_CPUS] = [const {
     FastCpu {
         cpu: AtomicU64::new(0),
+        stack_top: AtomicU64::new(0),
+        vcpu: AtomicU64::new(0),
         page: AtomicU64::new(0),
         bit: AtomicU64::new(0),
         private: AtomicU64::new(0),
@@ -87,20 +93,44 @@ pub fn install(cpu: usize) {
     arch::msr!("tpidr_el2", &FAST_CPUS[cpu] as *const FastCpu as u64);
 }
 
-/// This CPU's index.
+/// This CPU's block.
 #[inline(always)]
-pub fn this_cpu() -> usize {
+fn this() -> &'static FastCpu {
     let block = arch::mrs!("tpidr_el2") as *const FastCpu;
     // SAFETY: `install` pointed TPIDR_EL2 at this CPU's entry of the static
     // FAST_CPUS before any code that calls this runs.
-    unsafe { (*block).cpu.load(Ordering::Relaxed) as usize }
+    unsafe { &*block }
 }
 
-/// Fills CPU `cpu`'s block for vCPU `v` of `part` (on that CPU, before the
-/// vCPU first runs). `queue_len` is the address of this CPU's queue length.
-pub fn fill(runtime: &Runtime, cpu: usize, part: &Partition, v: usize, queue_len: usize) {
+/// This CPU's index.
+#[inline(always)]
+pub fn this_cpu() -> usize {
+    this().cpu.load(Ordering::Relaxed) as usize
+}
+
+/// The (partition, vCPU) this CPU runs; only meaningful once `fill` ran.
+#[inline(always)]
+pub fn this_vcpu() -> (usize, usize) {
+    let packed = this().vcpu.load(Ordering::Relaxed) as usize;
+    (packed >> 8, packed & 0xff)
+}
+
+pub fn this_stack_top() -> u64 {
+    this().stack_top.load(Ordering::Relaxed)
+}
+
+pub fn set_stack_top(top: u64) {
+    this().stack_top.store(top, Ordering::Relaxed);
+}
+
+/// Fills CPU `cpu`'s block for vCPU `v` of partition `p` (on that CPU,
+/// before the vCPU first runs). `queue_len` is the address of this CPU's
+/// queue length.
+pub fn fill(runtime: &Runtime, cpu: usize, p: usize, v: usize, queue_len: usize) {
+    let part: &Partition = &runtime.partitions[p];
     let f = &FAST_CPUS[cpu];
     let set = |a: &AtomicU64, value: u64| a.store(value, Ordering::Relaxed);
+    set(&f.vcpu, (p << 8 | v) as u64);
     set(&f.bit, 1 << v);
     set(&f.private, &part.vgic.private[v] as *const _ as u64);
     set(&f.queue_len, queue_len as u64);

@@ -12,8 +12,6 @@ mod fast;
 mod partitions;
 mod vgic;
 
-use core::sync::atomic::{AtomicUsize, Ordering};
-
 use buddy_system_allocator::LockedHeap;
 
 use crate::arch::{self, gicv3, mmu};
@@ -37,23 +35,6 @@ unsafe extern "C" {
     static __heap_start: u8;
     static __heap_end: u8;
 }
-
-/// Which vCPU each physical CPU runs, and where its stack is.
-struct PerCpu {
-    stack_top: AtomicUsize,
-    /// The vCPU this CPU runs: partition index << 8 | vCPU index, set once
-    /// before the guest is first entered (`NO_VCPU` for none).
-    vcpu: AtomicUsize,
-}
-
-const NO_VCPU: usize = usize::MAX;
-
-static PER_CPU: [PerCpu; arch::MAX_CPUS] = [const {
-    PerCpu {
-        stack_top: AtomicUsize::new(0),
-        vcpu: AtomicUsize::new(NO_VCPU),
-    }
-}; arch::MAX_CPUS];
 
 static RUNTIME: spin::Once<Runtime> = spin::Once::new();
 
@@ -143,24 +124,13 @@ fn runtime_of() -> &'static Runtime {
 
 /// Every CPU, after boot: the GIC CPU interface, then its vCPU (or rest).
 fn cpu_main(cpu: usize, stack_top: u64) -> ! {
-    PER_CPU[cpu]
-        .stack_top
-        .store(stack_top as usize, Ordering::Relaxed);
     fast::install(cpu);
+    fast::set_stack_top(stack_top);
     let runtime = runtime_of();
     let vcpu = runtime.vcpu_on_cpu(cpu);
-    if let Some((p, v)) = vcpu {
-        PER_CPU[cpu].vcpu.store(p << 8 | v, Ordering::Relaxed);
-    }
     gicv3::init_cpu(cpu, vcpu.is_some(), maintenance_intid());
     if let Some((p, v)) = vcpu {
-        fast::fill(
-            runtime,
-            cpu,
-            &runtime.partitions[p],
-            v,
-            vgic::queue_len_address(),
-        );
+        fast::fill(runtime, cpu, p, v, vgic::queue_len_address());
     }
     match vcpu {
         None => partitions::park(),
@@ -188,13 +158,11 @@ fn this_cpu() -> usize {
 /// The (partition, vCPU) this CPU runs; only called from a guest's exits.
 #[inline(always)]
 fn this_vcpu() -> (usize, usize) {
-    let packed = PER_CPU[this_cpu()].vcpu.load(Ordering::Relaxed);
-    debug_assert_ne!(packed, NO_VCPU, "only CPUs that run a vCPU enter a guest");
-    (packed >> 8, packed & 0xff)
+    fast::this_vcpu()
 }
 
 fn this_stack_top() -> u64 {
-    PER_CPU[this_cpu()].stack_top.load(Ordering::Relaxed) as u64
+    fast::this_stack_top()
 }
 
 #[cfg(not(test))]
