@@ -158,8 +158,38 @@ lower_irq:
     COUNT   {CNT_IRQ}
     RESTORE_LOW_AND_ERET
 
-2:  /* The kick: another CPU left SGIs pending in this vCPU's model. */
-    cbnz    w0, 8f
+2:  cbz     w0, 10f
+    /* An SPI: the partition's own passthrough interrupt? Forward it with
+     * the HW bit, like the timer. */
+    cmp     w0, #32
+    b.lo    8f
+    cmp     w0, #1020
+    b.hs    8f                                  /* special INTIDs: Rust */
+    ldr     x2, [x1, #{FC_SPI_COUNT}]
+    cbz     x2, 8f
+    add     x3, x1, #{FC_SPIS}
+11: ldr     x4, [x3], #8                        /* &Spi */
+    ldr     w5, [x4, #{SPI_INTID}]
+    cmp     w5, w0
+    b.eq    12f
+    subs    x2, x2, #1
+    b.ne    11b
+    b       8f                                  /* not the partition's: Rust */
+12: FAST_DELIVERY_OK 8f
+    ldrb    w2, [x4, #{SPI_ENABLED}]
+    cbz     w2, 8f                              /* disabled (a race): Rust decides */
+    ldrb    w3, [x4, #{SPI_PRIORITY}]
+    msr     icc_eoir1_el1, x0                   /* priority drop only (EOImode 1) */
+    /* pending (62) | HW (61) | group 1 (60) | priority | pINTID | vINTID */
+    orr     x2, x0, x0, lsl #32
+    movz    x5, #0x7000, lsl #48
+    orr     x2, x2, x5
+    orr     x2, x2, x3, lsl #48
+    msr     ich_lr0_el2, x2
+    COUNT   {CNT_IRQ}
+    RESTORE_LOW_AND_ERET
+
+10: /* The kick: another CPU left SGIs pending in this vCPU's model. */
     msr     icc_eoir1_el1, x0
     msr     icc_dir_el1, x0                     /* consumed here: deactivate */
     DELIVER_ONE 7f

@@ -5,6 +5,8 @@
 //! common case holds, and fall back to the Rust handlers otherwise:
 //! - the virtual timer's physical interrupt: vCPU not masked, nothing
 //!   queued, every list register free: one LR written with the HW bit;
+//! - a physical SPI the partition owns (a passthrough device's): the same
+//!   conditions and the SPI enabled: one LR written with the HW bit;
 //! - the kick SGI: the same conditions and exactly one deliverable SGI
 //!   pending in the model: taken and written to a list register;
 //! - a guest's ICC_SGI1R_EL1 write with plain affinity-0 targets, all other
@@ -55,6 +57,10 @@ pub struct FastCpu {
     pub sibling_pending: [AtomicU64; MAX_VCPUS],
     /// The ICC_SGI1R_EL1 value that kicks each vCPU's CPU.
     pub kick: [AtomicU64; MAX_VCPUS],
+    /// How many of `spis` are the partition's SPIs.
+    pub spi_count: AtomicU64,
+    /// &Spi of each SPI the partition owns.
+    pub spis: [AtomicU64; state::MAX_SPIS],
 }
 
 pub const PAGE: usize = core::mem::offset_of!(FastCpu, page);
@@ -67,6 +73,8 @@ pub const COUNTERS: usize = core::mem::offset_of!(FastCpu, counters);
 pub const VCPUS: usize = core::mem::offset_of!(FastCpu, vcpus);
 pub const SIBLING_PENDING: usize = core::mem::offset_of!(FastCpu, sibling_pending);
 pub const KICK: usize = core::mem::offset_of!(FastCpu, kick);
+pub const SPI_COUNT: usize = core::mem::offset_of!(FastCpu, spi_count);
+pub const SPIS: usize = core::mem::offset_of!(FastCpu, spis);
 
 #[unsafe(no_mangle)]
 static FAST_CPUS: [FastCpu; arch::MAX_CPUS] = [const {
@@ -84,6 +92,8 @@ static FAST_CPUS: [FastCpu; arch::MAX_CPUS] = [const {
         vcpus: AtomicU64::new(0),
         sibling_pending: [const { AtomicU64::new(0) }; MAX_VCPUS],
         kick: [const { AtomicU64::new(0) }; MAX_VCPUS],
+        spi_count: AtomicU64::new(0),
+        spis: [const { AtomicU64::new(0) }; state::MAX_SPIS],
     }
 }; arch::MAX_CPUS];
 
@@ -148,6 +158,10 @@ pub fn fill(runtime: &Runtime, cpu: usize, p: usize, v: usize, queue_len: usize)
             gicv3::sgi1r_value(gicv3::KICK_SGI, runtime.mpidr_of(pcpu)),
         );
     }
+    for (slot, spi) in f.spis.iter().zip(part.vgic.spis()) {
+        set(slot, spi as *const _ as u64);
+    }
+    set(&f.spi_count, part.vgic.spis().len() as u64);
     // Last: a non-zero page turns the fast paths on.
     f.page
         .store(part.control as *const _ as u64, Ordering::Release);
@@ -178,6 +192,11 @@ global_asm!(
     FC_VCPUS = const VCPUS,
     FC_SIBLING_PENDING = const SIBLING_PENDING,
     FC_KICK = const KICK,
+    FC_SPI_COUNT = const SPI_COUNT,
+    FC_SPIS = const SPIS,
+    SPI_INTID = const state::SPI_INTID,
+    SPI_ENABLED = const state::SPI_ENABLED,
+    SPI_PRIORITY = const state::SPI_PRIORITY,
     PI_ENABLED = const state::PRIVATE_ENABLED,
     PI_PENDING = const state::PRIVATE_PENDING,
     PI_PRIORITY = const state::PRIVATE_PRIORITY,

@@ -83,6 +83,9 @@ impl Default for PrivateIrqs {
 }
 
 /// One SPI the partition owns (a passthrough device's interrupt).
+/// `repr(C)`: the hypervisor's assembly fast path reads `intid`, `enabled`
+/// and `priority` at the offsets below.
+#[repr(C)]
 #[derive(Debug)]
 pub struct Spi {
     /// Its INTID: the same in the guest and in the machine.
@@ -99,6 +102,11 @@ pub struct Spi {
     /// of the partition's vCPUs, or for IRM = 1).
     pub target: AtomicU8,
 }
+
+/// Byte offsets of [`Spi`] fields, for assembly.
+pub const SPI_INTID: usize = core::mem::offset_of!(Spi, intid);
+pub const SPI_ENABLED: usize = core::mem::offset_of!(Spi, enabled);
+pub const SPI_PRIORITY: usize = core::mem::offset_of!(Spi, priority);
 
 impl Spi {
     pub const fn new(intid: u32) -> Self {
