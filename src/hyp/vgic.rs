@@ -149,17 +149,17 @@ pub fn drain(part: &Partition, v: usize) {
         return;
     }
     let private = &vgic.private[v];
-    private.pending.fetch_and(!DRAIN_ALL, Ordering::AcqRel);
-    let enabled = private.enabled.load(core::sync::atomic::Ordering::Acquire);
-    // Take exactly the enabled ones; disabled ones stay pending.
+    let enabled = private.enabled.load(Ordering::Acquire);
+    // Take exactly the enabled ones (and the full-drain request: this is
+    // the full drain); disabled ones stay pending.
     let mut take = private
         .pending
-        .fetch_and(!enabled, core::sync::atomic::Ordering::AcqRel)
+        .fetch_and(!(enabled | DRAIN_ALL), Ordering::AcqRel)
         & enabled;
     while take != 0 {
         let intid = take.trailing_zeros();
         take &= take - 1;
-        let priority = private.priority[intid as usize].load(core::sync::atomic::Ordering::Relaxed);
+        let priority = private.priority[intid as usize].load(Ordering::Relaxed);
         inject(
             part,
             v,
@@ -171,17 +171,16 @@ pub fn drain(part: &Partition, v: usize) {
         );
     }
     for spi in vgic.spis() {
-        use core::sync::atomic::Ordering::{AcqRel, Relaxed};
-        if usize::from(spi.target.load(Relaxed)) == v
-            && spi.enabled.load(Relaxed)
-            && spi.pending.swap(false, AcqRel)
+        if usize::from(spi.target.load(Ordering::Relaxed)) == v
+            && spi.enabled.load(Ordering::Relaxed)
+            && spi.pending.swap(false, Ordering::AcqRel)
         {
             inject(
                 part,
                 v,
                 Irq {
                     intid: spi.intid,
-                    priority: spi.priority.load(Relaxed),
+                    priority: spi.priority.load(Ordering::Relaxed),
                     hw: false,
                 },
             );
@@ -228,8 +227,7 @@ pub fn forward(part: &Partition, v: usize, intid: u32) {
         return;
     }
     if let Some(spi) = vgic.spi(intid).filter(|_| edge) {
-        spi.pending
-            .store(true, core::sync::atomic::Ordering::Release);
+        spi.pending.store(true, Ordering::Release);
     }
     gicv3::deactivate(intid);
 }
