@@ -321,7 +321,7 @@ extern "C" fn handle_lower_aarch32(_frame: &mut TrapFrame) {
 
 /// An exception taken from EL2 itself: a hypervisor bug. Report and power off.
 #[unsafe(no_mangle)]
-extern "C" fn handle_hyp_exception(_frame: &mut TrapFrame, kind: u64) -> ! {
+extern "C" fn handle_hyp_exception(kind: u64) -> ! {
     hyp_println!(
         "hypervisor exception (kind {kind}) on CPU {}: ESR {:#x} ELR {:#x} FAR {:#x}",
         super::this_cpu(),

@@ -296,3 +296,17 @@ lower_sync:
     mov     x0, sp
     bl      handle_lower_sync
     RESTORE_ALL_AND_ERET
+
+/* ---- SError, and AArch32 at EL1 (never allowed): Rust stops the partition. */
+.macro LOWER_STUB name, handler
+.global \name
+\name:
+    SAVE_LOW
+    SAVE_HIGH
+    mov     x0, sp
+    bl      \handler
+    RESTORE_ALL_AND_ERET
+.endm
+
+LOWER_STUB lower_serror, handle_lower_serror
+LOWER_STUB lower_aarch32, handle_lower_aarch32

@@ -166,33 +166,11 @@ pub fn flush(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vgic::lr::{Entry, format};
+    use crate::vgic::lr::Entry;
+    use crate::vgic::lr::testing::FakeLrs;
     use core::cell::Cell;
     use proptest::prelude::*;
     use std::collections::BTreeSet;
-
-    #[derive(Default)]
-    struct FakeLrs([u64; 4]);
-
-    impl ListRegisters for FakeLrs {
-        fn count(&self) -> usize {
-            4
-        }
-        fn empty(&self) -> u64 {
-            (0..4)
-                .filter(|&n| {
-                    let e = self.read(n);
-                    !e.pending && !e.active
-                })
-                .fold(0, |m, n| m | 1 << n)
-        }
-        fn read(&self, n: usize) -> Entry {
-            format::gicv3::decode(self.0[n])
-        }
-        fn write(&mut self, n: usize, entry: Entry) {
-            self.0[n] = format::gicv3::encode(entry);
-        }
-    }
 
     /// The control page word bits of one vCPU, and a clock.
     #[derive(Default)]

@@ -341,17 +341,15 @@ pub fn private_state(lrs: &impl ListRegisters) -> (u32, u32) {
         })
 }
 
+/// A fake list-register bank for host tests of the policies built on it.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
+pub(crate) mod testing {
+    use super::{Entry, ListRegisters, format};
 
-    /// Four list registers, like QEMU's GICv3, with a guest that can
-    /// acknowledge (highest priority pending becomes active) and end
-    /// (the active one is dropped) as a virtual CPU interface would.
-    /// Stored in the GICv3 format, so the tests also run the encoding.
+    /// Four list registers like QEMU's GICv3, stored in the GICv3 format so
+    /// the tests also run the encoding.
     #[derive(Default)]
-    struct FakeLrs([u64; 4]);
+    pub(crate) struct FakeLrs(pub(crate) [u64; 4]);
 
     impl ListRegisters for FakeLrs {
         fn count(&self) -> usize {
@@ -372,6 +370,17 @@ mod tests {
             self.0[n] = format::gicv3::encode(entry);
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Four list registers, like QEMU's GICv3, with a guest that can
+    /// acknowledge (highest priority pending becomes active) and end
+    /// (the active one is dropped) as a virtual CPU interface would.
+    use super::testing::FakeLrs;
 
     impl FakeLrs {
         /// The guest acknowledges and completes the most urgent pending

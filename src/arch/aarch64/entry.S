@@ -4,7 +4,7 @@
  * The image starts with an arm64 Linux Image header, so QEMU's -kernel (and
  * any Linux boot loader) enters it at EL2 with x0 = the boot device tree.
  * Constants come from Rust through global_asm! operands:
- *   STACK_SIZE, MAX_CPUS, FRAME_SIZE.
+ *   STACK_SIZE, MAX_CPUS.
  */
 
 .section .text.head, "ax"
@@ -117,50 +117,7 @@ vcpu_enter:
     dsb     nsh
     isb
 
-/* Save every guest register into a frame on the EL2 stack. */
-.macro SAVE_GUEST
-    sub     sp, sp, #{FRAME_SIZE}
-    stp     x0, x1, [sp, #16 * 0]
-    stp     x2, x3, [sp, #16 * 1]
-    stp     x4, x5, [sp, #16 * 2]
-    stp     x6, x7, [sp, #16 * 3]
-    stp     x8, x9, [sp, #16 * 4]
-    stp     x10, x11, [sp, #16 * 5]
-    stp     x12, x13, [sp, #16 * 6]
-    stp     x14, x15, [sp, #16 * 7]
-    stp     x16, x17, [sp, #16 * 8]
-    stp     x18, x19, [sp, #16 * 9]
-    stp     x20, x21, [sp, #16 * 10]
-    stp     x22, x23, [sp, #16 * 11]
-    stp     x24, x25, [sp, #16 * 12]
-    stp     x26, x27, [sp, #16 * 13]
-    stp     x28, x29, [sp, #16 * 14]
-    str     x30, [sp, #16 * 15]
-    mov     x0, sp
-.endm
 
-.macro RESTORE_GUEST_AND_ERET
-    ldp     x0, x1, [sp, #16 * 0]
-    ldp     x2, x3, [sp, #16 * 1]
-    ldp     x4, x5, [sp, #16 * 2]
-    ldp     x6, x7, [sp, #16 * 3]
-    ldp     x8, x9, [sp, #16 * 4]
-    ldp     x10, x11, [sp, #16 * 5]
-    ldp     x12, x13, [sp, #16 * 6]
-    ldp     x14, x15, [sp, #16 * 7]
-    ldp     x16, x17, [sp, #16 * 8]
-    ldp     x18, x19, [sp, #16 * 9]
-    ldp     x20, x21, [sp, #16 * 10]
-    ldp     x22, x23, [sp, #16 * 11]
-    ldp     x24, x25, [sp, #16 * 12]
-    ldp     x26, x27, [sp, #16 * 13]
-    ldp     x28, x29, [sp, #16 * 14]
-    ldr     x30, [sp, #16 * 15]
-    add     sp, sp, #{FRAME_SIZE}
-    eret
-    dsb     nsh
-    isb
-.endm
 
 /* A vector entry is 0x80 bytes: too small for the save and restore, so
  * each entry branches to its stub. */
@@ -169,17 +126,10 @@ vcpu_enter:
     b       \stub
 .endm
 
-.macro LOWER_STUB name, handler
-\name:
-    SAVE_GUEST
-    bl      \handler
-    RESTORE_GUEST_AND_ERET
-.endm
 
 .macro HYP_STUB name, kind
 \name:
-    SAVE_GUEST
-    mov     x1, #\kind
+    mov     x0, #\kind
     bl      handle_hyp_exception
     b       halt
 .endm
@@ -209,10 +159,9 @@ el2_vectors:
     VECTOR  lower_irq
     VECTOR  lower_serror
 
-/* lower_sync and lower_irq, with their fast paths, are in src/hyp/fast.S. */
+/* Every exit from a guest (lower_sync, lower_irq with their fast paths,
+ * lower_serror, lower_aarch32) is in src/hyp/fast.S. */
 .balign 0x80
-LOWER_STUB lower_serror, handle_lower_serror
-LOWER_STUB lower_aarch32, handle_lower_aarch32
 HYP_STUB hyp_sync, 0
 HYP_STUB hyp_irq, 1
 HYP_STUB hyp_fiq, 2

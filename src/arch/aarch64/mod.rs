@@ -48,7 +48,6 @@ global_asm!(
     include_str!("entry.S"),
     STACK_SIZE = const STACK_SIZE,
     MAX_CPUS = const MAX_CPUS,
-    FRAME_SIZE = const core::mem::size_of::<TrapFrame>(),
 );
 
 unsafe extern "C" {
