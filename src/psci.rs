@@ -10,9 +10,6 @@ use bulkhead_abi::psci::*;
 use crate::config::MemoryRegion;
 use crate::partition::{Power, Vcpu};
 
-/// PSCI's INVALID_ADDRESS: CPU_ON's entry is not in the partition's memory.
-pub const INVALID_ADDRESS: u64 = -9i64 as u64;
-
 /// What the caller must do after a PSCI call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -75,11 +72,11 @@ pub fn handle(
                 .iter()
                 .any(|r| entry >= r.ipa && entry - r.ipa < r.size && entry % 4 == 0)
             {
-                return Some(Outcome::Return(INVALID_ADDRESS));
+                return status(Status::InvalidAddress);
             }
             match vcpus[index].request_on(entry, context) {
                 Ok(()) => Some(Outcome::Woke(index)),
-                Err(Power::OnPending) => Some(Outcome::Return(-5i64 as u64)), // ON_PENDING
+                Err(Power::OnPending) => status(Status::OnPending),
                 Err(_) => status(Status::AlreadyOn),
             }
         }
@@ -148,11 +145,11 @@ mod tests {
         );
         assert_eq!(
             call(CPU_ON_64, [1, 0x5400_0000, 0], &vcpus),
-            Some(Outcome::Return(INVALID_ADDRESS))
+            r(Status::InvalidAddress)
         );
         assert_eq!(
             call(CPU_ON_64, [1, entry + 2, 0], &vcpus),
-            Some(Outcome::Return(INVALID_ADDRESS))
+            r(Status::InvalidAddress)
         );
         // Non-affinity bits of the target (here RES1 bit 31) are ignored.
         assert_eq!(
@@ -163,10 +160,7 @@ mod tests {
             call(AFFINITY_INFO_64, [1, 0, 0], &vcpus),
             Some(Outcome::Return(AFFINITY_ON_PENDING))
         );
-        assert_eq!(
-            call(CPU_ON_64, [1, entry, 9], &vcpus),
-            Some(Outcome::Return(-5i64 as u64))
-        );
+        assert_eq!(call(CPU_ON_64, [1, entry, 9], &vcpus), r(Status::OnPending));
         assert_eq!(vcpus[1].take_on_request(), Some((entry, 9)));
         assert_eq!(call(CPU_ON_64, [1, entry, 9], &vcpus), r(Status::AlreadyOn));
         assert_eq!(

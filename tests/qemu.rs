@@ -621,3 +621,56 @@ fn a_hostile_guest_churning_its_gic_calls_and_page_harms_nobody() {
     );
     assert!(run.exited, "{}", run.dump());
 }
+
+fn psci_run() -> &'static Run {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    shared_run(&RUN, "tests/configs/psci.toml", Duration::from_secs(60))
+}
+
+#[test]
+fn a_vcpu_powers_off_and_on_again_through_psci() {
+    let run = psci_run();
+    for line in [
+        "[psci] psci: version=0x10001",
+        "[psci] psci: vcpu 1 life 1",
+        "[psci] psci: affinity off after life 1",
+        "[psci] psci: vcpu 1 life 2",
+        "[psci] psci: affinity off after life 2",
+    ] {
+        assert!(run.has(line), "missing {line:?}:\n{}", run.dump());
+    }
+    // A CPU_ON of a vCPU that is on (or on its way: ALREADY_ON or
+    // ON_PENDING), and of one the partition does not have.
+    assert!(
+        run.has("[psci] psci: cpu_on refused already_on=-4 absent=-2")
+            || run.has("[psci] psci: cpu_on refused already_on=-5 absent=-2"),
+        "{}",
+        run.dump()
+    );
+    assert!(!run.has("[psci] psci: CPU_OFF returned"), "{}", run.dump());
+}
+
+#[test]
+fn an_unemulated_system_register_is_undefined_for_the_guest_not_fatal() {
+    let run = psci_run();
+    let line = line_of(
+        run,
+        "psci",
+        "exception: synchronous from current EL on cpu 0:",
+    );
+    assert!(
+        line.contains("(EC=0x0)"),
+        "an Undefined Instruction exception: {line}"
+    );
+    assert!(
+        !run.of("psci").iter().any(|l| l.contains("must not happen")),
+        "{}",
+        run.dump()
+    );
+    // The guest's own handler ended it (EXIT_EXCEPTION), not the hypervisor.
+    assert!(
+        run.has("[bulkhead] partition psci stopped: vCPU 0 exited with code 102"),
+        "{}",
+        run.dump()
+    );
+}

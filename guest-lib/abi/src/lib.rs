@@ -191,6 +191,10 @@ pub enum Status {
     Denied = -3,
     /// PSCI: the target vCPU is already on.
     AlreadyOn = -4,
+    /// PSCI: a CPU_ON for the target vCPU is still being carried out.
+    OnPending = -5,
+    /// PSCI: CPU_ON's entry point is not in the partition's memory.
+    InvalidAddress = -9,
 }
 
 impl Status {
@@ -207,6 +211,8 @@ impl Status {
             -2 => Some(Status::InvalidParameters),
             -3 => Some(Status::Denied),
             -4 => Some(Status::AlreadyOn),
+            -5 => Some(Status::OnPending),
+            -9 => Some(Status::InvalidAddress),
             _ => None,
         }
     }
@@ -282,6 +288,8 @@ mod tests {
             Status::InvalidParameters,
             Status::Denied,
             Status::AlreadyOn,
+            Status::OnPending,
+            Status::InvalidAddress,
         ] {
             assert_eq!(Status::from_reg(s.as_reg()), Some(s));
         }

@@ -1,0 +1,86 @@
+//! PSCI as a partition sees it, on two vCPUs, then an undefined system
+//! register access.
+//!
+//! vCPU 0 starts vCPU 1 twice with PSCI CPU_ON: each time vCPU 1 reports
+//! its life and the context it was given, then powers itself off with
+//! CPU_OFF; vCPU 0 waits for AFFINITY_INFO to say OFF before starting it
+//! again, and checks that CPU_ON of a vCPU that is on, or of one the
+//! partition does not have, is refused. Prints
+//! `psci: vcpu 1 life <n>` (twice), `psci: affinity off after life <n>`,
+//! `psci: cpu_on refused already_on=<-4 or -5> absent=-2` (ALREADY_ON, or
+//! ON_PENDING if vCPU 1 has not started yet) and the PSCI version.
+//!
+//! Last, vCPU 0 reads CPUACTLR_EL1 (S3_1_C15_C2_0), an implementation
+//! defined register: Bulkhead traps those (HCR_EL2.TIDCP) so a guest cannot
+//! reach CPU tuning shared with the hypervisor, and does not emulate them,
+//! so the guest must take an UNDEFINED exception, as on a core without the
+//! register; guest-lib's exception handler reports `exception: synchronous
+//! ... (EC=0x0)` and exits (code 102). The partition is not stopped by the
+//! hypervisor. (Natively QEMU's cortex-a72 lets EL1 read it.)
+#![no_std]
+#![no_main]
+
+use core::arch::asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use guest_lib::abi::psci;
+use guest_lib::{hvc, println, smp, timer};
+
+guest_lib::entry!(main);
+
+static LIVES: AtomicU64 = AtomicU64::new(0);
+
+fn affinity_info(vcpu: u64) -> u64 {
+    hvc::call(psci::AFFINITY_INFO_64, [vcpu, 0])[0]
+}
+
+fn second(cpu: usize) -> ! {
+    let life = LIVES.fetch_add(1, Ordering::SeqCst) + 1;
+    println!("psci: vcpu {} life {}", cpu, life);
+    hvc::call(psci::CPU_OFF, []);
+    println!("psci: CPU_OFF returned");
+    guest_lib::exit(1)
+}
+
+fn wait_for(life: u64) {
+    let deadline = timer::now() + timer::ticks(core::time::Duration::from_secs(5));
+    while (LIVES.load(Ordering::SeqCst) < life || affinity_info(1) != psci::AFFINITY_OFF)
+        && timer::now() < deadline
+    {
+        core::hint::spin_loop();
+    }
+    if affinity_info(1) == psci::AFFINITY_OFF && LIVES.load(Ordering::SeqCst) == life {
+        println!("psci: affinity off after life {}", life);
+    } else {
+        println!("psci: vcpu 1 did not power off after life {}", life);
+    }
+}
+
+fn main() -> ! {
+    println!("psci: version={:#x}", hvc::call(psci::PSCI_VERSION, [])[0]);
+    for life in 1..=2 {
+        if let Err(e) = smp::start_cpu(1, second) {
+            println!("psci: cpu_on failed: {:?}", e);
+            guest_lib::exit(1);
+        }
+        if life == 1 {
+            // While it is on (or on its way): refused. Then a vCPU the
+            // partition does not have.
+            let already_on = smp::start_cpu(1, second).err().map_or(0, |s| s as i64);
+            let absent = smp::start_cpu(5, second).err().map_or(0, |s| s as i64);
+            println!(
+                "psci: cpu_on refused already_on={} absent={}",
+                already_on, absent
+            );
+        }
+        wait_for(life);
+    }
+    println!("psci: reading an implementation defined register");
+    let value: u64;
+    // SAFETY: a system register read without side effects; under Bulkhead
+    // it is UNDEFINED, which is what is tested: the exception handler
+    // reports it and exits.
+    unsafe { asm!("mrs {}, s3_1_c15_c2_0", out(reg) value, options(nomem, nostack)) };
+    println!("psci: the read returned {:#x} (must not happen)", value);
+    guest_lib::exit(1)
+}
