@@ -32,7 +32,7 @@ const ICC_SGI0R_EL1: u32 = sysreg(3, 0, 12, 11, 7);
 /// The running vCPU of this CPU.
 #[inline(always)]
 fn current() -> (&'static Runtime, usize, usize) {
-    let (p, v) = super::this_vcpu();
+    let (p, v) = super::fast::this_vcpu();
     (super::runtime_of(), p, v)
 }
 

@@ -155,16 +155,6 @@ fn this_cpu() -> usize {
     fast::this_cpu()
 }
 
-/// The (partition, vCPU) this CPU runs; only called from a guest's exits.
-#[inline(always)]
-fn this_vcpu() -> (usize, usize) {
-    fast::this_vcpu()
-}
-
-fn this_stack_top() -> u64 {
-    fast::this_stack_top()
-}
-
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {

@@ -323,7 +323,7 @@ impl Runtime {
             stage2_root: part.stage2_root,
             cntvoff: part.cntvoff,
         };
-        arch::enter_guest(&start, super::this_stack_top())
+        arch::enter_guest(&start, super::fast::this_stack_top())
     }
 
     /// Stops partition `p` for `reason`, reports it, wakes its other CPUs so

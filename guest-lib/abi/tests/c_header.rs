@@ -13,6 +13,16 @@
 //! loops (no calls) with `-mno-outline-atomics`.
 
 use std::collections::BTreeMap;
+
+/// The header must compile cleanly as strict C11, for the host and AArch64.
+const STRICT_C: [&str; 6] = [
+    "-std=c11",
+    "-Wall",
+    "-Wextra",
+    "-Wpedantic",
+    "-Werror",
+    "-O2",
+];
 use std::mem::{offset_of, size_of, size_of_val};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -239,14 +249,7 @@ fn c_header_matches_the_rust_abi() {
     std::fs::write(&source, PROGRAM).expect("write the C program");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
     run(Command::new(&cc)
-        .args([
-            "-std=c11",
-            "-Wall",
-            "-Wextra",
-            "-Wpedantic",
-            "-Werror",
-            "-O2",
-        ])
+        .args(STRICT_C)
         .arg("-I")
         .arg(include_dir())
         .arg(&source)
@@ -312,13 +315,8 @@ struct bulkhead_control_page *guest_find(void) { return bulkhead_find_control_pa
     )
     .expect("write the AArch64 source");
     run(Command::new(&cc)
+        .args(STRICT_C)
         .args([
-            "-std=c11",
-            "-Wall",
-            "-Wextra",
-            "-Wpedantic",
-            "-Werror",
-            "-O2",
             "-march=armv8-a",
             "-mno-outline-atomics",
             "-ffreestanding",
