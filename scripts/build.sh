@@ -4,20 +4,31 @@
 # arm64 Image QEMU boots or a board flashes.
 #
 #   scripts/build.sh [--board NAME] [--config FILE] [--out FILE]
+#   scripts/build.sh --map [--board NAME] [--config FILE] [--svg FILE]
 #
 # --board picks boards/NAME/demo.toml unless --config names another set.
 # Prints the image's path on stdout. Cross builds go to target/bulkhead.
+#
+# --map builds only the guests (the check reads them), not the hypervisor:
+# it checks the set as the build does, prints its map (physical memory,
+# CPUs, each partition's guest-physical view) as a table on stdout, writes
+# it as an SVG image to --svg FILE (default target/maps/<set name>.svg) and
+# prints that path on stderr.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 board=qemu-virt
 config=
 out=
+map=
+svg=
 while [ $# -gt 0 ]; do
     case "$1" in
         --board) board=$2; shift 2 ;;
         --config) config=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
+        --map) map=1; shift ;;
+        --svg) svg=$2; shift 2 ;;
         *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -25,11 +36,25 @@ config=${config:-$root/boards/$board/demo.toml}
 config=$(realpath "$config")
 [ -f "$config" ] || { echo "build.sh: no partition set at $config" >&2; exit 2; }
 name=$(basename "$config" .toml)
+if [ -n "$map" ]; then
+    [ -z "$out" ] || { echo "build.sh: --out builds an image, --map does not" >&2; exit 2; }
+    svg=$(realpath -m "${svg:-$root/target/maps/$name.svg}")
+else
+    [ -z "$svg" ] || { echo "build.sh: --svg goes with --map" >&2; exit 2; }
+fi
 out=${out:-$root/target/images/$name.bin}
 
 export CARGO_TARGET_DIR=$root/target/bulkhead
 cd "$root"
 cargo build -q -p guest-lib --examples --target aarch64-unknown-none --release
+if [ -n "$map" ]; then
+    mkdir -p "$(dirname "$svg")"
+    cargo run -q -p bulkhead-config --release -- map "$config" \
+        --guest-dir "$CARGO_TARGET_DIR/aarch64-unknown-none/release/examples" \
+        --repo-root "$root" --svg "$svg"
+    echo "$svg" >&2
+    exit 0
+fi
 BULKHEAD_CONFIG=$config \
 BULKHEAD_GUEST_DIR=$CARGO_TARGET_DIR/aarch64-unknown-none/release/examples \
     cargo build -q -p bulkhead --bin bulkhead --target aarch64-unknown-none-softfloat --release

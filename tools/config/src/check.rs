@@ -14,7 +14,9 @@ use std::fmt;
 use crate::dtb;
 use crate::elf::{self, Elf};
 use crate::error::{ConfigError, ErrorKind};
-use crate::model::{BoardFile, DeviceFile, GicFile, PartitionFile, PartitionSetFile, RangeFile};
+use crate::model::{
+    BoardFile, DeviceFile, GicFile, PartitionFile, PartitionSetFile, QemuFile, RangeFile,
+};
 
 /// The translation granule: every range is a whole number of 4 KiB pages,
 /// because stage-2 (and the hypervisor's own) tables map nothing smaller.
@@ -112,7 +114,21 @@ pub struct Board {
     pub cpus: Vec<u64>,
     /// Devices partitions may take.
     pub devices: Vec<Device>,
+    /// How QEMU emulates it, if it does.
+    pub qemu: Option<Qemu>,
 }
+
+/// The checked `[qemu]`; [`crate::qemu::Machine`] makes the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qemu {
+    /// `-M`: the machine type and its options, as written.
+    pub machine: String,
+    /// `-cpu`.
+    pub cpu: String,
+}
+
+/// Where QEMU's `virt` machine puts RAM (hw/arm/virt.c, `VIRT_MEM`).
+pub const QEMU_VIRT_RAM_BASE: u64 = 0x4000_0000;
 
 /// The checked `[gic]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +158,42 @@ pub enum Gic {
 }
 
 impl Gic {
+    /// The GIC's physical windows on a board with `cpus` CPUs, all the
+    /// hypervisor's: (its key in `[gic]`, base, size). Unchecked until
+    /// [`check_board`] has checked them (then none wraps).
+    pub fn board_windows(&self, cpus: usize) -> Vec<(&'static str, u64, u64)> {
+        match *self {
+            Gic::V3 {
+                distributor,
+                redistributor,
+                ..
+            } => vec![
+                ("distributor", distributor, GICV3_DISTRIBUTOR_SIZE),
+                (
+                    "redistributor",
+                    redistributor,
+                    cpus as u64 * GICV3_REDISTRIBUTOR_STRIDE,
+                ),
+            ],
+            Gic::V2 {
+                distributor,
+                cpu_interface,
+                hyp_interface,
+                virtual_cpu_interface,
+                ..
+            } => vec![
+                ("distributor", distributor, GICV2_DISTRIBUTOR_SIZE),
+                ("cpu_interface", cpu_interface, GICV2_CPU_INTERFACE_SIZE),
+                ("hyp_interface", hyp_interface, GICV2_HYP_INTERFACE_SIZE),
+                (
+                    "virtual_cpu_interface",
+                    virtual_cpu_interface,
+                    GICV2_CPU_INTERFACE_SIZE,
+                ),
+            ],
+        }
+    }
+
     /// The GIC windows a partition with `vcpus` vCPUs sees, at the board's
     /// addresses (the hypervisor emulates or maps them at the same IPAs).
     /// Ranges are unchecked: [`check_board`] made sure they do not wrap.
@@ -447,6 +499,11 @@ pub fn check_board(b: &BoardFile, file: &str) -> Result<Board, ConfigError> {
         }
     }
 
+    let qemu = match &b.qemu {
+        Some(q) => Some(check_qemu(&ctx, q, &gic, &ram)?),
+        None => None,
+    };
+
     Ok(Board {
         name: b.name.clone(),
         ram,
@@ -455,6 +512,56 @@ pub fn check_board(b: &BoardFile, file: &str) -> Result<Board, ConfigError> {
         gic,
         cpus,
         devices,
+        qemu,
+    })
+}
+
+/// Checks `[qemu]` as far as the board can tell: one word each, and for
+/// QEMU's `virt` machine, what the hypervisor needs of it and what the
+/// rest of the board already says (its GIC version, its RAM at 1 GiB).
+fn check_qemu(ctx: &Ctx<'_>, q: &QemuFile, gic: &Gic, ram: &[Range]) -> Result<Qemu, ConfigError> {
+    let problem = |field: &str, problem: String| ctx.err(field, ErrorKind::Qemu { problem });
+    for (field, value) in [("qemu.machine", &q.machine), ("qemu.cpu", &q.cpu)] {
+        if value.is_empty() || value.contains(char::is_whitespace) || value.starts_with(',') {
+            return Err(problem(
+                field,
+                format!("{value:?} is not one QEMU option value (no spaces, not empty)"),
+            ));
+        }
+    }
+    let mut options = q.machine.split(',');
+    let machine_type = options.next().unwrap_or_default();
+    if machine_type == "virt" {
+        let options: Vec<&str> = options.collect();
+        if !options.contains(&"virtualization=on") {
+            return Err(problem(
+                "qemu.machine",
+                "QEMU's virt machine starts the hypervisor at EL2 only with virtualization=on"
+                    .to_owned(),
+            ));
+        }
+        let version = match gic {
+            Gic::V3 { .. } => 3,
+            Gic::V2 { .. } => 2,
+        };
+        if !options.contains(&format!("gic-version={version}").as_str()) {
+            return Err(problem(
+                "qemu.machine",
+                format!("needs gic-version={version}, the board's gic.version"),
+            ));
+        }
+        if !matches!(ram, [only] if only.base == QEMU_VIRT_RAM_BASE) {
+            return Err(problem(
+                "ram",
+                format!(
+                    "QEMU's virt machine has one RAM range, at {QEMU_VIRT_RAM_BASE:#x} (its size is -m)"
+                ),
+            ));
+        }
+    }
+    Ok(Qemu {
+        machine: q.machine.clone(),
+        cpu: q.cpu.clone(),
     })
 }
 
@@ -510,37 +617,7 @@ fn board_gic_windows(
     gic: &Gic,
     cpus: usize,
 ) -> Result<Vec<(&'static str, Range)>, ConfigError> {
-    let windows = match *gic {
-        Gic::V3 {
-            distributor,
-            redistributor,
-            ..
-        } => vec![
-            ("distributor", distributor, GICV3_DISTRIBUTOR_SIZE),
-            (
-                "redistributor",
-                redistributor,
-                cpus as u64 * GICV3_REDISTRIBUTOR_STRIDE,
-            ),
-        ],
-        Gic::V2 {
-            distributor,
-            cpu_interface,
-            hyp_interface,
-            virtual_cpu_interface,
-            ..
-        } => vec![
-            ("distributor", distributor, GICV2_DISTRIBUTOR_SIZE),
-            ("cpu_interface", cpu_interface, GICV2_CPU_INTERFACE_SIZE),
-            ("hyp_interface", hyp_interface, GICV2_HYP_INTERFACE_SIZE),
-            (
-                "virtual_cpu_interface",
-                virtual_cpu_interface,
-                GICV2_CPU_INTERFACE_SIZE,
-            ),
-        ],
-    };
-    windows
+    gic.board_windows(cpus)
         .into_iter()
         .map(|(what, base, size)| {
             let field = format!("gic.{what}");

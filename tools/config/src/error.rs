@@ -172,6 +172,8 @@ pub enum ErrorKind {
     DeviceTree { error: vm_fdt::Error },
     /// The guest blobs alone are larger than the hypervisor's RAM range.
     BlobsTooLarge { total: u64, hypervisor: u64 },
+    /// A `[qemu]` value QEMU would refuse, or one that contradicts the board.
+    Qemu { problem: String },
 }
 
 impl fmt::Display for ConfigError {
@@ -326,6 +328,7 @@ impl fmt::Display for ErrorKind {
                 "the guest images and device trees total {total:#x} bytes, more than the \
                  hypervisor's whole RAM range ({hypervisor:#x} bytes) that embeds them"
             ),
+            Qemu { problem } => f.write_str(problem),
         }
     }
 }

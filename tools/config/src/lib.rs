@@ -14,6 +14,8 @@
 //! - [`elf`]: guest ELFs read and flattened into blobs.
 //! - [`dtb`]: each partition's device tree.
 //! - [`codegen`]: the generated Rust and linker fragment.
+//! - [`map`]: the partition set as a text table and an SVG image, for people.
+//! - [`qemu`]: a board's QEMU command line, and QEMU runs with a time limit.
 //! - [`error`]: [`ConfigError`], shared by all of them.
 //!
 //! [`check()`] is the whole pipeline on strings, without files, for tests.
@@ -23,7 +25,9 @@ pub mod codegen;
 pub mod dtb;
 pub mod elf;
 pub mod error;
+pub mod map;
 pub mod model;
+pub mod qemu;
 #[cfg(test)]
 mod tests;
 

@@ -30,6 +30,20 @@ pub struct BoardFile {
     /// Devices a partition may take as passthrough.
     #[serde(default)]
     pub device: Vec<DeviceFile>,
+    /// How QEMU emulates the board, for boards it does.
+    pub qemu: Option<QemuFile>,
+}
+
+/// `[qemu]`: the one place a board's QEMU command line comes from. The
+/// rest of it is derived from the board: `-smp` from its CPUs, `-m` from
+/// its RAM.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QemuFile {
+    /// `-M`: the machine type and its options.
+    pub machine: String,
+    /// `-cpu`: the CPU model.
+    pub cpu: String,
 }
 
 /// A `base`/`size` table.

@@ -15,7 +15,7 @@ use crate::error::{ConfigError, ErrorKind};
 const SHIPPED_BOARD: &str = include_str!("../../../boards/qemu-virt/board.toml");
 /// A fixed QEMU virt board for the rule tests, which edit it; kept apart
 /// from the shipped board so that tuning that file breaks no rule test.
-const BOARD: &str = r#"
+pub(crate) const BOARD: &str = r#"
 name = "qemu-virt"
 
 [[ram]]
