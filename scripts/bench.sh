@@ -45,10 +45,14 @@ for blob in $(sed -nE 's/.*"\/([^"]+)"\)\).*/\1/p' "$out/bulkhead_config.rs"); d
     cp "$build_dir/$blob" "$out/blob-$blob"
 done
 
-machine=(-cpu cortex-a53,cntfrq=1000000000 -smp 4 -m 1G -nographic
-    -icount shift=0,align=off,sleep=off -rtc base=2025-01-01T00:00:00,clock=vm)
-native=(-M virt,gic-version=3 "${machine[@]}" -kernel "$out/bench-irq.elf")
-bulkhead=(-M virt,virtualization=on,gic-version=3 "${machine[@]}" -kernel "$out/bench.bin")
+# QEMU through the configuration tool scripts/build.sh has just built: the
+# board's machine in the measuring setting (bulkhead-config qemu
+# --measuring --print shows the command line), with a time limit, stopped
+# by its pid. The native run leaves out the virtualization extensions, so
+# the guest starts at EL1.
+tool=$root/target/bulkhead/release/bulkhead-config
+native=(--native --kernel "$out/bench-irq.elf")
+bulkhead=(--kernel "$out/bench.bin")
 
 # The parser and the report, Python 3 standard library only.
 read -r -d '' helper <<'PY' || true
@@ -328,24 +332,19 @@ if __name__ == "__main__":
         report(*sys.argv[2:4])
 PY
 
-# Runs QEMU with "$@" until it exits or `limit` seconds pass; its console
-# goes to $1. Stopped by its own pid; fails if it had to be.
+# Runs QEMU ("$@": bulkhead-config qemu options) until it exits or `limit`
+# seconds pass; its console goes to $1. Fails if it had to be stopped.
 run_qemu() {
     local log=$1
     shift
-    qemu-system-aarch64 "$@" </dev/null >"$log" 2>"$log.stderr" &
-    local pid=$!
-    local deadline=$(( $(date +%s) + limit ))
-    while kill -0 "$pid" 2>/dev/null; do
-        if [ "$(date +%s)" -ge "$deadline" ]; then
-            kill "$pid"
-            wait "$pid" 2>/dev/null || true
-            echo "bench.sh: stopped QEMU (pid $pid) after ${limit}s: see $log" >&2
-            return 1
-        fi
-        sleep 0.1
-    done
-    wait "$pid" || { echo "bench.sh: QEMU failed: see $log and $log.stderr" >&2; return 1; }
+    local status=0
+    "$tool" qemu --board qemu-virt --repo-root "$root" --measuring --timeout "$limit" "$@" \
+        </dev/null >"$log" 2>"$log.stderr" || status=$?
+    case "$status" in
+        0) ;;
+        124) echo "bench.sh: QEMU stopped at its ${limit}s limit: see $log and $log.stderr" >&2; return 1 ;;
+        *) echo "bench.sh: QEMU failed (status $status): see $log and $log.stderr" >&2; return 1 ;;
+    esac
 }
 
 # A Bulkhead run with the instruction trace streamed through the parser.
@@ -359,28 +358,24 @@ run_traced() {
     else
         filter=()
     fi
-    python3 -c "$helper" trace "$fifo" "$out/bench.elf" "$out/bench-irq.elf" \
+    # The parser has a time limit of its own (coreutils timeout stops it by
+    # its pid): status 124 if it was stopped.
+    timeout "$limit" python3 -c "$helper" trace "$fifo" "$out/bench.elf" "$out/bench-irq.elf" \
         tests/configs/bench.toml "$out/trace-$n.json" "$mode" 2>"$out/trace-$n.parse" &
     local parser=$!
     local status=0
-    run_qemu "$out/trace-$n.log" "${bulkhead[@]}" -accel tcg,one-insn-per-tb=on \
+    run_qemu "$out/trace-$n.log" "${bulkhead[@]}" -- -accel tcg,one-insn-per-tb=on \
         -d exec,nochain "${filter[@]}" -D "$fifo" || status=$?
     # If QEMU never opened the log, the parser still waits for a writer.
     if kill -0 "$parser" 2>/dev/null && [ "$status" -ne 0 ]; then
         : >"$fifo" &
     fi
-    local deadline=$(( $(date +%s) + limit ))
-    while kill -0 "$parser" 2>/dev/null; do
-        if [ "$(date +%s)" -ge "$deadline" ]; then
-            kill "$parser"
-            echo "bench.sh: stopped the trace parser (pid $parser) after ${limit}s" >&2
-            status=1
-            break
-        fi
-        sleep 0.1
-    done
     local parsed=0
     wait "$parser" || parsed=$?
+    if [ "$parsed" -eq 124 ]; then
+        echo "bench.sh: stopped the trace parser (pid $parser) after ${limit}s" >&2
+        status=1
+    fi
     rm -f "$fifo"
     cat "$out/trace-$n.parse" >&2
     [ "$status" -eq 0 ] || return 1

@@ -9,6 +9,8 @@
 #     mirror the machine already uses when it is not configured
 #     (scripts/apt-sources.sh finds it, on every apt layout);
 #   - python3 (scripts/bench.sh's parser), rarely missing.
+# Recommended packages are left out (QEMU's would bring a desktop stack);
+# of QEMU's, only ipxe-qemu is needed.
 # Safe to run again: it only adds what is not there. Debian packages need
 # root or sudo; apt-get update runs once, before apt is asked anything.
 set -euo pipefail
@@ -47,6 +49,14 @@ need_qemu=
 command -v aarch64-linux-gnu-gcc >/dev/null || packages+=(gcc-aarch64-linux-gnu)
 command -v python3 >/dev/null || packages+=(python3)
 [ "$(qemu_major)" -ge 10 ] || need_qemu=1
+# QEMU's virt machine loads its network card's boot ROM (efi-virtio.rom)
+# from ipxe-qemu, only a Recommends of Debian's QEMU: without it QEMU
+# refuses to start.
+installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
+if [ -z "$need_qemu" ] && command -v dpkg-query >/dev/null && installed qemu-system-arm &&
+    ! installed ipxe-qemu; then
+    packages+=(ipxe-qemu)
+fi
 [ ${#packages[@]} -gt 0 ] || [ -n "$need_qemu" ] || exit 0
 
 wanted="${packages[*]}${need_qemu:+ qemu-system-arm (10 or later)}"
@@ -110,8 +120,8 @@ if [ -n "$need_qemu" ]; then
   ($(sed -n 's/^backports configured //p; s/^add //p' "$root/target/setup/apt-sources")) and run this again;
   or install qemu-system-arm 10 or later by hand."
     log "installing QEMU $candidate from bookworm-backports"
-    apt_get install --no-install-recommends -t bookworm-backports qemu-system-arm ||
-        die "apt-get install -t bookworm-backports qemu-system-arm failed (above; all of it in $apt_log)"
+    apt_get install --no-install-recommends -t bookworm-backports qemu-system-arm ipxe-qemu ||
+        die "apt-get install -t bookworm-backports qemu-system-arm ipxe-qemu failed (above; all of it in $apt_log)"
     [ "$(qemu_major)" -ge 10 ] ||
         die "qemu-system-aarch64 is still older than 10 ($(qemu-system-aarch64 --version 2>&1 | head -n 1));
   is another one earlier on PATH ($(command -v qemu-system-aarch64))?"

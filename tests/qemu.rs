@@ -199,10 +199,7 @@ fn qemu_exits_by_itself_when_every_partition_has_stopped() {
 
 #[test]
 fn the_same_guest_binary_runs_natively_without_the_hypervisor() {
-    let machine: Vec<String> = "-M virt,gic-version=3 -cpu cortex-a72 -smp 1 -m 1G"
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
+    let machine = board_machine().native().smp(1);
     let run = boot(
         &machine,
         &guest("test-heartbeat"),
@@ -224,9 +221,7 @@ fn the_same_guest_binary_runs_natively_without_the_hypervisor() {
 
 #[test]
 fn a_machine_unlike_the_board_is_a_clear_boot_error() {
-    let mut machine = board_machine();
-    let smp = machine.iter().position(|a| a == "-smp").unwrap();
-    machine[smp + 1] = "2".into();
+    let machine = board_machine().smp(2);
     let run = boot(&machine, &image(DEMO), Duration::from_secs(30), |_| false);
     assert!(
         run.exited,
@@ -363,8 +358,7 @@ fn sgis_to_vcpus_outside_the_partition_reach_nobody_and_are_counted() {
 fn timer_run() -> &'static Run {
     static RUN: OnceLock<Run> = OnceLock::new();
     RUN.get_or_init(|| {
-        let mut machine = board_machine();
-        machine.extend(["-icount", "shift=0,align=off,sleep=off"].map(String::from));
+        let machine = board_machine().icount();
         let image = image("tests/configs/timer.toml");
         boot(&machine, &image, Duration::from_secs(120), |_| false)
     })
@@ -426,8 +420,7 @@ fn a_passthrough_device_interrupt_reaches_its_owner_and_nobody_else() {
 fn mask_run() -> &'static Run {
     static RUN: OnceLock<Run> = OnceLock::new();
     RUN.get_or_init(|| {
-        let mut machine = board_machine();
-        machine.extend(["-icount", "shift=0,align=off,sleep=off"].map(String::from));
+        let machine = board_machine().icount();
         let image = image("tests/configs/mask.toml");
         boot(&machine, &image, Duration::from_secs(180), |_| false)
     })
@@ -557,22 +550,7 @@ fn a_partition_that_masks_forever_and_scribbles_its_page_holds_only_itself() {
 /// sender, and no exit at all for a flag mask/unmask with nothing pending.
 #[test]
 fn benchmark_functional_figures_hold() {
-    let machine = [
-        "-M",
-        "virt,virtualization=on,gic-version=3",
-        "-cpu",
-        "cortex-a53,cntfrq=1000000000",
-        "-smp",
-        "4",
-        "-m",
-        "1G",
-        "-icount",
-        "shift=0,align=off,sleep=off",
-        // The PL031 figure: the RTC on the virtual clock.
-        "-rtc",
-        "base=2025-01-01T00:00:00,clock=vm",
-    ]
-    .map(String::from);
+    let machine = board_machine().measuring();
     let image = image("tests/configs/bench.toml");
     let run = boot(&machine, &image, Duration::from_secs(120), |_| false);
     let figure = |name: &str| {

@@ -1,6 +1,8 @@
 //! Booting real images in QEMU for the integration tests.
 //!
-//! Every QEMU gets a time limit and is stopped through its own process
+//! The command line comes from the board file and the run is bounded by
+//! `bulkhead_config::qemu`, as for scripts/run.sh and scripts/bench.sh:
+//! every QEMU gets a time limit and is stopped through its own process
 //! handle (its pid), never by name. Images are built by `scripts/build.sh`,
 //! once per partition set per test run.
 
@@ -10,17 +12,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub use bulkhead_config::qemu::Machine;
+use bulkhead_config::qemu::{End, Qemu};
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The default board's machine options (boards/qemu-virt/qemu-args).
-pub fn board_machine() -> Vec<String> {
-    let text = std::fs::read_to_string(root().join("boards/qemu-virt/qemu-args"))
-        .expect("boards/qemu-virt/qemu-args exists");
-    text.split_whitespace().map(str::to_owned).collect()
+/// The default board's machine (boards/qemu-virt/board.toml, `[qemu]`).
+pub fn board_machine() -> Machine {
+    Machine::load(&root(), "qemu-virt").unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Builds the image for a partition set (path relative to the repository).
@@ -98,24 +101,21 @@ impl Run {
     }
 }
 
-/// Boots `kernel` on a machine with options `machine`; stops QEMU once
-/// `done` holds for what it printed, or at `limit`.
+/// Boots `kernel` on `machine`; stops QEMU once `done` holds for what it
+/// printed, or at `limit`.
 pub fn boot(
-    machine: &[String],
+    machine: &Machine,
     kernel: &Path,
     limit: Duration,
     done: impl Fn(&[String]) -> bool,
 ) -> Run {
-    let mut child = Command::new("qemu-system-aarch64")
-        .args(machine)
-        .args(["-nographic", "-kernel"])
-        .arg(kernel)
+    let mut command = machine.command(kernel);
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("qemu-system-aarch64 starts (scripts/setup.sh installs it)");
-    let stdout = child.stdout.take().expect("stdout is piped");
+        .stderr(Stdio::null());
+    let mut qemu = Qemu::start(command, Some(limit)).unwrap_or_else(|e| panic!("{e}"));
+    let stdout = qemu.take_stdout().expect("stdout is piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).split(b'\n') {
@@ -128,10 +128,9 @@ pub fn boot(
             }
         }
     });
-    let deadline = Instant::now() + limit;
     let mut lines = Vec::new();
-    let exited = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+    let output_ended = loop {
+        let left = qemu.time_left().unwrap_or_default();
         match rx.recv_timeout(left.min(Duration::from_millis(200))) {
             Ok(line) => {
                 lines.push(line);
@@ -145,21 +144,17 @@ pub fn boot(
         }
     };
     // Its output ended: give QEMU a moment to exit by itself.
-    let grace = Instant::now() + Duration::from_secs(5);
-    let mut status = None;
-    while exited && status.is_none() && Instant::now() < grace {
-        status = child.try_wait().expect("QEMU's status is readable");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let powered_off = status.is_some_and(|s| s.success());
-    // Stop this QEMU by its own handle (its pid) if it still runs.
-    if status.is_none() {
-        let _ = child.kill();
-    }
-    child.wait().expect("QEMU is waited for");
+    let end = if output_ended {
+        qemu.wait_for(Duration::from_secs(5))
+            .expect("QEMU's status is readable")
+    } else {
+        None
+    };
+    // Stops this QEMU by its pid if it still runs.
+    qemu.stop().expect("QEMU is stopped");
     Run {
         lines,
-        exited: powered_off,
+        exited: matches!(end, Some(End::Exited(status)) if status.success()),
     }
 }
 
