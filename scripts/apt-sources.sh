@@ -133,7 +133,8 @@ table=$(
 echo "codename $codename"
 
 network='^(https?|ftp|(mirror|tor)\+https?)://'
-mirror= signed=
+mirror=""
+signed=""
 while IFS=$'\t' read -r _file uri suite signed_by; do
     if [ "$suite" = "$codename" ] && [[ $uri =~ $network ]]; then
         mirror=${uri%/}

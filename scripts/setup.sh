@@ -62,6 +62,7 @@ fi
 wanted="${packages[*]}${need_qemu:+ qemu-system-arm (10 or later)}"
 wanted=${wanted# }
 [ -r /etc/os-release ] || die "no /etc/os-release: install by hand: $wanted"
+# shellcheck source=/dev/null
 codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 [ "$codename" = bookworm ] ||
     die "this is not Debian bookworm (VERSION_CODENAME=${codename:-none}); install by hand: $wanted
