@@ -83,6 +83,8 @@ pub struct DeviceConfig {
     pub size: u64,
     /// Physical INTIDs (SPIs) owned by the partition.
     pub interrupts: &'static [u32],
+    /// Its interrupts are edge-triggered (else level): the board's, fixed.
+    pub edge: bool,
 }
 
 /// A blob the hypervisor copies into a partition's memory before it starts.

@@ -18,7 +18,7 @@ use crate::trap::{DataAbort, Exit, SysRegAccess, sysreg};
 use crate::vgic::sgi::SgiRequest;
 use crate::vgic::state::VTIMER_INTID;
 
-use super::console::hyp_println;
+use super::console;
 use super::partitions::{Partition, Runtime, park};
 use super::vgic;
 
@@ -93,6 +93,7 @@ extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
             runtime.stop(p, fault(FaultKind::UnknownTrap, v, None))
         }
     }
+    console::pump_if_waiting(part, p);
 }
 
 /// A guest's ICC_SGI1R_EL1 write: one trap, decoded, routed to the sender's
@@ -152,7 +153,7 @@ fn call(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize) {
                 0
             }
             Ok(Hypercall::ConsoleWrite { len, regs }) => {
-                part.console_write(unpack_console(&regs, len));
+                console::partition_write(part, p, unpack_console(&regs, len));
                 0
             }
             Ok(Hypercall::VcpuInfo) => {
@@ -233,7 +234,7 @@ fn data_abort(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize, abor
         let value = abort.store_value(frame.reg(abort.reg));
         let effect = part.pl011.lock().write(offset, abort.size, value);
         if let pl011::Effect::Byte(byte) = effect {
-            part.console_write(core::iter::once(byte));
+            console::partition_write(part, p, core::iter::once(byte));
         }
     } else {
         let raw = part.pl011.lock().read(offset, abort.size);
@@ -294,6 +295,10 @@ extern "C" fn handle_lower_irq(_frame: &mut TrapFrame, first: u32) {
                     vgic::drain(part, v);
                 } else if intid == maintenance {
                     vgic::flush(part, v);
+                } else if intid == arch::HYP_TIMER_INTID {
+                    // The partition's console output waits for the UART.
+                    arch::hyp_timer_disarm();
+                    console::pump(part, p);
                 }
             }
         }
@@ -305,6 +310,7 @@ extern "C" fn handle_lower_irq(_frame: &mut TrapFrame, first: u32) {
     if part.state.is_stopped() {
         park();
     }
+    console::pump_if_waiting(part, p);
 }
 
 #[unsafe(no_mangle)]
@@ -322,12 +328,12 @@ extern "C" fn handle_lower_aarch32(_frame: &mut TrapFrame) {
 /// An exception taken from EL2 itself: a hypervisor bug. Report and power off.
 #[unsafe(no_mangle)]
 extern "C" fn handle_hyp_exception(kind: u64) -> ! {
-    hyp_println!(
+    console::emergency(format_args!(
         "hypervisor exception (kind {kind}) on CPU {}: ESR {:#x} ELR {:#x} FAR {:#x}",
         super::this_cpu(),
         mrs!("esr_el2"),
         mrs!("elr_el2"),
         mrs!("far_el2")
-    );
+    ));
     arch::system_off()
 }

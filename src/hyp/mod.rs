@@ -5,6 +5,26 @@
 //! against the board, the distributor, the partitions (stage-2 tables,
 //! images, device trees), the secondary CPUs; then every CPU sets up its
 //! redistributor and CPU interface and enters its vCPU at EL1.
+//!
+//! # What partitions share at EL2, and why none can make another wait
+//!
+//! The rule: no path a guest can trigger takes a lock, or waits on
+//! anything, that another partition's guest can hold or fill. Every piece
+//! of EL2 state reachable from more than one partition's exits:
+//!
+//! | state | written by | why nobody waits on another partition |
+//! |---|---|---|
+//! | the board UART (`console`) | the CPU whose partition holds the line turn | each partition's lines wait in its own ring, under a lock only its own CPUs take; the lock-free `console::Arbiter` gives whole-line turns in round-robin order; a CPU sends at most `console::BUDGET` bytes per exit and only while the UART's FIFO has room, never polling it; what is left waits for its next exit or its own EL2 retry timer |
+//! | the physical distributor (`arch::gicv3`) | boot (under the driver's lock), then each partition's own vGIC writes | at run time single-register writes that name only the writer's own interrupts (a bit of ISENABLER/ICENABLER, one IROUTER), under its own partition's `vgic_lock`; triggers are fixed at boot; nothing waits for GICD_CTLR.RWP |
+//! | each CPU's redistributor | boot, then the partition running on that CPU (its virtual timer's enable) | single-bit writes of that partition's own interrupt |
+//! | the kick SGI | a partition's vCPUs, to its own vCPUs' CPUs only | routing refuses targets outside the partition |
+//! | `Runtime` (the partitions, their configuration) | boot; then only `running`, one atomic decrement when a partition stops | read-only otherwise |
+//! | a partition's `Partition` (vGIC model, PL011 model, output, counters, statistics, control page) | its own vCPUs only | its locks (`vgic_lock`, `pl011`, `output`) are taken only by its own CPUs, for bounded work |
+//! | per-CPU state (`fast::FastCpu`, the vGIC's queue and statistics) | that CPU only | not shared |
+//! | the heap, the EL2 MMU pool, the GIC driver's lock | boot only | never touched at run time |
+//!
+//! Reports (a partition's stop report, its statistics) go into its own
+//! ring on its own CPU; the panic path writes the UART directly.
 
 pub mod console;
 mod exits;
@@ -93,7 +113,7 @@ extern "C" fn rust_primary_main(dtb: u64) -> ! {
     };
     let runtime = RUNTIME.call_once(|| runtime);
     for part in &runtime.partitions {
-        vgic::sync_physical(runtime, part);
+        vgic::configure_physical_at_boot(runtime, part);
     }
     for (index, c) in board.cpus.iter().enumerate() {
         if index != cpu && runtime.vcpu_on_cpu(index).is_some() {
@@ -116,6 +136,11 @@ extern "C" fn rust_secondary_main(cpu: usize) -> ! {
     cpu_main(cpu, arch::stack_top(cpu + 1))
 }
 
+/// The runtime, once boot has built it.
+fn runtime() -> Option<&'static Runtime> {
+    RUNTIME.get()
+}
+
 fn runtime_of() -> &'static Runtime {
     RUNTIME
         .get()
@@ -131,6 +156,7 @@ fn cpu_main(cpu: usize, stack_top: u64) -> ! {
     gicv3::init_cpu(cpu, vcpu.is_some(), maintenance_intid());
     if let Some((p, v)) = vcpu {
         fast::fill(runtime, cpu, p, v, vgic::queue_len_address());
+        console::partitions_started();
     }
     match vcpu {
         None => partitions::park(),

@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::arch::{self, GuestStart, gicv3};
 use crate::config::{BoardConfig, Config, GicConfig, PartitionConfig};
-use crate::console::{LineBuffer, pl011::Pl011 as Pl011Model};
+use crate::console::pl011::Pl011 as Pl011Model;
 use crate::mm::pagetable::{MapError, MemKind, PageTable, Stage2, Table, TableAlloc};
 use crate::partition::{MAX_VCPUS, PartitionState, Power, StopReason};
 use crate::vgic::gate::Stats;
@@ -47,7 +47,9 @@ pub type Counters = [AtomicU64; Counter::ALL.len()];
 pub struct Partition {
     pub config: &'static PartitionConfig,
     pub state: PartitionState,
-    pub line: spin::Mutex<LineBuffer>,
+    /// Its console output (partial line, lines waiting for the UART):
+    /// locked only by its own CPUs, for bounded work (`console::pump`).
+    pub output: spin::Mutex<console::Output>,
     pub pl011: spin::Mutex<Pl011Model>,
     /// Its virtual GIC; register writes go through `vgic_lock`.
     pub vgic: VgicState,
@@ -90,16 +92,6 @@ impl Partition {
         let s = &self.defer_stats[v];
         [0, 1, 2].map(|i| s[i].load(Ordering::Relaxed))
     }
-
-    /// Console output from the partition: whole lines leave with its prefix.
-    pub fn console_write(&self, bytes: impl Iterator<Item = u8>) {
-        let mut line = self.line.lock();
-        for byte in bytes {
-            if let Some(text) = line.push(byte) {
-                console::partition_line(self.config.name, text);
-            }
-        }
-    }
 }
 
 /// All partitions, and how many still run.
@@ -136,7 +128,7 @@ impl fmt::Display for BuildError {
             BuildError::NoMemory { partition } => {
                 write!(
                     f,
-                    "partition {partition}: no memory left for its control page"
+                    "partition {partition}: no memory left for its control page or console ring"
                 )
             }
             BuildError::TooManyVcpus { partition } => write!(
@@ -234,12 +226,21 @@ impl Runtime {
                 .iter()
                 .flat_map(|d| d.interrupts.iter().copied())
                 .collect();
+            let vgic = VgicState::new(p.vmpidrs, &spis);
+            // The triggers are the board's: the virtual ICFGR shows them.
+            for d in p.devices.iter().filter(|d| d.edge) {
+                for spi in d.interrupts.iter().filter_map(|&i| vgic.spi(i)) {
+                    spi.edge.store(true, Ordering::Relaxed);
+                }
+            }
             partitions.push(Partition {
                 config: p,
                 state: PartitionState::new(),
-                line: spin::Mutex::new(LineBuffer::new()),
+                output: spin::Mutex::new(
+                    console::Output::new().ok_or(BuildError::NoMemory { partition: p.name })?,
+                ),
                 pl011: spin::Mutex::new(Pl011Model::new()),
-                vgic: VgicState::new(p.vmpidrs, &spis),
+                vgic,
                 vgic_lock: spin::Mutex::new(()),
                 affinity: AffinityMap::new(p.vmpidrs),
                 counters: [const { [const { AtomicU64::new(0) }; Counter::ALL.len()] }; MAX_VCPUS],
@@ -309,7 +310,16 @@ impl Runtime {
             if let Some((entry, context)) = part.state.vcpus[v].take_on_request() {
                 self.enter(p, v, entry, context);
             }
-            arch::wait_for_event();
+            // The partition's output still needs its CPUs: watch the retry
+            // timer (an interrupt would not end a WFE with IRQs masked).
+            if console::has_output(part) {
+                if arch::hyp_timer_fired() {
+                    console::pump(part, p);
+                }
+                core::hint::spin_loop();
+            } else {
+                arch::wait_for_event();
+            }
         }
     }
 
@@ -332,9 +342,7 @@ impl Runtime {
     pub fn stop(&self, p: usize, reason: StopReason) -> ! {
         let part = &self.partitions[p];
         if part.state.stop() {
-            if let Some(rest) = part.line.lock().take() {
-                console::partition_line(part.config.name, rest);
-            }
+            console::partition_flush_line(part);
             hyp_println!("partition {} stopped: {reason}", part.config.name);
             for v in 0..part.config.cpus.len() {
                 hyp_println!(
@@ -361,6 +369,9 @@ impl Runtime {
             }
             arch::send_event();
             if self.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+                // Nothing runs any more: what every partition left, then the last line.
+                console::stop_rings();
+                console::flush_all(self);
                 hyp_println!("all partitions have stopped; powering off");
                 arch::system_off();
             }
@@ -396,10 +407,15 @@ impl fmt::Display for ExitCounts<'_> {
 }
 
 /// This CPU has nothing (more) to run: the guest's timer off, the virtual
-/// interface off, and it sleeps, consuming whatever interrupt wakes it.
+/// interface off, and it sleeps, consuming whatever interrupt wakes it. Its
+/// partition's last output still leaves through it (the retry timer).
 pub fn park() -> ! {
     arch::msr!("cntv_ctl_el0", 0);
     gicv3::disable_virtual_interface();
+    let mine = super::runtime().and_then(|r| r.vcpu_on_cpu(super::this_cpu()).map(|(p, _)| (r, p)));
+    if let Some((runtime, p)) = mine {
+        console::pump(&runtime.partitions[p], p);
+    }
     loop {
         arch::wait_for_interrupt();
         loop {
@@ -409,6 +425,12 @@ pub fn park() -> ! {
             }
             gicv3::priority_drop(intid);
             gicv3::deactivate(intid);
+            if intid == arch::HYP_TIMER_INTID {
+                arch::hyp_timer_disarm();
+                if let Some((runtime, p)) = mine {
+                    console::pump(&runtime.partitions[p], p);
+                }
+            }
         }
     }
 }

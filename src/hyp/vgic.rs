@@ -232,23 +232,64 @@ pub fn forward(part: &Partition, v: usize, intid: u32) {
     gicv3::deactivate(intid);
 }
 
-/// Brings the physical GIC in line with partition `part`'s virtual one: the
-/// virtual timer PPI of each of its CPUs, and each owned SPI's enable,
-/// trigger and routing (to the CPU of the vCPU its IROUTER names). A
-/// physical interrupt is enabled only while the guest could take it.
-pub fn sync_physical(runtime: &Runtime, part: &Partition) {
+/// Boot: programs the physical side of partition `part`'s interrupts once,
+/// the SPIs' triggers included (the board's; never changed after).
+pub fn configure_physical_at_boot(runtime: &Runtime, part: &Partition) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let vgic = &part.vgic;
+    for spi in vgic.spis() {
+        let target = usize::from(spi.target.load(Relaxed)).min(part.config.cpus.len() - 1);
+        let mpidr = runtime.mpidr_of(part.config.cpus[target]);
+        let on = vgic.group1_enabled() && spi.enabled.load(Relaxed);
+        gicv3::configure_spi_at_boot(spi.intid, mpidr, spi.edge.load(Relaxed), on);
+    }
+    sync_physical(
+        runtime,
+        part,
+        all(vgic.spis().len()),
+        all(part.config.cpus.len()),
+    );
+}
+
+/// The low `n` bits set.
+fn all(n: usize) -> u32 {
+    (1u64 << n).wrapping_sub(1) as u32
+}
+
+/// Brings the physical GIC in line with partition `part`'s virtual one for
+/// the SPIs in `spis` (bits index `vgic.spis()`) and the virtual timer PPI
+/// of the vCPUs in `vtimers`: each enabled only while the guest could take
+/// it, each SPI routed to the CPU of the vCPU its IROUTER names.
+///
+/// Partition-local and lock-free: every write is one register that names
+/// only this partition's own interrupts (a bit of ISENABLER/ICENABLER, one
+/// IROUTER, a bit of its own CPUs' GICR_ISENABLER0/ICENABLER0), so no other
+/// partition's GIC traffic can make it wait, nor it theirs. Callers hold the
+/// partition's `vgic_lock`, so two of its vCPUs' writes reach the GIC in the
+/// order the model took them.
+fn sync_physical(runtime: &Runtime, part: &Partition, spis: u32, vtimers: u32) {
     use core::sync::atomic::Ordering::Relaxed;
     let vgic = &part.vgic;
     let group1 = vgic.group1_enabled();
     for (v, &cpu) in part.config.cpus.iter().enumerate() {
-        let on = group1 && vgic.private[v].enabled.load(Relaxed) & (1 << VTIMER_INTID) != 0;
-        gicv3::set_private_enabled(cpu, VTIMER_INTID, on);
+        if vtimers & 1 << v != 0 {
+            let on = group1 && vgic.private[v].enabled.load(Relaxed) & (1 << VTIMER_INTID) != 0;
+            gicv3::private_enable(cpu, VTIMER_INTID, on);
+        }
     }
-    for spi in vgic.spis() {
+    for (i, spi) in vgic.spis().iter().enumerate() {
+        if spis & 1 << i == 0 {
+            continue;
+        }
         let target = usize::from(spi.target.load(Relaxed)).min(part.config.cpus.len() - 1);
-        let mpidr = runtime.mpidr_of(part.config.cpus[target]);
         let on = group1 && spi.enabled.load(Relaxed);
-        gicv3::configure_spi(spi.intid, mpidr, spi.edge.load(Relaxed), on);
+        if !on {
+            gicv3::spi_enable(spi.intid, false);
+        }
+        gicv3::spi_route(spi.intid, runtime.mpidr_of(part.config.cpus[target]));
+        if on {
+            gicv3::spi_enable(spi.intid, true);
+        }
     }
 }
 
@@ -322,18 +363,16 @@ pub fn mmio_write(
     value: u64,
 ) {
     let effects = {
+        // The partition's own lock: only its vCPUs take it, for bounded work.
         let _model = part.vgic_lock.lock();
-        regs::write(&part.vgic, frame, offset, size, value).unwrap_or_default()
+        let effects = regs::write(&part.vgic, frame, offset, size, value).unwrap_or_default();
+        sync_physical(runtime, part, effects.spis_changed, effects.vtimer_changed);
+        effects
     };
     apply(runtime, part, v, effects);
 }
 
 fn apply(runtime: &Runtime, part: &Partition, v: usize, effects: Effects) {
-    if effects == Effects::default() {
-        return;
-    }
-    // Enables, routing or group 1 may have changed: the physical side follows.
-    sync_physical(runtime, part);
     let mut drain = effects.drain & ((1u32 << part.config.cpus.len()) - 1);
     while drain != 0 {
         let t = drain.trailing_zeros() as usize;

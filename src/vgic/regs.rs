@@ -75,12 +75,15 @@ pub struct Effects {
     /// interrupts out of `pending` (something became pending, or enabled
     /// while pending, or group 1 was enabled).
     pub drain: u32,
-    /// The physical side of owned SPIs (enable, priority, trigger, routing)
-    /// must be brought in line with the virtual state.
-    pub spis_changed: bool,
-    /// vCPUs whose private-interrupt enables changed (the hypervisor mirrors
-    /// the virtual timer PPI's enable physically).
-    pub private_enables_changed: u32,
+    /// The partition's SPIs (bit i = `VgicState::spis()[i]`) whose enable
+    /// or routing changed, or all of them when group 1 was switched: the
+    /// physical side of each follows. Priority and trigger never reach
+    /// the physical GIC (the former matters only in list registers, the
+    /// latter is the board's).
+    pub spis_changed: u32,
+    /// vCPUs whose virtual timer PPI enable changed, or all of them when
+    /// group 1 was switched: the hypervisor mirrors it physically.
+    pub vtimer_changed: u32,
 }
 
 /// Reads `size` bytes at `offset` of `frame`.

@@ -12,11 +12,15 @@
 //! hypervisor consumes itself it deactivates with ICC_DIR_EL1.
 
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use arm_gic::gicv3::GicV3;
 use arm_gic::gicv3::registers::{Gicd, GicrSgi};
 use arm_gic::{IntId, Trigger};
 use safe_mmio::UniqueMmioPointer;
+use tock_registers::interfaces::Writeable;
+use tock_registers::register_structs;
+use tock_registers::registers::WriteOnly;
 
 use super::{mrs, msr};
 use crate::vgic::lr::{Entry, ListRegisters, format};
@@ -32,7 +36,9 @@ pub const SPURIOUS: u32 = 1023;
 /// non-secure level; all are equal, none preempts another at EL2).
 const PRIORITY: u8 = 0x80;
 
-/// The driver, behind a lock; `arm-gic`'s pointers are not `Send`.
+/// The driver, behind a lock; `arm-gic`'s pointers are not `Send`. Used at
+/// boot only: at run time the hypervisor changes the physical GIC through
+/// [`Runtime`]'s single-register writes, which need no lock.
 struct Gic(GicV3<'static>);
 
 // SAFETY: the GIC registers are device memory reachable from every CPU;
@@ -41,9 +47,106 @@ unsafe impl Send for Gic {}
 
 static GIC: spin::Mutex<Option<Gic>> = spin::Mutex::new(None);
 
+register_structs! {
+    /// The distributor registers the hypervisor writes at run time. Each
+    /// write names its interrupts and leaves every other one alone: a bit
+    /// of ISENABLER<n>/ICENABLER<n> (writing 0 does nothing) or one
+    /// interrupt's IROUTER<n>.
+    GicdRuntime {
+        (0x0000 => _reserved0),
+        (0x0100 => isenabler: [WriteOnly<u32>; 32]),
+        (0x0180 => icenabler: [WriteOnly<u32>; 32]),
+        (0x0200 => _reserved1),
+        /// IROUTER<n> for INTID 32 + n.
+        (0x6100 => irouter: [WriteOnly<u64>; 988]),
+        (0x7fe0 => _reserved2),
+        (0x10000 => @END),
+    }
+}
+
+register_structs! {
+    /// A redistributor's SGI_base frame registers the hypervisor writes at
+    /// run time: one bit of GICR_ISENABLER0/ICENABLER0 per write.
+    GicrSgiRuntime {
+        (0x0000 => _reserved0),
+        (0x0100 => isenabler0: WriteOnly<u32>),
+        (0x0104 => _reserved1),
+        (0x0180 => icenabler0: WriteOnly<u32>),
+        (0x0184 => _reserved2),
+        (0x10000 => @END),
+    }
+}
+
+/// GICD's and CPU 0's GICR's addresses, set once at boot.
+static GICD_BASE: AtomicU64 = AtomicU64::new(0);
+static GICR_BASE: AtomicU64 = AtomicU64::new(0);
+/// One redistributor: RD_base and SGI_base, 64 KiB each.
+const GICR_STRIDE: u64 = 0x2_0000;
+const GICR_SGI_BASE: u64 = 0x1_0000;
+
+fn gicd_runtime() -> &'static GicdRuntime {
+    // SAFETY: the board's GICD (checked against the boot device tree),
+    // mapped as device memory for the hypervisor's lifetime; the fields are
+    // write-only registers whose writes affect only the interrupts named.
+    unsafe { &*(GICD_BASE.load(Ordering::Relaxed) as *const GicdRuntime) }
+}
+
+fn gicr_sgi_runtime(cpu: usize) -> &'static GicrSgiRuntime {
+    let base = GICR_BASE.load(Ordering::Relaxed) + cpu as u64 * GICR_STRIDE + GICR_SGI_BASE;
+    // SAFETY: CPU `cpu`'s redistributor SGI frame (a board CPU index: the
+    // frames are contiguous, as `init_distributor` found them), mapped as
+    // device memory; write-only registers, each write one interrupt's bit.
+    unsafe { &*(base as *const GicrSgiRuntime) }
+}
+
+/// Enables or disables SPI `intid` in the distributor: one write of one
+/// bit, no lock, so no partition can make another wait here. (Not waiting
+/// for GICD_CTLR.RWP is deliberate: an interrupt that still arrives after a
+/// disable is handled as one that raced it, see `hyp::vgic::forward`.)
+pub fn spi_enable(intid: u32, enabled: bool) {
+    if !(32..1020).contains(&intid) {
+        return;
+    }
+    let (n, bit) = ((intid / 32) as usize, 1u32 << (intid % 32));
+    let gicd = gicd_runtime();
+    let reg = if enabled {
+        &gicd.isenabler
+    } else {
+        &gicd.icenabler
+    };
+    reg[n].set(bit);
+}
+
+/// Routes SPI `intid` to the CPU with affinity `mpidr` (IRM = 0): one
+/// 64-bit write of its own IROUTER.
+pub fn spi_route(intid: u32, mpidr: u64) {
+    if let Some(reg) = intid
+        .checked_sub(32)
+        .and_then(|n| gicd_runtime().irouter.get(n as usize))
+    {
+        reg.set(mpidr & 0xff_00ff_ffff);
+    }
+}
+
+/// Enables or disables private interrupt `intid` (below 32) of CPU `cpu`
+/// in its redistributor: one write of one bit, no lock.
+pub fn private_enable(cpu: usize, intid: u32, enabled: bool) {
+    if intid >= 32 {
+        return;
+    }
+    let frame = gicr_sgi_runtime(cpu);
+    if enabled {
+        frame.isenabler0.set(1 << intid);
+    } else {
+        frame.icenabler0.set(1 << intid);
+    }
+}
+
 /// Boot CPU, once: the distributor. Affinity routing on, every SPI group 1,
 /// level-triggered, disabled; enabling comes from ownership later.
 pub fn init_distributor(gicd: u64, gicr: u64, cpus: usize) {
+    GICD_BASE.store(gicd, Ordering::Relaxed);
+    GICR_BASE.store(gicr, Ordering::Relaxed);
     let gicd = NonNull::new(gicd as *mut Gicd).expect("board GICD address is not null");
     let gicr = NonNull::new(gicr as *mut GicrSgi).expect("board GICR address is not null");
     // SAFETY: the addresses come from the checked board description and were
@@ -60,7 +163,7 @@ pub fn init_distributor(gicd: u64, gicr: u64, cpus: usize) {
 
 /// On each CPU: wake its redistributor, set its SGIs and PPIs to group 1 and
 /// disabled, then enable the hypervisor's own: the kick SGI and, when the
-/// CPU runs a vCPU, the maintenance interrupt. (The virtual timer's PPI
+/// CPU runs a vCPU, the maintenance interrupt and the EL2 timer. (The virtual timer's PPI
 /// follows the guest's virtual enable: see [`set_private_enabled`].) Then
 /// the EL2 CPU interface.
 pub fn init_cpu(cpu: usize, runs_vcpu: bool, maintenance_intid: u32) {
@@ -80,18 +183,26 @@ pub fn init_cpu(cpu: usize, runs_vcpu: bool, maintenance_intid: u32) {
                 IntId::ppi(intid - 16)
             }
         };
+        // A CPU that runs a vCPU also takes its EL2 timer (the console's
+        // retry for the partition's output).
         let enabled = [KICK_SGI]
             .into_iter()
-            .chain(runs_vcpu.then_some(maintenance_intid));
-        [KICK_SGI, VTIMER_PPI, maintenance_intid]
-            .into_iter()
-            .try_for_each(|intid| redist.set_interrupt_priority(id(intid), PRIORITY))
-            .and_then(|()| {
-                enabled
-                    .into_iter()
-                    .try_for_each(|intid| redist.enable_interrupt(id(intid), true))
-            })
-            .unwrap_or_else(|_| panic!("SGI and PPI numbers are valid"));
+            .chain(runs_vcpu.then_some(maintenance_intid))
+            .chain(runs_vcpu.then_some(super::HYP_TIMER_INTID));
+        [
+            KICK_SGI,
+            VTIMER_PPI,
+            maintenance_intid,
+            super::HYP_TIMER_INTID,
+        ]
+        .into_iter()
+        .try_for_each(|intid| redist.set_interrupt_priority(id(intid), PRIORITY))
+        .and_then(|()| {
+            enabled
+                .into_iter()
+                .try_for_each(|intid| redist.enable_interrupt(id(intid), true))
+        })
+        .unwrap_or_else(|_| panic!("SGI and PPI numbers are valid"));
     }
     // ICC_SRE_EL2: SRE, DFB, DIB, and Enable (EL1 may use its system registers).
     msr!("s3_4_c12_c9_5", 0xf);
@@ -244,23 +355,10 @@ pub fn set_underflow(underflow: bool) {
     msr!("s3_4_c12_c11_0", 1 | (u64::from(underflow) << 1));
 }
 
-/// Enables or disables SGI/PPI `intid` in CPU `cpu`'s redistributor.
-pub fn set_private_enabled(cpu: usize, intid: u32, enabled: bool) {
-    let mut guard = GIC.lock();
-    let gic = &mut guard.as_mut().expect("GIC initialised at boot").0;
-    let intid = if intid < 16 {
-        IntId::sgi(intid)
-    } else {
-        IntId::ppi(intid - 16)
-    };
-    if let Ok(mut redist) = gic.redistributor(cpu) {
-        let _ = redist.enable_interrupt(intid, enabled);
-    }
-}
-
-/// Programs SPI `intid`: routed to the CPU with affinity `mpidr`, edge- or
-/// level-triggered, enabled or not.
-pub fn configure_spi(intid: u32, mpidr: u64, edge: bool, enabled: bool) {
+/// Boot only (under the driver's lock): programs SPI `intid` once, its
+/// trigger the board's (never changed after), routed to the CPU with
+/// affinity `mpidr`, enabled or not.
+pub fn configure_spi_at_boot(intid: u32, mpidr: u64, edge: bool, enabled: bool) {
     let mut guard = GIC.lock();
     let gic = &mut guard.as_mut().expect("GIC initialised at boot").0;
     let Some(spi) = intid.checked_sub(32) else {

@@ -147,6 +147,32 @@ pub fn send_event() {
     unsafe { asm!("dsb ish", "sev", options(nostack, preserves_flags)) };
 }
 
+/// The EL2 physical timer's interrupt (CNTHP, PPI 10): the hypervisor's own
+/// per-CPU timer, which only the hypervisor programs.
+pub const HYP_TIMER_INTID: u32 = 26;
+
+/// Arms this CPU's EL2 physical timer to fire in `us` microseconds, unless
+/// it is armed already and has not fired (then its deadline stands: no
+/// system register is written).
+pub fn hyp_timer_arm_us(us: u64) {
+    if mrs!("cnthp_ctl_el2") & 0b101 == 0b001 {
+        return;
+    }
+    let ticks = mrs!("cntfrq_el0") / 1_000_000 * us;
+    msr!("cnthp_tval_el2", ticks.max(1));
+    msr!("cnthp_ctl_el2", 1); // ENABLE, IMASK clear
+}
+
+/// Stops this CPU's EL2 physical timer (its interrupt deasserts).
+pub fn hyp_timer_disarm() {
+    msr!("cnthp_ctl_el2", 0);
+}
+
+/// Whether this CPU's EL2 physical timer is armed and has expired.
+pub fn hyp_timer_fired() -> bool {
+    mrs!("cnthp_ctl_el2") & 0b101 == 0b101 // ISTATUS and ENABLE
+}
+
 /// The guest's EL1 starting state, for one vCPU.
 #[derive(Clone, Copy, Debug)]
 pub struct GuestStart {

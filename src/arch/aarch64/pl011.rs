@@ -37,6 +37,19 @@ impl Pl011 {
         unsafe { &*(self.base as *const Regs) }
     }
 
+    /// Sends `byte` if the transmit FIFO has room; `false` (nothing sent)
+    /// if it is full. Never waits.
+    pub fn try_write_byte(&mut self, byte: u8) -> bool {
+        let regs = self.regs();
+        if regs.fr.get() & FR_TXFF != 0 {
+            return false;
+        }
+        regs.dr.set(u32::from(byte));
+        true
+    }
+
+    /// Sends `byte`, waiting while the transmit FIFO is full (boot and
+    /// power-off only: see `hyp::console`).
     pub fn write_byte(&mut self, byte: u8) {
         let regs = self.regs();
         while regs.fr.get() & FR_TXFF != 0 {}

@@ -140,15 +140,15 @@ pub(super) fn read(state: &VgicState, reg: Reg, live: &dyn Live) -> u64 {
         Reg::Iidr => IIDR_VALUE,
         Reg::Pidr2 => PIDR2_VALUE,
         Reg::Bits { reg, first } => owned(state, first, 32)
-            .filter(|spi| bit_is_set(spi, reg, live))
-            .fold(0, |bits, spi| bits | 1 << (spi.intid - first)),
-        Reg::Priority { first } => owned(state, first, 4).fold(0, |bytes, spi| {
+            .filter(|(_, spi)| bit_is_set(spi, reg, live))
+            .fold(0, |bits, (_, spi)| bits | 1 << (spi.intid - first)),
+        Reg::Priority { first } => owned(state, first, 4).fold(0, |bytes, (_, spi)| {
             bytes | u32::from(spi.priority.load(ORDER)) << ((spi.intid - first) * 8)
         }),
         // Int_config[1] (bit 2n + 1) is edge; Int_config[0] is RES0.
         Reg::Config { first } => owned(state, first, 16)
-            .filter(|spi| spi.edge.load(ORDER))
-            .fold(0, |bits, spi| bits | 2 << ((spi.intid - first) * 2)),
+            .filter(|(_, spi)| spi.edge.load(ORDER))
+            .fold(0, |bits, (_, spi)| bits | 2 << ((spi.intid - first) * 2)),
         Reg::Router { intid } => {
             return state.spi(intid).map_or(0, |spi| spi.router.load(ORDER));
         }
@@ -168,31 +168,35 @@ pub(super) fn write(state: &VgicState, reg: Reg, write: Write) -> Effects {
                 // Whatever waited for group 1 may now be delivered anywhere.
                 effects.drain = all_vcpus(state);
             }
+            if (enables ^ old) & CTLR_ENABLE_GRP1 != 0 {
+                // Every physical enable follows group 1.
+                effects.spis_changed = all_spis(state);
+                effects.vtimer_changed = all_vcpus(state);
+            }
         }
         Reg::Bits { reg, first } => {
             let bits = write.word();
-            for spi in owned(state, first, 32).filter(|spi| bits & 1 << (spi.intid - first) != 0) {
-                write_bit(spi, reg, &mut effects);
-            }
-        }
-        Reg::Priority { first } => {
-            for spi in owned(state, first, 4) {
-                if let Some(byte) = write.byte(spi.intid - first) {
-                    let old = spi.priority.swap(byte & PRIORITY_MASK, ORDER);
-                    effects.spis_changed |= old != byte & PRIORITY_MASK;
+            for (i, spi) in owned(state, first, 32) {
+                if bits & 1 << (spi.intid - first) != 0 && write_bit(spi, reg, &mut effects) {
+                    effects.spis_changed |= 1 << i;
                 }
             }
         }
-        Reg::Config { first } => {
-            let bits = write.word();
-            for spi in owned(state, first, 16) {
-                let edge = bits & 2 << ((spi.intid - first) * 2) != 0;
-                effects.spis_changed |= spi.edge.swap(edge, ORDER) != edge;
+        Reg::Priority { first } => {
+            for (_, spi) in owned(state, first, 4) {
+                if let Some(byte) = write.byte(spi.intid - first) {
+                    spi.priority.store(byte & PRIORITY_MASK, ORDER);
+                }
             }
         }
+        // Read-only: an SPI's trigger is the board's (the GIC architecture
+        // lets an implementation fix Int_config of an SPI).
+        Reg::Config { .. } => {}
         Reg::Router { intid } => {
-            if let Some(spi) = state.spi(intid) {
-                write_router(state, spi, write, &mut effects);
+            if let Some((i, spi)) = owned(state, intid, 1).next()
+                && write_router(state, spi, write, &mut effects)
+            {
+                effects.spis_changed |= 1 << i;
             }
         }
         Reg::Typer | Reg::Iidr | Reg::Pidr2 | Reg::Razwi => {}
@@ -200,23 +204,30 @@ pub(super) fn write(state: &VgicState, reg: Reg, write: Write) -> Effects {
     effects
 }
 
-/// The owned SPIs among INTIDs `first..first + count`.
-fn owned(state: &VgicState, first: u32, count: u32) -> impl Iterator<Item = &Spi> {
+/// The owned SPIs among INTIDs `first..first + count`, with their index
+/// in `state.spis()`.
+fn owned(state: &VgicState, first: u32, count: u32) -> impl Iterator<Item = (usize, &Spi)> {
     state
         .spis()
         .iter()
+        .enumerate()
         // SPIs are 32..1020; anything else in the list is not one (the
         // configuration check keeps it out; this keeps it out of the
         // distributor's INTID 0..32 registers regardless).
-        .filter(move |spi| (32..1020).contains(&spi.intid))
-        .filter(move |spi| spi.intid >= first && spi.intid - first < count)
+        .filter(move |(_, spi)| (32..1020).contains(&spi.intid))
+        .filter(move |(_, spi)| spi.intid >= first && spi.intid - first < count)
+}
+
+/// Every owned SPI's bit in [`Effects::spis_changed`].
+fn all_spis(state: &VgicState) -> u32 {
+    (1u64 << state.spis().len()).wrapping_sub(1) as u32
 }
 
 /// GICD_TYPER.ITLinesNumber: enough 32-INTID blocks for the highest owned
 /// SPI, so Linux looks at no register beyond the partition's SPIs.
 fn it_lines_number(state: &VgicState) -> u32 {
     owned(state, 32, 1020 - 32)
-        .map(|spi| spi.intid / 32)
+        .map(|(_, spi)| spi.intid / 32)
         .max()
         .unwrap_or(0)
         .min(TYPER_ITLINES_MAX)
@@ -234,22 +245,23 @@ fn bit_is_set(spi: &Spi, reg: BitReg, live: &dyn Live) -> bool {
     }
 }
 
-/// A one written to `spi`'s bit in a register of kind `reg`.
-fn write_bit(spi: &Spi, reg: BitReg, effects: &mut Effects) {
+/// A one written to `spi`'s bit in a register of kind `reg`; whether its
+/// enable changed.
+fn write_bit(spi: &Spi, reg: BitReg, effects: &mut Effects) -> bool {
     let target = vcpu_bit(usize::from(spi.target.load(ORDER)));
     match reg {
         BitReg::Group => {}
         BitReg::SetEnable => {
             if !spi.enabled.swap(true, ORDER) {
-                effects.spis_changed = true;
                 // Enable before looking at pending: an injection that set
                 // pending without seeing the enable is taken out here.
                 if spi.pending.load(ORDER) {
                     effects.drain |= target;
                 }
+                return true;
             }
         }
-        BitReg::ClearEnable => effects.spis_changed |= spi.enabled.swap(false, ORDER),
+        BitReg::ClearEnable => return spi.enabled.swap(false, ORDER),
         BitReg::SetPending => {
             spi.pending.store(true, ORDER);
             effects.drain |= target;
@@ -258,11 +270,13 @@ fn write_bit(spi: &Spi, reg: BitReg, effects: &mut Effects) {
         BitReg::SetActive => spi.active.store(true, ORDER),
         BitReg::ClearActive => spi.active.store(false, ORDER),
     }
+    false
 }
 
 /// A write to (a half of) `spi`'s IROUTER: keep the affinity and IRM bits,
-/// resolve the vCPU it names (vCPU 0 if none, or for 1-of-N).
-fn write_router(state: &VgicState, spi: &Spi, write: Write, effects: &mut Effects) {
+/// resolve the vCPU it names (vCPU 0 if none, or for 1-of-N); whether the
+/// vCPU it resolves to changed.
+fn write_router(state: &VgicState, spi: &Spi, write: Write, effects: &mut Effects) -> bool {
     let router = write.merge(spi.router.load(ORDER)) & IROUTER_MASK;
     let target = if router & IROUTER_IRM != 0 {
         0
@@ -271,13 +285,11 @@ fn write_router(state: &VgicState, spi: &Spi, write: Write, effects: &mut Effect
     };
     // vCPU indices are below MAX_VCPUS, far below 256.
     let target = target as u8;
-    let old_router = spi.router.swap(router, ORDER);
+    spi.router.store(router, ORDER);
     let old_target = spi.target.swap(target, ORDER);
-    if old_router != router || old_target != target {
-        effects.spis_changed = true;
-    }
     if old_target != target && spi.pending.load(ORDER) {
         // It waits in `pending` for its target's CPU: now another one.
         effects.drain |= vcpu_bit(usize::from(target));
     }
+    old_target != target
 }

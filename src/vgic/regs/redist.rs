@@ -6,7 +6,7 @@ use super::{
     BitReg, Effects, IIDR_VALUE, Live, ORDER, PIDR2, PIDR2_VALUE, Sizes, Write, owned_private,
     vcpu_bit,
 };
-use crate::vgic::state::{PRIORITY_MASK, PRIVATE_OWNED, PrivateIrqs, VgicState};
+use crate::vgic::state::{PRIORITY_MASK, PRIVATE_OWNED, PrivateIrqs, VTIMER_INTID, VgicState};
 
 // Offsets in RD_base (Arm IHI 0069, "The GIC Redistributor register map").
 const GICR_CTLR: u64 = 0x0000;
@@ -223,8 +223,10 @@ fn write_bits(private: &PrivateIrqs, reg: BitReg, bits: u32, me: u32, effects: &
         BitReg::Group => {}
         BitReg::SetEnable => {
             let newly = bits & !private.enabled.fetch_or(bits, ORDER);
+            if newly & 1 << VTIMER_INTID != 0 {
+                effects.vtimer_changed |= me;
+            }
             if newly != 0 {
-                effects.private_enables_changed |= me;
                 // Enable before looking at pending (see the module doc).
                 if private.pending.load(ORDER) & newly != 0 {
                     effects.drain |= me;
@@ -232,8 +234,8 @@ fn write_bits(private: &PrivateIrqs, reg: BitReg, bits: u32, me: u32, effects: &
             }
         }
         BitReg::ClearEnable => {
-            if private.enabled.fetch_and(!bits, ORDER) & bits != 0 {
-                effects.private_enables_changed |= me;
+            if private.enabled.fetch_and(!bits, ORDER) & bits & 1 << VTIMER_INTID != 0 {
+                effects.vtimer_changed |= me;
             }
         }
         BitReg::SetPending => {

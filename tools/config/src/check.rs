@@ -254,6 +254,8 @@ pub struct Device {
     pub range: Range,
     /// The SPIs it raises.
     pub interrupts: Vec<u32>,
+    /// They are edge-triggered (else level).
+    pub edge: bool,
 }
 
 /// A region of partition RAM.
@@ -659,6 +661,7 @@ fn check_device(
         compatible: d.compatible.clone(),
         range,
         interrupts: d.interrupts.clone(),
+        edge: d.trigger == crate::model::Trigger::Edge,
     })
 }
 

@@ -80,12 +80,13 @@ fn board(out: &mut String, b: &Board) {
 
 fn device(d: &Device) -> String {
     format!(
-        "DeviceConfig {{ name: {:?}, ipa: {}, phys: {}, size: {}, interrupts: {} }}",
+        "DeviceConfig {{ name: {:?}, ipa: {}, phys: {}, size: {}, interrupts: {}, edge: {} }}",
         d.name,
         hex(d.range.base),
         hex(d.range.base),
         hex(d.range.size),
         list(&d.interrupts, u32::to_string),
+        d.edge,
     )
 }
 

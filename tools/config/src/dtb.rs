@@ -16,6 +16,8 @@ const GIC_SPI: u32 = 0;
 const GIC_PPI: u32 = 1;
 /// Third cell: level-sensitive, active high.
 const IRQ_TYPE_LEVEL_HIGH: u32 = 4;
+/// Third cell: edge-triggered, rising.
+const IRQ_TYPE_EDGE_RISING: u32 = 1;
 /// The architected timer's PPIs, in the order the binding lists them:
 /// secure physical (INTID 29), non-secure physical (30), virtual (27),
 /// hypervisor physical (26). PPI n is INTID 16 + n.
@@ -136,10 +138,15 @@ pub fn device_tree(board: &Board, p: &Partition) -> Result<Vec<u8>, Error> {
         fdt.property_string_list("compatible", d.compatible.clone())?;
         fdt.property_array_u64("reg", &[d.range.base, d.range.size])?;
         if !d.interrupts.is_empty() {
+            let trigger = if d.edge {
+                IRQ_TYPE_EDGE_RISING
+            } else {
+                IRQ_TYPE_LEVEL_HIGH
+            };
             let cells: Vec<u32> = d
                 .interrupts
                 .iter()
-                .flat_map(|&intid| [GIC_SPI, intid - SPI_BASE, IRQ_TYPE_LEVEL_HIGH])
+                .flat_map(|&intid| [GIC_SPI, intid - SPI_BASE, trigger])
                 .collect();
             fdt.property_array_u32("interrupts", &cells)?;
         }

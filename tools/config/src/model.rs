@@ -101,6 +101,22 @@ pub struct DeviceFile {
     /// The SPIs it raises, as INTIDs.
     #[serde(default)]
     pub interrupts: Vec<u32>,
+    /// How its interrupts signal (default `level`): fixed by the hardware,
+    /// so the physical GIC is set once at boot and a partition's virtual
+    /// GICD_ICFGR shows it read-only.
+    #[serde(default)]
+    pub trigger: Trigger,
+}
+
+/// An interrupt's trigger.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// Level-sensitive, active high.
+    #[default]
+    Level,
+    /// Edge-triggered, rising.
+    Edge,
 }
 
 /// A partition set (e.g. `boards/qemu-virt/demo.toml`).

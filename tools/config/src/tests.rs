@@ -1293,7 +1293,7 @@ fn generated_rust_has_the_expected_shape() {
         "entry: 0x4000_0000,",
         "device_tree: Some(Blob { ipa: 0x43ff_0000, bytes: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/alpha.dtb\")) }),",
         "console_pl011: Some(0x900_0000),",
-        "devices: &[DeviceConfig { name: \"rtc\", ipa: 0x901_0000, phys: 0x901_0000, size: 0x1000, interrupts: &[34] }],",
+        "devices: &[DeviceConfig { name: \"rtc\", ipa: 0x901_0000, phys: 0x901_0000, size: 0x1000, interrupts: &[34], edge: false }],",
     ] {
         assert!(rs.contains(piece), "missing {piece:?} in:\n{rs}");
     }
