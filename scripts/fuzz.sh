@@ -95,8 +95,13 @@ cargo test --release --test fuzz -- --nocapture --test-threads "$threads" "${fil
     >"$log" 2>&1 || status=$?
 elapsed=$(( $(date +%s) - start ))
 
-# The failures' reports, as the harness wrote them.
+# The failures' reports, as the harness wrote them: with --nocapture each
+# is in the log where it happened (from its first line to the replay
+# command), before the test runner's summary of the failures.
 if [ "$status" -ne 0 ]; then
+    awk '/^fuzz [a-z_0-9]+: FAILED on/ { on = 1 }
+         on || /^fuzz [a-z_0-9]+: the generator panicked/ { print }
+         /^  replay: / { on = 0 }' "$log" >&2
     sed -n '/^failures:$/,$p' "$log" | grep -v '^ *[0-9]*: \|^ *at /rustc/\|^stack backtrace:\|^note: ' >&2 \
         || cat "$log" >&2
 fi

@@ -28,7 +28,9 @@ impl Hypercall {
     /// when `x0` is not one of Bulkhead's function ids (the caller then tries
     /// PSCI); `Some(Err(..))` when it is but an argument is bad.
     pub fn decode(x: &[u64; 8]) -> Option<Result<Hypercall, Status>> {
-        Some(Ok(match x[0] {
+        // The function id is W0: the upper half of x0 is not part of it
+        // (SMCCC 1.1, 2.5).
+        Some(Ok(match x[0] & 0xffff_ffff {
             call::VERSION => Hypercall::Version,
             call::CONSOLE_WRITE => {
                 let len = x[1];

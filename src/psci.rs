@@ -37,12 +37,14 @@ pub fn handle(
     vmpidrs: &[u64],
     memory: &[MemoryRegion],
 ) -> Option<Outcome> {
-    // SMC32/HVC32 function ids occupy only the low 32 bits of x0; the upper
-    // half is ignored for them (SMCCC 1.1, 2.6).
-    let fid = if fid & (1 << 30) == 0 {
-        fid & 0xffff_ffff
+    // The function id is W0, whatever the convention (SMCCC 1.1, 2.5);
+    // an SMC32/HVC32 call's arguments are W1..W3: their upper halves are
+    // not part of them (2.6).
+    let fid = fid & 0xffff_ffff;
+    let args = if fid & SMC64 == 0 {
+        args.map(|a| a & 0xffff_ffff)
     } else {
-        fid
+        args
     };
     let status = |s: Status| Some(Outcome::Return(s.as_reg()));
     let find = |mpidr: u64| {
@@ -68,10 +70,7 @@ pub fn handle(
             let Some(index) = find(target) else {
                 return status(Status::InvalidParameters);
             };
-            if !memory
-                .iter()
-                .any(|r| entry >= r.ipa && entry - r.ipa < r.size && entry % 4 == 0)
-            {
+            if !entry_point_ok(entry, memory) {
                 return status(Status::InvalidAddress);
             }
             match vcpus[index].request_on(entry, context) {
@@ -97,16 +96,52 @@ pub fn handle(
         }
         SYSTEM_OFF => Some(Outcome::SystemOff),
         SYSTEM_RESET => Some(Outcome::SystemReset),
-        CPU_SUSPEND_32 | CPU_SUSPEND_64 => status(Status::NotSupported),
+        CPU_SUSPEND_32 | CPU_SUSPEND_64 => cpu_suspend(args[0], args[1], memory),
         f if f >> 24 == 0x84 || f >> 24 == 0xC4 || f >> 24 == 0x80 => status(Status::NotSupported),
         _ => None,
     }
+}
+
+/// Whether a vCPU may start at `entry`: an aligned instruction in the
+/// partition's memory.
+fn entry_point_ok(entry: u64, memory: &[MemoryRegion]) -> bool {
+    entry.is_multiple_of(4)
+        && memory
+            .iter()
+            .any(|r| entry >= r.ipa && entry - r.ipa < r.size)
+}
+
+/// SMCCC: bit 30 of a function id marks the SMC64/HVC64 convention.
+const SMC64: u64 = 1 << 30;
+/// CPU_SUSPEND's power_state, original format (PSCI 1.1, 5.4.2): StateID
+/// [15:0], StateType [16] (1: powerdown), PowerLevel [25:24]; the other
+/// bits are reserved, zero.
+const POWER_STATE_RESERVED: u64 = !0x0301_ffff & 0xffff_ffff;
+const POWER_STATE_POWERDOWN: u64 = 1 << 16;
+
+/// CPU_SUSPEND, which PSCI 1.x requires: every valid request is met as a
+/// standby the vCPU wakes from at once, which the specification allows
+/// ("the call can return as if a wakeup event were pending", 5.4.2):
+/// SUCCESS, and the caller carries on after the call, powerdown requests
+/// included. A partition's vCPU has its physical CPU to itself, so there
+/// is no deeper state that would save anything for anyone else.
+fn cpu_suspend(power_state: u64, entry: u64, memory: &[MemoryRegion]) -> Option<Outcome> {
+    let status = |s: Status| Some(Outcome::Return(s.as_reg()));
+    if power_state & POWER_STATE_RESERVED != 0 || power_state >> 32 != 0 {
+        return status(Status::InvalidParameters);
+    }
+    if power_state & POWER_STATE_POWERDOWN != 0 && !entry_point_ok(entry, memory) {
+        return status(Status::InvalidAddress);
+    }
+    status(Status::Success)
 }
 
 fn supported(fid: u64) -> bool {
     matches!(
         fid,
         PSCI_VERSION
+            | CPU_SUSPEND_32
+            | CPU_SUSPEND_64
             | CPU_OFF
             | CPU_ON_32
             | CPU_ON_64
@@ -193,9 +228,10 @@ mod tests {
             call(PSCI_FEATURES, [CPU_ON_64, 0, 0], &vcpus),
             Some(Outcome::Return(0))
         );
+        // CPU_SUSPEND is there (original power_state format: flags 0).
         assert_eq!(
             call(PSCI_FEATURES, [CPU_SUSPEND_64, 0, 0], &vcpus),
-            Some(Outcome::Return(Status::NotSupported.as_reg()))
+            Some(Outcome::Return(0))
         );
         assert_eq!(
             call(0x8400_0042, [0; 3], &vcpus),
@@ -204,5 +240,75 @@ mod tests {
         assert_eq!(call(SYSTEM_OFF, [0; 3], &vcpus), Some(Outcome::SystemOff));
         assert_eq!(call(CPU_OFF, [0; 3], &vcpus), Some(Outcome::CpuOff));
         assert_eq!(call(bulkhead_abi::call::VERSION, [0; 3], &vcpus), None);
+    }
+
+    #[test]
+    fn cpu_suspend_meets_valid_requests_at_once_and_checks_the_rest() {
+        let vcpus = [Vcpu::new(), Vcpu::new()];
+        let r = |s: Status| Some(Outcome::Return(s.as_reg()));
+        let entry = 0x4000_0100;
+        // Standby at level 0, and powerdown with a good entry point.
+        assert_eq!(
+            call(CPU_SUSPEND_64, [0x0, 0, 0], &vcpus),
+            r(Status::Success)
+        );
+        assert_eq!(
+            call(CPU_SUSPEND_64, [1 << 16, entry, 7], &vcpus),
+            r(Status::Success)
+        );
+        assert_eq!(
+            call(CPU_SUSPEND_32, [0x0100_0000, 0, 0], &vcpus),
+            r(Status::Success)
+        );
+        // Reserved bits, a bad entry point for powerdown.
+        assert_eq!(
+            call(CPU_SUSPEND_64, [1 << 20, 0, 0], &vcpus),
+            r(Status::InvalidParameters)
+        );
+        assert_eq!(
+            call(CPU_SUSPEND_64, [1 << 40, 0, 0], &vcpus),
+            r(Status::InvalidParameters)
+        );
+        assert_eq!(
+            call(CPU_SUSPEND_64, [1 << 16, 0x5400_0000, 0], &vcpus),
+            r(Status::InvalidAddress)
+        );
+        assert_eq!(
+            call(CPU_SUSPEND_64, [1 << 16, entry + 1, 0], &vcpus),
+            r(Status::InvalidAddress)
+        );
+        // SMC32: the upper halves of the arguments are not part of them.
+        assert_eq!(
+            call(
+                CPU_SUSPEND_32,
+                [0xffff_ffff_0000_0000 | (1 << 16), entry | 0xff << 32, 0],
+                &vcpus
+            ),
+            r(Status::Success)
+        );
+    }
+
+    #[test]
+    fn smc32_calls_ignore_the_upper_halves_of_their_arguments() {
+        let vcpus = [Vcpu::new(), Vcpu::new()];
+        let entry = 0x4000_0100;
+        assert_eq!(
+            call(CPU_ON_32, [1 | 1 << 32, entry, 0], &vcpus),
+            Some(Outcome::Woke(1))
+        );
+        assert_eq!(
+            call(AFFINITY_INFO_32, [1 | 7 << 40, 1 << 32, 0], &vcpus),
+            Some(Outcome::Return(AFFINITY_ON_PENDING))
+        );
+        // SMC64 keeps them: Aff3 lives in bits 39:32.
+        assert_eq!(
+            call(AFFINITY_INFO_64, [1 | 7 << 32, 0, 0], &vcpus),
+            Some(Outcome::Return(Status::InvalidParameters.as_reg()))
+        );
+        // The function id is W0 for every convention.
+        assert_eq!(
+            call(0xffff_0000_0000_0000 | CPU_OFF, [0; 3], &vcpus),
+            Some(Outcome::CpuOff)
+        );
     }
 }

@@ -3,10 +3,16 @@
 //! IRQs go to [`crate::irq`]'s dispatcher and the interrupted code resumes.
 //! Anything else (a synchronous exception such as a data abort, an FIQ, an
 //! SError) is a guest bug here: it is reported with ESR, FAR and ELR and the
-//! guest exits with [`crate::EXIT_EXCEPTION`].
+//! guest exits with [`crate::EXIT_EXCEPTION`] — unless the code runs under
+//! [`probe`], which records a synchronous exception and carries on after
+//! the instruction that took it (for code that asks whether an instruction
+//! or register exists).
 
 use core::arch::asm;
 use core::mem::{offset_of, size_of};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::arch::MAX_CPUS;
 
 /// The state saved on exception entry, on the interrupted stack.
 #[repr(C)]
@@ -49,6 +55,28 @@ const KINDS: [&str; 4] = ["synchronous", "IRQ", "FIQ", "SError"];
 /// The IRQ slot for the current EL on SP_EL1, where guest-lib always runs.
 const SLOT_IRQ_CURRENT_SPX: u64 = 5;
 
+/// The synchronous slot for the current EL on SP_EL1.
+const SLOT_SYNC_CURRENT_SPX: u64 = 4;
+
+/// Per CPU: inside [`probe`], and the ESR of the last exception it took.
+static PROBING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+static PROBED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Runs `f` on this CPU; a synchronous exception `f` takes (an undefined
+/// instruction, a system register the CPU or hypervisor does not have)
+/// is recorded and execution resumes after the instruction. Returns what
+/// `f` returned and the ESR_EL1 of the last such exception, if any. `f`
+/// must expect that instruction to have done nothing.
+pub fn probe<R>(f: impl FnOnce() -> R) -> (R, Option<u64>) {
+    let cpu = crate::cpu_index() % MAX_CPUS;
+    PROBED[cpu].store(0, Ordering::Relaxed);
+    PROBING[cpu].store(true, Ordering::SeqCst);
+    let r = f();
+    PROBING[cpu].store(false, Ordering::SeqCst);
+    let esr = PROBED[cpu].load(Ordering::Relaxed);
+    (r, (esr != 0).then_some(esr))
+}
+
 /// Called by vectors.S; `slot` is the vector table entry (0..16).
 #[unsafe(no_mangle)]
 extern "C" fn guest_lib_exception(frame: &mut TrapFrame, slot: u64) {
@@ -57,6 +85,13 @@ extern "C" fn guest_lib_exception(frame: &mut TrapFrame, slot: u64) {
         return;
     }
     let (esr, far) = syndrome();
+    let cpu = crate::cpu_index() % MAX_CPUS;
+    if slot == SLOT_SYNC_CURRENT_SPX && PROBING[cpu].load(Ordering::SeqCst) {
+        // ESR is never 0 for a taken exception (IL is set for A64).
+        PROBED[cpu].store(esr | 1 << 25, Ordering::Relaxed);
+        frame.elr += 4;
+        return;
+    }
     crate::println!(
         "exception: {} from {} on cpu {}: ESR=0x{:x} (EC=0x{:x}) FAR=0x{:x} ELR=0x{:x}",
         KINDS[(slot % 4) as usize],

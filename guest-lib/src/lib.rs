@@ -51,6 +51,7 @@ pub mod irq;
 mod mmu;
 pub mod mode;
 mod percpu;
+pub mod pl031;
 pub mod psci;
 pub mod smp;
 pub mod timer;

@@ -24,10 +24,19 @@ use super::vgic;
 
 /// ICC_SGI1R_EL1: a group-1 SGI, the one a guest sends.
 const ICC_SGI1R_EL1: u32 = sysreg(3, 0, 12, 11, 5);
-/// ICC_ASGI1R_EL1 (group 1 of the other security state) and ICC_SGI0R_EL1
-/// (group 0): a partition has only group 1, so these are ignored.
+/// ICC_ASGI1R_EL1 and ICC_SGI0R_EL1: with GICD_CTLR.DS = 1 (one security
+/// state, as a partition's GIC has) both generate group 0 SGIs, and every
+/// SGI of a partition is group 1: they reach no vCPU, as on such a GIC.
+/// Decoded and counted as refused, like SGIs to vCPUs outside the partition.
 const ICC_ASGI1R_EL1: u32 = sysreg(3, 0, 12, 11, 6);
 const ICC_SGI0R_EL1: u32 = sysreg(3, 0, 12, 11, 7);
+/// Data cache maintenance by set/way (DC ISW, DC CSW, DC CISW), trapped by
+/// HCR_EL2.TSW: see `arch::HCR_GUEST` for why they do nothing.
+const DC_ISW: u32 = sysreg(1, 0, 7, 6, 2);
+const DC_CSW: u32 = sysreg(1, 0, 7, 10, 2);
+const DC_CISW: u32 = sysreg(1, 0, 7, 14, 2);
+/// ACTLR_EL1, trapped by HCR_EL2.TACR: reads as zero, writes ignored.
+const ACTLR_EL1: u32 = sysreg(3, 0, 1, 0, 1);
 
 /// The running vCPU of this CPU.
 #[inline(always)]
@@ -76,12 +85,25 @@ extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
         }
         Exit::SysReg(access) => {
             part.count(v, Counter::SysReg, 1);
-            if (access.reg == ICC_ASGI1R_EL1 || access.reg == ICC_SGI0R_EL1) && !access.read {
-                skip_instruction();
-            } else {
-                // A system register the hypervisor does not emulate is
-                // UNDEFINED for the guest, as on hardware that lacks it.
-                inject_undefined()
+            match access.reg {
+                ICC_ASGI1R_EL1 | ICC_SGI0R_EL1 if !access.read => {
+                    let request = SgiRequest::decode(frame.reg(access.rt));
+                    let routing = part.affinity.route(&request, v);
+                    let reached = routing.vcpus.count_ones() + routing.refused;
+                    part.count(v, Counter::SgiRefused, u64::from(reached));
+                    skip_instruction();
+                }
+                DC_ISW | DC_CSW | DC_CISW if !access.read => skip_instruction(),
+                ACTLR_EL1 => {
+                    if access.read {
+                        frame.set_reg(access.rt, 0);
+                    }
+                    skip_instruction();
+                }
+                // A system register the hypervisor does not emulate (the
+                // performance monitors among them) is UNDEFINED for the
+                // guest, as on hardware that lacks it.
+                _ => inject_undefined(),
             }
         }
         Exit::InstructionAbort { ipa } => {
@@ -187,10 +209,11 @@ fn call(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize) {
         }
         Some(Outcome::CpuOff) => {
             part.state.vcpus[v].set_power(Power::Off);
+            // Its timer stops (its interrupt deasserts) before what the
+            // list registers hold goes back: nothing is lost, nothing stays
+            // active physically for a vCPU that will never end it.
             arch::msr!("cntv_ctl_el0", 0);
-            gicv3::disable_virtual_interface();
-            vgic::clear_queue();
-            gicv3::set_underflow(false); // the interface on again, for the next CPU_ON
+            vgic::power_off(part, v);
             runtime.wait_for_cpu_on(p, v)
         }
         Some(Outcome::SystemOff) => runtime.stop(p, StopReason::SystemOff { vcpu: v }),

@@ -227,11 +227,20 @@ impl Runtime {
                 .flat_map(|d| d.interrupts.iter().copied())
                 .collect();
             let vgic = VgicState::new(p.vmpidrs, &spis);
-            // The triggers are the board's: the virtual ICFGR shows them.
-            for d in p.devices.iter().filter(|d| d.edge) {
+            // Its devices' SPIs and each vCPU's virtual timer are forwarded
+            // from hardware (their pending and active states are the
+            // physical GIC's); the SPIs' triggers are the board's, which the
+            // virtual ICFGR shows.
+            for d in p.devices {
                 for spi in d.interrupts.iter().filter_map(|&i| vgic.spi(i)) {
-                    spi.edge.store(true, Ordering::Relaxed);
+                    spi.forwarded.store(true, Ordering::Relaxed);
+                    spi.edge.store(d.edge, Ordering::Relaxed);
                 }
+            }
+            for private in &vgic.private[..p.cpus.len()] {
+                private
+                    .forwarded
+                    .store(1 << crate::vgic::state::VTIMER_INTID, Ordering::Relaxed);
             }
             partitions.push(Partition {
                 config: p,
@@ -325,6 +334,7 @@ impl Runtime {
 
     fn enter(&self, p: usize, v: usize, entry: u64, x0: u64) -> ! {
         let part = &self.partitions[p];
+        gicv3::reset_virtual_interface();
         let start = GuestStart {
             entry,
             x0,

@@ -14,8 +14,8 @@ use bulkhead_abi::control::ControlPage;
 use crate::arch::{self, gicv3, gicv3::HwListRegisters};
 use crate::config::GicConfig;
 use crate::vgic::gate::{self, After, Gate, Stats};
-use crate::vgic::lr::{self, Irq, PendingQueue};
-use crate::vgic::regs::{self, Effects, Frame, Live};
+use crate::vgic::lr::{self, Entry, Irq, ListRegisters, PendingQueue};
+use crate::vgic::regs::{self, Effects, Frame, Live, Physical};
 use crate::vgic::state::{DRAIN_ALL, VTIMER_INTID};
 
 use super::partitions::{Partition, Runtime};
@@ -59,11 +59,6 @@ fn queue() -> &'static mut PendingQueue {
 /// Where this CPU's queue keeps its length (for the assembly fast paths).
 pub fn queue_len_address() -> usize {
     local().queue.len_address()
-}
-
-/// Empties this CPU's queue (its vCPU powered off).
-pub fn clear_queue() {
-    local().queue = PendingQueue::new();
 }
 
 /// vCPU `v`'s bits of its partition's control page. The page is guest
@@ -145,6 +140,7 @@ pub fn stats() -> Stats {
 /// from the model into its list registers. On `v`'s own CPU only.
 pub fn drain(part: &Partition, v: usize) {
     let vgic = &part.vgic;
+    withdraw(part, v);
     if !vgic.group1_enabled() {
         return;
     }
@@ -226,10 +222,152 @@ pub fn forward(part: &Partition, v: usize, intid: u32) {
         );
         return;
     }
-    if let Some(spi) = vgic.spi(intid).filter(|_| edge) {
-        spi.pending.store(true, Ordering::Release);
+    // Give it back to the physical GIC, where its pending state lives:
+    // disabled there too by now, an edge interrupt set pending again waits
+    // at the distributor; a level one is raised again by its source.
+    if edge {
+        gicv3::spi_set_pending(intid, true);
     }
     gicv3::deactivate(intid);
+}
+
+/// Hands an interrupt that vCPU `v` will not take from its list registers
+/// or queue back to where it waits: a software one to the model's pending
+/// state (`pending`), a forwarded one, which the hypervisor acknowledged,
+/// to the physical GIC (deactivated; an edge one still `pending` set
+/// pending there first). On `v`'s own CPU.
+fn give_back(part: &Partition, v: usize, irq: Irq, pending: bool, active: bool) {
+    let vgic = &part.vgic;
+    if irq.hw {
+        let edge = irq.intid >= 32
+            && vgic
+                .spi(irq.intid)
+                .is_some_and(|s| s.edge.load(Ordering::Relaxed));
+        if pending && edge {
+            gicv3::spi_set_pending(irq.intid, true);
+        }
+        if pending || active {
+            gicv3::deactivate(irq.intid);
+        }
+    } else if pending {
+        if irq.intid < 32 {
+            vgic.private[v]
+                .pending
+                .fetch_or(1 << irq.intid, Ordering::AcqRel);
+        } else if let Some(spi) = vgic.spi(irq.intid) {
+            spi.pending.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Takes out of this CPU's list registers and queue (vCPU `v`'s) what the
+/// guest withdrew: interrupts whose pending or active state a write
+/// cleared, and pending ones that are disabled now (or group 1 off), which
+/// go back to waiting. On `v`'s own CPU only, as the rule at the top says.
+pub fn withdraw(part: &Partition, v: usize) {
+    let vgic = &part.vgic;
+    let private = &vgic.private[v];
+    let take = |field: &core::sync::atomic::AtomicU32| field.swap(0, Ordering::AcqRel);
+    let (clear_pending, clear_active) = (
+        take(&private.withdraw_pending),
+        take(&private.withdraw_active),
+    );
+    let (spi_pending, spi_active) = (
+        take(&private.withdraw_spi_pending),
+        take(&private.withdraw_spi_active),
+    );
+    let l = local();
+    if l.queue.is_empty() && lr::held(&HwListRegisters).next().is_none() {
+        return;
+    }
+    let group1 = vgic.group1_enabled();
+    let enabled_private = private.enabled.load(Ordering::Acquire);
+    // (pending withdrawn, active withdrawn, still enabled) of an INTID.
+    let verdict = |intid: u32| -> (bool, bool, bool) {
+        if intid < 32 {
+            let bit = 1 << intid;
+            (
+                clear_pending & bit != 0,
+                clear_active & bit != 0,
+                group1 && enabled_private & bit != 0,
+            )
+        } else {
+            match vgic.spis().iter().position(|s| s.intid == intid) {
+                Some(i) => (
+                    spi_pending & 1 << i != 0,
+                    spi_active & 1 << i != 0,
+                    group1 && vgic.spis()[i].enabled.load(Ordering::Acquire),
+                ),
+                None => (true, true, false),
+            }
+        }
+    };
+    let mut lrs = HwListRegisters;
+    for n in 0..lrs.count() {
+        let entry = lrs.read(n);
+        if !entry.pending && !entry.active {
+            continue;
+        }
+        let (cleared, deactivated, enabled) = verdict(entry.irq.intid);
+        let mut kept = entry;
+        if entry.pending && (cleared || !enabled) {
+            kept.pending = false;
+            // A cleared one is gone; a disabled one waits where it came from.
+            give_back(part, v, entry.irq, !cleared, false);
+            if cleared && entry.irq.hw {
+                gicv3::deactivate(entry.irq.intid);
+            }
+        }
+        if entry.active && deactivated {
+            kept.active = false;
+            // A forwarded one's physical active state was cleared by the write.
+        }
+        if kept != entry {
+            lrs.write(n, kept);
+        }
+    }
+    l.queue.retain(|irq| {
+        let (cleared, _, enabled) = verdict(irq.intid);
+        if cleared || !enabled {
+            give_back(part, v, *irq, !cleared, false);
+            if cleared && irq.hw {
+                gicv3::deactivate(irq.intid);
+            }
+            return false;
+        }
+        true
+    });
+    flush(part, v);
+}
+
+/// vCPU `v` powers off (PSCI CPU_OFF) on this CPU: everything its list
+/// registers and queue hold goes back where it waits (software interrupts
+/// stay pending in the model for when it is on again, as a redistributor
+/// keeps them; forwarded ones are deactivated, an edge one left pending at
+/// the distributor), so no physical interrupt stays active for a guest that
+/// will never end it; then the virtual CPU interface is reset.
+pub fn power_off(part: &Partition, v: usize) {
+    let l = local();
+    let mut lrs = HwListRegisters;
+    for n in 0..lrs.count() {
+        let entry = lrs.read(n);
+        if entry.pending || entry.active {
+            give_back(part, v, entry.irq, entry.pending, entry.active);
+        }
+        lrs.write(
+            n,
+            Entry {
+                pending: false,
+                active: false,
+                ..entry
+            },
+        );
+    }
+    while let Some(irq) = l.queue.pop() {
+        give_back(part, v, irq, true, false);
+    }
+    gicv3::reset_virtual_interface();
+    gicv3::set_underflow(false);
 }
 
 /// Boot: programs the physical side of partition `part`'s interrupts once,
@@ -238,8 +376,8 @@ pub fn configure_physical_at_boot(runtime: &Runtime, part: &Partition) {
     use core::sync::atomic::Ordering::Relaxed;
     let vgic = &part.vgic;
     for spi in vgic.spis() {
-        let target = usize::from(spi.target.load(Relaxed)).min(part.config.cpus.len() - 1);
-        let mpidr = runtime.mpidr_of(part.config.cpus[target]);
+        // At reset every SPI routes to vCPU 0.
+        let mpidr = runtime.mpidr_of(part.config.cpus[0]);
         let on = vgic.group1_enabled() && spi.enabled.load(Relaxed);
         gicv3::configure_spi_at_boot(spi.intid, mpidr, spi.edge.load(Relaxed), on);
     }
@@ -254,6 +392,45 @@ pub fn configure_physical_at_boot(runtime: &Runtime, part: &Partition) {
 /// The low `n` bits set.
 fn all(n: usize) -> u32 {
     (1u64 << n).wrapping_sub(1) as u32
+}
+
+/// Carries out a write's requests for the physical pending and active
+/// states of the partition's forwarded interrupts: single-bit writes of
+/// its own interrupts, lock-free like [`sync_physical`].
+fn apply_physical(part: &Partition, physical: Physical) {
+    if physical == Physical::default() {
+        return;
+    }
+    for (i, spi) in part.vgic.spis().iter().enumerate() {
+        let bit = 1 << i;
+        if physical.spi_set_pending & bit != 0 {
+            gicv3::spi_set_pending(spi.intid, true);
+        }
+        if physical.spi_clear_pending & bit != 0 {
+            gicv3::spi_set_pending(spi.intid, false);
+        }
+        if physical.spi_set_active & bit != 0 {
+            gicv3::spi_set_active(spi.intid, true);
+        }
+        if physical.spi_clear_active & bit != 0 {
+            gicv3::spi_set_active(spi.intid, false);
+        }
+    }
+    for (v, &cpu) in part.config.cpus.iter().enumerate() {
+        let bit = 1 << v;
+        if physical.vtimer_set_pending & bit != 0 {
+            gicv3::private_set_pending(cpu, VTIMER_INTID, true);
+        }
+        if physical.vtimer_clear_pending & bit != 0 {
+            gicv3::private_set_pending(cpu, VTIMER_INTID, false);
+        }
+        if physical.vtimer_set_active & bit != 0 {
+            gicv3::private_set_active(cpu, VTIMER_INTID, true);
+        }
+        if physical.vtimer_clear_active & bit != 0 {
+            gicv3::private_set_active(cpu, VTIMER_INTID, false);
+        }
+    }
 }
 
 /// Brings the physical GIC in line with partition `part`'s virtual one for
@@ -281,12 +458,16 @@ fn sync_physical(runtime: &Runtime, part: &Partition, spis: u32, vtimers: u32) {
         if spis & 1 << i == 0 {
             continue;
         }
-        let target = usize::from(spi.target.load(Relaxed)).min(part.config.cpus.len() - 1);
-        let on = group1 && spi.enabled.load(Relaxed);
+        // Routed to no vCPU (IROUTER names none): disabled physically, so
+        // it waits pending at the distributor until it is routed.
+        let target = part.config.cpus.get(usize::from(spi.target.load(Relaxed)));
+        let on = group1 && spi.enabled.load(Relaxed) && target.is_some();
         if !on {
             gicv3::spi_enable(spi.intid, false);
         }
-        gicv3::spi_route(spi.intid, runtime.mpidr_of(part.config.cpus[target]));
+        if let Some(&cpu) = target {
+            gicv3::spi_route(spi.intid, runtime.mpidr_of(cpu));
+        }
         if on {
             gicv3::spi_enable(spi.intid, true);
         }
@@ -301,22 +482,39 @@ struct LocalView<'a> {
 
 impl Live for LocalView<'_> {
     fn private(&self, vcpu: usize) -> (u32, u32) {
-        if vcpu != self.vcpu {
-            return (0, 0);
+        // A forwarded one's state is also the physical GIC's, of its CPU.
+        let (mut pending, mut active) = (0, 0);
+        let forwarded = self.part.vgic.private[vcpu]
+            .forwarded
+            .load(Ordering::Relaxed);
+        if forwarded & 1 << VTIMER_INTID != 0 {
+            let (p, a) = gicv3::private_state(self.part.config.cpus[vcpu], VTIMER_INTID);
+            pending |= u32::from(p) << VTIMER_INTID;
+            active |= u32::from(a) << VTIMER_INTID;
         }
-        let (pending, active) = lr::private_state(&HwListRegisters);
-        (pending | queue().private_mask(), active)
+        if vcpu == self.vcpu {
+            let (p, a) = lr::private_state(&HwListRegisters);
+            pending |= p | queue().private_mask();
+            active |= a;
+        }
+        (pending, active)
     }
 
     fn spi(&self, intid: u32) -> (bool, bool) {
-        if self.part.vgic.spi(intid).is_none() {
+        let Some(spi) = self.part.vgic.spi(intid) else {
             return (false, false);
-        }
+        };
+        let physical = if spi.forwarded.load(Ordering::Relaxed) {
+            gicv3::spi_state(intid)
+        } else {
+            (false, false)
+        };
         lr::held(&HwListRegisters)
             .filter(|e| e.irq.intid == intid)
-            .fold((queue().contains(intid), false), |(p, a), e| {
-                (p | e.pending, a | e.active)
-            })
+            .fold(
+                (physical.0 || queue().contains(intid), physical.1),
+                |(p, a), e| (p | e.pending, a | e.active),
+            )
     }
 }
 
@@ -367,13 +565,15 @@ pub fn mmio_write(
         let _model = part.vgic_lock.lock();
         let effects = regs::write(&part.vgic, frame, offset, size, value).unwrap_or_default();
         sync_physical(runtime, part, effects.spis_changed, effects.vtimer_changed);
+        apply_physical(part, effects.physical);
         effects
     };
     apply(runtime, part, v, effects);
 }
 
 fn apply(runtime: &Runtime, part: &Partition, v: usize, effects: Effects) {
-    let mut drain = effects.drain & ((1u32 << part.config.cpus.len()) - 1);
+    // A drain takes withdrawals first (see `drain`).
+    let mut drain = (effects.drain | effects.withdraw) & ((1u32 << part.config.cpus.len()) - 1);
     while drain != 0 {
         let t = drain.trailing_zeros() as usize;
         drain &= drain - 1;

@@ -89,11 +89,19 @@ pub fn inject(
     stats: &mut Stats,
     irq: Irq,
 ) -> After {
-    if gate.masked() {
+    // One decision per offer: the flag word is guest memory, and a sibling
+    // vCPU may flip it meanwhile.
+    let masked = gate.masked();
+    if masked {
         stats.deferred += 1;
-        // Already pending in a list register: it merges there.
-        let listed = lr::held(lrs).any(|e| e.pending && e.irq.intid == irq.intid);
-        if !listed && !queue.push(irq) {
+        // Already pending in a list register: it merges there; anything
+        // else waits in the queue (nothing new becomes pending in a list
+        // register while masked).
+        let kept = match lr::offer_held(lrs, queue, irq, false) {
+            Some(delivery) => delivery != Delivery::Full,
+            None => queue.push(irq),
+        };
+        if !kept {
             return After {
                 underflow: false,
                 full: true,
@@ -113,7 +121,7 @@ pub fn inject(
     // Unmasked (the guest may have unmasked without asking: it found its
     // pending bit clear, or did not look). What waits goes first.
     let full = if stats.window_start.is_some() || !queue.is_empty() {
-        let after = flush(lrs, queue, gate, stats);
+        let after = flush_unmasked(lrs, queue, gate, stats);
         let delivery = lr::deliver(lrs, queue, irq);
         return After {
             underflow: after.underflow || !queue.is_empty(),
@@ -150,6 +158,16 @@ pub fn flush(
             full: false,
         };
     }
+    flush_unmasked(lrs, queue, gate, stats)
+}
+
+/// [`flush`] once the flag was read clear.
+fn flush_unmasked(
+    lrs: &mut impl ListRegisters,
+    queue: &mut PendingQueue,
+    gate: &impl Gate,
+    stats: &mut Stats,
+) -> After {
     gate.set_pending(false);
     let now = gate.now();
     stats.window_ended(now);

@@ -12,6 +12,14 @@
 //! Nothing is dropped (the queue holds every interrupt a partition can
 //! have, each at most once) and nothing is delivered twice (a pending
 //! interrupt raised again merges with itself, as GIC pending state does).
+//!
+//! Forwarded interrupts (HW): one that merges with a pending software
+//! instance of the same INTID makes it forwarded, so the guest's
+//! deactivation still reaches the physical interrupt the hypervisor
+//! acknowledged. A list register with HW set is never pending and active
+//! at once (the architecture does not allow it), and no INTID is in two
+//! list registers: what cannot join the register that holds its INTID
+//! waits in the queue until that one is done.
 
 /// A virtual interrupt on its way to a vCPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,11 +191,15 @@ impl PendingQueue {
         self.items[..self.len].iter().any(|i| i.intid == intid)
     }
 
-    /// Queues `irq` in priority order; one already queued merges. False
-    /// only if the queue is full, which a configuration within the
-    /// partition limits cannot cause.
+    /// Queues `irq` in priority order; one already queued merges (and
+    /// becomes forwarded if `irq` is). False only if the queue is full,
+    /// which a configuration within the partition limits cannot cause.
     pub fn push(&mut self, irq: Irq) -> bool {
-        if self.contains(irq.intid) {
+        if let Some(queued) = self.items[..self.len]
+            .iter_mut()
+            .find(|i| i.intid == irq.intid)
+        {
+            queued.hw |= irq.hw;
             return true;
         }
         if self.len == QUEUE_CAPACITY {
@@ -217,6 +229,36 @@ impl PendingQueue {
         self.items.copy_within(1..self.len, 0);
         self.len -= 1;
         Some(first)
+    }
+
+    /// The most urgent queued interrupt that `ready` accepts, and its place.
+    pub fn first_where(&self, ready: impl Fn(&Irq) -> bool) -> Option<(usize, Irq)> {
+        self.items[..self.len]
+            .iter()
+            .enumerate()
+            .find(|(_, i)| ready(i))
+            .map(|(at, i)| (at, *i))
+    }
+
+    /// Takes out the interrupt at place `at` (from [`Self::first_where`]).
+    pub fn take(&mut self, at: usize) -> Irq {
+        let irq = self.items[at];
+        self.items.copy_within(at + 1..self.len, at);
+        self.len -= 1;
+        irq
+    }
+
+    /// Keeps only the interrupts `keep` accepts, in order.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Irq) -> bool) {
+        let mut kept = 0;
+        for at in 0..self.len {
+            let irq = self.items[at];
+            if keep(&irq) {
+                self.items[kept] = irq;
+                kept += 1;
+            }
+        }
+        self.len = kept;
     }
 
     /// Takes `intid` out, if queued (its pending state was cleared).
@@ -260,6 +302,12 @@ pub enum Delivery {
 /// maintenance interrupt enabled.
 #[inline]
 pub fn deliver(lrs: &mut impl ListRegisters, queue: &mut PendingQueue, irq: Irq) -> Delivery {
+    // Already waiting in the queue: its pending state is there (a list
+    // register may hold it active meanwhile); it merges there.
+    if queue.contains(irq.intid) {
+        queue.push(irq); // merges, forwarded if either is
+        return Delivery::Merged;
+    }
     let all = (1u64 << lrs.count()) - 1;
     let empty = lrs.empty() & all;
     // Already held? A pending one merges; an active one (not forwarded) also
@@ -272,30 +320,12 @@ pub fn deliver(lrs: &mut impl ListRegisters, queue: &mut PendingQueue, irq: Irq)
         let entry = lrs.read(n);
         let held = entry.irq;
         if held.intid == irq.intid {
-            if entry.pending {
-                return Delivery::Merged;
-            }
-            if !held.hw {
-                lrs.write(
-                    n,
-                    Entry {
-                        pending: true,
-                        ..entry
-                    },
-                );
-                return Delivery::Merged;
-            }
-            // A forwarded interrupt still active: its physical source cannot
-            // raise it again until the guest deactivates it; queue it anyway.
-            continue;
+            return merge(lrs, queue, n, entry, irq, true);
         }
         // The least urgent pending-only entry is the one to push back.
         if !entry.active && victim.is_none_or(|(_, p)| held.priority > p) {
             victim = Some((n, held.priority));
         }
-    }
-    if queue.contains(irq.intid) {
-        return Delivery::Merged;
     }
     if empty != 0 {
         let n = empty.trailing_zeros() as usize;
@@ -316,18 +346,94 @@ pub fn deliver(lrs: &mut impl ListRegisters, queue: &mut PendingQueue, irq: Irq)
     }
 }
 
+/// `irq` offered while a list register holds its INTID: merged there, or
+/// queued behind it (never a second list register). With `may_list`
+/// false (the vCPU is masked) no pending state is added to a list
+/// register. `None` if no list register holds the INTID.
+pub fn offer_held(
+    lrs: &mut impl ListRegisters,
+    queue: &mut PendingQueue,
+    irq: Irq,
+    may_list: bool,
+) -> Option<Delivery> {
+    let (n, entry) = held_indexed(lrs).find(|(_, e)| e.irq.intid == irq.intid)?;
+    Some(merge(lrs, queue, n, entry, irq, may_list))
+}
+
+/// `irq` raised while list register `n` holds `entry`, the same INTID.
+fn merge(
+    lrs: &mut impl ListRegisters,
+    queue: &mut PendingQueue,
+    n: usize,
+    entry: Entry,
+    irq: Irq,
+    may_list: bool,
+) -> Delivery {
+    let queued = |queue: &mut PendingQueue| {
+        if queue.push(irq) {
+            Delivery::Queued
+        } else {
+            Delivery::Full
+        }
+    };
+    match (entry.pending, entry.active) {
+        // Pending is one bit: a forwarded raise makes the entry forwarded.
+        (true, false) => {
+            if irq.hw && !entry.irq.hw {
+                let hw = Irq {
+                    hw: true,
+                    ..entry.irq
+                };
+                lrs.write(n, Entry::pending(hw));
+            }
+            Delivery::Merged
+        }
+        // Active and pending in software: a forwarded raise cannot join a
+        // forwarded entry's pending state there; the pending instance
+        // waits in the queue, forwarded, until the active one is done.
+        (true, true) if irq.hw => {
+            lrs.write(
+                n,
+                Entry {
+                    pending: false,
+                    ..entry
+                },
+            );
+            queued(queue)
+        }
+        (true, true) => Delivery::Merged,
+        // Active only: software becomes active and pending, as the GIC
+        // keeps both; a forwarded entry, or a forwarded raise, may not be
+        // both, so it waits.
+        _ if !entry.irq.hw && !irq.hw && may_list => {
+            lrs.write(
+                n,
+                Entry {
+                    pending: true,
+                    ..entry
+                },
+            );
+            Delivery::Merged
+        }
+        _ => queued(queue),
+    }
+}
+
 /// Moves queued interrupts into list registers, most urgent first: into
 /// free ones, and in place of a pending (not active) entry that is less
-/// urgent, which goes back to the queue. Afterwards the invariant holds
+/// urgent, which goes back to the queue. One whose INTID a list register
+/// still holds (active) waits for it. Afterwards the invariant holds
 /// again. Returns whether the queue still holds some (keep underflow
 /// enabled).
 #[inline]
 pub fn refill(lrs: &mut impl ListRegisters, queue: &mut PendingQueue) -> bool {
     let all = (1u64 << lrs.count()) - 1;
-    while let Some(best) = queue.peek() {
+    while let Some((at, best)) =
+        queue.first_where(|irq| !held(lrs).any(|e| e.irq.intid == irq.intid))
+    {
         let empty = lrs.empty() & all;
         if empty != 0 {
-            queue.pop();
+            queue.take(at);
             lrs.write(empty.trailing_zeros() as usize, Entry::pending(best));
             continue;
         }
@@ -338,7 +444,7 @@ pub fn refill(lrs: &mut impl ListRegisters, queue: &mut PendingQueue) -> bool {
             .max_by_key(|(n, e)| (e.irq.priority, *n));
         match worst {
             Some((n, e)) if e.irq.priority > best.priority => {
-                queue.pop();
+                queue.take(at);
                 lrs.write(n, Entry::pending(best));
                 // Cannot fail: one out, one in.
                 queue.push(e.irq);

@@ -84,6 +84,27 @@ pub struct Effects {
     /// vCPUs whose virtual timer PPI enable changed, or all of them when
     /// group 1 was switched: the hypervisor mirrors it physically.
     pub vtimer_changed: u32,
+    /// Forwarded interrupts whose physical pending or active state the
+    /// write sets or clears.
+    pub physical: Physical,
+    /// vCPUs whose CPU must take withdrawn interrupts (pending or active
+    /// state cleared, disabled, group 1 off) back out of its list registers
+    /// and queue: see the `withdraw_*` fields of `PrivateIrqs`.
+    pub withdraw: u32,
+}
+
+/// Set and clear requests for the physical state of forwarded interrupts:
+/// SPIs by their index in `VgicState::spis()`, the virtual timer by vCPU.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Physical {
+    pub spi_set_pending: u32,
+    pub spi_clear_pending: u32,
+    pub spi_set_active: u32,
+    pub spi_clear_active: u32,
+    pub vtimer_set_pending: u32,
+    pub vtimer_clear_pending: u32,
+    pub vtimer_set_active: u32,
+    pub vtimer_clear_active: u32,
 }
 
 /// Reads `size` bytes at `offset` of `frame`.

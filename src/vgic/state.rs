@@ -14,6 +14,17 @@
 //!
 //! An interrupt moves from 1 to 2 or 3 only on the target's CPU, and only
 //! while enabled: a disabled interrupt stays in 1 until it is enabled.
+//!
+//! A forwarded interrupt (the virtual timer, a passthrough device's SPI:
+//! `forwarded`) never waits in 1: its pending and active states are the
+//! physical GIC's, which the hypervisor sets and clears for the guest's
+//! ISPENDR/ICPENDR/ISACTIVER/ICACTIVER writes, so the one physical
+//! interrupt and the guest's view of it never disagree.
+//!
+//! Withdrawal: a write that clears an interrupt's pending or active state,
+//! or disables it, records which interrupts each vCPU's CPU must take back
+//! out of its list registers and queue (`withdraw_*`); that CPU does it
+//! when it is kicked, as only it may touch them.
 
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
@@ -30,6 +41,10 @@ pub const PRIVATE_OWNED: u32 = 0xffff | (1 << VTIMER_INTID);
 /// reason other than an SGI, so vCPU n's CPU takes the full drain (SPIs
 /// included) rather than the assembly fast path.
 pub const DRAIN_ALL: u32 = 1 << 31;
+/// `Spi::target` when its IROUTER names no vCPU of the partition: as on a
+/// GIC whose IROUTER names no PE, the interrupt is delivered to nobody (it
+/// stays pending) until it is routed to one.
+pub const NO_TARGET: u8 = u8::MAX;
 /// Most SPIs one partition may own (the configuration check enforces it).
 pub const MAX_SPIS: usize = 32;
 /// Priority bits the virtual CPU interface implements (ICH_VTR_EL2.PRIbits
@@ -56,6 +71,18 @@ pub struct PrivateIrqs {
     pub priority: [AtomicU8; PRIVATE_IRQS],
     /// GICR_WAKER.ProcessorSleep.
     pub asleep: AtomicBool,
+    /// Bit n: INTID n is forwarded from hardware (the virtual timer): its
+    /// pending and active states are the physical GIC's.
+    pub forwarded: AtomicU32,
+    /// Bit n: a write cleared INTID n's pending state (ICPENDR0); this
+    /// vCPU's CPU takes it out of its list registers and queue.
+    pub withdraw_pending: AtomicU32,
+    /// Bit n: a write cleared INTID n's active state (ICACTIVER0).
+    pub withdraw_active: AtomicU32,
+    /// Bit i: the same for the partition's SPI i (`VgicState::spis()[i]`),
+    /// wherever this vCPU holds it.
+    pub withdraw_spi_pending: AtomicU32,
+    pub withdraw_spi_active: AtomicU32,
 }
 
 /// Byte offsets of [`PrivateIrqs`] fields, for assembly.
@@ -72,6 +99,11 @@ impl PrivateIrqs {
             icfgr1: AtomicU32::new(0),
             priority: [const { AtomicU8::new(DEFAULT_PRIORITY) }; PRIVATE_IRQS],
             asleep: AtomicBool::new(true),
+            forwarded: AtomicU32::new(0),
+            withdraw_pending: AtomicU32::new(0),
+            withdraw_active: AtomicU32::new(0),
+            withdraw_spi_pending: AtomicU32::new(0),
+            withdraw_spi_active: AtomicU32::new(0),
         }
     }
 }
@@ -98,9 +130,12 @@ pub struct Spi {
     pub priority: AtomicU8,
     /// GICD_IROUTER as the guest wrote it (affinity fields and IRM).
     pub router: AtomicU64,
-    /// The vCPU the router value resolves to (vCPU 0 when it names none
-    /// of the partition's vCPUs, or for IRM = 1).
+    /// The vCPU the router value resolves to: vCPU 0 for IRM = 1 (any one
+    /// of them), [`NO_TARGET`] when it names none of the partition's vCPUs.
     pub target: AtomicU8,
+    /// Forwarded from hardware (a passthrough device's): its pending and
+    /// active states are the physical GIC's, not `pending`/`active`.
+    pub forwarded: AtomicBool,
 }
 
 /// Byte offsets of [`Spi`] fields, for assembly.
@@ -119,6 +154,7 @@ impl Spi {
             priority: AtomicU8::new(DEFAULT_PRIORITY),
             router: AtomicU64::new(0),
             target: AtomicU8::new(0),
+            forwarded: AtomicBool::new(false),
         }
     }
 }

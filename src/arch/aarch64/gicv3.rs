@@ -18,9 +18,9 @@ use arm_gic::gicv3::GicV3;
 use arm_gic::gicv3::registers::{Gicd, GicrSgi};
 use arm_gic::{IntId, Trigger};
 use safe_mmio::UniqueMmioPointer;
-use tock_registers::interfaces::Writeable;
+use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_structs;
-use tock_registers::registers::WriteOnly;
+use tock_registers::registers::{ReadWrite, WriteOnly};
 
 use super::{mrs, msr};
 use crate::vgic::lr::{Entry, ListRegisters, format};
@@ -48,15 +48,20 @@ unsafe impl Send for Gic {}
 static GIC: spin::Mutex<Option<Gic>> = spin::Mutex::new(None);
 
 register_structs! {
-    /// The distributor registers the hypervisor writes at run time. Each
+    /// The distributor registers the hypervisor uses at run time. Each
     /// write names its interrupts and leaves every other one alone: a bit
-    /// of ISENABLER<n>/ICENABLER<n> (writing 0 does nothing) or one
-    /// interrupt's IROUTER<n>.
+    /// of a set/clear register (writing 0 does nothing) or one interrupt's
+    /// IROUTER<n>. Reads of ISPENDR/ISACTIVER are masked to the caller's
+    /// own interrupt.
     GicdRuntime {
         (0x0000 => _reserved0),
         (0x0100 => isenabler: [WriteOnly<u32>; 32]),
         (0x0180 => icenabler: [WriteOnly<u32>; 32]),
-        (0x0200 => _reserved1),
+        (0x0200 => ispendr: [ReadWrite<u32>; 32]),
+        (0x0280 => icpendr: [WriteOnly<u32>; 32]),
+        (0x0300 => isactiver: [ReadWrite<u32>; 32]),
+        (0x0380 => icactiver: [WriteOnly<u32>; 32]),
+        (0x0400 => _reserved1),
         /// IROUTER<n> for INTID 32 + n.
         (0x6100 => irouter: [WriteOnly<u64>; 988]),
         (0x7fe0 => _reserved2),
@@ -73,6 +78,14 @@ register_structs! {
         (0x0104 => _reserved1),
         (0x0180 => icenabler0: WriteOnly<u32>),
         (0x0184 => _reserved2),
+        (0x0200 => ispendr0: ReadWrite<u32>),
+        (0x0204 => _reserved3),
+        (0x0280 => icpendr0: WriteOnly<u32>),
+        (0x0284 => _reserved4),
+        (0x0300 => isactiver0: ReadWrite<u32>),
+        (0x0304 => _reserved5),
+        (0x0380 => icactiver0: WriteOnly<u32>),
+        (0x0384 => _reserved6),
         (0x10000 => @END),
     }
 }
@@ -99,22 +112,106 @@ fn gicr_sgi_runtime(cpu: usize) -> &'static GicrSgiRuntime {
     unsafe { &*(base as *const GicrSgiRuntime) }
 }
 
-/// Enables or disables SPI `intid` in the distributor: one write of one
-/// bit, no lock, so no partition can make another wait here. (Not waiting
-/// for GICD_CTLR.RWP is deliberate: an interrupt that still arrives after a
-/// disable is handled as one that raced it, see `hyp::vgic::forward`.)
-pub fn spi_enable(intid: u32, enabled: bool) {
+/// A set/clear register pair of the distributor and the redistributors.
+#[derive(Clone, Copy)]
+enum Bank {
+    Enable,
+    Pending,
+    Active,
+}
+
+/// Sets (`on`) or clears SPI `intid`'s bit in `bank` at the distributor:
+/// one write of one bit (writing 0 bits does nothing), no lock, so no
+/// partition can make another wait here.
+fn spi_bank(bank: Bank, intid: u32, on: bool) {
     if !(32..1020).contains(&intid) {
         return;
     }
     let (n, bit) = ((intid / 32) as usize, 1u32 << (intid % 32));
-    let gicd = gicd_runtime();
-    let reg = if enabled {
-        &gicd.isenabler
-    } else {
-        &gicd.icenabler
-    };
-    reg[n].set(bit);
+    let d = gicd_runtime();
+    match (bank, on) {
+        (Bank::Enable, true) => d.isenabler[n].set(bit),
+        (Bank::Enable, false) => d.icenabler[n].set(bit),
+        (Bank::Pending, true) => d.ispendr[n].set(bit),
+        (Bank::Pending, false) => d.icpendr[n].set(bit),
+        (Bank::Active, true) => d.isactiver[n].set(bit),
+        (Bank::Active, false) => d.icactiver[n].set(bit),
+    }
+}
+
+/// The same for private interrupt `intid` (below 32) in CPU `cpu`'s
+/// redistributor.
+fn private_bank(bank: Bank, cpu: usize, intid: u32, on: bool) {
+    if intid >= 32 {
+        return;
+    }
+    let (r, bit) = (gicr_sgi_runtime(cpu), 1u32 << intid);
+    match (bank, on) {
+        (Bank::Enable, true) => r.isenabler0.set(bit),
+        (Bank::Enable, false) => r.icenabler0.set(bit),
+        (Bank::Pending, true) => r.ispendr0.set(bit),
+        (Bank::Pending, false) => r.icpendr0.set(bit),
+        (Bank::Active, true) => r.isactiver0.set(bit),
+        (Bank::Active, false) => r.icactiver0.set(bit),
+    }
+}
+
+/// Enables or disables SPI `intid` in the distributor. (Not waiting for
+/// GICD_CTLR.RWP is deliberate: an interrupt that still arrives after a
+/// disable is handled as one that raced it, see `hyp::vgic::forward`.)
+pub fn spi_enable(intid: u32, enabled: bool) {
+    spi_bank(Bank::Enable, intid, enabled);
+}
+
+/// Sets or clears SPI `intid`'s pending state at the distributor (a
+/// forwarded interrupt's pending state is the physical one).
+pub fn spi_set_pending(intid: u32, pending: bool) {
+    spi_bank(Bank::Pending, intid, pending);
+}
+
+/// Sets or clears SPI `intid`'s active state at the distributor.
+pub fn spi_set_active(intid: u32, active: bool) {
+    spi_bank(Bank::Active, intid, active);
+}
+
+/// SPI `intid`'s (pending, active) state at the distributor.
+pub fn spi_state(intid: u32) -> (bool, bool) {
+    if !(32..1020).contains(&intid) {
+        return (false, false);
+    }
+    let (n, bit) = ((intid / 32) as usize, 1u32 << (intid % 32));
+    let d = gicd_runtime();
+    (
+        d.ispendr[n].get() & bit != 0,
+        d.isactiver[n].get() & bit != 0,
+    )
+}
+
+/// Enables or disables private interrupt `intid` of CPU `cpu`.
+pub fn private_enable(cpu: usize, intid: u32, enabled: bool) {
+    private_bank(Bank::Enable, cpu, intid, enabled);
+}
+
+/// Sets or clears private interrupt `intid`'s pending state in CPU `cpu`'s
+/// redistributor.
+pub fn private_set_pending(cpu: usize, intid: u32, pending: bool) {
+    private_bank(Bank::Pending, cpu, intid, pending);
+}
+
+/// Sets or clears private interrupt `intid`'s active state in CPU `cpu`'s
+/// redistributor.
+pub fn private_set_active(cpu: usize, intid: u32, active: bool) {
+    private_bank(Bank::Active, cpu, intid, active);
+}
+
+/// Private interrupt `intid`'s (pending, active) state in CPU `cpu`'s
+/// redistributor.
+pub fn private_state(cpu: usize, intid: u32) -> (bool, bool) {
+    if intid >= 32 {
+        return (false, false);
+    }
+    let (r, bit) = (gicr_sgi_runtime(cpu), 1u32 << intid);
+    (r.ispendr0.get() & bit != 0, r.isactiver0.get() & bit != 0)
 }
 
 /// Routes SPI `intid` to the CPU with affinity `mpidr` (IRM = 0): one
@@ -125,20 +222,6 @@ pub fn spi_route(intid: u32, mpidr: u64) {
         .and_then(|n| gicd_runtime().irouter.get(n as usize))
     {
         reg.set(mpidr & 0xff_00ff_ffff);
-    }
-}
-
-/// Enables or disables private interrupt `intid` (below 32) of CPU `cpu`
-/// in its redistributor: one write of one bit, no lock.
-pub fn private_enable(cpu: usize, intid: u32, enabled: bool) {
-    if intid >= 32 {
-        return;
-    }
-    let frame = gicr_sgi_runtime(cpu);
-    if enabled {
-        frame.isenabler0.set(1 << intid);
-    } else {
-        frame.icenabler0.set(1 << intid);
     }
 }
 
@@ -381,4 +464,32 @@ pub fn disable_virtual_interface() {
     for n in 0..list_registers() {
         write_lr(n, 0);
     }
+}
+
+/// The virtual CPU interface as a powered-on PE finds it: no list register
+/// in use, no active priority (ICH_AP0R<n>/AP1R<n>), and ICH_VMCR_EL2 at
+/// reset (priority mask 0, groups off, the guest programs its own), with
+/// ICH_HCR_EL2.En on. For every vCPU entry: a vCPU that powered off inside
+/// a handler must not come back with that handler's priority active.
+pub fn reset_virtual_interface() {
+    for n in 0..list_registers() {
+        write_lr(n, 0);
+    }
+    msr!("s3_4_c12_c8_0", 0); // ICH_AP0R0_EL2
+    msr!("s3_4_c12_c9_0", 0); // ICH_AP1R0_EL2
+    // More active-priority registers exist only with more priority bits
+    // (ICH_VTR_EL2.PREbits > 5: 6 bits use AP<n>R1, 7 bits AP<n>R1..3).
+    let pre_bits = ((mrs!("s3_4_c12_c11_1") >> 26) & 0x7) + 1;
+    if pre_bits >= 6 {
+        msr!("s3_4_c12_c8_1", 0); // ICH_AP0R1_EL2
+        msr!("s3_4_c12_c9_1", 0); // ICH_AP1R1_EL2
+    }
+    if pre_bits >= 7 {
+        msr!("s3_4_c12_c8_2", 0);
+        msr!("s3_4_c12_c8_3", 0);
+        msr!("s3_4_c12_c9_2", 0);
+        msr!("s3_4_c12_c9_3", 0);
+    }
+    msr!("s3_4_c12_c11_7", 0); // ICH_VMCR_EL2
+    msr!("s3_4_c12_c11_0", 1); // ICH_HCR_EL2.En
 }

@@ -194,9 +194,41 @@ pub fn physical_counter() -> u64 {
 /// interrupts and SErrors to EL2, virtual ones to the guest), TSC (SMC traps,
 /// so PSCI can be emulated over SMC too), TIDCP (implementation-defined
 /// system registers trap, so a guest cannot reach CPU tuning registers
-/// shared with the hypervisor; it gets UNDEFINED), RW (EL1 is AArch64).
-pub const HCR_GUEST: u64 =
-    (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 19) | (1 << 20) | (1 << 31);
+/// shared with the hypervisor; it gets UNDEFINED), TACR (ACTLR_EL1, whose
+/// bits are implementation defined and may tune caches shared with other
+/// partitions: read as zero, writes ignored), TSW (data cache maintenance
+/// by set/way: it reaches a cache level, the L2, that other partitions
+/// share, evicting their lines; a partition's own memory is reached by
+/// address: emulated as doing nothing), RW (EL1 is AArch64).
+///
+/// Left alone, deliberately: TID1/TID2/TID3 (the ID and cache-geometry
+/// registers describe the core the vCPU really runs on, alone, which is
+/// what a guest should tune for; VPIDR/VMPIDR already give it its own
+/// identity), TWI/TWE (WFI and WFE idle the vCPU's own physical CPU: there
+/// is nothing else to run on it).
+pub const HCR_GUEST: u64 = (1 << 0)
+    | (1 << 1)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 19)
+    | (1 << 20)
+    | (1 << 21)
+    | (1 << 22)
+    | (1 << 31);
+
+/// MDCR_EL2 for a running guest: TPM and TPMCR (every performance-monitor
+/// register traps and is UNDEFINED for the guest, whose device tree
+/// describes no PMU: its counters could count EL2 cycles, timing the
+/// hypervisor and, through it, other partitions' effect on it), HPMD (no
+/// event counts at EL2 in any case), and HPMN at PMCR_EL0.N (all counters
+/// EL1's, as the field must not exceed N). TDE, TDA, TDOSA, TDRA clear:
+/// the debug registers are the guest's own PE's, shared with nobody, and
+/// with debug exceptions routed to EL1 none is taken at EL2.
+fn mdcr_guest() -> u64 {
+    let counters = (mrs!("pmcr_el0") >> 11) & 0x1f;
+    counters | (1 << 5) | (1 << 6) | (1 << 17)
+}
 
 /// Sets up this CPU's EL1 context and stage 2 for `start` and enters it.
 /// EL1 registers are the architecture's reset values, so every entry (boot,
@@ -217,6 +249,7 @@ pub fn enter_guest(start: &GuestStart, stack_top: u64) -> ! {
     msr!("cpacr_el1", 0);
     msr!("cntv_ctl_el0", 0);
     msr!("hcr_el2", HCR_GUEST);
+    msr!("mdcr_el2", mdcr_guest());
     // EL1h with D, A, I, F masked.
     msr!("spsr_el2", 0x3c5);
     msr!("elr_el2", start.entry);

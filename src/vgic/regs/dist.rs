@@ -9,7 +9,7 @@
 use super::{
     BitReg, Effects, IIDR_VALUE, Live, ORDER, PIDR2, PIDR2_VALUE, Sizes, Write, all_vcpus, vcpu_bit,
 };
-use crate::vgic::state::{PRIORITY_MASK, Spi, VgicState};
+use crate::vgic::state::{NO_TARGET, PRIORITY_MASK, Spi, VgicState};
 
 // Offsets in the GICD frame (Arm IHI 0069, "The GIC Distributor register map").
 const GICD_CTLR: u64 = 0x0000;
@@ -173,11 +173,17 @@ pub(super) fn write(state: &VgicState, reg: Reg, write: Write) -> Effects {
                 effects.spis_changed = all_spis(state);
                 effects.vtimer_changed = all_vcpus(state);
             }
+            if old & !enables & CTLR_ENABLE_GRP1 != 0 {
+                // Nothing of group 1 may stay where a guest could take it.
+                effects.withdraw = all_vcpus(state);
+            }
         }
         Reg::Bits { reg, first } => {
             let bits = write.word();
             for (i, spi) in owned(state, first, 32) {
-                if bits & 1 << (spi.intid - first) != 0 && write_bit(spi, reg, &mut effects) {
+                if bits & 1 << (spi.intid - first) != 0
+                    && write_bit(state, i, spi, reg, &mut effects)
+                {
                     effects.spis_changed |= 1 << i;
                 }
             }
@@ -245,10 +251,21 @@ fn bit_is_set(spi: &Spi, reg: BitReg, live: &dyn Live) -> bool {
     }
 }
 
-/// A one written to `spi`'s bit in a register of kind `reg`; whether its
-/// enable changed.
-fn write_bit(spi: &Spi, reg: BitReg, effects: &mut Effects) -> bool {
+/// A one written to the bit of `spi` (index `i`) in a register of kind
+/// `reg`; whether its enable changed.
+fn write_bit(state: &VgicState, i: usize, spi: &Spi, reg: BitReg, effects: &mut Effects) -> bool {
     let target = vcpu_bit(usize::from(spi.target.load(ORDER)));
+    let forwarded = spi.forwarded.load(ORDER);
+    let bit = 1u32 << i;
+    // Whichever vCPU holds it (a reroute may have moved it) gives it back.
+    let withdraw =
+        |field: fn(&crate::vgic::state::PrivateIrqs) -> &core::sync::atomic::AtomicU32,
+         effects: &mut Effects| {
+            for v in 0..state.vcpus() {
+                field(&state.private[v]).fetch_or(bit, ORDER);
+            }
+            effects.withdraw |= all_vcpus(state);
+        };
     match reg {
         BitReg::Group => {}
         BitReg::SetEnable => {
@@ -261,30 +278,52 @@ fn write_bit(spi: &Spi, reg: BitReg, effects: &mut Effects) -> bool {
                 return true;
             }
         }
-        BitReg::ClearEnable => return spi.enabled.swap(false, ORDER),
+        BitReg::ClearEnable => {
+            if spi.enabled.swap(false, ORDER) {
+                effects.withdraw |= all_vcpus(state);
+                return true;
+            }
+        }
+        BitReg::SetPending if forwarded => effects.physical.spi_set_pending |= bit,
         BitReg::SetPending => {
             spi.pending.store(true, ORDER);
             effects.drain |= target;
         }
-        BitReg::ClearPending => spi.pending.store(false, ORDER),
+        BitReg::ClearPending => {
+            if forwarded {
+                effects.physical.spi_clear_pending |= bit;
+            } else {
+                spi.pending.store(false, ORDER);
+            }
+            withdraw(|p| &p.withdraw_spi_pending, effects);
+        }
+        BitReg::SetActive if forwarded => effects.physical.spi_set_active |= bit,
         BitReg::SetActive => spi.active.store(true, ORDER),
-        BitReg::ClearActive => spi.active.store(false, ORDER),
+        BitReg::ClearActive => {
+            if forwarded {
+                effects.physical.spi_clear_active |= bit;
+            } else {
+                spi.active.store(false, ORDER);
+            }
+            withdraw(|p| &p.withdraw_spi_active, effects);
+        }
     }
     false
 }
 
 /// A write to (a half of) `spi`'s IROUTER: keep the affinity and IRM bits,
-/// resolve the vCPU it names (vCPU 0 if none, or for 1-of-N); whether the
-/// vCPU it resolves to changed.
+/// resolve the vCPU it names (vCPU 0 for 1-of-N, [`NO_TARGET`] if none);
+/// whether the vCPU it resolves to changed.
 fn write_router(state: &VgicState, spi: &Spi, write: Write, effects: &mut Effects) -> bool {
     let router = write.merge(spi.router.load(ORDER)) & IROUTER_MASK;
     let target = if router & IROUTER_IRM != 0 {
         0
     } else {
-        state.vcpu_by_affinity(router).unwrap_or(0)
+        // vCPU indices are below MAX_VCPUS, far below NO_TARGET.
+        state
+            .vcpu_by_affinity(router)
+            .map_or(NO_TARGET, |v| v as u8)
     };
-    // vCPU indices are below MAX_VCPUS, far below 256.
-    let target = target as u8;
     spi.router.store(router, ORDER);
     let old_target = spi.target.swap(target, ORDER);
     if old_target != target && spi.pending.load(ORDER) {

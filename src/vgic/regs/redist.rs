@@ -234,22 +234,49 @@ fn write_bits(private: &PrivateIrqs, reg: BitReg, bits: u32, me: u32, effects: &
             }
         }
         BitReg::ClearEnable => {
-            if private.enabled.fetch_and(!bits, ORDER) & bits & 1 << VTIMER_INTID != 0 {
+            let was = private.enabled.fetch_and(!bits, ORDER) & bits;
+            if was & 1 << VTIMER_INTID != 0 {
                 effects.vtimer_changed |= me;
+            }
+            if was != 0 {
+                // A disabled interrupt may not stay where the guest takes it.
+                effects.withdraw |= me;
             }
         }
         BitReg::SetPending => {
-            private.pending.fetch_or(bits, ORDER);
-            effects.drain |= me;
+            let forwarded = bits & private.forwarded.load(ORDER);
+            if forwarded != 0 {
+                effects.physical.vtimer_set_pending |= me;
+            }
+            if bits & !forwarded != 0 {
+                private.pending.fetch_or(bits & !forwarded, ORDER);
+                effects.drain |= me;
+            }
         }
         BitReg::ClearPending => {
-            private.pending.fetch_and(!bits, ORDER);
+            let forwarded = bits & private.forwarded.load(ORDER);
+            if forwarded != 0 {
+                effects.physical.vtimer_clear_pending |= me;
+            }
+            private.pending.fetch_and(!(bits & !forwarded), ORDER);
+            private.withdraw_pending.fetch_or(bits, ORDER);
+            effects.withdraw |= me;
         }
         BitReg::SetActive => {
-            private.active.fetch_or(bits, ORDER);
+            let forwarded = bits & private.forwarded.load(ORDER);
+            if forwarded != 0 {
+                effects.physical.vtimer_set_active |= me;
+            }
+            private.active.fetch_or(bits & !forwarded, ORDER);
         }
         BitReg::ClearActive => {
-            private.active.fetch_and(!bits, ORDER);
+            let forwarded = bits & private.forwarded.load(ORDER);
+            if forwarded != 0 {
+                effects.physical.vtimer_clear_active |= me;
+            }
+            private.active.fetch_and(!(bits & !forwarded), ORDER);
+            private.withdraw_active.fetch_or(bits, ORDER);
+            effects.withdraw |= me;
         }
     }
 }

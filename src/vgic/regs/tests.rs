@@ -4,7 +4,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::partition::MAX_VCPUS;
-use crate::vgic::state::{DEFAULT_PRIORITY, VTIMER_INTID};
+use crate::vgic::state::{DEFAULT_PRIORITY, NO_TARGET, VTIMER_INTID};
 
 /// Live state for the reads: nothing, everything, or chosen bits.
 #[derive(Default)]
@@ -350,10 +350,10 @@ fn gicd_irouter_resolves_its_target() {
     assert_eq!(read(&s, D, reg, 4, &NONE), Ok(0x0003_0405));
     assert_eq!(read(&s, D, reg + 4, 4, &NONE), Ok(0x02));
     assert_eq!(spi.target.load(SeqCst), 2);
-    // Low half alone: Aff3 is still 2, so no vCPU matches: vCPU 0.
+    // Low half alone: Aff3 is still 2, so no vCPU matches: nobody.
     write(&s, D, reg, 4, 0x101).unwrap();
     assert_eq!(read(&s, D, reg, 8, &NONE), Ok(0x02_0000_0101));
-    assert_eq!(spi.target.load(SeqCst), 0);
+    assert_eq!(spi.target.load(SeqCst), NO_TARGET);
     // High half: Aff3 = 0, now vCPU 1.
     write(&s, D, reg + 4, 4, 0).unwrap();
     assert_eq!(read(&s, D, reg, 8, &NONE), Ok(0x101));
@@ -362,10 +362,14 @@ fn gicd_irouter_resolves_its_target() {
     write(&s, D, reg, 8, (1 << 31) | 0x101).unwrap();
     assert_eq!(read(&s, D, reg, 8, &NONE), Ok((1 << 31) | 0x101));
     assert_eq!(spi.target.load(SeqCst), 0);
-    // An affinity no vCPU has: vCPU 0.
+    // An affinity no vCPU has: nobody (not vCPU 0), and a pending one
+    // drains nowhere.
     write(&s, D, reg, 8, 0x0101).unwrap();
-    write(&s, D, reg, 8, 0x0505).unwrap();
-    assert_eq!(spi.target.load(SeqCst), 0);
+    write32(&s, D, GICD_ISPENDR2, 1 << (72 - 64));
+    let fx = write(&s, D, reg, 8, 0x0505).unwrap();
+    assert_eq!(spi.target.load(SeqCst), NO_TARGET);
+    assert_eq!(fx.drain, 0);
+    assert_eq!(fx.spis_changed, 0b100, "disabled physically while unrouted");
     assert_eq!(read(&s, D, reg, 8, &NONE), Ok(0x0505));
     // The same value again changes nothing.
     assert_eq!(write(&s, D, reg, 8, 0x0505), Ok(Effects::default()));
@@ -510,10 +514,17 @@ fn gicr_private_enables() {
 
     let fx = write32(&s, r(1), GICR_ICENABLER0, 1 << VTIMER_INTID);
     assert_eq!(fx.vtimer_changed, 0b010);
-    // An SGI's enable is the model's alone: nothing physical follows.
+    // An SGI's enable is the model's alone: nothing physical follows, but
+    // the vCPU's CPU takes it back if it waits in a list register.
     assert_eq!(fx.drain, 0);
     let fx = write32(&s, r(1), GICR_ICENABLER0, 1 << 3);
-    assert_eq!(fx, Effects::default());
+    assert_eq!(
+        fx,
+        Effects {
+            withdraw: 0b010,
+            ..Effects::default()
+        }
+    );
     write32(&s, r(1), GICR_ISENABLER0, 1 << 3);
     assert_eq!(read32(&s, r(1), GICR_ISENABLER0), 0xffff);
     // Nothing changes, nothing reported; unowned PPIs stay off.
@@ -866,7 +877,10 @@ proptest! {
                     let target = if expected & 1 << 31 != 0 {
                         0
                     } else {
-                        VMPIDRS.iter().position(|&m| m == expected).unwrap_or(0)
+                        VMPIDRS
+                            .iter()
+                            .position(|&m| m == expected)
+                            .unwrap_or(usize::from(NO_TARGET))
                     };
                     prop_assert_eq!(usize::from(state.spi(intid).unwrap().target.load(SeqCst)), target);
                 }
@@ -877,7 +891,8 @@ proptest! {
                     prop_assert_eq!(read32(&state, D, 0x200 + word) & bit != 0, on);
                     if on {
                         let target = state.spi(intid).unwrap().target.load(SeqCst);
-                        prop_assert_eq!(fx.drain, 1 << target);
+                        let drained = 1u32.checked_shl(u32::from(target)).unwrap_or(0);
+                        prop_assert_eq!(fx.drain, drained);
                     }
                 }
             }

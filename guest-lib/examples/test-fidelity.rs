@@ -1,0 +1,425 @@
+//! The virtual hardware held to the architecture where an interrupt can be
+//! lost, a withdrawal ignored or state leak out (tests/configs/fidelity.toml:
+//! two vCPUs, the PL031 passed through). Each check prints one line
+//! `fidelity: <check> <figures>`, then `fidelity: done`:
+//!
+//! - `timer_resend ticks=<n>`: the virtual timer set pending by software
+//!   (GICR_ISPENDR0, as Linux's IRQ resend does) while it also fires, then
+//!   330 ms of a 10 ms timer: it must keep ticking (about 33);
+//! - `rtc_resend alarms=<n>`: the PL031's SPI set pending by software while
+//!   its alarm fires, then a second alarm: both arrive (2);
+//! - `icpendr_sgi ran=<n> pending=<p>`: an SGI pending in a list register,
+//!   cleared with ICPENDR0: never taken, reads not pending (0 0);
+//! - `icenabler_sgi while_disabled=<n> after_enable=<m>`: an SGI pending,
+//!   then disabled: not taken until enabled again (0 1);
+//! - `icpendr_spi ran=<n>`: the PL031's alarm taken by the hypervisor,
+//!   then the device cleared and ICPENDR written: never taken (0);
+//! - `icactiver_sgi active=<a>`: inside its handler an SGI clears its own
+//!   active state with ICACTIVER0, and reads it back (0);
+//! - `cpu_off_timer ticks=<n>`: vCPU 1 powers off with its timer's
+//!   interrupt forwarded and pending, then is started again and runs a
+//!   10 ms timer for 300 ms: it ticks (about 30);
+//! - `cpu_off_in_handler rpr=<hex> sgis=<n>`: vCPU 1 powers off inside an
+//!   SGI handler, is started again, reads ICC_RPR_EL1 (idle: 0xff) and
+//!   takes 10 SGIs (10);
+//! - `irouter_none before=<n> after=<m>`: the PL031's SPI routed to an
+//!   affinity no vCPU has: its alarm is delivered to nobody (0), then,
+//!   routed to vCPU 0, once (1);
+//! - `sgi0r refused=<n> received=<m>`: a group 0 SGI (ICC_SGI0R_EL1) to
+//!   vCPU 1: reaches nobody (every SGI is group 1) and is counted (1 0);
+//! - `cpu_suspend status=<s>`: PSCI CPU_SUSPEND, standby: SUCCESS (0);
+//! - `pmu pmccntr_undefined=<b> actlr=<v> set_way_ok=<b>`: the performance
+//!   monitors are not the guest's (true), ACTLR_EL1 reads as zero, data
+//!   cache maintenance by set/way does nothing and takes no exception.
+#![no_std]
+#![no_main]
+
+use core::arch::asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+use core::time::Duration;
+
+use guest_lib::abi::{Counter, psci};
+use guest_lib::exception::probe;
+use guest_lib::gic::{self, SgiTargets};
+use guest_lib::{hvc, irq, pl031, println, smp, timer};
+
+guest_lib::entry!(main);
+
+const GICD: usize = 0x0800_0000;
+const GICR: usize = 0x080A_0000;
+/// One redistributor: RD_base and SGI_base, 64 KiB each.
+const GICR_STRIDE: usize = 0x2_0000;
+const SGI_BASE: usize = 0x1_0000;
+const ISPENDR: usize = 0x200;
+const ICPENDR: usize = 0x280;
+const ISACTIVER: usize = 0x300;
+const ICACTIVER: usize = 0x380;
+const GICD_IROUTER: usize = 0x6000;
+
+const RTC_INTID: u32 = pl031::INTID;
+const VTIMER: u32 = 27;
+
+fn mmio_read(addr: usize) -> u32 {
+    // SAFETY: a 32-bit register of the partition's own virtual GIC,
+    // Device memory in guest-lib's identity map.
+    unsafe { core::ptr::read_volatile(addr as *const u32) }
+}
+
+fn mmio_write(addr: usize, value: u32) {
+    // SAFETY: as for `mmio_read`.
+    unsafe { core::ptr::write_volatile(addr as *mut u32, value) }
+}
+
+fn mmio_write64(addr: usize, value: u64) {
+    // SAFETY: as for `mmio_read`; IROUTER is a 64-bit register.
+    unsafe { core::ptr::write_volatile(addr as *mut u64, value) }
+}
+
+/// This vCPU's redistributor SGI frame register at `offset`.
+fn sgi_frame(offset: usize) -> usize {
+    GICR + guest_lib::cpu_index() * GICR_STRIDE + SGI_BASE + offset
+}
+
+/// GICD's bank register at `bank` for `intid`, and its bit.
+fn gicd_bit(bank: usize, intid: u32) -> (usize, u32) {
+    (GICD + bank + (intid / 32) as usize * 4, 1 << (intid % 32))
+}
+
+fn delay_ms(ms: u64) {
+    timer::delay(Duration::from_millis(ms));
+}
+
+static TICKS: AtomicU64 = AtomicU64::new(0);
+static ALARMS: AtomicU64 = AtomicU64::new(0);
+static SGIS: AtomicU64 = AtomicU64::new(0);
+static ACTIVE_SEEN: AtomicU64 = AtomicU64::new(u64::MAX);
+static RESULT: AtomicU64 = AtomicU64::new(u64::MAX);
+static RESULT2: AtomicU64 = AtomicU64::new(u64::MAX);
+
+fn tick(_: u64) {
+    TICKS.fetch_add(1, Ordering::Relaxed);
+}
+
+fn on_alarm(_: u32) {
+    pl031::clear();
+    ALARMS.fetch_add(1, Ordering::Relaxed);
+}
+
+fn on_sgi(_: u32) {
+    SGIS.fetch_add(1, Ordering::Relaxed);
+}
+
+fn on_sgi_clears_its_active_state(intid: u32) {
+    mmio_write(sgi_frame(ICACTIVER), 1 << intid);
+    let active = mmio_read(sgi_frame(ISACTIVER)) >> intid & 1;
+    ACTIVE_SEEN.store(u64::from(active), Ordering::Relaxed);
+}
+
+/// Waits up to `ms` for `done`, interrupts enabled.
+fn wait_for(ms: u64, done: impl Fn() -> bool) {
+    let end = timer::now() + timer::ticks(Duration::from_millis(ms));
+    while !done() && timer::now() < end {
+        core::hint::spin_loop();
+    }
+}
+
+fn timer_resend() {
+    irq::disable();
+    timer::start_periodic(Duration::from_millis(10), tick);
+    mmio_write(sgi_frame(ISPENDR), 1 << VTIMER);
+    // The timer fires meanwhile: its physical interrupt meets the software one.
+    delay_ms(25);
+    irq::enable();
+    delay_ms(5);
+    TICKS.store(0, Ordering::Relaxed);
+    delay_ms(330);
+    timer::stop();
+    println!(
+        "fidelity: timer_resend ticks={}",
+        TICKS.load(Ordering::Relaxed)
+    );
+}
+
+fn rtc_resend() {
+    let _ = irq::register(RTC_INTID, on_alarm);
+    let _ = gic::enable(RTC_INTID);
+    irq::disable();
+    let (ispendr, bit) = gicd_bit(ISPENDR, RTC_INTID);
+    mmio_write(ispendr, bit);
+    pl031::arm_alarm(1);
+    delay_ms(1500);
+    irq::enable();
+    wait_for(1000, || ALARMS.load(Ordering::Relaxed) >= 1);
+    pl031::arm_alarm(1);
+    wait_for(3000, || ALARMS.load(Ordering::Relaxed) >= 2);
+    pl031::mask();
+    println!(
+        "fidelity: rtc_resend alarms={}",
+        ALARMS.load(Ordering::Relaxed)
+    );
+}
+
+fn icpendr_sgi() {
+    let _ = irq::register(4, on_sgi);
+    let _ = gic::enable(4);
+    SGIS.store(0, Ordering::Relaxed);
+    irq::disable();
+    let me = 1 << guest_lib::cpu_index();
+    let _ = gic::send_sgi(SgiTargets::List(me), 4);
+    mmio_write(sgi_frame(ICPENDR), 1 << 4);
+    let pending = mmio_read(sgi_frame(ISPENDR)) >> 4 & 1;
+    irq::enable();
+    delay_ms(2);
+    println!(
+        "fidelity: icpendr_sgi ran={} pending={}",
+        SGIS.load(Ordering::Relaxed),
+        pending
+    );
+}
+
+fn icenabler_sgi() {
+    let _ = irq::register(5, on_sgi);
+    let _ = gic::enable(5);
+    SGIS.store(0, Ordering::Relaxed);
+    irq::disable();
+    let me = 1 << guest_lib::cpu_index();
+    let _ = gic::send_sgi(SgiTargets::List(me), 5);
+    let _ = gic::disable(5);
+    irq::enable();
+    delay_ms(2);
+    let while_disabled = SGIS.load(Ordering::Relaxed);
+    let _ = gic::enable(5);
+    delay_ms(2);
+    println!(
+        "fidelity: icenabler_sgi while_disabled={} after_enable={}",
+        while_disabled,
+        SGIS.load(Ordering::Relaxed)
+    );
+}
+
+fn icpendr_spi() {
+    let _ = gic::enable(RTC_INTID);
+    let before = ALARMS.load(Ordering::Relaxed);
+    irq::disable();
+    pl031::arm_alarm(1);
+    delay_ms(1500);
+    // The alarm came (the hypervisor took it): clear the device, then the
+    // interrupt's pending state.
+    pl031::mask();
+    pl031::clear();
+    let (icpendr, bit) = gicd_bit(ICPENDR, RTC_INTID);
+    mmio_write(icpendr, bit);
+    irq::enable();
+    delay_ms(10);
+    println!(
+        "fidelity: icpendr_spi ran={}",
+        ALARMS.load(Ordering::Relaxed) - before
+    );
+}
+
+fn icactiver_sgi() {
+    let _ = irq::register(6, on_sgi_clears_its_active_state);
+    let _ = gic::enable(6);
+    let me = 1 << guest_lib::cpu_index();
+    let _ = gic::send_sgi(SgiTargets::List(me), 6);
+    wait_for(100, || ACTIVE_SEEN.load(Ordering::Relaxed) != u64::MAX);
+    println!(
+        "fidelity: icactiver_sgi active={}",
+        ACTIVE_SEEN.load(Ordering::Relaxed)
+    );
+}
+
+fn affinity_off(vcpu: u64) -> bool {
+    hvc::call(psci::AFFINITY_INFO_64, [vcpu, 0])[0] == psci::AFFINITY_OFF
+}
+
+fn start(entry: fn(usize) -> !) {
+    wait_for(2000, || affinity_off(1));
+    if smp::start_cpu(1, entry).is_err() {
+        println!("fidelity: vCPU 1 did not start");
+    }
+}
+
+fn cpu_off() -> ! {
+    hvc::call(psci::CPU_OFF, []);
+    println!("fidelity: CPU_OFF returned");
+    guest_lib::exit(1)
+}
+
+/// vCPU 1, first life: its timer's interrupt forwarded and waiting in a
+/// list register (IRQs masked), then CPU_OFF.
+fn off_with_timer_pending(_: usize) -> ! {
+    irq::disable();
+    timer::start_periodic(Duration::from_millis(10), tick);
+    delay_ms(25);
+    cpu_off()
+}
+
+/// vCPU 1, second life: a 10 ms timer for 300 ms.
+fn count_ticks(_: usize) -> ! {
+    TICKS.store(0, Ordering::Relaxed);
+    timer::start_periodic(Duration::from_millis(10), tick);
+    irq::enable();
+    delay_ms(300);
+    timer::stop();
+    RESULT.store(TICKS.load(Ordering::Relaxed), Ordering::Release);
+    irq::disable();
+    cpu_off()
+}
+
+fn cpu_off_timer() {
+    start(off_with_timer_pending);
+    start(count_ticks);
+    wait_for(3000, || RESULT.load(Ordering::Acquire) != u64::MAX);
+    println!(
+        "fidelity: cpu_off_timer ticks={}",
+        RESULT.swap(u64::MAX, Ordering::AcqRel)
+    );
+}
+
+fn off_in_handler(_: u32) {
+    cpu_off()
+}
+
+/// vCPU 1: powers off inside the handler of SGI 2.
+fn wait_for_sgi_2(_: usize) -> ! {
+    let _ = irq::register(2, off_in_handler);
+    let _ = gic::enable(2);
+    irq::enable();
+    loop {
+        guest_lib::wfi();
+    }
+}
+
+/// vCPU 1, after that: its running priority, then SGIs.
+fn after_off_in_handler(_: usize) -> ! {
+    let rpr: u64;
+    // SAFETY: reading ICC_RPR_EL1 (the running priority) has no effect.
+    unsafe { asm!("mrs {}, s3_0_c12_c11_3", out(reg) rpr, options(nomem, nostack)) };
+    RESULT2.store(rpr, Ordering::Release);
+    let _ = irq::register(3, on_sgi);
+    let _ = gic::enable(3);
+    // SGI 2 powers it off again when vCPU 0 is done.
+    let _ = irq::register(2, off_in_handler);
+    let _ = gic::enable(2);
+    irq::enable();
+    loop {
+        guest_lib::wfi();
+    }
+}
+
+fn cpu_off_in_handler() {
+    start(wait_for_sgi_2);
+    delay_ms(20);
+    let _ = gic::send_sgi(SgiTargets::List(1 << 1), 2);
+    start(after_off_in_handler);
+    wait_for(2000, || RESULT2.load(Ordering::Acquire) != u64::MAX);
+    delay_ms(5);
+    SGIS.store(0, Ordering::Relaxed);
+    for n in 1..=10 {
+        let _ = gic::send_sgi(SgiTargets::List(1 << 1), 3);
+        wait_for(100, || SGIS.load(Ordering::Relaxed) >= n);
+    }
+    println!(
+        "fidelity: cpu_off_in_handler rpr={:#x} sgis={}",
+        RESULT2.load(Ordering::Acquire),
+        SGIS.load(Ordering::Relaxed)
+    );
+    let _ = gic::send_sgi(SgiTargets::List(1 << 1), 2);
+}
+
+fn irouter_none() {
+    let irouter = GICD + GICD_IROUTER + 8 * RTC_INTID as usize;
+    let _ = gic::enable(RTC_INTID);
+    let before = ALARMS.load(Ordering::Relaxed);
+    mmio_write64(irouter, 0x77);
+    pl031::arm_alarm(1);
+    delay_ms(1500);
+    let while_unrouted = ALARMS.load(Ordering::Relaxed) - before;
+    mmio_write64(irouter, guest_lib::mpidr() & 0xff_00ff_ffff);
+    wait_for(500, || ALARMS.load(Ordering::Relaxed) > before);
+    pl031::mask();
+    println!(
+        "fidelity: irouter_none before={} after={}",
+        while_unrouted,
+        ALARMS.load(Ordering::Relaxed) - before
+    );
+}
+
+/// vCPU 1: counts SGI 7.
+fn listen_for_sgi_7(_: usize) -> ! {
+    let _ = irq::register(7, on_sgi);
+    let _ = gic::enable(7);
+    RESULT.store(0, Ordering::Release);
+    irq::enable();
+    loop {
+        guest_lib::wfi();
+    }
+}
+
+fn sgi0r() {
+    SGIS.store(0, Ordering::Relaxed);
+    start(listen_for_sgi_7);
+    wait_for(2000, || RESULT.load(Ordering::Acquire) == 0);
+    let refused = || hvc::exit_count(Counter::SgiRefused).unwrap_or(0);
+    let before = refused();
+    let value = (7u64 << 24) | 1 << 1; // SGI 7, TargetList {vCPU 1}
+    // SAFETY: writing ICC_SGI0R_EL1 only asks for an SGI.
+    unsafe { asm!("msr s3_0_c12_c11_7, {}", "isb", in(reg) value, options(nomem, nostack)) };
+    delay_ms(5);
+    println!(
+        "fidelity: sgi0r refused={} received={}",
+        refused() - before,
+        SGIS.load(Ordering::Relaxed)
+    );
+    RESULT.store(u64::MAX, Ordering::Release);
+}
+
+fn cpu_suspend() {
+    let status = hvc::call(psci::CPU_SUSPEND_64, [0, 0, 0])[0] as i64;
+    println!("fidelity: cpu_suspend status={}", status);
+}
+
+fn pmu() {
+    let (_, pmccntr) = probe(|| {
+        let value: u64;
+        // SAFETY: a read of the cycle counter; under Bulkhead it is UNDEFINED.
+        unsafe { asm!("mrs {}, pmccntr_el0", out(reg) value, options(nomem, nostack)) };
+        value
+    });
+    let (actlr, actlr_exception) = probe(|| {
+        let value: u64;
+        // SAFETY: reading ACTLR_EL1 has no effect.
+        unsafe { asm!("mrs {}, actlr_el1", out(reg) value, options(nomem, nostack)) };
+        value
+    });
+    let ((), set_way) = probe(|| {
+        // SAFETY: clean and invalidate by set/way of set 0, way 0, level 1:
+        // at worst it writes back and drops lines this guest wrote.
+        unsafe { asm!("dc cisw, {}", in(reg) 0u64, options(nostack)) };
+    });
+    println!(
+        "fidelity: pmu pmccntr_undefined={} actlr={:#x} actlr_exception={} set_way_ok={}",
+        pmccntr.is_some_and(|esr| esr >> 26 == 0),
+        actlr,
+        actlr_exception.is_some(),
+        set_way.is_none()
+    );
+}
+
+fn main() -> ! {
+    timer_resend();
+    rtc_resend();
+    icpendr_sgi();
+    icenabler_sgi();
+    icpendr_spi();
+    icactiver_sgi();
+    cpu_off_timer();
+    cpu_off_in_handler();
+    irouter_none();
+    sgi0r();
+    cpu_suspend();
+    pmu();
+    println!("fidelity: done");
+    guest_lib::exit(0)
+}
