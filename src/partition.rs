@@ -107,8 +107,6 @@ impl Default for Vcpu {
 pub enum FaultKind {
     /// Stage-2 data abort outside the partition's memory and devices.
     DataAbort { write: bool, size: u8 },
-    /// A data abort on an emulated device that the syndrome does not describe.
-    UnemulatableAccess,
     /// Stage-2 instruction abort.
     InstructionAbort,
     /// An exception class Bulkhead does not handle.
@@ -163,9 +161,6 @@ impl fmt::Display for StopReason {
                         f,
                         "stage-2 data abort ({} of {size} bytes) outside its memory",
                         if write { "write" } else { "read" }
-                    )?,
-                    FaultKind::UnemulatableAccess => f.write_str(
-                        "an access to an emulated device the syndrome does not describe",
                     )?,
                     FaultKind::InstructionAbort => {
                         f.write_str("stage-2 instruction abort outside its memory")?

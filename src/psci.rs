@@ -288,6 +288,42 @@ mod tests {
         );
     }
 
+    /// The edges of the partition's memory: the last instruction is a valid
+    /// entry point, the first address past it and the one before it are not.
+    #[test]
+    fn entry_points_at_the_edges_of_memory() {
+        let end = MEM[0].ipa + MEM[0].size;
+        let r = |s: Status| Some(Outcome::Return(s.as_reg()));
+        for (entry, ok) in [
+            (MEM[0].ipa, true),
+            (end - 4, true),
+            (end, false),
+            (MEM[0].ipa - 4, false),
+        ] {
+            let vcpus = [Vcpu::new(), Vcpu::new()];
+            let expected = if ok {
+                Some(Outcome::Woke(1))
+            } else {
+                r(Status::InvalidAddress)
+            };
+            assert_eq!(
+                call(CPU_ON_64, [1, entry, 0], &vcpus),
+                expected,
+                "{entry:#x}"
+            );
+            let suspend = if ok {
+                r(Status::Success)
+            } else {
+                r(Status::InvalidAddress)
+            };
+            assert_eq!(
+                call(CPU_SUSPEND_64, [1 << 16, entry, 0], &vcpus),
+                suspend,
+                "{entry:#x}"
+            );
+        }
+    }
+
     #[test]
     fn smc32_calls_ignore_the_upper_halves_of_their_arguments() {
         let vcpus = [Vcpu::new(), Vcpu::new()];

@@ -264,7 +264,9 @@ fn counted_phase(
     intid: u32,
     expected: u64,
 ) {
+    let traps_before = hvc::exit_count(Counter::SgiTrap);
     let _ = gic::send_sgi(targets, intid);
+    let traps = Delta(traps_before, hvc::exit_count(Counter::SgiTrap));
     let total = || {
         counts
             .iter()
@@ -277,7 +279,14 @@ fn counted_phase(
     }
     timer::delay(SETTLE);
     let counts = counts.each_ref().map(|c| c.load(Ordering::Relaxed));
-    println!("ipi: {} counts={}", name, Commas(&counts));
+    // The broadcast takes the hypervisor's Rust path, the multicast its
+    // assembly fast path: each counts its one trap once.
+    println!(
+        "ipi: {} counts={} sgi_traps={}",
+        name,
+        Commas(&counts),
+        traps
+    );
 }
 
 fn on_broadcast(_intid: u32) {

@@ -221,12 +221,17 @@ fn call(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize) {
     };
 }
 
-/// A stage-2 data abort: the emulated PL011, or a fault that stops the partition.
+/// A stage-2 data abort: an emulated device's register (the virtual GIC,
+/// the PL011), or a fault that stops the partition. An access to an
+/// emulated register that the syndrome does not describe (ISV = 0: a load
+/// or store pair, a post-indexed access, an exclusive, ...) cannot be
+/// emulated: the guest takes a synchronous external abort, as from a
+/// device that rejects the access, and decides for itself.
 fn data_abort(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize, abort: DataAbort) {
     let part: &Partition = &runtime.partitions[p];
     if let Some((gic_frame, offset)) = vgic::frame_of(runtime, part, abort.ipa) {
         if !abort.valid {
-            runtime.stop(p, fault(FaultKind::UnemulatableAccess, v, Some(abort.ipa)))
+            return inject_abort(abort.write);
         }
         if abort.write {
             let value = abort.store_value(frame.reg(abort.reg));
@@ -250,7 +255,7 @@ fn data_abort(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize, abor
         runtime.stop(p, fault(kind, v, Some(abort.ipa)))
     };
     if !abort.valid {
-        runtime.stop(p, fault(FaultKind::UnemulatableAccess, v, Some(abort.ipa)))
+        return inject_abort(abort.write);
     }
     let offset = abort.ipa - base;
     if abort.write {
@@ -269,6 +274,22 @@ fn data_abort(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize, abor
 /// Makes the guest take an Undefined Instruction exception at EL1, as the
 /// architecture would for an instruction it does not implement.
 fn inject_undefined() {
+    inject_sync(1 << 25); // EC 0 (unknown reason), IL = 1
+}
+
+/// Makes the guest take a synchronous external abort for its data access
+/// (`write`): ESR_EL1 a data abort of its own exception level (EC 0x25 from
+/// EL1, 0x24 from EL0), DFSC 0b010000, WnR; FAR_EL1 the faulting address.
+fn inject_abort(write: bool) {
+    let from_el0 = mrs!("spsr_el2") & 0xf == 0;
+    let ec: u64 = if from_el0 { 0x24 } else { 0x25 };
+    msr!("far_el1", mrs!("far_el2"));
+    inject_sync(ec << 26 | 1 << 25 | u64::from(write) << 6 | 0b01_0000);
+}
+
+/// Enters the guest's synchronous exception vector with `esr` in ESR_EL1,
+/// at the instruction that took the exit.
+fn inject_sync(esr: u64) {
     let spsr = mrs!("spsr_el2");
     // Where the guest's vector table takes it: from EL1 with SP_EL0 (+0x0),
     // EL1 with SP_EL1 (+0x200), or EL0 (+0x400).
@@ -277,7 +298,7 @@ fn inject_undefined() {
         0b0101 => 0x200,
         _ => 0x400,
     };
-    msr!("esr_el1", 1 << 25); // EC 0 (unknown reason), IL = 1
+    msr!("esr_el1", esr);
     msr!("elr_el1", mrs!("elr_el2"));
     msr!("spsr_el1", spsr);
     msr!("elr_el2", mrs!("vbar_el1") + offset);
