@@ -15,6 +15,22 @@
 #             stored: instructions from the hypervisor's EL2 IRQ vector entry
 #             to the guest's IRQ vector, on the CPU that takes the interrupt.
 #             Its guest figures must equal the bulkhead runs' (same run).
+#   interference  the image for tests/configs/bench-interference.toml: a
+#             victim (guest-lib/examples/bench-victim.rs, CPU 0) takes 256
+#             samples of its virtual timer (CVAL -> its IRQ vector) in each
+#             phase of a schedule both partitions read from the physical
+#             counter, while its neighbour (bench-aggressor.rs, CPUs 1 and
+#             2) runs one aggressor a phase: idle, console_hvc,
+#             console_pl011, gic, sgi, hvc, psci, mmio, cache. Untraced (the
+#             victim's own figures, in ticks), then traced like the above:
+#             per aggressor, the instructions the victim's CPU executes from
+#             the EL2 IRQ vector entry to the victim's IRQ vector (min,
+#             median, max: the deterministic figure, which the idle phase's
+#             max is the reference for) and its entries to EL2, attributed
+#             to the phase by the victim's sampling function (one a phase)
+#             that the interrupt came in. Checks one window per sample,
+#             that the two partitions agree on the schedule and that the
+#             neighbour's operations kept to it.
 # Image sizes come from target/images/bench.elf, lines of code from src/.
 # Prints a Markdown table (also target/bench/report.md) and writes
 # target/bench/report.json; the console logs are kept in target/bench/.
@@ -31,7 +47,8 @@ step() { echo "== $* ($(( $(date +%s) - start ))s)" >&2; }
 step "setup and build"
 scripts/setup.sh
 image=$(scripts/build.sh --config tests/configs/bench.toml)
-guest_elf=$root/target/bulkhead/aarch64-unknown-none/release/examples/bench-irq
+examples=$root/target/bulkhead/aarch64-unknown-none/release/examples
+guest_elf=$examples/bench-irq
 build_dir=$(ls -td target/bulkhead/aarch64-unknown-none-softfloat/release/build/bulkhead-*/out | sed -n 1p)
 
 # Freeze what is measured: the builds may be redone by someone else meanwhile.
@@ -44,6 +61,12 @@ cp "$build_dir/bulkhead_config.rs" "$out/bulkhead_config.rs"
 for blob in $(sed -nE 's/.*"\/([^"]+)"\)\).*/\1/p' "$out/bulkhead_config.rs"); do
     cp "$build_dir/$blob" "$out/blob-$blob"
 done
+# The interference image: built after the above is frozen (the build
+# rewrites the configuration it embeds).
+interference_image=$(scripts/build.sh --config tests/configs/bench-interference.toml)
+cp "$interference_image" "$out/interference.bin"
+cp "${interference_image%.bin}.elf" "$out/interference.elf"
+cp "$examples/bench-victim" "$out/bench-victim.elf"
 
 # QEMU through the configuration tool scripts/build.sh has just built: the
 # board's machine in the measuring setting (bulkhead-config qemu
@@ -53,6 +76,7 @@ done
 tool=$root/target/bulkhead/release/bulkhead-config
 native=(--native --kernel "$out/bench-irq.elf")
 bulkhead=(--kernel "$out/bench.bin")
+interference=(--kernel "$out/interference.bin")
 
 # The parser and the report, Python 3 standard library only.
 read -r -d '' helper <<'PY' || true
@@ -82,13 +106,17 @@ def executable_ranges(elf):
             ranges.append((int(f[2], 16), int(f[2], 16) + int(f[5], 16)))
     return ranges
 
-# What the trace leaves out: the hypervisor's bulk boot work. A window that
+# What the trace leaves out: the hypervisor's bulk boot work (demangled
+# names; the partition memory's zeroing and cleaning, some 4 million
+# instructions a partition, is inlined into Runtime::build). A window that
 # calls one of them would be miscounted: the parser then says so and the
 # trace is taken again without the filter.
-EXCLUDED = ["memset", "rust_primary_main"]
+EXCLUDED = ["memset", "rust_primary_main", "bulkhead::hyp::partitions::Runtime::build"]
 
-def trace_filter(hyp_elf, guest_elf):
-    hyp = symbols(hyp_elf)
+def trace_filter(hyp_elf, guest_elf, guest_ranges=None):
+    """-dfilter ranges: the hypervisor's code but the excluded functions,
+    and the guest's executable segments (or `guest_ranges`)."""
+    hyp = symbols(hyp_elf, demangle=True)
     cut = sorted(hyp[name] for name in EXCLUDED if name in hyp)
     ranges = []
     for start, end in executable_ranges(hyp_elf):
@@ -99,15 +127,17 @@ def trace_filter(hyp_elf, guest_elf):
                 start = at + size
         if end > start:
             ranges.append((start, end))
-    ranges += executable_ranges(guest_elf)
+    ranges += executable_ranges(guest_elf) if guest_ranges is None else guest_ranges
     return ",".join(f"0x{a:x}..0x{b - 1:x}" for a, b in ranges)
 
 def call_sites(hyp_elf):
     """Addresses of direct branches to the excluded functions."""
+    hyp = symbols(hyp_elf, demangle=True)
+    targets = {hyp[name][0] for name in EXCLUDED if name in hyp}
     out = subprocess.run(["aarch64-linux-gnu-objdump", "-d", hyp_elf], capture_output=True, text=True, check=True).stdout
-    names = "|".join(EXCLUDED)
-    pattern = re.compile(rf"^\s*([0-9a-f]+):\s+[0-9a-f]{{8}}\s+bl?\s+[0-9a-f]+ <(?:{names})>")
-    return {int(m.group(1), 16) for m in map(pattern.match, out.splitlines()) if m}
+    pattern = re.compile(r"^\s*([0-9a-f]+):\s+[0-9a-f]{8}\s+bl?\s+([0-9a-f]+) <")
+    return {int(m.group(1), 16) for m in map(pattern.match, out.splitlines())
+            if m and int(m.group(2), 16) in targets}
 
 # Guest handlers that tell which interrupt a window delivered.
 HANDLERS = {
@@ -116,49 +146,21 @@ HANDLERS = {
     "bench_irq::on_rtc": "rtc",
 }
 
-def trace(log, hyp_elf, guest_elf, config, result, filtered):
-    hyp = symbols(hyp_elf)
-    guest = symbols(guest_elf)
-    gsym = symbols(guest_elf, demangle=True)
-    el2_irq = hyp["el2_vectors"][0] + 0x480      # lower EL, AArch64, IRQ
-    guest_irq = guest["guest_lib_vectors"][0] + 0x280  # current EL, SP_ELx, IRQ
-    handlers = {}
-    for name, kind in HANDLERS.items():
-        hits = [at for sym, (at, _) in gsym.items() if sym == name or sym.startswith(name + "::")]
-        if not hits:
-            fail(f"no symbol {name} in {guest_elf}")
-        handlers[hits[0]] = kind
-    guest_ranges = executable_ranges(guest_elf)
-    sites = call_sites(hyp_elf) if filtered else set()
-    count = {}        # instructions executed so far, per CPU
-    window = {}       # CPU -> [start index, contaminated]
-    unclassified = {} # CPU -> index in `windows` of its last window
-    windows = []      # [cpu, length, contaminated, kind, guest instructions]
+def victim_ranges(victim_elf):
+    """What of the interference victim the trace keeps: its samplers, the
+    function it sleeps in between them (so that the instruction before each
+    EL2 entry on its CPU is always in the trace) and its IRQ vector."""
+    gsym = symbols(victim_elf, demangle=True)
+    ranges = [(at, at + size) for name, (at, size) in gsym.items()
+              if re.match(r"bench_victim::(sample_[a-z0-9_]+|sleep_until)$", name)]
+    irq = symbols(victim_elf)["guest_lib_vectors"][0] + 0x280
+    return sorted(ranges + [(irq, irq + 0x80)])
+
+def replay(log, execute):
+    """Calls execute(cpu, pc) for each instruction of the -d exec,nochain
+    trace at `log` (one instruction per block), in order."""
     mismatched = 0
     pending = None
-
-    def execute(cpu, pc):
-        n = count.get(cpu, 0) + 1
-        count[cpu] = n
-        if pc == el2_irq:
-            window[cpu] = [n, False, 0]
-            unclassified.pop(cpu, None)
-            return
-        if cpu in window:
-            if pc == guest_irq:
-                begin, dirty, in_guest = window.pop(cpu)
-                unclassified[cpu] = len(windows)
-                windows.append([cpu, n - begin, dirty, None, in_guest])
-                return
-            if any(a <= pc < b for a, b in guest_ranges):
-                # Back in the guest before its vector: a guest that waited
-                # with IRQs masked unmasks first (counted, and shown apart).
-                window[cpu][2] += 1
-            elif pc in sites:
-                window[cpu][1] = True
-        if cpu in unclassified and pc in handlers:
-            windows[unclassified.pop(cpu)][3] = handlers[pc]
-
     with open(log, "rb") as lines:
         for line in lines:
             if line.startswith(b"Trace "):
@@ -178,6 +180,78 @@ def trace(log, hyp_elf, guest_elf, config, result, filtered):
         execute(*pending)
     if mismatched:
         fail(f"{log}: {mismatched} 'Stopped execution' lines name another block than the one logged before them")
+
+def irq_windows(log, hyp_elf, guest_elf, filtered, handlers=None):
+    """The trace's deliveries, per CPU, from the hypervisor's EL2 IRQ vector
+    entry to the guest's IRQ vector: [cpu, instructions, contaminated,
+    kind, guest instructions before the vector, the instruction the CPU ran
+    before the EL2 entry]; kind is the first of `handlers` (address ->
+    kind) the CPU runs after the vector. And how many times each
+    (CPU, instruction before) entered EL2 from the guest, for any reason."""
+    hyp = symbols(hyp_elf)
+    el2_irq = hyp["el2_vectors"][0] + 0x480      # lower EL, AArch64, IRQ
+    lower_el = {hyp["el2_vectors"][0] + 0x400 + 0x80 * i for i in range(4)}  # sync, IRQ, FIQ, SError
+    guest_irq = symbols(guest_elf)["guest_lib_vectors"][0] + 0x280  # current EL, SP_ELx, IRQ
+    guest_ranges = executable_ranges(guest_elf)
+    handlers = handlers or {}
+    sites = call_sites(hyp_elf) if filtered else set()
+    count = {}        # instructions executed so far, per CPU
+    last = {}         # the instruction each CPU executed last
+    window = {}       # CPU -> [start index, contaminated, guest instructions, last]
+    unclassified = {} # CPU -> index in `windows` of its last window
+    windows = []
+    entries = {}
+
+    def execute(cpu, pc):
+        n = count.get(cpu, 0) + 1
+        count[cpu] = n
+        before = last.get(cpu)
+        last[cpu] = pc
+        if pc in lower_el:
+            entries[cpu, before] = entries.get((cpu, before), 0) + 1
+        if pc == el2_irq:
+            window[cpu] = [n, False, 0, before]
+            unclassified.pop(cpu, None)
+            return
+        if cpu in window:
+            if pc == guest_irq:
+                begin, dirty, in_guest, entered_from = window.pop(cpu)
+                unclassified[cpu] = len(windows)
+                windows.append([cpu, n - begin, dirty, None, in_guest, entered_from])
+                return
+            if any(a <= pc < b for a, b in guest_ranges):
+                # Back in the guest before its vector: a guest that waited
+                # with IRQs masked unmasks first (counted, and shown apart).
+                window[cpu][2] += 1
+            elif pc in sites:
+                window[cpu][1] = True
+        if cpu in unclassified and pc in handlers:
+            windows[unclassified.pop(cpu)][3] = handlers[pc]
+
+    replay(log, execute)
+    return windows, entries
+
+def clean(found, what):
+    """Exits with status 3 (take the trace again without the filter) if a
+    window of `found` calls what the filter leaves out."""
+    if any(w[2] for w in found):
+        print(f"bench.sh: a {what} window calls {'/'.join(EXCLUDED)}, which the trace filter leaves out", file=sys.stderr)
+        sys.exit(3)
+
+def spread(values):
+    """min, median (the upper one of an even count, as the guests take it) and max."""
+    values = sorted(values)
+    return values[0], values[len(values) // 2], values[-1]
+
+def trace(log, hyp_elf, guest_elf, config, result, filtered):
+    gsym = symbols(guest_elf, demangle=True)
+    handlers = {}
+    for name, kind in HANDLERS.items():
+        hits = [at for sym, (at, _) in gsym.items() if sym == name or sym.startswith(name + "::")]
+        if not hits:
+            fail(f"no symbol {name} in {guest_elf}")
+        handlers[hits[0]] = kind
+    windows, _ = irq_windows(log, hyp_elf, guest_elf, filtered, handlers)
     cpus = tomllib.load(open(config, "rb"))["partition"][0]["cpus"]
     figures = {}
     for name, kind, cpu in [("timer_el2_to_vector", "timer", cpus[0]),
@@ -186,13 +260,39 @@ def trace(log, hyp_elf, guest_elf, config, result, filtered):
         found = [w for w in windows if w[0] == cpu and w[3] == kind]
         if not found:
             fail(f"{log}: no {kind} interrupt delivered on CPU {cpu} in the trace")
-        if any(w[2] for w in found):
-            print(f"bench.sh: a {kind} window calls {'/'.join(EXCLUDED)}, which the trace filter leaves out", file=sys.stderr)
-            sys.exit(3)
+        clean(found, kind)
         best = min(found, key=lambda w: w[1])
         figures[name] = best[1]
         print(f"trace: {name}: {len(found)} deliveries on CPU {cpu}, {best[1]}..{max(w[1] for w in found)}"
               f" instructions; the shortest has {best[4]} guest instructions before the vector", file=sys.stderr)
+    json.dump(figures, open(result, "w"))
+
+def interference_trace(log, hyp_elf, victim_elf, config, result, filtered):
+    """Per aggressor, the victim CPU's windows whose EL2 entry interrupted
+    that phase's sampler: {aggressor: [samples, min, median, max, EL2
+    entries]}, the last counting every entry to EL2 from the sampler, for
+    whatever reason (one per sample when nothing else comes to its CPU)."""
+    samplers = {name.split("::sample_")[1]: (at, at + size)
+                for name, (at, size) in symbols(victim_elf, demangle=True).items()
+                if name.startswith("bench_victim::sample_")}
+    if not samplers:
+        fail(f"no bench_victim::sample_* functions in {victim_elf}")
+    partitions = tomllib.load(open(config, "rb"))["partition"]
+    cpu = next(p["cpus"][0] for p in partitions if p["name"] == "victim")
+    windows, entries = irq_windows(log, hyp_elf, victim_elf, filtered)
+    windows = [w for w in windows if w[0] == cpu]
+    figures = {}
+    for phase, (a, b) in samplers.items():
+        found = [w for w in windows if w[5] is not None and a <= w[5] < b]
+        if not found:
+            fail(f"{log}: no timer interrupt delivered to the victim's {phase} sampler on CPU {cpu}")
+        clean(found, phase)
+        exits = sum(k for (c, before), k in entries.items() if c == cpu and before is not None and a <= before < b)
+        figures[phase] = [len(found), *spread(w[1] for w in found), exits]
+        print(f"trace: interference {phase}: {len(found)} deliveries on CPU {cpu},"
+              f" min/median/max {'/'.join(map(str, figures[phase][1:4]))} instructions,"
+              f" {max(w[4] for w in found)} guest instructions at most before the vector,"
+              f" {exits} entries to EL2", file=sys.stderr)
     json.dump(figures, open(result, "w"))
 
 def figures_of(log):
@@ -273,18 +373,66 @@ AFTER = {"timer_cval_to_handler": "timer_el2_to_vector",
          "sgi_target_wfi_to_vector": "sgi_target_el2_to_vector",
          "passthrough_irq_to_handler": "passthrough_el2_to_vector"}
 
+def checked_runs(out, untraced, traced, what):
+    """The guest figures of `untraced`-1/2.log and `traced`-1/2.log, which
+    must all agree, and the trace figures of `traced`-1/2.json, which must
+    agree with each other: (guest figures, trace figures)."""
+    runs = [figures_of(f"{out}/{untraced}-{i}.log") for i in (1, 2)]
+    logs = [figures_of(f"{out}/{traced}-{i}.log") for i in (1, 2)]
+    traces = [json.load(open(f"{out}/{traced}-{i}.json")) for i in (1, 2)]
+    agree(what, *runs)
+    agree(f"traced {what}", *traces)
+    for log in logs:
+        if log != runs[0]:
+            agree(f"{what} and traced {what}", runs[0], log)
+    return runs[0], traces[0]
+
+def interference_entries(out):
+    """The interference benchmark's entries, checked: the victim's figures
+    (two runs, and the two traced runs, alike), the trace's per aggressor,
+    one window per sample, and a neighbour that kept to the schedule and
+    did the same in both runs (and in both traced runs: with the trace,
+    one instruction a block, the neighbour's cache phase runs differently,
+    likely where QEMU does its broadcast TLB and instruction-cache
+    maintenance; the victim's figures do not change)."""
+    victim, traces = checked_runs(out, "interference", "interference-trace", "interference")
+    neighbour = [re.findall(r"aggressor: .*", open(f"{out}/{name}.log", errors="replace").read())
+                 for name in ("interference-1", "interference-2", "interference-trace-1", "interference-trace-2")]
+    if neighbour[0] != neighbour[1] or neighbour[2] != neighbour[3]:
+        fail("the neighbour's operations differ between two interference runs alike")
+    log = open(f"{out}/interference-1.log", errors="replace").read()
+    schedules = set(re.findall(r"(?:victim|aggressor): schedule (.*)", log))
+    if len(schedules) != 1:
+        fail(f"{out}/interference-1.log: the victim's and the aggressor's schedules differ: {sorted(schedules)}")
+    margin = int(re.search(r"margin=(\d+)", schedules.pop()).group(1))
+    samples = dict(re.findall(r"victim: ([a-z0-9_]+) samples=(\d+)", log))
+    ops = {name: (int(n), int(late)) for name, n, late in
+           re.findall(r"aggressor: ([a-z0-9_]+) ops=(\d+) late=(\d+)", log)}
+    if "aggressor: done" not in log:
+        fail(f"{out}/interference-1.log: the aggressor did not finish (no 'aggressor: done')")
+    if list(samples) != list(ops) or sorted(samples) != sorted(traces):
+        fail(f"{out}/interference-1.log: the victim's, the aggressor's and the trace's phases differ")
+    entries = []
+    for phase in samples:
+        count, low, median, high, exits = traces[phase]
+        n, late = ops[phase]
+        if count != int(samples[phase]) or count < 200:
+            fail(f"the trace has {count} deliveries in the {phase} phase, the victim took {samples[phase]} samples (at least 200)")
+        if late >= margin or (n == 0) != (phase == "idle"):
+            fail(f"the aggressor's {phase} phase: {n} operations, the last ended {late} ticks after the phase (margin {margin})")
+        for name, value, unit in [("min", low, "instructions"), ("median", median, "instructions"),
+                                  ("max", high, "instructions"), ("samples", count, "samples"),
+                                  ("victim_el2_entries", exits, "entries")] + \
+                [(f"guest_{k}", victim[f"interference_{phase}_guest_{k}"], "ticks") for k in ("min", "median", "max")] + \
+                [("neighbour_ops", n, "operations")]:
+            entries.append({"name": f"interference_{phase}_{name}", "native": None, "bulkhead": value, "unit": unit})
+    return entries
+
 def report(out, root):
     native = [figures_of(f"{out}/native-{i}.log") for i in (1, 2)]
-    bulkhead = [figures_of(f"{out}/bulkhead-{i}.log") for i in (1, 2)]
-    traced = [figures_of(f"{out}/trace-{i}.log") for i in (1, 2)]
-    traces = [json.load(open(f"{out}/trace-{i}.json")) for i in (1, 2)]
     agree("native", *native)
-    agree("Bulkhead", *bulkhead)
-    agree("traced", *traces)
-    for i in (0, 1):
-        if traced[i] != bulkhead[0]:
-            agree("Bulkhead and traced Bulkhead", bulkhead[0], traced[i])
-    native, bulkhead, traces = native[0], bulkhead[0], traces[0]
+    native = native[0]
+    bulkhead, traces = checked_runs(out, "bulkhead", "trace", "Bulkhead")
     if list(native) != list(bulkhead):
         fail("the native and the Bulkhead run printed different figures")
     entries = []
@@ -304,7 +452,8 @@ def report(out, root):
         entries.append({"name": name, "native": None, "bulkhead": value, "unit": "bytes"})
     entries.append({"name": "loc_src", "native": None, "bulkhead": lines_of_code(os.path.join(root, "src")),
                     "unit": "lines"})
-    json.dump(entries, open(f"{out}/report.json", "w"), indent=2)
+    victim = interference_entries(out)
+    json.dump(entries + victim, open(f"{out}/report.json", "w"), indent=2)
 
     table = open(f"{out}/report.md", "w")
 
@@ -322,12 +471,28 @@ def report(out, root):
         overhead = show(b - n) if n is not None and b is not None else "-"
         ratio = "-" if not n or b is None else f"{b / n:,.0f}x" if b / n >= 100 else f"{b / n:.1f}x"
         row(f"| {path} | {show(n)} | {show(b)} | {overhead} | {ratio} |")
+    value = {e["name"]: e["bulkhead"] for e in victim}
+    idle = value["interference_idle_max"]
+    row("")
+    row("| victim's timer beside (interference_*) | samples | EL2 IRQ entry -> vector min | median | max"
+        " | max - idle max | EL2 entries | guest CVAL -> vector min | median | max (ticks) | neighbour ops |")
+    row("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for phase in [e["name"][len("interference_"):-len("_min")] for e in victim
+                  if re.fullmatch(r"interference_[a-z0-9_]+_min", e["name"]) and "_guest_" not in e["name"]]:
+        f = [value[f"interference_{phase}_{k}"] for k in
+             ("samples", "min", "median", "max", "victim_el2_entries", "guest_min", "guest_median", "guest_max",
+              "neighbour_ops")]
+        row(f"| {phase} | {' | '.join(map(show, f[:4]))} | {show(f[3] - idle)} | {' | '.join(map(show, f[4:]))} |")
 
 if __name__ == "__main__":
+    # filter|trace bench|interference ...: the interrupt benchmark's trace,
+    # or the interference benchmark's (the guest ELF is the victim's).
+    interference = sys.argv[2:3] == ["interference"]
     if sys.argv[1] == "filter":
-        print(trace_filter(*sys.argv[2:4]))
+        hyp_elf, guest_elf = sys.argv[3:5]
+        print(trace_filter(hyp_elf, guest_elf, victim_ranges(guest_elf) if interference else None))
     elif sys.argv[1] == "trace":
-        trace(*sys.argv[2:7], filtered=sys.argv[7] == "filtered")
+        (interference_trace if interference else trace)(*sys.argv[3:8], filtered=sys.argv[8] == "filtered")
     elif sys.argv[1] == "report":
         report(*sys.argv[2:4])
 PY
@@ -348,23 +513,32 @@ run_qemu() {
 }
 
 # A Bulkhead run with the instruction trace streamed through the parser.
-# $1 = run number, $2 = "filtered" (leave the boot's bulk work out) or "full".
+# $1 = bench (the interrupt benchmark) or interference, $2 = run number,
+# $3 = "filtered" (leave the boot's bulk work out) or "full".
 run_traced() {
-    local n=$1 mode=$2 fifo=$out/trace-$1.fifo filter
+    local what=$1 n=$2 mode=$3 name image elfs config filter
+    case "$what" in
+        bench) name=trace-$n image=("${bulkhead[@]}") config=tests/configs/bench.toml
+            elfs=("$out/bench.elf" "$out/bench-irq.elf") ;;
+        interference) name=interference-trace-$n image=("${interference[@]}")
+            config=tests/configs/bench-interference.toml
+            elfs=("$out/interference.elf" "$out/bench-victim.elf") ;;
+    esac
+    local fifo=$out/$name.fifo
     rm -f "$fifo"
     mkfifo "$fifo"
     if [ "$mode" = filtered ]; then
-        filter=(-dfilter "$(python3 -c "$helper" filter "$out/bench.elf" "$out/bench-irq.elf")")
+        filter=(-dfilter "$(python3 -c "$helper" filter "$what" "${elfs[@]}")")
     else
         filter=()
     fi
     # The parser has a time limit of its own (coreutils timeout stops it by
     # its pid): status 124 if it was stopped.
-    timeout "$limit" python3 -c "$helper" trace "$fifo" "$out/bench.elf" "$out/bench-irq.elf" \
-        tests/configs/bench.toml "$out/trace-$n.json" "$mode" 2>"$out/trace-$n.parse" &
+    timeout "$limit" python3 -c "$helper" trace "$what" "$fifo" "${elfs[@]}" \
+        "$config" "$out/$name.json" "$mode" 2>"$out/$name.parse" &
     local parser=$!
     local status=0
-    run_qemu "$out/trace-$n.log" "${bulkhead[@]}" -- -accel tcg,one-insn-per-tb=on \
+    run_qemu "$out/$name.log" "${image[@]}" -- -accel tcg,one-insn-per-tb=on \
         -d exec,nochain "${filter[@]}" -D "$fifo" || status=$?
     # If QEMU never opened the log, the parser still waits for a writer.
     if kill -0 "$parser" 2>/dev/null && [ "$status" -ne 0 ]; then
@@ -377,7 +551,7 @@ run_traced() {
         status=1
     fi
     rm -f "$fifo"
-    cat "$out/trace-$n.parse" >&2
+    cat "$out/$name.parse" >&2
     [ "$status" -eq 0 ] || return 1
     return "$parsed"
 }
@@ -389,15 +563,21 @@ for n in 1 2; do
     run_qemu "$out/bulkhead-$n.log" "${bulkhead[@]}"
 done
 for n in 1 2; do
-    step "Bulkhead run with the instruction trace $n"
-    status=0
-    run_traced "$n" filtered || status=$?
-    if [ "$status" -eq 3 ]; then
-        step "again, without the trace filter (slower)"
+    step "interference run $n"
+    run_qemu "$out/interference-$n.log" "${interference[@]}"
+done
+for what in bench interference; do
+    for n in 1 2; do
+        step "$what run with the instruction trace $n"
         status=0
-        run_traced "$n" full || status=$?
-    fi
-    [ "$status" -eq 0 ] || exit "$status"
+        run_traced "$what" "$n" filtered || status=$?
+        if [ "$status" -eq 3 ]; then
+            step "again, without the trace filter (slower)"
+            status=0
+            run_traced "$what" "$n" full || status=$?
+        fi
+        [ "$status" -eq 0 ] || exit "$status"
+    done
 done
 
 step "report"

@@ -127,3 +127,40 @@ pub struct Config {
     pub board: BoardConfig,
     pub partitions: &'static [PartitionConfig],
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Range;
+
+    #[test]
+    fn a_range_holds_its_first_and_last_byte_and_nothing_either_side() {
+        let r = Range {
+            base: 0x4000_0000,
+            size: 0x2000,
+        };
+        assert_eq!(r.end(), 0x4000_2000);
+        assert!(!r.contains(0x3fff_ffff));
+        assert!(r.contains(0x4000_0000));
+        assert!(r.contains(0x4000_1fff));
+        assert!(!r.contains(0x4000_2000));
+        assert!(!r.contains(0));
+        assert!(!r.contains(u64::MAX));
+    }
+
+    #[test]
+    fn a_range_ending_at_the_top_of_the_address_space_does_not_wrap() {
+        let r = Range {
+            base: u64::MAX - 0xfff,
+            size: 0x1000,
+        };
+        assert!(r.contains(u64::MAX));
+        assert!(r.contains(u64::MAX - 0xfff));
+        assert!(!r.contains(u64::MAX - 0x1000));
+        let empty = Range {
+            base: 0x1000,
+            size: 0,
+        };
+        assert!(!empty.contains(0x1000));
+        assert_eq!(empty.end(), 0x1000);
+    }
+}

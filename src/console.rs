@@ -198,7 +198,8 @@ impl Arbiter {
             _ => return false,
         }
         let waiting = self.waiting.load(Ordering::Acquire);
-        let after = (self.last.load(Ordering::Relaxed) + 1) % 32;
+        // `last` < 32; `rotate_right` and the sum below are taken mod 32.
+        let after = self.last.load(Ordering::Relaxed) + 1;
         let next = waiting.rotate_right(after).trailing_zeros();
         if next >= 32 || (next + after) % 32 != s {
             return false;
@@ -320,6 +321,31 @@ mod tests {
         assert!(ring.is_empty());
     }
 
+    /// A line that needs exactly the room left goes in; one byte more does
+    /// not. `peek` shows the oldest byte without taking it.
+    #[test]
+    fn the_ring_fills_to_the_last_byte_and_peeks_without_taking() {
+        let mut ring = OutRing::new(Box::leak(vec![0; 32].into_boxed_slice()));
+        assert!(ring.is_empty());
+        assert_eq!(ring.peek(), None);
+        assert_eq!(ring.pop(), None);
+        // "[p] " + 10 + "\r\n" = 16 bytes; then 16 left.
+        assert!(ring.push_line("p", b"0123456789"));
+        assert!(!ring.is_empty());
+        assert!(!ring.push_line("q", b"0123456789a"), "17 bytes into 16");
+        assert!(ring.push_line("q", b"abcdefghij"), "16 bytes into 16");
+        assert_eq!(ring.len(), 32);
+        assert!(!ring.push_line("", b""), "full: not even an empty line");
+        assert_eq!(ring.peek(), Some(b'['));
+        assert_eq!(ring.peek(), Some(b'['), "peek leaves it");
+        assert_eq!(ring.pop(), Some(b'['));
+        assert_eq!(ring.peek(), Some(b'p'));
+        assert_eq!(ring.len(), 31);
+        let rest: Vec<u8> = core::iter::from_fn(|| ring.pop()).collect();
+        assert_eq!(rest, b"p] 0123456789\r\n[q] abcdefghij\r\n");
+        assert_eq!(ring.peek(), None);
+    }
+
     /// Senders that keep lines waiting take whole-line turns in order, and
     /// one that is not waiting never blocks the others.
     #[test]
@@ -343,6 +369,11 @@ mod tests {
         a.unwant(2);
         assert!(a.acquire(0), "2 no longer waits: 0 again");
         a.release(0);
+        assert!(a.wants(0) && !a.wants(2) && !a.wants(1));
+        a.want(1);
+        assert!(a.wants(1) && !a.wants(3));
+        a.unwant(1);
+        assert!(!a.wants(1) && a.wants(0));
         a.release(5); // not the owner: no effect
         a.want(Arbiter::HYPERVISOR);
         assert!(!a.acquire(0));
