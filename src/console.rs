@@ -396,8 +396,14 @@ mod tests {
                     let mut sent = 0;
                     let mut at = 0;
                     arbiter.want(s);
+                    // A broken arbiter fails the test rather than hang it.
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
                     while sent < LINES {
                         if !arbiter.acquire(s) {
+                            assert!(
+                                std::time::Instant::now() < deadline,
+                                "sender {s} got no turn for 10 s after {sent} lines"
+                            );
                             std::thread::yield_now();
                             continue;
                         }
@@ -458,6 +464,7 @@ mod tests {
     #[test]
     fn pl011_prints_polls_and_identifies() {
         let mut uart = Pl011::new();
+        assert_eq!(FR_IDLE, 0x90, "TXFE (bit 7) and RXFE (bit 4), nothing else");
         assert_eq!(uart.read(FR, 4), FR_IDLE);
         assert_eq!(uart.write(0, 4, u64::from(b'A')), Effect::Byte(b'A'));
         assert_eq!(uart.write(0, 1, 0x142), Effect::Byte(0x42));

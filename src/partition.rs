@@ -45,6 +45,11 @@ impl Vcpu {
         Self::decode(self.power.load(Ordering::Acquire))
     }
 
+    /// A CPU_ON that has claimed the vCPU and is still writing the entry:
+    /// bit 7 over OnPending, so it already counts as pending and no other
+    /// CPU_ON can claim it.
+    const CLAIMED: u8 = Power::OnPending as u8 | 0x80;
+
     /// Bit 7 marks a CPU_ON that is still writing the entry: it already counts
     /// as pending.
     fn decode(raw: u8) -> Power {
@@ -62,7 +67,7 @@ impl Vcpu {
         self.power
             .compare_exchange(
                 Power::Off as u8,
-                Power::OnPending as u8 | 0x80,
+                Self::CLAIMED,
                 Ordering::Acquire,
                 Ordering::Acquire,
             )
@@ -224,6 +229,17 @@ mod tests {
         assert_eq!(v.request_on(0x4000_2000, 8), Err(Power::On));
         v.set_power(Power::Off);
         assert_eq!(v.request_on(0x4000_3000, 9), Ok(()));
+    }
+
+    /// While CPU_ON writes the entry the vCPU is neither off (a second
+    /// CPU_ON would claim it too and overwrite the entry) nor on.
+    #[test]
+    fn a_claimed_vcpu_counts_as_pending() {
+        assert_eq!(Vcpu::decode(Vcpu::CLAIMED), Power::OnPending);
+        let v = Vcpu::new();
+        v.power.store(Vcpu::CLAIMED, Ordering::Relaxed);
+        assert_eq!(v.request_on(0x4000_2000, 8), Err(Power::OnPending));
+        assert_eq!(v.take_on_request(), None, "not published yet");
     }
 
     #[test]

@@ -60,7 +60,6 @@ pub fn handle(
             f if supported(f) => Some(Outcome::Return(0)),
             _ => status(Status::NotSupported),
         },
-        SMCCC_ARCH_FEATURES => status(Status::NotSupported),
         CPU_ON_32 | CPU_ON_64 => {
             let (target, mut entry, mut context) = (args[0], args[1], args[2]);
             if fid == CPU_ON_32 {
@@ -97,6 +96,8 @@ pub fn handle(
         SYSTEM_OFF => Some(Outcome::SystemOff),
         SYSTEM_RESET => Some(Outcome::SystemReset),
         CPU_SUSPEND_32 | CPU_SUSPEND_64 => cpu_suspend(args[0], args[1], memory),
+        // Every other PSCI (0x84/0xC4) and SMCCC architecture (0x80) call,
+        // SMCCC_ARCH_FEATURES among them (no workarounds to discover).
         f if f >> 24 == 0x84 || f >> 24 == 0xC4 || f >> 24 == 0x80 => status(Status::NotSupported),
         _ => None,
     }

@@ -212,4 +212,38 @@ mod tests {
         assert_eq!((s.rt, s.read), (3, false));
         assert_eq!(Exit::decode(0x07 << 26, 0, 0), Exit::Other { ec: 7 });
     }
+
+    /// `sysreg` packs the fields as the MRS/MSR instruction does in its
+    /// bits [20:5] (op0, op1, CRn, CRm, op2): checked against encodings
+    /// from the assembler, the last with every field at its maximum.
+    #[test]
+    fn sysreg_packs_fields_as_the_instruction_encodes_them() {
+        for (insn, fields) in [
+            (0xd53b_e040u32, (3, 3, 14, 0, 2)), // mrs x0, cntvct_el0
+            (0xd518_cba3, (3, 0, 12, 11, 5)),   // msr icc_sgi1r_el1, x3
+            (0xd538_00a1, (3, 0, 0, 0, 5)),     // mrs x1, mpidr_el1
+            (0xd51f_ffe2, (3, 7, 15, 15, 7)),   // msr s3_7_c15_c15_7, x2
+        ] {
+            let (op0, op1, crn, crm, op2) = fields;
+            assert_eq!(
+                sysreg(op0, op1, crn, crm, op2),
+                (insn >> 5) & 0xffff,
+                "{insn:#x}"
+            );
+            // The trap's ISS carries the same fields in its own order.
+            let iss = (u64::from(op0) << 20)
+                | (u64::from(op2) << 17)
+                | (u64::from(op1) << 14)
+                | (u64::from(crn) << 10)
+                | (u64::from(insn & 0x1f) << 5)
+                | (u64::from(crm) << 1)
+                | u64::from(insn >> 21 & 1);
+            let Exit::SysReg(s) = Exit::decode((0x18 << 26) | iss, 0, 0) else {
+                panic!()
+            };
+            assert_eq!(s.reg, (insn >> 5) & 0xffff, "{insn:#x}");
+            assert_eq!(u32::from(s.rt), insn & 0x1f);
+            assert_eq!(s.read, insn >> 21 & 1 == 1, "{insn:#x}");
+        }
+    }
 }
