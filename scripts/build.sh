@@ -55,6 +55,12 @@ if [ -n "$map" ]; then
     echo "$svg" >&2
     exit 0
 fi
+# One image at a time: every partition set builds the same hypervisor ELF,
+# so two builds at once (tests, bench.sh, a user's run) could each copy out
+# the other's. The lock goes with this process.
+mkdir -p "$CARGO_TARGET_DIR"
+exec 9>"$CARGO_TARGET_DIR/.image.lock"
+flock 9
 BULKHEAD_CONFIG=$config \
 BULKHEAD_GUEST_DIR=$CARGO_TARGET_DIR/aarch64-unknown-none/release/examples \
     cargo build -q -p bulkhead --bin bulkhead --target aarch64-unknown-none-softfloat --release

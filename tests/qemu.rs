@@ -566,40 +566,6 @@ fn benchmark_functional_figures_hold() {
     assert!(run.exited, "{}", run.dump());
 }
 
-#[test]
-fn a_hostile_guest_churning_its_gic_calls_and_page_harms_nobody() {
-    static RUN: OnceLock<Run> = OnceLock::new();
-    let run = shared_run(&RUN, "tests/configs/hostile.toml", Duration::from_secs(120));
-    assert!(
-        run.has("[hostile] hostile: survived 20000 operations"),
-        "{}",
-        run.dump()
-    );
-    assert!(
-        run.has("[bulkhead] partition hostile stopped: vCPU 0 exited with code 0"),
-        "the hostile partition was stopped, not exited:\n{}",
-        run.dump()
-    );
-    assert_eq!(
-        run.of("beats")
-            .iter()
-            .filter(|l| l.starts_with("heartbeat"))
-            .count(),
-        20,
-        "{}",
-        run.dump()
-    );
-    assert!(run.has("[beats] done"), "{}", run.dump());
-    assert!(
-        !run.lines
-            .iter()
-            .any(|l| l.contains("hypervisor panic") || l.contains("hypervisor exception")),
-        "{}",
-        run.dump()
-    );
-    assert!(run.exited, "{}", run.dump());
-}
-
 fn psci_run() -> &'static Run {
     static RUN: OnceLock<Run> = OnceLock::new();
     shared_run(&RUN, "tests/configs/psci.toml", Duration::from_secs(60))

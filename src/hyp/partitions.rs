@@ -424,7 +424,17 @@ pub fn park() -> ! {
     gicv3::disable_virtual_interface();
     let mine = super::runtime().and_then(|r| r.vcpu_on_cpu(super::this_cpu()).map(|(p, _)| (r, p)));
     if let Some((runtime, p)) = mine {
-        console::pump(&runtime.partitions[p], p);
+        let part = &runtime.partitions[p];
+        // Its devices' interrupts off at the distributor (each of its CPUs
+        // does this once it has done with its last exit): a level one
+        // left raised would otherwise come back to the CPU it is routed
+        // to as fast as this loop consumes it, for ever.
+        if part.state.is_stopped() {
+            for spi in part.vgic.spis() {
+                gicv3::spi_enable(spi.intid, false);
+            }
+        }
+        console::pump(part, p);
     }
     loop {
         arch::wait_for_interrupt();

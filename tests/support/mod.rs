@@ -28,25 +28,31 @@ pub fn board_machine() -> Machine {
 
 /// Builds the image for a partition set (path relative to the repository).
 pub fn image(config: &str) -> PathBuf {
-    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    let built = built.get_or_insert_with(HashMap::new);
-    if let Some(path) = built.get(config) {
-        return path.clone();
-    }
     let name = Path::new(config)
         .file_stem()
         .unwrap()
         .to_string_lossy()
         .into_owned();
-    let out = root().join(format!("target/images/test-{name}.bin"));
+    image_named(config, &format!("test-{name}"))
+}
+
+/// Builds the image for a partition set as `target/images/<name>.bin`,
+/// once per name per test run.
+pub fn image_named(config: &str, name: &str) -> PathBuf {
+    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let built = built.get_or_insert_with(HashMap::new);
+    if let Some(path) = built.get(name) {
+        return path.clone();
+    }
+    let out = root().join(format!("target/images/{name}.bin"));
     let result = build(config, &out);
     assert!(
         result.status.success(),
         "scripts/build.sh --config {config} failed:\n{}",
         String::from_utf8_lossy(&result.stderr)
     );
-    built.insert(config.to_owned(), out.clone());
+    built.insert(name.to_owned(), out.clone());
     out
 }
 
