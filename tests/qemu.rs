@@ -291,6 +291,18 @@ fn broadcast_and_multicast_sgis_reach_exactly_their_targets() {
     );
 }
 
+/// Eight SGIs sent back to back to a running vCPU: its CPU finds them
+/// pending together at one kick, and each arrives once, on it.
+#[test]
+fn a_burst_of_sgis_to_one_vcpu_arrives_whole() {
+    let run = ipi_run();
+    assert!(
+        run.has("[ipi] ipi: burst sgi5-12 counts=1,1,1,1,1,1,1,1 strays=0"),
+        "{}",
+        run.dump()
+    );
+}
+
 #[test]
 fn each_sgi_sent_costs_exactly_one_trap() {
     let run = ipi_run();

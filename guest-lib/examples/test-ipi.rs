@@ -5,6 +5,9 @@
 //!   vCPUs 0 and 1 compare their sends with their SGI-trap exit counters.
 //! - B, broadcast: SGI 3 to all but self, once.
 //! - C, multicast: SGI 4 to vCPUs 1 and 3, once.
+//! - E, burst: SGIs 5..=12 to vCPU 2 back to back, each once: its CPU
+//!   finds several pending at one kick (under `-icount` always: vCPU 0
+//!   sends all eight before vCPU 2 runs again).
 //! - D, priorities: vCPU 0 gives SGIs 0..16 distinct priorities, sends all
 //!   sixteen to itself with IRQs masked, unmasks and records the order.
 //!
@@ -34,6 +37,9 @@ const BROADCAST: u32 = 3;
 const MULTICAST: u32 = 4;
 /// Phase C's targets: vCPUs 1 and 3.
 const MULTICAST_TARGETS: u16 = 0b1010;
+/// Phase E: these SGIs, to this vCPU.
+const BURST: core::ops::RangeInclusive<u32> = 5..=12; // eight
+const BURST_TARGET: usize = 2;
 
 /// A ping-pong round with no reply by then ends phase A.
 const ROUND_TIMEOUT: Duration = Duration::from_millis(100);
@@ -64,6 +70,11 @@ static SEQUENCE_ERRORS: AtomicU64 = AtomicU64::new(0);
 
 static BROADCASTS: [AtomicU64; CPUS] = [const { AtomicU64::new(0) }; CPUS];
 static MULTICASTS: [AtomicU64; CPUS] = [const { AtomicU64::new(0) }; CPUS];
+
+// --- Phase E: receipts per SGI, and on the wrong vCPU ---
+
+static BURSTS: [AtomicU64; SGI_COUNT as usize] = [const { AtomicU64::new(0) }; SGI_COUNT as usize];
+static BURST_STRAYS: AtomicU64 = AtomicU64::new(0);
 
 // --- Phase D ---
 
@@ -113,6 +124,7 @@ fn main() -> ! {
         MULTICAST,
         2,
     );
+    burst();
     priorities();
     guest_lib::exit(0)
 }
@@ -126,6 +138,7 @@ fn enable_sgis() {
             PONG => on_pong,
             BROADCAST => on_broadcast,
             MULTICAST => on_multicast,
+            i if BURST.contains(&i) => on_burst,
             _ => on_priority,
         };
         // Both only fail for INTIDs of 1020 or more.
@@ -295,6 +308,40 @@ fn on_broadcast(_intid: u32) {
 
 fn on_multicast(_intid: u32) {
     MULTICASTS[smp::cpu_index()].fetch_add(1, Ordering::Relaxed);
+}
+
+// --- Phase E ---
+
+fn burst() {
+    for intid in BURST {
+        let _ = gic::send_sgi(SgiTargets::List(1 << BURST_TARGET), intid);
+    }
+    let received = || {
+        BURSTS
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum::<u64>()
+    };
+    let expected = BURST.count() as u64;
+    let timeout = deadline(PHASE_TIMEOUT);
+    while received() < expected && timer::now() < timeout {
+        spin_loop();
+    }
+    timer::delay(SETTLE);
+    let counts: [u64; 8] =
+        core::array::from_fn(|k| BURSTS[*BURST.start() as usize + k].load(Ordering::Relaxed));
+    println!(
+        "ipi: burst sgi5-12 counts={} strays={}",
+        Commas(&counts),
+        BURST_STRAYS.load(Ordering::Relaxed)
+    );
+}
+
+fn on_burst(intid: u32) {
+    if smp::cpu_index() != BURST_TARGET {
+        BURST_STRAYS.fetch_add(1, Ordering::Relaxed);
+    }
+    BURSTS[intid as usize].fetch_add(1, Ordering::Relaxed);
 }
 
 // --- Phase D ---
