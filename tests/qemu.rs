@@ -864,6 +864,19 @@ fn routing_to_nobody_group0_sgis_and_cpu_suspend_follow_the_architecture() {
     assert_eq!(suspend["status"], "0", "{suspend:?}");
 }
 
+/// GICD_CTLR.EnableGrp1 clear holds back an SGI sent to a waiting vCPU
+/// (the fast path checks the group, as the Rust path does); enabling the
+/// group again delivers it, once.
+#[test]
+fn group_1_disabled_holds_interrupts_back_until_enabled() {
+    let g = fidelity("group1_off");
+    assert_eq!(
+        (number(&g, "while_off"), number(&g, "after_on")),
+        (0, 1),
+        "{g:?}"
+    );
+}
+
 /// The performance monitors are not the guest's (they could count the
 /// hypervisor's cycles), ACTLR_EL1 reads as zero, and data cache
 /// maintenance by set/way (which would reach the L2 other partitions

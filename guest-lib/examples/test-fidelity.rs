@@ -27,6 +27,9 @@
 //!   routed to vCPU 0, once (1);
 //! - `sgi0r refused=<n> received=<m>`: a group 0 SGI (ICC_SGI0R_EL1) to
 //!   vCPU 1: reaches nobody (every SGI is group 1) and is counted (1 0);
+//! - `group1_off while_off=<n> after_on=<m>`: with GICD_CTLR.EnableGrp1
+//!   clear, an SGI sent to vCPU 1 (running) stays pending; once the
+//!   group is enabled again it arrives, once (0 1);
 //! - `cpu_suspend status=<s>`: PSCI CPU_SUSPEND, standby: SUCCESS (0);
 //! - `pmu pmccntr_undefined=<b> actlr=<v> set_way_ok=<b>`: the performance
 //!   monitors are not the guest's (true), ACTLR_EL1 reads as zero, data
@@ -346,14 +349,15 @@ fn irouter_none() {
     );
 }
 
-/// vCPU 1: counts SGI 7.
+/// vCPU 1: counts SGI 7. It spins rather than wait in WFI (which traps):
+/// an SGI then reaches it through the hypervisor's fast path.
 fn listen_for_sgi_7(_: usize) -> ! {
     let _ = irq::register(7, on_sgi);
     let _ = gic::enable(7);
     RESULT.store(0, Ordering::Release);
     irq::enable();
     loop {
-        guest_lib::wfi();
+        core::hint::spin_loop();
     }
 }
 
@@ -373,6 +377,32 @@ fn sgi0r() {
         SGIS.load(Ordering::Relaxed)
     );
     RESULT.store(u64::MAX, Ordering::Release);
+}
+
+/// After `sgi0r`: vCPU 1 still counts SGI 7 in `SGIS`.
+fn group1_off() {
+    const GICD_CTLR_ENABLE_GRP1: u32 = 1 << 1;
+    const GICD_CTLR_RWP: u32 = 1 << 31;
+    let set_ctlr = |value: u32| {
+        mmio_write(GICD, value);
+        while mmio_read(GICD) & GICD_CTLR_RWP != 0 {
+            core::hint::spin_loop();
+        }
+    };
+    let ctlr = mmio_read(GICD);
+    SGIS.store(0, Ordering::Relaxed);
+    set_ctlr(ctlr & !GICD_CTLR_ENABLE_GRP1);
+    let _ = gic::send_sgi(SgiTargets::List(1 << 1), 7);
+    delay_ms(5);
+    let while_off = SGIS.load(Ordering::Relaxed);
+    set_ctlr(ctlr | GICD_CTLR_ENABLE_GRP1);
+    wait_for(50, || SGIS.load(Ordering::Relaxed) > 0);
+    delay_ms(5);
+    println!(
+        "fidelity: group1_off while_off={} after_on={}",
+        while_off,
+        SGIS.load(Ordering::Relaxed)
+    );
 }
 
 fn cpu_suspend() {
@@ -418,6 +448,7 @@ fn main() -> ! {
     cpu_off_in_handler();
     irouter_none();
     sgi0r();
+    group1_off();
     cpu_suspend();
     pmu();
     println!("fidelity: done");

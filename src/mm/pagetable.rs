@@ -440,6 +440,91 @@ mod tests {
         assert_eq!((VTCR_EL2_VALUE >> 6) & 3, 1, "SL0: start at level 1");
     }
 
+    /// Each of `va`, `pa` and `size` alone misaligned is refused (also two
+    /// misaligned by the same amount); the last page of the input range
+    /// can be mapped, one past it cannot.
+    #[test]
+    fn every_argument_is_checked_to_the_edge_of_the_range() {
+        let mut alloc = VecAlloc(Vec::new());
+        let mut pt = PageTable::<Stage2>::new(&mut alloc).unwrap();
+        assert_eq!(pt.root(), FAKE_BASE, "the first table is the root");
+        for (va, pa, size) in [
+            (0x4000_0800, 0x5000_0000, 0x1000),
+            (0x4000_0000, 0x5000_0800, 0x1000),
+            (0x4000_0000, 0x5000_0000, 0x1800),
+            (0x4000_0800, 0x5000_0800, 0x1000),
+        ] {
+            assert_eq!(
+                pt.map(&mut alloc, va, pa, size, MemKind::Normal),
+                Err(MapError::Misaligned),
+                "{va:#x} {pa:#x} {size:#x}"
+            );
+        }
+        let top = 1u64 << INPUT_BITS;
+        pt.map(
+            &mut alloc,
+            top - 0x1000,
+            0x8000_0000,
+            0x1000,
+            MemKind::Normal,
+        )
+        .unwrap();
+        assert_eq!(
+            pt.translate(&mut alloc, top - 1),
+            Some((0x8000_0fff, MemKind::Normal, 3))
+        );
+        assert_eq!(
+            pt.map(&mut alloc, top, 0x8000_0000, 0x1000, MemKind::Normal),
+            Err(MapError::OutOfRange)
+        );
+    }
+
+    /// The EL2 regime's descriptors, MAIR_EL2, and the translation
+    /// controls field by field (Arm ARM D8: VTCR_EL2, TCR_EL2, MAIR_EL2).
+    #[test]
+    fn el2_descriptors_and_translation_controls_have_the_architected_bits() {
+        let normal = El2Stage1::leaf(0x4000_0000, 3, MemKind::Normal);
+        assert_eq!(normal & 3, 0b11, "page");
+        assert_eq!((normal >> 2) & 7, 1, "AttrIndx 1: Normal");
+        assert_eq!((normal >> 6) & 3, 0, "AP: read/write at EL2");
+        assert_eq!((normal >> 8) & 3, 0b11, "inner shareable");
+        assert_ne!(normal & AF, 0);
+        assert_eq!(normal & XN, 0);
+        assert_eq!(normal & ADDR_MASK, 0x4000_0000);
+        let dev = El2Stage1::leaf(0x0900_0000, 2, MemKind::Device);
+        assert_eq!(dev & 3, 0b01, "block");
+        assert_eq!((dev >> 2) & 7, 0, "AttrIndx 0: Device");
+        assert_ne!(dev & XN, 0);
+        assert_ne!(dev & AF, 0);
+        assert_eq!(El2Stage1::table(0x7000_1000), 0x7000_1000 | 0b11);
+        assert_eq!(
+            El2Stage1::decode(normal, 3),
+            Entry::Leaf(0x4000_0000, MemKind::Normal)
+        );
+        assert_eq!(MAIR_EL2_VALUE & 0xff, 0x00, "Attr0 Device-nGnRnE");
+        assert_eq!((MAIR_EL2_VALUE >> 8) & 0xff, 0xff, "Attr1 Normal WB");
+        assert_eq!(MAIR_EL2_VALUE >> 16, 0);
+        // T0SZ, IRGN0, ORGN0, SH0, TG0 (4 KiB = 0), PS / SL0, RES1.
+        let fields = |v: u64| {
+            (
+                v & 0x3f,
+                (v >> 8) & 3,
+                (v >> 10) & 3,
+                (v >> 12) & 3,
+                (v >> 14) & 3,
+                (v >> 16) & 7,
+                v >> 31 & 1,
+            )
+        };
+        assert_eq!(fields(VTCR_EL2_VALUE), (25, 1, 1, 3, 0, 0b010, 1));
+        assert_eq!((VTCR_EL2_VALUE >> 6) & 3, 1, "SL0: start at level 1");
+        assert_eq!(VTCR_EL2_VALUE >> 32, 0);
+        assert_eq!(fields(TCR_EL2_VALUE), (25, 1, 1, 3, 0, 0b010, 1));
+        assert_eq!(TCR_EL2_VALUE >> 23 & 1, 1, "RES1 bit 23");
+        assert_eq!(TCR_EL2_VALUE & !(0x8087_ffff), 0, "nothing else set");
+        assert_eq!((TCR_EL2_VALUE >> 6) & 3, 0);
+    }
+
     #[test]
     fn running_out_of_tables_is_an_error_not_a_panic() {
         let mut alloc = VecAlloc(Vec::new());
