@@ -215,11 +215,6 @@ impl PendingQueue {
         true
     }
 
-    /// The highest-priority interrupt, left in place.
-    pub fn peek(&self) -> Option<Irq> {
-        (self.len > 0).then(|| self.items[0])
-    }
-
     /// The highest-priority interrupt, taken out.
     pub fn pop(&mut self) -> Option<Irq> {
         if self.len == 0 {
@@ -709,6 +704,23 @@ mod tests {
             }
             prop_assert!(pending.is_empty());
         }
+    }
+
+    /// The assembly fast paths read the length through this address.
+    #[test]
+    fn the_length_address_reads_the_length() {
+        let mut q = PendingQueue::new();
+        // SAFETY: the address of `q.len`, read while `q` lives and is not
+        // being written.
+        let read = |q: &PendingQueue| unsafe { *(q.len_address() as *const usize) };
+        assert_eq!(read(&q), 0);
+        q.push(Irq {
+            intid: 3,
+            priority: 0x80,
+            hw: false,
+        });
+        assert_eq!(read(&q), 1);
+        assert_eq!(q.len_address(), core::ptr::addr_of!(q.len) as usize);
     }
 
     #[test]
