@@ -634,6 +634,34 @@ mod tests {
         assert_eq!(q.pop(), Some(sgi(1, 0xc0)));
     }
 
+    /// Only a more urgent interrupt pushes a listed one back: one of equal
+    /// priority waits in the queue. Of several equally least urgent, the
+    /// first listed goes back.
+    #[test]
+    fn an_equally_urgent_interrupt_waits_and_the_first_least_urgent_goes_back() {
+        let (mut lrs, mut q) = (FakeLrs::default(), PendingQueue::new());
+        for (i, p) in [(0, 0x80), (1, 0xc0), (2, 0xc0), (3, 0xa0)] {
+            deliver(&mut lrs, &mut q, sgi(i, p));
+        }
+        assert_eq!(deliver(&mut lrs, &mut q, sgi(9, 0xc0)), Delivery::Queued);
+        assert_eq!(q.pop(), Some(sgi(9, 0xc0)));
+        assert_eq!(deliver(&mut lrs, &mut q, sgi(8, 0xb0)), Delivery::Listed(1));
+        assert_eq!(q.pop(), Some(sgi(1, 0xc0)));
+    }
+
+    #[test]
+    fn the_queue_retains_in_order_and_its_private_mask_stops_at_32() {
+        let mut q = PendingQueue::new();
+        for (i, p) in [(3, 0x10), (32, 0x20), (31, 0x30), (4, 0x40), (0, 0x50)] {
+            assert!(q.push(sgi(i, p)));
+        }
+        assert_eq!(q.private_mask(), (1 << 0) | (1 << 3) | (1 << 4) | (1 << 31));
+        q.retain(|i| i.intid != 4 && i.intid != 3);
+        assert_eq!(q.len(), 3);
+        let order: Vec<u32> = std::iter::from_fn(|| q.pop()).map(|i| i.intid).collect();
+        assert_eq!(order, [32, 31, 0]);
+    }
+
     #[test]
     fn an_active_interrupt_raised_again_becomes_active_and_pending() {
         let (mut lrs, mut q) = (FakeLrs::default(), PendingQueue::new());
