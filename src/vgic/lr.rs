@@ -649,6 +649,26 @@ mod tests {
         assert_eq!(q.pop(), Some(sgi(1, 0xc0)));
     }
 
+    /// The register reads see the private interrupts the list registers
+    /// hold, pending and active apart, and no SPI.
+    #[test]
+    fn private_state_reads_sgis_and_ppis_only() {
+        let mut lrs = FakeLrs::default();
+        let entry = |intid, pending, active| Entry {
+            pending,
+            active,
+            irq: sgi(intid, 0x80),
+        };
+        lrs.write(0, entry(3, false, true));
+        lrs.write(1, entry(32, true, true));
+        lrs.write(2, entry(31, true, false));
+        lrs.write(3, entry(5, true, true));
+        assert_eq!(
+            private_state(&lrs),
+            ((1 << 31) | (1 << 5), (1 << 3) | (1 << 5))
+        );
+    }
+
     #[test]
     fn the_queue_retains_in_order_and_its_private_mask_stops_at_32() {
         let mut q = PendingQueue::new();

@@ -899,3 +899,16 @@ proptest! {
         }
     }
 }
+
+/// Only the partition's own private interrupts (its SGIs and the virtual
+/// timer) have a priority byte; INTID 32 on is no private one.
+#[test]
+fn owned_private_interrupts_are_the_sgis_and_the_timer() {
+    assert_eq!(owned_private(0), Some(0));
+    assert_eq!(owned_private(15), Some(15));
+    assert_eq!(owned_private(16), None);
+    assert_eq!(owned_private(VTIMER_INTID), Some(27));
+    assert_eq!(owned_private(31), None);
+    assert_eq!(owned_private(32), None);
+    assert_eq!(owned_private(u32::MAX), None);
+}
