@@ -238,6 +238,17 @@ impl VgicState {
 mod tests {
     use super::*;
 
+    /// The assembly fast path tests DRAIN_ALL as bit 31 (`tbnz w5, #31` in
+    /// fast.S's DELIVER_ONE): it must be that bit, and no interrupt of a
+    /// partition.
+    #[test]
+    fn drain_all_is_bit_31_and_no_owned_interrupt() {
+        assert_eq!(DRAIN_ALL.trailing_zeros(), 31);
+        assert_eq!(DRAIN_ALL.count_ones(), 1);
+        assert_eq!(DRAIN_ALL & PRIVATE_OWNED, 0);
+        assert_eq!(PRIVATE_OWNED.count_ones(), 17, "16 SGIs and the timer");
+    }
+
     #[test]
     fn owned_spis_are_kept_ascending_whatever_the_order_given() {
         let state = VgicState::new(&[0, 1], &[40, 34, 99, 33]);
