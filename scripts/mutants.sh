@@ -15,6 +15,9 @@
 #   scripts/mutants.sh --base REV     #   ... touched since REV instead
 #   scripts/mutants.sh --long         # every Rust mutant, then every planted
 #                                     #   bug (hours: run it in the background)
+#   scripts/mutants.sh --long --iterate  # again, only the Rust mutants the
+#                                     #   last --long run did not catch (its
+#                                     #   output kept in long-before/)
 #   scripts/mutants.sh --asm          # only the planted bugs
 #   scripts/mutants.sh --no-asm       # with --long: only the Rust mutants
 #   scripts/mutants.sh --bug ID       # with --asm: only this planted bug (repeatable)
@@ -54,6 +57,7 @@ usage() { sed -n '2,/^[^#]/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; }
 
 cargo_mutants_version=27.1.0 # installed when cargo-mutants is missing
 long=0
+iterate=0
 asm=0
 rust=1
 base=HEAD~1
@@ -68,6 +72,7 @@ while [ $# -gt 0 ]; do
         --long) long=1; asm=1 ;;
         --asm) asm=1; rust=0 ;;
         --no-asm) asm=0 ;;
+        --iterate) iterate=1 ;;
         --base) need "$@"; base=$2; shift ;;
         --rev) need "$@"; rev=$2; shift ;;
         --jobs) need "$@"; jobs=$2; shift ;;
@@ -152,7 +157,14 @@ run_rust() {
     out=$root/target/mutants/$mode
     mkdir -p "$out"
     diff=()
-    if [ "$long" = 0 ]; then
+    if [ "$iterate" = 1 ]; then
+        [ "$long" = 1 ] || { echo "mutants.sh: --iterate goes with --long" >&2; exit 2; }
+        # cargo-mutants skips what the output directory's last run caught.
+        rm -rf "$root/target/mutants/long-before"
+        cp -a "$out" "$root/target/mutants/long-before"
+        diff=(--iterate)
+        step "the Rust mutants the last --long run did not catch"
+    elif [ "$long" = 0 ]; then
         git rev-parse --verify -q "$base^{commit}" >/dev/null ||
             { echo "mutants.sh: --base $base: no such commit (try --long)" >&2; exit 2; }
         if [ -n "$rev" ]; then

@@ -494,7 +494,12 @@ mod tests {
         let dev = El2Stage1::leaf(0x0900_0000, 2, MemKind::Device);
         assert_eq!(dev & 3, 0b01, "block");
         assert_eq!((dev >> 2) & 7, 0, "AttrIndx 0: Device");
-        assert_ne!(dev & XN, 0);
+        assert_eq!(dev >> 54 & 1, 1, "XN (bit 54)");
+        assert_eq!(
+            Stage2::leaf(0x0900_0000, 3, MemKind::Device) >> 54 & 1,
+            1,
+            "XN[1] (bit 54)"
+        );
         assert_ne!(dev & AF, 0);
         assert_eq!(El2Stage1::table(0x7000_1000), 0x7000_1000 | 0b11);
         assert_eq!(
