@@ -5,8 +5,8 @@
 //!   vCPUs 0 and 1 compare their sends with their SGI-trap exit counters.
 //! - B, broadcast: SGI 3 to all but self, once.
 //! - C, multicast: SGI 4 to vCPUs 1 and 3, once.
-//! - E, burst: SGIs 5..=12 to vCPU 2 back to back, each once: its CPU
-//!   finds several pending at one kick (under `-icount` always: vCPU 0
+//! - E, burst: SGIs 5..=12 to vCPU 2 back to back (written from x20..x27),
+//!   each once: its CPU finds several pending at one kick (under `-icount` always: vCPU 0
 //!   sends all eight before vCPU 2 runs again).
 //! - D, priorities: vCPU 0 gives SGIs 0..16 distinct priorities, sends all
 //!   sixteen to itself with IRQs masked, unmasks and records the order.
@@ -312,10 +312,38 @@ fn on_multicast(_intid: u32) {
 
 // --- Phase E ---
 
+/// Writes ICC_SGI1R_EL1 from general-purpose register `$reg` (x20..x27:
+/// the trap's Rt has five bits; a decoder that kept four would read the
+/// register 16 below, which is zeroed first, and send nothing).
+macro_rules! sgi_from {
+    ($reg:tt, $low:tt, $value:expr) => {
+        // SAFETY: generates one SGI; the low register is a declared
+        // clobber. No `nomem`: earlier stores come before the SGI.
+        unsafe {
+            core::arch::asm!(
+                concat!("mov ", $low, ", xzr"),
+                "dsb ishst",
+                concat!("msr icc_sgi1r_el1, ", $reg),
+                "isb",
+                in($reg) $value,
+                out($low) _,
+                options(nostack, preserves_flags)
+            )
+        }
+    };
+}
+
 fn burst() {
-    for intid in BURST {
-        let _ = gic::send_sgi(SgiTargets::List(1 << BURST_TARGET), intid);
-    }
+    // SGIs 5..=12, one from each of x20..x27.
+    let value = |intid: u32| SgiTargets::List(1 << BURST_TARGET).sgi1r(intid);
+    sgi_from!("x20", "x4", value(5));
+    sgi_from!("x21", "x5", value(6));
+    sgi_from!("x22", "x6", value(7));
+    sgi_from!("x23", "x7", value(8));
+    sgi_from!("x24", "x8", value(9));
+    sgi_from!("x25", "x9", value(10));
+    sgi_from!("x26", "x10", value(11));
+    sgi_from!("x27", "x11", value(12));
     let received = || {
         BURSTS
             .iter()
