@@ -3086,26 +3086,15 @@ struct LrCase {
 
 impl Case for LrCase {
     fn smaller(&self) -> Vec<Self> {
-        let used: BTreeSet<u32> = self
-            .ops
-            .iter()
-            .filter_map(|op| match op {
-                LrOp::Raise(i, _) => Some(*i),
-                _ => None,
-            })
-            .collect();
-        let mut out = Vec::new();
-        if used.len() < self.irqs.len() {
-            out.push(LrCase {
-                irqs: used_irqs(&self.irqs, &used),
-                ..self.clone()
-            });
-        }
-        out.extend(shorter(&self.ops).into_iter().map(|ops| LrCase {
+        let raised = |op: &LrOp| match op {
+            LrOp::Raise(i, _) => Some(*i),
+            _ => None,
+        };
+        smaller_irqs_and_ops(&self.irqs, &self.ops, raised, |irqs, ops| LrCase {
+            irqs,
             ops,
             ..self.clone()
-        }));
-        out
+        })
     }
 }
 
@@ -3132,12 +3121,22 @@ fn spec(irqs: &[IrqSpec], intid: u32) -> IrqSpec {
         .expect("an INTID of the case")
 }
 
-/// The interrupts the steps name, and no others.
-fn used_irqs(irqs: &[IrqSpec], used: &BTreeSet<u32>) -> Vec<IrqSpec> {
-    irqs.iter()
-        .copied()
-        .filter(|i| used.contains(&i.intid))
-        .collect()
+/// Smaller cases of interrupts and steps: only the interrupts the steps
+/// name (`named`), then shorter step lists; `case` builds each.
+fn smaller_irqs_and_ops<C, O: Clone>(
+    irqs: &[IrqSpec],
+    ops: &[O],
+    named: impl Fn(&O) -> Option<u32>,
+    case: impl Fn(Vec<IrqSpec>, Vec<O>) -> C,
+) -> Vec<C> {
+    let used: BTreeSet<u32> = ops.iter().filter_map(named).collect();
+    let mut out = Vec::new();
+    if used.len() < irqs.len() {
+        let kept = irqs.iter().copied().filter(|i| used.contains(&i.intid));
+        out.push(case(kept.collect(), ops.to_vec()));
+    }
+    out.extend(shorter(ops).into_iter().map(|ops| case(irqs.to_vec(), ops)));
+    out
 }
 
 /// A partition's interrupts: some SGIs, the virtual timer, SPIs;
@@ -3675,26 +3674,15 @@ struct GateCase {
 
 impl Case for GateCase {
     fn smaller(&self) -> Vec<Self> {
-        let used: BTreeSet<u32> = self
-            .ops
-            .iter()
-            .filter_map(|op| match op {
-                GateOp::Arrive(i, _) => Some(*i),
-                _ => None,
-            })
-            .collect();
-        let mut out = Vec::new();
-        if used.len() < self.irqs.len() {
-            out.push(GateCase {
-                irqs: used_irqs(&self.irqs, &used),
-                ..self.clone()
-            });
-        }
-        out.extend(shorter(&self.ops).into_iter().map(|ops| GateCase {
+        let arrived = |op: &GateOp| match op {
+            GateOp::Arrive(i, _) => Some(*i),
+            _ => None,
+        };
+        smaller_irqs_and_ops(&self.irqs, &self.ops, arrived, |irqs, ops| GateCase {
+            irqs,
             ops,
             ..self.clone()
-        }));
-        out
+        })
     }
 }
 
