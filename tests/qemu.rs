@@ -197,6 +197,48 @@ fn qemu_exits_by_itself_when_every_partition_has_stopped() {
     );
 }
 
+/// Partitions that stop while their lines still wait for the UART
+/// (tests/configs/last-words.toml): "early" exits with 64 lines queued,
+/// "late" and "later" 5 ms after starting. The last to stop drains every
+/// partition before it powers off; draining one partition to the end
+/// before the next waited for ever on the other's turn at the console.
+#[test]
+fn lines_still_waiting_when_the_last_partition_stops_all_come_out() {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    let run = shared_run(
+        &RUN,
+        "tests/configs/last-words.toml",
+        Duration::from_secs(60),
+    );
+    assert!(
+        run.exited,
+        "QEMU was still running at the time limit:\n{}",
+        run.dump()
+    );
+    let expected: Vec<String> = (0..64)
+        .map(|i| format!("words: 0 line {i} of 64 ......................................"))
+        .collect();
+    assert_eq!(run.of("early"), expected, "{}", run.dump());
+    assert_eq!(run.of("late"), ["words: 1 line 0 of 1"], "{}", run.dump());
+    assert_eq!(run.of("later"), ["words: 2 line 0 of 1"], "{}", run.dump());
+    for name in ["early", "late", "later"] {
+        let report = format!("[bulkhead] partition {name} stopped: vCPU 0 exited with code 0");
+        assert!(run.has(&report), "missing {report:?}:\n{}", run.dump());
+        let masking = format!("[bulkhead] partition {name} vCPU 0 masking: ");
+        assert!(
+            run.lines.iter().any(|l| l.starts_with(&masking)),
+            "missing {masking:?}:\n{}",
+            run.dump()
+        );
+    }
+    assert_eq!(
+        run.lines.last().map(String::as_str),
+        Some("[bulkhead] all partitions have stopped; powering off"),
+        "{}",
+        run.dump()
+    );
+}
+
 #[test]
 fn the_same_guest_binary_runs_natively_without_the_hypervisor() {
     let machine = board_machine().native().smp(1);

@@ -194,13 +194,28 @@ pub fn has_output(part: &Partition) -> bool {
 }
 
 /// At power-off, with no partition running: everything left, synchronously.
+///
+/// The partitions are pumped in turn, not one after the other to the end:
+/// the arbiter gives whole lines round robin, so while another partition
+/// has a line waiting, one partition's next line waits for that one's, and
+/// draining a single partition to empty would wait for ever on a turn that
+/// only this loop can take (it did, when two partitions stopped together).
 pub fn flush_all(runtime: &Runtime) {
-    for (p, part) in runtime.partitions.iter().enumerate() {
+    for part in runtime.partitions.iter() {
         partition_flush_line(part);
-        while has_output(part) {
-            pump(part, p);
-            core::hint::spin_loop();
+    }
+    loop {
+        let mut left = false;
+        for (p, part) in runtime.partitions.iter().enumerate() {
+            if has_output(part) {
+                pump(part, p);
+                left = true;
+            }
         }
+        if !left {
+            break;
+        }
+        core::hint::spin_loop();
     }
     arch::hyp_timer_disarm();
 }
