@@ -634,6 +634,13 @@ fn a_vcpu_powers_off_and_on_again_through_psci() {
         "[psci] psci: affinity off after life 1",
         "[psci] psci: vcpu 1 life 2",
         "[psci] psci: affinity off after life 2",
+        // Every vCPU starts with all registers but x0 zero: at boot and at
+        // each CPU_ON, although life 1 powered off with them all ones (a
+        // planted `nop` for the hypervisor's `mov x18, xzr` showed 0xff00ff
+        // 00000000 at boot and all ones in life 2).
+        "[psci] psci: vcpu 0 entry registers 0x0",
+        "[psci] psci: vcpu 1 life 1 entry registers 0x0",
+        "[psci] psci: vcpu 1 life 2 entry registers 0x0",
     ] {
         assert!(run.has(line), "missing {line:?}:\n{}", run.dump());
     }

@@ -2,8 +2,9 @@
 //! register access.
 //!
 //! vCPU 0 starts vCPU 1 twice with PSCI CPU_ON: each time vCPU 1 reports
-//! its life and the context it was given, then powers itself off with
-//! CPU_OFF; vCPU 0 waits for AFFINITY_INFO to say OFF before starting it
+//! its life and the registers it started with (`psci: vcpu <n> [life <n>]
+//! entry registers <x1|..|x30>`, zero when they all were), then powers
+//! itself off with CPU_OFF, every other register all ones; vCPU 0 waits for AFFINITY_INFO to say OFF before starting it
 //! again, and checks that CPU_ON of a vCPU that is on, or of one the
 //! partition does not have, is refused. Prints
 //! `psci: vcpu 1 life <n>` (twice), `psci: affinity off after life <n>`,
@@ -35,11 +36,36 @@ fn affinity_info(vcpu: u64) -> u64 {
 }
 
 fn second(cpu: usize) -> ! {
+    let registers = smp::entry_registers();
     let life = LIVES.fetch_add(1, Ordering::SeqCst) + 1;
     println!("psci: vcpu {} life {}", cpu, life);
-    hvc::call(psci::CPU_OFF, []);
-    println!("psci: CPU_OFF returned");
-    guest_lib::exit(1)
+    println!(
+        "psci: vcpu {} life {} entry registers {:#x}",
+        cpu, life, registers
+    );
+    power_off_dirty()
+}
+
+/// CPU_OFF with every register but x0 (the function id) all ones: the
+/// next life must start without them.
+fn power_off_dirty() -> ! {
+    // SAFETY: does not return (CPU_OFF succeeds, or this CPU waits for
+    // ever), so the registers it overwrites are nobody's any more.
+    unsafe {
+        asm!(
+            "movz x0, #{hi}, lsl #16",
+            "movk x0, #{lo}",
+            ".irp r, 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30",
+            "mov x\\r, #-1",
+            ".endr",
+            "hvc #0",
+            "1: wfe",
+            "b 1b",
+            hi = const psci::CPU_OFF >> 16,
+            lo = const psci::CPU_OFF & 0xffff,
+            options(noreturn),
+        )
+    }
 }
 
 fn wait_for(life: u64) {
@@ -57,6 +83,7 @@ fn wait_for(life: u64) {
 }
 
 fn main() -> ! {
+    println!("psci: vcpu 0 entry registers {:#x}", smp::entry_registers());
     println!("psci: version={:#x}", hvc::call(psci::PSCI_VERSION, [])[0]);
     for life in 1..=2 {
         if let Err(e) = smp::start_cpu(1, second) {

@@ -7,8 +7,9 @@
 // with caches (so exclusive loads/stores act on Normal memory).
 //
 // Register use before Rust: x19 = 1 if this CPU entered at EL2, x20 = the
-// secondary's PSCI context id, x21 = the primary's entry timestamp, x9/x10
-// scratch, x30 link.
+// secondary's PSCI context id, x21 = the primary's entry timestamp, x22 =
+// the OR of the registers the CPU was started with (smp::entry_registers),
+// x9/x10 scratch, x30 link.
 
 .section .text.boot, "ax"
 
@@ -18,6 +19,10 @@
 .global _start
 _start:
     mrs     x21, cntpct_el0
+    // x1..x30 as the CPU was started (but x21, just overwritten), ORed.
+    .irp    r, 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,23,24,25,26,27,28,29,30
+    orr     x22, x22, x\r
+    .endr
     mov     x19, xzr
     bl      cpu_setup
     bl      set_stack
@@ -35,17 +40,23 @@ _start:
 
 2:  mov     x0, x19
     mov     x1, x21
+    mov     x2, x22
     bl      guest_lib_primary_rust
     b       park
 
 // A secondary CPU, started by PSCI CPU_ON. x0 = the context id.
 .global guest_lib_secondary_start
 guest_lib_secondary_start:
+    // x1..x30 as the CPU was started, ORed.
+    .irp    r, 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,23,24,25,26,27,28,29,30
+    orr     x22, x22, x\r
+    .endr
     mov     x20, x0
     mov     x19, xzr
     bl      cpu_setup
     bl      set_stack
     mov     x0, x20
+    mov     x1, x22
     bl      guest_lib_secondary_rust
     b       park
 

@@ -92,10 +92,16 @@ unsafe extern "Rust" {
 }
 
 /// Rust entry of the primary CPU, from boot.S: MMU on, stack set, .bss zero.
-/// `entry_timestamp` is CNTPCT_EL0 as read by `_start`'s first instruction.
+/// `entry_timestamp` is CNTPCT_EL0 as read by `_start`'s first instruction;
+/// `entry_registers`: see [`smp::entry_registers`].
 #[unsafe(no_mangle)]
-extern "C" fn guest_lib_primary_rust(started_at_el2: u64, entry_timestamp: u64) -> ! {
+extern "C" fn guest_lib_primary_rust(
+    started_at_el2: u64,
+    entry_timestamp: u64,
+    entry_registers: u64,
+) -> ! {
     timer::set_entry_timestamp(entry_timestamp);
+    smp::set_entry_registers(entry_registers);
     mode::init(started_at_el2 != 0);
     percpu::init_this_cpu();
     gic::init_distributor();

@@ -1,6 +1,6 @@
 //! Secondary CPUs (vCPUs), started through PSCI CPU_ON.
 
-use core::sync::atomic::{Ordering, fence};
+use core::sync::atomic::{AtomicU64, Ordering, fence};
 
 use bulkhead_abi::Status;
 
@@ -9,6 +9,24 @@ use crate::arch::{self, MAX_CPUS};
 
 /// What a secondary CPU runs; it gets its CPU index.
 pub type SecondaryEntry = fn(usize) -> !;
+
+/// Per CPU index: what [`entry_registers`] returns, written by that CPU.
+static ENTRY_REGISTERS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// The registers x1..x30 this CPU was started with, ORed together (by
+/// boot.S, before anything else touches them; on the primary CPU but for
+/// x21, into which its first instruction reads the counter). Zero: the CPU
+/// started clean, with nothing of the hypervisor's and nothing of an
+/// earlier life of the vCPU in its registers, as Bulkhead starts every vCPU
+/// (at boot and at each PSCI CPU_ON, where x0 is the context id).
+pub fn entry_registers() -> u64 {
+    ENTRY_REGISTERS[cpu_index()].load(Ordering::Relaxed)
+}
+
+/// Records [`entry_registers`] for this CPU; from the Rust entries.
+pub(crate) fn set_entry_registers(value: u64) {
+    ENTRY_REGISTERS[cpu_index()].store(value, Ordering::Relaxed);
+}
 
 /// Starts CPU `index` (its MPIDR Aff0: the vCPU index under Bulkhead, the
 /// CPU number on QEMU virt) running `entry(index)` on its own stack, with
@@ -33,8 +51,10 @@ pub fn start_cpu(index: usize, entry: SecondaryEntry) -> Result<(), Status> {
 }
 
 /// Rust entry of a secondary CPU, from boot.S: MMU and stack are set up.
+/// `entry_registers`: see [`entry_registers`].
 #[unsafe(no_mangle)]
-extern "C" fn guest_lib_secondary_rust(context: usize) -> ! {
+extern "C" fn guest_lib_secondary_rust(context: usize, entry_registers: u64) -> ! {
+    set_entry_registers(entry_registers);
     crate::percpu::init_this_cpu();
     crate::gic::init_cpu();
     // SAFETY: the only caller of CPU_ON with this entry point is
