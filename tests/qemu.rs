@@ -750,10 +750,16 @@ fn a_console_flood_next_door_neither_delays_nor_silences_a_partition() {
     // vCPU in the middle of it: it does so when the victim arms its EL2
     // retry timer (a line left for its next turn), and then for at most
     // one of the neighbour's time slices, which its own 1 ms retry timer
-    // bounds. Waiting for the neighbour itself would take longer.
-    assert!(flood["console_max_ns"] < 2_000_000, "{flood:?}");
-    assert_eq!(flood["null_slow"], 0, "{flood:?}");
-    assert_eq!(flood["gic_slow"], 0, "{flood:?}");
+    // bounds. Waiting for the neighbour itself would take longer. The retry
+    // timer's interrupt can land inside the victim's timing of any call
+    // (when depends on the host draining QEMU's UART: a loaded host once
+    // put one inside a GIC write, 374 µs): the same bound holds for all.
+    for call in ["console", "gic", "null"] {
+        assert!(
+            flood[&format!("{call}_max_ns")] < 2_000_000,
+            "{call}: {flood:?}"
+        );
+    }
     // Every line the victim wrote arrived, whole, however much the
     // neighbour wrote.
     let samples: u64 = ["quiet", "console", "gic"]
