@@ -5,6 +5,7 @@
 //! `OUT_DIR` that builds one [`Config`] out of these types. Nothing here is
 //! parsed at run time: a configuration that reaches the hypervisor has
 //! already been checked.
+#![forbid(unsafe_code)]
 
 /// A physical address range: `[base, base + size)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

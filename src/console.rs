@@ -14,6 +14,7 @@
 //! delays another's output by at most one of its lines per turn, and never
 //! its execution; a partition that writes faster than the UART drains loses
 //! lines from its own ring, counted and reported, and nobody else's.
+#![forbid(unsafe_code)]
 
 use core::sync::atomic::{AtomicU32, Ordering};
 

@@ -1,5 +1,6 @@
 //! Bulkhead's own hypercalls (see `bulkhead_abi::call`), decoded and checked.
 //! Every argument comes from a guest register and is treated as hostile.
+#![forbid(unsafe_code)]
 
 use bulkhead_abi::{CONSOLE_WRITE_MAX, Counter, Status, call};
 

@@ -5,6 +5,7 @@
 //! All of it is lock-free: a vCPU's state is written by its own CPU, by the
 //! sibling that powers it on, and by whichever CPU stops the partition. Every
 //! transition is a compare-and-swap, so two CPUs can never both "win" one.
+#![forbid(unsafe_code)]
 
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};

@@ -3,6 +3,7 @@
 //! A partition sees only its own vCPUs, addressed by the virtual MPIDRs its
 //! device tree gives. This module decides; the caller carries out what it
 //! decides (wakes a CPU, stops the partition).
+#![forbid(unsafe_code)]
 
 use bulkhead_abi::Status;
 use bulkhead_abi::psci::*;

@@ -1,6 +1,7 @@
 //! Decoding of guest exits: ESR_EL2 (and the fault address registers) into an
 //! [`Exit`] the handlers match on. Pure: the arch layer reads the registers,
 //! this module only interprets the bits (Arm ARM D19.2.37, ESR_EL2).
+#![forbid(unsafe_code)]
 
 /// Exception classes Bulkhead handles (ESR_EL2.EC).
 pub mod ec {

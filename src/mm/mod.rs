@@ -1,4 +1,5 @@
 //! Memory: address types and translation-table building.
+#![forbid(unsafe_code)]
 
 pub mod pagetable;
 

@@ -7,6 +7,7 @@
 //! - [`sgi`]: ICC_SGI1R_EL1 decoding and routing to the sender's vCPUs;
 //! - [`lr`]: list-register values and the per-vCPU priority queue that
 //!   holds what does not fit in them.
+#![forbid(unsafe_code)]
 
 pub mod gate;
 pub mod lr;

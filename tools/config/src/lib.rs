@@ -19,6 +19,7 @@
 //! - [`error`]: [`ConfigError`], shared by all of them.
 //!
 //! [`check()`] is the whole pipeline on strings, without files, for tests.
+#![forbid(unsafe_code)]
 
 pub mod check;
 pub mod codegen;

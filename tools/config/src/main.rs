@@ -20,6 +20,7 @@
 //! console; `--timeout` bounds the run, stopping QEMU by its pid and
 //! exiting with status 124 (otherwise QEMU's own status); `--print` prints
 //! the command line instead.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
