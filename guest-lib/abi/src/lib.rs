@@ -10,6 +10,7 @@
 //! range (owner 6), so they can never collide with PSCI or the Arm
 //! architecture calls, which the hypervisor also answers.
 #![cfg_attr(not(test), no_std)]
+#![warn(missing_docs)]
 
 /// Builds a Bulkhead function id: SMCCC fast call (bit 31), SMC64 (bit 30),
 /// owning entity 6 = vendor specific hypervisor service (bits 29:24).
@@ -60,12 +61,14 @@ pub mod call {
 /// [`call::VERSION`]. Layout version 1; `guest-lib/include/bulkhead.h` is
 /// the same for C guests, and a test checks that the two agree.
 ///
-/// Interrupt masking without a trap: vCPU n sets bit n of [`ControlPage::mask`]
-/// to mask its interrupts and clears it to unmask, with atomic accesses.
-/// The hypervisor reads the bit before it injects anything into vCPU n; if
-/// it is set, the interrupt is deferred and bit n of
-/// [`ControlPage::pending`] is set. After unmasking, a vCPU reads the
-/// pending word and only if its bit is set makes one [`call::IRQ_UNMASK`].
+/// Interrupt masking without a trap: vCPU n sets bit n of
+/// [`ControlPage::mask`](control::ControlPage::mask) to mask its interrupts
+/// and clears it to unmask, with atomic accesses. The hypervisor reads the
+/// bit before it injects anything into vCPU n; if it is set, the interrupt
+/// is deferred and bit n of
+/// [`ControlPage::pending`](control::ControlPage::pending) is set. After
+/// unmasking, a vCPU reads the pending word and only if its bit is set
+/// makes one [`call::IRQ_UNMASK`].
 pub mod control {
     use core::sync::atomic::AtomicU32;
 
@@ -73,14 +76,23 @@ pub mod control {
     pub const MAGIC: u32 = u32::from_le_bytes(*b"BKCP");
     /// [`ControlPage::version`] of this layout.
     pub const VERSION: u32 = 1;
+    /// Size of the control page in bytes (one 4 KiB page, also its
+    /// alignment): what the hypervisor maps and a guest checks.
     pub const SIZE: usize = 4096;
 
-    /// Byte offsets, for C and assembly.
+    /// Byte offset of [`ControlPage::magic`] in the page, for C and assembly.
     pub const OFFSET_MAGIC: usize = 0;
+    /// Byte offset of [`ControlPage::version`] in the page.
     pub const OFFSET_VERSION: usize = 4;
+    /// Byte offset of [`ControlPage::mask`], the flag word the guest's and
+    /// the hypervisor's fast paths reach without the struct.
     pub const OFFSET_MASK: usize = 8;
+    /// Byte offset of [`ControlPage::pending`]: the word after the mask word.
     pub const OFFSET_PENDING: usize = 12;
 
+    /// The control page as laid out in memory (layout [`VERSION`]): 32-bit
+    /// little-endian words at the `OFFSET_*` byte offsets, [`SIZE`] bytes,
+    /// page aligned; `struct bulkhead_control_page` in `bulkhead.h`.
     #[repr(C, align(4096))]
     #[derive(Debug)]
     pub struct ControlPage {
@@ -220,20 +232,55 @@ impl Status {
 
 /// Function ids of the PSCI 1.1 calls (Arm DEN 0022) that Bulkhead emulates
 /// for its partitions, and the SMCCC calls beside them.
+///
+/// Ids with bit 30 clear use the SMC32/HVC32 convention (arguments in
+/// `w1..w3`), the `_64` ids SMC64/HVC64 (`x1..x3`). Errors come back as
+/// [`Status`] values in `x0`.
 pub mod psci {
+    /// `PSCI_VERSION`: returns the implemented PSCI version, major in bits
+    /// 31:16 and minor in 15:0 ([`VERSION_1_1`] from Bulkhead).
     pub const PSCI_VERSION: u64 = 0x8400_0000;
+    /// `CPU_SUSPEND`, SMC32: `x1` = power_state, `x2` = entry point (used
+    /// for a powerdown state), `x3` = context id. Bulkhead meets every
+    /// valid request as a standby that wakes at once and returns `SUCCESS`.
     pub const CPU_SUSPEND_32: u64 = 0x8400_0001;
+    /// `CPU_SUSPEND`, SMC64: as [`CPU_SUSPEND_32`] with 64-bit arguments.
     pub const CPU_SUSPEND_64: u64 = 0xC400_0001;
+    /// `CPU_OFF`: powers the calling (v)CPU off. It does not return: a
+    /// later `CPU_ON` starts it afresh at that call's entry point.
     pub const CPU_OFF: u64 = 0x8400_0002;
+    /// `CPU_ON`, SMC32: `x1` = target MPIDR (affinity fields), `x2` =
+    /// entry point, `x3` = context id, which the target finds in `x0`.
+    /// Fails with `INVALID_PARAMETERS` for a vCPU not in the partition,
+    /// `INVALID_ADDRESS` for an entry outside its memory, `ALREADY_ON` or
+    /// `ON_PENDING`.
     pub const CPU_ON_32: u64 = 0x8400_0003;
+    /// `CPU_ON`, SMC64: as [`CPU_ON_32`] with 64-bit arguments.
     pub const CPU_ON_64: u64 = 0xC400_0003;
+    /// `AFFINITY_INFO`, SMC32: `x1` = target affinity, `x2` = lowest
+    /// affinity level (Bulkhead accepts only 0, one vCPU). Returns
+    /// [`AFFINITY_ON`], [`AFFINITY_OFF`] or [`AFFINITY_ON_PENDING`].
     pub const AFFINITY_INFO_32: u64 = 0x8400_0004;
+    /// `AFFINITY_INFO`, SMC64: as [`AFFINITY_INFO_32`] with a 64-bit affinity.
     pub const AFFINITY_INFO_64: u64 = 0xC400_0004;
+    /// `MIGRATE_INFO_TYPE`: whether a trusted OS needs migrating; Bulkhead
+    /// returns [`TOS_NOT_PRESENT`].
     pub const MIGRATE_INFO_TYPE: u64 = 0x8400_0006;
+    /// `SYSTEM_OFF`: under Bulkhead, stops the calling partition (and only
+    /// it); does not return.
     pub const SYSTEM_OFF: u64 = 0x8400_0008;
+    /// `SYSTEM_RESET`: under Bulkhead, stops the calling partition as
+    /// [`SYSTEM_OFF`] does (partitions are not restarted); does not return.
     pub const SYSTEM_RESET: u64 = 0x8400_0009;
+    /// `PSCI_FEATURES`: `x1` = a PSCI or SMCCC function id. Returns
+    /// `NOT_SUPPORTED`, or the call's feature flags if it is implemented
+    /// (0 from Bulkhead for every call).
     pub const PSCI_FEATURES: u64 = 0x8400_000A;
+    /// `SMCCC_VERSION` (Arm DEN 0028): returns the SMCCC version in the
+    /// same encoding as PSCI's ([`SMCCC_1_1`] from Bulkhead).
     pub const SMCCC_VERSION: u64 = 0x8000_0000;
+    /// `SMCCC_ARCH_FEATURES` (Arm DEN 0028): `x1` = an architecture call
+    /// id. Bulkhead answers `NOT_SUPPORTED`: it has no workarounds to report.
     pub const SMCCC_ARCH_FEATURES: u64 = 0x8000_0001;
 
     /// PSCI 1.1 in `PSCI_VERSION`'s encoding (major << 16 | minor).
@@ -242,9 +289,11 @@ pub mod psci {
     pub const SMCCC_1_1: u64 = 0x0001_0001;
     /// `MIGRATE_INFO_TYPE`: no trusted OS, nothing to migrate.
     pub const TOS_NOT_PRESENT: u64 = 2;
-    /// `AFFINITY_INFO` results.
+    /// `AFFINITY_INFO` result: the target is on.
     pub const AFFINITY_ON: u64 = 0;
+    /// `AFFINITY_INFO` result: the target is off.
     pub const AFFINITY_OFF: u64 = 1;
+    /// `AFFINITY_INFO` result: a `CPU_ON` for the target is being carried out.
     pub const AFFINITY_ON_PENDING: u64 = 2;
 }
 
