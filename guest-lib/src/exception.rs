@@ -28,7 +28,11 @@ pub struct TrapFrame {
     pub vector_timestamp: u64,
     /// q0..q31.
     pub q: [u128; 32],
+    /// FPSR: the interrupted code's floating-point status (cumulative
+    /// exception flags, saturation), restored on return.
     pub fpsr: u64,
+    /// FPCR: the interrupted code's floating-point control (rounding mode,
+    /// trap enables), restored on return.
     pub fpcr: u64,
 }
 

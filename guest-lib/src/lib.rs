@@ -39,6 +39,7 @@
 //! Nothing here allocates; all state is in statics, per CPU where needed
 //! (up to [`MAX_CPUS`]).
 #![no_std]
+#![warn(missing_docs)]
 
 mod arch;
 pub mod console;
