@@ -5,7 +5,8 @@
 //!   the GIC, the UART and the firmware (PSCI over SMC). Everything else is
 //!   plain Rust that also builds and is unit-tested on the host.
 //! - [`config`] holds the types of the build-time configuration; `build.rs`
-//!   generates the one instance from `boards/`.
+//!   generates the one instance from `boards/`. [`devicetree`] checks the
+//!   boot device tree against it.
 //! - [`mm`] builds translation tables (EL2 stage 1 and per-partition stage 2).
 //! - [`trap`] decodes what a guest did (ESR_EL2) into an [`trap::Exit`].
 //! - [`psci`], [`hypercall`] and [`console`] answer guests: PSCI calls,
@@ -21,6 +22,7 @@ extern crate alloc;
 
 pub mod config;
 pub mod console;
+pub mod devicetree;
 pub mod hypercall;
 pub mod mm;
 pub mod partition;

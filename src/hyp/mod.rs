@@ -35,7 +35,8 @@ mod vgic;
 use buddy_system_allocator::LockedHeap;
 
 use crate::arch::{self, gicv3, mmu};
-use crate::config::{Config, GicConfig};
+use crate::config::{BoardConfig, Config, GicConfig};
+use crate::devicetree::{self, DtbMismatch};
 use console::hyp_println;
 use partitions::Runtime;
 
@@ -63,6 +64,20 @@ fn boot_error(args: core::fmt::Arguments<'_>) -> ! {
     hyp_println!("boot error: {args}");
     hyp_println!("powering off");
     arch::system_off()
+}
+
+/// Checks the device tree at `dtb` (x0 at entry) against the board,
+/// reading only inside the board's RAM (see [`devicetree`]).
+fn check_boot_device_tree(dtb: u64, board: &BoardConfig) -> Result<(), DtbMismatch> {
+    devicetree::plausible_address(dtb, board)?;
+    // SAFETY: `plausible_address` found a whole header at `dtb`, aligned
+    // and inside RAM, which is identity-mapped and which nothing writes
+    // while the primary CPU boots.
+    let header = unsafe { &*(dtb as *const [u8; devicetree::HEADER]) };
+    let size = devicetree::blob_size(header, dtb, board)?;
+    // SAFETY: `blob_size` found all `size` bytes inside the same RAM range.
+    let blob = unsafe { core::slice::from_raw_parts(dtb as *const u8, size) };
+    devicetree::check_bytes(blob, dtb, board)
 }
 
 #[unsafe(no_mangle)]
@@ -96,7 +111,7 @@ extern "C" fn rust_primary_main(dtb: u64) -> ! {
             board.name
         ));
     };
-    if let Err(e) = partitions::check_boot_device_tree(dtb, board) {
+    if let Err(e) = check_boot_device_tree(dtb, board) {
         boot_error(format_args!("{e}"));
     }
     match board.gic {

@@ -7,7 +7,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::arch::{self, GuestStart, gicv3};
-use crate::config::{BoardConfig, Config, GicConfig, PartitionConfig};
+use crate::config::{BoardConfig, Config, PartitionConfig};
 use crate::console::pl011::Pl011 as Pl011Model;
 use crate::mm::pagetable::{MapError, MemKind, PageTable, Stage2, Table, TableAlloc};
 use crate::partition::{MAX_VCPUS, PartitionState, Power, StopReason};
@@ -453,115 +453,4 @@ pub fn park() -> ! {
             }
         }
     }
-}
-
-/// Why the boot device tree does not describe the board we were built for.
-#[derive(Debug)]
-pub enum DtbMismatch {
-    Unreadable { address: u64 },
-    RamMissing { base: u64, size: u64 },
-    CpuMissing { index: usize, mpidr: u64 },
-    Gic { expected: u64 },
-    Uart { expected: u64 },
-}
-
-impl fmt::Display for DtbMismatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let board = super::CONFIG.board.name;
-        match *self {
-            DtbMismatch::Unreadable { address } => write!(
-                f,
-                "no valid device tree at {address:#x} (x0 at entry); boot Bulkhead as an arm64 Image"
-            ),
-            DtbMismatch::RamMissing { base, size } => write!(
-                f,
-                "board {board} has RAM {base:#x}..{:#x}, the boot device tree does not \
-                 (too little memory given to the machine?)",
-                base + size
-            ),
-            DtbMismatch::CpuMissing { index, mpidr } => write!(
-                f,
-                "board {board} has CPU {index} (MPIDR {mpidr:#x}), the boot device tree does not \
-                 (too few CPUs given to the machine?)"
-            ),
-            DtbMismatch::Gic { expected } => write!(
-                f,
-                "board {board} has its GIC distributor at {expected:#x}, the boot device tree \
-                 has no GIC of that version there"
-            ),
-            DtbMismatch::Uart { expected } => write!(
-                f,
-                "board {board} has a PL011 at {expected:#x}, the boot device tree does not"
-            ),
-        }
-    }
-}
-
-/// Checks what the boot device tree says against the board description.
-pub fn check_boot_device_tree(dtb: u64, board: &BoardConfig) -> Result<(), DtbMismatch> {
-    let ram_end = board.ram.iter().map(|r| r.end()).max().unwrap_or(0);
-    let in_ram = board.ram.iter().any(|r| r.contains(dtb));
-    if dtb == 0 || !dtb.is_multiple_of(8) || !in_ram || dtb + 64 > ram_end {
-        return Err(DtbMismatch::Unreadable { address: dtb });
-    }
-    // SAFETY: `dtb` is 8-byte aligned, inside RAM (identity-mapped), and the
-    // fdt crate checks the header's magic and sizes before it reads on.
-    let fdt = unsafe { fdt::Fdt::from_ptr(dtb as *const u8) }
-        .map_err(|_| DtbMismatch::Unreadable { address: dtb })?;
-    for r in board.ram {
-        let covered = fdt.memory().regions().any(|m| {
-            let base = m.starting_address as u64;
-            let size = m.size.unwrap_or(0) as u64;
-            r.base >= base && r.end() <= base + size
-        });
-        if !covered {
-            return Err(DtbMismatch::RamMissing {
-                base: r.base,
-                size: r.size,
-            });
-        }
-    }
-    for (index, c) in board.cpus.iter().enumerate() {
-        if !fdt
-            .cpus()
-            .any(|cpu| cpu.ids().all().any(|id| id as u64 == c.mpidr))
-        {
-            return Err(DtbMismatch::CpuMissing {
-                index,
-                mpidr: c.mpidr,
-            });
-        }
-    }
-    let (compatible, gicd): (&[&str], u64) = match board.gic {
-        GicConfig::V3 { distributor, .. } => (&["arm,gic-v3"], distributor),
-        GicConfig::V2 { distributor, .. } => (&["arm,gic-400", "arm,cortex-a15-gic"], distributor),
-    };
-    let first_reg = |node: fdt::node::FdtNode<'_, '_>| {
-        node.reg()
-            .and_then(|mut r| r.next())
-            .map(|r| r.starting_address as u64)
-    };
-    let gic_ok = fdt
-        .all_nodes()
-        .filter(|n| {
-            n.compatible()
-                .is_some_and(|c| c.all().any(|s| compatible.contains(&s)))
-        })
-        .any(|n| first_reg(n) == Some(gicd));
-    if !gic_ok {
-        return Err(DtbMismatch::Gic { expected: gicd });
-    }
-    let uart_ok = fdt
-        .all_nodes()
-        .filter(|n| {
-            n.compatible()
-                .is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
-        })
-        .any(|n| first_reg(n) == Some(board.uart.base));
-    if !uart_ok {
-        return Err(DtbMismatch::Uart {
-            expected: board.uart.base,
-        });
-    }
-    Ok(())
 }

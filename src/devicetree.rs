@@ -1,0 +1,505 @@
+//! The boot device tree against the board Bulkhead was built for.
+//!
+//! Bulkhead's view of the machine is fixed at build time (`boards/`); the
+//! device tree the firmware or QEMU passes in x0 is only checked, never
+//! used: every board RAM range must be inside a memory node, every board
+//! CPU must have a cpu node with its MPIDR, and the GIC and the console
+//! PL011 must be where the board says. A machine started with too little
+//! memory, too few CPUs or another GIC version then stops at boot with a
+//! sentence that says which, instead of faulting later.
+//!
+//! Pure: `hyp` checks the address with [`plausible_address`], the size
+//! the header gives with [`blob_size`], and hands the blob to
+//! [`check_bytes`]; nothing is read outside the board's RAM.
+#![forbid(unsafe_code)]
+
+use core::fmt;
+
+use fdt::Fdt;
+use fdt::node::FdtNode;
+
+use crate::config::{BoardConfig, GicConfig};
+
+/// Bytes of a device tree header (version 17): the least a blob can have.
+pub const HEADER: usize = 40;
+
+/// Why the boot device tree does not describe the board.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mismatch {
+    /// No device tree at this address (x0 at entry).
+    Unreadable { address: u64 },
+    /// This board RAM range is in no memory node.
+    RamMissing { base: u64, size: u64 },
+    /// The board's CPU `index` has no cpu node with its MPIDR.
+    CpuMissing { index: usize, mpidr: u64 },
+    /// No interrupt controller of the board's GIC version has its
+    /// distributor at `expected`.
+    Gic { expected: u64 },
+    /// No PL011 at `expected`.
+    Uart { expected: u64 },
+}
+
+/// A [`Mismatch`] of the board named `board`, as a sentence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DtbMismatch {
+    pub board: &'static str,
+    pub what: Mismatch,
+}
+
+impl fmt::Display for DtbMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let board = self.board;
+        match self.what {
+            Mismatch::Unreadable { address } => write!(
+                f,
+                "no valid device tree at {address:#x} (x0 at entry); boot Bulkhead as an arm64 Image"
+            ),
+            Mismatch::RamMissing { base, size } => write!(
+                f,
+                "board {board} has RAM {base:#x}..{:#x}, the boot device tree does not \
+                 (too little memory given to the machine?)",
+                base + size
+            ),
+            Mismatch::CpuMissing { index, mpidr } => write!(
+                f,
+                "board {board} has CPU {index} (MPIDR {mpidr:#x}), the boot device tree does not \
+                 (too few CPUs given to the machine?)"
+            ),
+            Mismatch::Gic { expected } => write!(
+                f,
+                "board {board} has its GIC distributor at {expected:#x}, the boot device tree \
+                 has no GIC of that version there"
+            ),
+            Mismatch::Uart { expected } => write!(
+                f,
+                "board {board} has a PL011 at {expected:#x}, the boot device tree does not"
+            ),
+        }
+    }
+}
+
+fn mismatch(board: &BoardConfig, what: Mismatch) -> DtbMismatch {
+    DtbMismatch {
+        board: board.name,
+        what,
+    }
+}
+
+/// Whether a device tree header can be read at `dtb`: not 0, 8-byte
+/// aligned (the FDT specification's rule), and a whole header inside the
+/// board's RAM. Checked before anything is read there.
+pub fn plausible_address(dtb: u64, board: &BoardConfig) -> Result<(), DtbMismatch> {
+    let readable = dtb != 0
+        && dtb.is_multiple_of(8)
+        && board
+            .ram
+            .iter()
+            .any(|r| r.contains(dtb) && r.end() - dtb >= HEADER as u64);
+    if readable {
+        Ok(())
+    } else {
+        Err(mismatch(board, Mismatch::Unreadable { address: dtb }))
+    }
+}
+
+/// The size of the blob at `dtb` whose header is `header`: its
+/// `totalsize` (big-endian, at byte 4), when the header's magic is right
+/// and the whole blob lies in the board RAM range that holds `dtb`.
+pub fn blob_size(
+    header: &[u8; HEADER],
+    dtb: u64,
+    board: &BoardConfig,
+) -> Result<usize, DtbMismatch> {
+    let word = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let size = word(4);
+    let fits = board
+        .ram
+        .iter()
+        .any(|r| r.contains(dtb) && r.end() - dtb >= u64::from(size));
+    if word(0) == 0xd00d_feed && size as usize >= HEADER && fits {
+        Ok(size as usize)
+    } else {
+        Err(mismatch(board, Mismatch::Unreadable { address: dtb }))
+    }
+}
+
+/// Checks a device tree held in `bytes` (tests, and a blob copied out).
+pub fn check_bytes(bytes: &[u8], address: u64, board: &BoardConfig) -> Result<(), DtbMismatch> {
+    let fdt = Fdt::new(bytes).map_err(|_| mismatch(board, Mismatch::Unreadable { address }))?;
+    check(&fdt, board)
+}
+
+/// Checks what the device tree says against the board description.
+pub fn check(fdt: &Fdt<'_>, board: &BoardConfig) -> Result<(), DtbMismatch> {
+    for r in board.ram {
+        let covered = fdt.memory().regions().any(|m| {
+            let base = m.starting_address as u64;
+            let size = m.size.unwrap_or(0) as u64;
+            r.base >= base && r.end() <= base.saturating_add(size)
+        });
+        if !covered {
+            return Err(mismatch(
+                board,
+                Mismatch::RamMissing {
+                    base: r.base,
+                    size: r.size,
+                },
+            ));
+        }
+    }
+    for (index, c) in board.cpus.iter().enumerate() {
+        if !fdt
+            .cpus()
+            .any(|cpu| cpu.ids().all().any(|id| id as u64 == c.mpidr))
+        {
+            return Err(mismatch(
+                board,
+                Mismatch::CpuMissing {
+                    index,
+                    mpidr: c.mpidr,
+                },
+            ));
+        }
+    }
+    let (compatible, gicd): (&[&str], u64) = match board.gic {
+        GicConfig::V3 { distributor, .. } => (&["arm,gic-v3"], distributor),
+        GicConfig::V2 { distributor, .. } => (&["arm,gic-400", "arm,cortex-a15-gic"], distributor),
+    };
+    if !has_node_at(fdt, compatible, gicd) {
+        return Err(mismatch(board, Mismatch::Gic { expected: gicd }));
+    }
+    if !has_node_at(fdt, &["arm,pl011"], board.uart.base) {
+        return Err(mismatch(
+            board,
+            Mismatch::Uart {
+                expected: board.uart.base,
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a node compatible with one of `compatible` has its first `reg`
+/// range at `base`.
+fn has_node_at(fdt: &Fdt<'_>, compatible: &[&str], base: u64) -> bool {
+    let first_reg = |node: FdtNode<'_, '_>| {
+        node.reg()
+            .and_then(|mut r| r.next())
+            .map(|r| r.starting_address as u64)
+    };
+    fdt.all_nodes()
+        .filter(|n| {
+            n.compatible()
+                .is_some_and(|c| c.all().any(|s| compatible.contains(&s)))
+        })
+        .any(|n| first_reg(n) == Some(base))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CpuConfig, Range};
+    use vm_fdt::FdtWriter;
+
+    static RAM: [Range; 1] = [Range {
+        base: 0x4000_0000,
+        size: 0x4000_0000,
+    }];
+    static CPUS: [CpuConfig; 4] = [
+        CpuConfig { mpidr: 0 },
+        CpuConfig { mpidr: 1 },
+        CpuConfig { mpidr: 2 },
+        CpuConfig { mpidr: 3 },
+    ];
+    const GICD: u64 = 0x0800_0000;
+    const UART: u64 = 0x0900_0000;
+
+    /// Board qemu-virt as boards/qemu-virt/board.toml describes it.
+    fn board(gic: GicConfig) -> BoardConfig {
+        BoardConfig {
+            name: "qemu-virt",
+            ram: &RAM,
+            hypervisor: Range {
+                base: 0x4020_0000,
+                size: 0x01e0_0000,
+            },
+            uart: Range {
+                base: UART,
+                size: 0x1000,
+            },
+            gic,
+            cpus: &CPUS,
+        }
+    }
+
+    fn v3() -> BoardConfig {
+        board(GicConfig::V3 {
+            distributor: GICD,
+            redistributor: 0x080a_0000,
+            maintenance_intid: 25,
+        })
+    }
+
+    fn v2() -> BoardConfig {
+        board(GicConfig::V2 {
+            distributor: GICD,
+            cpu_interface: 0x0801_0000,
+            hyp_interface: 0x0803_0000,
+            virtual_cpu_interface: 0x0804_0000,
+            maintenance_intid: 25,
+        })
+    }
+
+    /// What a machine gives: the shape of QEMU virt's tree (two address and
+    /// size cells at the root, one address cell under /cpus).
+    struct Machine {
+        ram: (u64, u64),
+        cpus: &'static [u32],
+        gic: (&'static [&'static str], u64),
+        uart: u64,
+    }
+
+    impl Machine {
+        /// QEMU virt with -smp 4 -m 1G and gic-version=3.
+        fn virt() -> Self {
+            Self {
+                ram: (0x4000_0000, 0x4000_0000),
+                cpus: &[0, 1, 2, 3],
+                gic: (&["arm,gic-v3"], GICD),
+                uart: UART,
+            }
+        }
+
+        fn blob(&self) -> Vec<u8> {
+            let mut w = FdtWriter::new().unwrap();
+            let root = w.begin_node("").unwrap();
+            w.property_u32("#address-cells", 2).unwrap();
+            w.property_u32("#size-cells", 2).unwrap();
+            w.property_string("compatible", "linux,dummy-virt").unwrap();
+            let memory = w.begin_node(&format!("memory@{:x}", self.ram.0)).unwrap();
+            w.property_string("device_type", "memory").unwrap();
+            w.property_array_u64("reg", &[self.ram.0, self.ram.1])
+                .unwrap();
+            w.end_node(memory).unwrap();
+            let cpus = w.begin_node("cpus").unwrap();
+            w.property_u32("#address-cells", 1).unwrap();
+            w.property_u32("#size-cells", 0).unwrap();
+            for &id in self.cpus {
+                let cpu = w.begin_node(&format!("cpu@{id:x}")).unwrap();
+                w.property_string("device_type", "cpu").unwrap();
+                w.property_string("compatible", "arm,cortex-a72").unwrap();
+                w.property_u32("reg", id).unwrap();
+                w.end_node(cpu).unwrap();
+            }
+            w.end_node(cpus).unwrap();
+            let intc = w.begin_node(&format!("intc@{:x}", self.gic.1)).unwrap();
+            w.property_string_list(
+                "compatible",
+                self.gic.0.iter().map(|s| s.to_string()).collect(),
+            )
+            .unwrap();
+            w.property_array_u64("reg", &[self.gic.1, 0x1_0000, 0x080a_0000, 0xf6_0000])
+                .unwrap();
+            w.end_node(intc).unwrap();
+            let uart = w.begin_node(&format!("pl011@{:x}", self.uart)).unwrap();
+            w.property_string_list(
+                "compatible",
+                vec!["arm,pl011".to_string(), "arm,primecell".to_string()],
+            )
+            .unwrap();
+            w.property_array_u64("reg", &[self.uart, 0x1000]).unwrap();
+            w.end_node(uart).unwrap();
+            w.end_node(root).unwrap();
+            w.finish().unwrap()
+        }
+
+        fn check(&self, board: &BoardConfig) -> Result<(), Mismatch> {
+            check_bytes(&self.blob(), 0x4800_0000, board).map_err(|e| e.what)
+        }
+    }
+
+    #[test]
+    fn qemu_virt_as_the_board_describes_it_passes() {
+        assert_eq!(Machine::virt().check(&v3()), Ok(()));
+        let larger = Machine {
+            ram: (0x4000_0000, 0x8000_0000),
+            cpus: &[0, 1, 2, 3, 4, 5],
+            ..Machine::virt()
+        };
+        assert_eq!(larger.check(&v3()), Ok(()), "more than the board is fine");
+    }
+
+    #[test]
+    fn too_little_memory_names_the_board_ram_range() {
+        for (base, size) in [(0x4000_0000, 0x3fff_f000), (0x4000_1000, 0x4000_0000)] {
+            let machine = Machine {
+                ram: (base, size),
+                ..Machine::virt()
+            };
+            assert_eq!(
+                machine.check(&v3()),
+                Err(Mismatch::RamMissing {
+                    base: 0x4000_0000,
+                    size: 0x4000_0000
+                }),
+                "{base:#x} + {size:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn too_few_cpus_name_the_first_missing_one() {
+        let machine = Machine {
+            cpus: &[0, 1],
+            ..Machine::virt()
+        };
+        assert_eq!(
+            machine.check(&v3()),
+            Err(Mismatch::CpuMissing { index: 2, mpidr: 2 })
+        );
+        let other = Machine {
+            cpus: &[0, 1, 2, 0x100],
+            ..Machine::virt()
+        };
+        assert_eq!(
+            other.check(&v3()),
+            Err(Mismatch::CpuMissing { index: 3, mpidr: 3 })
+        );
+    }
+
+    #[test]
+    fn the_gic_must_be_of_the_boards_version_at_its_address() {
+        let v2_machine = Machine {
+            gic: (&["arm,cortex-a15-gic"], GICD),
+            ..Machine::virt()
+        };
+        let gic = Err(Mismatch::Gic { expected: GICD });
+        assert_eq!(v2_machine.check(&v3()), gic);
+        assert_eq!(v2_machine.check(&v2()), Ok(()));
+        let gic_400 = Machine {
+            gic: (&["arm,gic-400"], GICD),
+            ..Machine::virt()
+        };
+        assert_eq!(gic_400.check(&v2()), Ok(()));
+        assert_eq!(Machine::virt().check(&v2()), gic);
+        let moved = Machine {
+            gic: (&["arm,gic-v3"], GICD + 0x1_0000),
+            ..Machine::virt()
+        };
+        assert_eq!(moved.check(&v3()), gic);
+    }
+
+    #[test]
+    fn the_console_pl011_must_be_at_the_boards_address() {
+        let machine = Machine {
+            uart: UART + 0x1000,
+            ..Machine::virt()
+        };
+        assert_eq!(machine.check(&v3()), Err(Mismatch::Uart { expected: UART }));
+    }
+
+    #[test]
+    fn a_blob_that_is_no_device_tree_is_unreadable() {
+        let mut blob = Machine::virt().blob();
+        blob[0] ^= 1; // the magic
+        assert_eq!(
+            check_bytes(&blob, 0x4800_0000, &v3()).map_err(|e| e.what),
+            Err(Mismatch::Unreadable {
+                address: 0x4800_0000
+            })
+        );
+        assert!(check_bytes(&[], 0x4800_0000, &v3()).is_err());
+    }
+
+    #[test]
+    fn only_an_aligned_address_with_a_whole_header_in_ram_is_read() {
+        let board = v3();
+        let header = HEADER as u64;
+        for good in [0x4000_0000, 0x4800_0000, 0x8000_0000 - header] {
+            assert_eq!(plausible_address(good, &board), Ok(()), "{good:#x}");
+        }
+        for bad in [
+            0,
+            0x4800_0004,
+            0x3fff_fff8,
+            0x8000_0000 - header + 8,
+            0x8000_0000,
+            u64::MAX - 7,
+        ] {
+            assert_eq!(
+                plausible_address(bad, &board).map_err(|e| e.what),
+                Err(Mismatch::Unreadable { address: bad }),
+                "{bad:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_blob_the_header_announces_must_lie_in_ram() {
+        let board = v3();
+        let blob = Machine::virt().blob();
+        let header: &[u8; HEADER] = blob[..HEADER].try_into().unwrap();
+        assert_eq!(blob_size(header, 0x4800_0000, &board), Ok(blob.len()));
+        let end = 0x8000_0000 - blob.len() as u64;
+        assert_eq!(blob_size(header, end, &board), Ok(blob.len()));
+        let unreadable = |address| Err(mismatch(&board, Mismatch::Unreadable { address }));
+        assert_eq!(blob_size(header, end + 8, &board), unreadable(end + 8));
+        let mut bad = *header;
+        bad[3] ^= 1; // the magic
+        assert_eq!(
+            blob_size(&bad, 0x4800_0000, &board),
+            unreadable(0x4800_0000)
+        );
+        let mut small = *header;
+        small[4..8].copy_from_slice(&(HEADER as u32 - 1).to_be_bytes());
+        assert_eq!(
+            blob_size(&small, 0x4800_0000, &board),
+            unreadable(0x4800_0000)
+        );
+        let mut huge = *header;
+        huge[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(
+            blob_size(&huge, 0x4800_0000, &board),
+            unreadable(0x4800_0000)
+        );
+    }
+
+    #[test]
+    fn each_mismatch_reads_as_a_sentence_naming_the_board() {
+        let text = |what| {
+            DtbMismatch {
+                board: "qemu-virt",
+                what,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            text(Mismatch::RamMissing {
+                base: 0x4000_0000,
+                size: 0x4000_0000
+            }),
+            "board qemu-virt has RAM 0x40000000..0x80000000, the boot device tree does not \
+             (too little memory given to the machine?)"
+        );
+        assert_eq!(
+            text(Mismatch::CpuMissing { index: 2, mpidr: 2 }),
+            "board qemu-virt has CPU 2 (MPIDR 0x2), the boot device tree does not \
+             (too few CPUs given to the machine?)"
+        );
+        assert_eq!(
+            text(Mismatch::Gic { expected: GICD }),
+            "board qemu-virt has its GIC distributor at 0x8000000, the boot device tree \
+             has no GIC of that version there"
+        );
+        assert_eq!(
+            text(Mismatch::Uart { expected: UART }),
+            "board qemu-virt has a PL011 at 0x9000000, the boot device tree does not"
+        );
+        assert_eq!(
+            text(Mismatch::Unreadable { address: 0x1234 }),
+            "no valid device tree at 0x1234 (x0 at entry); boot Bulkhead as an arm64 Image"
+        );
+    }
+}
