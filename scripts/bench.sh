@@ -51,7 +51,11 @@ scripts/setup.sh
 image=$(scripts/build.sh --config tests/configs/bench.toml)
 examples=$root/target/bulkhead/aarch64-unknown-none/release/examples
 guest_elf=$examples/bench-irq
-build_dir=$(ls -td target/bulkhead/aarch64-unknown-none-softfloat/release/build/bulkhead-*/out | sed -n 1p)
+# The newest build script output of the hypervisor (the one just built).
+build_dir=
+for dir in target/bulkhead/aarch64-unknown-none-softfloat/release/build/bulkhead-*/out; do
+    [ -n "$build_dir" ] && [ ! "$dir" -nt "$build_dir" ] || build_dir=$dir
+done
 
 # Freeze what is measured: the builds may be redone by someone else meanwhile.
 rm -rf "$out"
@@ -60,9 +64,9 @@ cp "$image" "$out/bench.bin"
 cp "${image%.bin}.elf" "$out/bench.elf"
 cp "$guest_elf" "$out/bench-irq.elf"
 cp "$build_dir/bulkhead_config.rs" "$out/bulkhead_config.rs"
-for blob in $(sed -nE 's/.*"\/([^"]+)"\)\).*/\1/p' "$out/bulkhead_config.rs"); do
+while read -r blob; do
     cp "$build_dir/$blob" "$out/blob-$blob"
-done
+done < <(sed -nE 's/.*"\/([^"]+)"\)\).*/\1/p' "$out/bulkhead_config.rs")
 # The interference image: built after the above is frozen (the build
 # rewrites the configuration it embeds).
 interference_image=$(scripts/build.sh --config tests/configs/bench-interference.toml)

@@ -66,6 +66,7 @@ fi
 wanted="${packages[*]}${need_qemu:+ qemu-system-arm (10 or later)}"
 wanted=${wanted# }
 [ -r /etc/os-release ] || die "no /etc/os-release: install by hand: $wanted"
+# The machine's os-release, not a file of ours for shellcheck to follow.
 # shellcheck source=/dev/null
 codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 [ "$codename" = bookworm ] ||
