@@ -11,7 +11,7 @@
       and OUT/report.md
 
 The ELFs are read with the aarch64-linux-gnu binutils (nm, readelf, objdump,
-size).
+size). tests/bench_trace.rs runs the parser on a recorded trace.
 """
 import glob, json, os, re, subprocess, sys, tomllib
 
