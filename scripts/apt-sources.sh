@@ -173,7 +173,7 @@ Suites: $codename-backports
 Components: main${signed:+
 Signed-By: $signed}"
 echo "add $target"
-sed 's/^/  /' <<<"$stanza"
+echo "  ${stanza//$'\n'/$'\n'  }"
 
 if [ "$mode" = add ]; then
     mkdir -p "$root/etc/apt/sources.list.d"

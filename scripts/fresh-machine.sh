@@ -10,7 +10,8 @@
 #                            [--limit MINUTES] [-- CMD...]
 #
 # (default)        run `scripts/run.sh --timeout 40`, then check that setup
-#                  installed QEMU (10 or later) and that both demo
+#                  installed QEMU (10 or later) and the scripts' tools
+#                  (python3, shellcheck, pyflakes3) and that both demo
 #                  partitions printed heartbeats
 # --test           then also run scripts/test.sh; it must report
 #                  "tests: N passed, 0 failed" with N > 0
@@ -389,7 +390,7 @@ supervise "base check" "$work/preflight.out" in_root "$root" /bin/bash -c '
     echo "fresh: $(. /etc/os-release && echo "$PRETTY_NAME"), $(rustc --version), $(gcc --version | head -n 1)"
     for t in $(rustup target list --installed); do echo "fresh-target $t"; done
     for c in $(rustup component list --installed); do echo "fresh-component $c"; done
-    for c in qemu-system-aarch64 aarch64-linux-gnu-gcc sudo; do echo "fresh-command $c $(command -v "$c" || echo none)"; done
+    for c in qemu-system-aarch64 aarch64-linux-gnu-gcc sudo python3 shellcheck pyflakes3; do echo "fresh-command $c $(command -v "$c" || echo none)"; done
     echo "fresh-lists $(find /var/lib/apt/lists -mindepth 1 -maxdepth 1 ! -name partial ! -name lock | wc -l)"' ||
     die "could not run in the base (above)"
 problems=()
@@ -405,7 +406,7 @@ debian_sources | cmp -s - "$root/etc/apt/sources.list.d/debian.sources" || probl
 [ ${#problems[@]} -eq 0 ] || [[ $base_from != built* ]] || rm -f "$tarball"
 [ ${#problems[@]} -eq 0 ] || die "the base is not a fresh machine: $(IFS=';'; echo "${problems[*]}")
   (rebuild it: --rebuild-base)"
-say "base checked: no QEMU, no aarch64 targets, no rustfmt/clippy, apt sources only in deb822, no package lists"
+say "base checked: no QEMU, no aarch64 targets, no rustfmt/clippy, no python3/shellcheck/pyflakes3, apt sources only in deb822, no package lists"
 phase "base" $(( $(date +%s) - t0 ))
 
 # ---- 2. the checkout ---------------------------------------------------------------
@@ -453,12 +454,15 @@ fi
 
 qemu_version=
 # shellcheck disable=SC2016 # expanded in the chroot
-supervise "qemu --version" "$work/qemu.out" in_root "$root" /bin/sh -c \
-    'if command -v qemu-system-aarch64 >/dev/null; then qemu-system-aarch64 --version; else echo "none (no qemu-system-aarch64)"; fi' || true
+supervise "installed tools" "$work/qemu.out" in_root "$root" /bin/sh -c \
+    'if command -v qemu-system-aarch64 >/dev/null; then qemu-system-aarch64 --version; else echo "none (no qemu-system-aarch64)"; fi
+     for c in python3 shellcheck pyflakes3; do command -v "$c" >/dev/null || echo "missing $c"; done' || true
 qemu_version=$(sed -n 1p "$work/qemu.out" | tr -d '\r')
 if [ ${#custom[@]} -eq 0 ]; then
     major=$(sed -nE '1s/.*version ([0-9]+).*/\1/p' <<<"$qemu_version")
     [ "${major:-0}" -ge 10 ] || failures+=("qemu-system-aarch64 in the root is not 10 or later: ${qemu_version:-none}")
+    missing=$(sed -n 's/^missing //p' "$work/qemu.out" | tr -d '\r' | tr '\n' ' ')
+    [ -z "$missing" ] || failures+=("setup did not install ${missing}in the root")
 fi
 
 # ---- 4. the tests --------------------------------------------------------------------

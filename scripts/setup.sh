@@ -8,7 +8,9 @@
 #     own QEMU 7.2 lacks what we use), adding bookworm-backports from the
 #     mirror the machine already uses when it is not configured
 #     (scripts/apt-sources.sh finds it, on every apt layout);
-#   - python3 (scripts/bench.sh's parser), rarely missing.
+#   - python3 (scripts/bench.py, bench.sh's parser and report), rarely
+#     missing;
+#   - shellcheck and pyflakes3 (scripts/test.sh lints the scripts with them).
 # Recommended packages are left out (QEMU's would bring a desktop stack);
 # of QEMU's, only ipxe-qemu is needed.
 # Safe to run again: it only adds what is not there. Debian packages need
@@ -48,6 +50,8 @@ packages=() # from the release itself
 need_qemu=
 command -v aarch64-linux-gnu-gcc >/dev/null || packages+=(gcc-aarch64-linux-gnu)
 command -v python3 >/dev/null || packages+=(python3)
+command -v shellcheck >/dev/null || packages+=(shellcheck)
+command -v pyflakes3 >/dev/null || packages+=(pyflakes3)
 [ "$(qemu_major)" -ge 10 ] || need_qemu=1
 # QEMU's virt machine loads its network card's boot ROM (efi-virtio.rom)
 # from ipxe-qemu, only a Recommends of Debian's QEMU: without it QEMU
@@ -62,6 +66,7 @@ fi
 wanted="${packages[*]}${need_qemu:+ qemu-system-arm (10 or later)}"
 wanted=${wanted# }
 [ -r /etc/os-release ] || die "no /etc/os-release: install by hand: $wanted"
+# The machine's os-release, not a file of ours for shellcheck to follow.
 # shellcheck source=/dev/null
 codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 [ "$codename" = bookworm ] ||

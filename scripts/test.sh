@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every test Bulkhead has, as CI runs them (.ci/run calls this):
 #   formatting, clippy (warnings denied) for the host and both aarch64
-#   targets, host unit tests, and the QEMU integration tests under tests/
-#   that boot real images and assert on what guests print.
+#   targets, shellcheck on the shell scripts and pyflakes on the Python,
+#   host unit tests, and the QEMU integration tests under tests/ that boot
+#   real images and assert on what guests print.
 # Installs what is missing first (scripts/setup.sh).
 set -euo pipefail
 
@@ -16,6 +17,10 @@ scripts/setup.sh
 
 step "rustfmt"
 cargo fmt --all --check
+
+step "shellcheck and pyflakes: the scripts"
+shellcheck scripts/*.sh .ci/run tests/bench-trace/binutils
+pyflakes3 scripts/bench.py
 
 step "build the guests and the default image"
 scripts/build.sh >/dev/null

@@ -1,0 +1,430 @@
+#!/usr/bin/env python3
+"""scripts/bench.sh's trace parser and report, Python 3 standard library only.
+
+  bench.py filter bench|interference HYP_ELF GUEST_ELF
+      prints QEMU's -dfilter ranges for the traced run
+  bench.py trace bench|interference LOG HYP_ELF GUEST_ELF CONFIG RESULT filtered|full
+      reads the -d exec,nochain trace at LOG (a FIFO in bench.sh), writes the
+      figures to RESULT (JSON); exit status 3: take the trace again, full
+  bench.py report OUT ROOT
+      checks the runs in OUT, prints the table and writes OUT/report.json
+      and OUT/report.md
+
+The ELFs are read with the aarch64-linux-gnu binutils (nm, readelf, objdump,
+size). tests/bench_trace.rs runs the parser on a recorded trace.
+"""
+import glob, json, os, re, subprocess, sys, tomllib
+
+def fail(message):
+    print(f"bench.sh: {message}", file=sys.stderr)
+    sys.exit(1)
+
+def symbols(elf, demangle=False):
+    """name -> (address, size) of the functions and labels of an ELF."""
+    args = ["aarch64-linux-gnu-nm", "-S"] + (["-C"] if demangle else []) + [elf]
+    table = {}
+    for line in subprocess.run(args, capture_output=True, text=True, check=True).stdout.splitlines():
+        m = re.match(r"([0-9a-f]+) (?:([0-9a-f]+) )?([tTwW]) (.*)$", line)
+        if m:
+            table.setdefault(m.group(4), (int(m.group(1), 16), int(m.group(2) or "0", 16)))
+    return table
+
+def executable_ranges(elf):
+    """[start, end) of the ELF's executable LOAD segments."""
+    out = subprocess.run(["aarch64-linux-gnu-readelf", "-lW", elf], capture_output=True, text=True, check=True).stdout
+    ranges = []
+    for line in out.splitlines():
+        f = line.split()
+        if f and f[0] == "LOAD" and "E" in f[6:-1]:
+            ranges.append((int(f[2], 16), int(f[2], 16) + int(f[5], 16)))
+    return ranges
+
+# What the trace leaves out: the hypervisor's bulk boot work (demangled
+# names; the partition memory's zeroing and cleaning, some 4 million
+# instructions a partition, is inlined into Runtime::build). A window that
+# calls one of them would be miscounted: the parser then says so and the
+# trace is taken again without the filter.
+EXCLUDED = ["memset", "rust_primary_main", "bulkhead::hyp::partitions::Runtime::build"]
+
+def trace_filter(hyp_elf, guest_elf, guest_ranges=None):
+    """-dfilter ranges: the hypervisor's code but the excluded functions,
+    and the guest's executable segments (or `guest_ranges`)."""
+    hyp = symbols(hyp_elf, demangle=True)
+    cut = sorted(hyp[name] for name in EXCLUDED if name in hyp)
+    ranges = []
+    for start, end in executable_ranges(hyp_elf):
+        for at, size in cut:
+            if start <= at < end:
+                if at > start:
+                    ranges.append((start, at))
+                start = at + size
+        if end > start:
+            ranges.append((start, end))
+    ranges += executable_ranges(guest_elf) if guest_ranges is None else guest_ranges
+    return ",".join(f"0x{a:x}..0x{b - 1:x}" for a, b in ranges)
+
+def call_sites(hyp_elf):
+    """Addresses of direct branches to the excluded functions."""
+    hyp = symbols(hyp_elf, demangle=True)
+    targets = {hyp[name][0] for name in EXCLUDED if name in hyp}
+    out = subprocess.run(["aarch64-linux-gnu-objdump", "-d", hyp_elf], capture_output=True, text=True, check=True).stdout
+    pattern = re.compile(r"^\s*([0-9a-f]+):\s+[0-9a-f]{8}\s+bl?\s+([0-9a-f]+) <")
+    return {int(m.group(1), 16) for m in map(pattern.match, out.splitlines())
+            if m and int(m.group(2), 16) in targets}
+
+# Guest handlers that tell which interrupt a window delivered.
+HANDLERS = {
+    "bench_irq::on_bench_sgi": "sgi",
+    "guest_lib::timer::on_interrupt": "timer",
+    "bench_irq::on_rtc": "rtc",
+}
+
+def victim_ranges(victim_elf):
+    """What of the interference victim the trace keeps: its samplers, the
+    function it sleeps in between them (so that the instruction before each
+    EL2 entry on its CPU is always in the trace) and its IRQ vector."""
+    gsym = symbols(victim_elf, demangle=True)
+    ranges = [(at, at + size) for name, (at, size) in gsym.items()
+              if re.match(r"bench_victim::(sample_[a-z0-9_]+|sleep_until)$", name)]
+    irq = symbols(victim_elf)["guest_lib_vectors"][0] + 0x280
+    return sorted(ranges + [(irq, irq + 0x80)])
+
+def replay(log, execute):
+    """Calls execute(cpu, pc) for each instruction of the -d exec,nochain
+    trace at `log` (one instruction per block), in order."""
+    mismatched = 0
+    pending = None
+    with open(log, "rb") as lines:
+        for line in lines:
+            if line.startswith(b"Trace "):
+                if pending:
+                    execute(*pending)
+                cpu = int(line[6:line.index(b":")])
+                pc = int(line[line.index(b"[") + 1:].split(b"/")[1], 16)
+                pending = (cpu, pc)
+            elif line.startswith(b"Stopped execution"):
+                # The block just logged was not executed (icount budget or
+                # an interrupt): forget it.
+                m = re.search(rb"\[([0-9a-f]+)\]", line)
+                if pending and m and int(m.group(1), 16) != pending[1]:
+                    mismatched += 1
+                pending = None
+    if pending:
+        execute(*pending)
+    if mismatched:
+        fail(f"{log}: {mismatched} 'Stopped execution' lines name another block than the one logged before them")
+
+def irq_windows(log, hyp_elf, guest_elf, filtered, handlers=None):
+    """The trace's deliveries, per CPU, from the hypervisor's EL2 IRQ vector
+    entry to the guest's IRQ vector: [cpu, instructions, contaminated,
+    kind, guest instructions before the vector, the instruction the CPU ran
+    before the EL2 entry]; kind is the first of `handlers` (address ->
+    kind) the CPU runs after the vector. And how many times each
+    (CPU, instruction before) entered EL2 from the guest, for any reason."""
+    hyp = symbols(hyp_elf)
+    el2_irq = hyp["el2_vectors"][0] + 0x480      # lower EL, AArch64, IRQ
+    lower_el = {hyp["el2_vectors"][0] + 0x400 + 0x80 * i for i in range(4)}  # sync, IRQ, FIQ, SError
+    guest_irq = symbols(guest_elf)["guest_lib_vectors"][0] + 0x280  # current EL, SP_ELx, IRQ
+    guest_ranges = executable_ranges(guest_elf)
+    handlers = handlers or {}
+    sites = call_sites(hyp_elf) if filtered else set()
+    count = {}        # instructions executed so far, per CPU
+    last = {}         # the instruction each CPU executed last
+    window = {}       # CPU -> [start index, contaminated, guest instructions, last]
+    unclassified = {} # CPU -> index in `windows` of its last window
+    windows = []
+    entries = {}
+
+    def execute(cpu, pc):
+        n = count.get(cpu, 0) + 1
+        count[cpu] = n
+        before = last.get(cpu)
+        last[cpu] = pc
+        if pc in lower_el:
+            entries[cpu, before] = entries.get((cpu, before), 0) + 1
+        if pc == el2_irq:
+            window[cpu] = [n, False, 0, before]
+            unclassified.pop(cpu, None)
+            return
+        if cpu in window:
+            if pc == guest_irq:
+                begin, dirty, in_guest, entered_from = window.pop(cpu)
+                unclassified[cpu] = len(windows)
+                windows.append([cpu, n - begin, dirty, None, in_guest, entered_from])
+                return
+            if any(a <= pc < b for a, b in guest_ranges):
+                # Back in the guest before its vector: a guest that waited
+                # with IRQs masked unmasks first (counted, and shown apart).
+                window[cpu][2] += 1
+            elif pc in sites:
+                window[cpu][1] = True
+        if cpu in unclassified and pc in handlers:
+            windows[unclassified.pop(cpu)][3] = handlers[pc]
+
+    replay(log, execute)
+    return windows, entries
+
+def clean(found, what):
+    """Exits with status 3 (take the trace again without the filter) if a
+    window of `found` calls what the filter leaves out."""
+    if any(w[2] for w in found):
+        print(f"bench.sh: a {what} window calls {'/'.join(EXCLUDED)}, which the trace filter leaves out", file=sys.stderr)
+        sys.exit(3)
+
+def spread(values):
+    """min, median (the upper one of an even count, as the guests take it) and max."""
+    values = sorted(values)
+    return values[0], values[len(values) // 2], values[-1]
+
+def trace(log, hyp_elf, guest_elf, config, result, filtered):
+    gsym = symbols(guest_elf, demangle=True)
+    handlers = {}
+    for name, kind in HANDLERS.items():
+        hits = [at for sym, (at, _) in gsym.items() if sym == name or sym.startswith(name + "::")]
+        if not hits:
+            fail(f"no symbol {name} in {guest_elf}")
+        handlers[hits[0]] = kind
+    windows, _ = irq_windows(log, hyp_elf, guest_elf, filtered, handlers)
+    cpus = tomllib.load(open(config, "rb"))["partition"][0]["cpus"]
+    figures = {}
+    for name, kind, cpu in [("timer_el2_to_vector", "timer", cpus[0]),
+                            ("sgi_target_el2_to_vector", "sgi", cpus[1]),
+                            ("passthrough_el2_to_vector", "rtc", cpus[0])]:
+        found = [w for w in windows if w[0] == cpu and w[3] == kind]
+        if not found:
+            fail(f"{log}: no {kind} interrupt delivered on CPU {cpu} in the trace")
+        clean(found, kind)
+        best = min(found, key=lambda w: w[1])
+        figures[name] = best[1]
+        print(f"trace: {name}: {len(found)} deliveries on CPU {cpu}, {best[1]}..{max(w[1] for w in found)}"
+              f" instructions; the shortest has {best[4]} guest instructions before the vector", file=sys.stderr)
+    json.dump(figures, open(result, "w"))
+
+def interference_trace(log, hyp_elf, victim_elf, config, result, filtered):
+    """Per aggressor, the victim CPU's windows whose EL2 entry interrupted
+    that phase's sampler: {aggressor: [samples, min, median, max, EL2
+    entries]}, the last counting every entry to EL2 from the sampler, for
+    whatever reason (one per sample when nothing else comes to its CPU)."""
+    samplers = {name.split("::sample_")[1]: (at, at + size)
+                for name, (at, size) in symbols(victim_elf, demangle=True).items()
+                if name.startswith("bench_victim::sample_")}
+    if not samplers:
+        fail(f"no bench_victim::sample_* functions in {victim_elf}")
+    partitions = tomllib.load(open(config, "rb"))["partition"]
+    cpu = next(p["cpus"][0] for p in partitions if p["name"] == "victim")
+    windows, entries = irq_windows(log, hyp_elf, victim_elf, filtered)
+    windows = [w for w in windows if w[0] == cpu]
+    figures = {}
+    for phase, (a, b) in samplers.items():
+        found = [w for w in windows if w[5] is not None and a <= w[5] < b]
+        if not found:
+            fail(f"{log}: no timer interrupt delivered to the victim's {phase} sampler on CPU {cpu}")
+        clean(found, phase)
+        exits = sum(k for (c, before), k in entries.items() if c == cpu and before is not None and a <= before < b)
+        figures[phase] = [len(found), *spread(w[1] for w in found), exits]
+        print(f"trace: interference {phase}: {len(found)} deliveries on CPU {cpu},"
+              f" min/median/max {'/'.join(map(str, figures[phase][1:4]))} instructions,"
+              f" {max(w[4] for w in found)} guest instructions at most before the vector,"
+              f" {exits} entries to EL2", file=sys.stderr)
+    json.dump(figures, open(result, "w"))
+
+def figures_of(log):
+    """The guest's `bench: name=value` lines, in order; value None for `-`."""
+    figures = {}
+    for line in open(log, errors="replace"):
+        m = re.search(r"bench: ([a-z0-9_]+)=(\S+)\s*$", line)
+        if m:
+            value = m.group(2)
+            figures[m.group(1)] = None if value == "-" else (float(value) if "." in value else int(value))
+    if not figures or not any(line.rstrip().endswith("bench: done") for line in open(log, errors="replace")):
+        fail(f"{log}: the guest did not finish (no 'bench: done')")
+    return figures
+
+def agree(what, first, second):
+    for name in sorted(set(first) | set(second)):
+        if first.get(name, "missing") != second.get(name, "missing"):
+            fail(f"figure {name} differs between the two {what} runs: {first.get(name, 'missing')} vs {second.get(name, 'missing')}")
+
+def section_sizes(elf):
+    out = subprocess.run(["aarch64-linux-gnu-size", "-A", elf], capture_output=True, text=True, check=True).stdout
+    sizes = {}
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 3 and f[0].startswith("."):
+            sizes[f[0]] = int(f[1])
+    return sizes
+
+def guest_blobs(elf, config_rs, blob_dir):
+    """Bytes of the guest images and device trees the build embedded."""
+    data = open(elf, "rb").read()
+    total = 0
+    names = re.findall(r'"/([^"]+)"\)\)', open(config_rs).read())
+    if not names:
+        fail(f"{config_rs}: no embedded blobs found")
+    for name in names:
+        blob = open(os.path.join(blob_dir, "blob-" + name), "rb").read()
+        if data.find(blob) < 0:
+            fail(f"{name} is not inside {elf}: the build changed under bench.sh; run it again")
+        total += len(blob)
+    return total
+
+def lines_of_code(src):
+    """Non-blank, non-comment lines of src/**/*.rs and *.S, each .rs file up
+    to its #[cfg(test)] module, without src/vgic/regs/tests.rs."""
+    total = 0
+    for path in sorted(glob.glob(os.path.join(src, "**", "*.rs"), recursive=True) +
+                       glob.glob(os.path.join(src, "**", "*.S"), recursive=True)):
+        if os.path.relpath(path, src) == os.path.join("vgic", "regs", "tests.rs"):
+            continue
+        lines = open(path).read().splitlines()
+        in_block = False
+        for i, line in enumerate(lines):
+            text = line.strip()
+            if path.endswith(".rs") and text == "#[cfg(test)]":
+                rest = [l.strip() for l in lines[i + 1:] if l.strip()]
+                if rest and re.match(r"(pub(\([a-z]+\))? )?mod ", rest[0]):
+                    break
+            if in_block:
+                if "*/" not in text:
+                    continue
+                in_block = False
+                text = text.split("*/", 1)[1].strip()
+            elif text.startswith("/*"):
+                if "*/" in text[2:]:
+                    text = text[2:].split("*/", 1)[1].strip()
+                else:
+                    in_block = True
+                    continue
+            if text and not text.startswith("//"):
+                total += 1
+    return total
+
+UNITS = {"exits_per_ipi": "exits", "exits_per_ipi_sender": "exits",
+         "traps_per_1000_mask_unmask": "traps"}
+# Trace figures, placed after the guest figure they refine.
+AFTER = {"timer_cval_to_handler": "timer_el2_to_vector",
+         "sgi_target_wfi_to_vector": "sgi_target_el2_to_vector",
+         "passthrough_irq_to_handler": "passthrough_el2_to_vector"}
+
+def checked_runs(out, untraced, traced, what):
+    """The guest figures of `untraced`-1/2.log and `traced`-1/2.log, which
+    must all agree, and the trace figures of `traced`-1/2.json, which must
+    agree with each other: (guest figures, trace figures)."""
+    runs = [figures_of(f"{out}/{untraced}-{i}.log") for i in (1, 2)]
+    logs = [figures_of(f"{out}/{traced}-{i}.log") for i in (1, 2)]
+    traces = [json.load(open(f"{out}/{traced}-{i}.json")) for i in (1, 2)]
+    agree(what, *runs)
+    agree(f"traced {what}", *traces)
+    for log in logs:
+        if log != runs[0]:
+            agree(f"{what} and traced {what}", runs[0], log)
+    return runs[0], traces[0]
+
+def interference_entries(out):
+    """The interference benchmark's entries, checked: the victim's figures
+    (two runs, and the two traced runs, alike), the trace's per aggressor,
+    one window per sample, and a neighbour that kept to the schedule and
+    did the same in both runs (and in both traced runs: with the trace,
+    one instruction a block, the neighbour's cache phase runs differently,
+    likely where QEMU does its broadcast TLB and instruction-cache
+    maintenance; the victim's figures do not change)."""
+    victim, traces = checked_runs(out, "interference", "interference-trace", "interference")
+    neighbour = [re.findall(r"aggressor: .*", open(f"{out}/{name}.log", errors="replace").read())
+                 for name in ("interference-1", "interference-2", "interference-trace-1", "interference-trace-2")]
+    if neighbour[0] != neighbour[1] or neighbour[2] != neighbour[3]:
+        fail("the neighbour's operations differ between two interference runs alike")
+    log = open(f"{out}/interference-1.log", errors="replace").read()
+    schedules = set(re.findall(r"(?:victim|aggressor): schedule (.*)", log))
+    if len(schedules) != 1:
+        fail(f"{out}/interference-1.log: the victim's and the aggressor's schedules differ: {sorted(schedules)}")
+    margin = int(re.search(r"margin=(\d+)", schedules.pop()).group(1))
+    samples = dict(re.findall(r"victim: ([a-z0-9_]+) samples=(\d+)", log))
+    ops = {name: (int(n), int(late)) for name, n, late in
+           re.findall(r"aggressor: ([a-z0-9_]+) ops=(\d+) late=(\d+)", log)}
+    if "aggressor: done" not in log:
+        fail(f"{out}/interference-1.log: the aggressor did not finish (no 'aggressor: done')")
+    if list(samples) != list(ops) or sorted(samples) != sorted(traces):
+        fail(f"{out}/interference-1.log: the victim's, the aggressor's and the trace's phases differ")
+    entries = []
+    for phase in samples:
+        count, low, median, high, exits = traces[phase]
+        n, late = ops[phase]
+        if count != int(samples[phase]) or count < 200:
+            fail(f"the trace has {count} deliveries in the {phase} phase, the victim took {samples[phase]} samples (at least 200)")
+        if late >= margin or (n == 0) != (phase == "idle"):
+            fail(f"the aggressor's {phase} phase: {n} operations, the last ended {late} ticks after the phase (margin {margin})")
+        for name, value, unit in [("min", low, "instructions"), ("median", median, "instructions"),
+                                  ("max", high, "instructions"), ("samples", count, "samples"),
+                                  ("victim_el2_entries", exits, "entries")] + \
+                [(f"guest_{k}", victim[f"interference_{phase}_guest_{k}"], "ticks") for k in ("min", "median", "max")] + \
+                [("neighbour_ops", n, "operations")]:
+            entries.append({"name": f"interference_{phase}_{name}", "native": None, "bulkhead": value, "unit": unit})
+    return entries
+
+def report(out, root):
+    native = [figures_of(f"{out}/native-{i}.log") for i in (1, 2)]
+    agree("native", *native)
+    native = native[0]
+    bulkhead, traces = checked_runs(out, "bulkhead", "trace", "Bulkhead")
+    if list(native) != list(bulkhead):
+        fail("the native and the Bulkhead run printed different figures")
+    entries = []
+    for name in native:
+        entries.append({"name": name, "native": native[name], "bulkhead": bulkhead[name],
+                        "unit": UNITS.get(name, "instructions")})
+        if name in AFTER:
+            # Natively there is no EL2: the figure does not exist.
+            entries.append({"name": AFTER[name], "native": None,
+                            "bulkhead": traces[AFTER[name]], "unit": "instructions"})
+    sizes = section_sizes(f"{out}/bench.elf")
+    guests = guest_blobs(f"{out}/bench.elf", f"{out}/bulkhead_config.rs", out)
+    image = {"image_text": sizes.get(".text", 0), "image_rodata": sizes.get(".rodata", 0),
+             "image_data": sizes.get(".data", 0), "image_guests": guests}
+    image["image_hypervisor"] = image["image_text"] + image["image_rodata"] + image["image_data"] - guests
+    for name, value in image.items():
+        entries.append({"name": name, "native": None, "bulkhead": value, "unit": "bytes"})
+    entries.append({"name": "loc_src", "native": None, "bulkhead": lines_of_code(os.path.join(root, "src")),
+                    "unit": "lines"})
+    victim = interference_entries(out)
+    json.dump(entries + victim, open(f"{out}/report.json", "w"), indent=2)
+
+    table = open(f"{out}/report.md", "w")
+
+    def row(text):
+        print(text)
+        table.write(text + "\n")
+
+    def show(v):
+        return "-" if v is None else f"{v:,}" if isinstance(v, int) else f"{v:g}"
+    row("| path | native | Bulkhead | overhead | ratio |")
+    row("|---|---:|---:|---:|---:|")
+    for e in entries:
+        path = e["name"] if e["unit"] == "instructions" else f"{e['name']} ({e['unit']})"
+        n, b = e["native"], e["bulkhead"]
+        overhead = show(b - n) if n is not None and b is not None else "-"
+        ratio = "-" if not n or b is None else f"{b / n:,.0f}x" if b / n >= 100 else f"{b / n:.1f}x"
+        row(f"| {path} | {show(n)} | {show(b)} | {overhead} | {ratio} |")
+    value = {e["name"]: e["bulkhead"] for e in victim}
+    idle = value["interference_idle_max"]
+    row("")
+    row("| victim's timer beside (interference_*) | samples | EL2 IRQ entry -> vector min | median | max"
+        " | max - idle max | EL2 entries | guest CVAL -> vector min | median | max (ticks) | neighbour ops |")
+    row("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for phase in [e["name"][len("interference_"):-len("_min")] for e in victim
+                  if re.fullmatch(r"interference_[a-z0-9_]+_min", e["name"]) and "_guest_" not in e["name"]]:
+        f = [value[f"interference_{phase}_{k}"] for k in
+             ("samples", "min", "median", "max", "victim_el2_entries", "guest_min", "guest_median", "guest_max",
+              "neighbour_ops")]
+        row(f"| {phase} | {' | '.join(map(show, f[:4]))} | {show(f[3] - idle)} | {' | '.join(map(show, f[4:]))} |")
+
+if __name__ == "__main__":
+    # filter|trace bench|interference ...: the interrupt benchmark's trace,
+    # or the interference benchmark's (the guest ELF is the victim's).
+    interference = sys.argv[2:3] == ["interference"]
+    if sys.argv[1] == "filter":
+        hyp_elf, guest_elf = sys.argv[3:5]
+        print(trace_filter(hyp_elf, guest_elf, victim_ranges(guest_elf) if interference else None))
+    elif sys.argv[1] == "trace":
+        (interference_trace if interference else trace)(*sys.argv[3:8], filtered=sys.argv[8] == "filtered")
+    elif sys.argv[1] == "report":
+        report(*sys.argv[2:4])
