@@ -45,20 +45,34 @@ static LOCALS: Locals = Locals(
 );
 
 /// This CPU's slot.
+///
+/// # Safety
+///
+/// The caller must not hold the reference across another call of `local`
+/// or [`queue`]: only this CPU uses its slot, from EL2 with interrupts
+/// masked and without nesting, so such a call is the only way the slot
+/// could be borrowed twice.
 #[allow(clippy::mut_from_ref)] // one CPU, one slot: see `Locals`
-fn local() -> &'static mut Local {
-    // SAFETY: only this CPU uses its slot, from EL2 with interrupts masked,
-    // and no caller holds the reference across another call to `local`.
+unsafe fn local() -> &'static mut Local {
+    // SAFETY: this CPU's slot, used by no other CPU; the caller holds no
+    // other reference to it (this function's contract).
     unsafe { &mut *LOCALS.0[super::this_cpu()].get() }
 }
 
-fn queue() -> &'static mut PendingQueue {
-    &mut local().queue
+/// This CPU's pending queue.
+///
+/// # Safety
+///
+/// As for [`local`].
+unsafe fn queue() -> &'static mut PendingQueue {
+    // SAFETY: the caller keeps `local`'s contract.
+    unsafe { &mut local().queue }
 }
 
 /// Where this CPU's queue keeps its length (for the assembly fast paths).
 pub fn queue_len_address() -> usize {
-    local().queue.len_address()
+    // SAFETY: used for this expression only.
+    unsafe { local() }.queue.len_address()
 }
 
 /// vCPU `v`'s bits of its partition's control page. The page is guest
@@ -100,14 +114,17 @@ fn after(part: &Partition, v: usize, irq: Option<Irq>, result: After) {
     if let Some(irq) = irq.filter(|i| result.full && i.hw) {
         gicv3::deactivate(irq.intid);
     }
-    part.publish_stats(v, &local().stats);
+    // SAFETY: used for this statement only; the callers' borrows ended.
+    part.publish_stats(v, &unsafe { local() }.stats);
 }
 
 /// Offers `irq` to vCPU `v` of `part`, which runs on this CPU, through the
 /// mask gate.
 #[inline]
 pub fn inject(part: &Partition, v: usize, irq: Irq) {
-    let l = local();
+    // SAFETY: `l` is not used after `gate::inject`, before `after` takes
+    // the slot again.
+    let l = unsafe { local() };
     let result = gate::inject(
         &mut HwListRegisters,
         &mut l.queue,
@@ -121,7 +138,9 @@ pub fn inject(part: &Partition, v: usize, irq: Irq) {
 /// The maintenance interrupt, the IRQ_UNMASK call, or a kick: move what
 /// waits into the list registers unless the vCPU is masked.
 pub fn flush(part: &Partition, v: usize) {
-    let l = local();
+    // SAFETY: `l` is not used after `gate::flush`, before `after` takes
+    // the slot again.
+    let l = unsafe { local() };
     let result = gate::flush(
         &mut HwListRegisters,
         &mut l.queue,
@@ -133,7 +152,8 @@ pub fn flush(part: &Partition, v: usize) {
 
 /// This CPU's vCPU's deferral statistics.
 pub fn stats() -> Stats {
-    local().stats
+    // SAFETY: used for this expression only.
+    unsafe { local() }.stats
 }
 
 /// Moves vCPU `v`'s deliverable pending interrupts (enabled, group 1 on)
@@ -276,7 +296,9 @@ pub fn withdraw(part: &Partition, v: usize) {
         take(&private.withdraw_spi_pending),
         take(&private.withdraw_spi_active),
     );
-    let l = local();
+    // SAFETY: nothing below takes the slot while `l` is in use (`give_back`
+    // does not; `flush` comes after its last use).
+    let l = unsafe { local() };
     if l.queue.is_empty() && lr::held(&HwListRegisters).next().is_none() {
         return;
     }
@@ -347,7 +369,8 @@ pub fn withdraw(part: &Partition, v: usize) {
 /// the distributor), so no physical interrupt stays active for a guest that
 /// will never end it; then the virtual CPU interface is reset.
 pub fn power_off(part: &Partition, v: usize) {
-    let l = local();
+    // SAFETY: nothing below takes the slot (`give_back` does not).
+    let l = unsafe { local() };
     let mut lrs = HwListRegisters;
     for n in 0..lrs.count() {
         let entry = lrs.read(n);
@@ -494,7 +517,8 @@ impl Live for LocalView<'_> {
         }
         if vcpu == self.vcpu {
             let (p, a) = lr::private_state(&HwListRegisters);
-            pending |= p | queue().private_mask();
+            // SAFETY: used for this expression only.
+            pending |= p | unsafe { queue() }.private_mask();
             active |= a;
         }
         (pending, active)
@@ -512,7 +536,8 @@ impl Live for LocalView<'_> {
         lr::held(&HwListRegisters)
             .filter(|e| e.irq.intid == intid)
             .fold(
-                (physical.0 || queue().contains(intid), physical.1),
+                // SAFETY: used for this expression only.
+                (physical.0 || unsafe { queue() }.contains(intid), physical.1),
                 |(p, a), e| (p | e.pending, a | e.active),
             )
     }
