@@ -1,5 +1,5 @@
 /*
- * The guest's IRQ and synchronous exits, with fast paths for the three
+ * The guest's IRQ and synchronous exits, with fast paths for the four
  * hottest cases (see fast.rs for the conditions). Every exit first saves
  * x0-x7 into a TrapFrame on the EL2 stack; a fast path works in those eight
  * registers and returns; anything else saves x8-x30 into the same frame and

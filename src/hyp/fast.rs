@@ -1,7 +1,7 @@
 //! The per-CPU block the assembly fast paths read (TPIDR_EL2 points at this
 //! CPU's), and what fills it.
 //!
-//! Three exits are handled in `entry.S` without entering Rust when the
+//! Four exits are handled in `fast.S` without entering Rust when the
 //! common case holds, and fall back to the Rust handlers otherwise:
 //! - the virtual timer's physical interrupt: vCPU not masked, nothing
 //!   queued, every list register free: one LR written with the HW bit;
