@@ -267,52 +267,9 @@ impl Elf {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// A test segment: physical (= virtual) address, file bytes, memory size.
-    pub(crate) struct Seg<'a> {
-        pub paddr: u64,
-        pub data: &'a [u8],
-        pub memsz: u64,
-    }
-
-    /// Builds a minimal AArch64 executable with the given PT_LOAD segments.
-    pub(crate) fn build_elf(entry: u64, segs: &[Seg<'_>]) -> Vec<u8> {
-        let phoff = EHDR_SIZE;
-        let mut data_off = phoff + segs.len() * PHDR_SIZE;
-        let mut out = vec![0u8; data_off];
-        out[..4].copy_from_slice(&MAGIC);
-        out[4] = ELFCLASS64;
-        out[5] = ELFDATA2LSB;
-        out[6] = 1; // EI_VERSION
-        out[16..18].copy_from_slice(&ET_EXEC.to_le_bytes());
-        out[18..20].copy_from_slice(&EM_AARCH64.to_le_bytes());
-        out[20..24].copy_from_slice(&1u32.to_le_bytes());
-        out[24..32].copy_from_slice(&entry.to_le_bytes());
-        out[32..40].copy_from_slice(&(phoff as u64).to_le_bytes());
-        out[52..54].copy_from_slice(&(EHDR_SIZE as u16).to_le_bytes());
-        out[54..56].copy_from_slice(&(PHDR_SIZE as u16).to_le_bytes());
-        out[56..58].copy_from_slice(&(segs.len() as u16).to_le_bytes());
-        for (i, s) in segs.iter().enumerate() {
-            let ph = phoff + i * PHDR_SIZE;
-            let fields: [(usize, u64); 6] = [
-                (8, data_off as u64), // p_offset
-                (16, s.paddr),        // p_vaddr
-                (24, s.paddr),        // p_paddr
-                (32, s.data.len() as u64),
-                (40, s.memsz),
-                (48, 0x1000), // p_align
-            ];
-            out[ph..ph + 4].copy_from_slice(&PT_LOAD.to_le_bytes());
-            for (at, v) in &fields {
-                out[ph + at..ph + at + 8].copy_from_slice(&v.to_le_bytes());
-            }
-            out.extend_from_slice(s.data);
-            data_off += s.data.len();
-        }
-        out
-    }
+    use crate::test_elf::{Seg, build_elf};
 
     #[test]
     fn flattens_by_physical_address_with_zero_filled_gaps() {

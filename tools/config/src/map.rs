@@ -1088,8 +1088,8 @@ impl Drawing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::elf::tests::{Seg, build_elf};
     use crate::error::ErrorKind;
+    use crate::test_elf::{Seg, build_elf};
 
     /// A board unlike the shipped one: two RAM ranges (one above 4 GiB),
     /// CPUs in two clusters, a device with two interrupts and a compatible

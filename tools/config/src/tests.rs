@@ -8,8 +8,8 @@ use std::process::Command;
 
 use crate::check::{Checked, MemoryRegion};
 use crate::elf::ElfError;
-use crate::elf::tests::{Seg, build_elf};
 use crate::error::{ConfigError, ErrorKind};
+use crate::test_elf::{Seg, build_elf};
 
 /// The shipped files: each test of them only checks that they pass.
 const SHIPPED_BOARD: &str = include_str!("../../../boards/qemu-virt/board.toml");
