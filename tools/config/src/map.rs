@@ -1413,12 +1413,100 @@ size = 0x0400_0000
         assert_eq!(size(0x1_8000_0000), "6 GiB");
         assert_eq!(size(0x100_0000_0000), "1 TiB");
         assert_eq!(size(100), "100 B");
+        // Not a whole number of GiB, nor of MiB: in KiB, however many.
+        assert_eq!(size(0x4000_1000), "1048580 KiB");
+        assert_eq!(size(0), "0 B");
+    }
+
+    #[test]
+    fn interrupt_lists_read_as_words() {
+        assert_eq!(interrupts(&[]), "no interrupts");
+        assert_eq!(interrupts(&[34]), "INTID 34");
+        assert_eq!(interrupts(&[40, 41]), "INTIDs 40, 41");
+    }
+
+    #[test]
+    fn lines_break_before_a_word_that_would_pass_the_width() {
+        // 9 characters fit a width of 9; the next word does not.
+        assert_eq!(wrap("aaaa bbbb cccc", 9), ["aaaa bbbb", "cccc"]);
+        assert_eq!(wrap("aaaa bbbb", 8), ["aaaa", "bbbb"]);
+        assert_eq!(wrap("a overlongword b", 4), ["a", "overlongword", "b"]);
+    }
+
+    #[test]
+    fn ram_is_tiled_with_free_rows_only_in_the_gaps() {
+        let r = |base, size| Range { base, size };
+        let used = |base, size| Row::new(r(base, size), "used", Owner::Hypervisor, Vec::new());
+        let tiled = |rows: Vec<Row>| -> Vec<(Range, String)> {
+            let whole = r(0x1000, 0x3000);
+            tile(whole, rows)
+                .into_iter()
+                .map(|row| (row.range, row.what))
+                .collect()
+        };
+        let (used_row, free_row) = (String::from("used"), String::from("free RAM"));
+        // Rows from end to end: no free row, not even an empty one.
+        assert_eq!(
+            tiled(vec![used(0x3000, 0x1000), used(0x1000, 0x2000)]),
+            [
+                (r(0x1000, 0x2000), used_row.clone()),
+                (r(0x3000, 0x1000), used_row.clone())
+            ]
+        );
+        assert_eq!(
+            tiled(vec![used(0x2000, 0x1000)]),
+            [
+                (r(0x1000, 0x1000), free_row.clone()),
+                (r(0x2000, 0x1000), used_row),
+                (r(0x3000, 0x1000), free_row)
+            ]
+        );
+    }
+
+    #[test]
+    fn parts_and_tails_are_indented_under_the_range_they_are_in() {
+        let text = text(&checked(BOARD));
+        // Where the label of the first line with `what` starts.
+        let column = |what: &str| {
+            let line = text.lines().find(|l| l.contains(what));
+            line.and_then(|l| l.find(what))
+                .unwrap_or_else(|| panic!("no {what:?} in\n{text}"))
+        };
+        // In the physical map: RAM under the heading, its parts, a part's
+        // device-tree tail; a wrapped label goes on two more to the right.
+        let ram = column("what");
+        assert_eq!(column("alpha memory: at IPA 0x4000_0000"), ram + 2);
+        assert_eq!(column("alpha device tree"), ram + 4);
+        assert_eq!(column("stacks"), ram + 4);
+        // In a partition's map: memory, and the device tree at its top.
+        let memory = column("memory: phys 0x4800_0000");
+        assert_eq!(column("device tree: phys 0x4bff_0000"), memory + 2);
+    }
+
+    #[test]
+    fn text_widths_round_up_to_whole_pixels() {
+        // Per em: regular 0.60, bold 0.68, mono 0.61.
+        assert_eq!(width("a", 1, Face::Regular), 1);
+        assert_eq!(width("abc", 10, Face::Regular), 18);
+        assert_eq!(width("abc", 10, Face::Bold), 21);
+        assert_eq!(width("abc", 10, Face::Mono), 19);
+        assert_eq!(width("", 12, Face::Bold), 0);
+    }
+
+    #[test]
+    fn a_tint_is_30_percent_of_the_colour_on_white() {
+        assert_eq!(tint("#000000"), "#b3b3b3");
+        assert_eq!(tint("#ffffff"), "#ffffff");
+        assert_eq!(tint("#3366cc"), "#c2d2f0");
     }
 
     #[test]
     fn box_heights_grow_with_log2_of_the_size_and_are_clamped() {
         assert_eq!(scaled_height(0x1000), 20);
         assert_eq!(scaled_height(0x2000), 25);
+        // Between doublings, by sixteenths: 6 KiB and 12 KiB are half-way.
+        assert_eq!(scaled_height(0x1800), 22);
+        assert_eq!(scaled_height(0x3000), 27);
         assert_eq!(scaled_height(0x100), 20);
         let sizes = [0x1000_u64, 0x1_0000, 0x20_0000, 0x400_0000, 0x4000_0000];
         let heights: Vec<i64> = sizes.iter().map(|&s| scaled_height(s)).collect();

@@ -392,6 +392,43 @@ fn toml_syntax_errors_give_the_line() {
     assert_eq!(e.line(), Some(2));
 }
 
+#[test]
+fn an_errors_source_is_the_io_elf_or_device_tree_error_behind_it() {
+    use std::error::Error as _;
+    let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+    let path = String::from("guests/x");
+    let kinds = [
+        ErrorKind::Read {
+            path: path.clone(),
+            error: io(),
+        },
+        ErrorKind::Write { path, error: io() },
+        ErrorKind::BadElf {
+            error: ElfError::Truncated,
+        },
+        ErrorKind::DeviceTree {
+            error: vm_fdt::Error::TotalSizeTooLarge,
+        },
+        ErrorKind::NoCpus,
+    ];
+    let sources: Vec<Option<String>> = kinds
+        .into_iter()
+        .map(|kind| ConfigError::new(SET_FILE, None, None, None, kind))
+        .map(|e| e.source().map(|s| s.to_string()))
+        .collect();
+    let fdt_error = vm_fdt::Error::TotalSizeTooLarge.to_string();
+    assert_eq!(
+        sources,
+        [
+            Some("gone".to_owned()),
+            Some("gone".to_owned()),
+            Some("file is truncated".to_owned()),
+            Some(fdt_error),
+            None
+        ]
+    );
+}
+
 // ---- names ------------------------------------------------------------------
 
 #[test]
