@@ -1291,12 +1291,15 @@ size = 0x0400_0000
     fn all_text(doc: &roxmltree::Document<'_>) -> Vec<String> {
         doc.descendants()
             .filter(|n| n.has_tag_name("text"))
-            .map(|n| {
-                n.descendants()
-                    .filter(|d| d.is_text())
-                    .filter_map(|d| d.text())
-                    .collect()
-            })
+            .map(text_of)
+            .collect()
+    }
+
+    /// The text in `node`, tspans joined.
+    fn text_of(node: roxmltree::Node<'_, '_>) -> String {
+        node.descendants()
+            .filter(|d| d.is_text())
+            .filter_map(|d| d.text())
             .collect()
     }
 
@@ -1376,6 +1379,119 @@ size = 0x0400_0000
         assert!(image.contains(&format!("fill=\"{}\"", tint(PALETTE[0]))));
         assert!(image.contains(&format!("fill=\"{}\"", tint(PALETTE[1]))));
         assert!(image.contains(&format!("fill=\"{UNASSIGNED_FILL}\"")));
+    }
+
+    /// A box of the drawing: `[left, top, right, bottom]`, in px.
+    type Bounds = [i64; 4];
+
+    /// Whether `inner` lies within `outer`.
+    fn within(inner: Bounds, outer: Bounds) -> bool {
+        inner[0] >= outer[0] && inner[1] >= outer[1] && inner[2] <= outer[2] && inner[3] <= outer[3]
+    }
+
+    /// Whether the two share more than an edge.
+    fn cross(a: Bounds, b: Bounds) -> bool {
+        a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]
+    }
+
+    /// The rectangles of an SVG (not the background, not the hatch pattern's)
+    /// and the bounds of its horizontal text (as [`width`] estimates it, from
+    /// the cap height above the baseline to the descenders below), with the text.
+    fn layout(image: &str) -> (Vec<Bounds>, Vec<(Bounds, String)>) {
+        let doc = roxmltree::Document::parse(image).expect("well-formed SVG");
+        let (w, h) = (
+            number(doc.root_element(), "width"),
+            number(doc.root_element(), "height"),
+        );
+        let in_defs = |n: &roxmltree::Node<'_, '_>| n.ancestors().any(|a| a.has_tag_name("defs"));
+        let rects = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("rect") && !in_defs(n))
+            .map(|r| {
+                let (x, y) = (number(r, "x"), number(r, "y"));
+                [x, y, x + number(r, "width"), y + number(r, "height")]
+            })
+            .filter(|b| *b != [0, 0, w, h])
+            .collect();
+        let texts = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text") && n.attribute("transform").is_none())
+            .map(|t| {
+                let s = text_of(t);
+                let size = number(t, "font-size");
+                let face = match (t.attribute("font-weight"), t.attribute("font-family")) {
+                    (Some("bold"), _) => Face::Bold,
+                    (_, Some(MONO)) => Face::Mono,
+                    _ => Face::Regular,
+                };
+                let (x, y, tw) = (number(t, "x"), number(t, "y"), width(&s, size, face));
+                let left = if t.attribute("text-anchor") == Some("end") {
+                    x - tw
+                } else {
+                    x
+                };
+                ([left, y - size * 3 / 4, left + tw, y + size / 4], s)
+            })
+            .collect();
+        (rects, texts)
+    }
+
+    /// The first and last point of each zigzag.
+    fn zigzags(image: &str) -> Vec<((i64, i64), (i64, i64))> {
+        let doc = roxmltree::Document::parse(image).expect("well-formed SVG");
+        doc.descendants()
+            .filter_map(|n| n.attribute("d"))
+            .map(|d| {
+                let numbers: Vec<i64> = d
+                    .split([' ', 'M', 'L'])
+                    .filter(|w| !w.is_empty())
+                    .map(|w| w.parse().expect("a path coordinate"))
+                    .collect();
+                let n = numbers.len();
+                ((numbers[0], numbers[1]), (numbers[n - 2], numbers[n - 1]))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_svgs_boxes_nest_and_its_labels_neither_collide_nor_cross_a_box_edge() {
+        for board in [BOARD.to_owned(), gicv2_board()] {
+            let image = svg(&checked(&board));
+            let (rects, texts) = layout(&image);
+            assert!(rects.len() > 40 && texts.len() > 60, "{image}");
+            // Boxes: apart, or one inside the other (a stripe or a
+            // device-tree strip in its box).
+            for (i, a) in rects.iter().enumerate() {
+                for b in &rects[..i] {
+                    let nested = within(*a, *b) || within(*b, *a);
+                    assert!(nested || !cross(*a, *b), "boxes {a:?} and {b:?} overlap");
+                }
+            }
+            // Labels: never over another label, each inside a box or clear of it.
+            for (i, (a, s)) in texts.iter().enumerate() {
+                for (b, t) in &texts[..i] {
+                    assert!(!cross(*a, *b), "{s:?} {a:?} collides with {t:?} {b:?}");
+                }
+                for r in &rects {
+                    let clear = within(*a, *r) || !cross(*a, *r);
+                    assert!(clear, "{s:?} {a:?} crosses the edge of {r:?}");
+                }
+            }
+            // Each zigzag (a break in the addresses) runs from the left edge
+            // of a box, or of the RAM band, to the right edge of one.
+            let breaks = zigzags(&image);
+            assert!(breaks.len() > 3, "{image}");
+            for ((x0, y0), (x1, _)) in breaks {
+                assert!(
+                    rects.iter().any(|r| r[0] == x0),
+                    "a break starts at {x0},{y0}"
+                );
+                assert!(
+                    rects.iter().any(|r| r[2] == x1),
+                    "a break ends at {x1},{y0}"
+                );
+            }
+        }
     }
 
     #[test]
