@@ -1161,7 +1161,12 @@ size = 0x0400_0000
     }
 
     fn checked(board: &str) -> Checked {
-        crate::check(board, "boards/testboard/board.toml", SET, SET_FILE, &images)
+        checked_as(board, SET_FILE)
+    }
+
+    /// The test set on `board`, its file named `set_file`.
+    fn checked_as(board: &str, set_file: &str) -> Checked {
+        crate::check(board, "boards/testboard/board.toml", SET, set_file, &images)
             .unwrap_or_else(|e| panic!("the test set is valid: {e}"))
     }
 
@@ -1394,24 +1399,32 @@ size = 0x0400_0000
         a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]
     }
 
-    /// The rectangles of an SVG (not the background, not the hatch pattern's)
-    /// and the bounds of its horizontal text (as [`width`] estimates it, from
-    /// the cap height above the baseline to the descenders below), with the text.
-    fn layout(image: &str) -> (Vec<Bounds>, Vec<(Bounds, String)>) {
+    /// What an SVG draws, as far as the layout tests look.
+    struct Layout {
+        /// Width and height.
+        canvas: (i64, i64),
+        /// The rectangles (not the background, not the hatch pattern's), with their fill.
+        rects: Vec<(Bounds, String)>,
+        /// The horizontal text: its bounds (as [`width`] estimates it, from
+        /// the cap height above the baseline to the descenders below), its
+        /// baseline's start, the text, and whether it is anchored at its end.
+        texts: Vec<(Bounds, (i64, i64), String, bool)>,
+    }
+
+    fn layout(image: &str) -> Layout {
         let doc = roxmltree::Document::parse(image).expect("well-formed SVG");
-        let (w, h) = (
-            number(doc.root_element(), "width"),
-            number(doc.root_element(), "height"),
-        );
+        let root = doc.root_element();
+        let canvas = (number(root, "width"), number(root, "height"));
         let in_defs = |n: &roxmltree::Node<'_, '_>| n.ancestors().any(|a| a.has_tag_name("defs"));
         let rects = doc
             .descendants()
             .filter(|n| n.has_tag_name("rect") && !in_defs(n))
             .map(|r| {
                 let (x, y) = (number(r, "x"), number(r, "y"));
-                [x, y, x + number(r, "width"), y + number(r, "height")]
+                let bounds = [x, y, x + number(r, "width"), y + number(r, "height")];
+                (bounds, r.attribute("fill").unwrap_or_default().to_owned())
             })
-            .filter(|b| *b != [0, 0, w, h])
+            .filter(|(b, _)| *b != [0, 0, canvas.0, canvas.1])
             .collect();
         let texts = doc
             .descendants()
@@ -1425,15 +1438,17 @@ size = 0x0400_0000
                     _ => Face::Regular,
                 };
                 let (x, y, tw) = (number(t, "x"), number(t, "y"), width(&s, size, face));
-                let left = if t.attribute("text-anchor") == Some("end") {
-                    x - tw
-                } else {
-                    x
-                };
-                ([left, y - size * 3 / 4, left + tw, y + size / 4], s)
+                let end = t.attribute("text-anchor") == Some("end");
+                let left = if end { x - tw } else { x };
+                let bounds = [left, y - size * 3 / 4, left + tw, y + size / 4];
+                (bounds, (x, y), s, end)
             })
             .collect();
-        (rects, texts)
+        Layout {
+            canvas,
+            rects,
+            texts,
+        }
     }
 
     /// The first and last point of each zigzag.
@@ -1455,9 +1470,21 @@ size = 0x0400_0000
 
     #[test]
     fn the_svgs_boxes_nest_and_its_labels_neither_collide_nor_cross_a_box_edge() {
-        for board in [BOARD.to_owned(), gicv2_board()] {
-            let image = svg(&checked(&board));
-            let (rects, texts) = layout(&image);
+        // The last with a title wider than the maps.
+        let long_name = format!("sets/{}.toml", "a-long-name-".repeat(20));
+        let sets = [
+            checked(BOARD),
+            checked(&gicv2_board()),
+            checked_as(BOARD, &long_name),
+        ];
+        for set in &sets {
+            let image = svg(set);
+            let Layout {
+                canvas: (w, h),
+                rects,
+                texts,
+            } = layout(&image);
+            let rects: Vec<Bounds> = rects.into_iter().map(|(b, _)| b).collect();
             assert!(rects.len() > 40 && texts.len() > 60, "{image}");
             // Boxes: apart, or one inside the other (a stripe or a
             // device-tree strip in its box).
@@ -1468,8 +1495,8 @@ size = 0x0400_0000
                 }
             }
             // Labels: never over another label, each inside a box or clear of it.
-            for (i, (a, s)) in texts.iter().enumerate() {
-                for (b, t) in &texts[..i] {
+            for (i, (a, _, s, _)) in texts.iter().enumerate() {
+                for (b, _, t, _) in &texts[..i] {
                     assert!(!cross(*a, *b), "{s:?} {a:?} collides with {t:?} {b:?}");
                 }
                 for r in &rects {
@@ -1477,21 +1504,168 @@ size = 0x0400_0000
                     assert!(clear, "{s:?} {a:?} crosses the edge of {r:?}");
                 }
             }
+            // The canvas ends a margin right of and below the furthest box or
+            // label (addresses, anchored at their end, stand left of boxes).
+            let right = rects.iter().map(|r| r[2]);
+            let labels = texts.iter().filter(|t| !t.3);
+            let right = right.chain(labels.clone().map(|t| t.0[2])).max();
+            let bottom = rects.iter().map(|r| r[3]).chain(labels.map(|t| t.1.1));
+            assert_eq!((right, bottom.max()), (Some(w - MARGIN), Some(h - MARGIN)));
             // Each zigzag (a break in the addresses) runs from the left edge
             // of a box, or of the RAM band, to the right edge of one.
             let breaks = zigzags(&image);
             assert!(breaks.len() > 3, "{image}");
             for ((x0, y0), (x1, _)) in breaks {
-                assert!(
-                    rects.iter().any(|r| r[0] == x0),
-                    "a break starts at {x0},{y0}"
-                );
-                assert!(
-                    rects.iter().any(|r| r[2] == x1),
-                    "a break ends at {x1},{y0}"
-                );
+                let starts = rects.iter().any(|r| r[0] == x0);
+                assert!(starts, "a break starts at {x0},{y0}");
+                let ends = rects.iter().any(|r| r[2] == x1);
+                assert!(ends, "a break ends at {x1},{y0}");
             }
         }
+    }
+
+    #[test]
+    fn the_legend_shows_each_owners_colour_beside_its_name() {
+        let Layout { rects, texts, .. } = layout(&svg(&checked(BOARD)));
+        let keys = [
+            ("partition alpha", tint(PALETTE[0])),
+            ("partition beta", tint(PALETTE[1])),
+            (
+                "hypervisor: its RAM and MMIO, and what it emulates or provides",
+                HYPERVISOR_FILL.to_owned(),
+            ),
+            (
+                "unassigned: a board device or CPU no partition takes",
+                UNASSIGNED_FILL.to_owned(),
+            ),
+            ("free RAM", "url(#free)".to_owned()),
+            (
+                "device-tree area: the top 64 KiB of a partition's lowest memory, in place",
+                "#ffffff".to_owned(),
+            ),
+        ];
+        for (label, fill) in keys {
+            // The label's baseline is level with a swatch of the colour, left of it.
+            let beside = texts
+                .iter()
+                .filter(|t| t.2 == label)
+                .any(|(_, (x, y), _, _)| {
+                    let swatch = |(r, f): &(Bounds, String)| {
+                        *f == fill && r[2] < *x && r[1] < *y && *y <= r[3]
+                    };
+                    rects.iter().any(swatch)
+                });
+            assert!(beside, "no {fill} swatch beside {label:?}");
+        }
+        let legend = texts.iter().filter(|t| t.2 == "Legend").count();
+        assert_eq!(legend, 1);
+        let skipped = "addresses skipped: the next box does not start where the last one ends";
+        assert!(texts.iter().any(|t| t.2 == skipped));
+    }
+
+    #[test]
+    fn addresses_in_svg_labels_are_set_in_the_monospace_face() {
+        let image = svg(&checked(BOARD));
+        let doc = roxmltree::Document::parse(&image).expect("well-formed SVG");
+        let mono = |label: &str| -> Vec<String> {
+            let text = doc
+                .descendants()
+                .find(|n| n.has_tag_name("text") && text_of(*n) == label)
+                .unwrap_or_else(|| panic!("no {label:?}"));
+            text.children()
+                .filter(|c| c.attribute("font-family") == Some(MONO))
+                .map(text_of)
+                .collect()
+        };
+        assert_eq!(mono("64 MiB · phys 0x4800_0000"), ["0x4800_0000"]);
+        assert_eq!(mono("vCPU 1 on CPU 2 (MPIDR 0x100)"), ["0x100"]);
+        assert_eq!(mono("Partition alpha"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_detail_line_holds_as_many_characters_as_fit_its_box() {
+        // Text starts STRIPE + INSET into a box and ends at least INSET
+        // before its right edge.
+        for box_w in [BOX_MIN, 300, BOX_MAX] {
+            let col = Column {
+                x: 0,
+                addr_w: 0,
+                band: 0,
+                box_w,
+            };
+            let room = box_w - STRIPE - 2 * INSET;
+            let line = |n: usize| width(&"m".repeat(n), SMALL, Face::Regular);
+            let n = col.chars();
+            assert!(line(n) <= room && line(n + 1) > room, "{box_w}: {n}");
+        }
+    }
+
+    #[test]
+    fn a_ram_bands_label_gives_the_size_only_where_it_fits_with_room_to_spare() {
+        let col = Column {
+            x: 0,
+            addr_w: 0,
+            band: BAND,
+            box_w: BOX_MAX,
+        };
+        let part = |size| Row::new(Range { base: 0, size }, "free RAM", Owner::Free, Vec::new());
+        // The band's height and its (rotated) label, for RAM made of `parts`.
+        let band = |parts: Vec<Row>| {
+            let mut ram = Row::new(
+                Range {
+                    base: 0,
+                    size: 0x2000,
+                },
+                "RAM",
+                Owner::Free,
+                Vec::new(),
+            );
+            ram.parts = parts;
+            let mut d = Drawing {
+                body: String::new(),
+                width: 0,
+                height: 0,
+            };
+            let h = d.row(&col, 0, &ram);
+            let line = d.body.lines().find(|l| l.contains("rotate(-90"));
+            let label = line.and_then(|l| l.split('>').nth(1)?.strip_suffix("</text"));
+            (h, label.map(str::to_owned))
+        };
+        // The long label needs its width and INSET at both ends: 99 px.
+        assert_eq!(width("RAM · 8 KiB", SMALL, Face::Bold) + 2 * INSET, 99);
+        let short = band(vec![part(0x1000), part(0x8_0000)]);
+        assert_eq!(short, (95, Some("RAM".to_owned())));
+        let long = band(vec![part(0x1000), part(0x10_0000)]);
+        assert_eq!(long, (100, Some("RAM · 8 KiB".to_owned())));
+    }
+
+    #[test]
+    fn a_box_is_as_tall_as_its_size_says_or_its_lines_need() {
+        let col = Column {
+            x: 0,
+            addr_w: 0,
+            band: 0,
+            box_w: BOX_MAX,
+        };
+        let row = |size| {
+            let range = Range { base: 0, size };
+            Row::new(range, "memory", Owner::Free, vec!["at IPA 0x0".to_owned()])
+        };
+        // Two lines (the name; the size and details) with padding above and below.
+        assert_eq!(col.row_height(&row(0x1000)), 2 * LINE + 2 * PAD);
+        // A device-tree strip adds its own height.
+        let mut tailed = row(0x1000);
+        tailed.tail = Some(Box::new(row(0x1000)));
+        assert_eq!(col.row_height(&tailed), 2 * LINE + 2 * PAD + TAIL);
+        // A large range is taller than its lines need.
+        assert_eq!(
+            col.row_height(&row(0x4000_0000)),
+            scaled_height(0x4000_0000)
+        );
+        // A RAM range is as tall as its parts together.
+        let mut ram = row(0x4000_0000);
+        ram.parts = vec![row(0x1000), tailed];
+        assert_eq!(col.row_height(&ram), 4 * LINE + 4 * PAD + TAIL);
     }
 
     #[test]

@@ -1683,6 +1683,28 @@ fn a_device_tree_of_exactly_64_kib_fits_its_area_4_bytes_more_do_not() {
     );
 }
 
+// ---- the map -------------------------------------------------------------------
+
+/// The committed picture of the demo set, which the README shows.
+const DEMO_MAP: &str = include_str!("../../../boards/qemu-virt/demo-map.svg");
+
+/// `map::svg` draws the demo set exactly as the committed picture shows it
+/// (the repository's tests/map.rs checks the same through scripts/build.sh,
+/// which regenerates it: `scripts/build.sh --map --svg boards/qemu-virt/demo-map.svg`).
+#[test]
+fn the_demo_is_drawn_as_the_committed_picture() {
+    let demo = "boards/qemu-virt/demo.toml";
+    let c =
+        crate::check(SHIPPED_BOARD, BOARD_FILE, DEMO, demo, &images).expect("demo.toml is valid");
+    let svg = crate::map::svg(&c);
+    let first_difference = svg.lines().zip(DEMO_MAP.lines()).position(|(a, b)| a != b);
+    assert!(
+        svg == DEMO_MAP,
+        "the demo's map differs from the committed one (first at line {:?})",
+        first_difference.map(|i| i + 1)
+    );
+}
+
 // ---- generated code and build -----------------------------------------------
 
 #[test]
