@@ -182,10 +182,10 @@ fn check_without_a_repository_root_says_to_give_one() {
 }
 
 #[test]
-fn check_refuses_what_it_does_not_take() {
+fn check_and_map_refuse_what_they_do_not_take() {
     let repo = Repo::new("check-args", SET);
     let set = "{repo}/boards/qemu-virt/set.toml";
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (
             &[set, "--guest-dir", ".", "--svg", "map.svg"],
             "unexpected argument \"--svg\"",
@@ -199,13 +199,20 @@ fn check_refuses_what_it_does_not_take() {
             "unexpected argument \"--bogus\"",
         ),
         (&[set], "usage:"),
-        (&[set, "--guest-dir"], "usage:"),
+        // An option without its value is refused, not ignored.
+        (&[set, "--guest-dir"], "--guest-dir needs a value\nusage:"),
+        (
+            &[set, "--guest-dir", ".", "--repo-root"],
+            "--repo-root needs a value\nusage:",
+        ),
     ];
     let root = repo.0.display().to_string();
     for (args, error) in cases {
         let output = repo.run(&[&["check"][..], args].concat());
         assert_fails(&output, &error.replace("{repo}", &root));
     }
+    let output = repo.run(&["map", set, "--guest-dir", ".", "--svg"]);
+    assert_fails(&output, "--svg needs a value\nusage:");
 }
 
 #[test]
