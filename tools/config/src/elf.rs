@@ -267,52 +267,9 @@ impl Elf {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// A test segment: physical (= virtual) address, file bytes, memory size.
-    pub(crate) struct Seg<'a> {
-        pub paddr: u64,
-        pub data: &'a [u8],
-        pub memsz: u64,
-    }
-
-    /// Builds a minimal AArch64 executable with the given PT_LOAD segments.
-    pub(crate) fn build_elf(entry: u64, segs: &[Seg<'_>]) -> Vec<u8> {
-        let phoff = EHDR_SIZE;
-        let mut data_off = phoff + segs.len() * PHDR_SIZE;
-        let mut out = vec![0u8; data_off];
-        out[..4].copy_from_slice(&MAGIC);
-        out[4] = ELFCLASS64;
-        out[5] = ELFDATA2LSB;
-        out[6] = 1; // EI_VERSION
-        out[16..18].copy_from_slice(&ET_EXEC.to_le_bytes());
-        out[18..20].copy_from_slice(&EM_AARCH64.to_le_bytes());
-        out[20..24].copy_from_slice(&1u32.to_le_bytes());
-        out[24..32].copy_from_slice(&entry.to_le_bytes());
-        out[32..40].copy_from_slice(&(phoff as u64).to_le_bytes());
-        out[52..54].copy_from_slice(&(EHDR_SIZE as u16).to_le_bytes());
-        out[54..56].copy_from_slice(&(PHDR_SIZE as u16).to_le_bytes());
-        out[56..58].copy_from_slice(&(segs.len() as u16).to_le_bytes());
-        for (i, s) in segs.iter().enumerate() {
-            let ph = phoff + i * PHDR_SIZE;
-            let fields: [(usize, u64); 6] = [
-                (8, data_off as u64), // p_offset
-                (16, s.paddr),        // p_vaddr
-                (24, s.paddr),        // p_paddr
-                (32, s.data.len() as u64),
-                (40, s.memsz),
-                (48, 0x1000), // p_align
-            ];
-            out[ph..ph + 4].copy_from_slice(&PT_LOAD.to_le_bytes());
-            for (at, v) in &fields {
-                out[ph + at..ph + at + 8].copy_from_slice(&v.to_le_bytes());
-            }
-            out.extend_from_slice(s.data);
-            data_off += s.data.len();
-        }
-        out
-    }
+    use crate::test_elf::{Seg, build_elf};
 
     #[test]
     fn flattens_by_physical_address_with_zero_filled_gaps() {
@@ -411,5 +368,210 @@ pub(crate) mod tests {
             Elf::parse(&build_elf(0, &[])),
             Err(ElfError::NoLoadableSegments)
         );
+    }
+
+    /// One segment of `data` at `paddr`, as large in memory as in the file.
+    fn one(paddr: u64, data: &[u8]) -> Vec<u8> {
+        let memsz = data.len() as u64;
+        build_elf(paddr, &[Seg { paddr, data, memsz }])
+    }
+
+    /// Overwrites the little-endian value at `at` with `value`'s low `N` bytes.
+    fn patch<const N: usize>(elf: &mut [u8], at: usize, value: u64) {
+        elf[at..at + N].copy_from_slice(&value.to_le_bytes()[..N]);
+    }
+
+    /// Offset of field `field` of program header `index` in a [`build_elf`] file.
+    fn ph(index: usize, field: usize) -> usize {
+        EHDR_SIZE + index * PHDR_SIZE + field
+    }
+
+    #[test]
+    fn a_file_shorter_than_its_header_or_tables_is_truncated() {
+        let elf = one(0x1000, b"code");
+        assert_eq!(Elf::parse(&elf[..EHDR_SIZE - 1]), Err(ElfError::Truncated));
+        // The header is whole, the program header table is cut short.
+        assert_eq!(Elf::parse(&elf[..EHDR_SIZE + 4]), Err(ElfError::Truncated));
+        let mut far = elf.clone();
+        patch::<8>(&mut far, 32, elf.len() as u64); // e_phoff just past the end
+        assert_eq!(Elf::parse(&far), Err(ElfError::Truncated));
+        patch::<8>(&mut far, 32, u64::MAX); // e_phoff that overflows
+        assert_eq!(Elf::parse(&far), Err(ElfError::Truncated));
+    }
+
+    #[test]
+    fn segment_bytes_must_lie_inside_the_file() {
+        let elf = one(0x1000, b"code");
+        // p_offset + p_filesz exactly at the end of the file is fine.
+        assert_eq!(
+            Elf::parse(&elf).map(|e| e.segments[0].data.clone()),
+            Ok(b"code".to_vec())
+        );
+        for offset in [elf.len() as u64 - 3, u64::MAX - 1] {
+            let mut bad = elf.clone();
+            patch::<8>(&mut bad, ph(0, 8), offset);
+            assert_eq!(
+                Elf::parse(&bad),
+                Err(ElfError::SegmentOutsideFile { index: 0 }),
+                "p_offset {offset:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_64_bit_little_endian_elf_is_read() {
+        let elf = one(0x1000, b"code");
+        for (at, value) in [(0, b'E'), (4, 1), (5, 2)] {
+            // Not the magic, ELFCLASS32, ELFDATA2MSB: each alone is refused.
+            let mut bad = elf.clone();
+            bad[at] = value;
+            assert_eq!(Elf::parse(&bad), Err(ElfError::NotElf64Le), "byte {at}");
+        }
+        let mut relocatable = elf.clone();
+        patch::<2>(&mut relocatable, 16, 1); // ET_REL
+        assert_eq!(
+            Elf::parse(&relocatable),
+            Err(ElfError::NotExecutable { e_type: 1 })
+        );
+    }
+
+    #[test]
+    fn program_header_size_matters_only_when_there_are_program_headers() {
+        let mut elf = one(0x1000, b"code");
+        patch::<2>(&mut elf, 54, 64);
+        assert_eq!(
+            Elf::parse(&elf),
+            Err(ElfError::BadProgramHeaderSize { size: 64 })
+        );
+        let mut none = build_elf(0x1000, &[]);
+        patch::<2>(&mut none, 54, 0);
+        assert_eq!(Elf::parse(&none), Err(ElfError::NoLoadableSegments));
+    }
+
+    #[test]
+    fn program_headers_other_than_pt_load_are_skipped() {
+        let mut elf = build_elf(
+            0x1000,
+            &[
+                Seg {
+                    paddr: 0x1000,
+                    data: b"code",
+                    memsz: 4,
+                },
+                Seg {
+                    paddr: 0x2000,
+                    data: b"note",
+                    memsz: 4,
+                },
+            ],
+        );
+        patch::<4>(&mut elf, ph(1, 0), 4); // PT_NOTE
+        let parsed = Elf::parse(&elf).expect("valid ELF");
+        let indices: Vec<usize> = parsed.segments.iter().map(|s| s.index).collect();
+        assert_eq!(indices, [0]);
+    }
+
+    #[test]
+    fn a_segment_keeps_its_own_virtual_and_physical_addresses() {
+        let mut elf = one(0x4000_0000, b"code");
+        patch::<8>(&mut elf, ph(0, 16), 0xffff_0000_4000_0000);
+        let parsed = Elf::parse(&elf).expect("valid ELF");
+        let s = &parsed.segments[0];
+        assert_eq!(
+            (s.vaddr, s.paddr, s.memsz),
+            (0xffff_0000_4000_0000, 0x4000_0000, 4)
+        );
+    }
+
+    #[test]
+    fn a_segment_whose_physical_or_virtual_range_wraps_is_refused() {
+        // p_vaddr (16) and p_paddr (24) in turn run past 2^64, the other not.
+        for field in [16, 24] {
+            let mut elf = one(0x1000, b"code");
+            patch::<8>(&mut elf, ph(0, field), u64::MAX - 2);
+            assert_eq!(
+                Elf::parse(&elf),
+                Err(ElfError::SegmentWraps { index: 0 }),
+                "field {field}"
+            );
+            // Ending at the last address, it does not wrap.
+            patch::<8>(&mut elf, ph(0, field), u64::MAX - 4);
+            assert!(Elf::parse(&elf).is_ok(), "field {field}");
+        }
+    }
+
+    #[test]
+    fn segments_that_touch_are_accepted_one_byte_of_overlap_is_not() {
+        let pair = |second: u64| {
+            build_elf(
+                0,
+                &[
+                    Seg {
+                        paddr: 0,
+                        data: b"ab",
+                        memsz: 0x10,
+                    },
+                    Seg {
+                        paddr: second,
+                        data: b"cd",
+                        memsz: 2,
+                    },
+                ],
+            )
+        };
+        let touching = Elf::parse(&pair(0x10)).expect("touching segments");
+        let (base, bytes) = touching.flatten();
+        assert_eq!(base, 0);
+        assert_eq!(bytes, b"ab\0\0\0\0\0\0\0\0\0\0\0\0\0\0cd");
+        assert_eq!(
+            Elf::parse(&pair(0xf)),
+            Err(ElfError::SegmentsOverlap {
+                first: 0,
+                second: 1
+            })
+        );
+    }
+
+    #[test]
+    fn each_error_says_what_is_wrong() {
+        let cases = [
+            (ElfError::Truncated, "file is truncated"),
+            (ElfError::NotElf64Le, "not a 64-bit little-endian ELF"),
+            (
+                ElfError::NotExecutable { e_type: 3 },
+                "e_type is 3, not ET_EXEC (2): link it as an executable",
+            ),
+            (
+                ElfError::NotAarch64 { machine: 62 },
+                "e_machine is 62, not AArch64 (183)",
+            ),
+            (
+                ElfError::BadProgramHeaderSize { size: 64 },
+                "e_phentsize is 64, not 56",
+            ),
+            (
+                ElfError::SegmentOutsideFile { index: 1 },
+                "program header 1: file bytes lie outside the file",
+            ),
+            (
+                ElfError::FileSizeOverMemSize { index: 2 },
+                "program header 2: p_filesz is larger than p_memsz",
+            ),
+            (
+                ElfError::SegmentWraps { index: 3 },
+                "program header 3: address range wraps past 2^64",
+            ),
+            (
+                ElfError::SegmentsOverlap {
+                    first: 4,
+                    second: 5,
+                },
+                "program headers 4 and 5: loadable segments overlap",
+            ),
+            (ElfError::NoLoadableSegments, "no PT_LOAD segment"),
+        ];
+        for (error, text) in cases {
+            assert_eq!(error.to_string(), text);
+        }
     }
 }

@@ -30,6 +30,8 @@ pub mod map;
 pub mod model;
 pub mod qemu;
 #[cfg(test)]
+mod test_elf;
+#[cfg(test)]
 mod tests;
 
 use std::cell::RefCell;

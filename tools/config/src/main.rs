@@ -93,9 +93,9 @@ impl ConfigArgs {
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
-                "--guest-dir" => guest_dir = args.next().map(PathBuf::from),
-                "--repo-root" => repo_root = args.next().map(PathBuf::from),
-                "--svg" if svg => svg_file = args.next().map(PathBuf::from),
+                "--guest-dir" => guest_dir = Some(PathBuf::from(value(&mut args, arg)?)),
+                "--repo-root" => repo_root = Some(PathBuf::from(value(&mut args, arg)?)),
+                "--svg" if svg => svg_file = Some(PathBuf::from(value(&mut args, arg)?)),
                 _ if config.is_none() && !arg.starts_with("--") => {
                     config = Some(PathBuf::from(arg))
                 }
@@ -116,6 +116,13 @@ impl ConfigArgs {
             svg: svg_file,
         })
     }
+}
+
+/// The value after `option`, the next argument.
+fn value(args: &mut std::slice::Iter<'_, String>, option: &str) -> Result<String, String> {
+    args.next()
+        .cloned()
+        .ok_or_else(|| format!("{option} needs a value\n{USAGE}"))
 }
 
 /// Checks the set, prints its map as a table, and writes the SVG if asked.
@@ -177,11 +184,6 @@ fn qemu(args: &[String]) -> Result<ExitCode, String> {
     let mut print = false;
     let mut changes: Vec<Box<dyn FnOnce(Machine) -> Machine>> = Vec::new();
     let mut args = args.iter();
-    let value = |args: &mut std::slice::Iter<'_, String>, option: &str| {
-        args.next()
-            .cloned()
-            .ok_or_else(|| format!("{option} needs a value\n{USAGE}"))
-    };
     let mut extra: Vec<String> = Vec::new();
     while let Some(arg) = args.next() {
         match arg.as_str() {

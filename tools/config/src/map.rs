@@ -1088,8 +1088,8 @@ impl Drawing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::elf::tests::{Seg, build_elf};
     use crate::error::ErrorKind;
+    use crate::test_elf::{Seg, build_elf};
 
     /// A board unlike the shipped one: two RAM ranges (one above 4 GiB),
     /// CPUs in two clusters, a device with two interrupts and a compatible
@@ -1161,7 +1161,12 @@ size = 0x0400_0000
     }
 
     fn checked(board: &str) -> Checked {
-        crate::check(board, "boards/testboard/board.toml", SET, SET_FILE, &images)
+        checked_as(board, SET_FILE)
+    }
+
+    /// The test set on `board`, its file named `set_file`.
+    fn checked_as(board: &str, set_file: &str) -> Checked {
+        crate::check(board, "boards/testboard/board.toml", SET, set_file, &images)
             .unwrap_or_else(|e| panic!("the test set is valid: {e}"))
     }
 
@@ -1291,12 +1296,15 @@ size = 0x0400_0000
     fn all_text(doc: &roxmltree::Document<'_>) -> Vec<String> {
         doc.descendants()
             .filter(|n| n.has_tag_name("text"))
-            .map(|n| {
-                n.descendants()
-                    .filter(|d| d.is_text())
-                    .filter_map(|d| d.text())
-                    .collect()
-            })
+            .map(text_of)
+            .collect()
+    }
+
+    /// The text in `node`, tspans joined.
+    fn text_of(node: roxmltree::Node<'_, '_>) -> String {
+        node.descendants()
+            .filter(|d| d.is_text())
+            .filter_map(|d| d.text())
             .collect()
     }
 
@@ -1378,6 +1386,288 @@ size = 0x0400_0000
         assert!(image.contains(&format!("fill=\"{UNASSIGNED_FILL}\"")));
     }
 
+    /// A box of the drawing: `[left, top, right, bottom]`, in px.
+    type Bounds = [i64; 4];
+
+    /// Whether `inner` lies within `outer`.
+    fn within(inner: Bounds, outer: Bounds) -> bool {
+        inner[0] >= outer[0] && inner[1] >= outer[1] && inner[2] <= outer[2] && inner[3] <= outer[3]
+    }
+
+    /// Whether the two share more than an edge.
+    fn cross(a: Bounds, b: Bounds) -> bool {
+        a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]
+    }
+
+    /// What an SVG draws, as far as the layout tests look.
+    struct Layout {
+        /// Width and height.
+        canvas: (i64, i64),
+        /// The rectangles (not the background, not the hatch pattern's), with their fill.
+        rects: Vec<(Bounds, String)>,
+        /// The horizontal text: its bounds (as [`width`] estimates it, from
+        /// the cap height above the baseline to the descenders below), its
+        /// baseline's start, the text, and whether it is anchored at its end.
+        texts: Vec<(Bounds, (i64, i64), String, bool)>,
+    }
+
+    fn layout(image: &str) -> Layout {
+        let doc = roxmltree::Document::parse(image).expect("well-formed SVG");
+        let root = doc.root_element();
+        let canvas = (number(root, "width"), number(root, "height"));
+        let in_defs = |n: &roxmltree::Node<'_, '_>| n.ancestors().any(|a| a.has_tag_name("defs"));
+        let rects = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("rect") && !in_defs(n))
+            .map(|r| {
+                let (x, y) = (number(r, "x"), number(r, "y"));
+                let bounds = [x, y, x + number(r, "width"), y + number(r, "height")];
+                (bounds, r.attribute("fill").unwrap_or_default().to_owned())
+            })
+            .filter(|(b, _)| *b != [0, 0, canvas.0, canvas.1])
+            .collect();
+        let texts = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text") && n.attribute("transform").is_none())
+            .map(|t| {
+                let s = text_of(t);
+                let size = number(t, "font-size");
+                let face = match (t.attribute("font-weight"), t.attribute("font-family")) {
+                    (Some("bold"), _) => Face::Bold,
+                    (_, Some(MONO)) => Face::Mono,
+                    _ => Face::Regular,
+                };
+                let (x, y, tw) = (number(t, "x"), number(t, "y"), width(&s, size, face));
+                let end = t.attribute("text-anchor") == Some("end");
+                let left = if end { x - tw } else { x };
+                let bounds = [left, y - size * 3 / 4, left + tw, y + size / 4];
+                (bounds, (x, y), s, end)
+            })
+            .collect();
+        Layout {
+            canvas,
+            rects,
+            texts,
+        }
+    }
+
+    /// The first and last point of each zigzag.
+    fn zigzags(image: &str) -> Vec<((i64, i64), (i64, i64))> {
+        let doc = roxmltree::Document::parse(image).expect("well-formed SVG");
+        doc.descendants()
+            .filter_map(|n| n.attribute("d"))
+            .map(|d| {
+                let numbers: Vec<i64> = d
+                    .split([' ', 'M', 'L'])
+                    .filter(|w| !w.is_empty())
+                    .map(|w| w.parse().expect("a path coordinate"))
+                    .collect();
+                let n = numbers.len();
+                ((numbers[0], numbers[1]), (numbers[n - 2], numbers[n - 1]))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_svgs_boxes_nest_and_its_labels_neither_collide_nor_cross_a_box_edge() {
+        // The last with a title wider than the maps.
+        let long_name = format!("sets/{}.toml", "a-long-name-".repeat(20));
+        let sets = [
+            checked(BOARD),
+            checked(&gicv2_board()),
+            checked_as(BOARD, &long_name),
+        ];
+        for set in &sets {
+            let image = svg(set);
+            let Layout {
+                canvas: (w, h),
+                rects,
+                texts,
+            } = layout(&image);
+            let rects: Vec<Bounds> = rects.into_iter().map(|(b, _)| b).collect();
+            assert!(rects.len() > 40 && texts.len() > 60, "{image}");
+            // Boxes: apart, or one inside the other (a stripe or a
+            // device-tree strip in its box).
+            for (i, a) in rects.iter().enumerate() {
+                for b in &rects[..i] {
+                    let nested = within(*a, *b) || within(*b, *a);
+                    assert!(nested || !cross(*a, *b), "boxes {a:?} and {b:?} overlap");
+                }
+            }
+            // Labels: never over another label, each inside a box or clear of it.
+            for (i, (a, _, s, _)) in texts.iter().enumerate() {
+                for (b, _, t, _) in &texts[..i] {
+                    assert!(!cross(*a, *b), "{s:?} {a:?} collides with {t:?} {b:?}");
+                }
+                for r in &rects {
+                    let clear = within(*a, *r) || !cross(*a, *r);
+                    assert!(clear, "{s:?} {a:?} crosses the edge of {r:?}");
+                }
+            }
+            // The canvas ends a margin right of and below the furthest box or
+            // label (addresses, anchored at their end, stand left of boxes).
+            let right = rects.iter().map(|r| r[2]);
+            let labels = texts.iter().filter(|t| !t.3);
+            let right = right.chain(labels.clone().map(|t| t.0[2])).max();
+            let bottom = rects.iter().map(|r| r[3]).chain(labels.map(|t| t.1.1));
+            assert_eq!((right, bottom.max()), (Some(w - MARGIN), Some(h - MARGIN)));
+            // Each zigzag (a break in the addresses) runs from the left edge
+            // of a box, or of the RAM band, to the right edge of one.
+            let breaks = zigzags(&image);
+            assert!(breaks.len() > 3, "{image}");
+            for ((x0, y0), (x1, _)) in breaks {
+                let starts = rects.iter().any(|r| r[0] == x0);
+                assert!(starts, "a break starts at {x0},{y0}");
+                let ends = rects.iter().any(|r| r[2] == x1);
+                assert!(ends, "a break ends at {x1},{y0}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_legend_shows_each_owners_colour_beside_its_name() {
+        let Layout { rects, texts, .. } = layout(&svg(&checked(BOARD)));
+        let keys = [
+            ("partition alpha", tint(PALETTE[0])),
+            ("partition beta", tint(PALETTE[1])),
+            (
+                "hypervisor: its RAM and MMIO, and what it emulates or provides",
+                HYPERVISOR_FILL.to_owned(),
+            ),
+            (
+                "unassigned: a board device or CPU no partition takes",
+                UNASSIGNED_FILL.to_owned(),
+            ),
+            ("free RAM", "url(#free)".to_owned()),
+            (
+                "device-tree area: the top 64 KiB of a partition's lowest memory, in place",
+                "#ffffff".to_owned(),
+            ),
+        ];
+        for (label, fill) in keys {
+            // The label's baseline is level with a swatch of the colour, left of it.
+            let beside = texts
+                .iter()
+                .filter(|t| t.2 == label)
+                .any(|(_, (x, y), _, _)| {
+                    let swatch = |(r, f): &(Bounds, String)| {
+                        *f == fill && r[2] < *x && r[1] < *y && *y <= r[3]
+                    };
+                    rects.iter().any(swatch)
+                });
+            assert!(beside, "no {fill} swatch beside {label:?}");
+        }
+        let legend = texts.iter().filter(|t| t.2 == "Legend").count();
+        assert_eq!(legend, 1);
+        let skipped = "addresses skipped: the next box does not start where the last one ends";
+        assert!(texts.iter().any(|t| t.2 == skipped));
+    }
+
+    #[test]
+    fn addresses_in_svg_labels_are_set_in_the_monospace_face() {
+        let image = svg(&checked(BOARD));
+        let doc = roxmltree::Document::parse(&image).expect("well-formed SVG");
+        let mono = |label: &str| -> Vec<String> {
+            let text = doc
+                .descendants()
+                .find(|n| n.has_tag_name("text") && text_of(*n) == label)
+                .unwrap_or_else(|| panic!("no {label:?}"));
+            text.children()
+                .filter(|c| c.attribute("font-family") == Some(MONO))
+                .map(text_of)
+                .collect()
+        };
+        assert_eq!(mono("64 MiB · phys 0x4800_0000"), ["0x4800_0000"]);
+        assert_eq!(mono("vCPU 1 on CPU 2 (MPIDR 0x100)"), ["0x100"]);
+        assert_eq!(mono("Partition alpha"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_detail_line_holds_as_many_characters_as_fit_its_box() {
+        // Text starts STRIPE + INSET into a box and ends at least INSET
+        // before its right edge.
+        for box_w in [BOX_MIN, 300, BOX_MAX] {
+            let col = Column {
+                x: 0,
+                addr_w: 0,
+                band: 0,
+                box_w,
+            };
+            let room = box_w - STRIPE - 2 * INSET;
+            let line = |n: usize| width(&"m".repeat(n), SMALL, Face::Regular);
+            let n = col.chars();
+            assert!(line(n) <= room && line(n + 1) > room, "{box_w}: {n}");
+        }
+    }
+
+    #[test]
+    fn a_ram_bands_label_gives_the_size_only_where_it_fits_with_room_to_spare() {
+        let col = Column {
+            x: 0,
+            addr_w: 0,
+            band: BAND,
+            box_w: BOX_MAX,
+        };
+        let part = |size| Row::new(Range { base: 0, size }, "free RAM", Owner::Free, Vec::new());
+        // The band's height and its (rotated) label, for RAM made of `parts`.
+        let band = |parts: Vec<Row>| {
+            let mut ram = Row::new(
+                Range {
+                    base: 0,
+                    size: 0x2000,
+                },
+                "RAM",
+                Owner::Free,
+                Vec::new(),
+            );
+            ram.parts = parts;
+            let mut d = Drawing {
+                body: String::new(),
+                width: 0,
+                height: 0,
+            };
+            let h = d.row(&col, 0, &ram);
+            let line = d.body.lines().find(|l| l.contains("rotate(-90"));
+            let label = line.and_then(|l| l.split('>').nth(1)?.strip_suffix("</text"));
+            (h, label.map(str::to_owned))
+        };
+        // The long label needs its width and INSET at both ends: 99 px.
+        assert_eq!(width("RAM · 8 KiB", SMALL, Face::Bold) + 2 * INSET, 99);
+        let short = band(vec![part(0x1000), part(0x8_0000)]);
+        assert_eq!(short, (95, Some("RAM".to_owned())));
+        let long = band(vec![part(0x1000), part(0x10_0000)]);
+        assert_eq!(long, (100, Some("RAM · 8 KiB".to_owned())));
+    }
+
+    #[test]
+    fn a_box_is_as_tall_as_its_size_says_or_its_lines_need() {
+        let col = Column {
+            x: 0,
+            addr_w: 0,
+            band: 0,
+            box_w: BOX_MAX,
+        };
+        let row = |size| {
+            let range = Range { base: 0, size };
+            Row::new(range, "memory", Owner::Free, vec!["at IPA 0x0".to_owned()])
+        };
+        // Two lines (the name; the size and details) with padding above and below.
+        assert_eq!(col.row_height(&row(0x1000)), 2 * LINE + 2 * PAD);
+        // A device-tree strip adds its own height.
+        let mut tailed = row(0x1000);
+        tailed.tail = Some(Box::new(row(0x1000)));
+        assert_eq!(col.row_height(&tailed), 2 * LINE + 2 * PAD + TAIL);
+        // A large range is taller than its lines need.
+        assert_eq!(
+            col.row_height(&row(0x4000_0000)),
+            scaled_height(0x4000_0000)
+        );
+        // A RAM range is as tall as its parts together.
+        let mut ram = row(0x4000_0000);
+        ram.parts = vec![row(0x1000), tailed];
+        assert_eq!(col.row_height(&ram), 4 * LINE + 4 * PAD + TAIL);
+    }
+
     #[test]
     fn names_are_xml_escaped() {
         assert_eq!(
@@ -1413,12 +1703,100 @@ size = 0x0400_0000
         assert_eq!(size(0x1_8000_0000), "6 GiB");
         assert_eq!(size(0x100_0000_0000), "1 TiB");
         assert_eq!(size(100), "100 B");
+        // Not a whole number of GiB, nor of MiB: in KiB, however many.
+        assert_eq!(size(0x4000_1000), "1048580 KiB");
+        assert_eq!(size(0), "0 B");
+    }
+
+    #[test]
+    fn interrupt_lists_read_as_words() {
+        assert_eq!(interrupts(&[]), "no interrupts");
+        assert_eq!(interrupts(&[34]), "INTID 34");
+        assert_eq!(interrupts(&[40, 41]), "INTIDs 40, 41");
+    }
+
+    #[test]
+    fn lines_break_before_a_word_that_would_pass_the_width() {
+        // 9 characters fit a width of 9; the next word does not.
+        assert_eq!(wrap("aaaa bbbb cccc", 9), ["aaaa bbbb", "cccc"]);
+        assert_eq!(wrap("aaaa bbbb", 8), ["aaaa", "bbbb"]);
+        assert_eq!(wrap("a overlongword b", 4), ["a", "overlongword", "b"]);
+    }
+
+    #[test]
+    fn ram_is_tiled_with_free_rows_only_in_the_gaps() {
+        let r = |base, size| Range { base, size };
+        let used = |base, size| Row::new(r(base, size), "used", Owner::Hypervisor, Vec::new());
+        let tiled = |rows: Vec<Row>| -> Vec<(Range, String)> {
+            let whole = r(0x1000, 0x3000);
+            tile(whole, rows)
+                .into_iter()
+                .map(|row| (row.range, row.what))
+                .collect()
+        };
+        let (used_row, free_row) = (String::from("used"), String::from("free RAM"));
+        // Rows from end to end: no free row, not even an empty one.
+        assert_eq!(
+            tiled(vec![used(0x3000, 0x1000), used(0x1000, 0x2000)]),
+            [
+                (r(0x1000, 0x2000), used_row.clone()),
+                (r(0x3000, 0x1000), used_row.clone())
+            ]
+        );
+        assert_eq!(
+            tiled(vec![used(0x2000, 0x1000)]),
+            [
+                (r(0x1000, 0x1000), free_row.clone()),
+                (r(0x2000, 0x1000), used_row),
+                (r(0x3000, 0x1000), free_row)
+            ]
+        );
+    }
+
+    #[test]
+    fn parts_and_tails_are_indented_under_the_range_they_are_in() {
+        let text = text(&checked(BOARD));
+        // Where the label of the first line with `what` starts.
+        let column = |what: &str| {
+            let line = text.lines().find(|l| l.contains(what));
+            line.and_then(|l| l.find(what))
+                .unwrap_or_else(|| panic!("no {what:?} in\n{text}"))
+        };
+        // In the physical map: RAM under the heading, its parts, a part's
+        // device-tree tail; a wrapped label goes on two more to the right.
+        let ram = column("what");
+        assert_eq!(column("alpha memory: at IPA 0x4000_0000"), ram + 2);
+        assert_eq!(column("alpha device tree"), ram + 4);
+        assert_eq!(column("stacks"), ram + 4);
+        // In a partition's map: memory, and the device tree at its top.
+        let memory = column("memory: phys 0x4800_0000");
+        assert_eq!(column("device tree: phys 0x4bff_0000"), memory + 2);
+    }
+
+    #[test]
+    fn text_widths_round_up_to_whole_pixels() {
+        // Per em: regular 0.60, bold 0.68, mono 0.61.
+        assert_eq!(width("a", 1, Face::Regular), 1);
+        assert_eq!(width("abc", 10, Face::Regular), 18);
+        assert_eq!(width("abc", 10, Face::Bold), 21);
+        assert_eq!(width("abc", 10, Face::Mono), 19);
+        assert_eq!(width("", 12, Face::Bold), 0);
+    }
+
+    #[test]
+    fn a_tint_is_30_percent_of_the_colour_on_white() {
+        assert_eq!(tint("#000000"), "#b3b3b3");
+        assert_eq!(tint("#ffffff"), "#ffffff");
+        assert_eq!(tint("#3366cc"), "#c2d2f0");
     }
 
     #[test]
     fn box_heights_grow_with_log2_of_the_size_and_are_clamped() {
         assert_eq!(scaled_height(0x1000), 20);
         assert_eq!(scaled_height(0x2000), 25);
+        // Between doublings, by sixteenths: 6 KiB and 12 KiB are half-way.
+        assert_eq!(scaled_height(0x1800), 22);
+        assert_eq!(scaled_height(0x3000), 27);
         assert_eq!(scaled_height(0x100), 20);
         let sizes = [0x1000_u64, 0x1_0000, 0x20_0000, 0x400_0000, 0x4000_0000];
         let heights: Vec<i64> = sizes.iter().map(|&s| scaled_height(s)).collect();

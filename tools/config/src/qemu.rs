@@ -381,7 +381,8 @@ mod tests {
         let mut run = Qemu::start(sleeper, Some(Duration::from_millis(300))).unwrap();
         let pid = run.pid();
         assert_eq!(run.wait().unwrap(), End::Stopped);
-        assert!(started.elapsed() < Duration::from_secs(10));
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(10));
         // The pid is gone (reaped): /proc has no such process any more,
         // or another process took the number after the wait.
         let status = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
@@ -396,15 +397,49 @@ mod tests {
         }
     }
 
+    /// A shell that prints its pid, then becomes `sleep 30`, its stdout piped.
+    fn sleeper_telling_its_pid() -> Command {
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", "echo $$; exec sleep 30"])
+            .stdout(std::process::Stdio::piped());
+        command
+    }
+
+    /// A run's pid and stdout are its process's; dropping the run stops the
+    /// process (its stdout reaches end of file at once, not in 30 s).
     #[test]
     fn dropping_a_run_stops_it() {
-        let mut sleeper = Command::new("sleep");
-        sleeper.arg("30");
-        let run = Qemu::start(sleeper, None).unwrap();
-        let pid = run.pid();
+        use std::io::{BufRead, BufReader, Read};
+        let mut run = Qemu::start(sleeper_telling_its_pid(), None).unwrap();
+        let mut stdout = BufReader::new(run.take_stdout().expect("stdout is piped"));
+        assert!(run.take_stdout().is_none(), "stdout is taken once");
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(line.trim().parse::<u32>().ok(), Some(run.pid()));
+        let dropped = Instant::now();
         drop(run);
-        let status = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        assert!(!status.starts_with("sleep\0"), "{status:?}");
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "");
+        assert!(dropped.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn waiting_with_a_grace_returns_the_end_only_if_it_comes_in_time() {
+        let mut quick = Command::new("sh");
+        quick.args(["-c", "sleep 0.2; exit 5"]);
+        let mut run = Qemu::start(quick, None).unwrap();
+        match run.wait_for(Duration::from_secs(30)).unwrap() {
+            Some(End::Exited(status)) => assert_eq!(status.code(), Some(5)),
+            other => panic!("a run that exits in 0.2 s ended as {other:?}"),
+        }
+
+        let mut run = Qemu::start(sleeper_telling_its_pid(), None).unwrap();
+        let started = Instant::now();
+        assert_eq!(run.wait_for(Duration::from_millis(200)).unwrap(), None);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert_eq!(run.stop().unwrap(), End::Stopped);
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::process::Command;
 
 use crate::check::{Checked, MemoryRegion};
 use crate::elf::ElfError;
-use crate::elf::tests::{Seg, build_elf};
 use crate::error::{ConfigError, ErrorKind};
+use crate::test_elf::{Seg, build_elf};
 
 /// The shipped files: each test of them only checks that they pass.
 const SHIPPED_BOARD: &str = include_str!("../../../boards/qemu-virt/board.toml");
@@ -90,9 +90,30 @@ fn guest_elf() -> Vec<u8> {
 }
 
 /// Image lookup for the tests: "missing" does not exist, "raw" is a raw
-/// image, "huge" is an ELF whose .bss runs 256 MiB, "high" has a segment at
-/// 0x4400_0000, anything else is [`guest_elf`].
+/// image, "raw-N" a raw image of N (hex) bytes, "span-N" an ELF of two
+/// one-byte segments N (hex, at least 2) bytes apart end to end from
+/// [`LINK`], "huge" an ELF whose .bss runs 256 MiB, "top" one with a segment
+/// in the last 32 KiB of a 64 MiB region at [`LINK`], anything else is
+/// [`guest_elf`].
 fn images(name: &str) -> Result<Vec<u8>, ErrorKind> {
+    let hex = |prefix: &str| {
+        let digits = name.strip_prefix(prefix)?;
+        u64::from_str_radix(digits, 16).ok()
+    };
+    if let Some(size) = hex("raw-") {
+        return Ok(vec![0xaa; size as usize]);
+    }
+    if let Some(span) = hex("span-") {
+        let seg = |paddr, data| Seg {
+            paddr,
+            data,
+            memsz: 1,
+        };
+        return Ok(build_elf(
+            LINK,
+            &[seg(LINK, b"A"), seg(LINK + span - 1, b"Z")],
+        ));
+    }
     match name {
         "missing" => Err(ErrorKind::ImageNotFound {
             path: format!("target/guests/{name}"),
@@ -136,9 +157,28 @@ fn part(name: &str, cpus: &str, phys: u64, extra: &str) -> String {
     )
 }
 
+/// `partition` (from [`part`]) with another image than "guest".
+fn with_image(partition: &str, image: &str) -> String {
+    partition.replace("\"guest\"", &format!("\"{image}\""))
+}
+
 /// A valid two-partition set, for tests that change one thing in it.
 fn two() -> String {
     set(&(part("alpha", "[0, 1]", 0x5000_0000, "") + &part("beta", "[2]", 0x5400_0000, "")))
+}
+
+/// `cells` as a device-tree property value: big-endian 32-bit words.
+fn be_cells(cells: &[u32]) -> Vec<u8> {
+    cells.iter().flat_map(|c| c.to_be_bytes()).collect()
+}
+
+/// The device tree of `c`'s partition `index`.
+fn dtb_of(c: &Checked, index: usize) -> &[u8] {
+    &c.partitions[index]
+        .device_tree
+        .as_ref()
+        .expect("device tree")
+        .bytes
 }
 
 /// Asserts that `result` is an error at `partition`/`field` of kind `kind`,
@@ -352,6 +392,43 @@ fn toml_syntax_errors_give_the_line() {
     assert_eq!(e.line(), Some(2));
 }
 
+#[test]
+fn an_errors_source_is_the_io_elf_or_device_tree_error_behind_it() {
+    use std::error::Error as _;
+    let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+    let path = String::from("guests/x");
+    let kinds = [
+        ErrorKind::Read {
+            path: path.clone(),
+            error: io(),
+        },
+        ErrorKind::Write { path, error: io() },
+        ErrorKind::BadElf {
+            error: ElfError::Truncated,
+        },
+        ErrorKind::DeviceTree {
+            error: vm_fdt::Error::TotalSizeTooLarge,
+        },
+        ErrorKind::NoCpus,
+    ];
+    let sources: Vec<Option<String>> = kinds
+        .into_iter()
+        .map(|kind| ConfigError::new(SET_FILE, None, None, None, kind))
+        .map(|e| e.source().map(|s| s.to_string()))
+        .collect();
+    let fdt_error = vm_fdt::Error::TotalSizeTooLarge.to_string();
+    assert_eq!(
+        sources,
+        [
+            Some("gone".to_owned()),
+            Some("gone".to_owned()),
+            Some("file is truncated".to_owned()),
+            Some(fdt_error),
+            None
+        ]
+    );
+}
+
 // ---- names ------------------------------------------------------------------
 
 #[test]
@@ -368,6 +445,25 @@ fn bad_partition_names_are_rejected() {
     }
     let config = set(&part("sixteen-chars-xx", "[0]", 0x5000_0000, ""));
     run(BOARD, &config).expect("16 characters are allowed");
+}
+
+#[test]
+fn a_bad_name_error_states_the_rule_for_what_is_named() {
+    let partition = run(BOARD, &set(&part("Alpha", "[0]", 0x5000_0000, "")));
+    assert_eq!(
+        partition.map(|_| ()).map_err(|e| e.to_string()),
+        Err(format!(
+            "{SET_FILE}: partition[0].name: bad name \"Alpha\": \
+             use 1 to 16 characters of a-z, 0-9 and '-'"
+        ))
+    );
+    let board = run(BOARD, &two().replace("\"qemu-virt\"", "\"Qemu\""));
+    assert_eq!(
+        board.map(|_| ()).map_err(|e| e.to_string()),
+        Err(format!(
+            "{SET_FILE}: board: bad name \"Qemu\": use 1 to 32 characters of a-z, 0-9 and '-'"
+        ))
+    );
 }
 
 #[test]
@@ -478,15 +574,19 @@ fn a_partition_without_cpus_is_rejected() {
 }
 
 #[test]
-fn a_board_with_more_cpus_than_supported_is_rejected() {
-    let nine = BOARD.replace(
-        "[[cpu]]\nmpidr = 0x3\n",
-        &(3..9)
-            .map(|i| format!("[[cpu]]\nmpidr = {i:#x}\n"))
-            .collect::<String>(),
-    );
+fn a_board_may_have_8_cpus_not_9() {
+    let cpus = |count: u64| {
+        BOARD.replace(
+            "[[cpu]]\nmpidr = 0x3\n",
+            &(3..count)
+                .map(|i| format!("[[cpu]]\nmpidr = {i:#x}\n"))
+                .collect::<String>(),
+        )
+    };
+    let c = run(&cpus(8), &two()).expect("8 CPUs are supported");
+    assert_eq!(c.board.cpus, [0, 1, 2, 3, 4, 5, 6, 7]);
     assert_error!(
-        run(&nine, &two()),
+        run(&cpus(9), &two()),
         BOARD_FILE,
         None,
         Some("cpu"),
@@ -494,19 +594,53 @@ fn a_board_with_more_cpus_than_supported_is_rejected() {
     );
 }
 
+// ---- ranges -----------------------------------------------------------------
+
+#[test]
+fn a_range_ends_before_base_plus_size() {
+    use crate::check::Range;
+    let r = Range {
+        base: 0x1000,
+        size: 0x1000,
+    };
+    let range = |base, size| Range { base, size };
+    // contains: the first and last byte, not the one before or after.
+    let inside: Vec<bool> = [0xfff, 0x1000, 0x1fff, 0x2000]
+        .map(|a| r.contains(a))
+        .into();
+    assert_eq!(inside, [false, true, true, false]);
+    // overlaps: touching ranges do not, one shared byte does.
+    assert!(!r.overlaps(&range(0x2000, 0x1000)));
+    assert!(!range(0, 0x1000).overlaps(&r));
+    assert!(r.overlaps(&range(0x1fff, 1)));
+    assert!(range(0, 0x1001).overlaps(&r));
+    // encloses: itself, not one byte more on either side, and an empty
+    // range at its base but not at its end.
+    assert!(r.encloses(&r));
+    assert!(!r.encloses(&range(0x1000, 0x1001)));
+    assert!(!r.encloses(&range(0xfff, 0x1000)));
+    assert!(r.encloses(&range(0x1000, 0)));
+    assert!(!r.encloses(&range(0x2000, 0)));
+}
+
 // ---- memory -----------------------------------------------------------------
 
 #[test]
-fn a_partition_with_more_interrupts_than_the_vgic_holds_is_rejected() {
-    let many: String = (0..33).map(|i| format!("{}, ", 64 + i)).collect();
-    let board = BOARD.replace("interrupts = [34]", &format!("interrupts = [{many}34]"));
+fn a_partition_may_own_32_interrupts_not_33() {
+    // The rtc raises INTIDs 64 and up, `count` of them.
+    let board = |count: u32| {
+        let intids: Vec<u32> = (64..64 + count).collect();
+        BOARD.replace("interrupts = [34]", &format!("interrupts = {intids:?}"))
+    };
     let config = set(&part("alpha", "[0]", 0x5000_0000, "devices = [\"rtc\"]\n"));
+    let c = run(&board(32), &config).expect("32 interrupts fit the vGIC");
+    assert_eq!(c.partitions[0].devices[0].interrupts.len(), 32);
     assert_error!(
-        run(&board, &config),
+        run(&board(33), &config),
         SET_FILE,
         Some("alpha"),
         Some("devices"),
-        ErrorKind::TooManyInterrupts { count: 34, max: 32 }
+        ErrorKind::TooManyInterrupts { count: 33, max: 32 }
     );
 }
 
@@ -541,16 +675,30 @@ fn a_control_page_over_memory_or_misaligned_is_rejected() {
 }
 
 #[test]
-fn guest_addresses_beyond_the_stage2_range_are_rejected() {
-    let config = set(&part("alpha", "[0]", 0x5000_0000, "")
-        .replace("ipa = 0x4000_0000", "ipa = 0x7f_ffff_f000")
-        .replace("size = 0x0400_0000", "size = 0x2000"));
-    assert_error!(
-        run(BOARD, &config),
+fn guest_addresses_may_end_exactly_at_the_stage2_limit_not_beyond() {
+    // A second region in the last page(s) below 2^39.
+    let config = |size: u64| {
+        set(&(part("alpha", "[0]", 0x5000_0000, "")
+            + &format!(
+                "[[partition.memory]]\nipa = {:#x}\nphys = 0x6000_0000\nsize = {size:#x}\n",
+                (1u64 << 39) - 0x1000
+            )))
+    };
+    let c = run(BOARD, &config(0x1000)).expect("a region ending at 2^39");
+    assert_eq!(c.partitions[0].memory[1].ipa, 0x7f_ffff_f000);
+    let e = assert_error!(
+        run(BOARD, &config(0x2000)),
         SET_FILE,
         Some("alpha"),
-        Some("memory[0].ipa"),
+        Some("memory[1].ipa"),
         ErrorKind::IpaTooHigh { .. }
+    );
+    assert!(
+        e.to_string().ends_with(
+            "guest addresses 0x7ffffff000..0x8000001000 end beyond 0x8000000000, \
+             the largest stage 2 translates"
+        ),
+        "{e}"
     );
 }
 
@@ -951,6 +1099,61 @@ fn an_entry_outside_memory_is_rejected() {
 }
 
 #[test]
+fn an_entry_on_the_last_byte_of_memory_is_accepted_one_past_it_is_not() {
+    // The region is 0x4000_0000..0x4400_0000.
+    let with_entry = |entry: u64| {
+        two().replacen(
+            "image = \"guest\"",
+            &format!("image = \"guest\"\nentry = {entry:#x}"),
+            1,
+        )
+    };
+    let c = run(BOARD, &with_entry(0x43ff_ffff)).expect("entry on the last byte");
+    assert_eq!(c.partitions[0].entry, 0x43ff_ffff);
+    let e = assert_error!(
+        run(BOARD, &with_entry(0x4400_0000)),
+        SET_FILE,
+        Some("alpha"),
+        Some("entry"),
+        ErrorKind::EntryOutsideMemory { entry: 0x4400_0000 }
+    );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{SET_FILE}: partition \"alpha\": entry: entry point 0x44000000 is not inside \
+             a memory region of the partition"
+        )
+    );
+}
+
+#[test]
+fn an_empty_raw_image_at_the_end_of_a_region_is_outside_it() {
+    let config = set(&with_image(
+        &part(
+            "alpha",
+            "[0]",
+            0x5000_0000,
+            "device_tree = false\nload = 0x4400_0000\nentry = 0x4000_0000",
+        ),
+        "raw-0",
+    ));
+    let e = assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("alpha"),
+        Some("image"),
+        ErrorKind::ImageOutsideMemory { .. }
+    );
+    assert!(
+        e.to_string().ends_with(
+            "the image's bytes at 0x44000000..0x44000000 are not inside one memory region \
+             of the partition"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
 fn raw_images_need_load_and_entry() {
     let raw = |extra: &str| {
         set(&part("alpha", "[0]", 0x5000_0000, &format!("{extra}\n"))
@@ -993,15 +1196,22 @@ fn load_is_refused_for_an_elf() {
 }
 
 #[test]
-fn a_lowest_region_too_small_for_the_device_tree_is_rejected() {
-    let alpha = part("alpha", "[0]", 0x5000_0000, "")
-        + "[[partition.memory]]\nipa = 0x1000_0000\nphys = 0x6000_0000\nsize = 0x1000\n";
+fn a_lowest_region_of_64_kib_holds_the_device_tree_one_page_less_does_not() {
+    let alpha = |size: u64| {
+        set(&(part("alpha", "[0]", 0x5000_0000, "")
+            + &format!(
+                "[[partition.memory]]\nipa = 0x1000_0000\nphys = 0x6000_0000\nsize = {size:#x}\n"
+            )))
+    };
+    let c = run(BOARD, &alpha(0x1_0000)).expect("the area fills the region");
+    let dt = c.partitions[0].device_tree.as_ref().expect("device tree");
+    assert_eq!(dt.ipa, 0x1000_0000);
     assert_error!(
-        run(BOARD, &set(&alpha)),
+        run(BOARD, &alpha(0xf000)),
         SET_FILE,
         Some("alpha"),
         Some("memory[1].size"),
-        ErrorKind::RegionTooSmallForDeviceTree { size: 0x1000 }
+        ErrorKind::RegionTooSmallForDeviceTree { size: 0xf000 }
     );
 }
 
@@ -1015,6 +1225,64 @@ fn blobs_larger_than_the_hypervisor_range_are_rejected() {
         None,
         None,
         ErrorKind::BlobsTooLarge { .. }
+    );
+}
+
+/// The test board with an 8 KiB hypervisor range.
+fn board_with_small_hypervisor() -> String {
+    BOARD.replace("size = 0x0200_0000", "size = 0x2000")
+}
+
+/// A partition from [`part`] without a device tree, with `image`.
+fn bare(name: &str, cpus: &str, phys: u64, image: &str) -> String {
+    with_image(&part(name, cpus, phys, "device_tree = false"), image)
+}
+
+#[test]
+fn an_image_spanning_exactly_the_hypervisor_range_fits_one_byte_more_does_not() {
+    let board = board_with_small_hypervisor();
+    let alpha = |image: &str| set(&bare("alpha", "[0]", 0x5000_0000, image));
+    let c = run(&board, &alpha("span-2000")).expect("a span of the hypervisor's size");
+    let image = &c.partitions[0].image;
+    assert_eq!((image.ipa, image.bytes.len()), (LINK, 0x2000));
+    assert_eq!((image.bytes[0], image.bytes[0x1fff]), (b'A', b'Z'));
+    // Refused at the image, before the set's total is counted.
+    let e = assert_error!(
+        run(&board, &alpha("span-2001")),
+        SET_FILE,
+        Some("alpha"),
+        Some("image"),
+        ErrorKind::BlobsTooLarge {
+            total: 0x2001,
+            hypervisor: 0x2000
+        }
+    );
+    assert!(
+        e.to_string().ends_with(
+            "the guest images and device trees total 0x2001 bytes, more than the \
+             hypervisor's whole RAM range (0x2000 bytes) that embeds them"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn blobs_totalling_exactly_the_hypervisor_range_fit_one_byte_more_does_not() {
+    let board = board_with_small_hypervisor();
+    let pair = |beta: &str| {
+        set(&(bare("alpha", "[0]", 0x5000_0000, "span-1000")
+            + &bare("beta", "[1]", 0x5400_0000, beta)))
+    };
+    run(&board, &pair("span-1000")).expect("0x1000 + 0x1000 bytes fit 0x2000");
+    assert_error!(
+        run(&board, &pair("span-1001")),
+        SET_FILE,
+        None,
+        None,
+        ErrorKind::BlobsTooLarge {
+            total: 0x2001,
+            hypervisor: 0x2000
+        }
     );
 }
 
@@ -1122,6 +1390,54 @@ fn board_devices_are_checked() {
         Some("device[1].name"),
         ErrorKind::DuplicateName { .. }
     );
+    for compatible in ["[]", "[\"arm,pl061\", \"\"]"] {
+        let board = BOARD.replace("[\"arm,pl061\", \"arm,primecell\"]", compatible);
+        assert_error!(
+            run(&board, &two()),
+            BOARD_FILE,
+            None,
+            Some("device[1].compatible"),
+            ErrorKind::NoCompatible
+        );
+    }
+}
+
+#[test]
+fn board_devices_may_touch_the_gic_windows_but_not_overlap_them() {
+    // The distributor is 0x0800_0000..0x0801_0000; four CPUs' redistributors
+    // are 0x080A_0000..0x0812_0000.
+    let gpio_at = |base: &str| BOARD.replace("base = 0x0903_0000", &format!("base = {base}"));
+    for base in ["0x0801_0000", "0x0812_0000"] {
+        run(&gpio_at(base), &two()).expect(base);
+    }
+    let cases = [
+        ("0x0800_f000", "gic.distributor (0x8000000..0x8010000)"),
+        ("0x0811_f000", "gic.redistributor (0x80a0000..0x8120000)"),
+    ];
+    for (base, window) in cases {
+        let e = assert_error!(
+            run(&gpio_at(base), &two()),
+            BOARD_FILE,
+            None,
+            Some("device[1]"),
+            ErrorKind::Overlap { .. }
+        );
+        assert!(
+            e.to_string().ends_with(&format!("overlaps {window}")),
+            "{e}"
+        );
+    }
+    let board = BOARD.replace("distributor = 0x0800_0000", "distributor = 0x0800_0800");
+    assert_error!(
+        run(&board, &two()),
+        BOARD_FILE,
+        None,
+        Some("gic.distributor"),
+        ErrorKind::Misaligned {
+            value: 0x0800_0800,
+            ..
+        }
+    );
 }
 
 /// The board as a GICv2 machine (QEMU virt with gic-version=2).
@@ -1144,12 +1460,7 @@ fn a_gicv2_board_is_accepted() {
             ..
         }
     ));
-    let dt = &c.partitions[0]
-        .device_tree
-        .as_ref()
-        .expect("device tree")
-        .bytes;
-    let fdt = fdt::Fdt::new(dt).expect("valid DTB");
+    let fdt = fdt::Fdt::new(dtb_of(&c, 0)).expect("valid DTB");
     let gic = fdt
         .find_compatible(&["arm,cortex-a15-gic"])
         .expect("GICv2 node");
@@ -1259,16 +1570,139 @@ fn the_device_tree_describes_the_partition() {
     assert_eq!(clock_names, ["uartclk", "apb_pclk"]);
 
     // beta has the rtc, with its SPI 2 (INTID 34).
-    let beta = &c.partitions[1]
-        .device_tree
-        .as_ref()
-        .expect("device tree")
-        .bytes;
-    let fdt = fdt::Fdt::new(beta).expect("valid DTB");
+    let fdt = fdt::Fdt::new(dtb_of(&c, 1)).expect("valid DTB");
     let rtc = fdt.find_compatible(&["arm,pl031"]).expect("rtc node");
     let cells = rtc.property("interrupts").expect("interrupts").value;
-    assert_eq!(cells, [0u32, 2, 4].map(u32::to_be_bytes).concat());
+    assert_eq!(cells, be_cells(&[0, 2, 4]));
     assert_eq!(fdt.cpus().count(), 1);
+}
+
+/// The timer's `interrupts` value when every PPI has flags `flags`.
+fn timer_cells(flags: u32) -> Vec<u8> {
+    be_cells(&[1, 13, flags, 1, 14, flags, 1, 11, flags, 1, 10, flags])
+}
+
+#[test]
+fn timer_ppi_flags_carry_the_cpu_mask_on_gicv2_only() {
+    let timer = |dt: &[u8]| {
+        let fdt = fdt::Fdt::new(dt).expect("valid DTB");
+        let node = fdt.find_compatible(&["arm,armv8-timer"]).expect("timer");
+        node.property("interrupts")
+            .expect("interrupts")
+            .value
+            .to_vec()
+    };
+    // GICv2: bits 15:8 are the vCPUs the PPI goes to (alpha 2, beta 1), then
+    // level-high (4).
+    let c = run(&gicv2_board(), DEMO).expect("GICv2 board");
+    assert_eq!(timer(dtb_of(&c, 0)), timer_cells(0x304));
+    assert_eq!(timer(dtb_of(&c, 1)), timer_cells(0x104));
+    // GICv3: level-high alone.
+    let c = run(BOARD, DEMO).expect("GICv3 board");
+    assert_eq!(timer(dtb_of(&c, 0)), timer_cells(4));
+}
+
+/// The board with one more device, "fifo" at 0x0904_0000, that is not a
+/// primecell, with one `compatible` string.
+fn board_with_fifo(compatible: &str) -> String {
+    format!(
+        "{BOARD}\n[[device]]\nname = \"fifo\"\ncompatible = [\"{compatible}\"]\n\
+         base = 0x0904_0000\nsize = 0x1000\n"
+    )
+}
+
+#[test]
+fn the_pl011_clock_exists_only_for_a_console_or_a_primecell_device() {
+    let board = board_with_fifo("acme,fifo");
+    let one = |extra: &str| {
+        let c = run(&board, &set(&part("alpha", "[0]", 0x5000_0000, extra))).expect("valid");
+        dtb_of(&c, 0).to_vec()
+    };
+    let clock_phandle = be_cells(&[2]);
+
+    // A console: the clock, and the PL011 on SPI 1 with it twice.
+    let dt = one("console_pl011 = 0x0900_0000");
+    let fdt = fdt::Fdt::new(&dt).expect("valid DTB");
+    let clock = fdt.find_node("/apb-pclk").expect("clock node");
+    let frequency = clock.property("clock-frequency").and_then(|p| p.as_usize());
+    assert_eq!(frequency, Some(24_000_000));
+    let phandle = clock.property("phandle").expect("phandle").value;
+    assert_eq!(phandle, clock_phandle);
+    let pl011 = fdt.find_compatible(&["arm,pl011"]).expect("pl011");
+    let interrupts = pl011.property("interrupts").expect("interrupts").value;
+    assert_eq!(interrupts, be_cells(&[0, 1, 4]));
+    let clocks = pl011.property("clocks").expect("clocks").value;
+    assert_eq!(clocks, be_cells(&[2, 2]));
+
+    // A primecell device without a console: the clock, and the device uses it.
+    let dt = one("devices = [\"rtc\"]");
+    let fdt = fdt::Fdt::new(&dt).expect("valid DTB");
+    assert!(fdt.find_node("/apb-pclk").is_some());
+    let rtc = fdt.find_compatible(&["arm,pl031"]).expect("rtc");
+    assert_eq!(rtc.property("clocks").expect("clocks").value, clock_phandle);
+
+    // Neither, with or without another device: no clock.
+    for extra in ["", "devices = [\"fifo\"]"] {
+        let dt = one(extra);
+        let fdt = fdt::Fdt::new(&dt).expect("valid DTB");
+        assert!(fdt.find_node("/apb-pclk").is_none(), "{extra:?}");
+        assert!(fdt.find_compatible(&["arm,pl011"]).is_none(), "{extra:?}");
+        let fifo = fdt.find_compatible(&["acme,fifo"]);
+        assert_eq!(fifo.is_some(), !extra.is_empty());
+        assert!(fifo.and_then(|f| f.property("clocks")).is_none());
+    }
+}
+
+#[test]
+fn a_device_tree_of_exactly_64_kib_fits_its_area_4_bytes_more_do_not() {
+    // The fifo's one compatible string makes the tree as large as needed.
+    let config = set(&part("alpha", "[0]", 0x5000_0000, "devices = [\"fifo\"]"));
+    let with_compatible = |len: usize| run(&board_with_fifo(&"x".repeat(len)), &config);
+    let size = |len: usize| {
+        let c = with_compatible(len).expect("the tree fits");
+        dtb_of(&c, 0).len()
+    };
+    // A string's bytes and its NUL are padded to 4: with lengths 3, 7, 11...
+    // the tree grows 4 bytes at a time.
+    let small = size(3);
+    let grow = 0x1_0000 - small;
+    assert_eq!(
+        grow % 4,
+        0,
+        "a {small}-byte tree cannot grow to 64 KiB in steps of 4"
+    );
+    assert_eq!(size(3 + grow), 0x1_0000);
+    assert_error!(
+        with_compatible(3 + grow + 4),
+        SET_FILE,
+        Some("alpha"),
+        Some("device_tree"),
+        ErrorKind::DeviceTree {
+            error: vm_fdt::Error::TotalSizeTooLarge
+        }
+    );
+}
+
+// ---- the map -------------------------------------------------------------------
+
+/// The committed picture of the demo set, which the README shows.
+const DEMO_MAP: &str = include_str!("../../../boards/qemu-virt/demo-map.svg");
+
+/// `map::svg` draws the demo set exactly as the committed picture shows it
+/// (the repository's tests/map.rs checks the same through scripts/build.sh,
+/// which regenerates it: `scripts/build.sh --map --svg boards/qemu-virt/demo-map.svg`).
+#[test]
+fn the_demo_is_drawn_as_the_committed_picture() {
+    let demo = "boards/qemu-virt/demo.toml";
+    let c =
+        crate::check(SHIPPED_BOARD, BOARD_FILE, DEMO, demo, &images).expect("demo.toml is valid");
+    let svg = crate::map::svg(&c);
+    let first_difference = svg.lines().zip(DEMO_MAP.lines()).position(|(a, b)| a != b);
+    assert!(
+        svg == DEMO_MAP,
+        "the demo's map differs from the committed one (first at line {:?})",
+        first_difference.map(|i| i + 1)
+    );
 }
 
 // ---- generated code and build -----------------------------------------------
