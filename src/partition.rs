@@ -10,9 +10,8 @@
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
-/// Most vCPUs a partition can have (one per physical CPU of the largest
-/// board we describe; the configuration check enforces the real limit).
-pub const MAX_VCPUS: usize = 8;
+/// Most vCPUs a partition can have (the configuration check enforces it).
+pub use bulkhead_abi::limits::MAX_VCPUS;
 
 /// A vCPU's PSCI power state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,8 +7,9 @@ use core::arch::{asm, global_asm};
 
 use crate::{exception, mmu, percpu};
 
-/// Most CPUs (vCPUs) a guest can use: one stack each, indexed by MPIDR.Aff0.
-pub const MAX_CPUS: usize = 8;
+/// Most CPUs (vCPUs) a guest can use: one stack each, indexed by MPIDR.Aff0
+/// (a partition's vCPU limit).
+pub const MAX_CPUS: usize = bulkhead_abi::limits::MAX_VCPUS;
 /// log2 of each CPU's stack size (16 KiB: the largest frame is a trap frame
 /// of 800 bytes plus core::fmt, far below this).
 const STACK_SHIFT: usize = 14;

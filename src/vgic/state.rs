@@ -46,7 +46,7 @@ pub const DRAIN_ALL: u32 = 1 << 31;
 /// stays pending) until it is routed to one.
 pub const NO_TARGET: u8 = u8::MAX;
 /// Most SPIs one partition may own (the configuration check enforces it).
-pub const MAX_SPIS: usize = 32;
+pub use bulkhead_abi::limits::MAX_PARTITION_SPIS as MAX_SPIS;
 /// Priority bits the virtual CPU interface implements (ICH_VTR_EL2.PRIbits
 /// + 1 = 5 on QEMU's GICv3 and the GIC-400): writes keep the top 5 bits.
 pub const PRIORITY_MASK: u8 = 0xf8;

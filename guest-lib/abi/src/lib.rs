@@ -188,6 +188,24 @@ pub const ABI_VERSION: u64 = 1;
 /// Most bytes one [`call::CONSOLE_WRITE`] carries (six registers of eight).
 pub const CONSOLE_WRITE_MAX: usize = 48;
 
+/// The limits every side of Bulkhead sizes itself by, in one place: the
+/// hypervisor's tables and stacks, guest-lib's per-CPU stacks, and the
+/// configuration tool (bulkhead-config), which rejects a board or
+/// partition set beyond them with an error naming the file, partition and
+/// field. The generated configuration asserts them again at compile time.
+pub mod limits {
+    /// Most physical CPUs a board may have: the hypervisor keeps an EL2
+    /// stack and a per-CPU block for each.
+    pub const MAX_CPUS: usize = 8;
+    /// Most vCPUs one partition may have: one bit each in the control
+    /// page's 32-bit mask and pending words, one stack each in guest-lib.
+    pub const MAX_VCPUS: usize = 8;
+    /// Most SPIs one partition may own (its virtual GIC's SPI table).
+    pub const MAX_PARTITION_SPIS: usize = 32;
+
+    const _: () = assert!(MAX_VCPUS <= 32 && MAX_VCPUS <= MAX_CPUS);
+}
+
 /// Status returned in `x0`. Zero is success; the negative values are those
 /// SMCCC and PSCI use, so one decoder serves every call.
 #[repr(i64)]

@@ -11,8 +11,8 @@ use core::arch::{asm, global_asm};
 
 /// Bytes of EL2 stack per physical CPU.
 pub const STACK_SIZE: usize = 16 * 1024;
-/// Most physical CPUs a board may have.
-pub const MAX_CPUS: usize = 8;
+/// Most physical CPUs a board may have (the configuration check enforces it).
+pub use bulkhead_abi::limits::MAX_CPUS;
 
 /// The guest registers saved by every exit from a lower EL: x0..x30 and a pad
 /// word to keep the stack 16-byte aligned. Its layout is the assembly's.

@@ -42,15 +42,17 @@ pub const PARTITION_NAME_MAX: usize = 16;
 pub const BOARD_NAME_MAX: usize = 32;
 /// MPIDR_EL1 affinity fields: Aff3 (39:32), Aff2..Aff0 (23:0).
 const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
-/// Most physical CPUs the hypervisor supports (its `arch::MAX_CPUS`, and
-/// `partition::MAX_VCPUS` for one partition).
-pub const MAX_CPUS: usize = 8;
+/// Most physical CPUs a board may have (and so vCPUs a partition may have,
+/// one per CPU, within the shared limit).
+pub use bulkhead_abi::limits::MAX_CPUS;
+/// Most vCPUs (CPUs) one partition may have.
+pub use bulkhead_abi::limits::MAX_VCPUS;
 /// Where a partition's control page is when its configuration does not say:
 /// the last page below 2 GiB, inside the range guest-lib maps as normal
 /// memory and away from QEMU virt's RAM at 1 GiB for any partition under 1 GiB.
 pub const DEFAULT_CONTROL_PAGE: u64 = 0x7fff_f000;
-/// Most SPIs one partition may own (the hypervisor's `vgic::state::MAX_SPIS`).
-pub const MAX_PARTITION_SPIS: usize = 32;
+/// Most SPIs one partition may own.
+pub use bulkhead_abi::limits::MAX_PARTITION_SPIS;
 /// Guest addresses are below 2^39: stage 2 uses T0SZ = 25, starting at level 1
 /// (`mm::pagetable::INPUT_BITS` in the hypervisor).
 pub const IPA_LIMIT: u64 = 1 << 39;
@@ -756,6 +758,10 @@ fn check_partition(
     // CPUs.
     if p.cpus.is_empty() {
         return Err(ctx.err("cpus", ErrorKind::NoCpus));
+    }
+    if p.cpus.len() > MAX_VCPUS {
+        let (count, max) = (p.cpus.len(), MAX_VCPUS);
+        return Err(ctx.err("cpus", ErrorKind::TooManyCpus { count, max }));
     }
     for (i, &cpu) in p.cpus.iter().enumerate() {
         let field = format!("cpus[{i}]");

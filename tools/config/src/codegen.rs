@@ -142,6 +142,27 @@ pub fn config_rs(c: &Checked) -> String {
         partition(&mut out, p);
     }
     out.push_str("    ],\n};\n");
+    // The limits the check applied, asserted again where the tables they
+    // size are built: a mismatch is a build error, never a boot-time one.
+    out.push_str(&format!(
+        "const _: () = assert!({} <= bulkhead_abi::limits::MAX_CPUS);\n",
+        c.board.cpus.len()
+    ));
+    for p in &c.partitions {
+        out.push_str(&format!(
+            "const _: () = assert!({} <= bulkhead_abi::limits::MAX_VCPUS); // {}\n",
+            p.cpus.len(),
+            p.name,
+        ));
+        // (None for a partition without interrupts: `0 <=` is no check.)
+        let spis = p.devices.iter().map(|d| d.interrupts.len()).sum::<usize>();
+        if spis > 0 {
+            out.push_str(&format!(
+                "const _: () = assert!({spis} <= bulkhead_abi::limits::MAX_PARTITION_SPIS); // {}\n",
+                p.name,
+            ));
+        }
+    }
     out
 }
 

@@ -530,6 +530,22 @@ fn a_cpu_twice_in_one_partition_is_rejected() {
     );
 }
 
+/// More CPUs than a partition may have vCPUs is the first thing said about
+/// its list (here with repeats, as the board has fewer CPUs than that).
+#[test]
+fn a_partition_listing_more_cpus_than_the_vcpu_limit_is_rejected() {
+    assert_error!(
+        run(
+            BOARD,
+            &two().replace("cpus = [0, 1]", "cpus = [0, 1, 0, 1, 0, 1, 0, 1, 0]")
+        ),
+        SET_FILE,
+        Some("alpha"),
+        Some("cpus"),
+        ErrorKind::TooManyCpus { count: 9, max: 8 }
+    );
+}
+
 #[test]
 fn a_cpu_in_two_partitions_is_rejected() {
     let e = assert_error!(
@@ -1841,35 +1857,55 @@ fn images_with_a_slash_are_relative_to_the_config() {
 fn generated_rust_compiles_against_the_config_types() {
     let root = scratch_repo("rustc", DEMO);
     build_in(&root).expect("build succeeds");
-    let config_rs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../src/config.rs");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config_rs = manifest.join("../../src/config.rs");
+    let abi_rs = manifest.join("../../guest-lib/abi/src/lib.rs");
     let wrapper = root.join("wrapper.rs");
     std::fs::write(
         &wrapper,
         format!(
-            "#![allow(dead_code)]\n\
+            "#![allow(dead_code, unused_attributes)]\n\
              #[path = {:?}]\nmod config;\n\
-             mod generated {{\n    use crate::config::*;\n    \
+             #[path = {:?}]\nmod bulkhead_abi;\n\
+             mod generated {{\n    use crate::config::*;\n    use crate::bulkhead_abi;\n    \
              include!(concat!(env!(\"OUT_DIR\"), \"/bulkhead_config.rs\"));\n}}\n\
              pub fn partitions() -> usize {{ generated::CONFIG.partitions.len() }}\n",
-            config_rs.display().to_string()
+            config_rs.display().to_string(),
+            abi_rs.display().to_string()
         ),
     )
     .expect("write wrapper");
-    let status = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned()))
-        .args([
-            "--edition",
-            "2024",
-            "--crate-type",
-            "lib",
-            "--emit",
-            "metadata",
-            "-o",
-        ])
-        .arg(root.join("wrapper.rmeta"))
-        .arg(&wrapper)
-        .env("OUT_DIR", root.join("out"))
-        .status()
-        .expect("run rustc");
-    assert!(status.success(), "the generated code does not compile");
+    let compiles = || {
+        Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned()))
+            .args([
+                "--edition",
+                "2024",
+                "--crate-type",
+                "lib",
+                "--emit",
+                "metadata",
+                "-o",
+            ])
+            .arg(root.join("wrapper.rmeta"))
+            .arg(&wrapper)
+            .env("OUT_DIR", root.join("out"))
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run rustc")
+            .success()
+    };
+    assert!(compiles(), "the generated code does not compile");
+    // The limits are asserted again in the generated code: a board beyond
+    // them (had the check let it through) fails to compile.
+    let generated = root.join("out/bulkhead_config.rs");
+    let text = std::fs::read_to_string(&generated).expect("generated file");
+    let board_cpus = "const _: () = assert!(4 <= bulkhead_abi::limits::MAX_CPUS);";
+    assert!(text.contains(board_cpus), "{text}");
+    std::fs::write(
+        &generated,
+        text.replace(board_cpus, &board_cpus.replace('4', "9")),
+    )
+    .expect("rewrite");
+    assert!(!compiles(), "9 CPUs compiled against a limit of 8");
     let _ = std::fs::remove_dir_all(&root);
 }
