@@ -14,7 +14,7 @@
 //!
 //! | state | written by | why nobody waits on another partition |
 //! |---|---|---|
-//! | the board UART (`console`) | the CPU whose partition holds the line turn | each partition's lines wait in its own ring, under a lock only its own CPUs take; the lock-free `console::Arbiter` gives whole-line turns in round-robin order; a CPU sends at most `console::BUDGET` bytes per exit and only while the UART's FIFO has room, never polling it; what is left waits for its next exit or its own EL2 retry timer |
+//! | the board UART (`console`) | the CPU whose partition holds the line turn | each partition's lines wait in its own ring, under a lock only its own CPUs take; the lock-free `console::Arbiter` gives whole-line turns in round-robin order; a CPU sends at most `console::BUDGET` bytes per exit and only while the UART's FIFO has room, never polling it; what is left waits for its next exit or its own EL2 retry timer; at power-off, when no partition runs any more, the last CPU to stop drains every ring in turn |
 //! | the physical distributor (`arch::gicv3`) | boot (under the driver's lock), then each partition's own vGIC writes, and its CPUs turning its device SPIs off once it has stopped | at run time single-register writes that name only the writer's own interrupts (a bit of ISENABLER/ICENABLER, one IROUTER), under its own partition's `vgic_lock`; triggers are fixed at boot; nothing waits for GICD_CTLR.RWP |
 //! | each CPU's redistributor | boot, then the partition running on that CPU (its virtual timer's enable) | single-bit writes of that partition's own interrupt |
 //! | the kick SGI | a partition's vCPUs, to its own vCPUs' CPUs only | routing refuses targets outside the partition |
