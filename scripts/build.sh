@@ -8,6 +8,8 @@
 #
 # --board picks boards/NAME/demo.toml unless --config names another set.
 # Prints the image's path on stdout. Cross builds go to target/bulkhead.
+# BULKHEAD_FAST_PATHS=off builds the hypervisor without its assembly fast
+# paths (cargo feature `fast-paths`): every exit goes to the Rust handlers.
 #
 # --map builds only the guests (the check reads them), not the hypervisor:
 # it checks the set as the build does, prints its map (physical memory,
@@ -61,9 +63,16 @@ fi
 mkdir -p "$CARGO_TARGET_DIR"
 exec 9>"$CARGO_TARGET_DIR/.image.lock"
 flock 9
+features=()
+case "${BULKHEAD_FAST_PATHS:-on}" in
+    on) ;;
+    off) features=(--no-default-features) ;;
+    *) echo "build.sh: BULKHEAD_FAST_PATHS=$BULKHEAD_FAST_PATHS: on or off" >&2; exit 2 ;;
+esac
 BULKHEAD_CONFIG=$config \
 BULKHEAD_GUEST_DIR=$CARGO_TARGET_DIR/aarch64-unknown-none/release/examples \
-    cargo build -q -p bulkhead --bin bulkhead --target aarch64-unknown-none-softfloat --release
+    cargo build -q -p bulkhead --bin bulkhead --target aarch64-unknown-none-softfloat --release \
+    "${features[@]}"
 elf=$CARGO_TARGET_DIR/aarch64-unknown-none-softfloat/release/bulkhead
 mkdir -p "$(dirname "$out")"
 cp "$elf" "${out%.bin}.elf"

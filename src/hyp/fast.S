@@ -7,7 +7,9 @@
  *
  * Constants (global_asm! operands): FRAME, the FastCpu offsets (FC_*), the
  * PrivateIrqs offsets (PI_*), the control page's mask word offset
- * (CP_MASK), the counter offsets (CNT_*), VTIMER, KICK_DRAINED.
+ * (CP_MASK), the counter offsets (CNT_*), VTIMER, KICK_DRAINED, and
+ * FAST_PATHS: 0 when the `fast-paths` feature is off, and then every exit
+ * goes straight to Rust.
  */
 
 .macro SAVE_LOW
@@ -138,6 +140,9 @@
 lower_irq:
     SAVE_LOW
     mrs     x0, icc_iar1_el1
+.if {FAST_PATHS} == 0
+    b       8f                                  /* no fast paths: Rust */
+.endif
     mrs     x1, tpidr_el2
     cmp     w0, #{VTIMER}
     b.ne    2f
@@ -207,6 +212,9 @@ lower_irq:
 .global lower_sync
 lower_sync:
     SAVE_LOW
+.if {FAST_PATHS} == 0
+    b       9f                                  /* no fast paths: Rust */
+.endif
     mrs     x0, esr_el2
     /* EC 0x18 (MSR/MRS), IL, and ISS = ICC_SGI1R_EL1 written from any Rt:
      * everything but Rt (bits 9:5) must match. */

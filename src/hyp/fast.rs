@@ -207,4 +207,5 @@ global_asm!(
     KICK_DRAINED = const KICK_DRAINED,
     SGI1R_ESR_LO = const SGI1R_ESR & 0xffff,
     SGI1R_ESR_HI = const SGI1R_ESR >> 16,
+    FAST_PATHS = const cfg!(feature = "fast-paths") as u32,
 );

@@ -37,8 +37,14 @@ pub fn image(config: &str) -> PathBuf {
 }
 
 /// Builds the image for a partition set as `target/images/<name>.bin`,
-/// once per name per test run.
+/// once per name per test run. With `BULKHEAD_FAST_PATHS=off` (which
+/// scripts/build.sh reads) the hypervisor has no assembly fast paths, and
+/// the image is `<name>-rust.bin`.
 pub fn image_named(config: &str, name: &str) -> PathBuf {
+    let name = &match std::env::var("BULKHEAD_FAST_PATHS").as_deref() {
+        Ok("off") => format!("{name}-rust"),
+        _ => name.to_owned(),
+    };
     static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     let built = built.get_or_insert_with(HashMap::new);
