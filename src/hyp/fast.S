@@ -7,7 +7,9 @@
  *
  * Constants (global_asm! operands): FRAME, the FastCpu offsets (FC_*), the
  * PrivateIrqs offsets (PI_*), the control page's mask word offset
- * (CP_MASK), the counter offsets (CNT_*), VTIMER, KICK_DRAINED, and
+ * (CP_MASK), the counter offsets (CNT_*), VTIMER, KICK_DRAINED, the
+ * list-register, DRAIN_ALL, GICD_CTLR and ICC_SGI1R_EL1 values and bits the
+ * Rust definitions give (LR_*, DRAIN_ALL_BIT, CTLR_GRP1_BIT, SGI1R_*), and
  * FAST_PATHS: 0 when the `fast-paths` feature is off, and then every exit
  * goes straight to Rust.
  */
@@ -103,12 +105,12 @@
     FAST_DELIVERY_OK \slow
     ldr     x2, [x1, #{FC_VGIC_CTLR}]
     ldr     w2, [x2]
-    tbz     w2, #1, \slow                      /* group 1 off: Rust keeps them pending */
+    tbz     w2, #{CTLR_GRP1_BIT}, \slow        /* group 1 off: Rust keeps them pending */
     ldr     x2, [x1, #{FC_PRIVATE}]
     ldr     w3, [x2, #{PI_ENABLED}]
     add     x4, x2, #{PI_PENDING}
 1:  ldaxr   w5, [x4]
-    tbnz    w5, #31, 3f                         /* DRAIN_ALL: SPIs may wait too */
+    tbnz    w5, #{DRAIN_ALL_BIT}, 3f            /* DRAIN_ALL: SPIs may wait too */
     and     w6, w5, w3                          /* deliverable: pending and enabled */
     cbz     w6, 2f
     sub     w7, w6, #1
@@ -122,7 +124,7 @@
     add     x7, x2, #{PI_PRIORITY}
     ldrb    w7, [x7, x6]
     /* pending (62) | group 1 (60) | priority | vINTID */
-    movz    x5, #0x5000, lsl #48
+    movz    x5, #{LR_PENDING_HI}, lsl #48
     orr     x5, x5, x6
     orr     x5, x5, x7, lsl #48
     msr     ich_lr0_el2, x5
@@ -157,7 +159,7 @@ lower_irq:
     /* pending (62) | HW (61) | group 1 (60) | priority | pINTID 27 | vINTID 27 */
     movz    x2, #{VTIMER}
     movk    x2, #{VTIMER}, lsl #32
-    movk    x2, #0x7000, lsl #48
+    movk    x2, #{LR_PENDING_HW_HI}, lsl #48
     orr     x2, x2, x3, lsl #48
     msr     ich_lr0_el2, x2
     COUNT   {CNT_IRQ}
@@ -187,7 +189,7 @@ lower_irq:
     msr     icc_eoir1_el1, x0                   /* priority drop only (EOImode 1) */
     /* pending (62) | HW (61) | group 1 (60) | priority | pINTID | vINTID */
     orr     x2, x0, x0, lsl #32
-    movz    x5, #0x7000, lsl #48
+    movz    x5, #{LR_PENDING_HW_HI}, lsl #48
     orr     x2, x2, x5
     orr     x2, x2, x3, lsl #48
     msr     ich_lr0_el2, x2
@@ -243,22 +245,22 @@ lower_sync:
     b       2f
 2:  /* x2 = the value written. Fast only for IRM = 0, Aff3 = Aff2 = Aff1 = 0,
      * RS = 0, and targets that are all other vCPUs of this partition. */
-    movz    x3, #0x00ff, lsl #16
-    movk    x3, #0xf1ff, lsl #32
-    movk    x3, #0x00ff, lsl #48
+    movz    x3, #{SGI1R_NOT_FAST_16}, lsl #16
+    movk    x3, #{SGI1R_NOT_FAST_32}, lsl #32
+    movk    x3, #{SGI1R_NOT_FAST_48}, lsl #48
     tst     x2, x3
     b.ne    9f
     mrs     x1, tpidr_el2
     ldr     x3, [x1, #{FC_PAGE}]
     cbz     x3, 9f
-    and     x4, x2, #0xffff                     /* TargetList */
+    and     x4, x2, #{SGI1R_TARGET_LIST}        /* TargetList */
     ldr     x5, [x1, #{FC_VCPUS}]
     bics    xzr, x4, x5
     b.ne    9f                                  /* targets outside: Rust counts them */
     ldr     x5, [x1, #{FC_BIT}]
     and     x0, x4, x5                          /* itself among the targets */
     bic     x4, x4, x5                          /* the others */
-    ubfx    x2, x2, #24, #4
+    ubfx    x2, x2, #{SGI1R_INTID_SHIFT}, #4
     mov     w6, #1
     lsl     w6, w6, w2                          /* the SGI's bit */
     mov     x2, x0                              /* x2: itself a target (kept) */

@@ -20,7 +20,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use bulkhead_abi::{Counter, control};
 
-use crate::vgic::state;
+use crate::vgic::lr::{Entry, Irq, format};
+use crate::vgic::{sgi, state};
 
 use crate::arch::{self, gicv3};
 use crate::partition::MAX_VCPUS;
@@ -179,6 +180,29 @@ pub const KICK_DRAINED: u32 = 0x1_0000;
 /// IL, op0 3, op2 5, op1 0, CRn 12, CRm 11, a write.
 const SGI1R_ESR: u32 = (0x18 << 26) | (1 << 25) | (3 << 20) | (5 << 17) | (12 << 10) | (11 << 1);
 
+/// ICH_LR<n>_EL2 of a pending group-1 interrupt with priority 0 and INTID
+/// 0, without and with the HW bit, as the Rust path encodes them: only bits
+/// 63:48 are set, which the fast paths write with one `movz`/`movk` and OR
+/// the priority and INTIDs into.
+const LR_PENDING: u64 = format::gicv3::encode(Entry::pending(Irq {
+    intid: 0,
+    priority: 0,
+    hw: false,
+}));
+const LR_PENDING_HW: u64 = format::gicv3::encode(Entry::pending(Irq {
+    intid: 0,
+    priority: 0,
+    hw: true,
+}));
+const _: () = assert!(LR_PENDING & 0xffff_ffff_ffff == 0 && LR_PENDING_HW & 0xffff_ffff_ffff == 0);
+
+/// The ICC_SGI1R_EL1 fields that send an SGI off the fast path when not
+/// zero: Aff1, Aff2, IRM, RS and Aff3 (only plain affinity-0 targets are
+/// fast). Written as three 16-bit chunks (bits 31:16, 47:32, 63:48).
+const SGI1R_NOT_FAST: u64 =
+    sgi::field::AFF1 | sgi::field::AFF2 | sgi::field::IRM | sgi::field::RS | sgi::field::AFF3;
+const _: () = assert!(SGI1R_NOT_FAST & 0xffff == 0);
+
 global_asm!(
     include_str!("fast.S"),
     FRAME = const core::mem::size_of::<arch::TrapFrame>(),
@@ -208,4 +232,13 @@ global_asm!(
     SGI1R_ESR_LO = const SGI1R_ESR & 0xffff,
     SGI1R_ESR_HI = const SGI1R_ESR >> 16,
     FAST_PATHS = const cfg!(feature = "fast-paths") as u32,
+    LR_PENDING_HI = const LR_PENDING >> 48,
+    LR_PENDING_HW_HI = const LR_PENDING_HW >> 48,
+    DRAIN_ALL_BIT = const state::DRAIN_ALL.trailing_zeros(),
+    CTLR_GRP1_BIT = const state::CTLR_ENABLE_GRP1.trailing_zeros(),
+    SGI1R_NOT_FAST_16 = const (SGI1R_NOT_FAST >> 16) & 0xffff,
+    SGI1R_NOT_FAST_32 = const (SGI1R_NOT_FAST >> 32) & 0xffff,
+    SGI1R_NOT_FAST_48 = const SGI1R_NOT_FAST >> 48,
+    SGI1R_INTID_SHIFT = const sgi::field::INTID_SHIFT,
+    SGI1R_TARGET_LIST = const sgi::field::TARGET_LIST,
 );

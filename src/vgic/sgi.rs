@@ -27,20 +27,45 @@ pub enum SgiTarget {
     },
 }
 
+/// The fields of ICC_SGI1R_EL1 (Arm IHI 0069): masks in place, and the
+/// shifts of those decoded. The assembly fast path takes its masks from here.
+pub mod field {
+    /// TargetList, bits 15:0: one bit per Aff0 value in the RS block.
+    pub const TARGET_LIST: u64 = 0xffff;
+    /// Aff1, bits 23:16.
+    pub const AFF1: u64 = 0xff << AFF1_SHIFT;
+    pub const AFF1_SHIFT: u32 = 16;
+    /// INTID, bits 27:24.
+    pub const INTID: u64 = 0xf << INTID_SHIFT;
+    pub const INTID_SHIFT: u32 = 24;
+    /// Aff2, bits 39:32.
+    pub const AFF2: u64 = 0xff << AFF2_SHIFT;
+    pub const AFF2_SHIFT: u32 = 32;
+    /// IRM, bit 40: every PE but the sender.
+    pub const IRM: u64 = 1 << 40;
+    /// RS, bits 47:44: which block of 16 Aff0 values TargetList covers.
+    pub const RS: u64 = 0xf << RS_SHIFT;
+    pub const RS_SHIFT: u32 = 44;
+    /// Aff3, bits 55:48.
+    pub const AFF3: u64 = 0xff << AFF3_SHIFT;
+    pub const AFF3_SHIFT: u32 = 48;
+}
+
 impl SgiRequest {
     /// Decodes every field; bits the architecture reserves are ignored.
     #[inline(always)]
     pub const fn decode(value: u64) -> SgiRequest {
-        let intid = ((value >> 24) & 0xf) as u32;
-        let target = if value & (1 << 40) != 0 {
+        use field::*;
+        let intid = ((value & INTID) >> INTID_SHIFT) as u32;
+        let target = if value & IRM != 0 {
             SgiTarget::AllButSelf
         } else {
             SgiTarget::List {
-                aff3: (value >> 48) as u8,
-                aff2: (value >> 32) as u8,
-                aff1: (value >> 16) as u8,
-                rs: ((value >> 44) & 0xf) as u8,
-                list: value as u16,
+                aff3: ((value & AFF3) >> AFF3_SHIFT) as u8,
+                aff2: ((value & AFF2) >> AFF2_SHIFT) as u8,
+                aff1: ((value & AFF1) >> AFF1_SHIFT) as u8,
+                rs: ((value & RS) >> RS_SHIFT) as u8,
+                list: (value & TARGET_LIST) as u16,
             }
         };
         SgiRequest { intid, target }

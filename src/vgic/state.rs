@@ -45,6 +45,10 @@ pub const DRAIN_ALL: u32 = 1 << 31;
 /// GIC whose IROUTER names no PE, the interrupt is delivered to nobody (it
 /// stays pending) until it is routed to one.
 pub const NO_TARGET: u8 = u8::MAX;
+/// GICD_CTLR.EnableGrp0 and EnableGrp1 (with DS = 1, Arm IHI 0069), as
+/// `VgicState::ctlr` holds them.
+pub const CTLR_ENABLE_GRP0: u32 = 1 << 0;
+pub const CTLR_ENABLE_GRP1: u32 = 1 << 1;
 /// Most SPIs one partition may own (the configuration check enforces it).
 pub use bulkhead_abi::limits::MAX_PARTITION_SPIS as MAX_SPIS;
 /// Priority bits the virtual CPU interface implements (ICH_VTR_EL2.PRIbits
@@ -230,7 +234,7 @@ impl VgicState {
 
     /// Whether distribution of group-1 interrupts is on (GICD_CTLR).
     pub fn group1_enabled(&self) -> bool {
-        self.ctlr.load(Ordering::Relaxed) & 0b10 != 0
+        self.ctlr.load(Ordering::Relaxed) & CTLR_ENABLE_GRP1 != 0
     }
 }
 

@@ -9,7 +9,9 @@
 use super::{
     BitReg, Effects, IIDR_VALUE, Live, ORDER, PIDR2, PIDR2_VALUE, Sizes, Write, all_vcpus, vcpu_bit,
 };
-use crate::vgic::state::{NO_TARGET, PRIORITY_MASK, Spi, VgicState};
+use crate::vgic::state::{
+    CTLR_ENABLE_GRP0, CTLR_ENABLE_GRP1, NO_TARGET, PRIORITY_MASK, Spi, VgicState,
+};
 
 // Offsets in the GICD frame (Arm IHI 0069, "The GIC Distributor register map").
 const GICD_CTLR: u64 = 0x0000;
@@ -34,9 +36,7 @@ const GICD_IROUTER: u64 = 0x6000;
 const GICD_IROUTER_END: u64 = 0x8000;
 
 // GICD_CTLR with DS = 1 (Arm IHI 0069, GICD_CTLR "When access is in a
-// system with a single Security state").
-const CTLR_ENABLE_GRP0: u32 = 1 << 0;
-const CTLR_ENABLE_GRP1: u32 = 1 << 1;
+// system with a single Security state"); the enables are the state's.
 const CTLR_ARE: u32 = 1 << 4;
 const CTLR_DS: u32 = 1 << 6;
 
