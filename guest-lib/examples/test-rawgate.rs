@@ -160,6 +160,15 @@ fn taken() -> ([u32; 16], usize) {
     )
 }
 
+/// Waits until `n` interrupts were taken, or 1 s (a loaded host may hold
+/// back QEMU's timer callback for milliseconds).
+fn wait_for_taken(n: usize) {
+    let deadline = timer::now() + timer::ticks(Duration::from_secs(1));
+    while COUNT.load(Ordering::Relaxed) < n && timer::now() < deadline {
+        core::hint::spin_loop();
+    }
+}
+
 fn reset() {
     COUNT.store(0, Ordering::Relaxed);
     WHILE_MASKED.store(0, Ordering::Relaxed);
@@ -204,7 +213,8 @@ fn main() -> ! {
     timer::delay(Duration::from_millis(5));
     let while_masked = COUNT.load(Ordering::Relaxed);
     unmask();
-    timer::delay(Duration::from_millis(5));
+    wait_for_taken(sgis.len() + 1);
+    timer::delay(Duration::from_millis(5)); // and nothing more
     let (order, n) = taken();
     println!(
         "rawgate: masked taken_while_masked={} flagged={} after={}",
@@ -221,7 +231,8 @@ fn main() -> ! {
     timer::delay(Duration::from_millis(1));
     mask(false); // no IRQ_UNMASK: the deferred SGIs stay in the queue
     timer_in(timer::ticks(Duration::from_micros(200)));
-    timer::delay(Duration::from_millis(5));
+    wait_for_taken(3);
+    timer::delay(Duration::from_millis(5)); // and nothing more
     let (order, n) = taken();
     println!(
         "rawgate: window first={} after={}",
