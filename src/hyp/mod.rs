@@ -120,6 +120,8 @@ extern "C" fn rust_primary_main(dtb: u64) -> ! {
             redistributor,
             ..
         } => gicv3::init_distributor(distributor, redistributor, board.cpus.len()),
+        // The build refuses GICv2 boards until their backend exists
+        // (bulkhead-config's `build`): a configuration cannot get here.
         GicConfig::V2 { .. } => boot_error(format_args!("GICv2 boards are not supported yet")),
     }
     let runtime = match Runtime::build(CONFIG) {

@@ -213,6 +213,17 @@ pub fn write_outputs(
 /// files into `inputs.out_dir`.
 pub fn build(inputs: &BuildInputs) -> Result<BuildOutputs, ConfigError> {
     let (checked, files_read) = load(inputs.config, inputs.guest_dir, inputs.repo_root)?;
+    // The hypervisor has a GICv3 backend only: a GICv2 board is refused here,
+    // at build time, rather than at boot.
+    if let check::Gic::V2 { .. } = checked.board.gic {
+        return Err(ConfigError::new(
+            &checked.board_source,
+            None,
+            None,
+            Some("gic.version"),
+            ErrorKind::NoGicBackend { version: 2 },
+        ));
+    }
     write_outputs(&checked, inputs.out_dir, inputs.repo_root)?;
     let hyp = checked.board.hypervisor;
     Ok(BuildOutputs {

@@ -1785,6 +1785,30 @@ fn build_in(root: &Path) -> Result<crate::BuildOutputs, ConfigError> {
     })
 }
 
+/// Until the hypervisor has a GICv2 backend, a GICv2 board is checked and
+/// mapped but its build stops, naming the board file and `gic.version`,
+/// and writes nothing.
+#[test]
+fn a_gicv2_board_is_refused_at_build_time() {
+    let root = scratch_repo("gicv2", DEMO);
+    std::fs::write(root.join("boards/qemu-virt/board.toml"), gicv2_board()).expect("write");
+    let error = build_in(&root).expect_err("no GICv2 backend");
+    assert_eq!(error.file(), BOARD_FILE);
+    assert_eq!(error.field(), Some("gic.version"));
+    assert!(matches!(
+        error.kind(),
+        ErrorKind::NoGicBackend { version: 2 }
+    ));
+    assert!(
+        error.to_string().contains(
+            "Bulkhead has no GICv2 backend yet: this board can be checked and mapped, not built"
+        ),
+        "{error}"
+    );
+    assert!(!root.join("out/bulkhead_config.rs").exists());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 #[test]
 fn build_writes_the_generated_files() {
     let root = scratch_repo("build", DEMO);
