@@ -5,6 +5,9 @@
  * registers and returns; anything else saves x8-x30 into the same frame and
  * calls the Rust handler, whose decisions are the reference.
  *
+ * Labels that jump far are named (.Lirq_to_rust, .Lsync_to_rust, ...);
+ * numbered ones stay within a few lines.
+ *
  * Constants (global_asm! operands): FRAME, the FastCpu offsets (FC_*), the
  * PrivateIrqs offsets (PI_*), the control page's mask word offset
  * (CP_MASK), the counter offsets (CNT_*), VTIMER, KICK_DRAINED, the
@@ -143,17 +146,17 @@ lower_irq:
     SAVE_LOW
     mrs     x0, icc_iar1_el1
 .if {FAST_PATHS} == 0
-    b       8f                                  /* no fast paths: Rust */
+    b       .Lirq_to_rust                       /* no fast paths: Rust */
 .endif
     mrs     x1, tpidr_el2
     cmp     w0, #{VTIMER}
-    b.ne    2f
+    b.ne    .Lirq_not_timer
 
     /* The virtual timer: forward it with the HW bit (pINTID = vINTID = 27). */
-    FAST_DELIVERY_OK 8f
+    FAST_DELIVERY_OK .Lirq_to_rust
     ldr     x2, [x1, #{FC_PRIVATE}]
     ldr     w3, [x2, #{PI_ENABLED}]
-    tbz     w3, #{VTIMER}, 8f
+    tbz     w3, #{VTIMER}, .Lirq_to_rust
     ldrb    w3, [x2, #{PI_PRIORITY} + {VTIMER}]
     msr     icc_eoir1_el1, x0                   /* priority drop only (EOImode 1) */
     /* pending (62) | HW (61) | group 1 (60) | priority | pINTID 27 | vINTID 27 */
@@ -165,15 +168,16 @@ lower_irq:
     COUNT   {CNT_IRQ}
     RESTORE_LOW_AND_ERET
 
-2:  cbz     w0, 10f
+.Lirq_not_timer:
+    cbz     w0, .Lirq_kick
     /* An SPI: the partition's own passthrough interrupt? Forward it with
      * the HW bit, like the timer. */
     cmp     w0, #32
-    b.lo    8f
+    b.lo    .Lirq_to_rust
     cmp     w0, #1020
-    b.hs    8f                                  /* special INTIDs: Rust */
+    b.hs    .Lirq_to_rust                       /* special INTIDs: Rust */
     ldr     x2, [x1, #{FC_SPI_COUNT}]
-    cbz     x2, 8f
+    cbz     x2, .Lirq_to_rust
     add     x3, x1, #{FC_SPIS}
 11: ldr     x4, [x3], #8                        /* &Spi */
     ldr     w5, [x4, #{SPI_INTID}]
@@ -181,10 +185,10 @@ lower_irq:
     b.eq    12f
     subs    x2, x2, #1
     b.ne    11b
-    b       8f                                  /* not the partition's: Rust */
-12: FAST_DELIVERY_OK 8f
+    b       .Lirq_to_rust                       /* not the partition's: Rust */
+12: FAST_DELIVERY_OK .Lirq_to_rust
     ldrb    w2, [x4, #{SPI_ENABLED}]
-    cbz     w2, 8f                              /* disabled (a race): Rust decides */
+    cbz     w2, .Lirq_to_rust                   /* disabled (a race): Rust decides */
     ldrb    w3, [x4, #{SPI_PRIORITY}]
     msr     icc_eoir1_el1, x0                   /* priority drop only (EOImode 1) */
     /* pending (62) | HW (61) | group 1 (60) | priority | pINTID | vINTID */
@@ -196,14 +200,15 @@ lower_irq:
     COUNT   {CNT_IRQ}
     RESTORE_LOW_AND_ERET
 
-10: /* The kick: another CPU left SGIs pending in this vCPU's model. */
+.Lirq_kick: /* The kick: another CPU left SGIs pending in this vCPU's model. */
     msr     icc_eoir1_el1, x0
     msr     icc_dir_el1, x0                     /* consumed here: deactivate */
-    DELIVER_ONE 7f
+    DELIVER_ONE .Lirq_kick_drained
     COUNT   {CNT_IRQ}
     RESTORE_LOW_AND_ERET
-7:  mov     x0, #{KICK_DRAINED}                 /* the kick is consumed: Rust drains */
-8:  /* Rust: x0 = the acknowledged INTID (not yet dropped), or KICK_DRAINED. */
+.Lirq_kick_drained:
+    mov     x0, #{KICK_DRAINED}                 /* the kick is consumed: Rust drains */
+.Lirq_to_rust: /* Rust: x0 = the acknowledged INTID (not yet dropped), or KICK_DRAINED. */
     SAVE_HIGH
     mov     x1, x0
     mov     x0, sp
@@ -215,7 +220,7 @@ lower_irq:
 lower_sync:
     SAVE_LOW
 .if {FAST_PATHS} == 0
-    b       9f                                  /* no fast paths: Rust */
+    b       .Lsync_to_rust                      /* no fast paths: Rust */
 .endif
     mrs     x0, esr_el2
     /* EC 0x18 (MSR/MRS), IL, and ISS = ICC_SGI1R_EL1 written from any Rt:
@@ -224,12 +229,12 @@ lower_sync:
     movz    w2, #{SGI1R_ESR_LO}
     movk    w2, #{SGI1R_ESR_HI}, lsl #16
     cmp     w1, w2
-    b.ne    9f
+    b.ne    .Lsync_to_rust
     ubfx    x1, x0, #5, #5                      /* Rt */
     cmp     x1, #8
     b.hs    1f
     ldr     x2, [sp, x1, lsl #3]                /* x0-x7: saved in the frame */
-    b       2f
+    b       .Lsgi_value
 1:  adr     x3, 3f
     add     x3, x3, x1, lsl #3
     br      x3
@@ -239,24 +244,24 @@ lower_sync:
     .endr
     .irp n, 8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30
     mov     x2, x\n
-    b       2f
+    b       .Lsgi_value
     .endr
     mov     x2, xzr                             /* Rt 31: xzr */
-    b       2f
-2:  /* x2 = the value written. Fast only for IRM = 0, Aff3 = Aff2 = Aff1 = 0,
+    b       .Lsgi_value
+.Lsgi_value: /* x2 = the value written. Fast only for IRM = 0, Aff3 = Aff2 = Aff1 = 0,
      * RS = 0, and targets that are all other vCPUs of this partition. */
     movz    x3, #{SGI1R_NOT_FAST_16}, lsl #16
     movk    x3, #{SGI1R_NOT_FAST_32}, lsl #32
     movk    x3, #{SGI1R_NOT_FAST_48}, lsl #48
     tst     x2, x3
-    b.ne    9f
+    b.ne    .Lsync_to_rust
     mrs     x1, tpidr_el2
     ldr     x3, [x1, #{FC_PAGE}]
-    cbz     x3, 9f
+    cbz     x3, .Lsync_to_rust
     and     x4, x2, #{SGI1R_TARGET_LIST}        /* TargetList */
     ldr     x5, [x1, #{FC_VCPUS}]
     bics    xzr, x4, x5
-    b.ne    9f                                  /* targets outside: Rust counts them */
+    b.ne    .Lsync_to_rust                      /* targets outside: Rust counts them */
     ldr     x5, [x1, #{FC_BIT}]
     and     x0, x4, x5                          /* itself among the targets */
     bic     x4, x4, x5                          /* the others */
@@ -286,7 +291,7 @@ lower_sync:
     mrs     x3, elr_el2
     add     x3, x3, #4
     msr     elr_el2, x3
-    cbz     x0, 7f
+    cbz     x0, .Lsync_return
     /* A self-IPI: pending in this vCPU's model, then delivered right here. */
     ldr     x7, [x1, #{FC_PRIVATE}]
     add     x7, x7, #{PI_PENDING}
@@ -294,15 +299,17 @@ lower_sync:
     orr     w3, w3, w6
     stxr    w2, w3, [x7]
     cbnz    w2, 6b
-    DELIVER_ONE 8f
-7:  RESTORE_LOW_AND_ERET
-8:  /* The SGI is sent and counted, ELR advanced: only the drain is left. */
+    DELIVER_ONE .Lsync_drain
+.Lsync_return:
+    RESTORE_LOW_AND_ERET
+.Lsync_drain: /* The SGI is sent and counted, ELR advanced: only the drain is left. */
     SAVE_HIGH
     mov     x0, sp
     bl      handle_local_drain
     RESTORE_ALL_AND_ERET
 
-9:  SAVE_HIGH
+.Lsync_to_rust:
+    SAVE_HIGH
     mov     x0, sp
     bl      handle_lower_sync
     RESTORE_ALL_AND_ERET
