@@ -9,7 +9,7 @@
 
 use bulkhead_abi::{ABI_VERSION, Counter, MAGIC, Status, unpack_console};
 
-use crate::arch::{self, TrapFrame, gicv3, mrs, msr};
+use crate::arch::{self, TrapFrame, exception, gicv3};
 use crate::console::pl011;
 use crate::hypercall::Hypercall;
 use crate::partition::{Fault, FaultKind, Power, StopReason};
@@ -46,15 +46,15 @@ fn current() -> (&'static Runtime, usize, usize) {
 }
 
 fn skip_instruction() {
-    msr!("elr_el2", mrs!("elr_el2") + 4);
+    exception::skip_instruction();
 }
 
 fn fault(kind: FaultKind, v: usize, address: Option<u64>) -> StopReason {
     StopReason::Fault(Fault {
         vcpu: v,
         kind,
-        esr: mrs!("esr_el2"),
-        elr: mrs!("elr_el2"),
+        esr: exception::esr(),
+        elr: exception::guest_pc(),
         address,
     })
 }
@@ -63,7 +63,8 @@ fn fault(kind: FaultKind, v: usize, address: Option<u64>) -> StopReason {
 extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
     let (runtime, p, v) = current();
     let part = &runtime.partitions[p];
-    let exit = Exit::decode(mrs!("esr_el2"), mrs!("far_el2"), mrs!("hpfar_el2"));
+    let syndrome = exception::syndrome();
+    let exit = Exit::decode(syndrome.esr, syndrome.far, syndrome.hpfar);
     match exit {
         Exit::SysReg(access) if access.reg == ICC_SGI1R_EL1 && !access.read => {
             part.count(v, Counter::SgiTrap, 1);
@@ -212,7 +213,7 @@ fn call(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize) {
             // Its timer stops (its interrupt deasserts) before what the
             // list registers hold goes back: nothing is lost, nothing stays
             // active physically for a vCPU that will never end it.
-            arch::msr!("cntv_ctl_el0", 0);
+            exception::stop_guest_timer();
             vgic::power_off(part, v);
             runtime.wait_for_cpu_on(p, v)
         }
@@ -274,35 +275,15 @@ fn data_abort(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize, abor
 /// Makes the guest take an Undefined Instruction exception at EL1, as the
 /// architecture would for an instruction it does not implement.
 fn inject_undefined() {
-    inject_sync(1 << 25); // EC 0 (unknown reason), IL = 1
+    exception::inject_sync(1 << 25, false); // EC 0 (unknown reason), IL = 1
 }
 
 /// Makes the guest take a synchronous external abort for its data access
 /// (`write`): ESR_EL1 a data abort of its own exception level (EC 0x25 from
 /// EL1, 0x24 from EL0), DFSC 0b010000, WnR; FAR_EL1 the faulting address.
 fn inject_abort(write: bool) {
-    let from_el0 = mrs!("spsr_el2") & 0xf == 0;
-    let ec: u64 = if from_el0 { 0x24 } else { 0x25 };
-    msr!("far_el1", mrs!("far_el2"));
-    inject_sync(ec << 26 | 1 << 25 | u64::from(write) << 6 | 0b01_0000);
-}
-
-/// Enters the guest's synchronous exception vector with `esr` in ESR_EL1,
-/// at the instruction that took the exit.
-fn inject_sync(esr: u64) {
-    let spsr = mrs!("spsr_el2");
-    // Where the guest's vector table takes it: from EL1 with SP_EL0 (+0x0),
-    // EL1 with SP_EL1 (+0x200), or EL0 (+0x400).
-    let offset = match spsr & 0xf {
-        0b0100 => 0x000,
-        0b0101 => 0x200,
-        _ => 0x400,
-    };
-    msr!("esr_el1", esr);
-    msr!("elr_el1", mrs!("elr_el2"));
-    msr!("spsr_el1", spsr);
-    msr!("elr_el2", mrs!("vbar_el1") + offset);
-    msr!("spsr_el2", 0x3c5); // EL1h, D, A, I, F masked: what taking an exception does
+    let ec: u64 = if exception::from_el0() { 0x24 } else { 0x25 };
+    exception::inject_sync(ec << 26 | 1 << 25 | u64::from(write) << 6 | 0b01_0000, true);
 }
 
 /// A self-IPI that `fast.S` sent (pending bit set, trap counted, ELR
@@ -372,12 +353,13 @@ extern "C" fn handle_lower_aarch32(_frame: &mut TrapFrame) {
 /// An exception taken from EL2 itself: a hypervisor bug. Report and power off.
 #[unsafe(no_mangle)]
 extern "C" fn handle_hyp_exception(kind: u64) -> ! {
+    let syndrome = exception::syndrome();
     console::emergency(format_args!(
         "hypervisor exception (kind {kind}) on CPU {}: ESR {:#x} ELR {:#x} FAR {:#x}",
         super::this_cpu(),
-        mrs!("esr_el2"),
-        mrs!("elr_el2"),
-        mrs!("far_el2")
+        syndrome.esr,
+        exception::guest_pc(),
+        syndrome.far
     ));
     arch::system_off()
 }

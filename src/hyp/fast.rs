@@ -101,13 +101,13 @@ static FAST_CPUS: [FastCpu; arch::MAX_CPUS] = [const {
 /// Points TPIDR_EL2 at CPU `cpu`'s block (before anything reads it).
 pub fn install(cpu: usize) {
     FAST_CPUS[cpu].cpu.store(cpu as u64, Ordering::Relaxed);
-    arch::msr!("tpidr_el2", &FAST_CPUS[cpu] as *const FastCpu as u64);
+    arch::exception::set_per_cpu(&FAST_CPUS[cpu] as *const FastCpu as u64);
 }
 
 /// This CPU's block.
 #[inline(always)]
 fn this() -> &'static FastCpu {
-    let block = arch::mrs!("tpidr_el2") as *const FastCpu;
+    let block = arch::exception::per_cpu() as *const FastCpu;
     // SAFETY: `install` pointed TPIDR_EL2 at this CPU's entry of the static
     // FAST_CPUS before any code that calls this runs.
     unsafe { &*block }

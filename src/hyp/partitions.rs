@@ -420,7 +420,7 @@ impl fmt::Display for ExitCounts<'_> {
 /// interface off, and it sleeps, consuming whatever interrupt wakes it. Its
 /// partition's last output still leaves through it (the retry timer).
 pub fn park() -> ! {
-    arch::msr!("cntv_ctl_el0", 0);
+    arch::exception::stop_guest_timer();
     gicv3::disable_virtual_interface();
     let mine = super::runtime().and_then(|r| r.vcpu_on_cpu(super::this_cpu()).map(|(p, _)| (r, p)));
     if let Some((runtime, p)) = mine {

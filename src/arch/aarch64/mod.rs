@@ -3,6 +3,7 @@
 //! The only module besides the drivers (`gicv3`, `pl011`) that runs
 //! instructions generic code cannot.
 
+pub mod exception;
 pub mod gicv3;
 pub mod mmu;
 pub mod pl011;
@@ -88,7 +89,7 @@ macro_rules! msr {
         };
     }};
 }
-pub(crate) use {mrs, msr};
+pub(in crate::arch) use {mrs, msr};
 
 /// MPIDR_EL1's affinity fields (Aff3, Aff2, Aff1, Aff0).
 pub fn mpidr() -> u64 {
