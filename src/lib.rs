@@ -1,14 +1,19 @@
 //! Bulkhead: a static-partitioning hypervisor for ARMv8-A at EL2.
 //!
 //! Layering, from the bottom:
-//! - [`arch`] (aarch64 only) is the one place that touches system registers,
-//!   the GIC, the UART and the firmware (PSCI over SMC). Everything else is
-//!   plain Rust that also builds and is unit-tested on the host.
+//! - [`arch`] (aarch64 only) touches system registers, the GIC, the UART
+//!   and the firmware (PSCI over SMC), and offers named operations for them
+//!   (`arch::exception` for the exit being handled). The one exception:
+//!   the exit fast paths (`hyp/fast.S`) still sit beside the per-CPU block
+//!   they read. Everything outside `arch` and `hyp` is plain Rust that also
+//!   builds and is unit-tested on the host, most of it `forbid(unsafe_code)`.
 //! - [`config`] holds the types of the build-time configuration; `build.rs`
 //!   generates the one instance from `boards/`. [`devicetree`] checks the
 //!   boot device tree against it.
 //! - [`mm`] builds translation tables (EL2 stage 1 and per-partition stage 2).
-//! - [`trap`] decodes what a guest did (ESR_EL2) into an [`trap::Exit`].
+//! - [`trap`] decodes what a guest did (ESR_EL2) into an [`trap::Exit`];
+//!   [`vgic`] is the virtual GIC's model (registers, SGI routing, list
+//!   registers, the mask-flag gate).
 //! - [`psci`], [`hypercall`] and [`console`] answer guests: PSCI calls,
 //!   Bulkhead's own calls, console output and the emulated PL011.
 //! - [`partition`] is the run-time state of partitions and vCPUs: power
