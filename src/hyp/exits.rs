@@ -45,10 +45,6 @@ fn current() -> (&'static Runtime, usize, usize) {
     (super::runtime_of(), p, v)
 }
 
-fn skip_instruction() {
-    exception::skip_instruction();
-}
-
 fn fault(kind: FaultKind, v: usize, address: Option<u64>) -> StopReason {
     StopReason::Fault(Fault {
         vcpu: v,
@@ -77,7 +73,7 @@ extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
         Exit::Smc { .. } => {
             part.count(v, Counter::Smc, 1);
             // A trapped SMC returns to itself; the call is done once.
-            skip_instruction();
+            exception::skip_instruction();
             call(frame, runtime, p, v)
         }
         Exit::DataAbort(abort) => {
@@ -92,14 +88,14 @@ extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
                     let routing = part.affinity.route(&request, v);
                     let reached = routing.vcpus.count_ones() + routing.refused;
                     part.count(v, Counter::SgiRefused, u64::from(reached));
-                    skip_instruction();
+                    exception::skip_instruction();
                 }
-                DC_ISW | DC_CSW | DC_CISW if !access.read => skip_instruction(),
+                DC_ISW | DC_CSW | DC_CISW if !access.read => exception::skip_instruction(),
                 ACTLR_EL1 => {
                     if access.read {
                         frame.set_reg(access.rt, 0);
                     }
-                    skip_instruction();
+                    exception::skip_instruction();
                 }
                 // A system register the hypervisor does not emulate (the
                 // performance monitors among them) is UNDEFINED for the
@@ -148,7 +144,7 @@ fn send_sgi(
             runtime.kick(part, t);
         }
     }
-    skip_instruction();
+    exception::skip_instruction();
 }
 
 /// Answers an HVC or SMC: Bulkhead's calls, then PSCI, else NOT_SUPPORTED.
@@ -241,7 +237,7 @@ fn data_abort(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize, abor
             let value = vgic::mmio_read(part, v, gic_frame, offset, abort.size);
             frame.set_reg(abort.reg, abort.load_value(value));
         }
-        skip_instruction();
+        exception::skip_instruction();
         return;
     }
     let uart = part
@@ -269,7 +265,7 @@ fn data_abort(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize, abor
         let raw = part.pl011.lock().read(offset, abort.size);
         frame.set_reg(abort.reg, abort.load_value(u64::from(raw)));
     }
-    skip_instruction();
+    exception::skip_instruction();
 }
 
 /// Makes the guest take an Undefined Instruction exception at EL1, as the
