@@ -88,7 +88,7 @@ pub fn stop_guest_timer() {
     msr!("cntv_ctl_el0", 0);
 }
 
-/// Points TPIDR_EL2 at this CPU's per-CPU block (`hyp::fast`).
+/// Points TPIDR_EL2 at this CPU's per-CPU block (`arch::percpu`).
 #[inline(always)]
 pub fn set_per_cpu(block: u64) {
     msr!("tpidr_el2", block);
