@@ -21,7 +21,7 @@ use crate::vgic::state::VTIMER_INTID;
 
 use super::interrupts;
 use super::output;
-use super::runtime::{Partition, Runtime};
+use super::runtime::Partition;
 use super::stop::park;
 
 /// Data cache maintenance by set/way (DC ISW, DC CSW, DC CISW), trapped by
@@ -32,11 +32,16 @@ const DC_CISW: u32 = sysreg(1, 0, 7, 14, 2);
 /// ACTLR_EL1, trapped by HCR_EL2.TACR: reads as zero, writes ignored.
 const ACTLR_EL1: u32 = sysreg(3, 0, 1, 0, 1);
 
-/// The running vCPU of this CPU.
+/// The running vCPU of this CPU: its partition, the partition's index and
+/// the vCPU's.
 #[inline(always)]
-fn current() -> (&'static Runtime, usize, usize) {
+fn current() -> (&'static Partition, usize, usize) {
     let (p, v) = percpu::this_vcpu();
-    (super::runtime_of(), p, v)
+    let part = percpu::this_context() as *const Partition;
+    // SAFETY: `Runtime::bind_this_cpu` stored this CPU's vCPU's partition,
+    // an element of the runtime that lives in a static for good, before the
+    // vCPU first ran; an exit comes only from that vCPU.
+    (unsafe { &*part }, p, v)
 }
 
 fn fault(kind: FaultKind, v: usize, address: Option<u64>) -> StopReason {
@@ -51,24 +56,23 @@ fn fault(kind: FaultKind, v: usize, address: Option<u64>) -> StopReason {
 
 #[unsafe(no_mangle)]
 extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
-    let (runtime, p, v) = current();
-    let part = &runtime.partitions[p];
+    let (part, p, v) = current();
     let syndrome = exception::syndrome();
     let exit = Exit::decode(syndrome.esr, syndrome.far, syndrome.hpfar);
     match exit {
         Exit::Hvc { .. } => {
             part.count(v, Counter::Hvc, 1);
-            call(frame, runtime, p, v)
+            call(frame, part, p, v)
         }
         Exit::Smc { .. } => {
             part.count(v, Counter::Smc, 1);
             // A trapped SMC returns to itself; the call is done once.
             exception::skip_instruction();
-            call(frame, runtime, p, v)
+            call(frame, part, p, v)
         }
         Exit::DataAbort(abort) => {
             part.count(v, Counter::DataAbort, 1);
-            data_abort(frame, runtime, p, v, abort)
+            data_abort(frame, part, p, v, abort)
         }
         Exit::SysReg(access) => match Gic::sgi_write(&access, frame.reg(access.rt)) {
             Some(SgiWrite {
@@ -76,7 +80,7 @@ extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
                 group1: true,
             }) => {
                 part.count(v, Counter::SgiTrap, 1);
-                send_sgi(runtime, part, v, request);
+                send_sgi(part, v, request);
             }
             // An SGI of a group no vCPU takes: decoded, and its targets
             // counted as refused, like SGIs to vCPUs outside the partition.
@@ -94,11 +98,11 @@ extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
         },
         Exit::InstructionAbort { ipa } => {
             part.count(v, Counter::Other, 1);
-            runtime.stop(p, fault(FaultKind::InstructionAbort, v, Some(ipa)))
+            super::runtime_of().stop(p, fault(FaultKind::InstructionAbort, v, Some(ipa)))
         }
         Exit::Other { .. } => {
             part.count(v, Counter::Other, 1);
-            runtime.stop(p, fault(FaultKind::UnknownTrap, v, None))
+            super::runtime_of().stop(p, fault(FaultKind::UnknownTrap, v, None))
         }
     }
     output::pump_if_waiting(part, p);
@@ -125,7 +129,7 @@ fn sysreg_access(frame: &mut TrapFrame, access: SysRegAccess) {
 /// A guest's SGI write (ICC_SGI1R_EL1 on GICv3): one trap, decoded,
 /// routed to the sender's own vCPUs only. A target on this CPU (the sender itself) is delivered
 /// now; the others are marked pending in the model and their CPUs kicked.
-fn send_sgi(runtime: &Runtime, part: &Partition, v: usize, request: SgiRequest) {
+fn send_sgi(part: &Partition, v: usize, request: SgiRequest) {
     let routing = part.affinity.route(&request, v);
     if routing.refused != 0 {
         part.count(v, Counter::SgiRefused, u64::from(routing.refused));
@@ -141,15 +145,14 @@ fn send_sgi(runtime: &Runtime, part: &Partition, v: usize, request: SgiRequest) 
         if t == v {
             interrupts::drain(part, v);
         } else {
-            runtime.kick(part, t);
+            super::runtime_of().kick(part, t);
         }
     }
     exception::skip_instruction();
 }
 
 /// Answers an HVC or SMC: Bulkhead's calls, then PSCI, else NOT_SUPPORTED.
-fn call(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize) {
-    let part = &runtime.partitions[p];
+fn call(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize) {
     let x: [u64; 8] = core::array::from_fn(|i| frame.x[i]);
     if let Some(decoded) = Hypercall::decode(&x) {
         frame.x[0] = match decoded {
@@ -181,7 +184,9 @@ fn call(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize) {
                 frame.x[3] = part.config.cpus.len() as u64;
                 0
             }
-            Ok(Hypercall::Exit { code }) => runtime.stop(p, StopReason::Exit { vcpu: v, code }),
+            Ok(Hypercall::Exit { code }) => {
+                super::runtime_of().stop(p, StopReason::Exit { vcpu: v, code })
+            }
             Ok(Hypercall::ExitCount { counter }) => {
                 frame.x[1] = part.counter(v, counter);
                 0
@@ -211,10 +216,12 @@ fn call(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize) {
             // active physically for a vCPU that will never end it.
             exception::stop_guest_timer();
             interrupts::power_off(part, v);
-            runtime.wait_for_cpu_on(p, v)
+            super::runtime_of().wait_for_cpu_on(p, v)
         }
-        Some(Outcome::SystemOff) => runtime.stop(p, StopReason::SystemOff { vcpu: v }),
-        Some(Outcome::SystemReset) => runtime.stop(p, StopReason::SystemReset { vcpu: v }),
+        Some(Outcome::SystemOff) => super::runtime_of().stop(p, StopReason::SystemOff { vcpu: v }),
+        Some(Outcome::SystemReset) => {
+            super::runtime_of().stop(p, StopReason::SystemReset { vcpu: v })
+        }
     };
 }
 
@@ -224,15 +231,14 @@ fn call(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize) {
 /// or store pair, a post-indexed access, an exclusive, ...) cannot be
 /// emulated: the guest takes a synchronous external abort, as from a
 /// device that rejects the access, and decides for itself.
-fn data_abort(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize, abort: DataAbort) {
-    let part: &Partition = &runtime.partitions[p];
-    if let Some((gic_frame, offset)) = interrupts::frame_of(runtime, part, abort.ipa) {
+fn data_abort(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize, abort: DataAbort) {
+    if let Some((gic_frame, offset)) = interrupts::frame_of(part, abort.ipa) {
         if !abort.valid {
             return inject_abort(abort.write);
         }
         if abort.write {
             let value = abort.store_value(frame.reg(abort.reg));
-            interrupts::mmio_write(runtime, part, v, gic_frame, offset, abort.size, value);
+            interrupts::mmio_write(part, v, gic_frame, offset, abort.size, value);
         } else {
             let value = interrupts::mmio_read(part, v, gic_frame, offset, abort.size);
             frame.set_reg(abort.reg, abort.load_value(value));
@@ -249,7 +255,7 @@ fn data_abort(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize, abor
             write: abort.write,
             size: abort.size,
         };
-        runtime.stop(p, fault(kind, v, Some(abort.ipa)))
+        super::runtime_of().stop(p, fault(kind, v, Some(abort.ipa)))
     };
     if !abort.valid {
         return inject_abort(abort.write);
@@ -286,8 +292,8 @@ fn inject_abort(write: bool) {
 /// advanced) but could not deliver on its fast path: drain here.
 #[unsafe(no_mangle)]
 extern "C" fn handle_local_drain(_frame: &mut TrapFrame) {
-    let (runtime, p, v) = current();
-    interrupts::drain(&runtime.partitions[p], v);
+    let (part, _, v) = current();
+    interrupts::drain(part, v);
 }
 
 /// The guest's IRQ exit, past the fast paths of `fast.S`: `first` is the
@@ -295,8 +301,7 @@ extern "C" fn handle_local_drain(_frame: &mut TrapFrame) {
 /// `GicBackend::KICK_DRAINED` when it consumed a kick and left the draining here.
 #[unsafe(no_mangle)]
 extern "C" fn handle_lower_irq(_frame: &mut TrapFrame, first: u32) {
-    let (runtime, p, v) = current();
-    let part = &runtime.partitions[p];
+    let (part, p, v) = current();
     part.count(v, Counter::Irq, 1);
     let maintenance = super::maintenance_intid();
     let mut intid = first;
@@ -336,14 +341,14 @@ extern "C" fn handle_lower_irq(_frame: &mut TrapFrame, first: u32) {
 
 #[unsafe(no_mangle)]
 extern "C" fn handle_lower_serror(_frame: &mut TrapFrame) {
-    let (runtime, p, v) = current();
-    runtime.stop(p, fault(FaultKind::UnknownTrap, v, None))
+    let (_, p, v) = current();
+    super::runtime_of().stop(p, fault(FaultKind::UnknownTrap, v, None))
 }
 
 #[unsafe(no_mangle)]
 extern "C" fn handle_lower_aarch32(_frame: &mut TrapFrame) {
-    let (runtime, p, v) = current();
-    runtime.stop(p, fault(FaultKind::UnknownTrap, v, None))
+    let (_, p, v) = current();
+    super::runtime_of().stop(p, fault(FaultKind::UnknownTrap, v, None))
 }
 
 /// An exception taken from EL2 itself: a hypervisor bug. Report and power off.

@@ -288,6 +288,14 @@ fn give_back(part: &Partition, v: usize, irq: Irq, pending: bool, active: bool) 
 pub fn withdraw(part: &Partition, v: usize) {
     let vgic = &part.vgic;
     let private = &vgic.private[v];
+    // Nothing was withdrawn or disabled since the last look (the common
+    // drain): one load. The swap takes the request before the bits below
+    // are read, so a write after it requests (and kicks) again.
+    if !private.withdraw_requested.load(Ordering::Relaxed)
+        || !private.withdraw_requested.swap(false, Ordering::AcqRel)
+    {
+        return;
+    }
     let take = |field: &core::sync::atomic::AtomicU32| field.swap(0, Ordering::AcqRel);
     let (clear_pending, clear_active) = (
         take(&private.withdraw_pending),
@@ -545,12 +553,12 @@ impl Live for LocalView<'_> {
 }
 
 /// Which virtual GIC frame, if any, a guest address falls in.
-pub fn frame_of(runtime: &Runtime, part: &Partition, ipa: u64) -> Option<(Frame, u64)> {
+pub fn frame_of(part: &Partition, ipa: u64) -> Option<(Frame, u64)> {
     let GicConfig::V3 {
         distributor,
         redistributor,
         ..
-    } = runtime.board().gic
+    } = super::CONFIG.board.gic
     else {
         return None;
     };
@@ -577,27 +585,22 @@ pub fn mmio_read(part: &Partition, v: usize, frame: Frame, offset: u64, size: u8
 
 /// A guest's write of a virtual GIC register, and what follows from it. A
 /// bad access is ignored.
-pub fn mmio_write(
-    runtime: &Runtime,
-    part: &Partition,
-    v: usize,
-    frame: Frame,
-    offset: u64,
-    size: u8,
-    value: u64,
-) {
+pub fn mmio_write(part: &Partition, v: usize, frame: Frame, offset: u64, size: u8, value: u64) {
     let effects = {
         // The partition's own lock: only its vCPUs take it, for bounded work.
         let _model = part.vgic_lock.lock();
         let effects = regs::write(&part.vgic, frame, offset, size, value).unwrap_or_default();
-        sync_physical(runtime, part, effects.spis_changed, effects.vtimer_changed);
+        if effects.spis_changed | effects.vtimer_changed != 0 {
+            let runtime = super::runtime_of();
+            sync_physical(runtime, part, effects.spis_changed, effects.vtimer_changed);
+        }
         apply_physical(part, effects.physical);
         effects
     };
-    apply(runtime, part, v, effects);
+    apply(part, v, effects);
 }
 
-fn apply(runtime: &Runtime, part: &Partition, v: usize, effects: Effects) {
+fn apply(part: &Partition, v: usize, effects: Effects) {
     // A drain takes withdrawals first (see `drain`).
     let mut drain = (effects.drain | effects.withdraw) & ((1u32 << part.config.cpus.len()) - 1);
     while drain != 0 {
@@ -606,7 +609,7 @@ fn apply(runtime: &Runtime, part: &Partition, v: usize, effects: Effects) {
         if t == v {
             self::drain(part, v);
         } else {
-            runtime.kick(part, t);
+            super::runtime_of().kick(part, t);
         }
     }
 }

@@ -83,6 +83,7 @@ impl Runtime {
         }
         percpu::set_vcpu(
             p,
+            part as *const Partition as u64,
             &FastFill {
                 vcpu: v,
                 control: part.control,

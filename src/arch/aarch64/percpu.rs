@@ -20,6 +20,9 @@ pub struct PerCpu {
     stack_top: AtomicU64,
     /// The vCPU it runs: partition index << 8 | vCPU index.
     vcpu: AtomicU64,
+    /// What `hyp` keeps for the exits of that vCPU (the address of its
+    /// partition), so an exit finds it in one load; opaque to `arch`.
+    context: AtomicU64,
     /// What the GIC backend's fast paths read.
     pub(in crate::arch) fast: FastBlock,
 }
@@ -29,6 +32,7 @@ static PER_CPU: [PerCpu; MAX_CPUS] = [const {
         cpu: AtomicU64::new(0),
         stack_top: AtomicU64::new(0),
         vcpu: AtomicU64::new(0),
+        context: AtomicU64::new(0),
         fast: FastBlock::new(),
     }
 }; MAX_CPUS];
@@ -62,6 +66,12 @@ pub fn this_vcpu() -> (usize, usize) {
     (packed >> 8, packed & 0xff)
 }
 
+/// What [`set_vcpu`] recorded as the vCPU's context (0 before).
+#[inline(always)]
+pub fn this_context() -> u64 {
+    this().context.load(Ordering::Relaxed)
+}
+
 /// The top of this CPU's EL2 stack.
 pub fn this_stack_top() -> u64 {
     this().stack_top.load(Ordering::Relaxed)
@@ -72,12 +82,14 @@ pub fn set_stack_top(top: u64) {
     this().stack_top.store(top, Ordering::Relaxed);
 }
 
-/// Records that this CPU runs vCPU `fill.vcpu` of partition `partition`
-/// and fills the backend's fast-path block for it (before it first runs).
-pub fn set_vcpu(partition: usize, fill: &FastFill<'_>) {
+/// Records that this CPU runs vCPU `fill.vcpu` of partition `partition`,
+/// with `context` for [`this_context`], and fills the backend's fast-path
+/// block for it (before it first runs).
+pub fn set_vcpu(partition: usize, context: u64, fill: &FastFill<'_>) {
     let block = this();
     block
         .vcpu
         .store((partition << 8 | fill.vcpu) as u64, Ordering::Relaxed);
+    block.context.store(context, Ordering::Relaxed);
     Gic::fill_fast(&block.fast, fill);
 }
