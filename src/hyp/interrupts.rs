@@ -590,10 +590,8 @@ pub fn mmio_write(part: &Partition, v: usize, frame: Frame, offset: u64, size: u
         // The partition's own lock: only its vCPUs take it, for bounded work.
         let _model = part.vgic_lock.lock();
         let effects = regs::write(&part.vgic, frame, offset, size, value).unwrap_or_default();
-        if effects.spis_changed | effects.vtimer_changed != 0 {
-            let runtime = super::runtime_of();
-            sync_physical(runtime, part, effects.spis_changed, effects.vtimer_changed);
-        }
+        let runtime = super::runtime_of();
+        sync_physical(runtime, part, effects.spis_changed, effects.vtimer_changed);
         apply_physical(part, effects.physical);
         effects
     };
