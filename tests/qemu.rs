@@ -746,17 +746,22 @@ fn a_console_flood_next_door_neither_delays_nor_silences_a_partition() {
         flood["console_median_ns"] * 10 <= quiet["console_median_ns"] * 11,
         "{flood:?} vs {quiet:?}"
     );
-    // Under -icount a call can take longer only when QEMU runs another
-    // vCPU in the middle of it: it does so when the victim arms its EL2
-    // retry timer (a line left for its next turn), and then for at most
-    // one of the neighbour's time slices, which its own 1 ms retry timer
-    // bounds. Waiting for the neighbour itself would take longer. The retry
-    // timer's interrupt can land inside the victim's timing of any call
-    // (when depends on the host draining QEMU's UART: a loaded host once
-    // put one inside a GIC write, 374 µs): the same bound holds for all.
+    // Under -icount a call can take longer only when QEMU's single TCG
+    // thread runs the other vCPUs in the middle of it (round robin, each
+    // until the next timer deadline): when a deadline falls inside the
+    // call, the neighbour's two vCPUs each run one slice, about 1 ms (the
+    // EL2 retry timers' period) while their lines wait; a second deadline
+    // within the same call (the victim's own retry timer, armed when a line
+    // is left for its next turn) makes it two rounds. Which call a
+    // deadline lands in moves with every change of an exit's instruction
+    // count: one GIC write spanned three slices (3.25 ms) once a slow path
+    // got shorter. Waiting for the neighbour itself took 7.3 to 9.1 ms.
+    // The retry timer's interrupt can land inside the victim's timing of
+    // any call (when depends on the host draining QEMU's UART), so the same
+    // bound, two rounds of the neighbour's two vCPUs, holds for all.
     for call in ["console", "gic", "null"] {
         assert!(
-            flood[&format!("{call}_max_ns")] < 2_000_000,
+            flood[&format!("{call}_max_ns")] < 4_000_000,
             "{call}: {flood:?}"
         );
     }

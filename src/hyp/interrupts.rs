@@ -413,12 +413,7 @@ pub fn configure_physical_at_boot(runtime: &Runtime, part: &Partition) {
         let on = vgic.group1_enabled() && spi.enabled.load(Relaxed);
         Gic::configure_spi_at_boot(spi.intid, mpidr, spi.edge.load(Relaxed), on);
     }
-    sync_physical(
-        runtime,
-        part,
-        all(vgic.spis().len()),
-        all(part.config.cpus.len()),
-    );
+    sync_physical(part, all(vgic.spis().len()), all(part.config.cpus.len()));
 }
 
 /// The low `n` bits set.
@@ -476,7 +471,8 @@ fn apply_physical(part: &Partition, physical: Physical) {
 /// partition's GIC traffic can make it wait, nor it theirs. Callers hold the
 /// partition's `vgic_lock`, so two of its vCPUs' writes reach the GIC in the
 /// order the model took them.
-fn sync_physical(runtime: &Runtime, part: &Partition, spis: u32, vtimers: u32) {
+fn sync_physical(part: &Partition, spis: u32, vtimers: u32) {
+    let runtime = super::runtime_of();
     use core::sync::atomic::Ordering::Relaxed;
     let vgic = &part.vgic;
     let group1 = vgic.group1_enabled();
@@ -590,8 +586,9 @@ pub fn mmio_write(part: &Partition, v: usize, frame: Frame, offset: u64, size: u
         // The partition's own lock: only its vCPUs take it, for bounded work.
         let _model = part.vgic_lock.lock();
         let effects = regs::write(&part.vgic, frame, offset, size, value).unwrap_or_default();
-        let runtime = super::runtime_of();
-        sync_physical(runtime, part, effects.spis_changed, effects.vtimer_changed);
+        if effects.spis_changed | effects.vtimer_changed != 0 {
+            sync_physical(part, effects.spis_changed, effects.vtimer_changed);
+        }
         apply_physical(part, effects.physical);
         effects
     };
