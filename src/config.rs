@@ -32,24 +32,9 @@ pub struct CpuConfig {
     pub mpidr: u64,
 }
 
-/// The board's interrupt controller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GicConfig {
-    V3 {
-        distributor: u64,
-        /// The first redistributor frame; CPU n's is `redistributor + n * 0x20000`.
-        redistributor: u64,
-        /// INTID of the GIC maintenance interrupt (a PPI).
-        maintenance_intid: u32,
-    },
-    V2 {
-        distributor: u64,
-        cpu_interface: u64,
-        hyp_interface: u64,
-        virtual_cpu_interface: u64,
-        maintenance_intid: u32,
-    },
-}
+/// The board's interrupt controller: one definition with the configuration
+/// tool, which checks it (`bulkhead_abi::board`).
+pub use bulkhead_abi::board::GicConfig;
 
 /// The machine, from `boards/<board>/board.toml`.
 #[derive(Clone, Copy, Debug)]

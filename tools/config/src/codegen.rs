@@ -4,7 +4,9 @@
 //! not inlined: each is a file beside it, pulled in with `include_bytes!`.
 //! Also the linker-script fragment with the hypervisor's RAM range.
 
-use crate::check::{Blob, Board, Checked, Device, Gic, Partition, Range};
+use bulkhead_abi::board::GicConfig;
+
+use crate::check::{Blob, Board, Checked, Device, Partition, Range};
 
 /// A hex literal with `_` every four digits: `0x4000_0000`.
 pub fn hex(value: u64) -> String {
@@ -36,9 +38,9 @@ fn blob(b: &Blob, file: &str) -> String {
     format!("Blob {{ ipa: {}, bytes: {} }}", hex(b.ipa), include(file))
 }
 
-fn gic(g: &Gic) -> String {
+fn gic(g: &GicConfig) -> String {
     match *g {
-        Gic::V3 {
+        GicConfig::V3 {
             distributor,
             redistributor,
             maintenance_intid,
@@ -47,7 +49,7 @@ fn gic(g: &Gic) -> String {
             hex(distributor),
             hex(redistributor),
         ),
-        Gic::V2 {
+        GicConfig::V2 {
             distributor,
             cpu_interface,
             hyp_interface,

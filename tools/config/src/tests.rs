@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use bulkhead_abi::board::GicConfig;
+
 use crate::check::{Checked, MemoryRegion};
 use crate::elf::ElfError;
 use crate::error::{ConfigError, ErrorKind};
@@ -1470,7 +1472,7 @@ fn a_gicv2_board_is_accepted() {
     let c = run(&gicv2_board(), DEMO).expect("GICv2 board");
     assert!(matches!(
         c.board.gic,
-        crate::check::Gic::V2 {
+        GicConfig::V2 {
             cpu_interface: 0x0801_0000,
             virtual_cpu_interface: 0x0804_0000,
             ..
@@ -1876,7 +1878,9 @@ fn images_with_a_slash_are_relative_to_the_config() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// The generated file compiles against the hypervisor's own `src/config.rs`.
+/// The generated file compiles against the hypervisor's own `src/config.rs`,
+/// with `bulkhead_abi` (whose types `src/config.rs` re-exports) as the crate
+/// it is to the hypervisor.
 #[test]
 fn generated_rust_compiles_against_the_config_types() {
     let root = scratch_repo("rustc", DEMO);
@@ -1884,23 +1888,31 @@ fn generated_rust_compiles_against_the_config_types() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let config_rs = manifest.join("../../src/config.rs");
     let abi_rs = manifest.join("../../guest-lib/abi/src/lib.rs");
+    let rustc = || Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned()));
+    let abi_rmeta = root.join("libbulkhead_abi.rmeta");
+    let abi = rustc()
+        .args(["--edition", "2024", "--crate-type", "lib"])
+        .args(["--crate-name", "bulkhead_abi", "--emit", "metadata", "-o"])
+        .arg(&abi_rmeta)
+        .arg(&abi_rs)
+        .status()
+        .expect("run rustc");
+    assert!(abi.success(), "bulkhead-abi does not compile");
     let wrapper = root.join("wrapper.rs");
     std::fs::write(
         &wrapper,
         format!(
             "#![allow(dead_code, unused_attributes)]\n\
              #[path = {:?}]\nmod config;\n\
-             #[path = {:?}]\nmod bulkhead_abi;\n\
-             mod generated {{\n    use crate::config::*;\n    use crate::bulkhead_abi;\n    \
+             mod generated {{\n    use crate::config::*;\n    \
              include!(concat!(env!(\"OUT_DIR\"), \"/bulkhead_config.rs\"));\n}}\n\
              pub fn partitions() -> usize {{ generated::CONFIG.partitions.len() }}\n",
             config_rs.display().to_string(),
-            abi_rs.display().to_string()
         ),
     )
     .expect("write wrapper");
     let compiles = || {
-        Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned()))
+        rustc()
             .args([
                 "--edition",
                 "2024",
@@ -1911,6 +1923,8 @@ fn generated_rust_compiles_against_the_config_types() {
                 "-o",
             ])
             .arg(root.join("wrapper.rmeta"))
+            .arg("--extern")
+            .arg(format!("bulkhead_abi={}", abi_rmeta.display()))
             .arg(&wrapper)
             .env("OUT_DIR", root.join("out"))
             .stderr(std::process::Stdio::null())
