@@ -1,12 +1,14 @@
 //! Bulkhead: a static-partitioning hypervisor for ARMv8-A at EL2.
 //!
 //! Layering, from the bottom:
-//! - [`arch`] (aarch64 only) touches system registers, the GIC, the UART
-//!   and the firmware (PSCI over SMC), and offers named operations for them
-//!   (`arch::exception` for the exit being handled). The one exception:
-//!   the exit fast paths (`hyp/fast.S`) still sit beside the per-CPU block
-//!   they read. Everything outside `arch` and `hyp` is plain Rust that also
-//!   builds and is unit-tested on the host, most of it `forbid(unsafe_code)`.
+//! - [`arch`] (aarch64 only) is the only code that touches the hardware:
+//!   system registers, the GIC, the UART, the firmware (PSCI over SMC) and
+//!   all assembly. It offers named operations (`arch::exception` for the
+//!   exit being handled, `arch::percpu` for the per-CPU block) and the GIC
+//!   backend seam (`arch::gic::GicBackend`, GICv3 its implementation, with
+//!   the EL2 vectors' exit fast paths). Everything outside `arch` and `hyp`
+//!   is plain Rust that also builds and is unit-tested on the host, most of
+//!   it `forbid(unsafe_code)`.
 //! - [`config`] holds the types of the build-time configuration; `build.rs`
 //!   generates the one instance from `boards/`. [`devicetree`] checks the
 //!   boot device tree against it.
@@ -18,8 +20,11 @@
 //!   Bulkhead's own calls, console output and the emulated PL011.
 //! - [`partition`] is the run-time state of partitions and vCPUs: power
 //!   states, stop, and the report printed when a partition stops.
-//! - `hyp` (aarch64 only) wires it together: boot, the exception handlers,
-//!   and the per-CPU loop that runs one vCPU.
+//! - `hyp` (aarch64 only) wires it together: boot, the exception handlers
+//!   (`exits`), partitions built at boot (`runtime`), running a vCPU
+//!   (`vcpu`), stopping one (`stop`), the board UART (`output`) and the
+//!   virtual GIC joined to the physical one (`interrupts`). It touches no
+//!   register itself.
 #![cfg_attr(not(test), no_std)]
 
 #[cfg(target_os = "none")]

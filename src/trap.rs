@@ -204,7 +204,7 @@ mod tests {
     fn decodes_calls_and_system_registers() {
         assert_eq!(Exit::decode((0x16 << 26) | 7, 0, 0), Exit::Hvc { imm: 7 });
         assert_eq!(Exit::decode(0x17 << 26, 0, 0), Exit::Smc { imm: 0 });
-        // msr icc_sgi1r_el1, x3: op0=3 op1=0 CRn=12 CRm=11 op2=5, Rt=3, write.
+        // MSR ICC_SGI1R_EL1, X3: op0=3 op1=0 CRn=12 CRm=11 op2=5, Rt=3, write.
         let iss = (3 << 20) | (5 << 17) | (12 << 10) | (3 << 5) | (11 << 1);
         let Exit::SysReg(s) = Exit::decode((0x18 << 26) | iss, 0, 0) else {
             panic!()
@@ -220,10 +220,10 @@ mod tests {
     #[test]
     fn sysreg_packs_fields_as_the_instruction_encodes_them() {
         for (insn, fields) in [
-            (0xd53b_e040u32, (3, 3, 14, 0, 2)), // mrs x0, cntvct_el0
-            (0xd518_cba3, (3, 0, 12, 11, 5)),   // msr icc_sgi1r_el1, x3
-            (0xd538_00a1, (3, 0, 0, 0, 5)),     // mrs x1, mpidr_el1
-            (0xd51f_ffe2, (3, 7, 15, 15, 7)),   // msr s3_7_c15_c15_7, x2
+            (0xd53b_e040u32, (3, 3, 14, 0, 2)), // MRS X0, CNTVCT_EL0
+            (0xd518_cba3, (3, 0, 12, 11, 5)),   // MSR ICC_SGI1R_EL1, X3
+            (0xd538_00a1, (3, 0, 0, 0, 5)),     // MRS X1, MPIDR_EL1
+            (0xd51f_ffe2, (3, 7, 15, 15, 7)),   // MSR S3_7_C15_C15_7, X2
         ] {
             let (op0, op1, crn, crm, op2) = fields;
             assert_eq!(

@@ -9,7 +9,8 @@
 
 use bulkhead_abi::{ABI_VERSION, Counter, MAGIC, Status, unpack_console};
 
-use crate::arch::{self, TrapFrame, exception, gicv3};
+use crate::arch::gic::{Gic, GicBackend, SgiWrite};
+use crate::arch::{self, TrapFrame, exception, percpu};
 use crate::console::pl011;
 use crate::hypercall::Hypercall;
 use crate::partition::{Fault, FaultKind, Power, StopReason};
@@ -18,18 +19,11 @@ use crate::trap::{DataAbort, Exit, SysRegAccess, sysreg};
 use crate::vgic::sgi::SgiRequest;
 use crate::vgic::state::VTIMER_INTID;
 
-use super::console;
-use super::partitions::{Partition, Runtime, park};
-use super::vgic;
+use super::interrupts;
+use super::output;
+use super::runtime::Partition;
+use super::stop::park;
 
-/// ICC_SGI1R_EL1: a group-1 SGI, the one a guest sends.
-const ICC_SGI1R_EL1: u32 = sysreg(3, 0, 12, 11, 5);
-/// ICC_ASGI1R_EL1 and ICC_SGI0R_EL1: with GICD_CTLR.DS = 1 (one security
-/// state, as a partition's GIC has) both generate group 0 SGIs, and every
-/// SGI of a partition is group 1: they reach no vCPU, as on such a GIC.
-/// Decoded and counted as refused, like SGIs to vCPUs outside the partition.
-const ICC_ASGI1R_EL1: u32 = sysreg(3, 0, 12, 11, 6);
-const ICC_SGI0R_EL1: u32 = sysreg(3, 0, 12, 11, 7);
 /// Data cache maintenance by set/way (DC ISW, DC CSW, DC CISW), trapped by
 /// HCR_EL2.TSW: see `arch::HCR_GUEST` for why they do nothing.
 const DC_ISW: u32 = sysreg(1, 0, 7, 6, 2);
@@ -38,11 +32,16 @@ const DC_CISW: u32 = sysreg(1, 0, 7, 14, 2);
 /// ACTLR_EL1, trapped by HCR_EL2.TACR: reads as zero, writes ignored.
 const ACTLR_EL1: u32 = sysreg(3, 0, 1, 0, 1);
 
-/// The running vCPU of this CPU.
+/// The running vCPU of this CPU: its partition, the partition's index and
+/// the vCPU's.
 #[inline(always)]
-fn current() -> (&'static Runtime, usize, usize) {
-    let (p, v) = super::fast::this_vcpu();
-    (super::runtime_of(), p, v)
+fn current() -> (&'static Partition, usize, usize) {
+    let (p, v) = percpu::this_vcpu();
+    let part = percpu::this_context() as *const Partition;
+    // SAFETY: `Runtime::bind_this_cpu` stored this CPU's vCPU's partition,
+    // an element of the runtime that lives in a static for good, before the
+    // vCPU first ran; an exit comes only from that vCPU.
+    (unsafe { &*part }, p, v)
 }
 
 fn fault(kind: FaultKind, v: usize, address: Option<u64>) -> StopReason {
@@ -57,75 +56,80 @@ fn fault(kind: FaultKind, v: usize, address: Option<u64>) -> StopReason {
 
 #[unsafe(no_mangle)]
 extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
-    let (runtime, p, v) = current();
-    let part = &runtime.partitions[p];
+    let (part, p, v) = current();
     let syndrome = exception::syndrome();
     let exit = Exit::decode(syndrome.esr, syndrome.far, syndrome.hpfar);
     match exit {
-        Exit::SysReg(access) if access.reg == ICC_SGI1R_EL1 && !access.read => {
-            part.count(v, Counter::SgiTrap, 1);
-            send_sgi(frame, runtime, part, v, access);
-        }
         Exit::Hvc { .. } => {
             part.count(v, Counter::Hvc, 1);
-            call(frame, runtime, p, v)
+            call(frame, part, p, v)
         }
         Exit::Smc { .. } => {
             part.count(v, Counter::Smc, 1);
             // A trapped SMC returns to itself; the call is done once.
             exception::skip_instruction();
-            call(frame, runtime, p, v)
+            call(frame, part, p, v)
         }
         Exit::DataAbort(abort) => {
             part.count(v, Counter::DataAbort, 1);
-            data_abort(frame, runtime, p, v, abort)
+            data_abort(frame, part, p, v, abort)
         }
-        Exit::SysReg(access) => {
-            part.count(v, Counter::SysReg, 1);
-            match access.reg {
-                ICC_ASGI1R_EL1 | ICC_SGI0R_EL1 if !access.read => {
-                    let request = SgiRequest::decode(frame.reg(access.rt));
-                    let routing = part.affinity.route(&request, v);
-                    let reached = routing.vcpus.count_ones() + routing.refused;
-                    part.count(v, Counter::SgiRefused, u64::from(reached));
-                    exception::skip_instruction();
-                }
-                DC_ISW | DC_CSW | DC_CISW if !access.read => exception::skip_instruction(),
-                ACTLR_EL1 => {
-                    if access.read {
-                        frame.set_reg(access.rt, 0);
-                    }
-                    exception::skip_instruction();
-                }
-                // A system register the hypervisor does not emulate (the
-                // performance monitors among them) is UNDEFINED for the
-                // guest, as on hardware that lacks it.
-                _ => inject_undefined(),
+        Exit::SysReg(access) => match Gic::sgi_write(&access, frame.reg(access.rt)) {
+            Some(SgiWrite {
+                request,
+                group1: true,
+            }) => {
+                part.count(v, Counter::SgiTrap, 1);
+                send_sgi(part, v, request);
             }
-        }
+            // An SGI of a group no vCPU takes: decoded, and its targets
+            // counted as refused, like SGIs to vCPUs outside the partition.
+            Some(SgiWrite { request, .. }) => {
+                part.count(v, Counter::SysReg, 1);
+                let routing = part.affinity.route(&request, v);
+                let reached = routing.vcpus.count_ones() + routing.refused;
+                part.count(v, Counter::SgiRefused, u64::from(reached));
+                exception::skip_instruction();
+            }
+            None => {
+                part.count(v, Counter::SysReg, 1);
+                sysreg_access(frame, access);
+            }
+        },
         Exit::InstructionAbort { ipa } => {
             part.count(v, Counter::Other, 1);
-            runtime.stop(p, fault(FaultKind::InstructionAbort, v, Some(ipa)))
+            super::runtime_of().stop(p, fault(FaultKind::InstructionAbort, v, Some(ipa)))
         }
         Exit::Other { .. } => {
             part.count(v, Counter::Other, 1);
-            runtime.stop(p, fault(FaultKind::UnknownTrap, v, None))
+            super::runtime_of().stop(p, fault(FaultKind::UnknownTrap, v, None))
         }
     }
-    console::pump_if_waiting(part, p);
+    output::pump_if_waiting(part, p);
 }
 
-/// A guest's ICC_SGI1R_EL1 write: one trap, decoded, routed to the sender's
-/// own vCPUs only. A target on this CPU (the sender itself) is delivered
+/// A trapped system-register access other than an SGI: the few the
+/// hypervisor emulates, UNDEFINED for the rest.
+fn sysreg_access(frame: &mut TrapFrame, access: SysRegAccess) {
+    match access.reg {
+        DC_ISW | DC_CSW | DC_CISW if !access.read => exception::skip_instruction(),
+        ACTLR_EL1 => {
+            if access.read {
+                frame.set_reg(access.rt, 0);
+            }
+            exception::skip_instruction();
+        }
+        // A system register the hypervisor does not emulate (the
+        // performance monitors among them) is UNDEFINED for the
+        // guest, as on hardware that lacks it.
+        _ => inject_undefined(),
+    }
+}
+
+/// A guest's SGI write (ICC_SGI1R_EL1 on GICv3): one trap, decoded,
+/// routed to the sender's own vCPUs only. A target on this CPU (the sender itself) is delivered
 /// now; the others are marked pending in the model and their CPUs kicked.
-fn send_sgi(
-    frame: &TrapFrame,
-    runtime: &Runtime,
-    part: &Partition,
-    v: usize,
-    access: SysRegAccess,
-) {
-    let request = SgiRequest::decode(frame.reg(access.rt));
+fn send_sgi(part: &Partition, v: usize, request: SgiRequest) {
     let routing = part.affinity.route(&request, v);
     if routing.refused != 0 {
         part.count(v, Counter::SgiRefused, u64::from(routing.refused));
@@ -139,17 +143,16 @@ fn send_sgi(
             .pending
             .fetch_or(bit, core::sync::atomic::Ordering::Release);
         if t == v {
-            vgic::drain(part, v);
+            interrupts::drain(part, v);
         } else {
-            runtime.kick(part, t);
+            super::runtime_of().kick(part, t);
         }
     }
     exception::skip_instruction();
 }
 
 /// Answers an HVC or SMC: Bulkhead's calls, then PSCI, else NOT_SUPPORTED.
-fn call(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize) {
-    let part = &runtime.partitions[p];
+fn call(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize) {
     let x: [u64; 8] = core::array::from_fn(|i| frame.x[i]);
     if let Some(decoded) = Hypercall::decode(&x) {
         frame.x[0] = match decoded {
@@ -161,18 +164,18 @@ fn call(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize) {
                 0
             }
             Ok(Hypercall::IrqUnmask) => {
-                vgic::flush(part, v);
+                interrupts::flush(part, v);
                 0
             }
             Ok(Hypercall::DeferStats) => {
-                let stats = vgic::stats();
+                let stats = interrupts::stats();
                 frame.x[1] = stats.deferred;
                 frame.x[2] = stats.max_wait;
                 frame.x[3] = stats.max_window;
                 0
             }
             Ok(Hypercall::ConsoleWrite { len, regs }) => {
-                console::partition_write(part, p, unpack_console(&regs, len));
+                output::partition_write(part, p, unpack_console(&regs, len));
                 0
             }
             Ok(Hypercall::VcpuInfo) => {
@@ -181,7 +184,9 @@ fn call(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize) {
                 frame.x[3] = part.config.cpus.len() as u64;
                 0
             }
-            Ok(Hypercall::Exit { code }) => runtime.stop(p, StopReason::Exit { vcpu: v, code }),
+            Ok(Hypercall::Exit { code }) => {
+                super::runtime_of().stop(p, StopReason::Exit { vcpu: v, code })
+            }
             Ok(Hypercall::ExitCount { counter }) => {
                 frame.x[1] = part.counter(v, counter);
                 0
@@ -210,11 +215,13 @@ fn call(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize) {
             // list registers hold goes back: nothing is lost, nothing stays
             // active physically for a vCPU that will never end it.
             exception::stop_guest_timer();
-            vgic::power_off(part, v);
-            runtime.wait_for_cpu_on(p, v)
+            interrupts::power_off(part, v);
+            super::runtime_of().wait_for_cpu_on(p, v)
         }
-        Some(Outcome::SystemOff) => runtime.stop(p, StopReason::SystemOff { vcpu: v }),
-        Some(Outcome::SystemReset) => runtime.stop(p, StopReason::SystemReset { vcpu: v }),
+        Some(Outcome::SystemOff) => super::runtime_of().stop(p, StopReason::SystemOff { vcpu: v }),
+        Some(Outcome::SystemReset) => {
+            super::runtime_of().stop(p, StopReason::SystemReset { vcpu: v })
+        }
     };
 }
 
@@ -224,17 +231,16 @@ fn call(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize) {
 /// or store pair, a post-indexed access, an exclusive, ...) cannot be
 /// emulated: the guest takes a synchronous external abort, as from a
 /// device that rejects the access, and decides for itself.
-fn data_abort(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize, abort: DataAbort) {
-    let part: &Partition = &runtime.partitions[p];
-    if let Some((gic_frame, offset)) = vgic::frame_of(runtime, part, abort.ipa) {
+fn data_abort(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize, abort: DataAbort) {
+    if let Some((gic_frame, offset)) = interrupts::frame_of(part, abort.ipa) {
         if !abort.valid {
             return inject_abort(abort.write);
         }
         if abort.write {
             let value = abort.store_value(frame.reg(abort.reg));
-            vgic::mmio_write(runtime, part, v, gic_frame, offset, abort.size, value);
+            interrupts::mmio_write(part, v, gic_frame, offset, abort.size, value);
         } else {
-            let value = vgic::mmio_read(part, v, gic_frame, offset, abort.size);
+            let value = interrupts::mmio_read(part, v, gic_frame, offset, abort.size);
             frame.set_reg(abort.reg, abort.load_value(value));
         }
         exception::skip_instruction();
@@ -249,7 +255,7 @@ fn data_abort(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize, abor
             write: abort.write,
             size: abort.size,
         };
-        runtime.stop(p, fault(kind, v, Some(abort.ipa)))
+        super::runtime_of().stop(p, fault(kind, v, Some(abort.ipa)))
     };
     if !abort.valid {
         return inject_abort(abort.write);
@@ -259,7 +265,7 @@ fn data_abort(frame: &mut TrapFrame, runtime: &Runtime, p: usize, v: usize, abor
         let value = abort.store_value(frame.reg(abort.reg));
         let effect = part.pl011.lock().write(offset, abort.size, value);
         if let pl011::Effect::Byte(byte) = effect {
-            console::partition_write(part, p, core::iter::once(byte));
+            output::partition_write(part, p, core::iter::once(byte));
         }
     } else {
         let raw = part.pl011.lock().read(offset, abort.size);
@@ -286,71 +292,70 @@ fn inject_abort(write: bool) {
 /// advanced) but could not deliver on its fast path: drain here.
 #[unsafe(no_mangle)]
 extern "C" fn handle_local_drain(_frame: &mut TrapFrame) {
-    let (runtime, p, v) = current();
-    vgic::drain(&runtime.partitions[p], v);
+    let (part, _, v) = current();
+    interrupts::drain(part, v);
 }
 
 /// The guest's IRQ exit, past the fast paths of `fast.S`: `first` is the
 /// INTID `lower_irq` acknowledged (its priority not yet dropped), or
-/// `fast::KICK_DRAINED` when it consumed a kick and left the draining here.
+/// `GicBackend::KICK_DRAINED` when it consumed a kick and left the draining here.
 #[unsafe(no_mangle)]
 extern "C" fn handle_lower_irq(_frame: &mut TrapFrame, first: u32) {
-    let (runtime, p, v) = current();
-    let part = &runtime.partitions[p];
+    let (part, p, v) = current();
     part.count(v, Counter::Irq, 1);
     let maintenance = super::maintenance_intid();
     let mut intid = first;
     loop {
-        if intid == super::fast::KICK_DRAINED {
-            vgic::drain(part, v);
-        } else if intid >= gicv3::SPURIOUS {
+        if intid == Gic::KICK_DRAINED {
+            interrupts::drain(part, v);
+        } else if intid >= Gic::SPURIOUS {
             // Nothing (more) pending.
         } else {
-            gicv3::priority_drop(intid);
+            Gic::priority_drop(intid);
             if intid == VTIMER_INTID || intid >= 32 {
                 // Forwarded with the HW bit: the guest's EOI deactivates it.
-                vgic::forward(part, v, intid);
+                interrupts::forward(part, v, intid);
             } else {
-                gicv3::deactivate(intid);
-                if intid == gicv3::KICK_SGI {
-                    vgic::drain(part, v);
+                Gic::deactivate(intid);
+                if intid == Gic::KICK_SGI {
+                    interrupts::drain(part, v);
                 } else if intid == maintenance {
-                    vgic::flush(part, v);
+                    interrupts::flush(part, v);
                 } else if intid == arch::HYP_TIMER_INTID {
                     // The partition's console output waits for the UART.
                     arch::hyp_timer_disarm();
-                    console::pump(part, p);
+                    output::pump(part, p);
                 }
             }
         }
-        intid = gicv3::acknowledge();
-        if intid >= gicv3::SPURIOUS {
+        intid = Gic::acknowledge();
+        if intid >= Gic::SPURIOUS {
             break;
         }
     }
     if part.state.is_stopped() {
         park();
     }
-    console::pump_if_waiting(part, p);
+    output::pump_if_waiting(part, p);
 }
 
 #[unsafe(no_mangle)]
 extern "C" fn handle_lower_serror(_frame: &mut TrapFrame) {
-    let (runtime, p, v) = current();
-    runtime.stop(p, fault(FaultKind::UnknownTrap, v, None))
+    let (_, p, v) = current();
+    super::runtime_of().stop(p, fault(FaultKind::UnknownTrap, v, None))
 }
 
 #[unsafe(no_mangle)]
 extern "C" fn handle_lower_aarch32(_frame: &mut TrapFrame) {
-    let (runtime, p, v) = current();
-    runtime.stop(p, fault(FaultKind::UnknownTrap, v, None))
+    let (_, p, v) = current();
+    super::runtime_of().stop(p, fault(FaultKind::UnknownTrap, v, None))
 }
 
 /// An exception taken from EL2 itself: a hypervisor bug. Report and power off.
 #[unsafe(no_mangle)]
 extern "C" fn handle_hyp_exception(kind: u64) -> ! {
     let syndrome = exception::syndrome();
-    console::emergency(format_args!(
+    output::emergency(format_args!(
         "hypervisor exception (kind {kind}) on CPU {}: ESR {:#x} ELR {:#x} FAR {:#x}",
         super::this_cpu(),
         syndrome.esr,

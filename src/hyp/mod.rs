@@ -14,31 +14,33 @@
 //!
 //! | state | written by | why nobody waits on another partition |
 //! |---|---|---|
-//! | the board UART (`console`) | the CPU whose partition holds the line turn | each partition's lines wait in its own ring, under a lock only its own CPUs take; the lock-free `console::Arbiter` gives whole-line turns in round-robin order; a CPU sends at most `console::BUDGET` bytes per exit and only while the UART's FIFO has room, never polling it; what is left waits for its next exit or its own EL2 retry timer; at power-off, when no partition runs any more, the last CPU to stop drains every ring in turn |
-//! | the physical distributor (`arch::gicv3`) | boot (under the driver's lock), then each partition's own vGIC writes, and its CPUs turning its device SPIs off once it has stopped | at run time single-register writes that name only the writer's own interrupts (a bit of ISENABLER/ICENABLER, one IROUTER), under its own partition's `vgic_lock`; triggers are fixed at boot; nothing waits for GICD_CTLR.RWP |
+//! | the board UART (`output`, `crate::console`) | the CPU whose partition holds the line turn | each partition's lines wait in its own ring, under a lock only its own CPUs take; the lock-free `console::Arbiter` gives whole-line turns in round-robin order; a CPU sends at most `output::BUDGET` bytes per exit and only while the UART's FIFO has room, never polling it; what is left waits for its next exit or its own EL2 retry timer; at power-off, when no partition runs any more, the last CPU to stop drains every ring in turn |
+//! | the physical distributor (`arch::gic`) | boot (under the driver's lock), then each partition's own vGIC writes, and its CPUs turning its device SPIs off once it has stopped | at run time single-register writes that name only the writer's own interrupts (a bit of ISENABLER/ICENABLER, one IROUTER), under its own partition's `vgic_lock`; triggers are fixed at boot; nothing waits for GICD_CTLR.RWP |
 //! | each CPU's redistributor | boot, then the partition running on that CPU (its virtual timer's enable) | single-bit writes of that partition's own interrupt |
 //! | the kick SGI | a partition's vCPUs, to its own vCPUs' CPUs only | routing refuses targets outside the partition |
 //! | `Runtime` (the partitions, their configuration) | boot; then only `running`, one atomic decrement when a partition stops | read-only otherwise |
 //! | a partition's `Partition` (vGIC model, PL011 model, output, counters, statistics, control page) | its own vCPUs only | its locks (`vgic_lock`, `pl011`, `output`) are taken only by its own CPUs, for bounded work |
-//! | per-CPU state (`fast::FastCpu`, the vGIC's queue and statistics) | that CPU only | not shared |
+//! | per-CPU state (`arch::percpu::PerCpu`, the vGIC's queue and statistics) | that CPU only | not shared |
 //! | the heap, the EL2 MMU pool, the GIC driver's lock | boot only | never touched at run time |
 //!
 //! Reports (a partition's stop report, its statistics) go into its own
 //! ring on its own CPU; the panic path writes the UART directly.
 
-pub mod console;
 mod exits;
-mod fast;
-mod partitions;
-mod vgic;
+mod interrupts;
+pub mod output;
+mod runtime;
+mod stop;
+mod vcpu;
 
 use buddy_system_allocator::LockedHeap;
 
-use crate::arch::{self, gicv3, mmu};
+use crate::arch::gic::{Gic, GicBackend};
+use crate::arch::{self, mmu, percpu};
 use crate::config::{BoardConfig, Config, GicConfig};
 use crate::devicetree::{self, DtbMismatch};
-use console::hyp_println;
-use partitions::Runtime;
+use output::hyp_println;
+use runtime::Runtime;
 
 mod generated {
     #[allow(clippy::wildcard_imports)] // the generated file names these types unqualified
@@ -84,9 +86,9 @@ fn check_boot_device_tree(dtb: u64, board: &BoardConfig) -> Result<(), DtbMismat
 extern "C" fn rust_primary_main(dtb: u64) -> ! {
     // Provisional, so `this_cpu` works at once; `cpu_main` installs the
     // block of this CPU's real index.
-    fast::install(0);
+    percpu::install(0);
     let board = &CONFIG.board;
-    console::init(board.uart.base);
+    output::init(board.uart.base);
     hyp_println!(
         "Bulkhead {} on board {}, partitions from {}",
         env!("CARGO_PKG_VERSION"),
@@ -114,23 +116,16 @@ extern "C" fn rust_primary_main(dtb: u64) -> ! {
     if let Err(e) = check_boot_device_tree(dtb, board) {
         boot_error(format_args!("{e}"));
     }
-    match board.gic {
-        GicConfig::V3 {
-            distributor,
-            redistributor,
-            ..
-        } => gicv3::init_distributor(distributor, redistributor, board.cpus.len()),
-        // The build refuses GICv2 boards until their backend exists
-        // (bulkhead-config's `build`): a configuration cannot get here.
-        GicConfig::V2 { .. } => boot_error(format_args!("GICv2 boards are not supported yet")),
-    }
+    // The build refuses a board whose GIC has no backend (bulkhead-config's
+    // `build`): the configuration is this backend's.
+    Gic::init_distributor(&board.gic, board.cpus.len());
     let runtime = match Runtime::build(CONFIG) {
         Ok(r) => r,
         Err(e) => boot_error(format_args!("{e}")),
     };
     let runtime = RUNTIME.call_once(|| runtime);
     for part in &runtime.partitions {
-        vgic::configure_physical_at_boot(runtime, part);
+        interrupts::configure_physical_at_boot(runtime, part);
     }
     for (index, c) in board.cpus.iter().enumerate() {
         if index != cpu && runtime.vcpu_on_cpu(index).is_some() {
@@ -148,7 +143,7 @@ extern "C" fn rust_primary_main(dtb: u64) -> ! {
 
 #[unsafe(no_mangle)]
 extern "C" fn rust_secondary_main(cpu: usize) -> ! {
-    fast::install(cpu);
+    percpu::install(cpu);
     mmu::enable();
     cpu_main(cpu, arch::stack_top(cpu + 1))
 }
@@ -166,17 +161,17 @@ fn runtime_of() -> &'static Runtime {
 
 /// Every CPU, after boot: the GIC CPU interface, then its vCPU (or rest).
 fn cpu_main(cpu: usize, stack_top: u64) -> ! {
-    fast::install(cpu);
-    fast::set_stack_top(stack_top);
+    percpu::install(cpu);
+    percpu::set_stack_top(stack_top);
     let runtime = runtime_of();
     let vcpu = runtime.vcpu_on_cpu(cpu);
-    gicv3::init_cpu(cpu, vcpu.is_some(), maintenance_intid());
+    Gic::init_cpu(cpu, vcpu.is_some(), maintenance_intid());
     if let Some((p, v)) = vcpu {
-        fast::fill(runtime, cpu, p, v, vgic::queue_len_address());
-        console::partitions_started();
+        runtime.bind_this_cpu(p, v);
+        output::partitions_started();
     }
     match vcpu {
-        None => partitions::park(),
+        None => stop::park(),
         Some((p, v)) => runtime.run_vcpu(p, v),
     }
 }
@@ -195,13 +190,13 @@ fn maintenance_intid() -> u32 {
 
 /// This CPU's index, as `cpu_main` recorded it.
 fn this_cpu() -> usize {
-    fast::this_cpu()
+    percpu::this_cpu()
 }
 
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    console::emergency(format_args!(
+    output::emergency(format_args!(
         "hypervisor panic on CPU {}: {info}",
         this_cpu()
     ));

@@ -1,5 +1,5 @@
 //! The virtual GIC: pure logic, host-tested. The hypervisor's glue
-//! (`hyp::vgic`) connects it to the physical GIC and the trap handlers.
+//! (`hyp::interrupts`) connects it to the physical GIC and the trap handlers.
 //!
 //! - [`state`]: what a partition's guest sees of its GIC (enables,
 //!   priorities, pending bits, routing), shared lock-free by its vCPUs;

@@ -107,7 +107,9 @@ pub struct Physical {
     pub vtimer_clear_active: u32,
 }
 
-/// Reads `size` bytes at `offset` of `frame`.
+/// Reads `size` bytes at `offset` of `frame`. Inlined: it is the hot part
+/// of every trapped GIC register read.
+#[inline(always)]
 pub fn read(
     state: &VgicState,
     frame: Frame,
@@ -136,17 +138,28 @@ pub fn write(
     size: u8,
     value: u64,
 ) -> Result<Effects, BadAccess> {
-    match frame {
+    let effects = match frame {
         Frame::Distributor => {
             let (reg, window) = decode(offset, size, DIST_FRAME_SIZE, dist::decode)?;
-            Ok(dist::write(state, reg, window.insert(value)))
+            dist::write(state, reg, window.insert(value))
         }
         Frame::Redistributor { vcpu } => {
             check_vcpu(state, vcpu)?;
             let (reg, window) = decode(offset, size, REDIST_FRAME_SIZE, redist::decode)?;
-            Ok(redist::write(state, vcpu, reg, window.insert(value)))
+            redist::write(state, vcpu, reg, window.insert(value))
+        }
+    };
+    let mut withdraw = effects.withdraw;
+    while withdraw != 0 {
+        let t = withdraw.trailing_zeros() as usize;
+        withdraw &= withdraw - 1;
+        if let Some(private) = state.private.get(t) {
+            private
+                .withdraw_requested
+                .store(true, core::sync::atomic::Ordering::Release);
         }
     }
+    Ok(effects)
 }
 
 /// The GICD frame: 64 KiB.

@@ -87,6 +87,11 @@ pub struct PrivateIrqs {
     /// wherever this vCPU holds it.
     pub withdraw_spi_pending: AtomicU32,
     pub withdraw_spi_active: AtomicU32,
+    /// Set (after the `withdraw_*` bits, and after any disable) by every
+    /// register write that may take something back from this vCPU; its
+    /// CPU looks at its list registers for withdrawal only when it is set,
+    /// so an ordinary drain costs one load.
+    pub withdraw_requested: AtomicBool,
 }
 
 /// Byte offsets of [`PrivateIrqs`] fields, for assembly.
@@ -108,6 +113,7 @@ impl PrivateIrqs {
             withdraw_active: AtomicU32::new(0),
             withdraw_spi_pending: AtomicU32::new(0),
             withdraw_spi_active: AtomicU32::new(0),
+            withdraw_requested: AtomicBool::new(false),
         }
     }
 }

@@ -1,5 +1,6 @@
 /*
- * Bulkhead entry points and EL2 exception vectors.
+ * Bulkhead entry points: boot, secondary CPUs, entering a vCPU (the EL2
+ * exception vectors are vectors.S).
  *
  * The image starts with an arm64 Linux Image header, so QEMU's -kernel (and
  * any Linux boot loader) enters it at EL2 with x0 = the boot device tree.
@@ -39,19 +40,19 @@ primary_entry:
     bl      el2_common_setup
     mov     x0, x19
     bl      rust_primary_main
-    b       halt
+    b       el2_halt
 
 /* Secondary CPUs arrive here from PSCI CPU_ON with x0 = their CPU index. */
 .global secondary_entry
 secondary_entry:
     mov     x19, x0
     cmp     x0, #{MAX_CPUS}
-    b.hs    halt
+    b.hs    el2_halt
     add     x0, x0, #1                  /* stack slot: CPU index + 1 */
     bl      el2_common_setup
     mov     x0, x19
     bl      rust_secondary_main
-    b       halt
+    b       el2_halt
 
 /* x0 = stack slot. Sets SP_EL2, VBAR_EL2; leaves FP/SIMD untrapped for guests. */
 el2_common_setup:
@@ -71,9 +72,10 @@ el2_common_setup:
     ret
 
 wrong_el:
-halt:
+.global el2_halt
+el2_halt:
     wfe
-    b       halt
+    b       el2_halt
 
 /*
  * Guest entry: x0 = the value for the guest's x0, x1 = the top of this CPU's
@@ -116,53 +118,3 @@ vcpu_enter:
     eret
     dsb     nsh
     isb
-
-
-
-/* A vector entry is 0x80 bytes: too small for the save and restore, so
- * each entry branches to its stub. */
-.macro VECTOR stub
-.balign 0x80
-    b       \stub
-.endm
-
-
-.macro HYP_STUB name, kind
-\name:
-    mov     x0, #\kind
-    bl      handle_hyp_exception
-    b       halt
-.endm
-
-.section .text.vectors, "ax"
-.balign 0x800
-.global el2_vectors
-el2_vectors:
-    /* Current EL with SP_EL0: never used. */
-    VECTOR  hyp_sync
-    VECTOR  hyp_irq
-    VECTOR  hyp_fiq
-    VECTOR  hyp_serror
-    /* Current EL with SP_ELx: a fault in the hypervisor itself. */
-    VECTOR  hyp_sync
-    VECTOR  hyp_irq
-    VECTOR  hyp_fiq
-    VECTOR  hyp_serror
-    /* Lower EL, AArch64: the guests. */
-    VECTOR  lower_sync
-    VECTOR  lower_irq
-    VECTOR  lower_irq                   /* FIQ: group 0 is unused; treated as IRQ */
-    VECTOR  lower_serror
-    /* Lower EL, AArch32: guests are AArch64 only (HCR_EL2.RW = 1). */
-    VECTOR  lower_aarch32
-    VECTOR  lower_irq
-    VECTOR  lower_irq
-    VECTOR  lower_serror
-
-/* Every exit from a guest (lower_sync, lower_irq with their fast paths,
- * lower_serror, lower_aarch32) is in src/hyp/fast.S. */
-.balign 0x80
-HYP_STUB hyp_sync, 0
-HYP_STUB hyp_irq, 1
-HYP_STUB hyp_fiq, 2
-HYP_STUB hyp_serror, 3

@@ -18,13 +18,30 @@ pub struct Syndrome {
     pub hpfar: u64,
 }
 
+/// Reads a syndrome register of the exit being handled as a pure value:
+/// none changes while the exit is handled (EL2 takes no exception that
+/// returns into a handler), so the compiler may read it only on the paths
+/// that use it (FAR and HPFAR: aborts only).
+macro_rules! mrs_syndrome {
+    ($reg:literal) => {{
+        let value: u64;
+        // SAFETY: reading a syndrome register has no effect on memory or
+        // on the CPU; its value is fixed for the exit (see the macro's doc).
+        unsafe {
+            core::arch::asm!(concat!("mrs {}, ", $reg), out(reg) value,
+                options(pure, nomem, nostack, preserves_flags))
+        };
+        value
+    }};
+}
+
 /// The syndrome of the exit being handled.
 #[inline(always)]
 pub fn syndrome() -> Syndrome {
     Syndrome {
-        esr: mrs!("esr_el2"),
-        far: mrs!("far_el2"),
-        hpfar: mrs!("hpfar_el2"),
+        esr: mrs_syndrome!("esr_el2"),
+        far: mrs_syndrome!("far_el2"),
+        hpfar: mrs_syndrome!("hpfar_el2"),
     }
 }
 
@@ -88,7 +105,7 @@ pub fn stop_guest_timer() {
     msr!("cntv_ctl_el0", 0);
 }
 
-/// Points TPIDR_EL2 at this CPU's per-CPU block (`hyp::fast`).
+/// Points TPIDR_EL2 at this CPU's per-CPU block (`arch::percpu`).
 #[inline(always)]
 pub fn set_per_cpu(block: u64) {
     msr!("tpidr_el2", block);

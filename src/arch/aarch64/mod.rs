@@ -1,12 +1,21 @@
 //! AArch64 at EL2: entry, vectors, system registers, the EL2 MMU, stage-2
 //! registers, cache and TLB maintenance, and the firmware (PSCI over SMC).
-//! The only module besides the drivers (`gicv3`, `pl011`) that runs
-//! instructions generic code cannot.
+//! With its submodules the only code that runs instructions generic code
+//! cannot:
+//! - [`exception`]: the exit being handled (syndrome, skipping the trapped
+//!   instruction, exceptions injected into EL1);
+//! - [`gic`]: the GIC backend seam and its GICv3 implementation, with the
+//!   exit fast paths;
+//! - [`percpu`]: the per-CPU block TPIDR_EL2 points at;
+//! - `vectors`: the EL2 vector table and the guest exits' assembly;
+//! - [`mmu`], [`pl011`]: the EL2 MMU and the board UART.
 
 pub mod exception;
-pub mod gicv3;
+pub mod gic;
 pub mod mmu;
+pub mod percpu;
 pub mod pl011;
+mod vectors;
 
 use core::arch::{asm, global_asm};
 

@@ -49,7 +49,7 @@ impl Pl011 {
     }
 
     /// Sends `byte`, waiting while the transmit FIFO is full (boot and
-    /// power-off only: see `hyp::console`).
+    /// power-off only: see `hyp::output`).
     pub fn write_byte(&mut self, byte: u8) {
         let regs = self.regs();
         while regs.fr.get() & FR_TXFF != 0 {}

@@ -222,6 +222,38 @@ fn gicd_enable_set_and_clear() {
     );
 }
 
+/// Every write that asks vCPUs to withdraw also raises their request flag
+/// (their CPU looks at its list registers only then); one that withdraws
+/// nothing leaves the flags alone.
+#[test]
+fn a_withdrawing_write_raises_the_request_of_exactly_its_vcpus() {
+    let requested = |s: &VgicState| -> u32 {
+        (0..VMPIDRS.len())
+            .filter(|&v| s.private[v].withdraw_requested.load(SeqCst))
+            .fold(0, |m, v| m | 1 << v)
+    };
+    let s = partition();
+    write32(&s, D, GICD_ISENABLER1, 0xffff_ffff);
+    assert_eq!(requested(&s), 0, "enabling withdraws nothing");
+    let fx = write32(&s, D, GICD_ICENABLER1, 1 << (34 - 32));
+    assert_ne!(fx.withdraw, 0, "disabling withdraws");
+    assert_eq!(requested(&s), fx.withdraw);
+    for v in 0..VMPIDRS.len() {
+        s.private[v].withdraw_requested.store(false, SeqCst);
+    }
+    // A redistributor's ICPENDR0 withdraws from its own vCPU only.
+    let fx = write32(&s, r(1), 0x1_0280, 1 << 5);
+    assert_eq!(fx.withdraw, 0b010);
+    assert_eq!(requested(&s), 0b010);
+    // Group 1 on withdraws nothing; off again withdraws from every vCPU.
+    s.private[1].withdraw_requested.store(false, SeqCst);
+    assert_eq!(write32(&s, D, GICD_CTLR, 0b10).withdraw, 0);
+    assert_eq!(requested(&s), 0);
+    let fx = write32(&s, D, GICD_CTLR, 0);
+    assert_eq!(fx.withdraw, 0b111);
+    assert_eq!(requested(&s), 0b111);
+}
+
 #[test]
 fn enabling_a_pending_spi_drains_its_target() {
     let s = partition();

@@ -22,7 +22,7 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::arch::{self, pl011::Pl011};
 use crate::console::{Arbiter, LineBuffer, OutRing};
 
-use super::partitions::{Partition, Runtime};
+use super::runtime::{Partition, Runtime};
 
 /// Bytes of finished lines one partition may have waiting for the UART.
 pub const RING: usize = 16 * 1024;
@@ -296,7 +296,7 @@ pub fn line(prefix: &str, text: fmt::Arguments<'_>) {
 /// `[bulkhead] ...` on the console.
 macro_rules! hyp_println {
     ($($arg:tt)*) => {
-        $crate::hyp::console::line("bulkhead", format_args!($($arg)*))
+        $crate::hyp::output::line("bulkhead", format_args!($($arg)*))
     };
 }
 pub(crate) use hyp_println;

@@ -1,16 +1,16 @@
-//! Partitions at run time: building them at boot (stage-2 tables, images,
-//! device trees), running a vCPU on its CPU, stopping a partition, and
-//! parking a CPU that has nothing to run.
+//! Partitions at run time: their state ([`Partition`], [`Runtime`]) and
+//! building them at boot (stage-2 tables, images, device trees, control
+//! pages). Running a vCPU is `vcpu`, stopping a partition `stop`.
 
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::arch::{self, GuestStart, gicv3};
+use crate::arch;
 use crate::config::{BoardConfig, Config, PartitionConfig};
 use crate::console::pl011::Pl011 as Pl011Model;
 use crate::mm::pagetable::{MapError, MemKind, PageTable, Stage2, Table, TableAlloc};
-use crate::partition::{MAX_VCPUS, PartitionState, Power, StopReason};
+use crate::partition::{MAX_VCPUS, PartitionState};
 use crate::vgic::gate::Stats;
 use crate::vgic::sgi::AffinityMap;
 use crate::vgic::state::VgicState;
@@ -18,7 +18,7 @@ use bulkhead_abi::Counter;
 use bulkhead_abi::control::{self, ControlPage};
 use core::sync::atomic::AtomicU64;
 
-use super::console::{self, hyp_println};
+use super::output::{self, hyp_println};
 
 /// Stage-2 tables come from the heap, which is identity-mapped.
 struct HeapTables;
@@ -48,8 +48,8 @@ pub struct Partition {
     pub config: &'static PartitionConfig,
     pub state: PartitionState,
     /// Its console output (partial line, lines waiting for the UART):
-    /// locked only by its own CPUs, for bounded work (`console::pump`).
-    pub output: spin::Mutex<console::Output>,
+    /// locked only by its own CPUs, for bounded work (`output::pump`).
+    pub output: spin::Mutex<output::Output>,
     pub pl011: spin::Mutex<Pl011Model>,
     /// Its virtual GIC; register writes go through `vgic_lock`.
     pub vgic: VgicState,
@@ -61,10 +61,10 @@ pub struct Partition {
     /// Each vCPU's deferral statistics (deferred, max wait, max window), as
     /// its CPU last published them.
     defer_stats: [[AtomicU64; 3]; MAX_VCPUS],
-    stage2_root: u64,
-    vmid: u16,
+    pub(super) stage2_root: u64,
+    pub(super) vmid: u16,
     /// CNTVOFF_EL2 for all its vCPUs: its virtual counter starts near 0.
-    cntvoff: u64,
+    pub(super) cntvoff: u64,
 }
 
 impl Partition {
@@ -97,7 +97,7 @@ impl Partition {
 /// All partitions, and how many still run.
 pub struct Runtime {
     pub partitions: Vec<Partition>,
-    running: AtomicUsize,
+    pub(super) running: AtomicUsize,
     board: &'static BoardConfig,
 }
 
@@ -246,7 +246,7 @@ impl Runtime {
                 config: p,
                 state: PartitionState::new(),
                 output: spin::Mutex::new(
-                    console::Output::new().ok_or(BuildError::NoMemory { partition: p.name })?,
+                    output::Output::new().ok_or(BuildError::NoMemory { partition: p.name })?,
                 ),
                 pl011: spin::Mutex::new(Pl011Model::new()),
                 vgic,
@@ -277,15 +277,6 @@ impl Runtime {
         self.board.cpus[cpu].mpidr
     }
 
-    /// Makes vCPU `t` of `part` enter EL2 on its CPU and look at its
-    /// pending interrupts (and at its partition's state).
-    pub fn kick(&self, part: &Partition, t: usize) {
-        part.vgic.private[t]
-            .pending
-            .fetch_or(crate::vgic::state::DRAIN_ALL, Ordering::Release);
-        gicv3::send_sgi(gicv3::KICK_SGI, self.mpidr_of(part.config.cpus[t]));
-    }
-
     /// The (partition, vCPU) that physical CPU `cpu` runs, if any.
     pub fn vcpu_on_cpu(&self, cpu: usize) -> Option<(usize, usize)> {
         self.partitions.iter().enumerate().find_map(|(p, part)| {
@@ -295,98 +286,6 @@ impl Runtime {
                 .position(|&c| c == cpu)
                 .map(|v| (p, v))
         })
-    }
-
-    /// Runs vCPU `v` of partition `p` on this CPU: vCPU 0 starts at the
-    /// image's entry; the others wait for the guest's PSCI CPU_ON.
-    pub fn run_vcpu(&self, p: usize, v: usize) -> ! {
-        let part = &self.partitions[p];
-        if v == 0 {
-            part.state.vcpus[0].set_power(Power::On);
-            let x0 = part.config.device_tree.map_or(0, |dt| dt.ipa);
-            self.enter(p, v, part.config.entry, x0)
-        }
-        self.wait_for_cpu_on(p, v)
-    }
-
-    /// Waits in EL2 until the partition powers this vCPU on (or stops).
-    pub fn wait_for_cpu_on(&self, p: usize, v: usize) -> ! {
-        let part = &self.partitions[p];
-        loop {
-            if part.state.is_stopped() {
-                park();
-            }
-            if let Some((entry, context)) = part.state.vcpus[v].take_on_request() {
-                self.enter(p, v, entry, context);
-            }
-            // The partition's output still needs its CPUs: watch the retry
-            // timer (an interrupt would not end a WFE with IRQs masked).
-            if console::has_output(part) {
-                if arch::hyp_timer_fired() {
-                    console::pump(part, p);
-                }
-                core::hint::spin_loop();
-            } else {
-                arch::wait_for_event();
-            }
-        }
-    }
-
-    fn enter(&self, p: usize, v: usize, entry: u64, x0: u64) -> ! {
-        let part = &self.partitions[p];
-        gicv3::reset_virtual_interface();
-        let start = GuestStart {
-            entry,
-            x0,
-            vmpidr: part.config.vmpidrs[v],
-            vmid: part.vmid,
-            stage2_root: part.stage2_root,
-            cntvoff: part.cntvoff,
-        };
-        arch::enter_guest(&start, super::fast::this_stack_top())
-    }
-
-    /// Stops partition `p` for `reason`, reports it, wakes its other CPUs so
-    /// they stop too, and powers the machine off when it was the last one
-    /// running. Does not return: this CPU parks.
-    pub fn stop(&self, p: usize, reason: StopReason) -> ! {
-        let part = &self.partitions[p];
-        if part.state.stop() {
-            console::partition_flush_line(part);
-            hyp_println!("partition {} stopped: {reason}", part.config.name);
-            for v in 0..part.config.cpus.len() {
-                hyp_println!(
-                    "partition {} vCPU {v} exits: {}",
-                    part.config.name,
-                    ExitCounts(part, v)
-                );
-                let [deferred, wait, window] = part.defer_stats(v);
-                hyp_println!(
-                    "partition {} vCPU {v} masking: deferred={deferred} max_wait={wait} \
-                     max_window={window} (counter ticks)",
-                    part.config.name
-                );
-            }
-            let me = super::this_cpu();
-            for (t, _) in part
-                .config
-                .cpus
-                .iter()
-                .enumerate()
-                .filter(|&(_, &c)| c != me)
-            {
-                self.kick(part, t);
-            }
-            arch::send_event();
-            if self.running.fetch_sub(1, Ordering::AcqRel) == 1 {
-                // Nothing runs any more: what every partition left, then the last line.
-                console::stop_rings();
-                console::flush_all(self);
-                hyp_println!("all partitions have stopped; powering off");
-                arch::system_off();
-            }
-        }
-        park()
     }
 }
 
@@ -400,57 +299,5 @@ impl fmt::Display for CpuList {
             write!(f, "{sep}{cpu}")?;
         }
         Ok(())
-    }
-}
-
-/// A vCPU's exit counters, as the stop report prints them.
-struct ExitCounts<'a>(&'a Partition, usize);
-
-impl fmt::Display for ExitCounts<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, c) in Counter::ALL.iter().enumerate() {
-            let sep = if i == 0 { "" } else { " " };
-            write!(f, "{sep}{}={}", c.name(), self.0.counter(self.1, *c))?;
-        }
-        Ok(())
-    }
-}
-
-/// This CPU has nothing (more) to run: the guest's timer off, the virtual
-/// interface off, and it sleeps, consuming whatever interrupt wakes it. Its
-/// partition's last output still leaves through it (the retry timer).
-pub fn park() -> ! {
-    arch::exception::stop_guest_timer();
-    gicv3::disable_virtual_interface();
-    let mine = super::runtime().and_then(|r| r.vcpu_on_cpu(super::this_cpu()).map(|(p, _)| (r, p)));
-    if let Some((runtime, p)) = mine {
-        let part = &runtime.partitions[p];
-        // Its devices' interrupts off at the distributor (each of its CPUs
-        // does this once it has done with its last exit): a level one
-        // left raised would otherwise come back to the CPU it is routed
-        // to as fast as this loop consumes it, for ever.
-        if part.state.is_stopped() {
-            for spi in part.vgic.spis() {
-                gicv3::spi_enable(spi.intid, false);
-            }
-        }
-        console::pump(part, p);
-    }
-    loop {
-        arch::wait_for_interrupt();
-        loop {
-            let intid = gicv3::acknowledge();
-            if intid >= gicv3::SPURIOUS {
-                break;
-            }
-            gicv3::priority_drop(intid);
-            gicv3::deactivate(intid);
-            if intid == arch::HYP_TIMER_INTID {
-                arch::hyp_timer_disarm();
-                if let Some((runtime, p)) = mine {
-                    console::pump(&runtime.partitions[p], p);
-                }
-            }
-        }
     }
 }

@@ -1,73 +1,23 @@
 /*
- * The guest's IRQ and synchronous exits, with fast paths for the four
- * hottest cases (see fast.rs for the conditions). Every exit first saves
- * x0-x7 into a TrapFrame on the EL2 stack; a fast path works in those eight
- * registers and returns; anything else saves x8-x30 into the same frame and
- * calls the Rust handler, whose decisions are the reference.
+ * The GICv3 backend's guest exits: the IRQ and synchronous exits, with fast
+ * paths for the four hottest cases (see fast.rs for the conditions). It
+ * follows vectors.S in one global_asm! and uses its frame macros: a fast
+ * path works in x0-x7 and returns; anything else calls the Rust handler,
+ * whose decisions are the reference.
  *
  * Labels that jump far are named (.Lirq_to_rust, .Lsync_to_rust, ...);
  * numbered ones stay within a few lines.
  *
- * Constants (global_asm! operands): FRAME, the FastCpu offsets (FC_*), the
- * PrivateIrqs offsets (PI_*), the control page's mask word offset
- * (CP_MASK), the counter offsets (CNT_*), VTIMER, KICK_DRAINED, the
- * list-register, DRAIN_ALL, GICD_CTLR and ICC_SGI1R_EL1 values and bits the
- * Rust definitions give (LR_*, DRAIN_ALL_BIT, CTLR_GRP1_BIT, SGI1R_*), and
- * FAST_PATHS: 0 when the `fast-paths` feature is off, and then every exit
- * goes straight to Rust.
+ * Constants (global_asm! operands): the per-CPU block's offsets (FC_*),
+ * the PrivateIrqs and Spi offsets (PI_*, SPI_*), the control page's mask
+ * word offset (CP_MASK), the counter offsets (CNT_*), VTIMER,
+ * KICK_DRAINED, the list-register, DRAIN_ALL, GICD_CTLR and ICC_SGI1R_EL1
+ * values and bits the Rust definitions give (LR_*, DRAIN_ALL_BIT,
+ * CTLR_GRP1_BIT, SGI1R_*), and FAST_PATHS: 0 when the `fast-paths` feature
+ * is off, and then every exit goes straight to Rust.
  */
 
-.macro SAVE_LOW
-    sub     sp, sp, #{FRAME}
-    stp     x0, x1, [sp, #16 * 0]
-    stp     x2, x3, [sp, #16 * 1]
-    stp     x4, x5, [sp, #16 * 2]
-    stp     x6, x7, [sp, #16 * 3]
-.endm
-
-.macro RESTORE_LOW_AND_ERET
-    ldp     x6, x7, [sp, #16 * 3]
-    ldp     x4, x5, [sp, #16 * 2]
-    ldp     x2, x3, [sp, #16 * 1]
-    ldp     x0, x1, [sp, #16 * 0]
-    add     sp, sp, #{FRAME}
-    eret
-    dsb     nsh
-    isb
-.endm
-
-.macro SAVE_HIGH
-    stp     x8, x9, [sp, #16 * 4]
-    stp     x10, x11, [sp, #16 * 5]
-    stp     x12, x13, [sp, #16 * 6]
-    stp     x14, x15, [sp, #16 * 7]
-    stp     x16, x17, [sp, #16 * 8]
-    stp     x18, x19, [sp, #16 * 9]
-    stp     x20, x21, [sp, #16 * 10]
-    stp     x22, x23, [sp, #16 * 11]
-    stp     x24, x25, [sp, #16 * 12]
-    stp     x26, x27, [sp, #16 * 13]
-    stp     x28, x29, [sp, #16 * 14]
-    str     x30, [sp, #16 * 15]
-.endm
-
-.macro RESTORE_ALL_AND_ERET
-    ldp     x8, x9, [sp, #16 * 4]
-    ldp     x10, x11, [sp, #16 * 5]
-    ldp     x12, x13, [sp, #16 * 6]
-    ldp     x14, x15, [sp, #16 * 7]
-    ldp     x16, x17, [sp, #16 * 8]
-    ldp     x18, x19, [sp, #16 * 9]
-    ldp     x20, x21, [sp, #16 * 10]
-    ldp     x22, x23, [sp, #16 * 11]
-    ldp     x24, x25, [sp, #16 * 12]
-    ldp     x26, x27, [sp, #16 * 13]
-    ldp     x28, x29, [sp, #16 * 14]
-    ldr     x30, [sp, #16 * 15]
-    RESTORE_LOW_AND_ERET
-.endm
-
-/* counters[offset] += 1; x1 = &FastCpu; clobbers x2, x3. */
+/* counters[offset] += 1; x1 = &PerCpu; clobbers x2, x3. */
 .macro COUNT offset
     ldr     x2, [x1, #{FC_COUNTERS}]
     ldr     x3, [x2, #\offset]
@@ -77,7 +27,7 @@
 
 /*
  * Branches to \slow unless the vCPU on this CPU is unmasked, nothing waits
- * in its queue and every list register is free. x1 = &FastCpu; clobbers
+ * in its queue and every list register is free. x1 = &PerCpu; clobbers
  * x2, x3.
  */
 .macro FAST_DELIVERY_OK slow
@@ -102,7 +52,7 @@
  * nothing is deliverable; branches to \slow (exclusive monitor cleared)
  * when the fast conditions do not hold: the vCPU masked, something queued
  * or listed, group 1 off, more than one deliverable, or DRAIN_ALL set.
- * x1 = &FastCpu; clobbers x2-x7.
+ * x1 = &PerCpu; clobbers x2-x7.
  */
 .macro DELIVER_ONE slow
     FAST_DELIVERY_OK \slow
@@ -313,17 +263,3 @@ lower_sync:
     mov     x0, sp
     bl      handle_lower_sync
     RESTORE_ALL_AND_ERET
-
-/* ---- SError, and AArch32 at EL1 (never allowed): Rust stops the partition. */
-.macro LOWER_STUB name, handler
-.global \name
-\name:
-    SAVE_LOW
-    SAVE_HIGH
-    mov     x0, sp
-    bl      \handler
-    RESTORE_ALL_AND_ERET
-.endm
-
-LOWER_STUB lower_serror, handle_lower_serror
-LOWER_STUB lower_aarch32, handle_lower_aarch32

@@ -11,14 +11,15 @@ use core::sync::atomic::Ordering;
 
 use bulkhead_abi::control::ControlPage;
 
-use crate::arch::{self, gicv3, gicv3::HwListRegisters};
+use crate::arch::gic::{Gic, GicBackend};
+use crate::arch::{self};
 use crate::config::GicConfig;
 use crate::vgic::gate::{self, After, Gate, Stats};
 use crate::vgic::lr::{self, Entry, Irq, ListRegisters, PendingQueue};
 use crate::vgic::regs::{self, Effects, Frame, Live, Physical};
 use crate::vgic::state::{DRAIN_ALL, VTIMER_INTID};
 
-use super::partitions::{Partition, Runtime};
+use super::runtime::{Partition, Runtime};
 
 /// What a CPU keeps for the vCPU it runs: its queue of interrupts waiting
 /// for a list register (overflow, or deferred by the mask flag) and the
@@ -107,12 +108,12 @@ fn page_gate(part: &Partition, v: usize) -> PageGate<'_> {
 }
 
 fn after(part: &Partition, v: usize, irq: Option<Irq>, result: After) {
-    gicv3::set_underflow(result.underflow);
+    Gic::set_underflow(result.underflow);
     // More interrupts than a partition can own: cannot happen with a
     // checked configuration. A forwarded one is deactivated so its
     // source raises it again, rather than lost.
     if let Some(irq) = irq.filter(|i| result.full && i.hw) {
-        gicv3::deactivate(irq.intid);
+        Gic::deactivate(irq.intid);
     }
     // SAFETY: used for this statement only; the callers' borrows ended.
     part.publish_stats(v, &unsafe { local() }.stats);
@@ -126,7 +127,7 @@ pub fn inject(part: &Partition, v: usize, irq: Irq) {
     // the slot again.
     let l = unsafe { local() };
     let result = gate::inject(
-        &mut HwListRegisters,
+        &mut Gic::list_registers(),
         &mut l.queue,
         &page_gate(part, v),
         &mut l.stats,
@@ -142,7 +143,7 @@ pub fn flush(part: &Partition, v: usize) {
     // the slot again.
     let l = unsafe { local() };
     let result = gate::flush(
-        &mut HwListRegisters,
+        &mut Gic::list_registers(),
         &mut l.queue,
         &page_gate(part, v),
         &mut l.stats,
@@ -227,7 +228,7 @@ pub fn forward(part: &Partition, v: usize, intid: u32) {
         )
     } else {
         // Not the partition's: never routed here by a checked configuration.
-        gicv3::deactivate(intid);
+        Gic::deactivate(intid);
         return;
     };
     if enabled && vgic.group1_enabled() {
@@ -246,9 +247,9 @@ pub fn forward(part: &Partition, v: usize, intid: u32) {
     // disabled there too by now, an edge interrupt set pending again waits
     // at the distributor; a level one is raised again by its source.
     if edge {
-        gicv3::spi_set_pending(intid, true);
+        Gic::spi_set_pending(intid, true);
     }
-    gicv3::deactivate(intid);
+    Gic::deactivate(intid);
 }
 
 /// Hands an interrupt that vCPU `v` will not take from its list registers
@@ -264,10 +265,10 @@ fn give_back(part: &Partition, v: usize, irq: Irq, pending: bool, active: bool) 
                 .spi(irq.intid)
                 .is_some_and(|s| s.edge.load(Ordering::Relaxed));
         if pending && edge {
-            gicv3::spi_set_pending(irq.intid, true);
+            Gic::spi_set_pending(irq.intid, true);
         }
         if pending || active {
-            gicv3::deactivate(irq.intid);
+            Gic::deactivate(irq.intid);
         }
     } else if pending {
         if irq.intid < 32 {
@@ -287,6 +288,14 @@ fn give_back(part: &Partition, v: usize, irq: Irq, pending: bool, active: bool) 
 pub fn withdraw(part: &Partition, v: usize) {
     let vgic = &part.vgic;
     let private = &vgic.private[v];
+    // Nothing was withdrawn or disabled since the last look (the common
+    // drain): one load. The swap takes the request before the bits below
+    // are read, so a write after it requests (and kicks) again.
+    if !private.withdraw_requested.load(Ordering::Relaxed)
+        || !private.withdraw_requested.swap(false, Ordering::AcqRel)
+    {
+        return;
+    }
     let take = |field: &core::sync::atomic::AtomicU32| field.swap(0, Ordering::AcqRel);
     let (clear_pending, clear_active) = (
         take(&private.withdraw_pending),
@@ -299,7 +308,7 @@ pub fn withdraw(part: &Partition, v: usize) {
     // SAFETY: nothing below takes the slot while `l` is in use (`give_back`
     // does not; `flush` comes after its last use).
     let l = unsafe { local() };
-    if l.queue.is_empty() && lr::held(&HwListRegisters).next().is_none() {
+    if l.queue.is_empty() && lr::held(&Gic::list_registers()).next().is_none() {
         return;
     }
     let group1 = vgic.group1_enabled();
@@ -324,7 +333,7 @@ pub fn withdraw(part: &Partition, v: usize) {
             }
         }
     };
-    let mut lrs = HwListRegisters;
+    let mut lrs = Gic::list_registers();
     for n in 0..lrs.count() {
         let entry = lrs.read(n);
         if !entry.pending && !entry.active {
@@ -337,7 +346,7 @@ pub fn withdraw(part: &Partition, v: usize) {
             // A cleared one is gone; a disabled one waits where it came from.
             give_back(part, v, entry.irq, !cleared, false);
             if cleared && entry.irq.hw {
-                gicv3::deactivate(entry.irq.intid);
+                Gic::deactivate(entry.irq.intid);
             }
         }
         if entry.active && deactivated {
@@ -353,7 +362,7 @@ pub fn withdraw(part: &Partition, v: usize) {
         if cleared || !enabled {
             give_back(part, v, *irq, !cleared, false);
             if cleared && irq.hw {
-                gicv3::deactivate(irq.intid);
+                Gic::deactivate(irq.intid);
             }
             return false;
         }
@@ -371,7 +380,7 @@ pub fn withdraw(part: &Partition, v: usize) {
 pub fn power_off(part: &Partition, v: usize) {
     // SAFETY: nothing below takes the slot (`give_back` does not).
     let l = unsafe { local() };
-    let mut lrs = HwListRegisters;
+    let mut lrs = Gic::list_registers();
     for n in 0..lrs.count() {
         let entry = lrs.read(n);
         if entry.pending || entry.active {
@@ -389,8 +398,8 @@ pub fn power_off(part: &Partition, v: usize) {
     while let Some(irq) = l.queue.pop() {
         give_back(part, v, irq, true, false);
     }
-    gicv3::reset_virtual_interface();
-    gicv3::set_underflow(false);
+    Gic::reset_virtual_interface();
+    Gic::set_underflow(false);
 }
 
 /// Boot: programs the physical side of partition `part`'s interrupts once,
@@ -402,7 +411,7 @@ pub fn configure_physical_at_boot(runtime: &Runtime, part: &Partition) {
         // At reset every SPI routes to vCPU 0.
         let mpidr = runtime.mpidr_of(part.config.cpus[0]);
         let on = vgic.group1_enabled() && spi.enabled.load(Relaxed);
-        gicv3::configure_spi_at_boot(spi.intid, mpidr, spi.edge.load(Relaxed), on);
+        Gic::configure_spi_at_boot(spi.intid, mpidr, spi.edge.load(Relaxed), on);
     }
     sync_physical(
         runtime,
@@ -427,31 +436,31 @@ fn apply_physical(part: &Partition, physical: Physical) {
     for (i, spi) in part.vgic.spis().iter().enumerate() {
         let bit = 1 << i;
         if physical.spi_set_pending & bit != 0 {
-            gicv3::spi_set_pending(spi.intid, true);
+            Gic::spi_set_pending(spi.intid, true);
         }
         if physical.spi_clear_pending & bit != 0 {
-            gicv3::spi_set_pending(spi.intid, false);
+            Gic::spi_set_pending(spi.intid, false);
         }
         if physical.spi_set_active & bit != 0 {
-            gicv3::spi_set_active(spi.intid, true);
+            Gic::spi_set_active(spi.intid, true);
         }
         if physical.spi_clear_active & bit != 0 {
-            gicv3::spi_set_active(spi.intid, false);
+            Gic::spi_set_active(spi.intid, false);
         }
     }
     for (v, &cpu) in part.config.cpus.iter().enumerate() {
         let bit = 1 << v;
         if physical.vtimer_set_pending & bit != 0 {
-            gicv3::private_set_pending(cpu, VTIMER_INTID, true);
+            Gic::private_set_pending(cpu, VTIMER_INTID, true);
         }
         if physical.vtimer_clear_pending & bit != 0 {
-            gicv3::private_set_pending(cpu, VTIMER_INTID, false);
+            Gic::private_set_pending(cpu, VTIMER_INTID, false);
         }
         if physical.vtimer_set_active & bit != 0 {
-            gicv3::private_set_active(cpu, VTIMER_INTID, true);
+            Gic::private_set_active(cpu, VTIMER_INTID, true);
         }
         if physical.vtimer_clear_active & bit != 0 {
-            gicv3::private_set_active(cpu, VTIMER_INTID, false);
+            Gic::private_set_active(cpu, VTIMER_INTID, false);
         }
     }
 }
@@ -474,7 +483,7 @@ fn sync_physical(runtime: &Runtime, part: &Partition, spis: u32, vtimers: u32) {
     for (v, &cpu) in part.config.cpus.iter().enumerate() {
         if vtimers & 1 << v != 0 {
             let on = group1 && vgic.private[v].enabled.load(Relaxed) & (1 << VTIMER_INTID) != 0;
-            gicv3::private_enable(cpu, VTIMER_INTID, on);
+            Gic::private_enable(cpu, VTIMER_INTID, on);
         }
     }
     for (i, spi) in vgic.spis().iter().enumerate() {
@@ -486,13 +495,13 @@ fn sync_physical(runtime: &Runtime, part: &Partition, spis: u32, vtimers: u32) {
         let target = part.config.cpus.get(usize::from(spi.target.load(Relaxed)));
         let on = group1 && spi.enabled.load(Relaxed) && target.is_some();
         if !on {
-            gicv3::spi_enable(spi.intid, false);
+            Gic::spi_enable(spi.intid, false);
         }
         if let Some(&cpu) = target {
-            gicv3::spi_route(spi.intid, runtime.mpidr_of(cpu));
+            Gic::spi_route(spi.intid, runtime.mpidr_of(cpu));
         }
         if on {
-            gicv3::spi_enable(spi.intid, true);
+            Gic::spi_enable(spi.intid, true);
         }
     }
 }
@@ -511,12 +520,12 @@ impl Live for LocalView<'_> {
             .forwarded
             .load(Ordering::Relaxed);
         if forwarded & 1 << VTIMER_INTID != 0 {
-            let (p, a) = gicv3::private_state(self.part.config.cpus[vcpu], VTIMER_INTID);
+            let (p, a) = Gic::private_state(self.part.config.cpus[vcpu], VTIMER_INTID);
             pending |= u32::from(p) << VTIMER_INTID;
             active |= u32::from(a) << VTIMER_INTID;
         }
         if vcpu == self.vcpu {
-            let (p, a) = lr::private_state(&HwListRegisters);
+            let (p, a) = lr::private_state(&Gic::list_registers());
             // SAFETY: used for this expression only.
             pending |= p | unsafe { queue() }.private_mask();
             active |= a;
@@ -529,11 +538,11 @@ impl Live for LocalView<'_> {
             return (false, false);
         };
         let physical = if spi.forwarded.load(Ordering::Relaxed) {
-            gicv3::spi_state(intid)
+            Gic::spi_state(intid)
         } else {
             (false, false)
         };
-        lr::held(&HwListRegisters)
+        lr::held(&Gic::list_registers())
             .filter(|e| e.irq.intid == intid)
             .fold(
                 // SAFETY: used for this expression only.
@@ -544,12 +553,12 @@ impl Live for LocalView<'_> {
 }
 
 /// Which virtual GIC frame, if any, a guest address falls in.
-pub fn frame_of(runtime: &Runtime, part: &Partition, ipa: u64) -> Option<(Frame, u64)> {
+pub fn frame_of(part: &Partition, ipa: u64) -> Option<(Frame, u64)> {
     let GicConfig::V3 {
         distributor,
         redistributor,
         ..
-    } = runtime.board().gic
+    } = super::CONFIG.board.gic
     else {
         return None;
     };
@@ -576,27 +585,22 @@ pub fn mmio_read(part: &Partition, v: usize, frame: Frame, offset: u64, size: u8
 
 /// A guest's write of a virtual GIC register, and what follows from it. A
 /// bad access is ignored.
-pub fn mmio_write(
-    runtime: &Runtime,
-    part: &Partition,
-    v: usize,
-    frame: Frame,
-    offset: u64,
-    size: u8,
-    value: u64,
-) {
+pub fn mmio_write(part: &Partition, v: usize, frame: Frame, offset: u64, size: u8, value: u64) {
     let effects = {
         // The partition's own lock: only its vCPUs take it, for bounded work.
         let _model = part.vgic_lock.lock();
         let effects = regs::write(&part.vgic, frame, offset, size, value).unwrap_or_default();
-        sync_physical(runtime, part, effects.spis_changed, effects.vtimer_changed);
+        if effects.spis_changed | effects.vtimer_changed != 0 {
+            let runtime = super::runtime_of();
+            sync_physical(runtime, part, effects.spis_changed, effects.vtimer_changed);
+        }
         apply_physical(part, effects.physical);
         effects
     };
-    apply(runtime, part, v, effects);
+    apply(part, v, effects);
 }
 
-fn apply(runtime: &Runtime, part: &Partition, v: usize, effects: Effects) {
+fn apply(part: &Partition, v: usize, effects: Effects) {
     // A drain takes withdrawals first (see `drain`).
     let mut drain = (effects.drain | effects.withdraw) & ((1u32 << part.config.cpus.len()) - 1);
     while drain != 0 {
@@ -605,7 +609,7 @@ fn apply(runtime: &Runtime, part: &Partition, v: usize, effects: Effects) {
         if t == v {
             self::drain(part, v);
         } else {
-            runtime.kick(part, t);
+            super::runtime_of().kick(part, t);
         }
     }
 }

@@ -1,0 +1,555 @@
+//! The GICv3 backend: the physical GICv3 at EL2 and its virtual CPU
+//! interface (ICH_*), behind [`GicBackend`].
+//!
+//! Distributor and redistributor programming goes through the `arm-gic`
+//! crate. The CPU interface on the hot paths (acknowledge, priority drop,
+//! deactivate, SGIs) and the virtualization interface (ICH_* list
+//! registers), which `arm-gic` does not cover, are the small typed
+//! functions below.
+//!
+//! EOImode = 1: at EL2 a write to ICC_EOIR1_EL1 only drops the running
+//! priority. An interrupt forwarded to a guest with the list register's HW
+//! bit is deactivated by the guest's own EOI, with no exit; anything the
+//! hypervisor consumes itself it deactivates with ICC_DIR_EL1.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use arm_gic::gicv3::GicV3 as Driver;
+use arm_gic::gicv3::registers::{Gicd, GicrSgi};
+use arm_gic::{IntId, Trigger};
+use safe_mmio::UniqueMmioPointer;
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::register_structs;
+use tock_registers::registers::{ReadWrite, WriteOnly};
+
+pub mod fast;
+
+use super::{FastBlock, FastFill, GicBackend, SgiWrite};
+use crate::arch::{mrs, msr};
+use crate::config::GicConfig;
+use crate::trap::{SysRegAccess, sysreg};
+use crate::vgic::lr::{Entry, ListRegisters, format};
+use crate::vgic::sgi::SgiRequest;
+
+/// The physical SGI the hypervisor uses to kick another CPU into EL2.
+/// Guests never see physical SGIs, so any number is free; 0 it is.
+pub const KICK_SGI: u32 = 0;
+/// The EL1 virtual timer's PPI.
+pub const VTIMER_PPI: u32 = 27;
+/// What ICC_IAR1_EL1 returns when nothing is pending.
+pub const SPURIOUS: u32 = 1023;
+/// ICC_SGI1R_EL1: a group-1 SGI, the one a guest sends.
+const ICC_SGI1R_EL1: u32 = sysreg(3, 0, 12, 11, 5);
+/// ICC_ASGI1R_EL1 and ICC_SGI0R_EL1: with GICD_CTLR.DS = 1 (one security
+/// state, as a partition's GIC has) both generate group 0 SGIs, and every
+/// SGI of a partition is group 1: they reach no vCPU, as on such a GIC.
+const ICC_ASGI1R_EL1: u32 = sysreg(3, 0, 12, 11, 6);
+const ICC_SGI0R_EL1: u32 = sysreg(3, 0, 12, 11, 7);
+/// Priority of every interrupt the hypervisor enables (the GIC's highest
+/// non-secure level; all are equal, none preempts another at EL2).
+const PRIORITY: u8 = 0x80;
+
+/// The driver, behind a lock; `arm-gic`'s pointers are not `Send`. Used at
+/// boot only: at run time the hypervisor changes the physical GIC through
+/// the single-register writes of [`GicBackend`], which need no lock.
+struct Gic(Driver<'static>);
+
+// SAFETY: the GIC registers are device memory reachable from every CPU;
+// the lock around `Gic` serialises all use of the driver.
+unsafe impl Send for Gic {}
+
+static GIC: spin::Mutex<Option<Gic>> = spin::Mutex::new(None);
+
+register_structs! {
+    /// The distributor registers the hypervisor uses at run time. Each
+    /// write names its interrupts and leaves every other one alone: a bit
+    /// of a set/clear register (writing 0 does nothing) or one interrupt's
+    /// IROUTER<n>. Reads of ISPENDR/ISACTIVER are masked to the caller's
+    /// own interrupt.
+    GicdRuntime {
+        (0x0000 => _reserved0),
+        (0x0100 => isenabler: [WriteOnly<u32>; 32]),
+        (0x0180 => icenabler: [WriteOnly<u32>; 32]),
+        (0x0200 => ispendr: [ReadWrite<u32>; 32]),
+        (0x0280 => icpendr: [WriteOnly<u32>; 32]),
+        (0x0300 => isactiver: [ReadWrite<u32>; 32]),
+        (0x0380 => icactiver: [WriteOnly<u32>; 32]),
+        (0x0400 => _reserved1),
+        /// IROUTER<n> for INTID 32 + n.
+        (0x6100 => irouter: [WriteOnly<u64>; 988]),
+        (0x7fe0 => _reserved2),
+        (0x10000 => @END),
+    }
+}
+
+register_structs! {
+    /// A redistributor's SGI_base frame registers the hypervisor writes at
+    /// run time: one bit of GICR_ISENABLER0/ICENABLER0 per write.
+    GicrSgiRuntime {
+        (0x0000 => _reserved0),
+        (0x0100 => isenabler0: WriteOnly<u32>),
+        (0x0104 => _reserved1),
+        (0x0180 => icenabler0: WriteOnly<u32>),
+        (0x0184 => _reserved2),
+        (0x0200 => ispendr0: ReadWrite<u32>),
+        (0x0204 => _reserved3),
+        (0x0280 => icpendr0: WriteOnly<u32>),
+        (0x0284 => _reserved4),
+        (0x0300 => isactiver0: ReadWrite<u32>),
+        (0x0304 => _reserved5),
+        (0x0380 => icactiver0: WriteOnly<u32>),
+        (0x0384 => _reserved6),
+        (0x10000 => @END),
+    }
+}
+
+/// GICD's and CPU 0's GICR's addresses, set once at boot.
+static GICD_BASE: AtomicU64 = AtomicU64::new(0);
+static GICR_BASE: AtomicU64 = AtomicU64::new(0);
+/// One redistributor: RD_base and SGI_base, 64 KiB each.
+const GICR_STRIDE: u64 = 0x2_0000;
+const GICR_SGI_BASE: u64 = 0x1_0000;
+
+fn gicd_runtime() -> &'static GicdRuntime {
+    // SAFETY: the board's GICD (checked against the boot device tree),
+    // mapped as device memory for the hypervisor's lifetime; the fields are
+    // write-only registers whose writes affect only the interrupts named.
+    unsafe { &*(GICD_BASE.load(Ordering::Relaxed) as *const GicdRuntime) }
+}
+
+fn gicr_sgi_runtime(cpu: usize) -> &'static GicrSgiRuntime {
+    let base = GICR_BASE.load(Ordering::Relaxed) + cpu as u64 * GICR_STRIDE + GICR_SGI_BASE;
+    // SAFETY: CPU `cpu`'s redistributor SGI frame (a board CPU index: the
+    // frames are contiguous, as `init_distributor` found them), mapped as
+    // device memory; write-only registers, each write one interrupt's bit.
+    unsafe { &*(base as *const GicrSgiRuntime) }
+}
+
+/// A set/clear register pair of the distributor and the redistributors.
+#[derive(Clone, Copy)]
+enum Bank {
+    Enable,
+    Pending,
+    Active,
+}
+
+/// Sets (`on`) or clears SPI `intid`'s bit in `bank` at the distributor:
+/// one write of one bit (writing 0 bits does nothing), no lock, so no
+/// partition can make another wait here.
+fn spi_bank(bank: Bank, intid: u32, on: bool) {
+    if !(32..1020).contains(&intid) {
+        return;
+    }
+    let (n, bit) = ((intid / 32) as usize, 1u32 << (intid % 32));
+    let d = gicd_runtime();
+    match (bank, on) {
+        (Bank::Enable, true) => d.isenabler[n].set(bit),
+        (Bank::Enable, false) => d.icenabler[n].set(bit),
+        (Bank::Pending, true) => d.ispendr[n].set(bit),
+        (Bank::Pending, false) => d.icpendr[n].set(bit),
+        (Bank::Active, true) => d.isactiver[n].set(bit),
+        (Bank::Active, false) => d.icactiver[n].set(bit),
+    }
+}
+
+/// The same for private interrupt `intid` (below 32) in CPU `cpu`'s
+/// redistributor.
+fn private_bank(bank: Bank, cpu: usize, intid: u32, on: bool) {
+    if intid >= 32 {
+        return;
+    }
+    let (r, bit) = (gicr_sgi_runtime(cpu), 1u32 << intid);
+    match (bank, on) {
+        (Bank::Enable, true) => r.isenabler0.set(bit),
+        (Bank::Enable, false) => r.icenabler0.set(bit),
+        (Bank::Pending, true) => r.ispendr0.set(bit),
+        (Bank::Pending, false) => r.icpendr0.set(bit),
+        (Bank::Active, true) => r.isactiver0.set(bit),
+        (Bank::Active, false) => r.icactiver0.set(bit),
+    }
+}
+
+/// The ICC_SGI1R_EL1 value that sends SGI `intid` to the CPU with
+/// affinity `mpidr` (Aff0 below 16, as on every board we describe).
+pub const fn sgi1r_value(intid: u32, mpidr: u64) -> u64 {
+    let aff0 = mpidr & 0xf;
+    ((mpidr >> 32 & 0xff) << 48) // Aff3
+        | ((mpidr >> 16 & 0xff) << 32)  // Aff2
+        | ((intid as u64 & 0xf) << 24)
+        | ((mpidr >> 8 & 0xff) << 16)   // Aff1
+        | (1 << aff0) // TargetList
+}
+
+/// Number of list registers (ICH_VTR_EL2.ListRegs + 1), read once at boot:
+/// every CPU of a system has the same.
+static LIST_REGISTERS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+#[inline(always)]
+pub fn list_register_count() -> usize {
+    LIST_REGISTERS.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// ICH_ELRSR_EL2: bit n set when list register n holds nothing.
+#[inline(always)]
+pub fn empty_list_registers() -> u64 {
+    mrs!("s3_4_c12_c11_5")
+}
+
+/// Writes list register `n` (ICH_LR<n>_EL2); `n` beyond 15 is ignored.
+#[inline(always)]
+pub fn write_lr(n: usize, value: u64) {
+    match n {
+        0 => msr!("s3_4_c12_c12_0", value),
+        1 => msr!("s3_4_c12_c12_1", value),
+        2 => msr!("s3_4_c12_c12_2", value),
+        3 => msr!("s3_4_c12_c12_3", value),
+        4 => msr!("s3_4_c12_c12_4", value),
+        5 => msr!("s3_4_c12_c12_5", value),
+        6 => msr!("s3_4_c12_c12_6", value),
+        7 => msr!("s3_4_c12_c12_7", value),
+        8 => msr!("s3_4_c12_c13_0", value),
+        9 => msr!("s3_4_c12_c13_1", value),
+        10 => msr!("s3_4_c12_c13_2", value),
+        11 => msr!("s3_4_c12_c13_3", value),
+        12 => msr!("s3_4_c12_c13_4", value),
+        13 => msr!("s3_4_c12_c13_5", value),
+        14 => msr!("s3_4_c12_c13_6", value),
+        15 => msr!("s3_4_c12_c13_7", value),
+        _ => {}
+    }
+}
+
+/// Reads list register `n` (ICH_LR<n>_EL2); `n` beyond 15 reads 0.
+#[inline(always)]
+pub fn read_lr(n: usize) -> u64 {
+    match n {
+        0 => mrs!("s3_4_c12_c12_0"),
+        1 => mrs!("s3_4_c12_c12_1"),
+        2 => mrs!("s3_4_c12_c12_2"),
+        3 => mrs!("s3_4_c12_c12_3"),
+        4 => mrs!("s3_4_c12_c12_4"),
+        5 => mrs!("s3_4_c12_c12_5"),
+        6 => mrs!("s3_4_c12_c12_6"),
+        7 => mrs!("s3_4_c12_c12_7"),
+        8 => mrs!("s3_4_c12_c13_0"),
+        9 => mrs!("s3_4_c12_c13_1"),
+        10 => mrs!("s3_4_c12_c13_2"),
+        11 => mrs!("s3_4_c12_c13_3"),
+        12 => mrs!("s3_4_c12_c13_4"),
+        13 => mrs!("s3_4_c12_c13_5"),
+        14 => mrs!("s3_4_c12_c13_6"),
+        15 => mrs!("s3_4_c12_c13_7"),
+        _ => 0,
+    }
+}
+
+/// This CPU's list registers, for the vGIC's delivery policy.
+#[derive(Debug)]
+pub struct HwListRegisters;
+
+impl ListRegisters for HwListRegisters {
+    #[inline(always)]
+    fn count(&self) -> usize {
+        list_register_count()
+    }
+    #[inline(always)]
+    fn empty(&self) -> u64 {
+        empty_list_registers()
+    }
+    #[inline(always)]
+    fn read(&self, n: usize) -> Entry {
+        format::gicv3::decode(read_lr(n))
+    }
+    #[inline(always)]
+    fn write(&mut self, n: usize, entry: Entry) {
+        write_lr(n, format::gicv3::encode(entry))
+    }
+}
+
+/// The GICv3 backend.
+#[derive(Debug)]
+pub struct GicV3;
+
+impl GicBackend for GicV3 {
+    type ListRegisters = HwListRegisters;
+
+    const SPURIOUS: u32 = SPURIOUS;
+    const KICK_SGI: u32 = KICK_SGI;
+    const KICK_DRAINED: u32 = fast::KICK_DRAINED;
+
+    /// Boot CPU, once: the distributor. Affinity routing on, every SPI group 1,
+    /// level-triggered, disabled; enabling comes from ownership later.
+    fn init_distributor(gic: &GicConfig, cpus: usize) {
+        let GicConfig::V3 {
+            distributor: gicd,
+            redistributor: gicr,
+            ..
+        } = *gic
+        else {
+            // The build refuses any other GIC for this backend.
+            panic!("a GICv3 board");
+        };
+        GICD_BASE.store(gicd, Ordering::Relaxed);
+        GICR_BASE.store(gicr, Ordering::Relaxed);
+        let gicd = NonNull::new(gicd as *mut Gicd).expect("board GICD address is not null");
+        let gicr = NonNull::new(gicr as *mut GicrSgi).expect("board GICR address is not null");
+        // SAFETY: the addresses come from the checked board description and were
+        // matched against the boot device tree; they are mapped as device memory
+        // and only this driver (behind GIC's lock) touches them.
+        let gic = unsafe { Driver::new(UniqueMmioPointer::new(gicd), gicr, cpus) }
+            // Not `expect`: `GicError`'s Debug text costs more image than it tells.
+            .unwrap_or_else(|_| panic!("the GICR frames the board describes are present"));
+        let mut gic = Gic(gic);
+        gic.0.distributor().configure_default_settings();
+        gic.0.distributor().enable_all_interrupts(false);
+        *GIC.lock() = Some(gic);
+    }
+
+    /// On each CPU: wake its redistributor, set its SGIs and PPIs to group 1 and
+    /// disabled, then enable the hypervisor's own: the kick SGI and, when the
+    /// CPU runs a vCPU, the maintenance interrupt and the EL2 timer. (The virtual timer's PPI
+    /// follows the guest's virtual enable: see `private_enable`.) Then
+    /// the EL2 CPU interface.
+    fn init_cpu(cpu: usize, runs_vcpu: bool, maintenance_intid: u32) {
+        {
+            let mut guard = GIC.lock();
+            let gic = &mut guard.as_mut().expect("distributor initialised first").0;
+            let mut redist = gic
+                .redistributor(cpu)
+                .unwrap_or_else(|_| panic!("CPU index within the board"));
+            // An already-awake redistributor is fine.
+            let _ = redist.mark_core_awake();
+            redist.configure_default_settings();
+            let id = |intid: u32| {
+                if intid < 16 {
+                    IntId::sgi(intid)
+                } else {
+                    IntId::ppi(intid - 16)
+                }
+            };
+            // A CPU that runs a vCPU also takes its EL2 timer (the console's
+            // retry for the partition's output).
+            let enabled = [KICK_SGI]
+                .into_iter()
+                .chain(runs_vcpu.then_some(maintenance_intid))
+                .chain(runs_vcpu.then_some(crate::arch::HYP_TIMER_INTID));
+            [
+                KICK_SGI,
+                VTIMER_PPI,
+                maintenance_intid,
+                crate::arch::HYP_TIMER_INTID,
+            ]
+            .into_iter()
+            .try_for_each(|intid| redist.set_interrupt_priority(id(intid), PRIORITY))
+            .and_then(|()| {
+                enabled
+                    .into_iter()
+                    .try_for_each(|intid| redist.enable_interrupt(id(intid), true))
+            })
+            .unwrap_or_else(|_| panic!("SGI and PPI numbers are valid"));
+        }
+        // ICC_SRE_EL2: SRE, DFB, DIB, and Enable (EL1 may use its system registers).
+        msr!("s3_4_c12_c9_5", 0xf);
+        // SAFETY: a context synchronisation barrier.
+        unsafe { core::arch::asm!("isb", options(nomem, nostack, preserves_flags)) };
+        msr!("s3_0_c4_c6_0", 0xff); // ICC_PMR_EL1: every priority passes
+        msr!("s3_0_c12_c12_3", 0); // ICC_BPR1_EL1
+        msr!("s3_0_c12_c12_4", 1 << 1); // ICC_CTLR_EL1: EOImode = 1 (drop and deactivate split)
+        msr!("s3_0_c12_c12_7", 1); // ICC_IGRPEN1_EL1: group 1 on
+        // ICH_HCR_EL2.En: the virtual CPU interface is on.
+        msr!("s3_4_c12_c11_0", 1);
+        msr!("s3_4_c12_c11_7", 0); // ICH_VMCR_EL2: the guest programs its own
+        let count = (mrs!("s3_4_c12_c11_1") & 0x1f) as usize + 1; // ICH_VTR_EL2.ListRegs + 1
+        LIST_REGISTERS.store(count, core::sync::atomic::Ordering::Relaxed);
+        for n in 0..list_register_count() {
+            write_lr(n, 0);
+        }
+    }
+
+    /// Acknowledges the highest-priority pending group-1 interrupt.
+    #[inline(always)]
+    fn acknowledge() -> u32 {
+        (mrs!("s3_0_c12_c12_0") & 0xff_ffff) as u32 // ICC_IAR1_EL1
+    }
+
+    /// Drops the running priority (EOImode 1: does not deactivate).
+    #[inline(always)]
+    fn priority_drop(intid: u32) {
+        msr!("s3_0_c12_c12_1", u64::from(intid)); // ICC_EOIR1_EL1
+    }
+
+    /// Deactivates an interrupt the hypervisor consumed itself.
+    #[inline(always)]
+    fn deactivate(intid: u32) {
+        msr!("s3_0_c12_c11_1", u64::from(intid)); // ICC_DIR_EL1
+    }
+
+    /// Sends physical SGI `intid` to the CPU with affinity `mpidr`.
+    fn send_sgi(intid: u32, mpidr: u64) {
+        let value = sgi1r_value(intid, mpidr);
+        // SAFETY: barriers order earlier stores (the state the target will read)
+        // before the SGI; no memory is accessed.
+        unsafe { core::arch::asm!("dsb ish", options(nostack, preserves_flags)) };
+        msr!("s3_0_c12_c11_5", value); // ICC_SGI1R_EL1
+        // SAFETY: a context synchronisation barrier.
+        unsafe { core::arch::asm!("isb", options(nomem, nostack, preserves_flags)) };
+    }
+
+    /// Boot only (under the driver's lock): programs SPI `intid` once, its
+    /// trigger the board's (never changed after), routed to the CPU with
+    /// affinity `mpidr`, enabled or not.
+    fn configure_spi_at_boot(intid: u32, mpidr: u64, edge: bool, enabled: bool) {
+        let mut guard = GIC.lock();
+        let gic = &mut guard.as_mut().expect("GIC initialised at boot").0;
+        let Some(spi) = intid.checked_sub(32) else {
+            return;
+        };
+        let id = IntId::spi(spi);
+        let dist = gic.distributor();
+        let trigger = if edge { Trigger::Edge } else { Trigger::Level };
+        // Errors mean an INTID beyond the GIC, which the configuration check rules out.
+        let _ = dist.enable_interrupt(id, false);
+        let _ = dist.set_routing(id, Some(mpidr));
+        let _ = dist.set_trigger(id, trigger);
+        let _ = dist.enable_interrupt(id, enabled);
+    }
+
+    /// Enables or disables SPI `intid` in the distributor. (Not waiting for
+    /// GICD_CTLR.RWP is deliberate: an interrupt that still arrives after a
+    /// disable is handled as one that raced it, see `hyp::interrupts::forward`.)
+    fn spi_enable(intid: u32, enabled: bool) {
+        spi_bank(Bank::Enable, intid, enabled);
+    }
+
+    /// Sets or clears SPI `intid`'s pending state at the distributor (a
+    /// forwarded interrupt's pending state is the physical one).
+    fn spi_set_pending(intid: u32, pending: bool) {
+        spi_bank(Bank::Pending, intid, pending);
+    }
+
+    /// Sets or clears SPI `intid`'s active state at the distributor.
+    fn spi_set_active(intid: u32, active: bool) {
+        spi_bank(Bank::Active, intid, active);
+    }
+
+    /// Routes SPI `intid` to the CPU with affinity `mpidr` (IRM = 0): one
+    /// 64-bit write of its own IROUTER.
+    fn spi_route(intid: u32, mpidr: u64) {
+        if let Some(reg) = intid
+            .checked_sub(32)
+            .and_then(|n| gicd_runtime().irouter.get(n as usize))
+        {
+            reg.set(mpidr & 0xff_00ff_ffff);
+        }
+    }
+
+    /// SPI `intid`'s (pending, active) state at the distributor.
+    fn spi_state(intid: u32) -> (bool, bool) {
+        if !(32..1020).contains(&intid) {
+            return (false, false);
+        }
+        let (n, bit) = ((intid / 32) as usize, 1u32 << (intid % 32));
+        let d = gicd_runtime();
+        (
+            d.ispendr[n].get() & bit != 0,
+            d.isactiver[n].get() & bit != 0,
+        )
+    }
+
+    /// Enables or disables private interrupt `intid` of CPU `cpu`.
+    fn private_enable(cpu: usize, intid: u32, enabled: bool) {
+        private_bank(Bank::Enable, cpu, intid, enabled);
+    }
+
+    /// Sets or clears private interrupt `intid`'s pending state in CPU `cpu`'s
+    /// redistributor.
+    fn private_set_pending(cpu: usize, intid: u32, pending: bool) {
+        private_bank(Bank::Pending, cpu, intid, pending);
+    }
+
+    /// Sets or clears private interrupt `intid`'s active state in CPU `cpu`'s
+    /// redistributor.
+    fn private_set_active(cpu: usize, intid: u32, active: bool) {
+        private_bank(Bank::Active, cpu, intid, active);
+    }
+
+    /// Private interrupt `intid`'s (pending, active) state in CPU `cpu`'s
+    /// redistributor.
+    fn private_state(cpu: usize, intid: u32) -> (bool, bool) {
+        if intid >= 32 {
+            return (false, false);
+        }
+        let (r, bit) = (gicr_sgi_runtime(cpu), 1u32 << intid);
+        (r.ispendr0.get() & bit != 0, r.isactiver0.get() & bit != 0)
+    }
+
+    /// ICH_HCR_EL2: En, and UIE (the underflow maintenance interrupt: raised
+    /// while at most one list register holds an interrupt) when `underflow`.
+    #[inline(always)]
+    fn set_underflow(underflow: bool) {
+        msr!("s3_4_c12_c11_0", 1 | (u64::from(underflow) << 1));
+    }
+
+    /// The virtual CPU interface as a powered-on PE finds it: no list register
+    /// in use, no active priority (ICH_AP0R<n>/AP1R<n>), and ICH_VMCR_EL2 at
+    /// reset (priority mask 0, groups off, the guest programs its own), with
+    /// ICH_HCR_EL2.En on. For every vCPU entry: a vCPU that powered off inside
+    /// a handler must not come back with that handler's priority active.
+    fn reset_virtual_interface() {
+        for n in 0..list_register_count() {
+            write_lr(n, 0);
+        }
+        msr!("s3_4_c12_c8_0", 0); // ICH_AP0R0_EL2
+        msr!("s3_4_c12_c9_0", 0); // ICH_AP1R0_EL2
+        // More active-priority registers exist only with more priority bits
+        // (ICH_VTR_EL2.PREbits > 5: 6 bits use AP<n>R1, 7 bits AP<n>R1..3).
+        let pre_bits = ((mrs!("s3_4_c12_c11_1") >> 26) & 0x7) + 1;
+        if pre_bits >= 6 {
+            msr!("s3_4_c12_c8_1", 0); // ICH_AP0R1_EL2
+            msr!("s3_4_c12_c9_1", 0); // ICH_AP1R1_EL2
+        }
+        if pre_bits >= 7 {
+            msr!("s3_4_c12_c8_2", 0);
+            msr!("s3_4_c12_c8_3", 0);
+            msr!("s3_4_c12_c9_2", 0);
+            msr!("s3_4_c12_c9_3", 0);
+        }
+        msr!("s3_4_c12_c11_7", 0); // ICH_VMCR_EL2
+        msr!("s3_4_c12_c11_0", 1); // ICH_HCR_EL2.En
+    }
+
+    /// Turns the virtual CPU interface off and empties the list registers (a
+    /// stopped vCPU).
+    fn disable_virtual_interface() {
+        msr!("s3_4_c12_c11_0", 0);
+        for n in 0..list_register_count() {
+            write_lr(n, 0);
+        }
+    }
+
+    #[inline(always)]
+    fn list_registers() -> HwListRegisters {
+        HwListRegisters
+    }
+
+    #[inline(always)]
+    fn sgi_write(access: &SysRegAccess, value: u64) -> Option<SgiWrite> {
+        if access.read {
+            return None;
+        }
+        let group1 = match access.reg {
+            ICC_SGI1R_EL1 => true,
+            ICC_ASGI1R_EL1 | ICC_SGI0R_EL1 => false,
+            _ => return None,
+        };
+        Some(SgiWrite {
+            request: SgiRequest::decode(value),
+            group1,
+        })
+    }
+
+    fn fill_fast(block: &FastBlock, fill: &FastFill<'_>) {
+        fast::fill(block, fill)
+    }
+}

@@ -1,0 +1,161 @@
+//! The GICv3 backend's exit fast paths (`fast.S`): their per-CPU block,
+//! what fills it, and the values the assembly takes from Rust definitions.
+//!
+//! Four exits are handled in `fast.S` without entering Rust when the
+//! common case holds, and fall back to the Rust handlers otherwise:
+//! - the virtual timer's physical interrupt: vCPU not masked, nothing
+//!   queued, every list register free: one LR written with the HW bit;
+//! - a physical SPI the partition owns (a passthrough device's): the same
+//!   conditions and the SPI enabled: one LR written with the HW bit;
+//! - the kick SGI: the same conditions and exactly one deliverable SGI
+//!   pending in the model: taken and written to a list register;
+//! - a guest's ICC_SGI1R_EL1 write with plain affinity-0 targets, all other
+//!   vCPUs of its partition: pending bits set, target CPUs kicked.
+//!
+//! Each does exactly what the Rust path would do in that case, and counts
+//! the exit the same way. The `fast-paths` cargo feature (on by default)
+//! switches them off: every exit then goes to Rust, the reference.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use bulkhead_abi::Counter;
+use bulkhead_abi::limits::MAX_VCPUS;
+
+use super::super::FastFill;
+use super::{KICK_SGI, list_register_count, sgi1r_value};
+use crate::trap::sysreg;
+use crate::vgic::lr::{Entry, Irq, format};
+use crate::vgic::{sgi, state};
+
+/// One CPU's block. Field offsets are passed to the assembly as constants.
+#[repr(C)]
+#[derive(Debug)]
+pub struct FastBlock {
+    /// The vCPU's control page (0: no vCPU here; the fast paths are off).
+    pub(in crate::arch) page: AtomicU64,
+    /// 1 << vCPU index: its bit in the flag word, and in target masks.
+    pub(in crate::arch) bit: AtomicU64,
+    /// &PrivateIrqs of the vCPU.
+    pub(in crate::arch) private: AtomicU64,
+    /// Address of this CPU's queue length.
+    pub(in crate::arch) queue_len: AtomicU64,
+    /// ICH_ELRSR_EL2 when every list register is free.
+    pub(in crate::arch) lr_all: AtomicU64,
+    /// Address of the partition's GICD_CTLR state.
+    pub(in crate::arch) vgic_ctlr: AtomicU64,
+    /// Address of the vCPU's exit counters (an array indexed by `Counter`).
+    pub(in crate::arch) counters: AtomicU64,
+    /// Bit n: vCPU n is in the partition.
+    pub(in crate::arch) vcpus: AtomicU64,
+    /// &PrivateIrqs.pending of each vCPU of the partition.
+    pub(in crate::arch) sibling_pending: [AtomicU64; MAX_VCPUS],
+    /// The ICC_SGI1R_EL1 value that kicks each vCPU's CPU.
+    pub(in crate::arch) kick: [AtomicU64; MAX_VCPUS],
+    /// How many of `spis` are the partition's SPIs.
+    pub(in crate::arch) spi_count: AtomicU64,
+    /// &Spi of each SPI the partition owns.
+    pub(in crate::arch) spis: [AtomicU64; state::MAX_SPIS],
+}
+
+impl FastBlock {
+    /// A block with the fast paths off (no vCPU on the CPU).
+    pub const fn new() -> Self {
+        FastBlock {
+            page: AtomicU64::new(0),
+            bit: AtomicU64::new(0),
+            private: AtomicU64::new(0),
+            queue_len: AtomicU64::new(0),
+            lr_all: AtomicU64::new(0),
+            vgic_ctlr: AtomicU64::new(0),
+            counters: AtomicU64::new(0),
+            vcpus: AtomicU64::new(0),
+            sibling_pending: [const { AtomicU64::new(0) }; MAX_VCPUS],
+            kick: [const { AtomicU64::new(0) }; MAX_VCPUS],
+            spi_count: AtomicU64::new(0),
+            spis: [const { AtomicU64::new(0) }; state::MAX_SPIS],
+        }
+    }
+}
+
+impl Default for FastBlock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Fills `f` for the vCPU `fill` describes (on that vCPU's CPU, before the
+/// vCPU first runs).
+pub(super) fn fill(f: &FastBlock, fill: &FastFill<'_>) {
+    let set = |a: &AtomicU64, value: u64| a.store(value, Ordering::Relaxed);
+    let v = fill.vcpu;
+    set(&f.bit, 1 << v);
+    set(&f.private, &fill.private[v] as *const _ as u64);
+    set(&f.queue_len, fill.queue_len as u64);
+    set(&f.lr_all, (1u64 << list_register_count()) - 1);
+    set(&f.vgic_ctlr, fill.ctlr as *const _ as u64);
+    set(&f.counters, fill.counters.as_ptr() as u64);
+    set(&f.vcpus, (1u64 << fill.cpu_mpidrs.len()) - 1);
+    for (t, &mpidr) in fill.cpu_mpidrs.iter().enumerate() {
+        set(
+            &f.sibling_pending[t],
+            &fill.private[t].pending as *const _ as u64,
+        );
+        set(&f.kick[t], sgi1r_value(KICK_SGI, mpidr));
+    }
+    for (slot, spi) in f.spis.iter().zip(fill.spis) {
+        set(slot, spi as *const _ as u64);
+    }
+    set(&f.spi_count, fill.spis.len() as u64);
+    // Last: a non-zero page turns the fast paths on.
+    f.page
+        .store(fill.control as *const _ as u64, Ordering::Release);
+}
+
+/// Offsets the assembly uses into other structures.
+pub(in crate::arch) const COUNTER_IRQ: usize = Counter::Irq as usize * 8;
+pub(in crate::arch) const COUNTER_SGI_TRAP: usize = Counter::SgiTrap as usize * 8;
+
+/// What `lower_irq` passes to the Rust handler when the fast path consumed
+/// (dropped and deactivated) the kick but left the draining to Rust.
+pub const KICK_DRAINED: u32 = 0x1_0000;
+
+/// ESR_EL2 of a trapped `msr icc_sgi1r_el1, x<Rt>` with Rt = 0: EC 0x18
+/// (MSR/MRS), IL, the register's encoding in ISS bits 21:1 (op0 21:20,
+/// op2 19:17, op1 16:14, CRn 13:10, CRm 4:1), a write (bit 0 clear).
+pub(in crate::arch) const SGI1R_ESR: u32 = (0x18 << 26) | (1 << 25) | sgi1r_iss();
+
+const fn sgi1r_iss() -> u32 {
+    let reg = super::ICC_SGI1R_EL1;
+    let (op0, op1, crn, crm, op2) = (
+        reg >> 14,
+        (reg >> 11) & 7,
+        (reg >> 7) & 0xf,
+        (reg >> 3) & 0xf,
+        reg & 7,
+    );
+    (op0 << 20) | (op2 << 17) | (op1 << 14) | (crn << 10) | (crm << 1)
+}
+const _: () = assert!(super::ICC_SGI1R_EL1 == sysreg(3, 0, 12, 11, 5));
+
+/// ICH_LR<n>_EL2 of a pending group-1 interrupt with priority 0 and INTID
+/// 0, without and with the HW bit, as the Rust path encodes them: only bits
+/// 63:48 are set, which the fast paths write with one `movz`/`movk` and OR
+/// the priority and INTIDs into.
+pub(in crate::arch) const LR_PENDING: u64 = format::gicv3::encode(Entry::pending(Irq {
+    intid: 0,
+    priority: 0,
+    hw: false,
+}));
+pub(in crate::arch) const LR_PENDING_HW: u64 = format::gicv3::encode(Entry::pending(Irq {
+    intid: 0,
+    priority: 0,
+    hw: true,
+}));
+const _: () = assert!(LR_PENDING & 0xffff_ffff_ffff == 0 && LR_PENDING_HW & 0xffff_ffff_ffff == 0);
+
+/// The ICC_SGI1R_EL1 fields that send an SGI off the fast path when not
+/// zero: Aff1, Aff2, IRM, RS and Aff3 (only plain affinity-0 targets are
+/// fast). Written as three 16-bit chunks (bits 31:16, 47:32, 63:48).
+pub(in crate::arch) const SGI1R_NOT_FAST: u64 =
+    sgi::field::AFF1 | sgi::field::AFF2 | sgi::field::IRM | sgi::field::RS | sgi::field::AFF3;
+const _: () = assert!(SGI1R_NOT_FAST & 0xffff == 0);

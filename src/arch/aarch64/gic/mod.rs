@@ -1,0 +1,139 @@
+//! The GIC backend seam: what the hypervisor needs of an interrupt
+//! controller, as one trait, and the backend this image is built for.
+//!
+//! The generic virtual GIC (`crate::vgic`: the distributor model, SGI
+//! routing, the list-register policy, the mask-flag gate) and `hyp` reach the
+//! hardware only through [`GicBackend`], so a second backend slots in here
+//! without touching them:
+//! - the physical distributor and CPU interface (boot programming,
+//!   acknowledge / priority drop / deactivate, the kick SGI, single-bit
+//!   run-time writes of a partition's own interrupts);
+//! - the list registers (system registers on GICv3, the memory-mapped GICH
+//!   on GICv2), as the model's [`ListRegisters`] in the backend's format
+//!   (`crate::vgic::lr::format`);
+//! - the virtual CPU interface (ICH_* on GICv3; on GICv2 the guest's GICC
+//!   window mapped by stage 2 onto GICV, plus GICH);
+//! - the SGI trap decode (a trapped ICC_SGI1R_EL1 write on GICv3; on GICv2 a
+//!   GICD_SGIR data abort, which the distributor model decodes);
+//! - the exit fast paths (`gicv3/fast.S`), which fill from [`FastFill`].
+//!
+//! Only [`gicv3`] exists. A GICv2 board is refused when the image is built
+//! (`bulkhead-config`'s `build`, error `NoGicBackend`), so no configuration
+//! reaches a hypervisor without its backend.
+
+pub mod gicv3;
+
+use core::sync::atomic::{AtomicU32, AtomicU64};
+
+use bulkhead_abi::control::ControlPage;
+
+use crate::config::GicConfig;
+use crate::trap::SysRegAccess;
+use crate::vgic::lr::ListRegisters;
+use crate::vgic::sgi::SgiRequest;
+use crate::vgic::state::{PrivateIrqs, Spi};
+
+/// The backend this image drives.
+pub type Gic = gicv3::GicV3;
+
+/// The per-CPU block of this backend's fast paths (inside
+/// `arch::percpu::PerCpu`).
+pub use gicv3::fast::FastBlock;
+
+/// A guest's SGI-generating write, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SgiWrite {
+    pub request: SgiRequest,
+    /// Group 1, the only group a partition's SGIs have: delivered to the
+    /// routed vCPUs. Otherwise (GICv3's ICC_ASGI1R_EL1 and ICC_SGI0R_EL1,
+    /// which with GICD_CTLR.DS = 1 raise group-0 SGIs) it reaches nobody,
+    /// and its targets are counted as refused.
+    pub group1: bool,
+}
+
+/// What a vCPU's fast paths need, in the generic model's terms; the
+/// backend turns it into its per-CPU block ([`GicBackend::fill_fast`]).
+#[derive(Debug)]
+pub struct FastFill<'a> {
+    /// The vCPU's index in its partition.
+    pub vcpu: usize,
+    /// The partition's control page (its mask flag word).
+    pub control: &'a ControlPage,
+    /// The vCPU's exit counters, indexed by `bulkhead_abi::Counter`.
+    pub counters: &'a [AtomicU64],
+    /// Where this CPU's pending queue keeps its length.
+    pub queue_len: usize,
+    /// The partition's GICD_CTLR.
+    pub ctlr: &'a AtomicU32,
+    /// Every vCPU's private interrupts (vCPU n at index n), and the MPIDR of
+    /// the physical CPU each runs on.
+    pub private: &'a [PrivateIrqs],
+    pub cpu_mpidrs: &'a [u64],
+    /// The SPIs the partition owns.
+    pub spis: &'a [Spi],
+}
+
+/// An interrupt controller as the hypervisor uses it. Every function acts
+/// on the calling CPU's interface, or names the interrupt it changes: no
+/// run-time function takes a lock (see `hyp`'s table of shared state).
+pub trait GicBackend {
+    /// This CPU's list registers, in the backend's format.
+    type ListRegisters: ListRegisters;
+
+    /// What an acknowledge returns when nothing is pending (INTIDs at or
+    /// above it are special).
+    const SPURIOUS: u32;
+    /// The physical SGI that kicks another CPU into EL2.
+    const KICK_SGI: u32;
+    /// What the IRQ fast path passes to the Rust handler in place of an
+    /// INTID when it consumed a kick and left the draining to Rust.
+    const KICK_DRAINED: u32;
+
+    /// Boot CPU, once: the distributor, every SPI disabled.
+    fn init_distributor(gic: &GicConfig, cpus: usize);
+    /// Every CPU at boot: its private interrupts and CPU interface, and the
+    /// virtual interface when it runs a vCPU.
+    fn init_cpu(cpu: usize, runs_vcpu: bool, maintenance_intid: u32);
+
+    /// Acknowledges the most urgent pending interrupt.
+    fn acknowledge() -> u32;
+    /// Drops the running priority (the split EOI mode: no deactivation).
+    fn priority_drop(intid: u32);
+    /// Deactivates an interrupt the hypervisor consumed itself.
+    fn deactivate(intid: u32);
+    /// Sends physical SGI `intid` to the CPU with affinity `mpidr`.
+    fn send_sgi(intid: u32, mpidr: u64);
+
+    /// Boot only: SPI `intid`'s trigger (fixed from then on), target and enable.
+    fn configure_spi_at_boot(intid: u32, mpidr: u64, edge: bool, enabled: bool);
+    /// Single-interrupt run-time writes of a partition's own SPIs.
+    fn spi_enable(intid: u32, enabled: bool);
+    fn spi_set_pending(intid: u32, pending: bool);
+    fn spi_set_active(intid: u32, active: bool);
+    fn spi_route(intid: u32, mpidr: u64);
+    /// SPI `intid`'s (pending, active) state.
+    fn spi_state(intid: u32) -> (bool, bool);
+    /// The same for private interrupt `intid` of physical CPU `cpu`.
+    fn private_enable(cpu: usize, intid: u32, enabled: bool);
+    fn private_set_pending(cpu: usize, intid: u32, pending: bool);
+    fn private_set_active(cpu: usize, intid: u32, active: bool);
+    fn private_state(cpu: usize, intid: u32) -> (bool, bool);
+
+    /// This CPU's list registers.
+    fn list_registers() -> Self::ListRegisters;
+    /// Requests (or stops) the underflow maintenance interrupt.
+    fn set_underflow(underflow: bool);
+    /// The virtual CPU interface as a powered-on PE finds it (every vCPU entry).
+    fn reset_virtual_interface();
+    /// The virtual CPU interface off and empty (a stopped vCPU).
+    fn disable_virtual_interface();
+
+    /// Decodes a trapped system-register write that generates SGIs; `None`
+    /// for any other register (and always on a backend whose guests send
+    /// SGIs through the distributor).
+    fn sgi_write(access: &SysRegAccess, value: u64) -> Option<SgiWrite>;
+
+    /// Fills physical CPU `cpu`'s fast-path block for the vCPU it runs (on
+    /// that CPU, before the vCPU first runs).
+    fn fill_fast(block: &FastBlock, fill: &FastFill<'_>);
+}

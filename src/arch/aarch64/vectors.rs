@@ -1,0 +1,70 @@
+//! The EL2 exception vectors and the guest exits, in one `global_asm!`:
+//! `vectors.S` (the table, the trap-frame macros, the SError and AArch32
+//! exits) followed by the GIC backend's IRQ and synchronous exits with
+//! their fast paths (`gic/gicv3/fast.S`). The assembly's constants are the
+//! Rust definitions they stand for, passed as operands.
+//!
+//! The handlers it calls are `hyp`'s `handle_lower_*`, `handle_local_drain`
+//! and `handle_hyp_exception`.
+
+use core::arch::global_asm;
+use core::mem::offset_of;
+
+use bulkhead_abi::control;
+
+use super::TrapFrame;
+use super::gic::gicv3::fast::{
+    COUNTER_IRQ, COUNTER_SGI_TRAP, FastBlock, KICK_DRAINED, LR_PENDING, LR_PENDING_HW, SGI1R_ESR,
+    SGI1R_NOT_FAST,
+};
+use super::percpu::PerCpu;
+use crate::vgic::{sgi, state};
+
+/// The offset of a `FastBlock` field from the per-CPU block TPIDR_EL2
+/// points at.
+macro_rules! fc {
+    ($field:ident) => {
+        offset_of!(PerCpu, fast) + offset_of!(FastBlock, $field)
+    };
+}
+
+global_asm!(
+    include_str!("vectors.S"),
+    include_str!("gic/gicv3/fast.S"),
+    FRAME = const core::mem::size_of::<TrapFrame>(),
+    FC_PAGE = const fc!(page),
+    FC_BIT = const fc!(bit),
+    FC_PRIVATE = const fc!(private),
+    FC_QUEUE_LEN = const fc!(queue_len),
+    FC_LR_ALL = const fc!(lr_all),
+    FC_VGIC_CTLR = const fc!(vgic_ctlr),
+    FC_COUNTERS = const fc!(counters),
+    FC_VCPUS = const fc!(vcpus),
+    FC_SIBLING_PENDING = const fc!(sibling_pending),
+    FC_KICK = const fc!(kick),
+    FC_SPI_COUNT = const fc!(spi_count),
+    FC_SPIS = const fc!(spis),
+    SPI_INTID = const state::SPI_INTID,
+    SPI_ENABLED = const state::SPI_ENABLED,
+    SPI_PRIORITY = const state::SPI_PRIORITY,
+    PI_ENABLED = const state::PRIVATE_ENABLED,
+    PI_PENDING = const state::PRIVATE_PENDING,
+    PI_PRIORITY = const state::PRIVATE_PRIORITY,
+    CP_MASK = const control::OFFSET_MASK,
+    CNT_IRQ = const COUNTER_IRQ,
+    CNT_SGI_TRAP = const COUNTER_SGI_TRAP,
+    VTIMER = const state::VTIMER_INTID,
+    KICK_DRAINED = const KICK_DRAINED,
+    SGI1R_ESR_LO = const SGI1R_ESR & 0xffff,
+    SGI1R_ESR_HI = const SGI1R_ESR >> 16,
+    FAST_PATHS = const cfg!(feature = "fast-paths") as u32,
+    LR_PENDING_HI = const LR_PENDING >> 48,
+    LR_PENDING_HW_HI = const LR_PENDING_HW >> 48,
+    DRAIN_ALL_BIT = const state::DRAIN_ALL.trailing_zeros(),
+    CTLR_GRP1_BIT = const state::CTLR_ENABLE_GRP1.trailing_zeros(),
+    SGI1R_NOT_FAST_16 = const (SGI1R_NOT_FAST >> 16) & 0xffff,
+    SGI1R_NOT_FAST_32 = const (SGI1R_NOT_FAST >> 32) & 0xffff,
+    SGI1R_NOT_FAST_48 = const SGI1R_NOT_FAST >> 48,
+    SGI1R_INTID_SHIFT = const sgi::field::INTID_SHIFT,
+    SGI1R_TARGET_LIST = const sgi::field::TARGET_LIST,
+);
