@@ -10,6 +10,7 @@ use crate::arch;
 use crate::config::{BoardConfig, Config, PartitionConfig};
 use crate::console::pl011::Pl011 as Pl011Model;
 use crate::mm::pagetable::{MapError, MemKind, PageTable, Stage2, Table, TableAlloc};
+use crate::mm::{Ipa, PhysAddr};
 use crate::partition::{MAX_VCPUS, PartitionState};
 use crate::vgic::gate::Stats;
 use crate::vgic::sgi::AffinityMap;
@@ -24,17 +25,17 @@ use super::output::{self, hyp_println};
 struct HeapTables;
 
 impl TableAlloc for HeapTables {
-    fn alloc(&mut self) -> Option<u64> {
+    fn alloc(&mut self) -> Option<PhysAddr> {
         let layout = core::alloc::Layout::new::<Table>();
         // SAFETY: `Table` has a non-zero size.
         let ptr = unsafe { alloc::alloc::alloc_zeroed(layout) };
-        (!ptr.is_null()).then_some(ptr as u64)
+        (!ptr.is_null()).then_some(PhysAddr(ptr as u64))
     }
 
-    fn table(&mut self, pa: u64) -> &mut Table {
+    fn table(&mut self, pa: PhysAddr) -> &mut Table {
         // SAFETY: `pa` came from `alloc` above: a live, aligned, zero-initialised
         // `Table` that is never freed, at an identity-mapped address.
-        unsafe { &mut *(pa as *mut Table) }
+        unsafe { &mut *(pa.0 as *mut Table) }
     }
 }
 
@@ -61,7 +62,7 @@ pub struct Partition {
     /// Each vCPU's deferral statistics (deferred, max wait, max window), as
     /// its CPU last published them.
     defer_stats: [[AtomicU64; 3]; MAX_VCPUS],
-    pub(super) stage2_root: u64,
+    pub(super) stage2_root: PhysAddr,
     pub(super) vmid: u16,
     /// CNTVOFF_EL2 for all its vCPUs: its virtual counter starts near 0.
     pub(super) cntvoff: u64,
@@ -184,28 +185,40 @@ impl Runtime {
             let mut tables = HeapTables;
             let mut s2 = PageTable::<Stage2>::new(&mut tables).map_err(map_err)?;
             for r in p.memory {
-                s2.map(&mut tables, r.ipa, r.phys, r.size, MemKind::Normal)
-                    .map_err(map_err)?;
+                s2.map(
+                    &mut tables,
+                    Ipa(r.ipa),
+                    PhysAddr(r.phys),
+                    r.size,
+                    MemKind::Normal,
+                )
+                .map_err(map_err)?;
                 // Nothing of a previous occupant survives into the partition.
                 // SAFETY: as in `load`: the partition's own RAM, mapped Normal
                 // at EL2, not yet running.
                 unsafe { arch::zero(r.phys, r.size) };
             }
             for d in p.devices {
-                s2.map(&mut tables, d.ipa, d.phys, d.size, MemKind::Device)
-                    .map_err(map_err)?;
+                s2.map(
+                    &mut tables,
+                    Ipa(d.ipa),
+                    PhysAddr(d.phys),
+                    d.size,
+                    MemKind::Device,
+                )
+                .map_err(map_err)?;
             }
             let control = new_control_page().ok_or(BuildError::NoMemory { partition: p.name })?;
-            let page = control as *const ControlPage as u64;
+            let page = PhysAddr(control as *const ControlPage as u64);
             s2.map(
                 &mut tables,
-                p.control_page,
+                Ipa(p.control_page),
                 page,
                 control::SIZE as u64,
                 MemKind::Normal,
             )
             .map_err(map_err)?;
-            arch::clean_for_guest(page, control::SIZE as u64);
+            arch::clean_for_guest(page.0, control::SIZE as u64);
             load(p, p.image.ipa, p.image.bytes);
             if let Some(dt) = p.device_tree {
                 load(p, dt.ipa, dt.bytes);

@@ -65,7 +65,7 @@ impl Runtime {
             x0,
             vmpidr: part.config.vmpidrs[v],
             vmid: part.vmid,
-            stage2_root: part.stage2_root,
+            stage2_root: part.stage2_root.0,
             cntvoff: part.cntvoff,
         };
         arch::enter_guest(&start, percpu::this_stack_top())

@@ -5,6 +5,7 @@
 use core::arch::asm;
 
 use crate::config::{BoardConfig, GicConfig};
+use crate::mm::PhysAddr;
 use crate::mm::pagetable::{
     El2Stage1, MAIR_EL2_VALUE, MapError, MemKind, PageTable, TCR_EL2_VALUE, Table, TableAlloc,
 };
@@ -19,18 +20,18 @@ struct Pool {
 }
 
 impl TableAlloc for Pool {
-    fn alloc(&mut self) -> Option<u64> {
+    fn alloc(&mut self) -> Option<PhysAddr> {
         let table = self.tables.get_mut(self.used)?;
         self.used += 1;
         table.0 = [0; 512];
-        Some(table as *mut Table as u64)
+        Some(PhysAddr(table as *mut Table as u64))
     }
 
-    fn table(&mut self, pa: u64) -> &mut Table {
+    fn table(&mut self, pa: PhysAddr) -> &mut Table {
         // Identity-mapped (or MMU off): a table's address is its pointer, and
         // `pa` was handed out by `alloc` from this pool.
         let base = self.tables.as_ptr() as u64;
-        &mut self.tables[((pa - base) / 4096) as usize]
+        &mut self.tables[((pa.0 - base) / 4096) as usize]
     }
 }
 
@@ -39,19 +40,20 @@ static POOL: spin::Mutex<Pool> = spin::Mutex::new(Pool {
     used: 0,
 });
 
-static ROOT: spin::Once<u64> = spin::Once::new();
+static ROOT: spin::Once<PhysAddr> = spin::Once::new();
 
 /// Builds the EL2 map for `board` (boot CPU, once).
 pub fn build(board: &BoardConfig) -> Result<(), MapError> {
     let mut pool = POOL.lock();
     let mut pt = PageTable::<El2Stage1>::new(&mut *pool)?;
     for ram in board.ram {
-        pt.map(&mut *pool, ram.base, ram.base, ram.size, MemKind::Normal)?;
+        let base = PhysAddr(ram.base);
+        pt.map(&mut *pool, base, base, ram.size, MemKind::Normal)?;
     }
     pt.map(
         &mut *pool,
-        board.uart.base,
-        board.uart.base,
+        PhysAddr(board.uart.base),
+        PhysAddr(board.uart.base),
         board.uart.size.max(0x1000),
         MemKind::Device,
     )?;
@@ -78,6 +80,7 @@ pub fn build(board: &BoardConfig) -> Result<(), MapError> {
         ],
     };
     for &(base, size) in gic {
+        let base = PhysAddr(base);
         pt.map(&mut *pool, base, base, size, MemKind::Device)?;
     }
     ROOT.call_once(|| pt.root());
@@ -89,7 +92,7 @@ pub fn enable() {
     let root = *ROOT.get().expect("EL2 map built before any CPU enables it");
     super::msr!("mair_el2", MAIR_EL2_VALUE);
     super::msr!("tcr_el2", TCR_EL2_VALUE);
-    super::msr!("ttbr0_el2", root);
+    super::msr!("ttbr0_el2", root.0);
     // SCTLR_EL2 (E2H = 0): RES1 bits, M (MMU), C (data cache), SA (stack
     // alignment check), I (instruction cache).
     const SCTLR: u64 = 0x30c5_0830 | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 12);
