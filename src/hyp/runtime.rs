@@ -155,20 +155,17 @@ fn new_control_page() -> Option<&'static ControlPage> {
 }
 
 /// The physical address of `ipa` in `p`, if it is in its RAM.
-fn ipa_to_phys(p: &PartitionConfig, ipa: u64) -> Option<u64> {
-    p.memory
-        .iter()
-        .find(|r| ipa >= r.ipa && ipa - r.ipa < r.size)
-        .map(|r| r.phys + (ipa - r.ipa))
+fn ipa_to_phys(p: &PartitionConfig, ipa: Ipa) -> Option<PhysAddr> {
+    p.memory.iter().find_map(|r| r.phys_of(ipa))
 }
 
 /// Copies `bytes` to guest address `ipa` of `p`.
-fn load(p: &PartitionConfig, ipa: u64, bytes: &[u8]) {
+fn load(p: &PartitionConfig, ipa: Ipa, bytes: &[u8]) {
     let phys = ipa_to_phys(p, ipa).expect("the configuration check placed blobs in RAM");
     // SAFETY: the configuration check guarantees the blob lies inside one of
     // the partition's regions, which are RAM outside the hypervisor, mapped
     // at EL2 by identity and not yet running.
-    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), phys as *mut u8, bytes.len()) };
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), phys.0 as *mut u8, bytes.len()) };
 }
 
 impl Runtime {
@@ -185,34 +182,22 @@ impl Runtime {
             let mut tables = HeapTables;
             let mut s2 = PageTable::<Stage2>::new(&mut tables).map_err(map_err)?;
             for r in p.memory {
-                s2.map(
-                    &mut tables,
-                    Ipa(r.ipa),
-                    PhysAddr(r.phys),
-                    r.size,
-                    MemKind::Normal,
-                )
-                .map_err(map_err)?;
+                s2.map(&mut tables, r.ipa, r.phys, r.size, MemKind::Normal)
+                    .map_err(map_err)?;
                 // Nothing of a previous occupant survives into the partition.
                 // SAFETY: as in `load`: the partition's own RAM, mapped Normal
                 // at EL2, not yet running.
-                unsafe { arch::zero(r.phys, r.size) };
+                unsafe { arch::zero(r.phys.0, r.size) };
             }
             for d in p.devices {
-                s2.map(
-                    &mut tables,
-                    Ipa(d.ipa),
-                    PhysAddr(d.phys),
-                    d.size,
-                    MemKind::Device,
-                )
-                .map_err(map_err)?;
+                s2.map(&mut tables, d.ipa, d.phys, d.size, MemKind::Device)
+                    .map_err(map_err)?;
             }
             let control = new_control_page().ok_or(BuildError::NoMemory { partition: p.name })?;
             let page = PhysAddr(control as *const ControlPage as u64);
             s2.map(
                 &mut tables,
-                Ipa(p.control_page),
+                p.control_page,
                 page,
                 control::SIZE as u64,
                 MemKind::Normal,
@@ -224,10 +209,10 @@ impl Runtime {
                 load(p, dt.ipa, dt.bytes);
             }
             for r in p.memory {
-                arch::clean_for_guest(r.phys, r.size);
+                arch::clean_for_guest(r.phys.0, r.size);
             }
             hyp_println!(
-                "partition {}: {} vCPU(s) on CPU(s) [{}], {} KiB image, entry {:#x}",
+                "partition {}: {} vCPU(s) on CPU(s) [{}], {} KiB image, entry {}",
                 p.name,
                 p.cpus.len(),
                 CpuList(p.cpus),

@@ -28,8 +28,8 @@ impl Runtime {
         let part = &self.partitions[p];
         if v == 0 {
             part.state.vcpus[0].set_power(Power::On);
-            let x0 = part.config.device_tree.map_or(0, |dt| dt.ipa);
-            self.enter(p, v, part.config.entry, x0)
+            let x0 = part.config.device_tree.map_or(0, |dt| dt.ipa.0);
+            self.enter(p, v, part.config.entry.0, x0)
         }
         self.wait_for_cpu_on(p, v)
     }

@@ -89,23 +89,23 @@ pub enum GicConfig {
     /// GICv3: a distributor and one redistributor per CPU.
     V3 {
         /// Physical base of the distributor (GICD).
-        distributor: u64,
+        distributor: PhysAddr,
         /// Physical base of CPU 0's redistributor (GICR); CPU n's is
         /// `redistributor + n * 0x20000` (its RD_base and SGI_base frames).
-        redistributor: u64,
+        redistributor: PhysAddr,
         /// INTID of the GIC maintenance interrupt (a PPI).
         maintenance_intid: u32,
     },
     /// GICv2 with the virtualization extensions.
     V2 {
         /// Physical base of the distributor (GICD).
-        distributor: u64,
+        distributor: PhysAddr,
         /// Physical base of the CPU interface (GICC).
-        cpu_interface: u64,
+        cpu_interface: PhysAddr,
         /// Physical base of the virtual interface control (GICH).
-        hyp_interface: u64,
+        hyp_interface: PhysAddr,
         /// Physical base of the virtual CPU interface (GICV).
-        virtual_cpu_interface: u64,
+        virtual_cpu_interface: PhysAddr,
         /// INTID of the GIC maintenance interrupt (a PPI).
         maintenance_intid: u32,
     },

@@ -47,17 +47,16 @@ pub fn build(board: &BoardConfig) -> Result<(), MapError> {
     let mut pool = POOL.lock();
     let mut pt = PageTable::<El2Stage1>::new(&mut *pool)?;
     for ram in board.ram {
-        let base = PhysAddr(ram.base);
-        pt.map(&mut *pool, base, base, ram.size, MemKind::Normal)?;
+        pt.map(&mut *pool, ram.base, ram.base, ram.size, MemKind::Normal)?;
     }
     pt.map(
         &mut *pool,
-        PhysAddr(board.uart.base),
-        PhysAddr(board.uart.base),
+        board.uart.base,
+        board.uart.base,
         board.uart.size.max(0x1000),
         MemKind::Device,
     )?;
-    let gic: &[(u64, u64)] = match board.gic {
+    let gic: &[(PhysAddr, u64)] = match board.gic {
         GicConfig::V3 {
             distributor,
             redistributor,
@@ -80,7 +79,6 @@ pub fn build(board: &BoardConfig) -> Result<(), MapError> {
         ],
     };
     for &(base, size) in gic {
-        let base = PhysAddr(base);
         pt.map(&mut *pool, base, base, size, MemKind::Device)?;
     }
     ROOT.call_once(|| pt.root());

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use bulkhead_abi::board::GicConfig;
+use bulkhead_abi::board::{GicConfig, PhysAddr};
 
 use crate::dtb;
 use crate::elf::{self, Elf};
@@ -157,10 +157,10 @@ impl GicWindows for GicConfig {
                 redistributor,
                 ..
             } => vec![
-                ("distributor", distributor, GICV3_DISTRIBUTOR_SIZE),
+                ("distributor", distributor.0, GICV3_DISTRIBUTOR_SIZE),
                 (
                     "redistributor",
-                    redistributor,
+                    redistributor.0,
                     cpus as u64 * GICV3_REDISTRIBUTOR_STRIDE,
                 ),
             ],
@@ -171,12 +171,12 @@ impl GicWindows for GicConfig {
                 virtual_cpu_interface,
                 ..
             } => vec![
-                ("distributor", distributor, GICV2_DISTRIBUTOR_SIZE),
-                ("cpu_interface", cpu_interface, GICV2_CPU_INTERFACE_SIZE),
-                ("hyp_interface", hyp_interface, GICV2_HYP_INTERFACE_SIZE),
+                ("distributor", distributor.0, GICV2_DISTRIBUTOR_SIZE),
+                ("cpu_interface", cpu_interface.0, GICV2_CPU_INTERFACE_SIZE),
+                ("hyp_interface", hyp_interface.0, GICV2_HYP_INTERFACE_SIZE),
                 (
                     "virtual_cpu_interface",
-                    virtual_cpu_interface,
+                    virtual_cpu_interface.0,
                     GICV2_CPU_INTERFACE_SIZE,
                 ),
             ],
@@ -193,14 +193,14 @@ impl GicWindows for GicConfig {
                 (
                     "the GIC distributor",
                     Range {
-                        base: distributor,
+                        base: distributor.0,
                         size: GICV3_DISTRIBUTOR_SIZE,
                     },
                 ),
                 (
                     "the GIC redistributors",
                     Range {
-                        base: redistributor,
+                        base: redistributor.0,
                         size: vcpus as u64 * GICV3_REDISTRIBUTOR_STRIDE,
                     },
                 ),
@@ -213,14 +213,14 @@ impl GicWindows for GicConfig {
                 (
                     "the GIC distributor",
                     Range {
-                        base: distributor,
+                        base: distributor.0,
                         size: GICV2_DISTRIBUTOR_SIZE,
                     },
                 ),
                 (
                     "the GIC CPU interface",
                     Range {
-                        base: cpu_interface,
+                        base: cpu_interface.0,
                         size: GICV2_CPU_INTERFACE_SIZE,
                     },
                 ),
@@ -574,7 +574,9 @@ fn check_gic(ctx: &Ctx<'_>, g: &GicFile) -> Result<GicConfig, ConfigError> {
         return Err(ctx.err(*field, ErrorKind::WrongGicField { version: g.version }));
     }
     let required = |field: &str, value: Option<u64>| {
-        value.ok_or_else(|| ctx.err(field, ErrorKind::MissingField))
+        value
+            .map(PhysAddr)
+            .ok_or_else(|| ctx.err(field, ErrorKind::MissingField))
     };
     if !(16..32).contains(&g.maintenance_intid) {
         return Err(ctx.err(
@@ -586,13 +588,13 @@ fn check_gic(ctx: &Ctx<'_>, g: &GicFile) -> Result<GicConfig, ConfigError> {
     }
     Ok(if g.version == 3 {
         GicConfig::V3 {
-            distributor: g.distributor,
+            distributor: PhysAddr(g.distributor),
             redistributor: required("gic.redistributor", g.redistributor)?,
             maintenance_intid: g.maintenance_intid,
         }
     } else {
         GicConfig::V2 {
-            distributor: g.distributor,
+            distributor: PhysAddr(g.distributor),
             cpu_interface: required("gic.cpu_interface", g.cpu_interface)?,
             hyp_interface: required("gic.hyp_interface", g.hyp_interface)?,
             virtual_cpu_interface: required("gic.virtual_cpu_interface", g.virtual_cpu_interface)?,

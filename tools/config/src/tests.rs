@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bulkhead_abi::board::GicConfig;
+use bulkhead_abi::board::{GicConfig, PhysAddr};
 
 use crate::check::{Checked, MemoryRegion};
 use crate::elf::ElfError;
@@ -1473,8 +1473,8 @@ fn a_gicv2_board_is_accepted() {
     assert!(matches!(
         c.board.gic,
         GicConfig::V2 {
-            cpu_interface: 0x0801_0000,
-            virtual_cpu_interface: 0x0804_0000,
+            cpu_interface: PhysAddr(0x0801_0000),
+            virtual_cpu_interface: PhysAddr(0x0804_0000),
             ..
         }
     ));
@@ -1733,19 +1733,22 @@ fn generated_rust_has_the_expected_shape() {
         "pub static CONFIG: Config = Config {",
         "source: \"boards/qemu-virt/set.toml\",",
         "name: \"qemu-virt\",",
-        "ram: &[Range { base: 0x4000_0000, size: 0x4000_0000 }],",
-        "hypervisor: Range { base: 0x4000_0000, size: 0x200_0000 },",
-        "gic: GicConfig::V3 { distributor: 0x800_0000, redistributor: 0x80a_0000, maintenance_intid: 25 },",
+        "ram: &[Range { base: PhysAddr(0x4000_0000), size: 0x4000_0000 }],",
+        "hypervisor: Range { base: PhysAddr(0x4000_0000), size: 0x200_0000 },",
+        "gic: GicConfig::V3 { distributor: PhysAddr(0x800_0000), redistributor: PhysAddr(0x80a_0000), \
+         maintenance_intid: 25 },",
         "CpuConfig { mpidr: 0x3 }",
         "name: \"alpha\",",
         "cpus: &[0, 1],",
         "vmpidrs: &[0x0, 0x1],",
-        "MemoryRegion { ipa: 0x4000_0000, phys: 0x5000_0000, size: 0x400_0000 },",
-        "image: Blob { ipa: 0x4000_0000, bytes: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/alpha.img\")) },",
-        "entry: 0x4000_0000,",
-        "device_tree: Some(Blob { ipa: 0x43ff_0000, bytes: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/alpha.dtb\")) }),",
-        "console_pl011: Some(0x900_0000),",
-        "devices: &[DeviceConfig { name: \"rtc\", ipa: 0x901_0000, phys: 0x901_0000, size: 0x1000, interrupts: &[34], edge: false }],",
+        "MemoryRegion { ipa: Ipa(0x4000_0000), phys: PhysAddr(0x5000_0000), size: 0x400_0000 },",
+        "image: Blob { ipa: Ipa(0x4000_0000), bytes: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/alpha.img\")) },",
+        "entry: Ipa(0x4000_0000),",
+        "device_tree: Some(Blob { ipa: Ipa(0x43ff_0000), bytes: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/alpha.dtb\")) }),",
+        "console_pl011: Some(Ipa(0x900_0000)),",
+        "control_page: Ipa(0x7fff_f000),",
+        "devices: &[DeviceConfig { name: \"rtc\", ipa: Ipa(0x901_0000), phys: PhysAddr(0x901_0000), size: 0x1000, \
+         interrupts: &[34], edge: false }],",
     ] {
         assert!(rs.contains(piece), "missing {piece:?} in:\n{rs}");
     }
