@@ -1,10 +1,10 @@
 //! The static configuration as the hypervisor sees it at run time.
 //!
 //! `build.rs` reads the board description and the partition set (TOML under
-//! `boards/`), checks them with `tools/config`, and writes a Rust file into
-//! `OUT_DIR` that builds one [`Config`] out of these types. Nothing here is
-//! parsed at run time: a configuration that reaches the hypervisor has
-//! already been checked.
+//! `boards/`), checks them with the configuration tool (`scripts/config`),
+//! and writes a Rust file into `OUT_DIR` that builds one [`Config`] out of
+//! these types. Nothing here is parsed at run time: a configuration that
+//! reaches the hypervisor has already been checked.
 //!
 //! Every address is typed by its space: [`PhysAddr`] for the machine's,
 //! [`Ipa`] for a partition's guest-physical one; sizes are plain `u64`.
