@@ -2,9 +2,10 @@
 //!
 //! For the target (`aarch64-unknown-none-softfloat`): reads the partition set
 //! named by `BULKHEAD_CONFIG` (default: the QEMU virt demo), checks it with
-//! `tools/config`, and writes the tables, guest images, device trees and the
-//! linker script's memory fragment into OUT_DIR. A bad configuration stops
-//! the build with a message naming the file, the partition and the field.
+//! the configuration tool (`scripts/config`), and writes the tables, guest
+//! images, device trees and the linker script's memory fragment into
+//! OUT_DIR. A bad configuration stops the build with a message naming the
+//! file, the partition and the field.
 //! Host builds (unit tests) need none of it.
 
 use std::env;

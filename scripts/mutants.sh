@@ -3,7 +3,7 @@
 #   - Rust: cargo-mutants on the host-testable crates, each mutant against
 #     host tests only: bulkhead (the hypervisor's pure modules; src/arch and
 #     src/hyp build only for aarch64 and are left out, .cargo/mutants.toml),
-#     bulkhead-abi (guest-lib/abi) and bulkhead-config (tools/config);
+#     bulkhead-abi (guest-lib/abi) and bulkhead-config (scripts/config);
 #   - assembly: the bugs listed in scripts/planted-bugs.txt, planted one at
 #     a time in a scratch copy of the tree, each against the QEMU
 #     integration tests (tests/qemu.rs, hostile.rs, bench.rs): a few

@@ -1,26 +1,33 @@
 //! The static configuration as the hypervisor sees it at run time.
 //!
 //! `build.rs` reads the board description and the partition set (TOML under
-//! `boards/`), checks them with `tools/config`, and writes a Rust file into
-//! `OUT_DIR` that builds one [`Config`] out of these types. Nothing here is
-//! parsed at run time: a configuration that reaches the hypervisor has
-//! already been checked.
+//! `boards/`), checks them with the configuration tool (`scripts/config`),
+//! and writes a Rust file into `OUT_DIR` that builds one [`Config`] out of
+//! these types. Nothing here is parsed at run time: a configuration that
+//! reaches the hypervisor has already been checked.
+//!
+//! Every address is typed by its space: [`PhysAddr`] for the machine's,
+//! [`Ipa`] for a partition's guest-physical one; sizes are plain `u64`.
 #![forbid(unsafe_code)]
+
+/// The address types and the board's interrupt controller: one definition
+/// with the configuration tool, which checks them (`bulkhead_abi::board`).
+pub use bulkhead_abi::board::{GicConfig, Ipa, PhysAddr};
 
 /// A physical address range: `[base, base + size)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Range {
-    pub base: u64,
+    pub base: PhysAddr,
     pub size: u64,
 }
 
 impl Range {
-    pub const fn end(&self) -> u64 {
-        self.base + self.size
+    pub const fn end(&self) -> PhysAddr {
+        PhysAddr(self.base.0 + self.size)
     }
 
-    pub const fn contains(&self, addr: u64) -> bool {
-        addr >= self.base && addr - self.base < self.size
+    pub const fn contains(&self, addr: PhysAddr) -> bool {
+        matches!(addr.offset_from(self.base), Some(offset) if offset < self.size)
     }
 }
 
@@ -30,25 +37,6 @@ pub struct CpuConfig {
     /// The affinity fields of its MPIDR_EL1 (Aff3 in bits 39:32, Aff2..Aff0
     /// in bits 23:0), as the boot device tree's `reg` gives it.
     pub mpidr: u64,
-}
-
-/// The board's interrupt controller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GicConfig {
-    V3 {
-        distributor: u64,
-        /// The first redistributor frame; CPU n's is `redistributor + n * 0x20000`.
-        redistributor: u64,
-        /// INTID of the GIC maintenance interrupt (a PPI).
-        maintenance_intid: u32,
-    },
-    V2 {
-        distributor: u64,
-        cpu_interface: u64,
-        hyp_interface: u64,
-        virtual_cpu_interface: u64,
-        maintenance_intid: u32,
-    },
 }
 
 /// The machine, from `boards/<board>/board.toml`.
@@ -69,9 +57,24 @@ pub struct BoardConfig {
 /// A region of guest RAM: `size` bytes at `ipa` in the guest, `phys` in the machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryRegion {
-    pub ipa: u64,
-    pub phys: u64,
+    pub ipa: Ipa,
+    pub phys: PhysAddr,
     pub size: u64,
+}
+
+impl MemoryRegion {
+    /// Whether `ipa` is in this region.
+    pub const fn contains(&self, ipa: Ipa) -> bool {
+        matches!(ipa.offset_from(self.ipa), Some(offset) if offset < self.size)
+    }
+
+    /// Where `ipa` is in the machine, if it is in this region.
+    pub const fn phys_of(&self, ipa: Ipa) -> Option<PhysAddr> {
+        match ipa.offset_from(self.ipa) {
+            Some(offset) if offset < self.size => self.phys.checked_add(offset),
+            _ => None,
+        }
+    }
 }
 
 /// A passthrough device: its MMIO mapped into the partition as device
@@ -79,8 +82,8 @@ pub struct MemoryRegion {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeviceConfig {
     pub name: &'static str,
-    pub ipa: u64,
-    pub phys: u64,
+    pub ipa: Ipa,
+    pub phys: PhysAddr,
     pub size: u64,
     /// Physical INTIDs (SPIs) owned by the partition.
     pub interrupts: &'static [u32],
@@ -92,7 +95,7 @@ pub struct DeviceConfig {
 #[derive(Clone, Copy, Debug)]
 pub struct Blob {
     /// Where it goes, as a guest address (inside one of the memory regions).
-    pub ipa: u64,
+    pub ipa: Ipa,
     pub bytes: &'static [u8],
 }
 
@@ -111,13 +114,13 @@ pub struct PartitionConfig {
     /// The guest image (loadable bytes only; the rest of memory is zeroed).
     pub image: Blob,
     /// Where vCPU 0 starts, at EL1 with its MMU off.
-    pub entry: u64,
+    pub entry: Ipa,
     /// The generated device tree, passed in x0; `None`: x0 = 0.
     pub device_tree: Option<Blob>,
     /// Guest address of the emulated PL011, if the partition has one.
-    pub console_pl011: Option<u64>,
+    pub console_pl011: Option<Ipa>,
     /// Guest address of the partition's control page (`bulkhead_abi::control`).
-    pub control_page: u64,
+    pub control_page: Ipa,
 }
 
 /// Everything the hypervisor is built for.
@@ -131,37 +134,75 @@ pub struct Config {
 
 #[cfg(test)]
 mod tests {
-    use super::Range;
+    use super::{Ipa, MemoryRegion, PhysAddr, Range};
 
     #[test]
     fn a_range_holds_its_first_and_last_byte_and_nothing_either_side() {
         let r = Range {
-            base: 0x4000_0000,
+            base: PhysAddr(0x4000_0000),
             size: 0x2000,
         };
-        assert_eq!(r.end(), 0x4000_2000);
-        assert!(!r.contains(0x3fff_ffff));
-        assert!(r.contains(0x4000_0000));
-        assert!(r.contains(0x4000_1fff));
-        assert!(!r.contains(0x4000_2000));
-        assert!(!r.contains(0));
-        assert!(!r.contains(u64::MAX));
+        assert_eq!(r.end(), PhysAddr(0x4000_2000));
+        for (addr, inside) in [
+            (0x3fff_ffff, false),
+            (0x4000_0000, true),
+            (0x4000_1fff, true),
+            (0x4000_2000, false),
+            (0, false),
+            (u64::MAX, false),
+        ] {
+            assert_eq!(r.contains(PhysAddr(addr)), inside, "{addr:#x}");
+        }
     }
 
     #[test]
     fn a_range_ending_at_the_top_of_the_address_space_does_not_wrap() {
         let r = Range {
-            base: u64::MAX - 0xfff,
+            base: PhysAddr(u64::MAX - 0xfff),
             size: 0x1000,
         };
-        assert!(r.contains(u64::MAX));
-        assert!(r.contains(u64::MAX - 0xfff));
-        assert!(!r.contains(u64::MAX - 0x1000));
+        assert!(r.contains(PhysAddr(u64::MAX)));
+        assert!(r.contains(PhysAddr(u64::MAX - 0xfff)));
+        assert!(!r.contains(PhysAddr(u64::MAX - 0x1000)));
         let empty = Range {
-            base: 0x1000,
+            base: PhysAddr(0x1000),
             size: 0,
         };
-        assert!(!empty.contains(0x1000));
-        assert_eq!(empty.end(), 0x1000);
+        assert!(!empty.contains(PhysAddr(0x1000)));
+        assert_eq!(empty.end(), PhysAddr(0x1000));
+    }
+
+    #[test]
+    fn a_region_translates_its_own_ipas_and_no_others() {
+        let r = MemoryRegion {
+            ipa: Ipa(0x4000_0000),
+            phys: PhysAddr(0x5000_0000),
+            size: 0x2000,
+        };
+        assert_eq!(r.phys_of(Ipa(0x4000_0000)), Some(PhysAddr(0x5000_0000)));
+        assert_eq!(r.phys_of(Ipa(0x4000_1fff)), Some(PhysAddr(0x5000_1fff)));
+        assert_eq!(r.phys_of(Ipa(0x4000_2000)), None);
+        assert_eq!(r.phys_of(Ipa(0x3fff_ffff)), None);
+        assert_eq!(
+            r.phys_of(Ipa(0x5000_0000)),
+            None,
+            "a physical address is no IPA"
+        );
+        for (ipa, inside) in [
+            (0x3fff_ffff, false),
+            (0x4000_0000, true),
+            (0x4000_1fff, true),
+            (0x4000_2000, false),
+        ] {
+            assert_eq!(r.contains(Ipa(ipa)), inside, "{ipa:#x}");
+        }
+        // A region at the top of the physical address space translates
+        // what it can and wraps nowhere.
+        let top = MemoryRegion {
+            phys: PhysAddr(u64::MAX - 0xfff),
+            ..r
+        };
+        assert_eq!(top.phys_of(Ipa(0x4000_0fff)), Some(PhysAddr(u64::MAX)));
+        assert_eq!(top.phys_of(Ipa(0x4000_1000)), None);
     }
 }

@@ -19,6 +19,7 @@ use fdt::Fdt;
 use fdt::node::FdtNode;
 
 use crate::config::{BoardConfig, GicConfig};
+use crate::mm::PhysAddr;
 
 /// Bytes of a device tree header (version 17): the least a blob can have.
 pub const HEADER: usize = 40;
@@ -27,16 +28,16 @@ pub const HEADER: usize = 40;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mismatch {
     /// No device tree at this address (x0 at entry).
-    Unreadable { address: u64 },
+    Unreadable { address: PhysAddr },
     /// This board RAM range is in no memory node.
-    RamMissing { base: u64, size: u64 },
+    RamMissing { base: PhysAddr, size: u64 },
     /// The board's CPU `index` has no cpu node with its MPIDR.
     CpuMissing { index: usize, mpidr: u64 },
     /// No interrupt controller of the board's GIC version has its
     /// distributor at `expected`.
-    Gic { expected: u64 },
+    Gic { expected: PhysAddr },
     /// No PL011 at `expected`.
-    Uart { expected: u64 },
+    Uart { expected: PhysAddr },
 }
 
 /// A [`Mismatch`] of the board named `board`, as a sentence.
@@ -52,13 +53,13 @@ impl fmt::Display for DtbMismatch {
         match self.what {
             Mismatch::Unreadable { address } => write!(
                 f,
-                "no valid device tree at {address:#x} (x0 at entry); boot Bulkhead as an arm64 Image"
+                "no valid device tree at {address} (x0 at entry); boot Bulkhead as an arm64 Image"
             ),
             Mismatch::RamMissing { base, size } => write!(
                 f,
-                "board {board} has RAM {base:#x}..{:#x}, the boot device tree does not \
+                "board {board} has RAM {base}..{:#x}, the boot device tree does not \
                  (too little memory given to the machine?)",
-                base + size
+                base.0 + size
             ),
             Mismatch::CpuMissing { index, mpidr } => write!(
                 f,
@@ -67,12 +68,12 @@ impl fmt::Display for DtbMismatch {
             ),
             Mismatch::Gic { expected } => write!(
                 f,
-                "board {board} has its GIC distributor at {expected:#x}, the boot device tree \
+                "board {board} has its GIC distributor at {expected}, the boot device tree \
                  has no GIC of that version there"
             ),
             Mismatch::Uart { expected } => write!(
                 f,
-                "board {board} has a PL011 at {expected:#x}, the boot device tree does not"
+                "board {board} has a PL011 at {expected}, the boot device tree does not"
             ),
         }
     }
@@ -88,13 +89,12 @@ fn mismatch(board: &BoardConfig, what: Mismatch) -> DtbMismatch {
 /// Whether a device tree header can be read at `dtb`: not 0, 8-byte
 /// aligned (the FDT specification's rule), and a whole header inside the
 /// board's RAM. Checked before anything is read there.
-pub fn plausible_address(dtb: u64, board: &BoardConfig) -> Result<(), DtbMismatch> {
-    let readable = dtb != 0
-        && dtb.is_multiple_of(8)
-        && board
-            .ram
-            .iter()
-            .any(|r| r.contains(dtb) && r.end() - dtb >= HEADER as u64);
+pub fn plausible_address(dtb: PhysAddr, board: &BoardConfig) -> Result<(), DtbMismatch> {
+    let readable = dtb != PhysAddr(0)
+        && dtb.is_aligned(8)
+        && board.ram.iter().any(|r| {
+            r.contains(dtb) && r.end().offset_from(dtb).is_some_and(|n| n >= HEADER as u64)
+        });
     if readable {
         Ok(())
     } else {
@@ -107,17 +107,19 @@ pub fn plausible_address(dtb: u64, board: &BoardConfig) -> Result<(), DtbMismatc
 /// and the whole blob lies in the board RAM range that holds `dtb`.
 pub fn blob_size(
     header: &[u8; HEADER],
-    dtb: u64,
+    dtb: PhysAddr,
     board: &BoardConfig,
 ) -> Result<usize, DtbMismatch> {
     let word = |at: usize| {
         u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
     };
     let size = word(4);
-    let fits = board
-        .ram
-        .iter()
-        .any(|r| r.contains(dtb) && r.end() - dtb >= u64::from(size));
+    let fits = board.ram.iter().any(|r| {
+        r.contains(dtb)
+            && r.end()
+                .offset_from(dtb)
+                .is_some_and(|n| n >= u64::from(size))
+    });
     if word(0) == 0xd00d_feed && size as usize >= HEADER && fits {
         Ok(size as usize)
     } else {
@@ -126,7 +128,11 @@ pub fn blob_size(
 }
 
 /// Checks a device tree held in `bytes` (tests, and a blob copied out).
-pub fn check_bytes(bytes: &[u8], address: u64, board: &BoardConfig) -> Result<(), DtbMismatch> {
+pub fn check_bytes(
+    bytes: &[u8],
+    address: PhysAddr,
+    board: &BoardConfig,
+) -> Result<(), DtbMismatch> {
     let fdt = Fdt::new(bytes).map_err(|_| mismatch(board, Mismatch::Unreadable { address }))?;
     check(&fdt, board)
 }
@@ -137,7 +143,7 @@ pub fn check(fdt: &Fdt<'_>, board: &BoardConfig) -> Result<(), DtbMismatch> {
         let covered = fdt.memory().regions().any(|m| {
             let base = m.starting_address as u64;
             let size = m.size.unwrap_or(0) as u64;
-            r.base >= base && r.end() <= base.saturating_add(size)
+            r.base.0 >= base && r.end().0 <= base.saturating_add(size)
         });
         if !covered {
             return Err(mismatch(
@@ -163,7 +169,7 @@ pub fn check(fdt: &Fdt<'_>, board: &BoardConfig) -> Result<(), DtbMismatch> {
             ));
         }
     }
-    let (compatible, gicd): (&[&str], u64) = match board.gic {
+    let (compatible, gicd): (&[&str], PhysAddr) = match board.gic {
         GicConfig::V3 { distributor, .. } => (&["arm,gic-v3"], distributor),
         GicConfig::V2 { distributor, .. } => (&["arm,gic-400", "arm,cortex-a15-gic"], distributor),
     };
@@ -183,11 +189,11 @@ pub fn check(fdt: &Fdt<'_>, board: &BoardConfig) -> Result<(), DtbMismatch> {
 
 /// Whether a node compatible with one of `compatible` has its first `reg`
 /// range at `base`.
-fn has_node_at(fdt: &Fdt<'_>, compatible: &[&str], base: u64) -> bool {
+fn has_node_at(fdt: &Fdt<'_>, compatible: &[&str], base: PhysAddr) -> bool {
     let first_reg = |node: FdtNode<'_, '_>| {
         node.reg()
             .and_then(|mut r| r.next())
-            .map(|r| r.starting_address as u64)
+            .map(|r| PhysAddr(r.starting_address as u64))
     };
     fdt.all_nodes()
         .filter(|n| {
@@ -204,7 +210,7 @@ mod tests {
     use vm_fdt::FdtWriter;
 
     static RAM: [Range; 1] = [Range {
-        base: 0x4000_0000,
+        base: PhysAddr(0x4000_0000),
         size: 0x4000_0000,
     }];
     static CPUS: [CpuConfig; 4] = [
@@ -213,8 +219,10 @@ mod tests {
         CpuConfig { mpidr: 2 },
         CpuConfig { mpidr: 3 },
     ];
-    const GICD: u64 = 0x0800_0000;
-    const UART: u64 = 0x0900_0000;
+    const GICD: PhysAddr = PhysAddr(0x0800_0000);
+    const UART: PhysAddr = PhysAddr(0x0900_0000);
+    /// Where the tests' device tree is.
+    const AT: PhysAddr = PhysAddr(0x4800_0000);
 
     /// Board qemu-virt as boards/qemu-virt/board.toml describes it.
     fn board(gic: GicConfig) -> BoardConfig {
@@ -222,7 +230,7 @@ mod tests {
             name: "qemu-virt",
             ram: &RAM,
             hypervisor: Range {
-                base: 0x4020_0000,
+                base: PhysAddr(0x4020_0000),
                 size: 0x01e0_0000,
             },
             uart: Range {
@@ -237,7 +245,7 @@ mod tests {
     fn v3() -> BoardConfig {
         board(GicConfig::V3 {
             distributor: GICD,
-            redistributor: 0x080a_0000,
+            redistributor: PhysAddr(0x080a_0000),
             maintenance_intid: 25,
         })
     }
@@ -245,9 +253,9 @@ mod tests {
     fn v2() -> BoardConfig {
         board(GicConfig::V2 {
             distributor: GICD,
-            cpu_interface: 0x0801_0000,
-            hyp_interface: 0x0803_0000,
-            virtual_cpu_interface: 0x0804_0000,
+            cpu_interface: PhysAddr(0x0801_0000),
+            hyp_interface: PhysAddr(0x0803_0000),
+            virtual_cpu_interface: PhysAddr(0x0804_0000),
             maintenance_intid: 25,
         })
     }
@@ -257,8 +265,8 @@ mod tests {
     struct Machine {
         ram: (u64, u64),
         cpus: &'static [u32],
-        gic: (&'static [&'static str], u64),
-        uart: u64,
+        gic: (&'static [&'static str], PhysAddr),
+        uart: PhysAddr,
     }
 
     impl Machine {
@@ -294,29 +302,29 @@ mod tests {
                 w.end_node(cpu).unwrap();
             }
             w.end_node(cpus).unwrap();
-            let intc = w.begin_node(&format!("intc@{:x}", self.gic.1)).unwrap();
+            let intc = w.begin_node(&format!("intc@{:x}", self.gic.1.0)).unwrap();
             w.property_string_list(
                 "compatible",
                 self.gic.0.iter().map(|s| s.to_string()).collect(),
             )
             .unwrap();
-            w.property_array_u64("reg", &[self.gic.1, 0x1_0000, 0x080a_0000, 0xf6_0000])
+            w.property_array_u64("reg", &[self.gic.1.0, 0x1_0000, 0x080a_0000, 0xf6_0000])
                 .unwrap();
             w.end_node(intc).unwrap();
-            let uart = w.begin_node(&format!("pl011@{:x}", self.uart)).unwrap();
+            let uart = w.begin_node(&format!("pl011@{:x}", self.uart.0)).unwrap();
             w.property_string_list(
                 "compatible",
                 vec!["arm,pl011".to_string(), "arm,primecell".to_string()],
             )
             .unwrap();
-            w.property_array_u64("reg", &[self.uart, 0x1000]).unwrap();
+            w.property_array_u64("reg", &[self.uart.0, 0x1000]).unwrap();
             w.end_node(uart).unwrap();
             w.end_node(root).unwrap();
             w.finish().unwrap()
         }
 
         fn check(&self, board: &BoardConfig) -> Result<(), Mismatch> {
-            check_bytes(&self.blob(), 0x4800_0000, board).map_err(|e| e.what)
+            check_bytes(&self.blob(), AT, board).map_err(|e| e.what)
         }
     }
 
@@ -341,7 +349,7 @@ mod tests {
             assert_eq!(
                 machine.check(&v3()),
                 Err(Mismatch::RamMissing {
-                    base: 0x4000_0000,
+                    base: PhysAddr(0x4000_0000),
                     size: 0x4000_0000
                 }),
                 "{base:#x} + {size:#x}"
@@ -385,7 +393,7 @@ mod tests {
         assert_eq!(gic_400.check(&v2()), Ok(()));
         assert_eq!(Machine::virt().check(&v2()), gic);
         let moved = Machine {
-            gic: (&["arm,gic-v3"], GICD + 0x1_0000),
+            gic: (&["arm,gic-v3"], PhysAddr(GICD.0 + 0x1_0000)),
             ..Machine::virt()
         };
         assert_eq!(moved.check(&v3()), gic);
@@ -394,7 +402,7 @@ mod tests {
     #[test]
     fn the_console_pl011_must_be_at_the_boards_address() {
         let machine = Machine {
-            uart: UART + 0x1000,
+            uart: PhysAddr(UART.0 + 0x1000),
             ..Machine::virt()
         };
         assert_eq!(machine.check(&v3()), Err(Mismatch::Uart { expected: UART }));
@@ -405,12 +413,10 @@ mod tests {
         let mut blob = Machine::virt().blob();
         blob[0] ^= 1; // the magic
         assert_eq!(
-            check_bytes(&blob, 0x4800_0000, &v3()).map_err(|e| e.what),
-            Err(Mismatch::Unreadable {
-                address: 0x4800_0000
-            })
+            check_bytes(&blob, AT, &v3()).map_err(|e| e.what),
+            Err(Mismatch::Unreadable { address: AT })
         );
-        assert!(check_bytes(&[], 0x4800_0000, &v3()).is_err());
+        assert!(check_bytes(&[], AT, &v3()).is_err());
     }
 
     #[test]
@@ -418,7 +424,11 @@ mod tests {
         let board = v3();
         let header = HEADER as u64;
         for good in [0x4000_0000, 0x4800_0000, 0x8000_0000 - header] {
-            assert_eq!(plausible_address(good, &board), Ok(()), "{good:#x}");
+            assert_eq!(
+                plausible_address(PhysAddr(good), &board),
+                Ok(()),
+                "{good:#x}"
+            );
         }
         for bad in [
             0,
@@ -429,8 +439,10 @@ mod tests {
             u64::MAX - 7,
         ] {
             assert_eq!(
-                plausible_address(bad, &board).map_err(|e| e.what),
-                Err(Mismatch::Unreadable { address: bad }),
+                plausible_address(PhysAddr(bad), &board).map_err(|e| e.what),
+                Err(Mismatch::Unreadable {
+                    address: PhysAddr(bad)
+                }),
                 "{bad:#x}"
             );
         }
@@ -441,29 +453,21 @@ mod tests {
         let board = v3();
         let blob = Machine::virt().blob();
         let header: &[u8; HEADER] = blob[..HEADER].try_into().unwrap();
-        assert_eq!(blob_size(header, 0x4800_0000, &board), Ok(blob.len()));
-        let end = 0x8000_0000 - blob.len() as u64;
+        assert_eq!(blob_size(header, AT, &board), Ok(blob.len()));
+        let end = PhysAddr(0x8000_0000 - blob.len() as u64);
         assert_eq!(blob_size(header, end, &board), Ok(blob.len()));
         let unreadable = |address| Err(mismatch(&board, Mismatch::Unreadable { address }));
-        assert_eq!(blob_size(header, end + 8, &board), unreadable(end + 8));
+        let past = PhysAddr(end.0 + 8);
+        assert_eq!(blob_size(header, past, &board), unreadable(past));
         let mut bad = *header;
         bad[3] ^= 1; // the magic
-        assert_eq!(
-            blob_size(&bad, 0x4800_0000, &board),
-            unreadable(0x4800_0000)
-        );
+        assert_eq!(blob_size(&bad, AT, &board), unreadable(AT));
         let mut small = *header;
         small[4..8].copy_from_slice(&(HEADER as u32 - 1).to_be_bytes());
-        assert_eq!(
-            blob_size(&small, 0x4800_0000, &board),
-            unreadable(0x4800_0000)
-        );
+        assert_eq!(blob_size(&small, AT, &board), unreadable(AT));
         let mut huge = *header;
         huge[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert_eq!(
-            blob_size(&huge, 0x4800_0000, &board),
-            unreadable(0x4800_0000)
-        );
+        assert_eq!(blob_size(&huge, AT, &board), unreadable(AT));
     }
 
     #[test]
@@ -477,7 +481,7 @@ mod tests {
         };
         assert_eq!(
             text(Mismatch::RamMissing {
-                base: 0x4000_0000,
+                base: PhysAddr(0x4000_0000),
                 size: 0x4000_0000
             }),
             "board qemu-virt has RAM 0x40000000..0x80000000, the boot device tree does not \
@@ -498,7 +502,9 @@ mod tests {
             "board qemu-virt has a PL011 at 0x9000000, the boot device tree does not"
         );
         assert_eq!(
-            text(Mismatch::Unreadable { address: 0x1234 }),
+            text(Mismatch::Unreadable {
+                address: PhysAddr(0x1234)
+            }),
             "no valid device tree at 0x1234 (x0 at entry); boot Bulkhead as an arm64 Image"
         );
     }

@@ -11,8 +11,11 @@
 //!   it `forbid(unsafe_code)`.
 //! - [`config`] holds the types of the build-time configuration; `build.rs`
 //!   generates the one instance from `boards/`. [`devicetree`] checks the
-//!   boot device tree against it.
-//! - [`mm`] builds translation tables (EL2 stage 1 and per-partition stage 2).
+//!   boot device tree against it. The board's GIC and the address types
+//!   are `bulkhead_abi::board`'s, shared with the configuration tool.
+//! - [`mm`] has the address types ([`mm::PhysAddr`] for the machine's,
+//!   [`mm::Ipa`] for a partition's guest-physical ones) and builds
+//!   translation tables (EL2 stage 1 and per-partition stage 2).
 //! - [`trap`] decodes what a guest did (ESR_EL2) into an [`trap::Exit`];
 //!   [`vgic`] is the virtual GIC's model (registers, SGI routing, list
 //!   registers, the mask-flag gate).

@@ -10,6 +10,8 @@
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
+use crate::mm::Ipa;
+
 /// Most vCPUs a partition can have (the configuration check enforces it).
 pub use bulkhead_abi::limits::MAX_VCPUS;
 
@@ -126,7 +128,7 @@ pub struct Fault {
     pub esr: u64,
     pub elr: u64,
     /// The faulting guest address, for aborts.
-    pub address: Option<u64>,
+    pub address: Option<Ipa>,
 }
 
 /// Why a partition stopped.
@@ -173,7 +175,7 @@ impl fmt::Display for StopReason {
                     FaultKind::UnknownTrap => f.write_str("unhandled trap")?,
                 }
                 if let Some(addr) = fault.address {
-                    write!(f, ", address (IPA) {addr:#x}")?;
+                    write!(f, ", address (IPA) {addr}")?;
                 }
                 write!(f, ", ESR {:#010x}, ELR {:#x}", fault.esr, fault.elr)
             }
@@ -261,7 +263,7 @@ mod tests {
             },
             esr: 0x9300_0046,
             elr: 0x4000_12a4,
-            address: Some(0x5400_0000),
+            address: Some(Ipa(0x5400_0000)),
         });
         assert_eq!(
             r.to_string(),

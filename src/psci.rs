@@ -9,6 +9,7 @@ use bulkhead_abi::Status;
 use bulkhead_abi::psci::*;
 
 use crate::config::MemoryRegion;
+use crate::mm::Ipa;
 use crate::partition::{Power, Vcpu};
 
 /// What the caller must do after a PSCI call.
@@ -70,7 +71,7 @@ pub fn handle(
             let Some(index) = find(target) else {
                 return status(Status::InvalidParameters);
             };
-            if !entry_point_ok(entry, memory) {
+            if !entry_point_ok(Ipa(entry), memory) {
                 return status(Status::InvalidAddress);
             }
             match vcpus[index].request_on(entry, context) {
@@ -106,11 +107,8 @@ pub fn handle(
 
 /// Whether a vCPU may start at `entry`: an aligned instruction in the
 /// partition's memory.
-fn entry_point_ok(entry: u64, memory: &[MemoryRegion]) -> bool {
-    entry.is_multiple_of(4)
-        && memory
-            .iter()
-            .any(|r| entry >= r.ipa && entry - r.ipa < r.size)
+fn entry_point_ok(entry: Ipa, memory: &[MemoryRegion]) -> bool {
+    entry.is_aligned(4) && memory.iter().any(|r| r.contains(entry))
 }
 
 /// SMCCC: bit 30 of a function id marks the SMC64/HVC64 convention.
@@ -132,7 +130,7 @@ fn cpu_suspend(power_state: u64, entry: u64, memory: &[MemoryRegion]) -> Option<
     if power_state & POWER_STATE_RESERVED != 0 || power_state >> 32 != 0 {
         return status(Status::InvalidParameters);
     }
-    if power_state & POWER_STATE_POWERDOWN != 0 && !entry_point_ok(entry, memory) {
+    if power_state & POWER_STATE_POWERDOWN != 0 && !entry_point_ok(Ipa(entry), memory) {
         return status(Status::InvalidAddress);
     }
     status(Status::Success)
@@ -160,10 +158,11 @@ fn supported(fid: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mm::PhysAddr;
 
     const MEM: [MemoryRegion; 1] = [MemoryRegion {
-        ipa: 0x4000_0000,
-        phys: 0x5000_0000,
+        ipa: Ipa(0x4000_0000),
+        phys: PhysAddr(0x5000_0000),
         size: 0x0400_0000,
     }];
 
@@ -294,13 +293,14 @@ mod tests {
     /// entry point, the first address past it and the one before it are not.
     #[test]
     fn entry_points_at_the_edges_of_memory() {
-        let end = MEM[0].ipa + MEM[0].size;
+        let start = MEM[0].ipa.0;
+        let end = start + MEM[0].size;
         let r = |s: Status| Some(Outcome::Return(s.as_reg()));
         for (entry, ok) in [
-            (MEM[0].ipa, true),
+            (start, true),
             (end - 4, true),
             (end, false),
-            (MEM[0].ipa - 4, false),
+            (start - 4, false),
         ] {
             let vcpus = [Vcpu::new(), Vcpu::new()];
             let expected = if ok {

@@ -3,6 +3,8 @@
 //! this module only interprets the bits (Arm ARM D19.2.37, ESR_EL2).
 #![forbid(unsafe_code)]
 
+use crate::mm::Ipa;
+
 /// Exception classes Bulkhead handles (ESR_EL2.EC).
 pub mod ec {
     pub const UNKNOWN: u8 = 0x00;
@@ -17,8 +19,8 @@ pub mod ec {
 /// A stage-2 data abort, decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DataAbort {
-    /// The faulting guest address (IPA).
-    pub ipa: u64,
+    /// The faulting guest address.
+    pub ipa: Ipa,
     /// ISV: the syndrome describes the access (an ordinary load or store of
     /// one register). Without it the access cannot be emulated.
     pub valid: bool,
@@ -66,7 +68,7 @@ pub enum Exit {
     DataAbort(DataAbort),
     /// A stage-2 instruction abort: the guest jumped outside its memory.
     InstructionAbort {
-        ipa: u64,
+        ipa: Ipa,
     },
     /// Any other class; reported, never guessed at.
     Other {
@@ -81,7 +83,7 @@ impl Exit {
         let ec = ((esr >> 26) & 0x3f) as u8;
         let iss = esr & 0x1ff_ffff;
         // HPFAR_EL2.FIPA holds IPA[51:12] in bits [43:4]; FAR gives the page offset.
-        let ipa = ((hpfar & 0x0fff_ffff_fff0) << 8) | (far & 0xfff);
+        let ipa = Ipa(((hpfar & 0x0fff_ffff_fff0) << 8) | (far & 0xfff));
         match ec {
             ec::HVC64 => Exit::Hvc { imm: iss as u16 },
             ec::SMC64 => Exit::Smc { imm: iss as u16 },
@@ -160,7 +162,7 @@ mod tests {
         };
         assert!(d.valid && d.write);
         assert_eq!((d.size, d.reg, d.dfsc), (4, 1, 6));
-        assert_eq!(d.ipa, 0x0900_0000);
+        assert_eq!(d.ipa, Ipa(0x0900_0000));
     }
 
     #[test]
@@ -171,14 +173,14 @@ mod tests {
         let Exit::DataAbort(d) = Exit::decode(esr, 0xffff_0000_1234_5018, hpfar) else {
             panic!()
         };
-        assert_eq!(d.ipa, 0x5400_0018);
+        assert_eq!(d.ipa, Ipa(0x5400_0018));
         assert_eq!(d.size, 8);
     }
 
     #[test]
     fn loads_are_extended_as_the_syndrome_says() {
         let mut d = DataAbort {
-            ipa: 0,
+            ipa: Ipa(0),
             valid: true,
             write: false,
             size: 1,

@@ -48,6 +48,7 @@ use bulkhead::config::MemoryRegion;
 use bulkhead::console::pl011::{self, Effect, Pl011};
 use bulkhead::console::{LINE_MAX, LineBuffer};
 use bulkhead::hypercall::Hypercall;
+use bulkhead::mm::{Ipa, PhysAddr};
 use bulkhead::partition::{MAX_VCPUS, Power, Vcpu};
 use bulkhead::psci::{self, Outcome};
 use bulkhead::trap::{DataAbort, Exit, sysreg};
@@ -670,8 +671,8 @@ fn check_trap(c: &TrapCase) -> u64 {
             let Exit::DataAbort(d) = exit else {
                 panic!("EC 0x24 decoded as {exit:?}")
             };
-            assert_eq!(d.ipa, ipa, "IPA from HPFAR.FIPA and FAR[11:0]");
-            assert!(d.ipa < 1 << 52, "IPA beyond 52 bits");
+            assert_eq!(d.ipa, Ipa(ipa), "IPA from HPFAR.FIPA and FAR[11:0]");
+            assert!(d.ipa.0 < 1 << 52, "IPA beyond 52 bits");
             assert_eq!(d.valid, bits(iss, 24, 24) == 1, "ISV");
             assert_eq!(u64::from(d.size), 1 << bits(iss, 23, 22), "SAS");
             assert!(matches!(d.size, 1 | 2 | 4 | 8));
@@ -684,7 +685,7 @@ fn check_trap(c: &TrapCase) -> u64 {
             check_abort_values(&d, c);
             calls += 2;
         }
-        0x20 => assert_eq!(exit, Exit::InstructionAbort { ipa }),
+        0x20 => assert_eq!(exit, Exit::InstructionAbort { ipa: Ipa(ipa) }),
         _ => assert_eq!(exit, Exit::Other { ec }),
     }
     calls
@@ -2497,7 +2498,7 @@ impl Debug for PsciCase {
         let memory: Vec<(Hex, Hex)> = self
             .memory
             .iter()
-            .map(|m| (Hex(m.ipa), Hex(m.size)))
+            .map(|m| (Hex(m.ipa.0), Hex(m.size)))
             .collect();
         f.debug_struct("PsciCase")
             .field("fid", &Hex(self.fid))
@@ -2545,8 +2546,8 @@ fn gen_memory(r: &mut Rng) -> Vec<MemoryRegion> {
                 _ => (r.u64(), r.u64()),
             };
             MemoryRegion {
-                ipa,
-                phys: r.u64(),
+                ipa: Ipa(ipa),
+                phys: PhysAddr(r.u64()),
                 size,
             }
         })
@@ -2567,11 +2568,11 @@ fn gen_psci(r: &mut Rng) -> PsciCase {
     };
     let region = memory[r.index(memory.len())];
     let entry = match r.below(7) {
-        0 | 1 => region.ipa.wrapping_add(r.below(region.size.max(1)) & !3),
-        2 => region.ipa.wrapping_add(r.below(region.size.max(1))),
-        3 => region.ipa.wrapping_add(region.size),
-        4 => region.ipa.wrapping_add(region.size).wrapping_sub(4),
-        5 => region.ipa.wrapping_sub(4),
+        0 | 1 => region.ipa.0.wrapping_add(r.below(region.size.max(1)) & !3),
+        2 => region.ipa.0.wrapping_add(r.below(region.size.max(1))),
+        3 => region.ipa.0.wrapping_add(region.size),
+        4 => region.ipa.0.wrapping_add(region.size).wrapping_sub(4),
+        5 => region.ipa.0.wrapping_sub(4),
         _ => r.u64(),
     };
     let args = match fid & 0xffff_ffff {
@@ -2688,7 +2689,7 @@ fn reference_psci(c: &PsciCase, fid: u64, args: [u64; 3], narrow_args: bool) -> 
             let inside = c
                 .memory
                 .iter()
-                .any(|m| entry >= m.ipa && entry - m.ipa < m.size);
+                .any(|m| entry >= m.ipa.0 && entry - m.ipa.0 < m.size);
             if !inside || entry % 4 != 0 {
                 return status(Status::InvalidAddress);
             }
@@ -2714,7 +2715,7 @@ fn reference_psci(c: &PsciCase, fid: u64, args: [u64; 3], narrow_args: bool) -> 
             let inside = c
                 .memory
                 .iter()
-                .any(|m| entry >= m.ipa && entry - m.ipa < m.size);
+                .any(|m| entry >= m.ipa.0 && entry - m.ipa.0 < m.size);
             if power_state & 1 << 16 != 0 && (!inside || entry % 4 != 0) {
                 return status(Status::InvalidAddress);
             }
@@ -2937,8 +2938,8 @@ fn check_call(c: &CallCase) -> u64 {
     // A call is Bulkhead's or PSCI's, never both.
     let vcpus = [Vcpu::new(), Vcpu::new()];
     let memory = [MemoryRegion {
-        ipa: 0x4000_0000,
-        phys: 0x5000_0000,
+        ipa: Ipa(0x4000_0000),
+        phys: PhysAddr(0x5000_0000),
         size: 0x0400_0000,
     }];
     let psci = psci::handle(x[0], [x[1], x[2], x[3]], &vcpus, &[0, 1], &memory);

@@ -13,6 +13,7 @@ use crate::arch::gic::{Gic, GicBackend, SgiWrite};
 use crate::arch::{self, TrapFrame, exception, percpu};
 use crate::console::pl011;
 use crate::hypercall::Hypercall;
+use crate::mm::Ipa;
 use crate::partition::{Fault, FaultKind, Power, StopReason};
 use crate::psci::{self, Outcome};
 use crate::trap::{DataAbort, Exit, SysRegAccess, sysreg};
@@ -44,7 +45,7 @@ fn current() -> (&'static Partition, usize, usize) {
     (unsafe { &*part }, p, v)
 }
 
-fn fault(kind: FaultKind, v: usize, address: Option<u64>) -> StopReason {
+fn fault(kind: FaultKind, v: usize, address: Option<Ipa>) -> StopReason {
     StopReason::Fault(Fault {
         vcpu: v,
         kind,
@@ -160,7 +161,7 @@ fn call(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize) {
             Ok(Hypercall::Version) => {
                 frame.x[1] = MAGIC;
                 frame.x[2] = ABI_VERSION;
-                frame.x[3] = part.config.control_page;
+                frame.x[3] = part.config.control_page.0;
                 0
             }
             Ok(Hypercall::IrqUnmask) => {
@@ -249,7 +250,7 @@ fn data_abort(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize, abort
     let uart = part
         .config
         .console_pl011
-        .filter(|&base| abort.ipa >= base && abort.ipa - base < pl011::SIZE);
+        .filter(|&base| abort.ipa >= base && abort.ipa.0 - base.0 < pl011::SIZE);
     let Some(base) = uart else {
         let kind = FaultKind::DataAbort {
             write: abort.write,
@@ -260,7 +261,7 @@ fn data_abort(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize, abort
     if !abort.valid {
         return inject_abort(abort.write);
     }
-    let offset = abort.ipa - base;
+    let offset = abort.ipa.0 - base.0;
     if abort.write {
         let value = abort.store_value(frame.reg(abort.reg));
         let effect = part.pl011.lock().write(offset, abort.size, value);

@@ -14,6 +14,7 @@ use bulkhead_abi::control::ControlPage;
 use crate::arch::gic::{Gic, GicBackend};
 use crate::arch::{self};
 use crate::config::GicConfig;
+use crate::mm::Ipa;
 use crate::vgic::gate::{self, After, Gate, Stats};
 use crate::vgic::lr::{self, Entry, Irq, ListRegisters, PendingQueue};
 use crate::vgic::regs::{self, Effects, Frame, Live, Physical};
@@ -549,7 +550,7 @@ impl Live for LocalView<'_> {
 }
 
 /// Which virtual GIC frame, if any, a guest address falls in.
-pub fn frame_of(part: &Partition, ipa: u64) -> Option<(Frame, u64)> {
+pub fn frame_of(part: &Partition, ipa: Ipa) -> Option<(Frame, u64)> {
     let GicConfig::V3 {
         distributor,
         redistributor,
@@ -558,6 +559,9 @@ pub fn frame_of(part: &Partition, ipa: u64) -> Option<(Frame, u64)> {
     else {
         return None;
     };
+    // A partition sees the GIC at the board's addresses: its IPAs are the
+    // GIC's physical addresses.
+    let (ipa, distributor, redistributor) = (ipa.0, distributor.0, redistributor.0);
     const GICD_SIZE: u64 = 0x1_0000;
     const GICR_STRIDE: u64 = 0x2_0000;
     if ipa >= distributor && ipa - distributor < GICD_SIZE {

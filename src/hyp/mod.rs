@@ -37,8 +37,9 @@ use buddy_system_allocator::LockedHeap;
 
 use crate::arch::gic::{Gic, GicBackend};
 use crate::arch::{self, mmu, percpu};
-use crate::config::{BoardConfig, Config, GicConfig};
+use crate::config::{BoardConfig, Config};
 use crate::devicetree::{self, DtbMismatch};
+use crate::mm::PhysAddr;
 use output::hyp_println;
 use runtime::Runtime;
 
@@ -70,15 +71,15 @@ fn boot_error(args: core::fmt::Arguments<'_>) -> ! {
 
 /// Checks the device tree at `dtb` (x0 at entry) against the board,
 /// reading only inside the board's RAM (see [`devicetree`]).
-fn check_boot_device_tree(dtb: u64, board: &BoardConfig) -> Result<(), DtbMismatch> {
+fn check_boot_device_tree(dtb: PhysAddr, board: &BoardConfig) -> Result<(), DtbMismatch> {
     devicetree::plausible_address(dtb, board)?;
     // SAFETY: `plausible_address` found a whole header at `dtb`, aligned
     // and inside RAM, which is identity-mapped and which nothing writes
     // while the primary CPU boots.
-    let header = unsafe { &*(dtb as *const [u8; devicetree::HEADER]) };
+    let header = unsafe { &*(dtb.0 as *const [u8; devicetree::HEADER]) };
     let size = devicetree::blob_size(header, dtb, board)?;
     // SAFETY: `blob_size` found all `size` bytes inside the same RAM range.
-    let blob = unsafe { core::slice::from_raw_parts(dtb as *const u8, size) };
+    let blob = unsafe { core::slice::from_raw_parts(dtb.0 as *const u8, size) };
     devicetree::check_bytes(blob, dtb, board)
 }
 
@@ -88,7 +89,7 @@ extern "C" fn rust_primary_main(dtb: u64) -> ! {
     // block of this CPU's real index.
     percpu::install(0);
     let board = &CONFIG.board;
-    output::init(board.uart.base);
+    output::init(board.uart.base.0);
     hyp_println!(
         "Bulkhead {} on board {}, partitions from {}",
         env!("CARGO_PKG_VERSION"),
@@ -113,7 +114,7 @@ extern "C" fn rust_primary_main(dtb: u64) -> ! {
             board.name
         ));
     };
-    if let Err(e) = check_boot_device_tree(dtb, board) {
+    if let Err(e) = check_boot_device_tree(PhysAddr(dtb), board) {
         boot_error(format_args!("{e}"));
     }
     // The build refuses a board whose GIC has no backend (bulkhead-config's
@@ -178,14 +179,7 @@ fn cpu_main(cpu: usize, stack_top: u64) -> ! {
 
 /// The GIC maintenance interrupt's INTID (a PPI).
 fn maintenance_intid() -> u32 {
-    match CONFIG.board.gic {
-        GicConfig::V3 {
-            maintenance_intid, ..
-        }
-        | GicConfig::V2 {
-            maintenance_intid, ..
-        } => maintenance_intid,
-    }
+    CONFIG.board.gic.maintenance_intid()
 }
 
 /// This CPU's index, as `cpu_main` recorded it.

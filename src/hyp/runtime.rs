@@ -10,6 +10,7 @@ use crate::arch;
 use crate::config::{BoardConfig, Config, PartitionConfig};
 use crate::console::pl011::Pl011 as Pl011Model;
 use crate::mm::pagetable::{MapError, MemKind, PageTable, Stage2, Table, TableAlloc};
+use crate::mm::{Ipa, PhysAddr};
 use crate::partition::{MAX_VCPUS, PartitionState};
 use crate::vgic::gate::Stats;
 use crate::vgic::sgi::AffinityMap;
@@ -24,17 +25,17 @@ use super::output::{self, hyp_println};
 struct HeapTables;
 
 impl TableAlloc for HeapTables {
-    fn alloc(&mut self) -> Option<u64> {
+    fn alloc(&mut self) -> Option<PhysAddr> {
         let layout = core::alloc::Layout::new::<Table>();
         // SAFETY: `Table` has a non-zero size.
         let ptr = unsafe { alloc::alloc::alloc_zeroed(layout) };
-        (!ptr.is_null()).then_some(ptr as u64)
+        (!ptr.is_null()).then_some(PhysAddr(ptr as u64))
     }
 
-    fn table(&mut self, pa: u64) -> &mut Table {
+    fn table(&mut self, pa: PhysAddr) -> &mut Table {
         // SAFETY: `pa` came from `alloc` above: a live, aligned, zero-initialised
         // `Table` that is never freed, at an identity-mapped address.
-        unsafe { &mut *(pa as *mut Table) }
+        unsafe { &mut *(pa.0 as *mut Table) }
     }
 }
 
@@ -61,7 +62,7 @@ pub struct Partition {
     /// Each vCPU's deferral statistics (deferred, max wait, max window), as
     /// its CPU last published them.
     defer_stats: [[AtomicU64; 3]; MAX_VCPUS],
-    pub(super) stage2_root: u64,
+    pub(super) stage2_root: PhysAddr,
     pub(super) vmid: u16,
     /// CNTVOFF_EL2 for all its vCPUs: its virtual counter starts near 0.
     pub(super) cntvoff: u64,
@@ -154,20 +155,17 @@ fn new_control_page() -> Option<&'static ControlPage> {
 }
 
 /// The physical address of `ipa` in `p`, if it is in its RAM.
-fn ipa_to_phys(p: &PartitionConfig, ipa: u64) -> Option<u64> {
-    p.memory
-        .iter()
-        .find(|r| ipa >= r.ipa && ipa - r.ipa < r.size)
-        .map(|r| r.phys + (ipa - r.ipa))
+fn ipa_to_phys(p: &PartitionConfig, ipa: Ipa) -> Option<PhysAddr> {
+    p.memory.iter().find_map(|r| r.phys_of(ipa))
 }
 
 /// Copies `bytes` to guest address `ipa` of `p`.
-fn load(p: &PartitionConfig, ipa: u64, bytes: &[u8]) {
+fn load(p: &PartitionConfig, ipa: Ipa, bytes: &[u8]) {
     let phys = ipa_to_phys(p, ipa).expect("the configuration check placed blobs in RAM");
     // SAFETY: the configuration check guarantees the blob lies inside one of
     // the partition's regions, which are RAM outside the hypervisor, mapped
     // at EL2 by identity and not yet running.
-    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), phys as *mut u8, bytes.len()) };
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), phys.0 as *mut u8, bytes.len()) };
 }
 
 impl Runtime {
@@ -189,14 +187,14 @@ impl Runtime {
                 // Nothing of a previous occupant survives into the partition.
                 // SAFETY: as in `load`: the partition's own RAM, mapped Normal
                 // at EL2, not yet running.
-                unsafe { arch::zero(r.phys, r.size) };
+                unsafe { arch::zero(r.phys.0, r.size) };
             }
             for d in p.devices {
                 s2.map(&mut tables, d.ipa, d.phys, d.size, MemKind::Device)
                     .map_err(map_err)?;
             }
             let control = new_control_page().ok_or(BuildError::NoMemory { partition: p.name })?;
-            let page = control as *const ControlPage as u64;
+            let page = PhysAddr(control as *const ControlPage as u64);
             s2.map(
                 &mut tables,
                 p.control_page,
@@ -205,16 +203,16 @@ impl Runtime {
                 MemKind::Normal,
             )
             .map_err(map_err)?;
-            arch::clean_for_guest(page, control::SIZE as u64);
+            arch::clean_for_guest(page.0, control::SIZE as u64);
             load(p, p.image.ipa, p.image.bytes);
             if let Some(dt) = p.device_tree {
                 load(p, dt.ipa, dt.bytes);
             }
             for r in p.memory {
-                arch::clean_for_guest(r.phys, r.size);
+                arch::clean_for_guest(r.phys.0, r.size);
             }
             hyp_println!(
-                "partition {}: {} vCPU(s) on CPU(s) [{}], {} KiB image, entry {:#x}",
+                "partition {}: {} vCPU(s) on CPU(s) [{}], {} KiB image, entry {}",
                 p.name,
                 p.cpus.len(),
                 CpuList(p.cpus),

@@ -28,8 +28,8 @@ impl Runtime {
         let part = &self.partitions[p];
         if v == 0 {
             part.state.vcpus[0].set_power(Power::On);
-            let x0 = part.config.device_tree.map_or(0, |dt| dt.ipa);
-            self.enter(p, v, part.config.entry, x0)
+            let x0 = part.config.device_tree.map_or(0, |dt| dt.ipa.0);
+            self.enter(p, v, part.config.entry.0, x0)
         }
         self.wait_for_cpu_on(p, v)
     }
@@ -65,7 +65,7 @@ impl Runtime {
             x0,
             vmpidr: part.config.vmpidrs[v],
             vmid: part.vmid,
-            stage2_root: part.stage2_root,
+            stage2_root: part.stage2_root.0,
             cntvoff: part.cntvoff,
         };
         arch::enter_guest(&start, percpu::this_stack_top())

@@ -3,12 +3,9 @@
 
 pub mod pagetable;
 
-/// A physical (machine) address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PhysAddr(pub u64);
-
-/// An intermediate physical address: what a guest believes is physical.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Ipa(pub u64);
+/// The address types, shared with the configuration tool through the
+/// board description (`bulkhead_abi::board`): [`PhysAddr`] for machine
+/// addresses, [`Ipa`] for a partition's guest-physical ones.
+pub use bulkhead_abi::board::{Ipa, PhysAddr};
 
 pub const PAGE_SIZE: u64 = 4096;

@@ -7,8 +7,14 @@
 //! The hypervisor's allocator hands out identity-mapped heap pages; the host
 //! tests use a vector and a deliberately different fake format, so the
 //! builder cannot quietly depend on one encoding.
+//!
+//! Addresses are typed: tables and outputs are [`PhysAddr`]s; the input is
+//! whatever the regime translates ([`Format::Input`]): an [`Ipa`] for stage
+//! 2, and for the EL2 map, which is the identity, a [`PhysAddr`].
 
 use core::marker::PhantomData;
+
+use super::{Ipa, PhysAddr};
 
 /// Entries per table (4 KiB granule, 8-byte descriptors).
 pub const ENTRIES: usize = 512;
@@ -34,25 +40,27 @@ pub enum MemKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Entry {
     Invalid,
-    Table(u64),
-    Leaf(u64, MemKind),
+    Table(PhysAddr),
+    Leaf(PhysAddr, MemKind),
 }
 
 /// The descriptor encoding of one translation regime.
 pub trait Format {
+    /// The addresses the regime translates.
+    type Input: Copy + Into<u64>;
     /// A block (levels 1, 2) or page (level 3) descriptor for `pa`.
-    fn leaf(pa: u64, level: usize, kind: MemKind) -> u64;
+    fn leaf(pa: PhysAddr, level: usize, kind: MemKind) -> u64;
     /// A table descriptor pointing at the next level's table at `pa`.
-    fn table(pa: u64) -> u64;
+    fn table(pa: PhysAddr) -> u64;
     fn decode(desc: u64, level: usize) -> Entry;
 }
 
 /// Where tables come from.
 pub trait TableAlloc {
     /// A new, zeroed table; its physical address.
-    fn alloc(&mut self) -> Option<u64>;
+    fn alloc(&mut self) -> Option<PhysAddr>;
     /// The table at `pa`, which `alloc` returned.
-    fn table(&mut self, pa: u64) -> &mut Table;
+    fn table(&mut self, pa: PhysAddr) -> &mut Table;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +82,7 @@ const fn entry_size(level: usize) -> u64 {
 /// A table tree rooted at level 1.
 #[derive(Debug)]
 pub struct PageTable<F> {
-    root: u64,
+    root: PhysAddr,
     _format: PhantomData<F>,
 }
 
@@ -87,7 +95,7 @@ impl<F: Format> PageTable<F> {
     }
 
     /// Physical address of the level-1 table (for TTBR0_EL2 / VTTBR_EL2).
-    pub fn root(&self) -> u64 {
+    pub fn root(&self) -> PhysAddr {
         self.root
     }
 
@@ -96,11 +104,12 @@ impl<F: Format> PageTable<F> {
     pub fn map(
         &mut self,
         alloc: &mut impl TableAlloc,
-        va: u64,
-        pa: u64,
+        va: F::Input,
+        pa: PhysAddr,
         size: u64,
         kind: MemKind,
     ) -> Result<(), MapError> {
+        let (va, pa) = (va.into(), pa.0);
         let page = entry_size(3);
         if size == 0 || !(va | pa | size).is_multiple_of(page) {
             return Err(MapError::Misaligned);
@@ -115,7 +124,7 @@ impl<F: Format> PageTable<F> {
     fn map_at(
         &mut self,
         alloc: &mut impl TableAlloc,
-        table: u64,
+        table: PhysAddr,
         level: usize,
         mut va: u64,
         mut pa: u64,
@@ -130,7 +139,7 @@ impl<F: Format> PageTable<F> {
             let existing = F::decode(alloc.table(table).0[index], level);
             let whole = chunk == step && pa.is_multiple_of(step);
             if whole && existing == Entry::Invalid {
-                alloc.table(table).0[index] = F::leaf(pa, level, kind);
+                alloc.table(table).0[index] = F::leaf(PhysAddr(pa), level, kind);
             } else {
                 if level == 3 {
                     return Err(MapError::AlreadyMapped { va });
@@ -155,7 +164,12 @@ impl<F: Format> PageTable<F> {
 
     /// Walks the tables: the output address, kind and level of the leaf
     /// that maps `va`, if any.
-    pub fn translate(&self, alloc: &mut impl TableAlloc, va: u64) -> Option<(u64, MemKind, usize)> {
+    pub fn translate(
+        &self,
+        alloc: &mut impl TableAlloc,
+        va: F::Input,
+    ) -> Option<(PhysAddr, MemKind, usize)> {
+        let va = va.into();
         if va >= 1 << INPUT_BITS {
             return None;
         }
@@ -165,7 +179,7 @@ impl<F: Format> PageTable<F> {
             let index = ((va / step) % ENTRIES as u64) as usize;
             match F::decode(alloc.table(table).0[index], level) {
                 Entry::Invalid => return None,
-                Entry::Leaf(pa, kind) => return Some((pa + va % step, kind, level)),
+                Entry::Leaf(pa, kind) => return Some((PhysAddr(pa.0 + va % step), kind, level)),
                 Entry::Table(next) => table = next,
             }
         }
@@ -192,22 +206,24 @@ fn leaf_type(level: usize) -> u64 {
 }
 
 fn decode_arm(desc: u64, level: usize, is_normal: impl Fn(u64) -> bool) -> Entry {
+    let addr = PhysAddr(desc & ADDR_MASK);
     if desc & VALID == 0 {
         Entry::Invalid
     } else if level < 3 && desc & TABLE_OR_PAGE != 0 {
-        Entry::Table(desc & ADDR_MASK)
+        Entry::Table(addr)
     } else {
         let kind = if is_normal(desc) {
             MemKind::Normal
         } else {
             MemKind::Device
         };
-        Entry::Leaf(desc & ADDR_MASK, kind)
+        Entry::Leaf(addr, kind)
     }
 }
 
 /// The EL2 stage-1 regime. MAIR_EL2 attribute 0 is Device-nGnRnE and
-/// attribute 1 Normal write-back (see `MAIR_EL2_VALUE`).
+/// attribute 1 Normal write-back (see `MAIR_EL2_VALUE`). The hypervisor's
+/// map is the identity, so what it translates is physical addresses.
 #[derive(Debug)]
 pub enum El2Stage1 {}
 
@@ -216,17 +232,19 @@ pub enum El2Stage1 {}
 pub const MAIR_EL2_VALUE: u64 = 0xff << 8;
 
 impl Format for El2Stage1 {
-    fn leaf(pa: u64, level: usize, kind: MemKind) -> u64 {
+    type Input = PhysAddr;
+
+    fn leaf(pa: PhysAddr, level: usize, kind: MemKind) -> u64 {
         // AP[2:1] = 00: read/write at EL2.
         let attrs = match kind {
             MemKind::Normal => (1 << 2) | SH_INNER,
             MemKind::Device => XN,
         };
-        (pa & ADDR_MASK) | attrs | AF | leaf_type(level)
+        (pa.0 & ADDR_MASK) | attrs | AF | leaf_type(level)
     }
 
-    fn table(pa: u64) -> u64 {
-        (pa & ADDR_MASK) | VALID | TABLE_OR_PAGE
+    fn table(pa: PhysAddr) -> u64 {
+        (pa.0 & ADDR_MASK) | VALID | TABLE_OR_PAGE
     }
 
     fn decode(desc: u64, level: usize) -> Entry {
@@ -239,7 +257,9 @@ impl Format for El2Stage1 {
 pub enum Stage2 {}
 
 impl Format for Stage2 {
-    fn leaf(pa: u64, level: usize, kind: MemKind) -> u64 {
+    type Input = Ipa;
+
+    fn leaf(pa: PhysAddr, level: usize, kind: MemKind) -> u64 {
         // S2AP[7:6] = 11: read/write. MemAttr[5:2]: 0b1111 Normal write-back,
         // 0b0001 Device-nGnRE.
         const S2AP_RW: u64 = 3 << 6;
@@ -247,11 +267,11 @@ impl Format for Stage2 {
             MemKind::Normal => (0b1111 << 2) | SH_INNER,
             MemKind::Device => (0b0001 << 2) | XN,
         };
-        (pa & ADDR_MASK) | attrs | S2AP_RW | AF | leaf_type(level)
+        (pa.0 & ADDR_MASK) | attrs | S2AP_RW | AF | leaf_type(level)
     }
 
-    fn table(pa: u64) -> u64 {
-        (pa & ADDR_MASK) | VALID | TABLE_OR_PAGE
+    fn table(pa: PhysAddr) -> u64 {
+        (pa.0 & ADDR_MASK) | VALID | TABLE_OR_PAGE
     }
 
     fn decode(desc: u64, level: usize) -> Entry {
@@ -278,30 +298,51 @@ mod tests {
     const FAKE_BASE: u64 = 0x7_0000_0000;
 
     impl TableAlloc for VecAlloc {
-        fn alloc(&mut self) -> Option<u64> {
+        fn alloc(&mut self) -> Option<PhysAddr> {
             if self.0.len() == 64 {
                 return None;
             }
             self.0.push(Box::new(Table([0; ENTRIES])));
-            Some(FAKE_BASE + (self.0.len() as u64 - 1) * 4096)
+            Some(PhysAddr(FAKE_BASE + (self.0.len() as u64 - 1) * 4096))
         }
-        fn table(&mut self, pa: u64) -> &mut Table {
-            &mut self.0[((pa - FAKE_BASE) / 4096) as usize]
+        fn table(&mut self, pa: PhysAddr) -> &mut Table {
+            &mut self.0[((pa.0 - FAKE_BASE) / 4096) as usize]
+        }
+    }
+
+    /// An input address of any regime, from a number.
+    trait Input: Copy + Into<u64> {
+        fn at(addr: u64) -> Self;
+    }
+    impl Input for Ipa {
+        fn at(addr: u64) -> Self {
+            Ipa(addr)
+        }
+    }
+    impl Input for PhysAddr {
+        fn at(addr: u64) -> Self {
+            PhysAddr(addr)
+        }
+    }
+    impl Input for u64 {
+        fn at(addr: u64) -> Self {
+            addr
         }
     }
 
     /// An encoding unlike Arm's: valid in bit 63, table in bit 62, the
-    /// address shifted down, the kind in bit 0.
+    /// address shifted down, the kind in bit 0; plain numbers as input.
     enum Fake {}
     impl Format for Fake {
-        fn leaf(pa: u64, _level: usize, kind: MemKind) -> u64 {
-            (1 << 63) | (pa >> 4) | u64::from(kind == MemKind::Device)
+        type Input = u64;
+        fn leaf(pa: PhysAddr, _level: usize, kind: MemKind) -> u64 {
+            (1 << 63) | (pa.0 >> 4) | u64::from(kind == MemKind::Device)
         }
-        fn table(pa: u64) -> u64 {
-            (1 << 63) | (1 << 62) | (pa >> 4)
+        fn table(pa: PhysAddr) -> u64 {
+            (1 << 63) | (1 << 62) | (pa.0 >> 4)
         }
         fn decode(desc: u64, _level: usize) -> Entry {
-            let addr = (desc & !(3 << 62) & !1) << 4;
+            let addr = PhysAddr((desc & !(3 << 62) & !1) << 4);
             match desc >> 62 {
                 0 | 1 => Entry::Invalid,
                 3 => Entry::Table(addr),
@@ -311,26 +352,33 @@ mod tests {
         }
     }
 
-    fn levels_used<F: Format>(va: u64, pa: u64, size: u64) -> Vec<(u64, usize)> {
+    fn levels_used<F: Format<Input: Input>>(va: u64, pa: u64, size: u64) -> Vec<(u64, usize)> {
         let mut alloc = VecAlloc(Vec::new());
         let mut pt = PageTable::<F>::new(&mut alloc).unwrap();
-        pt.map(&mut alloc, va, pa, size, MemKind::Normal).unwrap();
+        pt.map(
+            &mut alloc,
+            F::Input::at(va),
+            PhysAddr(pa),
+            size,
+            MemKind::Normal,
+        )
+        .unwrap();
         let mut out = Vec::new();
         let mut at = va;
         while at < va + size {
-            let (out_pa, kind, level) = pt.translate(&mut alloc, at).unwrap();
-            assert_eq!((out_pa, kind), (pa + (at - va), MemKind::Normal));
+            let (out_pa, kind, level) = pt.translate(&mut alloc, F::Input::at(at)).unwrap();
+            assert_eq!((out_pa, kind), (PhysAddr(pa + (at - va)), MemKind::Normal));
             out.push((at, level));
             at += entry_size(level) - at % entry_size(level);
         }
-        assert_eq!(pt.translate(&mut alloc, va + size), None);
+        assert_eq!(pt.translate(&mut alloc, F::Input::at(va + size)), None);
         if va > 0 {
-            assert_eq!(pt.translate(&mut alloc, va - 1), None);
+            assert_eq!(pt.translate(&mut alloc, F::Input::at(va - 1)), None);
         }
         out
     }
 
-    fn uses_largest_blocks<F: Format>() {
+    fn uses_largest_blocks<F: Format<Input: Input>>() {
         // 1 GiB aligned on both sides: one level-1 block.
         assert_eq!(
             levels_used::<F>(0x4000_0000, 0x8000_0000, 1 << 30),
@@ -374,8 +422,8 @@ mod tests {
         let mut pt = PageTable::<Stage2>::new(&mut alloc).unwrap();
         pt.map(
             &mut alloc,
-            0x4000_0000,
-            0x5000_0000,
+            Ipa(0x4000_0000),
+            PhysAddr(0x5000_0000),
             0x20_0000,
             MemKind::Normal,
         )
@@ -383,59 +431,77 @@ mod tests {
         assert_eq!(
             pt.map(
                 &mut alloc,
-                0x401f_f000,
-                0x6000_0000,
+                Ipa(0x401f_f000),
+                PhysAddr(0x6000_0000),
                 0x2000,
                 MemKind::Normal
             ),
             Err(MapError::AlreadyMapped { va: 0x401f_f000 })
         );
         assert_eq!(
-            pt.map(&mut alloc, 0x4000_0800, 0, 0x1000, MemKind::Normal),
+            pt.map(
+                &mut alloc,
+                Ipa(0x4000_0800),
+                PhysAddr(0),
+                0x1000,
+                MemKind::Normal
+            ),
             Err(MapError::Misaligned)
         );
         assert_eq!(
-            pt.map(&mut alloc, 0x5000_0000, 0, 0, MemKind::Normal),
+            pt.map(
+                &mut alloc,
+                Ipa(0x5000_0000),
+                PhysAddr(0),
+                0,
+                MemKind::Normal
+            ),
             Err(MapError::Misaligned)
         );
         assert_eq!(
-            pt.map(&mut alloc, (1 << 39) - 0x1000, 0, 0x2000, MemKind::Normal),
+            pt.map(
+                &mut alloc,
+                Ipa((1 << 39) - 0x1000),
+                PhysAddr(0),
+                0x2000,
+                MemKind::Normal
+            ),
             Err(MapError::OutOfRange)
         );
         // Next to the existing block is fine, and a device page keeps its kind.
         pt.map(
             &mut alloc,
-            0x0900_0000,
-            0x0900_0000,
+            Ipa(0x0900_0000),
+            PhysAddr(0x0900_0000),
             0x1000,
             MemKind::Device,
         )
         .unwrap();
         assert_eq!(
-            pt.translate(&mut alloc, 0x0900_0010),
-            Some((0x0900_0010, MemKind::Device, 3))
+            pt.translate(&mut alloc, Ipa(0x0900_0010)),
+            Some((PhysAddr(0x0900_0010), MemKind::Device, 3))
         );
     }
 
     #[test]
     fn stage2_descriptors_have_the_architected_bits() {
-        let normal = Stage2::leaf(0x5000_0000, 2, MemKind::Normal);
+        let normal = Stage2::leaf(PhysAddr(0x5000_0000), 2, MemKind::Normal);
         assert_eq!(normal & 3, 0b01, "block");
         assert_eq!((normal >> 2) & 0xf, 0b1111, "MemAttr normal WB");
         assert_eq!((normal >> 6) & 3, 0b11, "S2AP read/write");
         assert_eq!((normal >> 8) & 3, 0b11, "inner shareable");
         assert_ne!(normal & AF, 0);
         assert_eq!(normal & XN, 0, "RAM is executable");
-        let dev = Stage2::leaf(0x0901_0000, 3, MemKind::Device);
+        let dev = Stage2::leaf(PhysAddr(0x0901_0000), 3, MemKind::Device);
         assert_eq!(dev & 3, 0b11, "page");
         assert_eq!((dev >> 2) & 0xf, 0b0001, "Device-nGnRE");
         assert_ne!(dev & XN, 0);
         assert_eq!(
             Stage2::decode(dev, 3),
-            Entry::Leaf(0x0901_0000, MemKind::Device)
+            Entry::Leaf(PhysAddr(0x0901_0000), MemKind::Device)
         );
         // A level-3 descriptor with bit 1 clear is reserved: not a valid page.
-        assert_eq!(Stage2::table(0x1000) & 3, 0b11);
+        assert_eq!(Stage2::table(PhysAddr(0x1000)) & 3, 0b11);
         assert_eq!(VTCR_EL2_VALUE & 0x3f, 25);
         assert_eq!((VTCR_EL2_VALUE >> 6) & 3, 1, "SL0: start at level 1");
     }
@@ -447,7 +513,11 @@ mod tests {
     fn every_argument_is_checked_to_the_edge_of_the_range() {
         let mut alloc = VecAlloc(Vec::new());
         let mut pt = PageTable::<Stage2>::new(&mut alloc).unwrap();
-        assert_eq!(pt.root(), FAKE_BASE, "the first table is the root");
+        assert_eq!(
+            pt.root(),
+            PhysAddr(FAKE_BASE),
+            "the first table is the root"
+        );
         for (va, pa, size) in [
             (0x4000_0800, 0x5000_0000, 0x1000),
             (0x4000_0000, 0x5000_0800, 0x1000),
@@ -455,7 +525,7 @@ mod tests {
             (0x4000_0800, 0x5000_0800, 0x1000),
         ] {
             assert_eq!(
-                pt.map(&mut alloc, va, pa, size, MemKind::Normal),
+                pt.map(&mut alloc, Ipa(va), PhysAddr(pa), size, MemKind::Normal),
                 Err(MapError::Misaligned),
                 "{va:#x} {pa:#x} {size:#x}"
             );
@@ -463,18 +533,24 @@ mod tests {
         let top = 1u64 << INPUT_BITS;
         pt.map(
             &mut alloc,
-            top - 0x1000,
-            0x8000_0000,
+            Ipa(top - 0x1000),
+            PhysAddr(0x8000_0000),
             0x1000,
             MemKind::Normal,
         )
         .unwrap();
         assert_eq!(
-            pt.translate(&mut alloc, top - 1),
-            Some((0x8000_0fff, MemKind::Normal, 3))
+            pt.translate(&mut alloc, Ipa(top - 1)),
+            Some((PhysAddr(0x8000_0fff), MemKind::Normal, 3))
         );
         assert_eq!(
-            pt.map(&mut alloc, top, 0x8000_0000, 0x1000, MemKind::Normal),
+            pt.map(
+                &mut alloc,
+                Ipa(top),
+                PhysAddr(0x8000_0000),
+                0x1000,
+                MemKind::Normal
+            ),
             Err(MapError::OutOfRange)
         );
     }
@@ -483,7 +559,7 @@ mod tests {
     /// controls field by field (Arm ARM D8: VTCR_EL2, TCR_EL2, MAIR_EL2).
     #[test]
     fn el2_descriptors_and_translation_controls_have_the_architected_bits() {
-        let normal = El2Stage1::leaf(0x4000_0000, 3, MemKind::Normal);
+        let normal = El2Stage1::leaf(PhysAddr(0x4000_0000), 3, MemKind::Normal);
         assert_eq!(normal & 3, 0b11, "page");
         assert_eq!((normal >> 2) & 7, 1, "AttrIndx 1: Normal");
         assert_eq!((normal >> 6) & 3, 0, "AP: read/write at EL2");
@@ -491,20 +567,20 @@ mod tests {
         assert_ne!(normal & AF, 0);
         assert_eq!(normal & XN, 0);
         assert_eq!(normal & ADDR_MASK, 0x4000_0000);
-        let dev = El2Stage1::leaf(0x0900_0000, 2, MemKind::Device);
+        let dev = El2Stage1::leaf(PhysAddr(0x0900_0000), 2, MemKind::Device);
         assert_eq!(dev & 3, 0b01, "block");
         assert_eq!((dev >> 2) & 7, 0, "AttrIndx 0: Device");
         assert_eq!(dev >> 54 & 1, 1, "XN (bit 54)");
         assert_eq!(
-            Stage2::leaf(0x0900_0000, 3, MemKind::Device) >> 54 & 1,
+            Stage2::leaf(PhysAddr(0x0900_0000), 3, MemKind::Device) >> 54 & 1,
             1,
             "XN[1] (bit 54)"
         );
         assert_ne!(dev & AF, 0);
-        assert_eq!(El2Stage1::table(0x7000_1000), 0x7000_1000 | 0b11);
+        assert_eq!(El2Stage1::table(PhysAddr(0x7000_1000)), 0x7000_1000 | 0b11);
         assert_eq!(
             El2Stage1::decode(normal, 3),
-            Entry::Leaf(0x4000_0000, MemKind::Normal)
+            Entry::Leaf(PhysAddr(0x4000_0000), MemKind::Normal)
         );
         assert_eq!(MAIR_EL2_VALUE & 0xff, 0x00, "Attr0 Device-nGnRnE");
         assert_eq!((MAIR_EL2_VALUE >> 8) & 0xff, 0xff, "Attr1 Normal WB");
@@ -537,7 +613,13 @@ mod tests {
         // Pages scattered over many 2 MiB regions need a table each.
         let mut result = Ok(());
         for i in 0..100u64 {
-            result = pt.map(&mut alloc, i << 21, i << 21, 0x1000, MemKind::Normal);
+            result = pt.map(
+                &mut alloc,
+                Ipa(i << 21),
+                PhysAddr(i << 21),
+                0x1000,
+                MemKind::Normal,
+            );
             if result.is_err() {
                 break;
             }

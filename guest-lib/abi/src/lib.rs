@@ -9,8 +9,14 @@
 //! Bulkhead's own calls live in the "vendor specific hypervisor service"
 //! range (owner 6), so they can never collide with PSCI or the Arm
 //! architecture calls, which the hypervisor also answers.
+//!
+//! Beside the ABI, [`board`] holds the board description types the
+//! configuration tool (bulkhead-config) and the hypervisor share, and
+//! [`limits`] the limits every side sizes itself by.
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
+
+pub mod board;
 
 /// Builds a Bulkhead function id: SMCCC fast call (bit 31), SMC64 (bit 30),
 /// owning entity 6 = vendor specific hypervisor service (bits 29:24).

@@ -5,6 +5,7 @@
 use core::arch::asm;
 
 use crate::config::{BoardConfig, GicConfig};
+use crate::mm::PhysAddr;
 use crate::mm::pagetable::{
     El2Stage1, MAIR_EL2_VALUE, MapError, MemKind, PageTable, TCR_EL2_VALUE, Table, TableAlloc,
 };
@@ -19,18 +20,18 @@ struct Pool {
 }
 
 impl TableAlloc for Pool {
-    fn alloc(&mut self) -> Option<u64> {
+    fn alloc(&mut self) -> Option<PhysAddr> {
         let table = self.tables.get_mut(self.used)?;
         self.used += 1;
         table.0 = [0; 512];
-        Some(table as *mut Table as u64)
+        Some(PhysAddr(table as *mut Table as u64))
     }
 
-    fn table(&mut self, pa: u64) -> &mut Table {
+    fn table(&mut self, pa: PhysAddr) -> &mut Table {
         // Identity-mapped (or MMU off): a table's address is its pointer, and
         // `pa` was handed out by `alloc` from this pool.
         let base = self.tables.as_ptr() as u64;
-        &mut self.tables[((pa - base) / 4096) as usize]
+        &mut self.tables[((pa.0 - base) / 4096) as usize]
     }
 }
 
@@ -39,7 +40,7 @@ static POOL: spin::Mutex<Pool> = spin::Mutex::new(Pool {
     used: 0,
 });
 
-static ROOT: spin::Once<u64> = spin::Once::new();
+static ROOT: spin::Once<PhysAddr> = spin::Once::new();
 
 /// Builds the EL2 map for `board` (boot CPU, once).
 pub fn build(board: &BoardConfig) -> Result<(), MapError> {
@@ -55,7 +56,7 @@ pub fn build(board: &BoardConfig) -> Result<(), MapError> {
         board.uart.size.max(0x1000),
         MemKind::Device,
     )?;
-    let gic: &[(u64, u64)] = match board.gic {
+    let gic: &[(PhysAddr, u64)] = match board.gic {
         GicConfig::V3 {
             distributor,
             redistributor,
@@ -89,7 +90,7 @@ pub fn enable() {
     let root = *ROOT.get().expect("EL2 map built before any CPU enables it");
     super::msr!("mair_el2", MAIR_EL2_VALUE);
     super::msr!("tcr_el2", TCR_EL2_VALUE);
-    super::msr!("ttbr0_el2", root);
+    super::msr!("ttbr0_el2", root.0);
     // SCTLR_EL2 (E2H = 0): RES1 bits, M (MMU), C (data cache), SA (stack
     // alignment check), I (instruction cache).
     const SCTLR: u64 = 0x30c5_0830 | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 12);

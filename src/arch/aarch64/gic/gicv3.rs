@@ -290,6 +290,7 @@ impl GicBackend for GicV3 {
             // The build refuses any other GIC for this backend.
             panic!("a GICv3 board");
         };
+        let (gicd, gicr) = (gicd.as_u64(), gicr.as_u64());
         GICD_BASE.store(gicd, Ordering::Relaxed);
         GICR_BASE.store(gicr, Ordering::Relaxed);
         let gicd = NonNull::new(gicd as *mut Gicd).expect("board GICD address is not null");

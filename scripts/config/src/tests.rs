@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use bulkhead_abi::board::{GicConfig, PhysAddr};
+
 use crate::check::{Checked, MemoryRegion};
 use crate::elf::ElfError;
 use crate::error::{ConfigError, ErrorKind};
@@ -1470,9 +1472,9 @@ fn a_gicv2_board_is_accepted() {
     let c = run(&gicv2_board(), DEMO).expect("GICv2 board");
     assert!(matches!(
         c.board.gic,
-        crate::check::Gic::V2 {
-            cpu_interface: 0x0801_0000,
-            virtual_cpu_interface: 0x0804_0000,
+        GicConfig::V2 {
+            cpu_interface: PhysAddr(0x0801_0000),
+            virtual_cpu_interface: PhysAddr(0x0804_0000),
             ..
         }
     ));
@@ -1731,19 +1733,22 @@ fn generated_rust_has_the_expected_shape() {
         "pub static CONFIG: Config = Config {",
         "source: \"boards/qemu-virt/set.toml\",",
         "name: \"qemu-virt\",",
-        "ram: &[Range { base: 0x4000_0000, size: 0x4000_0000 }],",
-        "hypervisor: Range { base: 0x4000_0000, size: 0x200_0000 },",
-        "gic: GicConfig::V3 { distributor: 0x800_0000, redistributor: 0x80a_0000, maintenance_intid: 25 },",
+        "ram: &[Range { base: PhysAddr(0x4000_0000), size: 0x4000_0000 }],",
+        "hypervisor: Range { base: PhysAddr(0x4000_0000), size: 0x200_0000 },",
+        "gic: GicConfig::V3 { distributor: PhysAddr(0x800_0000), redistributor: PhysAddr(0x80a_0000), \
+         maintenance_intid: 25 },",
         "CpuConfig { mpidr: 0x3 }",
         "name: \"alpha\",",
         "cpus: &[0, 1],",
         "vmpidrs: &[0x0, 0x1],",
-        "MemoryRegion { ipa: 0x4000_0000, phys: 0x5000_0000, size: 0x400_0000 },",
-        "image: Blob { ipa: 0x4000_0000, bytes: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/alpha.img\")) },",
-        "entry: 0x4000_0000,",
-        "device_tree: Some(Blob { ipa: 0x43ff_0000, bytes: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/alpha.dtb\")) }),",
-        "console_pl011: Some(0x900_0000),",
-        "devices: &[DeviceConfig { name: \"rtc\", ipa: 0x901_0000, phys: 0x901_0000, size: 0x1000, interrupts: &[34], edge: false }],",
+        "MemoryRegion { ipa: Ipa(0x4000_0000), phys: PhysAddr(0x5000_0000), size: 0x400_0000 },",
+        "image: Blob { ipa: Ipa(0x4000_0000), bytes: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/alpha.img\")) },",
+        "entry: Ipa(0x4000_0000),",
+        "device_tree: Some(Blob { ipa: Ipa(0x43ff_0000), bytes: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/alpha.dtb\")) }),",
+        "console_pl011: Some(Ipa(0x900_0000)),",
+        "control_page: Ipa(0x7fff_f000),",
+        "devices: &[DeviceConfig { name: \"rtc\", ipa: Ipa(0x901_0000), phys: PhysAddr(0x901_0000), size: 0x1000, \
+         interrupts: &[34], edge: false }],",
     ] {
         assert!(rs.contains(piece), "missing {piece:?} in:\n{rs}");
     }
@@ -1876,7 +1881,9 @@ fn images_with_a_slash_are_relative_to_the_config() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// The generated file compiles against the hypervisor's own `src/config.rs`.
+/// The generated file compiles against the hypervisor's own `src/config.rs`,
+/// with `bulkhead_abi` (whose types `src/config.rs` re-exports) as the crate
+/// it is to the hypervisor.
 #[test]
 fn generated_rust_compiles_against_the_config_types() {
     let root = scratch_repo("rustc", DEMO);
@@ -1884,23 +1891,31 @@ fn generated_rust_compiles_against_the_config_types() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let config_rs = manifest.join("../../src/config.rs");
     let abi_rs = manifest.join("../../guest-lib/abi/src/lib.rs");
+    let rustc = || Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned()));
+    let abi_rmeta = root.join("libbulkhead_abi.rmeta");
+    let abi = rustc()
+        .args(["--edition", "2024", "--crate-type", "lib"])
+        .args(["--crate-name", "bulkhead_abi", "--emit", "metadata", "-o"])
+        .arg(&abi_rmeta)
+        .arg(&abi_rs)
+        .status()
+        .expect("run rustc");
+    assert!(abi.success(), "bulkhead-abi does not compile");
     let wrapper = root.join("wrapper.rs");
     std::fs::write(
         &wrapper,
         format!(
             "#![allow(dead_code, unused_attributes)]\n\
              #[path = {:?}]\nmod config;\n\
-             #[path = {:?}]\nmod bulkhead_abi;\n\
-             mod generated {{\n    use crate::config::*;\n    use crate::bulkhead_abi;\n    \
+             mod generated {{\n    use crate::config::*;\n    \
              include!(concat!(env!(\"OUT_DIR\"), \"/bulkhead_config.rs\"));\n}}\n\
              pub fn partitions() -> usize {{ generated::CONFIG.partitions.len() }}\n",
             config_rs.display().to_string(),
-            abi_rs.display().to_string()
         ),
     )
     .expect("write wrapper");
     let compiles = || {
-        Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned()))
+        rustc()
             .args([
                 "--edition",
                 "2024",
@@ -1911,6 +1926,8 @@ fn generated_rust_compiles_against_the_config_types() {
                 "-o",
             ])
             .arg(root.join("wrapper.rmeta"))
+            .arg("--extern")
+            .arg(format!("bulkhead_abi={}", abi_rmeta.display()))
             .arg(&wrapper)
             .env("OUT_DIR", root.join("out"))
             .stderr(std::process::Stdio::null())

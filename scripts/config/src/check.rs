@@ -11,6 +11,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use bulkhead_abi::board::{GicConfig, PhysAddr};
+
 use crate::dtb;
 use crate::elf::{self, Elf};
 use crate::error::{ConfigError, ErrorKind};
@@ -111,7 +113,7 @@ pub struct Board {
     /// The hypervisor's PL011.
     pub uart: Range,
     /// The interrupt controller.
-    pub gic: Gic,
+    pub gic: GicConfig,
     /// MPIDR of each physical CPU, by CPU index.
     pub cpus: Vec<u64>,
     /// Devices partitions may take.
@@ -132,76 +134,58 @@ pub struct Qemu {
 /// Where QEMU's `virt` machine puts RAM (hw/arm/virt.c, `VIRT_MEM`).
 pub const QEMU_VIRT_RAM_BASE: u64 = 0x4000_0000;
 
-/// The checked `[gic]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Gic {
-    /// GICv3: distributor and redistributors.
-    V3 {
-        /// GICD base.
-        distributor: u64,
-        /// GICR base of CPU 0.
-        redistributor: u64,
-        /// The maintenance PPI.
-        maintenance_intid: u32,
-    },
-    /// GICv2 with the virtualization extensions.
-    V2 {
-        /// GICD base.
-        distributor: u64,
-        /// GICC base.
-        cpu_interface: u64,
-        /// GICH base.
-        hyp_interface: u64,
-        /// GICV base.
-        virtual_cpu_interface: u64,
-        /// The maintenance PPI.
-        maintenance_intid: u32,
-    },
-}
-
-impl Gic {
+/// The GIC's windows, as the checks, the device trees and the map need
+/// them. [`GicConfig`] is shared with the hypervisor (`bulkhead_abi::board`),
+/// so these helpers are a trait here rather than methods of it.
+pub trait GicWindows {
     /// The GIC's physical windows on a board with `cpus` CPUs, all the
     /// hypervisor's: (its key in `[gic]`, base, size). Unchecked until
     /// [`check_board`] has checked them (then none wraps).
-    pub fn board_windows(&self, cpus: usize) -> Vec<(&'static str, u64, u64)> {
+    fn board_windows(&self, cpus: usize) -> Vec<(&'static str, u64, u64)>;
+
+    /// The GIC windows a partition with `vcpus` vCPUs sees, at the board's
+    /// addresses (the hypervisor emulates or maps them at the same IPAs).
+    /// Ranges are unchecked: [`check_board`] made sure they do not wrap.
+    fn guest_windows(&self, vcpus: usize) -> Vec<(&'static str, Range)>;
+}
+
+impl GicWindows for GicConfig {
+    fn board_windows(&self, cpus: usize) -> Vec<(&'static str, u64, u64)> {
         match *self {
-            Gic::V3 {
+            GicConfig::V3 {
                 distributor,
                 redistributor,
                 ..
             } => vec![
-                ("distributor", distributor, GICV3_DISTRIBUTOR_SIZE),
+                ("distributor", distributor.0, GICV3_DISTRIBUTOR_SIZE),
                 (
                     "redistributor",
-                    redistributor,
+                    redistributor.0,
                     cpus as u64 * GICV3_REDISTRIBUTOR_STRIDE,
                 ),
             ],
-            Gic::V2 {
+            GicConfig::V2 {
                 distributor,
                 cpu_interface,
                 hyp_interface,
                 virtual_cpu_interface,
                 ..
             } => vec![
-                ("distributor", distributor, GICV2_DISTRIBUTOR_SIZE),
-                ("cpu_interface", cpu_interface, GICV2_CPU_INTERFACE_SIZE),
-                ("hyp_interface", hyp_interface, GICV2_HYP_INTERFACE_SIZE),
+                ("distributor", distributor.0, GICV2_DISTRIBUTOR_SIZE),
+                ("cpu_interface", cpu_interface.0, GICV2_CPU_INTERFACE_SIZE),
+                ("hyp_interface", hyp_interface.0, GICV2_HYP_INTERFACE_SIZE),
                 (
                     "virtual_cpu_interface",
-                    virtual_cpu_interface,
+                    virtual_cpu_interface.0,
                     GICV2_CPU_INTERFACE_SIZE,
                 ),
             ],
         }
     }
 
-    /// The GIC windows a partition with `vcpus` vCPUs sees, at the board's
-    /// addresses (the hypervisor emulates or maps them at the same IPAs).
-    /// Ranges are unchecked: [`check_board`] made sure they do not wrap.
-    pub fn guest_windows(&self, vcpus: usize) -> Vec<(&'static str, Range)> {
+    fn guest_windows(&self, vcpus: usize) -> Vec<(&'static str, Range)> {
         match *self {
-            Gic::V3 {
+            GicConfig::V3 {
                 distributor,
                 redistributor,
                 ..
@@ -209,19 +193,19 @@ impl Gic {
                 (
                     "the GIC distributor",
                     Range {
-                        base: distributor,
+                        base: distributor.0,
                         size: GICV3_DISTRIBUTOR_SIZE,
                     },
                 ),
                 (
                     "the GIC redistributors",
                     Range {
-                        base: redistributor,
+                        base: redistributor.0,
                         size: vcpus as u64 * GICV3_REDISTRIBUTOR_STRIDE,
                     },
                 ),
             ],
-            Gic::V2 {
+            GicConfig::V2 {
                 distributor,
                 cpu_interface,
                 ..
@@ -229,14 +213,14 @@ impl Gic {
                 (
                     "the GIC distributor",
                     Range {
-                        base: distributor,
+                        base: distributor.0,
                         size: GICV2_DISTRIBUTOR_SIZE,
                     },
                 ),
                 (
                     "the GIC CPU interface",
                     Range {
-                        base: cpu_interface,
+                        base: cpu_interface.0,
                         size: GICV2_CPU_INTERFACE_SIZE,
                     },
                 ),
@@ -523,7 +507,12 @@ pub fn check_board(b: &BoardFile, file: &str) -> Result<Board, ConfigError> {
 /// Checks `[qemu]` as far as the board can tell: one word each, and for
 /// QEMU's `virt` machine, what the hypervisor needs of it and what the
 /// rest of the board already says (its GIC version, its RAM at 1 GiB).
-fn check_qemu(ctx: &Ctx<'_>, q: &QemuFile, gic: &Gic, ram: &[Range]) -> Result<Qemu, ConfigError> {
+fn check_qemu(
+    ctx: &Ctx<'_>,
+    q: &QemuFile,
+    gic: &GicConfig,
+    ram: &[Range],
+) -> Result<Qemu, ConfigError> {
     let problem = |field: &str, problem: String| ctx.err(field, ErrorKind::Qemu { problem });
     for (field, value) in [("qemu.machine", &q.machine), ("qemu.cpu", &q.cpu)] {
         if value.is_empty() || value.contains(char::is_whitespace) || value.starts_with(',') {
@@ -544,10 +533,7 @@ fn check_qemu(ctx: &Ctx<'_>, q: &QemuFile, gic: &Gic, ram: &[Range]) -> Result<Q
                     .to_owned(),
             ));
         }
-        let version = match gic {
-            Gic::V3 { .. } => 3,
-            Gic::V2 { .. } => 2,
-        };
+        let version = gic.version();
         if !options.contains(&format!("gic-version={version}").as_str()) {
             return Err(problem(
                 "qemu.machine",
@@ -569,7 +555,7 @@ fn check_qemu(ctx: &Ctx<'_>, q: &QemuFile, gic: &Gic, ram: &[Range]) -> Result<Q
     })
 }
 
-fn check_gic(ctx: &Ctx<'_>, g: &GicFile) -> Result<Gic, ConfigError> {
+fn check_gic(ctx: &Ctx<'_>, g: &GicFile) -> Result<GicConfig, ConfigError> {
     let v3_only = [("gic.redistributor", g.redistributor.is_some())];
     let v2_only = [
         ("gic.cpu_interface", g.cpu_interface.is_some()),
@@ -588,7 +574,9 @@ fn check_gic(ctx: &Ctx<'_>, g: &GicFile) -> Result<Gic, ConfigError> {
         return Err(ctx.err(*field, ErrorKind::WrongGicField { version: g.version }));
     }
     let required = |field: &str, value: Option<u64>| {
-        value.ok_or_else(|| ctx.err(field, ErrorKind::MissingField))
+        value
+            .map(PhysAddr)
+            .ok_or_else(|| ctx.err(field, ErrorKind::MissingField))
     };
     if !(16..32).contains(&g.maintenance_intid) {
         return Err(ctx.err(
@@ -599,14 +587,14 @@ fn check_gic(ctx: &Ctx<'_>, g: &GicFile) -> Result<Gic, ConfigError> {
         ));
     }
     Ok(if g.version == 3 {
-        Gic::V3 {
-            distributor: g.distributor,
+        GicConfig::V3 {
+            distributor: PhysAddr(g.distributor),
             redistributor: required("gic.redistributor", g.redistributor)?,
             maintenance_intid: g.maintenance_intid,
         }
     } else {
-        Gic::V2 {
-            distributor: g.distributor,
+        GicConfig::V2 {
+            distributor: PhysAddr(g.distributor),
             cpu_interface: required("gic.cpu_interface", g.cpu_interface)?,
             hyp_interface: required("gic.hyp_interface", g.hyp_interface)?,
             virtual_cpu_interface: required("gic.virtual_cpu_interface", g.virtual_cpu_interface)?,
@@ -618,7 +606,7 @@ fn check_gic(ctx: &Ctx<'_>, g: &GicFile) -> Result<Gic, ConfigError> {
 /// The GIC's physical windows, checked for alignment and wrapping.
 fn board_gic_windows(
     ctx: &Ctx<'_>,
-    gic: &Gic,
+    gic: &GicConfig,
     cpus: usize,
 ) -> Result<Vec<(&'static str, Range)>, ConfigError> {
     gic.board_windows(cpus)

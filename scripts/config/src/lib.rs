@@ -39,6 +39,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use bulkhead_abi::board::GicConfig;
+
 pub use check::{Checked, ImageLoader};
 pub use error::{ConfigError, ErrorKind};
 
@@ -215,13 +217,15 @@ pub fn build(inputs: &BuildInputs) -> Result<BuildOutputs, ConfigError> {
     let (checked, files_read) = load(inputs.config, inputs.guest_dir, inputs.repo_root)?;
     // The hypervisor has a GICv3 backend only: a GICv2 board is refused here,
     // at build time, rather than at boot.
-    if let check::Gic::V2 { .. } = checked.board.gic {
+    if let GicConfig::V2 { .. } = checked.board.gic {
         return Err(ConfigError::new(
             &checked.board_source,
             None,
             None,
             Some("gic.version"),
-            ErrorKind::NoGicBackend { version: 2 },
+            ErrorKind::NoGicBackend {
+                version: checked.board.gic.version(),
+            },
         ));
     }
     write_outputs(&checked, inputs.out_dir, inputs.repo_root)?;

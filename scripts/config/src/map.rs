@@ -15,7 +15,9 @@
 
 use std::fmt::Write as _;
 
-use crate::check::{self, Checked, Device, Gic, Partition, Range};
+use bulkhead_abi::board::GicConfig;
+
+use crate::check::{self, Checked, Device, GicWindows, Partition, Range};
 use crate::codegen;
 
 // ---- the model ----------------------------------------------------------------
@@ -130,15 +132,9 @@ fn device_what(d: &Device) -> String {
 }
 
 /// The board GIC's physical windows, all the hypervisor's.
-fn gic_rows(gic: &Gic, cpus: usize) -> Vec<Row> {
-    let (version, maintenance) = match *gic {
-        Gic::V3 {
-            maintenance_intid, ..
-        } => ("GICv3", maintenance_intid),
-        Gic::V2 {
-            maintenance_intid, ..
-        } => ("GICv2", maintenance_intid),
-    };
+fn gic_rows(gic: &GicConfig, cpus: usize) -> Vec<Row> {
+    let version = gic.version();
+    let maintenance = gic.maintenance_intid();
     gic.board_windows(cpus)
         .into_iter()
         .enumerate()
@@ -158,7 +154,7 @@ fn gic_rows(gic: &Gic, cpus: usize) -> Vec<Row> {
             }
             Row::new(
                 range,
-                format!("{what} ({version})"),
+                format!("{what} (GICv{version})"),
                 Owner::Hypervisor,
                 details,
             )

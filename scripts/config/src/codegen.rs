@@ -2,9 +2,13 @@
 //! `pub static CONFIG: Config`, built from the types of the hypervisor's
 //! `src/config.rs`, which the including module brings into scope. Blobs are
 //! not inlined: each is a file beside it, pulled in with `include_bytes!`.
+//! Addresses are written typed: `PhysAddr(..)` for the machine's, `Ipa(..)`
+//! for a partition's guest-physical ones.
 //! Also the linker-script fragment with the hypervisor's RAM range.
 
-use crate::check::{Blob, Board, Checked, Device, Gic, Partition, Range};
+use bulkhead_abi::board::GicConfig;
+
+use crate::check::{Blob, Board, Checked, Device, Partition, Range};
 
 /// A hex literal with `_` every four digits: `0x4000_0000`.
 pub fn hex(value: u64) -> String {
@@ -19,13 +23,23 @@ pub fn hex(value: u64) -> String {
     out
 }
 
+/// A machine address: `PhysAddr(0x4000_0000)`.
+fn phys(value: u64) -> String {
+    format!("PhysAddr({})", hex(value))
+}
+
+/// A guest-physical address: `Ipa(0x4000_0000)`.
+fn ipa(value: u64) -> String {
+    format!("Ipa({})", hex(value))
+}
+
 fn list<T>(items: &[T], f: impl Fn(&T) -> String) -> String {
     let inner: Vec<String> = items.iter().map(f).collect();
     format!("&[{}]", inner.join(", "))
 }
 
 fn range(r: &Range) -> String {
-    format!("Range {{ base: {}, size: {} }}", hex(r.base), hex(r.size))
+    format!("Range {{ base: {}, size: {} }}", phys(r.base), hex(r.size))
 }
 
 fn include(file: &str) -> String {
@@ -33,21 +47,21 @@ fn include(file: &str) -> String {
 }
 
 fn blob(b: &Blob, file: &str) -> String {
-    format!("Blob {{ ipa: {}, bytes: {} }}", hex(b.ipa), include(file))
+    format!("Blob {{ ipa: {}, bytes: {} }}", ipa(b.ipa), include(file))
 }
 
-fn gic(g: &Gic) -> String {
+fn gic(g: &GicConfig) -> String {
     match *g {
-        Gic::V3 {
+        GicConfig::V3 {
             distributor,
             redistributor,
             maintenance_intid,
         } => format!(
             "GicConfig::V3 {{ distributor: {}, redistributor: {}, maintenance_intid: {maintenance_intid} }}",
-            hex(distributor),
-            hex(redistributor),
+            phys(distributor.0),
+            phys(redistributor.0),
         ),
-        Gic::V2 {
+        GicConfig::V2 {
             distributor,
             cpu_interface,
             hyp_interface,
@@ -56,10 +70,10 @@ fn gic(g: &Gic) -> String {
         } => format!(
             "GicConfig::V2 {{ distributor: {}, cpu_interface: {}, hyp_interface: {}, \
              virtual_cpu_interface: {}, maintenance_intid: {maintenance_intid} }}",
-            hex(distributor),
-            hex(cpu_interface),
-            hex(hyp_interface),
-            hex(virtual_cpu_interface),
+            phys(distributor.0),
+            phys(cpu_interface.0),
+            phys(hyp_interface.0),
+            phys(virtual_cpu_interface.0),
         ),
     }
 }
@@ -82,8 +96,8 @@ fn device(d: &Device) -> String {
     format!(
         "DeviceConfig {{ name: {:?}, ipa: {}, phys: {}, size: {}, interrupts: {}, edge: {} }}",
         d.name,
-        hex(d.range.base),
-        hex(d.range.base),
+        ipa(d.range.base),
+        phys(d.range.base),
         hex(d.range.size),
         list(&d.interrupts, u32::to_string),
         d.edge,
@@ -97,8 +111,8 @@ fn partition(out: &mut String, p: &Partition) {
         .map(|m| {
             format!(
                 "                MemoryRegion {{ ipa: {}, phys: {}, size: {} }},\n",
-                hex(m.ipa),
-                hex(m.phys),
+                ipa(m.ipa),
+                phys(m.phys),
                 hex(m.size)
             )
         })
@@ -108,7 +122,7 @@ fn partition(out: &mut String, p: &Partition) {
         None => "None".to_owned(),
     };
     let console = match p.console_pl011 {
-        Some(base) => format!("Some({})", hex(base)),
+        Some(base) => format!("Some({})", ipa(base)),
         None => "None".to_owned(),
     };
     out.push_str(&format!(
@@ -122,10 +136,10 @@ fn partition(out: &mut String, p: &Partition) {
         memory,
         list(&p.devices, device),
         blob(&p.image, &p.image_file()),
-        hex(p.entry),
+        ipa(p.entry),
         device_tree,
         console,
-        hex(p.control_page),
+        ipa(p.control_page),
     ));
 }
 

@@ -8,7 +8,9 @@
 
 use vm_fdt::{Error, FdtWriter};
 
-use crate::check::{Board, Gic, PL011_INTID, Partition};
+use bulkhead_abi::board::GicConfig;
+
+use crate::check::{Board, GicWindows, PL011_INTID, Partition};
 
 /// `#interrupt-cells = 3` encoding, first cell: an SPI.
 const GIC_SPI: u32 = 0;
@@ -87,8 +89,8 @@ pub fn device_tree(board: &Board, p: &Partition) -> Result<Vec<u8>, Error> {
     // GICv2 PPI flags carry a mask of the CPUs the PPI is wired to (bits
     // 15:8); the GICv3 binding has no such field.
     let ppi_flags = match board.gic {
-        Gic::V3 { .. } => IRQ_TYPE_LEVEL_HIGH,
-        Gic::V2 { .. } => ((1u32 << vcpus.min(8)) - 1) << 8 | IRQ_TYPE_LEVEL_HIGH,
+        GicConfig::V3 { .. } => IRQ_TYPE_LEVEL_HIGH,
+        GicConfig::V2 { .. } => ((1u32 << vcpus.min(8)) - 1) << 8 | IRQ_TYPE_LEVEL_HIGH,
     };
     let timer = fdt.begin_node("timer")?;
     fdt.property_string("compatible", "arm,armv8-timer")?;
@@ -161,17 +163,17 @@ pub fn device_tree(board: &Board, p: &Partition) -> Result<Vec<u8>, Error> {
     fdt.finish()
 }
 
-/// The interrupt controller node, with the windows [`Gic::guest_windows`] gives.
+/// The interrupt controller node, with the windows [`GicWindows::guest_windows`] gives.
 fn write_gic(fdt: &mut FdtWriter, board: &Board, vcpus: usize) -> Result<(), Error> {
     let windows = board.gic.guest_windows(vcpus);
     let distributor = windows.first().map_or(0, |(_, r)| r.base);
     let gic = fdt.begin_node(&format!("interrupt-controller@{distributor:x}"))?;
     match board.gic {
-        Gic::V3 { .. } => {
+        GicConfig::V3 { .. } => {
             fdt.property_string("compatible", "arm,gic-v3")?;
             fdt.property_u32("#redistributor-regions", 1)?;
         }
-        Gic::V2 { .. } => fdt.property_string("compatible", "arm,cortex-a15-gic")?,
+        GicConfig::V2 { .. } => fdt.property_string("compatible", "arm,cortex-a15-gic")?,
     }
     fdt.property_u32("#interrupt-cells", 3)?;
     // No child nodes (no ITS); stated so interrupt-map parsers need not guess.
