@@ -8,13 +8,16 @@
 //!   exit fast paths;
 //! - [`percpu`]: the per-CPU block TPIDR_EL2 points at;
 //! - `vectors`: the EL2 vector table and the guest exits' assembly;
-//! - [`mmu`], [`pl011`]: the EL2 MMU and the board UART.
+//! - [`mmu`], [`pl011`]: the EL2 MMU and the board UART;
+//! - [`sysreg`]: the system registers `aarch64-cpu` lacks, typed in its
+//!   style (every other one is `aarch64_cpu::registers`'s).
 
 pub mod exception;
 pub mod gic;
 pub mod mmu;
 pub mod percpu;
 pub mod pl011;
+pub mod sysreg;
 mod vectors;
 
 use core::arch::{asm, global_asm};

@@ -15,6 +15,13 @@
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use aarch64_cpu::registers::{
+    ICC_SRE_EL2, ICH_AP0R0_EL2, ICH_AP0R1_EL2, ICH_AP0R2_EL2, ICH_AP0R3_EL2, ICH_AP1R0_EL2,
+    ICH_AP1R1_EL2, ICH_AP1R2_EL2, ICH_AP1R3_EL2, ICH_HCR_EL2, ICH_LR0_EL2, ICH_LR1_EL2,
+    ICH_LR2_EL2, ICH_LR3_EL2, ICH_LR4_EL2, ICH_LR5_EL2, ICH_LR6_EL2, ICH_LR7_EL2, ICH_LR8_EL2,
+    ICH_LR9_EL2, ICH_LR10_EL2, ICH_LR11_EL2, ICH_LR12_EL2, ICH_LR13_EL2, ICH_LR14_EL2,
+    ICH_LR15_EL2, ICH_VMCR_EL2, ICH_VTR_EL2, MPIDR_EL1,
+};
 use arm_gic::gicv3::GicV3 as Driver;
 use arm_gic::gicv3::registers::{Gicd, GicrSgi};
 use arm_gic::{IntId, Trigger};
@@ -26,7 +33,10 @@ use tock_registers::registers::{ReadWrite, WriteOnly};
 pub mod fast;
 
 use super::{FastBlock, FastFill, GicBackend, SgiWrite};
-use crate::arch::{mrs, msr};
+use crate::arch::sysreg::{
+    ICC_BPR1_EL1, ICC_CTLR_EL1, ICC_DIR_EL1, ICC_EOIR1_EL1, ICC_IAR1_EL1, ICC_IGRPEN1_EL1,
+    ICC_INTID, ICC_PMR_EL1, ICC_SGI1R_EL1, ICH_ELRSR_EL2,
+};
 use crate::config::GicConfig;
 use crate::trap::{SysRegAccess, sysreg};
 use crate::vgic::lr::{Entry, ListRegisters, format};
@@ -39,13 +49,14 @@ pub const KICK_SGI: u32 = 0;
 pub const VTIMER_PPI: u32 = 27;
 /// What ICC_IAR1_EL1 returns when nothing is pending.
 pub const SPURIOUS: u32 = 1023;
-/// ICC_SGI1R_EL1: a group-1 SGI, the one a guest sends.
-const ICC_SGI1R_EL1: u32 = sysreg(3, 0, 12, 11, 5);
+/// ICC_SGI1R_EL1 as a trapped access names it (`trap::sysreg`): a group-1
+/// SGI, the one a guest sends.
+const SGI1R_ENCODING: u32 = sysreg(3, 0, 12, 11, 5);
 /// ICC_ASGI1R_EL1 and ICC_SGI0R_EL1: with GICD_CTLR.DS = 1 (one security
 /// state, as a partition's GIC has) both generate group 0 SGIs, and every
 /// SGI of a partition is group 1: they reach no vCPU, as on such a GIC.
-const ICC_ASGI1R_EL1: u32 = sysreg(3, 0, 12, 11, 6);
-const ICC_SGI0R_EL1: u32 = sysreg(3, 0, 12, 11, 7);
+const ASGI1R_ENCODING: u32 = sysreg(3, 0, 12, 11, 6);
+const SGI0R_ENCODING: u32 = sysreg(3, 0, 12, 11, 7);
 /// Priority of every interrupt the hypervisor enables (the GIC's highest
 /// non-secure level; all are equal, none preempts another at EL2).
 const PRIORITY: u8 = 0x80;
@@ -172,14 +183,28 @@ fn private_bank(bank: Bank, cpu: usize, intid: u32, on: bool) {
 
 /// The ICC_SGI1R_EL1 value that sends SGI `intid` to the CPU with
 /// affinity `mpidr` (Aff0 below 16, as on every board we describe).
-pub const fn sgi1r_value(intid: u32, mpidr: u64) -> u64 {
-    let aff0 = mpidr & 0xf;
-    ((mpidr >> 32 & 0xff) << 48) // Aff3
-        | ((mpidr >> 16 & 0xff) << 32)  // Aff2
-        | ((intid as u64 & 0xf) << 24)
-        | ((mpidr >> 8 & 0xff) << 16)   // Aff1
-        | (1 << aff0) // TargetList
+pub fn sgi1r_value(intid: u32, mpidr: u64) -> u64 {
+    let aff0 = MPIDR_EL1::Aff0.read(mpidr) & 0xf;
+    (ICC_SGI1R_EL1::Aff3.val(MPIDR_EL1::Aff3.read(mpidr))
+        + ICC_SGI1R_EL1::Aff2.val(MPIDR_EL1::Aff2.read(mpidr))
+        + ICC_SGI1R_EL1::INTID.val(u64::from(intid))
+        + ICC_SGI1R_EL1::Aff1.val(MPIDR_EL1::Aff1.read(mpidr))
+        + ICC_SGI1R_EL1::TargetList.val(1 << aff0))
+    .value
 }
+
+// The typed fields are those the guest's writes are decoded with
+// (`vgic::sgi`, host-tested without `aarch64-cpu`).
+const _: () = {
+    use crate::vgic::sgi::field;
+    assert!(ICC_SGI1R_EL1::TargetList::SET.value == field::TARGET_LIST);
+    assert!(ICC_SGI1R_EL1::Aff1::SET.value == field::AFF1);
+    assert!(ICC_SGI1R_EL1::INTID::SET.value == field::INTID);
+    assert!(ICC_SGI1R_EL1::Aff2::SET.value == field::AFF2);
+    assert!(ICC_SGI1R_EL1::IRM::SET.value == field::IRM);
+    assert!(ICC_SGI1R_EL1::RS::SET.value == field::RS);
+    assert!(ICC_SGI1R_EL1::Aff3::SET.value == field::AFF3);
+};
 
 /// Number of list registers (ICH_VTR_EL2.ListRegs + 1), read once at boot:
 /// every CPU of a system has the same.
@@ -193,29 +218,29 @@ pub fn list_register_count() -> usize {
 /// ICH_ELRSR_EL2: bit n set when list register n holds nothing.
 #[inline(always)]
 pub fn empty_list_registers() -> u64 {
-    mrs!("s3_4_c12_c11_5")
+    ICH_ELRSR_EL2.get()
 }
 
 /// Writes list register `n` (ICH_LR<n>_EL2); `n` beyond 15 is ignored.
 #[inline(always)]
 pub fn write_lr(n: usize, value: u64) {
     match n {
-        0 => msr!("s3_4_c12_c12_0", value),
-        1 => msr!("s3_4_c12_c12_1", value),
-        2 => msr!("s3_4_c12_c12_2", value),
-        3 => msr!("s3_4_c12_c12_3", value),
-        4 => msr!("s3_4_c12_c12_4", value),
-        5 => msr!("s3_4_c12_c12_5", value),
-        6 => msr!("s3_4_c12_c12_6", value),
-        7 => msr!("s3_4_c12_c12_7", value),
-        8 => msr!("s3_4_c12_c13_0", value),
-        9 => msr!("s3_4_c12_c13_1", value),
-        10 => msr!("s3_4_c12_c13_2", value),
-        11 => msr!("s3_4_c12_c13_3", value),
-        12 => msr!("s3_4_c12_c13_4", value),
-        13 => msr!("s3_4_c12_c13_5", value),
-        14 => msr!("s3_4_c12_c13_6", value),
-        15 => msr!("s3_4_c12_c13_7", value),
+        0 => ICH_LR0_EL2.set(value),
+        1 => ICH_LR1_EL2.set(value),
+        2 => ICH_LR2_EL2.set(value),
+        3 => ICH_LR3_EL2.set(value),
+        4 => ICH_LR4_EL2.set(value),
+        5 => ICH_LR5_EL2.set(value),
+        6 => ICH_LR6_EL2.set(value),
+        7 => ICH_LR7_EL2.set(value),
+        8 => ICH_LR8_EL2.set(value),
+        9 => ICH_LR9_EL2.set(value),
+        10 => ICH_LR10_EL2.set(value),
+        11 => ICH_LR11_EL2.set(value),
+        12 => ICH_LR12_EL2.set(value),
+        13 => ICH_LR13_EL2.set(value),
+        14 => ICH_LR14_EL2.set(value),
+        15 => ICH_LR15_EL2.set(value),
         _ => {}
     }
 }
@@ -224,22 +249,22 @@ pub fn write_lr(n: usize, value: u64) {
 #[inline(always)]
 pub fn read_lr(n: usize) -> u64 {
     match n {
-        0 => mrs!("s3_4_c12_c12_0"),
-        1 => mrs!("s3_4_c12_c12_1"),
-        2 => mrs!("s3_4_c12_c12_2"),
-        3 => mrs!("s3_4_c12_c12_3"),
-        4 => mrs!("s3_4_c12_c12_4"),
-        5 => mrs!("s3_4_c12_c12_5"),
-        6 => mrs!("s3_4_c12_c12_6"),
-        7 => mrs!("s3_4_c12_c12_7"),
-        8 => mrs!("s3_4_c12_c13_0"),
-        9 => mrs!("s3_4_c12_c13_1"),
-        10 => mrs!("s3_4_c12_c13_2"),
-        11 => mrs!("s3_4_c12_c13_3"),
-        12 => mrs!("s3_4_c12_c13_4"),
-        13 => mrs!("s3_4_c12_c13_5"),
-        14 => mrs!("s3_4_c12_c13_6"),
-        15 => mrs!("s3_4_c12_c13_7"),
+        0 => ICH_LR0_EL2.get(),
+        1 => ICH_LR1_EL2.get(),
+        2 => ICH_LR2_EL2.get(),
+        3 => ICH_LR3_EL2.get(),
+        4 => ICH_LR4_EL2.get(),
+        5 => ICH_LR5_EL2.get(),
+        6 => ICH_LR6_EL2.get(),
+        7 => ICH_LR7_EL2.get(),
+        8 => ICH_LR8_EL2.get(),
+        9 => ICH_LR9_EL2.get(),
+        10 => ICH_LR10_EL2.get(),
+        11 => ICH_LR11_EL2.get(),
+        12 => ICH_LR12_EL2.get(),
+        13 => ICH_LR13_EL2.get(),
+        14 => ICH_LR14_EL2.get(),
+        15 => ICH_LR15_EL2.get(),
         _ => 0,
     }
 }
@@ -350,18 +375,26 @@ impl GicBackend for GicV3 {
             })
             .unwrap_or_else(|_| panic!("SGI and PPI numbers are valid"));
         }
-        // ICC_SRE_EL2: SRE, DFB, DIB, and Enable (EL1 may use its system registers).
-        msr!("s3_4_c12_c9_5", 0xf);
+        // The system register interface (SRE), IRQ and FIQ bypass off (DIB,
+        // DFB), and EL1 may use its system registers (ENABLE).
+        ICC_SRE_EL2.write(
+            ICC_SRE_EL2::SRE::SET
+                + ICC_SRE_EL2::DFB::SET
+                + ICC_SRE_EL2::DIB::SET
+                + ICC_SRE_EL2::ENABLE::SET,
+        );
         // SAFETY: a context synchronisation barrier.
         unsafe { core::arch::asm!("isb", options(nomem, nostack, preserves_flags)) };
-        msr!("s3_0_c4_c6_0", 0xff); // ICC_PMR_EL1: every priority passes
-        msr!("s3_0_c12_c12_3", 0); // ICC_BPR1_EL1
-        msr!("s3_0_c12_c12_4", 1 << 1); // ICC_CTLR_EL1: EOImode = 1 (drop and deactivate split)
-        msr!("s3_0_c12_c12_7", 1); // ICC_IGRPEN1_EL1: group 1 on
-        // ICH_HCR_EL2.En: the virtual CPU interface is on.
-        msr!("s3_4_c12_c11_0", 1);
-        msr!("s3_4_c12_c11_7", 0); // ICH_VMCR_EL2: the guest programs its own
-        let count = (mrs!("s3_4_c12_c11_1") & 0x1f) as usize + 1; // ICH_VTR_EL2.ListRegs + 1
+        // Every priority passes.
+        ICC_PMR_EL1.write(ICC_PMR_EL1::Priority.val(0xff));
+        ICC_BPR1_EL1.write(ICC_BPR1_EL1::BinaryPoint.val(0));
+        // Priority drop and deactivation split (see the module's doc).
+        ICC_CTLR_EL1.write(ICC_CTLR_EL1::EOImode::DropOnly);
+        ICC_IGRPEN1_EL1.write(ICC_IGRPEN1_EL1::Enable::SET);
+        // The virtual CPU interface is on.
+        ICH_HCR_EL2.write(ICH_HCR_EL2::En::SET);
+        ICH_VMCR_EL2.set(0); // the guest programs its own
+        let count = ICH_VTR_EL2.read(ICH_VTR_EL2::ListRegs) as usize + 1;
         LIST_REGISTERS.store(count, core::sync::atomic::Ordering::Relaxed);
         for n in 0..list_register_count() {
             write_lr(n, 0);
@@ -371,19 +404,20 @@ impl GicBackend for GicV3 {
     /// Acknowledges the highest-priority pending group-1 interrupt.
     #[inline(always)]
     fn acknowledge() -> u32 {
-        (mrs!("s3_0_c12_c12_0") & 0xff_ffff) as u32 // ICC_IAR1_EL1
+        ICC_IAR1_EL1.read(ICC_INTID::INTID) as u32
     }
 
     /// Drops the running priority (EOImode 1: does not deactivate).
     #[inline(always)]
     fn priority_drop(intid: u32) {
-        msr!("s3_0_c12_c12_1", u64::from(intid)); // ICC_EOIR1_EL1
+        // A plain `set`: `intid` is an acknowledged INTID, within the field.
+        ICC_EOIR1_EL1.set(u64::from(intid));
     }
 
     /// Deactivates an interrupt the hypervisor consumed itself.
     #[inline(always)]
     fn deactivate(intid: u32) {
-        msr!("s3_0_c12_c11_1", u64::from(intid)); // ICC_DIR_EL1
+        ICC_DIR_EL1.set(u64::from(intid));
     }
 
     /// Sends physical SGI `intid` to the CPU with affinity `mpidr`.
@@ -392,7 +426,7 @@ impl GicBackend for GicV3 {
         // SAFETY: barriers order earlier stores (the state the target will read)
         // before the SGI; no memory is accessed.
         unsafe { core::arch::asm!("dsb ish", options(nostack, preserves_flags)) };
-        msr!("s3_0_c12_c11_5", value); // ICC_SGI1R_EL1
+        ICC_SGI1R_EL1.set(value);
         // SAFETY: a context synchronisation barrier.
         unsafe { core::arch::asm!("isb", options(nomem, nostack, preserves_flags)) };
     }
@@ -489,7 +523,7 @@ impl GicBackend for GicV3 {
     /// while at most one list register holds an interrupt) when `underflow`.
     #[inline(always)]
     fn set_underflow(underflow: bool) {
-        msr!("s3_4_c12_c11_0", 1 | (u64::from(underflow) << 1));
+        ICH_HCR_EL2.write(ICH_HCR_EL2::En::SET + ICH_HCR_EL2::UIE.val(u64::from(underflow)));
     }
 
     /// The virtual CPU interface as a powered-on PE finds it: no list register
@@ -501,29 +535,29 @@ impl GicBackend for GicV3 {
         for n in 0..list_register_count() {
             write_lr(n, 0);
         }
-        msr!("s3_4_c12_c8_0", 0); // ICH_AP0R0_EL2
-        msr!("s3_4_c12_c9_0", 0); // ICH_AP1R0_EL2
+        ICH_AP0R0_EL2.set(0);
+        ICH_AP1R0_EL2.set(0);
         // More active-priority registers exist only with more priority bits
         // (ICH_VTR_EL2.PREbits > 5: 6 bits use AP<n>R1, 7 bits AP<n>R1..3).
-        let pre_bits = ((mrs!("s3_4_c12_c11_1") >> 26) & 0x7) + 1;
+        let pre_bits = ICH_VTR_EL2.read(ICH_VTR_EL2::PREbits) + 1;
         if pre_bits >= 6 {
-            msr!("s3_4_c12_c8_1", 0); // ICH_AP0R1_EL2
-            msr!("s3_4_c12_c9_1", 0); // ICH_AP1R1_EL2
+            ICH_AP0R1_EL2.set(0);
+            ICH_AP1R1_EL2.set(0);
         }
         if pre_bits >= 7 {
-            msr!("s3_4_c12_c8_2", 0);
-            msr!("s3_4_c12_c8_3", 0);
-            msr!("s3_4_c12_c9_2", 0);
-            msr!("s3_4_c12_c9_3", 0);
+            ICH_AP0R2_EL2.set(0);
+            ICH_AP0R3_EL2.set(0);
+            ICH_AP1R2_EL2.set(0);
+            ICH_AP1R3_EL2.set(0);
         }
-        msr!("s3_4_c12_c11_7", 0); // ICH_VMCR_EL2
-        msr!("s3_4_c12_c11_0", 1); // ICH_HCR_EL2.En
+        ICH_VMCR_EL2.set(0);
+        ICH_HCR_EL2.write(ICH_HCR_EL2::En::SET);
     }
 
     /// Turns the virtual CPU interface off and empties the list registers (a
     /// stopped vCPU).
     fn disable_virtual_interface() {
-        msr!("s3_4_c12_c11_0", 0);
+        ICH_HCR_EL2.write(ICH_HCR_EL2::En::CLEAR);
         for n in 0..list_register_count() {
             write_lr(n, 0);
         }
@@ -540,8 +574,8 @@ impl GicBackend for GicV3 {
             return None;
         }
         let group1 = match access.reg {
-            ICC_SGI1R_EL1 => true,
-            ICC_ASGI1R_EL1 | ICC_SGI0R_EL1 => false,
+            SGI1R_ENCODING => true,
+            ASGI1R_ENCODING | SGI0R_ENCODING => false,
             _ => return None,
         };
         Some(SgiWrite {

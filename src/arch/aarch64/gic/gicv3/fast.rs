@@ -125,7 +125,7 @@ pub const KICK_DRAINED: u32 = 0x1_0000;
 pub(in crate::arch) const SGI1R_ESR: u32 = (0x18 << 26) | (1 << 25) | sgi1r_iss();
 
 const fn sgi1r_iss() -> u32 {
-    let reg = super::ICC_SGI1R_EL1;
+    let reg = super::SGI1R_ENCODING;
     let (op0, op1, crn, crm, op2) = (
         reg >> 14,
         (reg >> 11) & 7,
@@ -135,7 +135,7 @@ const fn sgi1r_iss() -> u32 {
     );
     (op0 << 20) | (op2 << 17) | (op1 << 14) | (crn << 10) | (crm << 1)
 }
-const _: () = assert!(super::ICC_SGI1R_EL1 == sysreg(3, 0, 12, 11, 5));
+const _: () = assert!(super::SGI1R_ENCODING == sysreg(3, 0, 12, 11, 5));
 
 /// ICH_LR<n>_EL2 of a pending group-1 interrupt with priority 0 and INTID
 /// 0, without and with the HW bit, as the Rust path encodes them: only bits
