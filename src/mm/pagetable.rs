@@ -228,7 +228,9 @@ fn decode_arm(desc: u64, level: usize, is_normal: impl Fn(u64) -> bool) -> Entry
 pub enum El2Stage1 {}
 
 /// MAIR_EL2: Attr0 = 0x00 (Device-nGnRnE), Attr1 = 0xff (Normal, inner and
-/// outer write-back, read/write-allocate).
+/// outer write-back, read/write-allocate). `arch` writes it as
+/// `aarch64-cpu`'s fields, checked equal to this at compile time (as
+/// TCR_EL2 and VTCR_EL2 below).
 pub const MAIR_EL2_VALUE: u64 = 0xff << 8;
 
 impl Format for El2Stage1 {

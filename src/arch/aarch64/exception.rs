@@ -5,7 +5,14 @@
 //! Every trapped instruction Bulkhead handles is an A64 instruction of 4
 //! bytes (AArch32 at EL1 is refused), so skipping one adds 4 to ELR_EL2.
 
-use super::{mrs, msr};
+use aarch64_cpu::registers::{
+    CNTV_CTL_EL0, ELR_EL1, ELR_EL2, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2, SPSR_EL1, SPSR_EL2,
+    TPIDR_EL2, VBAR_EL1,
+};
+use tock_registers::fields::FieldValue;
+use tock_registers::interfaces::{Readable, Writeable};
+
+use super::sysreg::fields;
 
 /// The syndrome registers of the exit being handled.
 #[derive(Clone, Copy, Debug)]
@@ -21,7 +28,9 @@ pub struct Syndrome {
 /// Reads a syndrome register of the exit being handled as a pure value:
 /// none changes while the exit is handled (EL2 takes no exception that
 /// returns into a handler), so the compiler may read it only on the paths
-/// that use it (FAR and HPFAR: aborts only).
+/// that use it (FAR and HPFAR: aborts only). Not `aarch64-cpu`'s ESR_EL2,
+/// FAR_EL2 and HPFAR_EL2 here: their reads are volatile `asm!`, which the
+/// compiler must keep on every path, the exits' hot ones included.
 macro_rules! mrs_syndrome {
     ($reg:literal) => {{
         let value: u64;
@@ -48,33 +57,37 @@ pub fn syndrome() -> Syndrome {
 /// ESR_EL2 alone, where the other syndrome registers are not needed.
 #[inline(always)]
 pub fn esr() -> u64 {
-    mrs!("esr_el2")
+    ESR_EL2.get()
 }
 
 /// The guest's PC at the exit (ELR_EL2): the instruction that trapped or
 /// the one to resume.
 #[inline(always)]
 pub fn guest_pc() -> u64 {
-    mrs!("elr_el2")
+    ELR_EL2.get()
 }
 
 /// Resumes the guest after the trapped instruction.
 #[inline(always)]
 pub fn skip_instruction() {
-    msr!("elr_el2", mrs!("elr_el2") + 4);
+    ELR_EL2.set(ELR_EL2.get() + 4);
 }
 
 /// Whether the exit came from the guest's EL0 (SPSR_EL2.M is EL0t).
 #[inline(always)]
 pub fn from_el0() -> bool {
-    mrs!("spsr_el2") & 0xf == 0
+    SPSR_EL2.matches_all(SPSR_EL2::M::EL0t)
 }
 
-/// SPSR_EL2.M of an exception taken from EL1t and EL1h.
-const M_EL1T: u64 = 0b0100;
-const M_EL1H: u64 = 0b0101;
 /// SPSR after taking an exception to EL1: EL1h with D, A, I and F masked.
-const SPSR_EL1H_MASKED: u64 = 0x3c5;
+/// Also the state a vCPU starts in.
+pub(super) const SPSR_EL1H_MASKED: FieldValue<u64, SPSR_EL2::Register> = fields(&[
+    SPSR_EL2::M::EL1h,
+    SPSR_EL2::D::Masked,
+    SPSR_EL2::A::Masked,
+    SPSR_EL2::I::Masked,
+    SPSR_EL2::F::Masked,
+]);
 
 /// Makes the guest take a synchronous exception at the instruction that
 /// exited, as the architecture would: ESR_EL1 = `esr`, FAR_EL1 = FAR_EL2
@@ -83,36 +96,36 @@ const SPSR_EL1H_MASKED: u64 = 0x3c5;
 /// it was (current EL with SP_EL0 +0x0, with SP_EL1 +0x200, lower EL +0x400).
 pub fn inject_sync(esr: u64, with_far: bool) {
     if with_far {
-        msr!("far_el1", mrs!("far_el2"));
+        FAR_EL1.set(FAR_EL2.get());
     }
-    let spsr = mrs!("spsr_el2");
-    let offset = match spsr & 0xf {
-        M_EL1T => 0x000,
-        M_EL1H => 0x200,
+    let spsr = SPSR_EL2.extract();
+    let offset = match spsr.read_as_enum(SPSR_EL2::M) {
+        Some(SPSR_EL2::M::Value::EL1t) => 0x000,
+        Some(SPSR_EL2::M::Value::EL1h) => 0x200,
         _ => 0x400,
     };
-    msr!("esr_el1", esr);
-    msr!("elr_el1", mrs!("elr_el2"));
-    msr!("spsr_el1", spsr);
-    msr!("elr_el2", mrs!("vbar_el1") + offset);
-    msr!("spsr_el2", SPSR_EL1H_MASKED);
+    ESR_EL1.set(esr);
+    ELR_EL1.set(ELR_EL2.get());
+    SPSR_EL1.set(spsr.get());
+    ELR_EL2.set(VBAR_EL1.get() + offset);
+    SPSR_EL2.write(SPSR_EL1H_MASKED);
 }
 
 /// Stops the guest's virtual timer (CNTV_CTL_EL0 = 0: disabled, so its
 /// interrupt deasserts).
 #[inline(always)]
 pub fn stop_guest_timer() {
-    msr!("cntv_ctl_el0", 0);
+    CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::CLEAR + CNTV_CTL_EL0::IMASK::CLEAR);
 }
 
 /// Points TPIDR_EL2 at this CPU's per-CPU block (`arch::percpu`).
 #[inline(always)]
 pub fn set_per_cpu(block: u64) {
-    msr!("tpidr_el2", block);
+    TPIDR_EL2.set(block);
 }
 
 /// This CPU's per-CPU block, as [`set_per_cpu`] left it.
 #[inline(always)]
 pub fn per_cpu() -> u64 {
-    mrs!("tpidr_el2")
+    TPIDR_EL2.get()
 }

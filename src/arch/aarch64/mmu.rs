@@ -4,11 +4,54 @@
 
 use core::arch::asm;
 
+use aarch64_cpu::registers::{MAIR_EL2, SCTLR_EL2, TCR_EL2, TTBR0_EL2};
+use tock_registers::fields::FieldValue;
+use tock_registers::interfaces::Writeable;
+
+use super::sysreg::{fields, unnamed_bits_set};
 use crate::config::{BoardConfig, GicConfig};
 use crate::mm::PhysAddr;
 use crate::mm::pagetable::{
     El2Stage1, MAIR_EL2_VALUE, MapError, MemKind, PageTable, TCR_EL2_VALUE, Table, TableAlloc,
 };
+
+/// MAIR_EL2 field by field: `mm::pagetable`'s `MAIR_EL2_VALUE` (the
+/// attribute indexes its descriptors use; that module is host-tested,
+/// without `aarch64-cpu`), checked equal below.
+const MAIR: FieldValue<u64, MAIR_EL2::Register> = fields(&[
+    MAIR_EL2::Attr0_Device::nonGathering_nonReordering_noEarlyWriteAck,
+    MAIR_EL2::Attr1_Normal_Outer::WriteBack_NonTransient_ReadWriteAlloc,
+    MAIR_EL2::Attr1_Normal_Inner::WriteBack_NonTransient_ReadWriteAlloc,
+]);
+const _: () = assert!(MAIR.value == MAIR_EL2_VALUE);
+
+/// TCR_EL2 field by field: `mm::pagetable`'s `TCR_EL2_VALUE`, checked
+/// equal below. RES1 bits 31 and 23 are not named by `aarch64-cpu`.
+const TCR: FieldValue<u64, TCR_EL2::Register> = fields(&[
+    unnamed_bits_set((1 << 31) | (1 << 23)),
+    TCR_EL2::PS::Bits_40,
+    TCR_EL2::TG0::KiB_4,
+    TCR_EL2::SH0::Inner,
+    TCR_EL2::ORGN0::WriteBack_ReadAlloc_WriteAlloc_Cacheable,
+    TCR_EL2::IRGN0::WriteBack_ReadAlloc_WriteAlloc_Cacheable,
+    TCR_EL2::T0SZ.val(25),
+]);
+const _: () = assert!(TCR.value == TCR_EL2_VALUE);
+
+/// SCTLR_EL2 (E2H = 0) with the MMU on: M (MMU), C (data cache), SA (stack
+/// alignment check), I (instruction cache), EIS and EOS (exception entry
+/// and return synchronise context: RES1 without FEAT_ExS), and the RES1
+/// bits `aarch64-cpu` does not name (29, 28, 23, 18, 16, 5, 4).
+const SCTLR: FieldValue<u64, SCTLR_EL2::Register> = fields(&[
+    unnamed_bits_set(0x3085_0030),
+    SCTLR_EL2::EIS::IsSynch,
+    SCTLR_EL2::EOS::IsSynch,
+    SCTLR_EL2::M::Enable,
+    SCTLR_EL2::C::Cacheable,
+    SCTLR_EL2::SA::Enable,
+    SCTLR_EL2::I::Cacheable,
+]);
+const _: () = assert!(SCTLR.value == 0x30c5_183d);
 
 /// Tables for the EL2 map: a level-1 table and a few level-2/3 tables for
 /// ranges that are not 1 GiB blocks. Enough for any board we describe.
@@ -88,19 +131,19 @@ pub fn build(board: &BoardConfig) -> Result<(), MapError> {
 /// Switches the EL2 MMU and caches on with the map [`build`] made.
 pub fn enable() {
     let root = *ROOT.get().expect("EL2 map built before any CPU enables it");
-    super::msr!("mair_el2", MAIR_EL2_VALUE);
-    super::msr!("tcr_el2", TCR_EL2_VALUE);
-    super::msr!("ttbr0_el2", root.0);
-    // SCTLR_EL2 (E2H = 0): RES1 bits, M (MMU), C (data cache), SA (stack
-    // alignment check), I (instruction cache).
-    const SCTLR: u64 = 0x30c5_0830 | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 12);
+    MAIR_EL2.write(MAIR);
+    TCR_EL2.write(TCR);
+    TTBR0_EL2.set_baddr(root.0);
+    // Not `SCTLR_EL2.write`: the MMU goes on in one sequence with the TLB
+    // invalidation and barriers around it, which the compiler may not
+    // split or move memory accesses into.
     // SAFETY: the map is an identity map of all RAM (code, data, stacks) and
     // the devices the hypervisor uses, so every address in use stays valid.
     unsafe {
         asm!(
             "tlbi alle2", "dsb nsh", "isb",
             "msr sctlr_el2, {v}", "isb",
-            v = in(reg) SCTLR,
+            v = in(reg) SCTLR.value,
             options(nostack)
         )
     };

@@ -22,6 +22,16 @@ mod vectors;
 
 use core::arch::{asm, global_asm};
 
+use aarch64_cpu::registers::{
+    CNTFRQ_EL0, CNTHCTL_EL2, CNTHP_CTL_EL2, CNTPCT_EL0, CNTV_CTL_EL0, CNTVOFF_EL2, CPACR_EL1,
+    ELR_EL2, HCR_EL2, MDCR_EL2, MIDR_EL1, MPIDR_EL1, SCTLR_EL1, SPSR_EL2, VMPIDR_EL2, VTCR_EL2,
+    VTTBR_EL2,
+};
+use tock_registers::fields::FieldValue;
+use tock_registers::interfaces::{Readable, Writeable};
+
+use sysreg::{CNTHP_TVAL_EL2, CTR_EL0, DCZID_EL0, PMCR_EL0, VPIDR_EL2, fields, unnamed_bits_set};
+
 /// Bytes of EL2 stack per physical CPU.
 pub const STACK_SIZE: usize = 16 * 1024;
 /// Most physical CPUs a board may have (the configuration check enforces it).
@@ -77,7 +87,8 @@ pub fn stack_top(slot: usize) -> u64 {
     base + ((slot + 1) * STACK_SIZE) as u64
 }
 
-/// Reads a system register by name.
+/// Reads a system register by name: for the typed definitions of
+/// [`sysreg`] only.
 macro_rules! mrs {
     ($reg:literal) => {{
         let value: u64;
@@ -89,8 +100,9 @@ macro_rules! mrs {
     }};
 }
 
-/// Writes a system register by name. Only for registers that configure the
-/// GIC's CPU interfaces or the guest's EL1 context, which cannot break the
+/// Writes a system register by name: for the typed definitions of
+/// [`sysreg`] only, registers that configure the GIC's CPU interfaces, the
+/// EL2 timer or the guest's EL1 context, which cannot break the
 /// hypervisor's own memory safety.
 macro_rules! msr {
     ($reg:literal, $value:expr) => {{
@@ -105,7 +117,11 @@ pub(in crate::arch) use {mrs, msr};
 
 /// MPIDR_EL1's affinity fields (Aff3, Aff2, Aff1, Aff0).
 pub fn mpidr() -> u64 {
-    mrs!("mpidr_el1") & 0xff_00ff_ffff
+    const AFFINITY: u64 = MPIDR_EL1::Aff3::SET.value
+        | MPIDR_EL1::Aff2::SET.value
+        | MPIDR_EL1::Aff1::SET.value
+        | MPIDR_EL1::Aff0::SET.value;
+    MPIDR_EL1.get() & AFFINITY
 }
 
 /// Calls the firmware's PSCI (SMC conduit, SMCCC 1.1).
@@ -168,22 +184,22 @@ pub const HYP_TIMER_INTID: u32 = 26;
 /// it is armed already and has not fired (then its deadline stands: no
 /// system register is written).
 pub fn hyp_timer_arm_us(us: u64) {
-    if mrs!("cnthp_ctl_el2") & 0b101 == 0b001 {
+    if CNTHP_CTL_EL2.matches_all(CNTHP_CTL_EL2::ENABLE::SET + CNTHP_CTL_EL2::ISTATUS::CLEAR) {
         return;
     }
-    let ticks = mrs!("cntfrq_el0") / 1_000_000 * us;
-    msr!("cnthp_tval_el2", ticks.max(1));
-    msr!("cnthp_ctl_el2", 1); // ENABLE, IMASK clear
+    let ticks = CNTFRQ_EL0.get() / 1_000_000 * us;
+    CNTHP_TVAL_EL2.set(ticks.max(1));
+    CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::SET + CNTHP_CTL_EL2::IMASK::CLEAR);
 }
 
 /// Stops this CPU's EL2 physical timer (its interrupt deasserts).
 pub fn hyp_timer_disarm() {
-    msr!("cnthp_ctl_el2", 0);
+    CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::CLEAR + CNTHP_CTL_EL2::IMASK::CLEAR);
 }
 
 /// Whether this CPU's EL2 physical timer is armed and has expired.
 pub fn hyp_timer_fired() -> bool {
-    mrs!("cnthp_ctl_el2") & 0b101 == 0b101 // ISTATUS and ENABLE
+    CNTHP_CTL_EL2.matches_all(CNTHP_CTL_EL2::ENABLE::SET + CNTHP_CTL_EL2::ISTATUS::SET)
 }
 
 /// The guest's EL1 starting state, for one vCPU.
@@ -200,7 +216,7 @@ pub struct GuestStart {
 
 /// The physical counter (CNTPCT_EL0).
 pub fn physical_counter() -> u64 {
-    mrs!("cntpct_el0")
+    CNTPCT_EL0.get()
 }
 
 /// HCR_EL2 for a running guest: VM (stage 2), SWIO, FMO, IMO, AMO (physical
@@ -219,16 +235,18 @@ pub fn physical_counter() -> u64 {
 /// what a guest should tune for; VPIDR/VMPIDR already give it its own
 /// identity), TWI/TWE (WFI and WFE idle the vCPU's own physical CPU: there
 /// is nothing else to run on it).
-pub const HCR_GUEST: u64 = (1 << 0)
-    | (1 << 1)
-    | (1 << 3)
-    | (1 << 4)
-    | (1 << 5)
-    | (1 << 19)
-    | (1 << 20)
-    | (1 << 21)
-    | (1 << 22)
-    | (1 << 31);
+pub const HCR_GUEST: FieldValue<u64, HCR_EL2::Register> = fields(&[
+    HCR_EL2::VM::Enable,
+    HCR_EL2::SWIO::SET,
+    HCR_EL2::FMO::EnableVirtualFIQ,
+    HCR_EL2::IMO::EnableVirtualIRQ,
+    HCR_EL2::AMO::SET,
+    HCR_EL2::TSC::EnableTrapEl1SmcToEl2,
+    HCR_EL2::TIDCP::SET,
+    HCR_EL2::TACR::SET,
+    HCR_EL2::TSW::SET,
+    HCR_EL2::RW::EL1IsAarch64,
+]);
 
 /// MDCR_EL2 for a running guest: TPM and TPMCR (every performance-monitor
 /// register traps and is UNDEFINED for the guest, whose device tree
@@ -238,34 +256,60 @@ pub const HCR_GUEST: u64 = (1 << 0)
 /// EL1's, as the field must not exceed N). TDE, TDA, TDOSA, TDRA clear:
 /// the debug registers are the guest's own PE's, shared with nobody, and
 /// with debug exceptions routed to EL1 none is taken at EL2.
-fn mdcr_guest() -> u64 {
-    let counters = (mrs!("pmcr_el0") >> 11) & 0x1f;
-    counters | (1 << 5) | (1 << 6) | (1 << 17)
+fn mdcr_guest() -> FieldValue<u64, MDCR_EL2::Register> {
+    MDCR_EL2::HPMN.val(PMCR_EL0.read(PMCR_EL0::N))
+        + MDCR_EL2::TPMCR::SET
+        + MDCR_EL2::TPM::SET
+        + MDCR_EL2::HPMD::SET
 }
+
+/// VTCR_EL2 for the stage-2 tables, field by field: `mm::pagetable`'s
+/// `VTCR_EL2_VALUE` (which says why each field is what it is; that module
+/// is host-tested, without `aarch64-cpu`), checked equal below.
+const VTCR_GUEST: FieldValue<u64, VTCR_EL2::Register> = fields(&[
+    VTCR_EL2::RES1::SET,
+    VTCR_EL2::PS::PA_40B_1TB,
+    VTCR_EL2::TG0::Granule4KB,
+    VTCR_EL2::SH0::Inner,
+    VTCR_EL2::ORGN0::NormalWBRAWA,
+    VTCR_EL2::IRGN0::NormalWBRAWA,
+    VTCR_EL2::SL0::Granule4KBLevel1,
+    VTCR_EL2::T0SZ.val(25),
+]);
+const _: () = assert!(VTCR_GUEST.value == crate::mm::pagetable::VTCR_EL2_VALUE);
+
+/// SCTLR_EL1 at reset: MMU and caches off, and its RES1 bits, which
+/// `aarch64-cpu` does not name (29 LSMAOE, 28 nTLSMD, 23 SPAN, 22 EIS,
+/// 20 TSCXT, 11 EOS: RES1 without the features that define them).
+const SCTLR_EL1_RESET: FieldValue<u64, SCTLR_EL1::Register> = fields(&[
+    unnamed_bits_set(0x30d0_0800),
+    SCTLR_EL1::M::Disable,
+    SCTLR_EL1::C::NonCacheable,
+    SCTLR_EL1::I::NonCacheable,
+]);
 
 /// Sets up this CPU's EL1 context and stage 2 for `start` and enters it.
 /// EL1 registers are the architecture's reset values, so every entry (boot,
 /// CPU_ON after CPU_OFF) starts alike.
 pub fn enter_guest(start: &GuestStart, stack_top: u64) -> ! {
-    msr!(
-        "vttbr_el2",
-        (u64::from(start.vmid) << 48) | start.stage2_root
+    VTTBR_EL2.write(
+        VTTBR_EL2::VMID.val(u64::from(start.vmid)) + VTTBR_EL2::BADDR.val(start.stage2_root >> 1),
     );
-    msr!("vtcr_el2", crate::mm::pagetable::VTCR_EL2_VALUE);
-    msr!("vmpidr_el2", start.vmpidr | (1 << 31));
-    msr!("vpidr_el2", mrs!("midr_el1"));
+    VTCR_EL2.write(VTCR_GUEST);
+    VMPIDR_EL2.set(start.vmpidr | VMPIDR_EL2::RES1::SET.value);
+    VPIDR_EL2.set(MIDR_EL1.get());
     // EL1 may read the physical counter (EL1PCTEN), not program the physical timer.
-    msr!("cnthctl_el2", 1 << 0);
-    msr!("cntvoff_el2", start.cntvoff);
-    // SCTLR_EL1 reset state: MMU and caches off, RES1 bits set.
-    msr!("sctlr_el1", 0x30d0_0800);
-    msr!("cpacr_el1", 0);
-    msr!("cntv_ctl_el0", 0);
-    msr!("hcr_el2", HCR_GUEST);
-    msr!("mdcr_el2", mdcr_guest());
-    // EL1h with D, A, I, F masked.
-    msr!("spsr_el2", 0x3c5);
-    msr!("elr_el2", start.entry);
+    CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCTEN::SET + CNTHCTL_EL2::EL1PCEN::CLEAR);
+    CNTVOFF_EL2.set(start.cntvoff);
+    SCTLR_EL1.write(SCTLR_EL1_RESET);
+    // Reset state: FP/SIMD, SVE and trace accesses trap to EL1.
+    CPACR_EL1
+        .write(CPACR_EL1::FPEN::TrapEl0El1 + CPACR_EL1::ZEN::TrapEl0El1 + CPACR_EL1::TTA::NoTrap);
+    CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::CLEAR + CNTV_CTL_EL0::IMASK::CLEAR);
+    HCR_EL2.write(HCR_GUEST);
+    MDCR_EL2.write(mdcr_guest());
+    SPSR_EL2.write(exception::SPSR_EL1H_MASKED);
+    ELR_EL2.set(start.entry);
     // SAFETY: invalidates this VMID's stale stage-1+2 TLB entries; no memory access.
     unsafe { asm!("isb", "tlbi vmalls12e1", "dsb nsh", "isb", options(nostack)) };
     // SAFETY: ELR/SPSR/HCR/VTTBR describe a guest whose memory the stage-2
@@ -281,9 +325,9 @@ pub fn enter_guest(start: &GuestStart, stack_top: u64) -> ! {
 /// The range is memory the hypervisor maps as Normal and nothing else uses
 /// while it is zeroed.
 pub unsafe fn zero(start: u64, len: u64) {
-    let dczid = mrs!("dczid_el0");
-    let block = 4u64 << (dczid & 0xf);
-    let permitted = dczid & (1 << 4) == 0;
+    let dczid = DCZID_EL0.extract();
+    let block = 4u64 << dczid.read(DCZID_EL0::BS);
+    let permitted = !dczid.is_set(DCZID_EL0::DZP);
     if !permitted || !start.is_multiple_of(block) || !len.is_multiple_of(block) {
         // SAFETY: the caller's contract.
         unsafe { core::ptr::write_bytes(start as *mut u8, 0, len as usize) };
@@ -301,7 +345,7 @@ pub unsafe fn zero(start: u64, len: u64) {
 /// coherency, so a guest that starts with its MMU (and caches) off sees
 /// what the hypervisor wrote, then invalidates the instruction cache.
 pub fn clean_for_guest(start: u64, len: u64) {
-    let line = 4u64 << ((mrs!("ctr_el0") >> 16) & 0xf);
+    let line = 4u64 << CTR_EL0.read(CTR_EL0::DminLine);
     let mut at = start & !(line - 1);
     while at < start + len {
         // SAFETY: cache maintenance by address on memory this hypervisor maps.
