@@ -123,7 +123,7 @@ fn sysreg_access(frame: &mut TrapFrame, access: SysRegAccess) {
         // A system register the hypervisor does not emulate (the
         // performance monitors among them) is UNDEFINED for the
         // guest, as on hardware that lacks it.
-        _ => inject_undefined(),
+        _ => exception::inject_undefined(),
     }
 }
 
@@ -235,7 +235,7 @@ fn call(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize) {
 fn data_abort(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize, abort: DataAbort) {
     if let Some((gic_frame, offset)) = interrupts::frame_of(part, abort.ipa) {
         if !abort.valid {
-            return inject_abort(abort.write);
+            return exception::inject_external_abort(abort.write);
         }
         if abort.write {
             let value = abort.store_value(frame.reg(abort.reg));
@@ -259,7 +259,7 @@ fn data_abort(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize, abort
         super::runtime_of().stop(p, fault(kind, v, Some(abort.ipa)))
     };
     if !abort.valid {
-        return inject_abort(abort.write);
+        return exception::inject_external_abort(abort.write);
     }
     let offset = abort.ipa.0 - base.0;
     if abort.write {
@@ -273,20 +273,6 @@ fn data_abort(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize, abort
         frame.set_reg(abort.reg, abort.load_value(u64::from(raw)));
     }
     exception::skip_instruction();
-}
-
-/// Makes the guest take an Undefined Instruction exception at EL1, as the
-/// architecture would for an instruction it does not implement.
-fn inject_undefined() {
-    exception::inject_sync(1 << 25, false); // EC 0 (unknown reason), IL = 1
-}
-
-/// Makes the guest take a synchronous external abort for its data access
-/// (`write`): ESR_EL1 a data abort of its own exception level (EC 0x25 from
-/// EL1, 0x24 from EL0), DFSC 0b010000, WnR; FAR_EL1 the faulting address.
-fn inject_abort(write: bool) {
-    let ec: u64 = if exception::from_el0() { 0x24 } else { 0x25 };
-    exception::inject_sync(ec << 26 | 1 << 25 | u64::from(write) << 6 | 0b01_0000, true);
 }
 
 /// A self-IPI that `fast.S` sent (pending bit set, trap counted, ELR

@@ -12,7 +12,7 @@ use aarch64_cpu::registers::{
 use tock_registers::fields::FieldValue;
 use tock_registers::interfaces::{Readable, Writeable};
 
-use super::sysreg::fields;
+use super::sysreg::{ISS_DATA_ABORT, fields};
 
 /// The syndrome registers of the exit being handled.
 #[derive(Clone, Copy, Debug)]
@@ -89,12 +89,36 @@ pub(super) const SPSR_EL1H_MASKED: FieldValue<u64, SPSR_EL2::Register> = fields(
     SPSR_EL2::F::Masked,
 ]);
 
+/// Makes the guest take an Undefined Instruction exception at EL1, as the
+/// architecture would for an instruction it does not implement: ESR_EL1
+/// EC 0 (unknown reason), IL.
+pub fn inject_undefined() {
+    inject_sync((ESR_EL1::EC::Unknown + ESR_EL1::IL::SET).value, false);
+}
+
+/// Makes the guest take a synchronous external abort for its data access
+/// (`write`): ESR_EL1 a data abort of its own exception level (EC 0x25 from
+/// EL1, 0x24 from EL0), DFSC 0b010000, WnR; FAR_EL1 the faulting address.
+pub fn inject_external_abort(write: bool) {
+    let ec = if from_el0() {
+        ESR_EL1::EC::DataAbortLowerEL
+    } else {
+        ESR_EL1::EC::DataAbortCurrentEL
+    };
+    let iss =
+        ISS_DATA_ABORT::WnR.val(u64::from(write)) + ISS_DATA_ABORT::DFSC::SynchronousExternalAbort;
+    inject_sync(
+        (ec + ESR_EL1::IL::SET + ESR_EL1::ISS.val(iss.value)).value,
+        true,
+    );
+}
+
 /// Makes the guest take a synchronous exception at the instruction that
 /// exited, as the architecture would: ESR_EL1 = `esr`, FAR_EL1 = FAR_EL2
 /// when `with_far` (an abort), ELR_EL1 and SPSR_EL1 the interrupted state,
 /// and the guest resumes at its vector table's synchronous entry for where
 /// it was (current EL with SP_EL0 +0x0, with SP_EL1 +0x200, lower EL +0x400).
-pub fn inject_sync(esr: u64, with_far: bool) {
+fn inject_sync(esr: u64, with_far: bool) {
     if with_far {
         FAR_EL1.set(FAR_EL2.get());
     }

@@ -12,7 +12,9 @@
 //! - ICH_ELRSR_EL2, the empty list registers (the crate has the other ICH_*
 //!   registers);
 //! - CNTHP_TVAL_EL2 (the crate has CNTHP_CTL_EL2 only), VPIDR_EL2,
-//!   PMCR_EL0, DCZID_EL0 and CTR_EL0.
+//!   PMCR_EL0, DCZID_EL0 and CTR_EL0;
+//! - the fields of a data abort's ISS in ESR_ELx (the crate's ESR_EL1 has
+//!   the ISS as one field).
 //!
 //! Only the fields the hypervisor uses are named. Each access is the one
 //! `mrs`/`msr` instruction, inlined: a `write` of constant fields is one
@@ -138,6 +140,15 @@ register_bitfields! {u64,
         DZP OFFSET(4) NUMBITS(1) [],
         /// Log2 of the DC ZVA block size in words.
         BS OFFSET(0) NUMBITS(4) [],
+    ],
+    /// ESR_ELx.ISS of a data abort.
+    pub ISS_DATA_ABORT [
+        /// Write not Read: the access was a write.
+        WnR OFFSET(6) NUMBITS(1) [],
+        /// Data Fault Status Code.
+        DFSC OFFSET(0) NUMBITS(6) [
+            SynchronousExternalAbort = 0b01_0000,
+        ],
     ],
     /// Cache Type Register.
     pub CTR_EL0 [
