@@ -133,7 +133,9 @@ pub fn enable() {
     let root = *ROOT.get().expect("EL2 map built before any CPU enables it");
     MAIR_EL2.write(MAIR);
     TCR_EL2.write(TCR);
-    TTBR0_EL2.set_baddr(root.0);
+    // The root table's address is the register as it stands (BADDR, CnP
+    // 0): not `set_baddr`, whose masking costs an instruction.
+    TTBR0_EL2.set(root.0);
     // Not `SCTLR_EL2.write`: the MMU goes on in one sequence with the TLB
     // invalidation and barriers around it, which the compiler may not
     // split or move memory accesses into.

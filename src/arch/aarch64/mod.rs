@@ -292,9 +292,10 @@ const SCTLR_EL1_RESET: FieldValue<u64, SCTLR_EL1::Register> = fields(&[
 /// EL1 registers are the architecture's reset values, so every entry (boot,
 /// CPU_ON after CPU_OFF) starts alike.
 pub fn enter_guest(start: &GuestStart, stack_top: u64) -> ! {
-    VTTBR_EL2.write(
-        VTTBR_EL2::VMID.val(u64::from(start.vmid)) + VTTBR_EL2::BADDR.val(start.stage2_root >> 1),
-    );
+    // The root table's address is BADDR as it stands (4 KiB aligned, below
+    // 2^48): ORed in, not through `BADDR.val`, whose masking costs an
+    // instruction.
+    VTTBR_EL2.set(VTTBR_EL2::VMID.val(u64::from(start.vmid)).value | start.stage2_root);
     VTCR_EL2.write(VTCR_GUEST);
     VMPIDR_EL2.set(start.vmpidr | VMPIDR_EL2::RES1::SET.value);
     VPIDR_EL2.set(MIDR_EL1.get());
