@@ -2,20 +2,25 @@
 //! partitions reach it through `console`.
 
 use tock_registers::interfaces::{Readable, Writeable};
-use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite};
+use tock_registers::{register_bitfields, register_structs};
+
+register_bitfields! {u32,
+    /// The flag register.
+    FR [
+        /// The transmit FIFO is full.
+        TXFF OFFSET(5) NUMBITS(1) [],
+    ]
+}
 
 register_structs! {
     Regs {
         (0x00 => dr: ReadWrite<u32>),
         (0x04 => _reserved0),
-        (0x18 => fr: ReadOnly<u32>),
+        (0x18 => fr: ReadOnly<u32, FR::Register>),
         (0x1c => @END),
     }
 }
-
-/// FR.TXFF: the transmit FIFO is full.
-const FR_TXFF: u32 = 1 << 5;
 
 /// A PL011 at a fixed address (an address, not a reference: tock-registers
 /// blocks are not `Sync`).
@@ -41,7 +46,7 @@ impl Pl011 {
     /// if it is full. Never waits.
     pub fn try_write_byte(&mut self, byte: u8) -> bool {
         let regs = self.regs();
-        if regs.fr.get() & FR_TXFF != 0 {
+        if regs.fr.is_set(FR::TXFF) {
             return false;
         }
         regs.dr.set(u32::from(byte));
@@ -52,7 +57,7 @@ impl Pl011 {
     /// power-off only: see `hyp::output`).
     pub fn write_byte(&mut self, byte: u8) {
         let regs = self.regs();
-        while regs.fr.get() & FR_TXFF != 0 {}
+        while regs.fr.is_set(FR::TXFF) {}
         regs.dr.set(u32::from(byte));
     }
 }
