@@ -49,6 +49,17 @@ fn main() {
             std::process::exit(1);
         }
     }
+    // Which build this is, for scripts that read OUT_DIR (scripts/bench.sh
+    // measures the default one, fast paths on, whichever was built last).
+    let features = if env::var_os("CARGO_FEATURE_FAST_PATHS").is_some() {
+        "fast-paths\n"
+    } else {
+        ""
+    };
+    if let Err(e) = std::fs::write(out_dir.join("features"), features) {
+        eprintln!("error: {}: {e}", out_dir.join("features").display());
+        std::process::exit(1);
+    }
     let script = root.join("linker/hypervisor.ld");
     println!("cargo:rerun-if-changed={}", script.display());
     println!("cargo:rustc-link-search={}", out_dir.display());

@@ -51,11 +51,18 @@ scripts/setup.sh
 image=$(scripts/build.sh --config tests/configs/bench.toml)
 examples=$root/target/bulkhead/aarch64-unknown-none/release/examples
 guest_elf=$examples/bench-irq
-# The newest build script output of the hypervisor (the one just built).
+# The newest build script output of the hypervisor with its fast paths on
+# (the one just built: a BULKHEAD_FAST_PATHS=off build, scripts/test.sh's
+# second run, has its own, which build.rs marks in `features`).
 build_dir=
 for dir in target/bulkhead/aarch64-unknown-none-softfloat/release/build/bulkhead-*/out; do
+    grep -qx fast-paths "$dir/features" 2>/dev/null || continue
     [ -n "$build_dir" ] && [ ! "$dir" -nt "$build_dir" ] || build_dir=$dir
 done
+if [ -z "$build_dir" ]; then
+    echo "bench.sh: no build output of the hypervisor with its fast paths on" >&2
+    exit 1
+fi
 
 # Freeze what is measured: the builds may be redone by someone else meanwhile.
 rm -rf "$out"
