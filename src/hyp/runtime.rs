@@ -7,6 +7,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::arch;
+use crate::arch::gic::{Gic, GicBackend};
 use crate::config::{BoardConfig, Config, PartitionConfig};
 use crate::console::pl011::Pl011 as Pl011Model;
 use crate::mm::pagetable::{MapError, MemKind, PageTable, Stage2, Table, TableAlloc};
@@ -191,6 +192,11 @@ impl Runtime {
             }
             for d in p.devices {
                 s2.map(&mut tables, d.ipa, d.phys, d.size, MemKind::Device)
+                    .map_err(map_err)?;
+            }
+            // The guest's CPU interface, where the GIC has it in memory.
+            if let Some((ipa, frame, size)) = Gic::guest_cpu_interface(&config.board.gic) {
+                s2.map(&mut tables, ipa, frame, size, MemKind::Device)
                     .map_err(map_err)?;
             }
             let control = new_control_page().ok_or(BuildError::NoMemory { partition: p.name })?;

@@ -38,6 +38,7 @@ use crate::arch::sysreg::{
     ICC_INTID, ICC_PMR_EL1, ICC_SGI1R_EL1, ICH_ELRSR_EL2,
 };
 use crate::config::GicConfig;
+use crate::mm::{Ipa, PhysAddr};
 use crate::trap::{SysRegAccess, sysreg};
 use crate::vgic::lr::{Entry, ListRegisters, format};
 use crate::vgic::sgi::SgiRequest;
@@ -561,6 +562,12 @@ impl GicBackend for GicV3 {
         for n in 0..list_register_count() {
             write_lr(n, 0);
         }
+    }
+
+    /// The guest's CPU interface is its ICC_* system registers, which the
+    /// hardware redirects to ICH_*: nothing to map.
+    fn guest_cpu_interface(_gic: &GicConfig) -> Option<(Ipa, PhysAddr, u64)> {
+        None
     }
 
     #[inline(always)]

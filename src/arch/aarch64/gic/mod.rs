@@ -28,6 +28,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64};
 use bulkhead_abi::control::ControlPage;
 
 use crate::config::GicConfig;
+use crate::mm::{Ipa, PhysAddr};
 use crate::trap::SysRegAccess;
 use crate::vgic::lr::ListRegisters;
 use crate::vgic::sgi::SgiRequest;
@@ -127,6 +128,11 @@ pub trait GicBackend {
     fn reset_virtual_interface();
     /// The virtual CPU interface off and empty (a stopped vCPU).
     fn disable_virtual_interface();
+    /// The window stage 2 maps for a guest's own CPU interface when it is
+    /// memory-mapped, as (guest address, physical frame, size): on GICv2
+    /// the GICV frame at the guest's GICC address. `None` where the
+    /// virtual CPU interface is system registers (GICv3's ICC_* to ICH_*).
+    fn guest_cpu_interface(gic: &GicConfig) -> Option<(Ipa, PhysAddr, u64)>;
 
     /// Decodes a trapped system-register write that generates SGIs; `None`
     /// for any other register (and always on a backend whose guests send
