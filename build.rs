@@ -50,15 +50,23 @@ fn main() {
         }
     }
     // Which build this is, for scripts that read OUT_DIR (scripts/bench.sh
-    // measures the default one, fast paths on, whichever was built last).
+    // measures its configuration's build with the fast paths on, whatever
+    // else was built since: clippy and the fast-paths-off build have their
+    // own OUT_DIRs).
     let features = if env::var_os("CARGO_FEATURE_FAST_PATHS").is_some() {
         "fast-paths\n"
     } else {
         ""
     };
-    if let Err(e) = std::fs::write(out_dir.join("features"), features) {
-        eprintln!("error: {}: {e}", out_dir.join("features").display());
-        std::process::exit(1);
+    let marks = [
+        ("features", features.to_string()),
+        ("config", format!("{}\n", config.display())),
+    ];
+    for (name, text) in marks {
+        if let Err(e) = std::fs::write(out_dir.join(name), text) {
+            eprintln!("error: {}: {e}", out_dir.join(name).display());
+            std::process::exit(1);
+        }
     }
     let script = root.join("linker/hypervisor.ld");
     println!("cargo:rerun-if-changed={}", script.display());

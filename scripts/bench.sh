@@ -51,16 +51,19 @@ scripts/setup.sh
 image=$(scripts/build.sh --config tests/configs/bench.toml)
 examples=$root/target/bulkhead/aarch64-unknown-none/release/examples
 guest_elf=$examples/bench-irq
-# The newest build script output of the hypervisor with its fast paths on
-# (the one just built: a BULKHEAD_FAST_PATHS=off build, scripts/test.sh's
-# second run, has its own, which build.rs marks in `features`).
+# The build script output of the image just built: the newest for the
+# benchmark's configuration with the fast paths on (build.rs marks each
+# OUT_DIR's `features` and `config`: clippy, a BULKHEAD_FAST_PATHS=off
+# build and other configurations leave theirs beside it).
 build_dir=
+bench_config=$(realpath tests/configs/bench.toml) # as build.sh passes it
 for dir in target/bulkhead/aarch64-unknown-none-softfloat/release/build/bulkhead-*/out; do
     grep -qx fast-paths "$dir/features" 2>/dev/null || continue
+    grep -qxF "$bench_config" "$dir/config" 2>/dev/null || continue
     [ -n "$build_dir" ] && [ ! "$dir" -nt "$build_dir" ] || build_dir=$dir
 done
 if [ -z "$build_dir" ]; then
-    echo "bench.sh: no build output of the hypervisor with its fast paths on" >&2
+    echo "bench.sh: no build output of tests/configs/bench.toml with the fast paths on" >&2
     exit 1
 fi
 
