@@ -45,7 +45,7 @@ use std::sync::{Once, OnceLock};
 use std::time::Instant;
 
 use bulkhead::config::MemoryRegion;
-use bulkhead::console::pl011::{self, Effect, Pl011};
+use bulkhead::console::pl011::{self, Effect, Pl011, Received};
 use bulkhead::console::{LINE_MAX, LineBuffer};
 use bulkhead::hypercall::Hypercall;
 use bulkhead::mm::{Ipa, PhysAddr};
@@ -885,29 +885,33 @@ fn console_line() {
 // ---------------------------------------------------------------------------
 
 #[derive(Clone, Copy)]
-struct Mmio {
-    write: bool,
-    offset: u64,
-    size: u8,
-    value: u64,
+enum UartOp {
+    Access {
+        write: bool,
+        offset: u64,
+        size: u8,
+        value: u64,
+    },
+    Receive(u8),
 }
 
-impl Debug for Mmio {
+impl Debug for UartOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.write {
-            write!(
-                f,
-                "write {:#x}/{} = {:#x}",
-                self.offset, self.size, self.value
-            )
-        } else {
-            write!(f, "read {:#x}/{}", self.offset, self.size)
+        match *self {
+            UartOp::Access {
+                write: true,
+                offset,
+                size,
+                value,
+            } => write!(f, "write {offset:#x}/{size} = {value:#x}"),
+            UartOp::Access { offset, size, .. } => write!(f, "read {offset:#x}/{size}"),
+            UartOp::Receive(b) => write!(f, "receive {b:#04x}"),
         }
     }
 }
 
 #[derive(Clone, Debug)]
-struct UartCase(Vec<Mmio>);
+struct UartCase(Vec<UartOp>);
 
 impl Case for UartCase {
     fn smaller(&self) -> Vec<Self> {
@@ -947,77 +951,159 @@ fn gen_uart(r: &mut Rng) -> UartCase {
         0x000, 0x004, 0x018, 0x020, 0x024, 0x028, 0x02c, 0x030, 0x034, 0x038, 0x03c, 0x040, 0x044,
         0x048, 0xfe0, 0xfe4, 0xfe8, 0xfec, 0xff0, 0xff4, 0xff8, 0xffc, 0xfdc, 0x1000,
     ];
-    let n = 1 + r.index(24);
+    let n = 1 + r.index(48);
     UartCase(
         (0..n)
-            .map(|_| Mmio {
-                write: r.bool(),
-                offset: gen_offset_near(r, &KNOWN, pl011::SIZE),
-                size: gen_size(r),
-                value: r.interesting(),
+            .map(|_| {
+                if r.percent(30) {
+                    return UartOp::Receive(r.u8());
+                }
+                let offset = gen_offset_near(r, &KNOWN, pl011::SIZE);
+                // Writes to the registers that decide receiving: mostly on.
+                let value = match offset {
+                    pl011::CR if r.percent(80) => {
+                        u64::from(pl011::CR_UARTEN | pl011::CR_RXE | pl011::CR_TXE)
+                    }
+                    pl011::LCR_H if r.percent(70) => u64::from(pl011::LCR_H_FEN),
+                    _ => r.interesting(),
+                };
+                UartOp::Access {
+                    write: r.bool(),
+                    offset,
+                    size: gen_size(r),
+                    value,
+                }
             })
             .collect(),
     )
 }
 
-/// PL011 registers that read back (IBRD, FBRD, LCR_H, CR, IFLS, IMSC).
-fn uart_slot(offset: u64) -> Option<usize> {
-    match offset {
-        0x024..=0x038 if offset.is_multiple_of(4) => Some(((offset - 0x24) / 4) as usize),
-        _ => None,
-    }
+/// PL011 registers that read back what was written (ILPR, IBRD, FBRD,
+/// LCR_H, CR, IFLS, DMACR).
+fn uart_readback(offset: u64) -> bool {
+    matches!(offset, 0x020..=0x034 | 0x048) && offset.is_multiple_of(4)
 }
 
 fn check_uart(c: &UartCase) -> u64 {
     const ID: [u8; 8] = [0x11, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
     let mut uart = Pl011::new();
-    let mut model = [0u32; 6];
-    for a in &c.0 {
-        // Natural alignment, as `u64::is_multiple_of` has it (size 0: only 0).
-        let aligned = a
-            .offset
-            .checked_rem(u64::from(a.size))
-            .map_or(a.offset == 0, |r| r == 0);
-        let inside = a.offset < pl011::SIZE && aligned;
-        if a.write {
-            let effect = uart.write(a.offset, a.size, a.value);
-            let want = if inside && a.offset == pl011::DR {
-                Effect::Byte(a.value as u8)
-            } else {
-                Effect::None
-            };
-            assert_eq!(effect, want, "{a:?}");
-            if let Some(slot) = uart_slot(a.offset).filter(|_| inside) {
-                model[slot] = a.value as u32;
+    let mut readback = std::collections::HashMap::<u64, u32>::new();
+    readback.insert(pl011::CR, pl011::CR_RESET);
+    readback.insert(pl011::IFLS, pl011::IFLS_RESET);
+    // The reference receive FIFO: what went in, in order.
+    let mut fifo = std::collections::VecDeque::<u8>::new();
+    let mut line = false;
+    for op in &c.0 {
+        match *op {
+            UartOp::Receive(b) => {
+                let room = uart.rx_room();
+                let on = uart.receiving();
+                let got = uart.receive(b);
+                let want = if !on {
+                    Received::Off
+                } else if room == 0 {
+                    Received::Overrun
+                } else {
+                    Received::Taken
+                };
+                assert_eq!(got, want, "receive {b:#x}");
+                if got == Received::Taken {
+                    fifo.push_back(b);
+                }
             }
-        } else {
-            let value = uart.read(a.offset, a.size);
-            let known = a.offset == pl011::FR
-                || ((0xfe0..=0xffc).contains(&a.offset) && a.offset % 4 == 0)
-                || uart_slot(a.offset).is_some();
-            if !known {
-                assert_eq!(value, 0, "{a:?}: an unknown offset reads as zero");
+            UartOp::Access {
+                write,
+                offset,
+                size,
+                value,
+            } => {
+                // Natural alignment, as `u64::is_multiple_of` has it (size 0: only 0).
+                let aligned = offset
+                    .checked_rem(u64::from(size))
+                    .map_or(offset == 0, |r| r == 0);
+                let inside = offset < pl011::SIZE && aligned;
+                if write {
+                    let effect = uart.write(offset, size, value);
+                    let want = if inside && offset == pl011::DR {
+                        Effect::Byte(value as u8)
+                    } else {
+                        Effect::None
+                    };
+                    assert_eq!(effect, want, "{op:?}");
+                    if inside && uart_readback(offset) {
+                        let old = readback.insert(offset, value as u32).unwrap_or(0);
+                        if offset == pl011::LCR_H && (old ^ value as u32) & pl011::LCR_H_FEN != 0 {
+                            fifo.clear();
+                        }
+                    }
+                } else {
+                    let got = uart.read(offset, size);
+                    let want = if !inside {
+                        Some(0)
+                    } else if offset == pl011::DR {
+                        Some(fifo.pop_front().map_or(0, u32::from))
+                    } else if (0xfe0..=0xffc).contains(&offset) && offset % 4 == 0 {
+                        Some(u32::from(ID[((offset - 0xfe0) / 4) as usize]))
+                    } else if uart_readback(offset) {
+                        Some(readback.get(&offset).copied().unwrap_or(0))
+                    } else if [pl011::RSR, pl011::FR, pl011::IMSC, pl011::RIS, pl011::MIS]
+                        .contains(&offset)
+                    {
+                        None
+                    } else {
+                        Some(0)
+                    };
+                    match want {
+                        // Received data in order; bit 11 may flag an overrun.
+                        Some(w) if offset == pl011::DR && inside => {
+                            assert_eq!(got & !pl011::DR_OE, w, "{op:?}")
+                        }
+                        Some(w) => assert_eq!(got, w, "{op:?}"),
+                        None => {}
+                    }
+                }
             }
-            let want = if !inside {
-                0
-            } else if a.offset == pl011::FR {
-                pl011::FR_IDLE
-            } else if (0xfe0..=0xffc).contains(&a.offset) && a.offset % 4 == 0 {
-                u32::from(ID[((a.offset - 0xfe0) / 4) as usize])
-            } else {
-                uart_slot(a.offset).map_or(0, |s| model[s])
-            };
-            assert_eq!(value, want, "{a:?}");
+        }
+        // The flags, the status registers and the line agree with the FIFO.
+        let fr = uart.read(pl011::FR, 4);
+        assert_eq!(uart.rx_count(), fifo.len());
+        assert_eq!(fr & pl011::FR_RXFE != 0, fifo.is_empty(), "FR {fr:#x}");
+        assert_eq!(
+            fr & pl011::FR_RXFF != 0,
+            fifo.len() == uart.depth(),
+            "FR {fr:#x}"
+        );
+        assert_eq!(
+            fr & (pl011::FR_TXFF | pl011::FR_BUSY),
+            0,
+            "transmit never waits"
+        );
+        assert_eq!(fr & pl011::FR_TXFE, pl011::FR_TXFE);
+        let (ris, imsc, mis) = (
+            uart.read(pl011::RIS, 4),
+            uart.read(pl011::IMSC, 4),
+            uart.read(pl011::MIS, 4),
+        );
+        assert_eq!(mis, ris & imsc);
+        assert_eq!(imsc & !pl011::INT_ALL, 0);
+        if fifo.is_empty() {
+            assert_eq!(
+                ris & (pl011::INT_RX | pl011::INT_RT),
+                0,
+                "empty: no receive interrupt"
+            );
+        }
+        assert_eq!(uart.level(), mis != 0);
+        match uart.line_changed() {
+            Some(level) => {
+                assert_ne!(level, line, "a change is a change");
+                line = level;
+            }
+            None => assert_eq!(uart.level(), line, "an unreported change"),
         }
     }
-    // Whatever was written, the flag register still says idle, the IDs
-    // are intact and the registers hold exactly what was written.
-    assert_eq!(uart.read(pl011::FR, 4), pl011::FR_IDLE);
     assert_eq!(uart.read(0xfe0, 4), 0x11);
-    for (slot, &want) in model.iter().enumerate() {
-        assert_eq!(uart.read(0x24 + 4 * slot as u64, 4), want, "slot {slot}");
-    }
-    c.0.len() as u64 + 9
+    c.0.len() as u64 * 8
 }
 
 #[test]
@@ -4113,7 +4199,7 @@ fn harness_reports_seed_and_input() {
             |r| {
                 UartCase(
                     (0..20)
-                        .map(|_| Mmio {
+                        .map(|_| UartOp::Access {
                             write: true,
                             offset: r.below(0x40),
                             size: 4,
@@ -4125,7 +4211,9 @@ fn harness_reports_seed_and_input() {
             |c| {
                 // Wrong on purpose: a write to DR does produce a byte.
                 for a in &c.0 {
-                    assert!(a.offset != 0, "planted failure");
+                    if let UartOp::Access { offset, .. } = a {
+                        assert!(*offset != 0, "planted failure");
+                    }
                 }
                 1
             },

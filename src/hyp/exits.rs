@@ -262,14 +262,28 @@ fn data_abort(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize, abort
         return exception::inject_external_abort(abort.write);
     }
     let offset = abort.ipa.0 - base.0;
+    let value = if abort.write {
+        abort.store_value(frame.reg(abort.reg))
+    } else {
+        0
+    };
+    let (effect, raw) = {
+        let mut uart = part.pl011.lock();
+        let done = if abort.write {
+            (uart.write(offset, abort.size, value), 0)
+        } else {
+            (pl011::Effect::None, uart.read(offset, abort.size))
+        };
+        // Its interrupt line follows the model (under the model's lock).
+        let (change, level) = (uart.line_changed(), uart.level());
+        interrupts::pl011_line(part, v, change, level);
+        done
+    };
     if abort.write {
-        let value = abort.store_value(frame.reg(abort.reg));
-        let effect = part.pl011.lock().write(offset, abort.size, value);
         if let pl011::Effect::Byte(byte) = effect {
             output::partition_write(part, p, core::iter::once(byte));
         }
     } else {
-        let raw = part.pl011.lock().read(offset, abort.size);
         frame.set_reg(abort.reg, abort.load_value(u64::from(raw)));
     }
     exception::skip_instruction();

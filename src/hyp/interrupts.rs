@@ -9,6 +9,7 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::Ordering;
 
+use bulkhead_abi::board::CONSOLE_PL011_INTID;
 use bulkhead_abi::control::ControlPage;
 
 use crate::arch::gic::{Gic, GicBackend};
@@ -408,7 +409,7 @@ pub fn power_off(part: &Partition, v: usize) {
 pub fn configure_physical_at_boot(runtime: &Runtime, part: &Partition) {
     use core::sync::atomic::Ordering::Relaxed;
     let vgic = &part.vgic;
-    for spi in vgic.spis() {
+    for spi in vgic.spis().iter().filter(|s| s.forwarded.load(Relaxed)) {
         // At reset every SPI routes to vCPU 0.
         let mpidr = runtime.mpidr_of(part.config.cpus[0]);
         let on = vgic.group1_enabled() && spi.enabled.load(Relaxed);
@@ -484,7 +485,9 @@ fn sync_physical(part: &Partition, spis: u32, vtimers: u32) {
         }
     }
     for (i, spi) in vgic.spis().iter().enumerate() {
-        if spis & 1 << i == 0 {
+        // A purely virtual SPI (the emulated PL011's) has no physical side:
+        // its INTID in the machine is not the partition's.
+        if spis & 1 << i == 0 || !spi.forwarded.load(Relaxed) {
             continue;
         }
         // Routed to no vCPU (IROUTER names none): disabled physically, so
@@ -595,6 +598,31 @@ pub fn mmio_write(part: &Partition, v: usize, frame: Frame, offset: u64, size: u
         }
         apply_physical(part, effects.physical);
         effects
+    };
+    apply(part, v, effects);
+}
+
+/// The emulated PL011's interrupt line, from vCPU `v`'s CPU after its
+/// model changed or was read: `change` is the new level if it changed,
+/// `level` the level now. A rise makes the interrupt pending for its
+/// target, a fall withdraws it (`vgic::regs::set_line`). A line that stays
+/// high is raised again when `v` is its target, so an instance the guest is
+/// handling (active) becomes active and pending, as a GIC keeps a level
+/// interrupt whose line has not dropped: the guest takes it again after
+/// its end of interrupt. The caller holds the partition's `pl011` lock, so
+/// two CPUs' changes reach the vGIC in the order the model took them.
+pub fn pl011_line(part: &Partition, v: usize, change: Option<bool>, level: bool) {
+    let Some(spi) = part.vgic.spi(CONSOLE_PL011_INTID) else {
+        return;
+    };
+    let high = match change {
+        Some(high) => high,
+        None if level && usize::from(spi.target.load(Ordering::Relaxed)) == v => true,
+        None => return,
+    };
+    let effects = {
+        let _model = part.vgic_lock.lock();
+        regs::set_line(&part.vgic, CONSOLE_PL011_INTID, high)
     };
     apply(part, v, effects);
 }

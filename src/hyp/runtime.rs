@@ -17,6 +17,7 @@ use crate::vgic::gate::Stats;
 use crate::vgic::sgi::AffinityMap;
 use crate::vgic::state::VgicState;
 use bulkhead_abi::Counter;
+use bulkhead_abi::board::CONSOLE_PL011_INTID;
 use bulkhead_abi::control::{self, ControlPage};
 use core::sync::atomic::AtomicU64;
 
@@ -225,11 +226,16 @@ impl Runtime {
                 p.image.bytes.len() / 1024,
                 p.entry
             );
-            let spis: Vec<u32> = p
+            let mut spis: Vec<u32> = p
                 .devices
                 .iter()
                 .flat_map(|d| d.interrupts.iter().copied())
                 .collect();
+            // The emulated PL011's: level-sensitive, purely virtual (raised
+            // from its model; the physical INTID is not the partition's).
+            if p.console_pl011.is_some() {
+                spis.push(CONSOLE_PL011_INTID);
+            }
             let vgic = VgicState::new(p.vmpidrs, &spis);
             // Its devices' SPIs and each vCPU's virtual timer are forwarded
             // from hardware (their pending and active states are the

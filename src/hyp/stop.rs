@@ -85,7 +85,12 @@ pub fn park() -> ! {
         // left raised would otherwise come back to the CPU it is routed
         // to as fast as this loop consumes it, for ever.
         if part.state.is_stopped() {
-            for spi in part.vgic.spis() {
+            for spi in part
+                .vgic
+                .spis()
+                .iter()
+                .filter(|s| s.forwarded.load(Ordering::Relaxed))
+            {
                 Gic::spi_enable(spi.intid, false);
             }
         }

@@ -149,17 +149,60 @@ pub fn write(
             redist::write(state, vcpu, reg, window.insert(value))
         }
     };
-    let mut withdraw = effects.withdraw;
+    request_withdrawals(state, effects.withdraw);
+    Ok(effects)
+}
+
+/// Raises the withdrawal request of the vCPUs in `withdraw` (after the
+/// `withdraw_*` bits that say what).
+fn request_withdrawals(state: &VgicState, mut withdraw: u32) {
     while withdraw != 0 {
         let t = withdraw.trailing_zeros() as usize;
         withdraw &= withdraw - 1;
         if let Some(private) = state.private.get(t) {
-            private
-                .withdraw_requested
-                .store(true, core::sync::atomic::Ordering::Release);
+            private.withdraw_requested.store(true, Ordering::Release);
         }
     }
-    Ok(effects)
+}
+
+/// The line of `intid`, a level-sensitive SPI the partition owns with no
+/// physical counterpart (the emulated PL011's), is now `high`.
+///
+/// Raised, the interrupt is pending until the guest takes it: its target
+/// drains it (into a list register it becomes pending, or active and
+/// pending while the guest handles an earlier instance, as a GIC keeps a
+/// level interrupt whose line is still high). Lowered, its pending state
+/// is withdrawn wherever a vCPU holds it (an active instance stays
+/// active), so a guest never takes an interrupt whose line is low. The
+/// caller holds the vGIC lock, as for a register write; an INTID that is
+/// not such an SPI of the partition changes nothing.
+pub fn set_line(state: &VgicState, intid: u32, high: bool) -> Effects {
+    let mut effects = Effects::default();
+    let Some((i, spi)) = state
+        .spis()
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.intid == intid && !s.forwarded.load(Ordering::Relaxed))
+    else {
+        return effects;
+    };
+    if high {
+        spi.pending.store(true, Ordering::Release);
+        let target = usize::from(spi.target.load(Ordering::Relaxed));
+        if target < state.vcpus() {
+            effects.drain = 1 << target;
+        }
+    } else {
+        spi.pending.store(false, Ordering::Release);
+        for v in 0..state.vcpus() {
+            state.private[v]
+                .withdraw_spi_pending
+                .fetch_or(1 << i, Ordering::AcqRel);
+        }
+        effects.withdraw = (1u64 << state.vcpus()).wrapping_sub(1) as u32;
+        request_withdrawals(state, effects.withdraw);
+    }
+    effects
 }
 
 /// The GICD frame: 64 KiB.

@@ -21,6 +21,11 @@
 //! ISPENDR/ICPENDR/ISACTIVER/ICACTIVER writes, so the one physical
 //! interrupt and the guest's view of it never disagree.
 //!
+//! A purely virtual SPI (the emulated PL011's: not `forwarded`, level)
+//! has no physical interrupt behind it: its device model drives its line
+//! (`regs::set_line`): pending in 1 while the line is high, withdrawn from
+//! wherever it waits when the line drops.
+//!
 //! Withdrawal: a write that clears an interrupt's pending or active state,
 //! or disables it, records which interrupts each vCPU's CPU must take back
 //! out of its list registers and queue (`withdraw_*`); that CPU does it

@@ -14,6 +14,11 @@
 
 use core::fmt;
 
+/// The interrupt of a partition's emulated PL011 (`console_pl011`): SPI 1,
+/// where QEMU virt puts its UART, so guests written for that machine need
+/// no change. Purely virtual: the hypervisor raises it from its model.
+pub const CONSOLE_PL011_INTID: u32 = 33;
+
 /// Defines an address type: a `u64` newtype with the few operations
 /// addresses need, shown in hex.
 macro_rules! address {

@@ -35,9 +35,8 @@ pub const GICV2_DISTRIBUTOR_SIZE: u64 = 0x1000;
 pub const GICV2_CPU_INTERFACE_SIZE: u64 = 0x2000;
 /// GICv2 virtual interface control (GICH): 4 KiB.
 pub const GICV2_HYP_INTERFACE_SIZE: u64 = 0x1000;
-/// The emulated PL011's interrupt in a partition: SPI 1, where QEMU virt
-/// puts its UART, so guests written for that machine need no change.
-pub const PL011_INTID: u32 = 33;
+/// The emulated PL011's interrupt in a partition (the hypervisor's value).
+pub const PL011_INTID: u32 = bulkhead_abi::board::CONSOLE_PL011_INTID;
 /// Longest partition name: it prefixes every console line.
 pub const PARTITION_NAME_MAX: usize = 16;
 /// Longest board or device name.
@@ -868,7 +867,9 @@ fn check_partition(
         claims.devices.insert(dev_name.clone(), name.clone());
         devices.push(device.clone());
     }
-    let interrupts = devices.iter().map(|d| d.interrupts.len()).sum::<usize>();
+    // The emulated PL011's SPI is one of the partition's too.
+    let interrupts = devices.iter().map(|d| d.interrupts.len()).sum::<usize>()
+        + usize::from(p.console_pl011.is_some());
     if interrupts > MAX_PARTITION_SPIS {
         return Err(ctx.err(
             "devices",

@@ -944,3 +944,36 @@ fn owned_private_interrupts_are_the_sgis_and_the_timer() {
     assert_eq!(owned_private(32), None);
     assert_eq!(owned_private(u32::MAX), None);
 }
+
+/// A level-sensitive SPI without a physical counterpart (the emulated
+/// PL011's): raised, pending for its target; lowered, withdrawn from every
+/// vCPU; a forwarded one, or one the partition does not own, is left alone.
+#[test]
+fn a_virtual_line_raises_for_its_target_and_lowering_withdraws_everywhere() {
+    let s = VgicState::new(&VMPIDRS, &[33, 40]);
+    s.spi(40).unwrap().forwarded.store(true, SeqCst);
+    write(&s, D, gicd_irouter(33), 8, VMPIDRS[1]).unwrap();
+    let fx = set_line(&s, 33, true);
+    assert_eq!(fx.drain, 0b010, "its target");
+    assert_eq!(fx.withdraw, 0);
+    assert!(s.spi(33).unwrap().pending.load(SeqCst));
+    let fx = set_line(&s, 33, false);
+    assert_eq!(fx.drain, 0);
+    assert_eq!(fx.withdraw, 0b111);
+    assert!(!s.spi(33).unwrap().pending.load(SeqCst));
+    for v in 0..VMPIDRS.len() {
+        assert_eq!(
+            s.private[v].withdraw_spi_pending.load(SeqCst),
+            0b01,
+            "SPI index 0"
+        );
+        assert!(s.private[v].withdraw_requested.load(SeqCst));
+    }
+    // Routed to nobody: it waits pending, nobody drains.
+    write(&s, D, gicd_irouter(33), 8, 0x7f).unwrap();
+    assert_eq!(set_line(&s, 33, true).drain, 0);
+    assert!(s.spi(33).unwrap().pending.load(SeqCst));
+    assert_eq!(set_line(&s, 40, true), Effects::default(), "forwarded");
+    assert_eq!(set_line(&s, 34, true), Effects::default(), "not owned");
+    assert!(!s.spi(40).unwrap().pending.load(SeqCst));
+}

@@ -53,7 +53,7 @@ pub struct FastBlock {
     pub(in crate::arch) kick: [AtomicU64; MAX_VCPUS],
     /// How many of `spis` are the partition's SPIs.
     pub(in crate::arch) spi_count: AtomicU64,
-    /// &Spi of each SPI the partition owns.
+    /// &Spi of each SPI the partition owns that is forwarded from hardware.
     pub(in crate::arch) spis: [AtomicU64; state::MAX_SPIS],
 }
 
@@ -102,10 +102,19 @@ pub(super) fn fill(f: &FastBlock, fill: &FastFill<'_>) {
         );
         set(&f.kick[t], sgi1r_value(KICK_SGI, mpidr));
     }
-    for (slot, spi) in f.spis.iter().zip(fill.spis) {
+    // Only SPIs with a physical counterpart: a purely virtual one (the
+    // emulated PL011's) shares its INTID with a physical interrupt that is
+    // not the partition's, which must never be forwarded.
+    let mut count = 0;
+    for (slot, spi) in f.spis.iter().zip(
+        fill.spis
+            .iter()
+            .filter(|s| s.forwarded.load(Ordering::Relaxed)),
+    ) {
         set(slot, spi as *const _ as u64);
+        count += 1;
     }
-    set(&f.spi_count, fill.spis.len() as u64);
+    set(&f.spi_count, count);
     // Last: a non-zero page turns the fast paths on.
     f.page
         .store(fill.control as *const _ as u64, Ordering::Release);
