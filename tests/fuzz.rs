@@ -46,7 +46,7 @@ use std::time::Instant;
 
 use bulkhead::config::MemoryRegion;
 use bulkhead::console::pl011::{self, Effect, Pl011, Received};
-use bulkhead::console::{LINE_MAX, LineBuffer};
+use bulkhead::console::{Arbiter, LINE_MAX, Limits, OutRing, Sender};
 use bulkhead::hypercall::Hypercall;
 use bulkhead::mm::{Ipa, PhysAddr};
 use bulkhead::partition::{MAX_VCPUS, Power, Vcpu};
@@ -723,30 +723,37 @@ fn trap() {
 }
 
 // ---------------------------------------------------------------------------
-// console: LineBuffer
+// console: framing and the arbiter
 // ---------------------------------------------------------------------------
 
+/// What one step of the console case does.
 #[derive(Clone, Debug)]
 enum ConsoleOp {
-    Push(Bytes),
-    Take,
+    /// Partition `p` writes bytes.
+    Write(usize, Bytes),
+    /// A hypervisor line about partition `p`.
+    Hyp(usize),
+    /// Partition `p`'s CPU pumps, with the UART taking `room` bytes.
+    Pump(usize, usize),
+    /// Time passes (counter ticks).
+    Wait(u64),
 }
 
 #[derive(Clone, Debug)]
-struct LineCase(Vec<ConsoleOp>);
+struct ConsoleCase(Vec<ConsoleOp>);
 
-impl Case for LineCase {
+impl Case for ConsoleCase {
     fn smaller(&self) -> Vec<Self> {
-        let mut out: Vec<Self> = shorter(&self.0).into_iter().map(LineCase).collect();
+        let mut out: Vec<Self> = shorter(&self.0).into_iter().map(ConsoleCase).collect();
         // Then shorter byte runs.
         for (i, op) in self.0.iter().enumerate() {
-            if let ConsoleOp::Push(b) = op
+            if let ConsoleOp::Write(p, b) = op
                 && b.0.len() > 1
             {
                 for bytes in shorter(&b.0) {
                     let mut v = self.0.clone();
-                    v[i] = ConsoleOp::Push(Bytes(bytes));
-                    out.push(LineCase(v));
+                    v[i] = ConsoleOp::Write(*p, Bytes(bytes));
+                    out.push(ConsoleCase(v));
                 }
             }
         }
@@ -754,13 +761,19 @@ impl Case for LineCase {
     }
 }
 
+/// Each partition's own printable characters, so the output shows whose
+/// byte is where; control bytes are everybody's.
+const ALPHABETS: [&[u8]; 3] = [b"abcdefgh", b"ijklmnop", b"qrstuvwx"];
+const NAMES: [&str; 3] = ["p0", "p1", "partition-two"];
+const CONSOLE_HOLD: u64 = 20;
+const CONSOLE_IDLE: u64 = 50;
+
 /// A run of guest output: text of every length around LINE_MAX, newlines,
-/// carriage returns, escape sequences, control and high bytes.
-fn gen_output(r: &mut Rng) -> Vec<u8> {
-    let printable = |r: &mut Rng, n: usize| -> Vec<u8> {
-        (0..n).map(|_| r.between(0x20, 0x7e) as u8).collect()
-    };
-    match r.weighted(&[25, 15, 10, 10, 8, 8, 8, 8, 8]) {
+/// carriage returns, escape sequences, control characters.
+fn gen_output(r: &mut Rng, p: usize) -> Vec<u8> {
+    let printable =
+        |r: &mut Rng, n: usize| -> Vec<u8> { (0..n).map(|_| r.pick(ALPHABETS[p])).collect() };
+    match r.weighted(&[30, 10, 8, 15, 10, 10, 10]) {
         0 => {
             let n = r.index(40);
             printable(r, n)
@@ -777,107 +790,189 @@ fn gen_output(r: &mut Rng) -> Vec<u8> {
         4 => b"\r\n".to_vec(),
         5 => r
             .pick(&[
-                &b"\x1b[2J\x1b[H"[..],
-                b"\x1b]0;owned\x07",
-                b"\x08\x08\x08",
+                &b"\x1b[K"[..],
+                b"\x1b[2D",
+                b"\x08\x08",
                 b"\t",
+                b"\r",
+                b"\x07",
             ])
             .to_vec(),
-        6 => {
-            let n = r.index(20);
-            (0..n)
-                .map(|_| r.pick(&[0x00, 0x07, 0x08, 0x0b, 0x0c, 0x1b, 0x7f, 0x85, 0x9b]))
-                .collect()
-        }
-        7 => {
-            let n = r.index(20);
-            (0..n).map(|_| r.between(0x80, 0xff) as u8).collect()
-        }
         _ => {
-            let n = r.index(200);
-            (0..n).map(|_| r.u8()).collect()
+            let n = r.index(12);
+            (0..n)
+                .map(|_| r.pick(&[b'\r', b'\n', 0x00, 0x08, 0x1b, 0x7f, ALPHABETS[p][0]]))
+                .collect()
         }
     }
 }
 
-fn gen_lines(r: &mut Rng) -> LineCase {
-    let n = 1 + r.index(16);
-    LineCase(
+fn gen_console(r: &mut Rng) -> ConsoleCase {
+    let n = 1 + r.index(40);
+    ConsoleCase(
         (0..n)
             .map(|_| {
-                if r.one_in(8) {
-                    ConsoleOp::Take
-                } else {
-                    ConsoleOp::Push(Bytes(gen_output(r)))
+                let p = r.index(NAMES.len());
+                match r.weighted(&[35, 5, 45, 15]) {
+                    0 => ConsoleOp::Write(p, Bytes(gen_output(r, p))),
+                    1 => ConsoleOp::Hyp(p),
+                    2 => ConsoleOp::Pump(p, r.pick(&[0, 1, 3, 17, 64, 1 << 20])),
+                    _ => ConsoleOp::Wait(r.pick(&[
+                        1,
+                        CONSOLE_HOLD,
+                        CONSOLE_IDLE - 1,
+                        CONSOLE_IDLE,
+                        1000,
+                    ])),
                 }
             })
             .collect(),
     )
 }
 
-/// What a console line may hold: printable ASCII and tab, nothing that
-/// moves the cursor, at most LINE_MAX bytes.
-fn assert_clean_line(line: &[u8]) {
-    assert!(
-        line.len() <= LINE_MAX,
-        "a line of {} bytes (LINE_MAX {LINE_MAX})",
-        line.len()
-    );
-    assert!(
-        line.iter()
-            .all(|&b| b == b'\t' || (0x20..=0x7e).contains(&b)),
-        "a control or non-ASCII byte in a line: {:?}",
-        Bytes(line.to_vec())
-    );
-}
-
-/// The reference: carriage returns vanish, other control characters show
-/// as '.', a newline or a full buffer ends a line.
-fn reference_push(pending: &mut Vec<u8>, byte: u8) -> Option<Vec<u8>> {
-    match byte {
-        b'\n' => return Some(std::mem::take(pending)),
-        b'\r' => return None,
-        b'\t' | 0x20..=0x7e => pending.push(byte),
-        _ => pending.push(b'.'),
+/// Whose prefix `line` (a visible line, or a part of one after `\r`)
+/// starts with: a partition's index, or `NAMES.len()` for the hypervisor.
+fn prefix_owner(line: &[u8]) -> Option<usize> {
+    if line.starts_with(b"[bulkhead] ") {
+        return Some(NAMES.len());
     }
-    (pending.len() == LINE_MAX).then(|| std::mem::take(pending))
+    NAMES
+        .iter()
+        .position(|n| line.starts_with(format!("[{n}] ").as_bytes()))
 }
 
-fn check_lines(c: &LineCase) -> u64 {
-    let mut buf = LineBuffer::new();
-    let mut pending = Vec::new();
-    let mut calls = 0;
-    for op in &c.0 {
-        match op {
-            ConsoleOp::Push(bytes) => {
-                for &b in &bytes.0 {
-                    let got = buf.push(b).map(<[u8]>::to_vec);
-                    calls += 1;
-                    if let Some(line) = &got {
-                        assert_clean_line(line);
-                    }
-                    let want = reference_push(&mut pending, b);
-                    assert_eq!(got.map(Bytes), want.map(Bytes), "after pushing {b:#04x}");
-                }
+/// Checks the framing promises on what reached the UART and returns each
+/// partition's content (its bytes without the framing).
+fn check_framing(out: &[u8]) -> Vec<Vec<u8>> {
+    let mut content = vec![Vec::new(); NAMES.len()];
+    // Visible lines end with `\n`; the last may still be open.
+    for line in out.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        let owner = prefix_owner(line)
+            .unwrap_or_else(|| panic!("a line without a prefix: {:?}", Bytes(line.to_vec())));
+        // Every `\r` in a line is followed by nothing or the same prefix.
+        for (k, part) in line.split(|&b| b == b'\r').enumerate() {
+            if k > 0 && part.is_empty() {
+                continue;
             }
-            ConsoleOp::Take => {
-                let got = buf.take().map(<[u8]>::to_vec);
-                calls += 1;
-                if let Some(line) = &got {
-                    assert_clean_line(line);
-                    assert!(!line.is_empty(), "take() gave an empty line");
+            assert_eq!(
+                prefix_owner(part),
+                Some(owner),
+                "a part after a carriage return without its line's prefix: {:?}",
+                Bytes(line.to_vec())
+            );
+            if owner == NAMES.len() {
+                continue;
+            }
+            let prefix_len = NAMES[owner].len() + 3;
+            for &b in &part[prefix_len..] {
+                if b.is_ascii_lowercase() {
+                    assert!(
+                        ALPHABETS[owner].contains(&b),
+                        "{b:?} of another partition in a line of {}: {:?}",
+                        NAMES[owner],
+                        Bytes(line.to_vec())
+                    );
                 }
-                let want = (!pending.is_empty()).then(|| std::mem::take(&mut pending));
-                assert_eq!(got.map(Bytes), want.map(Bytes), "take()");
+                content[owner].push(b);
             }
         }
+    }
+    content
+}
+
+fn check_console(c: &ConsoleCase) -> u64 {
+    let arbiter = Arbiter::new();
+    let mut rings: Vec<OutRing> = (0..NAMES.len())
+        .map(|_| OutRing::new(Box::leak(vec![0; 1 << 16].into_boxed_slice())))
+        .collect();
+    let mut senders: Vec<Sender> = (0..NAMES.len()).map(|_| Sender::new()).collect();
+    let mut written = vec![Vec::new(); NAMES.len()];
+    let mut out = Vec::new();
+    let mut now = 0u64;
+    let mut pump =
+        |p: usize, room: usize, now: u64, rings: &mut Vec<OutRing>, out: &mut Vec<u8>| {
+            let limits = Limits {
+                now,
+                hold: CONSOLE_HOLD,
+                idle_after: CONSOLE_IDLE,
+                budget: 1 << 20,
+            };
+            let mut room = room;
+            let mut uart = |byte| {
+                if room == 0 {
+                    return false;
+                }
+                room -= 1;
+                out.push(byte);
+                true
+            };
+            senders[p].pump(
+                &mut rings[p],
+                (&arbiter, p as u32, NAMES[p]),
+                limits,
+                &mut uart,
+            )
+        };
+    let mut calls = 0;
+    for op in &c.0 {
+        calls += 1;
+        match op {
+            ConsoleOp::Write(p, bytes) => {
+                for &b in &bytes.0 {
+                    assert!(rings[*p].push(b, now), "the ring is large enough");
+                }
+                written[*p].extend_from_slice(&bytes.0);
+            }
+            ConsoleOp::Hyp(p) => {
+                assert!(rings[*p].push_hyp_line(&[b"[bulkhead] ", b"a hypervisor line"]));
+            }
+            ConsoleOp::Pump(p, room) => {
+                pump(*p, *room, now, &mut rings, &mut out);
+            }
+            ConsoleOp::Wait(ticks) => now += ticks,
+        }
+    }
+    // Everything drains: each partition in turn, the UART always ready,
+    // time moving on so idle lines yield.
+    for round in 0.. {
+        now += CONSOLE_IDLE;
+        let mut left = false;
+        for p in 0..NAMES.len() {
+            left |= pump(p, 1 << 20, now, &mut rings, &mut out);
+        }
+        if !left {
+            break;
+        }
+        assert!(round < 10_000, "the output never drained");
+        calls += 1;
+    }
+    let content = check_framing(&out);
+    // Nothing lost, nothing twice, in order: each partition's content is
+    // what it wrote but for its line ends and carriage returns.
+    for p in 0..NAMES.len() {
+        let strip = |v: &[u8]| -> Vec<u8> {
+            v.iter()
+                .copied()
+                .filter(|&b| b != b'\r' && b != b'\n')
+                .collect()
+        };
+        assert_eq!(
+            Bytes(strip(&content[p])),
+            Bytes(strip(&written[p])),
+            "{}'s content",
+            NAMES[p]
+        );
     }
     calls
 }
 
 #[test]
-fn console_line() {
-    fuzz("console_line", 6_000, gen_lines, check_lines);
+fn console_framing() {
+    fuzz("console_framing", 4_000, gen_console, check_console);
 }
 
 // ---------------------------------------------------------------------------
@@ -3006,13 +3101,6 @@ fn check_call(c: &CallCase) -> u64 {
             (pack_regs(&regs, len), len),
             "pack(unpack) round trip"
         );
-        // What reaches the console is whole, clean lines.
-        let mut buf = LineBuffer::new();
-        for b in bytes {
-            if let Some(line) = buf.push(b) {
-                assert_clean_line(line);
-            }
-        }
         calls += 2 + len as u64;
     }
     let n = unpack_console(&[x[2], x[3], x[4], x[5], x[6], x[7]], c.unpack_len).count();

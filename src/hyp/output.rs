@@ -1,30 +1,34 @@
 //! Output on the board UART: the hypervisor's own lines and each
-//! partition's, whole lines, with no partition ever waiting for another.
+//! partition's, character by character and framed (`console::framing`),
+//! with no partition ever waiting for another.
 //!
-//! A partition's finished lines go into its own ring (`Partition::output`,
-//! locked only by that partition's CPUs) and its CPUs move them to the UART
-//! in [`pump`]: at most [`BUDGET`] bytes a call, only while the UART's FIFO
-//! has room (never polling it), and only when the lock-free [`Arbiter`]
-//! gives the partition the next whole-line turn. What is left waits for the
-//! partition's next exit or for its CPU's retry timer (the EL2 physical
-//! timer, after [`RETRY_US`]): EL2 time spent on output is the writing
-//! partition's own, on its own CPUs. A partition that writes faster than the
-//! UART drains loses lines of its own ring (counted, and reported in its
-//! output when there is room again).
+//! A partition's bytes go into its own ring (`Partition::output`, locked
+//! only by that partition's CPUs) and its CPUs move them to the UART in
+//! [`pump`]: at most [`BUDGET`] bytes a call, only while the UART's FIFO
+//! has room (never polling it), and only while the lock-free [`Arbiter`]
+//! gives the partition the turn: a visible line at a time, round robin.
+//! A line starts to show when it is whole, or when its start has waited
+//! [`HOLD_US`] (a prompt); a line left open with nothing more to send keeps
+//! the turn for [`IDLE_US`] at most while another partition has output. What is
+//! left waits for the partition's next exit or for its CPU's retry timer
+//! (the EL2 physical timer, after [`RETRY_US`]): EL2 time spent on output
+//! is the writing partition's own, on its own CPUs. A partition that
+//! writes faster than the UART drains loses bytes of its own ring
+//! (counted, and reported in its output when there is room again).
 //!
 //! At boot and at power-off, when no partition runs, hypervisor lines are
 //! written synchronously; after boot a CPU's hypervisor lines (a stop
 //! report) go into the ring of the partition it runs.
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::arch::{self, pl011::Pl011};
-use crate::console::{Arbiter, LineBuffer, OutRing};
+use crate::console::{Arbiter, Limits, OutRing, Sender, Turn};
 
 use super::runtime::{Partition, Runtime};
 
-/// Bytes of finished lines one partition may have waiting for the UART.
+/// Bytes one partition may have waiting for the UART.
 pub const RING: usize = 16 * 1024;
 /// Most bytes one [`pump`] sends: a full line with its prefix fits, so on a
 /// UART that keeps up (QEMU's) a line leaves on the exit that ends it.
@@ -32,21 +36,38 @@ pub const BUDGET: usize = 256;
 /// How long a CPU with output left waits before it tries again, in µs: a
 /// 32-byte PL011 FIFO drains in 2.8 ms at 115200 baud.
 pub const RETRY_US: u64 = 1000;
+/// How long the start of a line waits for its end before it shows, in µs
+/// (a line written in pieces, as CONSOLE_WRITE's 48 bytes a call make it,
+/// goes out whole; a prompt without a newline shows after this): the retry
+/// period, so one timer serves both.
+pub const HOLD_US: u64 = RETRY_US;
+/// How long a partition's open line with nothing more to send keeps the
+/// UART's turn while another partition has output, in µs: short enough
+/// that a prompt waiting for input holds nobody up for long.
+pub const IDLE_US: u64 = 20_000;
 /// The longest hypervisor line kept for a partition's ring (longer ones are
 /// cut).
 const HYP_LINE_MAX: usize = 240;
+/// The prefix of the hypervisor's lines.
+const HYP_PREFIX: &[u8] = b"[bulkhead] ";
 
 static ARBITER: Arbiter = Arbiter::new();
 static UART_BASE: AtomicUsize = AtomicUsize::new(0);
+/// [`HOLD_US`] and [`IDLE_US`] in counter ticks, set at [`init`].
+static HOLD_TICKS: AtomicU64 = AtomicU64::new(0);
+static IDLE_TICKS: AtomicU64 = AtomicU64::new(0);
 /// Set when the first vCPU runs: from then on a CPU's hypervisor lines go
 /// into its partition's ring.
 static RINGS: AtomicBool = AtomicBool::new(false);
 
-/// One partition's console output: its partial line, its finished lines
-/// waiting for the UART, and how many lines it lost to a full ring.
+/// One partition's console output: its bytes waiting for the UART, how
+/// they are being sent, and how many it lost to a full ring.
 pub struct Output {
-    line: LineBuffer,
     ring: OutRing,
+    sender: Sender,
+    /// The partition's last byte left a line open (for the end of a line
+    /// when it stops).
+    open_line: bool,
     dropped: u64,
 }
 
@@ -64,36 +85,62 @@ impl Output {
         // never lent to anything else.
         let bytes = unsafe { core::slice::from_raw_parts_mut(ptr, RING) };
         Some(Self {
-            line: LineBuffer::new(),
             ring: OutRing::new(bytes),
+            sender: Sender::new(),
+            open_line: false,
             dropped: 0,
         })
     }
-}
 
-/// Queues one line; when the ring is full, the line is dropped and
-/// counted, and the count reported before the next line that fits.
-fn queue(ring: &mut OutRing, dropped: &mut u64, partition: &str, prefix: &str, text: &[u8]) {
-    if *dropped > 0 {
-        let mut notice = Buf::new();
-        let _ = write!(
-            notice,
-            "partition {partition}: {dropped} console line(s) dropped: output faster than the UART"
-        );
-        if !ring.push_line("bulkhead", notice.as_bytes()) {
-            *dropped += 1;
+    /// Queues a hypervisor line about the partition, `[prefix] text`
+    /// (whole, or dropped and counted).
+    fn hyp_line(&mut self, line: &[u8]) {
+        if self.ring.push_hyp_line(&[line]) {
+            self.open_line = false;
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    /// Queues one of the partition's bytes, come at `now`; when the ring
+    /// is full it is dropped and counted, and the count reported once there
+    /// is room.
+    fn byte(&mut self, partition: &str, byte: u8, now: u64) {
+        if self.dropped > 0 {
+            let mut notice = Buf::new();
+            let _ = write!(
+                notice,
+                "partition {partition}: {} console byte(s) dropped: output faster than the UART",
+                self.dropped
+            );
+            // The notice and the byte, or neither.
+            if self.ring.room() <= HYP_PREFIX.len() + notice.len
+                || !self.ring.push_hyp_line(&[HYP_PREFIX, notice.as_bytes()])
+            {
+                self.dropped += 1;
+                return;
+            }
+            self.dropped = 0;
+            self.open_line = false;
+        }
+        if !self.ring.push(byte, now) {
+            self.dropped += 1;
             return;
         }
-        *dropped = 0;
-    }
-    if !ring.push_line(prefix, text) {
-        *dropped += 1;
+        self.open_line = match byte {
+            b'\n' => false,
+            b'\r' => self.open_line,
+            _ => true,
+        };
     }
 }
 
 /// Takes the board UART at `base`.
 pub fn init(base: u64) {
     UART_BASE.store(base as usize, Ordering::Release);
+    let per_us = arch::counter_ticks_per_us();
+    HOLD_TICKS.store(HOLD_US * per_us, Ordering::Relaxed);
+    IDLE_TICKS.store(IDLE_US * per_us, Ordering::Relaxed);
 }
 
 /// The partitions run: hypervisor lines go to their rings from now on.
@@ -110,77 +157,62 @@ fn uart() -> Option<Pl011> {
     let base = UART_BASE.load(Ordering::Acquire);
     // SAFETY: `base` is the board's PL011 from the checked board
     // description, mapped as device memory; only the arbiter's current
-    // owner (or the emergency path) drives it.
+    // owner (or the emergency path) transmits on it.
     (base != 0).then(|| unsafe { Pl011::new(base) })
 }
 
-/// A partition's console bytes (CONSOLE_WRITE or its emulated PL011):
-/// finished lines go into its ring, then out as far as the UART allows.
+fn limits() -> Limits {
+    Limits {
+        now: arch::physical_counter(),
+        hold: HOLD_TICKS.load(Ordering::Relaxed),
+        idle_after: IDLE_TICKS.load(Ordering::Relaxed),
+        budget: BUDGET,
+    }
+}
+
+/// A partition's console bytes (CONSOLE_WRITE or its emulated PL011): into
+/// its ring, then out as far as the UART allows.
 pub fn partition_write(part: &Partition, p: usize, bytes: impl Iterator<Item = u8>) {
     {
-        let mut guard = part.output.lock();
-        let out = &mut *guard;
-        let name = part.config.name;
+        let now = arch::physical_counter();
+        let mut out = part.output.lock();
         for byte in bytes {
-            if let Some(text) = out.line.push(byte) {
-                queue(&mut out.ring, &mut out.dropped, name, name, text);
-            }
+            out.byte(part.config.name, byte, now);
         }
     }
     pump(part, p);
 }
 
-/// What is left of a partition's line when it stops.
+/// Ends the partition's open line, if it has one (it stops).
 pub fn partition_flush_line(part: &Partition) {
-    let mut guard = part.output.lock();
-    let out = &mut *guard;
-    let name = part.config.name;
-    if let Some(text) = out.line.take() {
-        queue(&mut out.ring, &mut out.dropped, name, name, text);
+    let mut out = part.output.lock();
+    if out.open_line {
+        out.byte(part.config.name, b'\n', arch::physical_counter());
     }
 }
 
 /// Moves partition `p`'s waiting output to the UART: at most [`BUDGET`]
-/// bytes, only while the UART has room and the arbiter gives `p` the line.
+/// bytes, only while the UART has room and the arbiter gives `p` the turn.
 /// Never waits. With output left, this CPU's retry timer is armed.
 pub fn pump(part: &Partition, p: usize) {
-    let s = p as u32;
     let Some(mut uart) = uart() else { return };
-    let mut out = part.output.lock();
-    let mut budget = BUDGET;
-    'lines: while budget > 0 {
-        let Some(first) = out.ring.peek() else { break };
-        ARBITER.want(s);
-        if !ARBITER.acquire(s) {
-            break;
-        }
-        let mut byte = first;
-        loop {
-            if !uart.try_write_byte(byte) {
-                break 'lines; // the FIFO is full: later
-            }
-            out.ring.pop();
-            budget -= 1;
-            if byte == b'\n' {
-                ARBITER.release(s);
-                break;
-            }
-            match out.ring.peek() {
-                Some(next) if budget > 0 => byte = next,
-                _ => break 'lines,
-            }
-        }
-    }
-    if out.ring.is_empty() {
-        ARBITER.unwant(s);
-        arch::hyp_timer_disarm();
-    } else {
+    let mut guard = part.output.lock();
+    let out = &mut *guard;
+    let left = out.sender.pump(
+        &mut out.ring,
+        (&ARBITER, p as u32, part.config.name),
+        limits(),
+        &mut |byte| uart.try_write_byte(byte),
+    );
+    if left {
         arch::hyp_timer_arm_us(RETRY_US);
+    } else {
+        arch::hyp_timer_disarm();
     }
 }
 
 /// [`pump`] if partition `p` has output waiting: on any exit of its vCPUs,
-/// so its lines leave as soon as the UART and the arbiter allow.
+/// so its bytes leave as soon as the UART and the arbiter allow.
 #[inline]
 pub fn pump_if_waiting(part: &Partition, p: usize) {
     if ARBITER.wants(p as u32) {
@@ -190,7 +222,8 @@ pub fn pump_if_waiting(part: &Partition, p: usize) {
 
 /// Whether partition `part` has output waiting (its CPUs keep pumping).
 pub fn has_output(part: &Partition) -> bool {
-    !part.output.lock().ring.is_empty()
+    let out = part.output.lock();
+    !out.ring.is_empty() || out.sender.busy()
 }
 
 /// At power-off, with no partition running: everything left, synchronously.
@@ -264,18 +297,8 @@ pub fn line(prefix: &str, text: fmt::Arguments<'_>) {
     if let Some((runtime, p)) = this_partition() {
         let part = &runtime.partitions[p];
         let mut buf = Buf::new();
-        let _ = buf.write_fmt(text);
-        {
-            let mut guard = part.output.lock();
-            let out = &mut *guard;
-            queue(
-                &mut out.ring,
-                &mut out.dropped,
-                part.config.name,
-                prefix,
-                buf.as_bytes(),
-            );
-        }
+        let _ = write!(buf, "[{prefix}] {text}");
+        part.output.lock().hyp_line(buf.as_bytes());
         pump(part, p);
         return;
     }
@@ -284,10 +307,17 @@ pub fn line(prefix: &str, text: fmt::Arguments<'_>) {
     ARBITER.want(me);
     // Only at boot and power-off: no partition runs, and those whose CPUs
     // still send their last lines finish them within their retry period.
-    while !ARBITER.acquire(me) {
+    let turn = loop {
+        let limits = limits();
+        if let Some(turn) = ARBITER.acquire(me, limits.now, limits.idle_after) {
+            break turn;
+        }
         core::hint::spin_loop();
-    }
+    };
     // The PL011 writer cannot fail.
+    if turn == Turn::TakenOver {
+        let _ = uart.write_str("\n");
+    }
     let _ = writeln!(uart, "[{prefix}] {text}");
     ARBITER.unwant(me);
     ARBITER.release(me);

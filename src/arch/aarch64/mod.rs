@@ -219,6 +219,11 @@ pub fn physical_counter() -> u64 {
     CNTPCT_EL0.get()
 }
 
+/// Ticks of the counter per microsecond (CNTFRQ_EL0 / 10^6, at least one).
+pub fn counter_ticks_per_us() -> u64 {
+    (CNTFRQ_EL0.get() / 1_000_000).max(1)
+}
+
 /// HCR_EL2 for a running guest: VM (stage 2), SWIO, FMO, IMO, AMO (physical
 /// interrupts and SErrors to EL2, virtual ones to the guest), TSC (SMC traps,
 /// so PSCI can be emulated over SMC too), TIDCP (implementation-defined
