@@ -49,6 +49,8 @@ pub struct BoardConfig {
     pub hypervisor: Range,
     /// The board UART, a PL011, owned by the hypervisor.
     pub uart: Range,
+    /// Its interrupt (an SPI, no device's), when console input is wired.
+    pub uart_interrupt: Option<u32>,
     pub gic: GicConfig,
     /// Physical CPUs; the index into this slice is the CPU id used everywhere.
     pub cpus: &'static [CpuConfig],

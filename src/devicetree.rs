@@ -237,6 +237,7 @@ mod tests {
                 base: UART,
                 size: 0x1000,
             },
+            uart_interrupt: Some(33),
             gic,
             cpus: &CPUS,
         }

@@ -1036,3 +1036,135 @@ fn the_first_byte_past_a_partitions_memory_faults_for_the_toucher_only() {
     );
     assert!(run.exited, "{}", run.dump());
 }
+
+// ---- console input (test-console.rs) ----------------------------------------
+
+/// Typing on the console (tests/configs/console.toml): the focus starts on
+/// alpha, the first partition with an emulated PL011; each guest takes its
+/// PL011's interrupt, echoes, prints a line and its prompt; Ctrl-] n and
+/// Ctrl-] <digit> move the focus, which passes "beats" by (no PL011), and
+/// moves on by itself when the focused partition stops. No partition gets
+/// a byte typed while another had the focus, none takes an interrupt with
+/// nothing raised, and a prompt shows before any newline follows it.
+#[test]
+fn typed_lines_reach_the_partition_with_the_focus_and_only_it() {
+    use support::Session;
+    let machine = board_machine();
+    let mut s = Session::start(
+        &machine,
+        &image("tests/configs/console.toml"),
+        Duration::from_secs(120),
+    );
+    // Waits until `needle` has been printed `times` times.
+    let seen = |s: &Session, what: &str, needle: &[u8], times: usize| {
+        let found = s.wait_for(Duration::from_secs(60), |out| {
+            out.windows(needle.len()).filter(|w| *w == needle).count() >= times
+        });
+        assert!(
+            found,
+            "{what}: {:?} not {times} time(s) in\n{}",
+            String::from_utf8_lossy(needle),
+            String::from_utf8_lossy(&s.output())
+        );
+    };
+    let wait = |s: &Session, what: &str, needle: &[u8]| seen(s, what, needle, 1);
+    // A prompt is out, and nothing (no newline) after it yet.
+    let prompt = |s: &Session, name: &str| {
+        let tail = format!("\n[{name}] > ");
+        let shown = s.wait_for(Duration::from_secs(30), |out| {
+            out.ends_with(tail.as_bytes())
+        });
+        assert!(
+            shown,
+            "{name}'s prompt is not the last thing shown:\n{}",
+            String::from_utf8_lossy(&s.output())
+        );
+    };
+    wait(&s, "boot", b"[bulkhead] console input: alpha\r\n");
+    wait(&s, "alpha", b"[alpha] console: ready\r\n");
+    wait(&s, "beta", b"[beta] console: ready\r\n");
+    // The heartbeats printed while both prompts waited.
+    wait(&s, "beats", b"[beats] done\r\n");
+    wait(&s, "beats", b"partition beats stopped");
+
+    s.send(b"hello\r");
+    wait(&s, "alpha's line", b"[alpha] got: hello spurious=0\r\n");
+    prompt(&s, "alpha");
+    s.send(b"\x1dn");
+    wait(&s, "Ctrl-] n", b"[bulkhead] console input: beta\r\n");
+    s.send(b"world\r");
+    wait(&s, "beta's line", b"[beta] got: world spurious=0\r\n");
+    prompt(&s, "beta");
+    // A digit names a partition; beats takes no input; an unknown command
+    // says how it works; Ctrl-] Ctrl-] types a Ctrl-].
+    s.send(b"\x1d2");
+    wait(
+        &s,
+        "Ctrl-] 2",
+        b"[bulkhead] console: partition 2 (beats) takes no input",
+    );
+    s.send(b"\x1dx");
+    wait(
+        &s,
+        "help",
+        b"[bulkhead] console: Ctrl-] n gives the input to the next partition",
+    );
+    s.send(b"\x1d1");
+    seen(&s, "Ctrl-] 1", b"[bulkhead] console input: alpha\r\n", 2);
+    s.send(b"a\x1d\x1db\r");
+    wait(
+        &s,
+        "a literal Ctrl-]",
+        b"[alpha] got: a\x1db spurious=0\r\n",
+    );
+    // Alpha stops: the focus moves on to beta by itself.
+    s.send(b"exit\r");
+    wait(&s, "alpha's exit", b"partition alpha stopped");
+    seen(
+        &s,
+        "the focus after alpha stopped",
+        b"[bulkhead] console input: beta\r\n",
+        2,
+    );
+    s.send(b"exit\r");
+    wait(
+        &s,
+        "beta's exit",
+        b"[bulkhead] all partitions have stopped; powering off",
+    );
+    let run = s.finish();
+
+    let got = |name: &str| -> Vec<String> {
+        run.of(name)
+            .iter()
+            .filter_map(|l| l.strip_prefix("got: "))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        got("alpha"),
+        ["hello spurious=0", "a\x1db spurious=0", "exit spurious=0"],
+        "{}",
+        run.dump()
+    );
+    assert_eq!(
+        got("beta"),
+        ["world spurious=0", "exit spurious=0"],
+        "{}",
+        run.dump()
+    );
+    // Every visible line starts with one prefix and holds no other.
+    let prefixes = ["[bulkhead] ", "[alpha] ", "[beta] ", "[beats] "];
+    for line in run.lines.iter().filter(|l| !l.is_empty()) {
+        let prefix = prefixes
+            .iter()
+            .find(|p| line.starts_with(*p))
+            .unwrap_or_else(|| panic!("unprefixed line {line:?} in\n{}", run.dump()));
+        let rest = &line[prefix.len()..];
+        assert!(
+            !prefixes.iter().any(|p| rest.contains(p)),
+            "two senders in one line: {line:?}"
+        );
+    }
+    assert!(run.exited, "{}", run.dump());
+}

@@ -20,12 +20,29 @@ use crate::arch::{self, Daif, Mmio};
 
 /// QEMU virt's PL011 (also where Bulkhead puts an emulated one).
 const PL011_BASE: usize = 0x0900_0000;
-/// UARTDR: data register, a write sends one byte.
+/// UARTDR: data register, a write sends one byte, a read takes one.
 const UARTDR: usize = 0x00;
 /// UARTFR: flag register.
 const UARTFR: usize = 0x18;
+/// UARTFR.RXFE: receive FIFO empty.
+const UARTFR_RXFE: u32 = 1 << 4;
 /// UARTFR.TXFF: transmit FIFO full.
 const UARTFR_TXFF: u32 = 1 << 5;
+/// UARTLCR_H, and its FEN bit (FIFOs on) and 8-bit words.
+const UARTLCR_H: usize = 0x2c;
+const UARTLCR_H_FEN_8BIT: u32 = (1 << 4) | (3 << 5);
+/// UARTCR, and UARTEN, TXE, RXE.
+const UARTCR: usize = 0x30;
+const UARTCR_ON: u32 = (1 << 0) | (1 << 8) | (1 << 9);
+/// UARTIMSC, UARTMIS, UARTICR; the receive and receive-timeout bits.
+const UARTIMSC: usize = 0x38;
+const UARTMIS: usize = 0x40;
+const UARTICR: usize = 0x44;
+const UART_RX_RT: u32 = (1 << 4) | (1 << 6);
+
+/// The PL011's interrupt: QEMU virt's SPI 1, and under Bulkhead the
+/// emulated PL011's (level-sensitive).
+pub const PL011_INTID: u32 = 33;
 
 /// Who holds the console: 0 = nobody, else CPU index + 1.
 static OWNER: AtomicUsize = AtomicUsize::new(0);
@@ -92,6 +109,41 @@ fn pl011_write_bytes(bytes: &[u8]) {
 pub fn raw_pl011_write(s: &str) {
     let _guard = lock();
     pl011_write_bytes(s.as_bytes());
+}
+
+/// Turns the PL011's receiver on (FIFOs, 8-bit words, the UART, its
+/// receiver and transmitter enabled) and lets its receive and
+/// receive-timeout interrupts out ([`PL011_INTID`]; enable it in the GIC
+/// too). A handler then takes what came with [`pl011_read_byte`] until
+/// it returns `None`, which takes the interrupt down.
+pub fn pl011_start_receiving() {
+    let uart = pl011();
+    // SAFETY: 32-bit PL011 registers.
+    unsafe {
+        uart.offset(UARTLCR_H).write32(UARTLCR_H_FEN_8BIT);
+        uart.offset(UARTCR).write32(UARTCR_ON);
+        uart.offset(UARTICR).write32(0x7ff);
+        uart.offset(UARTIMSC).write32(UART_RX_RT);
+    }
+}
+
+/// The next received byte, if one waits (UARTFR.RXFE clear): one read of
+/// UARTDR. Its error bits (overrun and the like) are dropped.
+pub fn pl011_read_byte() -> Option<u8> {
+    let uart = pl011();
+    // SAFETY: 32-bit PL011 registers.
+    let (fr, dr) = unsafe { (uart.offset(UARTFR), uart.offset(UARTDR)) };
+    if fr.read32() & UARTFR_RXFE != 0 {
+        return None;
+    }
+    Some(dr.read32() as u8)
+}
+
+/// UARTMIS: the PL011's interrupts that are raised and unmasked (what a
+/// handler has to do).
+pub fn pl011_masked_status() -> u32 {
+    // SAFETY: a 32-bit PL011 register.
+    unsafe { pl011().offset(UARTMIS) }.read32()
 }
 
 /// Batches bytes into `CONSOLE_WRITE` hypercalls.

@@ -17,11 +17,15 @@
 //! its lines per turn, and never its execution; a partition that writes
 //! faster than the UART drains loses bytes of its own ring, counted and
 //! reported, and nobody else's.
-
+//!
+//! Input (`input`): bytes received on the board UART go to the partition
+//! with the focus, into its emulated PL011's receive FIFO; Ctrl-] commands
+//! move the focus.
 #![forbid(unsafe_code)]
 
 mod arbiter;
 pub mod framing;
+pub mod input;
 pub mod pl011;
 mod ring;
 

@@ -20,6 +20,7 @@ use crate::trap::{DataAbort, Exit, SysRegAccess, sysreg};
 use crate::vgic::sgi::SgiRequest;
 use crate::vgic::state::VTIMER_INTID;
 
+use super::input;
 use super::interrupts;
 use super::output;
 use super::runtime::Partition;
@@ -268,14 +269,14 @@ fn data_abort(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize, abort
         0
     };
     let (effect, raw) = {
-        let mut uart = part.pl011.lock();
+        let mut port = part.pl011.lock();
         let done = if abort.write {
-            (uart.write(offset, abort.size, value), 0)
+            (port.write(offset, abort.size, value), 0)
         } else {
-            (pl011::Effect::None, uart.read(offset, abort.size))
+            (pl011::Effect::None, port.read(offset, abort.size))
         };
         // Its interrupt line follows the model (under the model's lock).
-        let (change, level) = (uart.line_changed(), uart.level());
+        let (change, level) = (port.uart.line_changed(), port.uart.level());
         interrupts::pl011_line(part, v, change, level);
         done
     };
@@ -313,9 +314,14 @@ extern "C" fn handle_lower_irq(_frame: &mut TrapFrame, first: u32) {
             // Nothing (more) pending.
         } else {
             Gic::priority_drop(intid);
-            if intid == VTIMER_INTID || intid >= 32 {
+            if intid == VTIMER_INTID || (intid >= 32 && !input::is_uart(intid)) {
                 // Forwarded with the HW bit: the guest's EOI deactivates it.
                 interrupts::forward(part, v, intid);
+            } else if intid >= 32 {
+                // The board UART's: console input, taken here (this CPU
+                // receives it only for a partition with the focus).
+                input::interrupt(part, p, v);
+                Gic::deactivate(intid);
             } else {
                 Gic::deactivate(intid);
                 if intid == Gic::KICK_SGI {
@@ -323,9 +329,11 @@ extern "C" fn handle_lower_irq(_frame: &mut TrapFrame, first: u32) {
                 } else if intid == maintenance {
                     interrupts::flush(part, v);
                 } else if intid == arch::HYP_TIMER_INTID {
-                    // The partition's console output waits for the UART.
+                    // The partition's console output waits for the UART,
+                    // or its console input for another turn.
                     arch::hyp_timer_disarm();
                     output::pump(part, p);
+                    input::retry(part, p);
                 }
             }
         }

@@ -600,6 +600,10 @@ pub fn mmio_write(part: &Partition, v: usize, frame: Frame, offset: u64, size: u
         effects
     };
     apply(part, v, effects);
+    // The board UART's interrupt follows the emulated PL011's routing.
+    if effects.spis_changed != 0 && part.config.console_pl011.is_some() {
+        super::input::follow_route(part, crate::arch::percpu::this_vcpu().0);
+    }
 }
 
 /// The emulated PL011's interrupt line, from vCPU `v`'s CPU after its

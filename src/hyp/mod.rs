@@ -14,12 +14,13 @@
 //!
 //! | state | written by | why nobody waits on another partition |
 //! |---|---|---|
-//! | the board UART (`output`, `crate::console`) | the CPU whose partition holds the UART's turn | each partition's bytes wait in its own ring, under a lock only its own CPUs take; the lock-free `console::Arbiter` gives one visible line at a time in round-robin order, and takes the turn from a partition whose open line has nothing more to send once its turn has lasted `output::IDLE_US`, or that is longer than `console::LINE_MAX` while others wait, so none holds it by never ending its line; a CPU sends at most `output::BUDGET` bytes per exit and only while the UART's FIFO has room, never polling it; what is left waits for its next exit or its own EL2 retry timer; at power-off, when no partition runs any more, the last CPU to stop drains every ring in turn |
-//! | the physical distributor (`arch::gic`) | boot (under the driver's lock), then each partition's own vGIC writes, and its CPUs turning its device SPIs off once it has stopped | at run time single-register writes that name only the writer's own interrupts (a bit of ISENABLER/ICENABLER, one IROUTER), under its own partition's `vgic_lock`; triggers are fixed at boot; nothing waits for GICD_CTLR.RWP |
+//! | the board UART's transmit side (`output`, `crate::console`) | the CPU whose partition holds the UART's turn | each partition's bytes wait in its own ring, under a lock only its own CPUs take; the lock-free `console::Arbiter` gives one visible line at a time in round-robin order, and takes the turn from a partition whose open line has nothing more to send once its turn has lasted `output::IDLE_US`, or that is longer than `console::LINE_MAX` while others wait, so none holds it by never ending its line; a CPU sends at most `output::BUDGET` bytes per exit and only while the UART's FIFO has room, never polling it; what is left waits for its next exit or its own EL2 retry timer; at power-off, when no partition runs any more, the last CPU to stop drains every ring in turn |
+//! | the board UART's receive side, its interrupt's routing, the console focus (`input`) | a CPU of the partition with the focus, holding that partition's own `pl011` lock | the UART's interrupt is routed to a CPU of the focused partition only (where its emulated PL011's interrupt goes), so input is EL2 work on that partition's CPU: at most `input::RX_BUDGET` bytes per interrupt, then the UART's receive interrupts stay masked until that CPU's own retry timer; a flood of input costs the partition it is for and no other; a Ctrl-] command (read by the owner) or the owner stopping routes the interrupt to the new partition first, then publishes the focus, and a CPU that takes the interrupt without being the owner only ends it (it comes again where it is routed): nobody waits |
+//! | the physical distributor (`arch::gic`) | boot (under the driver's lock), then each partition's own vGIC writes, and its CPUs turning its device SPIs off once it has stopped; the board UART's IROUTER by the focused partition (row above) | at run time single-register writes that name only the writer's own interrupts (a bit of ISENABLER/ICENABLER, one IROUTER), under its own partition's `vgic_lock`; a purely virtual SPI (the emulated PL011's) has no physical side; triggers are fixed at boot; nothing waits for GICD_CTLR.RWP |
 //! | each CPU's redistributor | boot, then the partition running on that CPU (its virtual timer's enable) | single-bit writes of that partition's own interrupt |
 //! | the kick SGI | a partition's vCPUs, to its own vCPUs' CPUs only | routing refuses targets outside the partition |
 //! | `Runtime` (the partitions, their configuration) | boot; then only `running`, one atomic decrement when a partition stops | read-only otherwise |
-//! | a partition's `Partition` (vGIC model, PL011 model, output, counters, statistics, control page) | its own vCPUs only | its locks (`vgic_lock`, `pl011`, `output`) are taken only by its own CPUs, for bounded work |
+//! | a partition's `Partition` (vGIC model, PL011 model and console input, output, counters, statistics, control page) | its own vCPUs only | its locks (`vgic_lock`, `pl011`, `output`) are taken only by its own CPUs, for bounded work (`pl011` before `vgic_lock` when both) |
 //! | per-CPU state (`arch::percpu::PerCpu`, the vGIC's queue and statistics) | that CPU only | not shared |
 //! | the heap, the EL2 MMU pool, the GIC driver's lock | boot only | never touched at run time |
 //!
@@ -27,6 +28,7 @@
 //! ring on its own CPU; the panic path writes the UART directly.
 
 mod exits;
+mod input;
 mod interrupts;
 pub mod output;
 mod runtime;
@@ -128,6 +130,7 @@ extern "C" fn rust_primary_main(dtb: u64) -> ! {
     for part in &runtime.partitions {
         interrupts::configure_physical_at_boot(runtime, part);
     }
+    input::init(runtime);
     for (index, c) in board.cpus.iter().enumerate() {
         if index != cpu && runtime.vcpu_on_cpu(index).is_some() {
             let status = arch::start_cpu(index, c.mpidr);

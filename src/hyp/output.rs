@@ -18,7 +18,7 @@
 //!
 //! At boot and at power-off, when no partition runs, hypervisor lines are
 //! written synchronously; after boot a CPU's hypervisor lines (a stop
-//! report) go into the ring of the partition it runs.
+//! report, the console focus) go into the ring of the partition it runs.
 
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -206,7 +206,7 @@ pub fn pump(part: &Partition, p: usize) {
     );
     if left {
         arch::hyp_timer_arm_us(RETRY_US);
-    } else {
+    } else if !super::input::paused_here() {
         arch::hyp_timer_disarm();
     }
 }

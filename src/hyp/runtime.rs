@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use crate::arch;
 use crate::arch::gic::{Gic, GicBackend};
 use crate::config::{BoardConfig, Config, PartitionConfig};
-use crate::console::pl011::Pl011 as Pl011Model;
+use crate::console::input::Port;
 use crate::mm::pagetable::{MapError, MemKind, PageTable, Stage2, Table, TableAlloc};
 use crate::mm::{Ipa, PhysAddr};
 use crate::partition::{MAX_VCPUS, PartitionState};
@@ -53,7 +53,9 @@ pub struct Partition {
     /// Its console output (partial line, lines waiting for the UART):
     /// locked only by its own CPUs, for bounded work (`output::pump`).
     pub output: spin::Mutex<output::Output>,
-    pub pl011: spin::Mutex<Pl011Model>,
+    /// Its console input and emulated PL011: locked only by its own CPUs,
+    /// for bounded work (`input`).
+    pub pl011: spin::Mutex<Port>,
     /// Its virtual GIC; register writes go through `vgic_lock`.
     pub vgic: VgicState,
     pub vgic_lock: spin::Mutex<()>,
@@ -258,7 +260,7 @@ impl Runtime {
                 output: spin::Mutex::new(
                     output::Output::new().ok_or(BuildError::NoMemory { partition: p.name })?,
                 ),
-                pl011: spin::Mutex::new(Pl011Model::new()),
+                pl011: spin::Mutex::new(Port::new()),
                 vgic,
                 vgic_lock: spin::Mutex::new(()),
                 affinity: AffinityMap::new(p.vmpidrs),

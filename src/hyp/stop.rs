@@ -35,6 +35,15 @@ impl Runtime {
                     part.config.name
                 );
             }
+            let lost = part.pl011.lock().lost();
+            if lost > 0 {
+                hyp_println!(
+                    "partition {}: {lost} console input byte(s) lost (its receiver off, or \
+                     its FIFO and backlog full)",
+                    part.config.name
+                );
+            }
+            super::input::partition_stopped(self, p);
             let me = super::this_cpu();
             for (t, _) in part
                 .config

@@ -113,6 +113,17 @@ impl Run {
     }
 }
 
+/// Starts QEMU booting `kernel` on `machine`, bounded by `limit`, its
+/// stdout piped and its stdin `stdin`.
+fn start(machine: &Machine, kernel: &Path, limit: Duration, stdin: Stdio) -> Qemu {
+    let mut command = machine.command(kernel);
+    command
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    Qemu::start(command, Some(limit)).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Boots `kernel` on `machine`; stops QEMU once `done` holds for what it
 /// printed, or at `limit`.
 pub fn boot(
@@ -121,12 +132,7 @@ pub fn boot(
     limit: Duration,
     done: impl Fn(&[String]) -> bool,
 ) -> Run {
-    let mut command = machine.command(kernel);
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut qemu = Qemu::start(command, Some(limit)).unwrap_or_else(|e| panic!("{e}"));
+    let mut qemu = start(machine, kernel, limit, Stdio::null());
     let stdout = qemu.take_stdout().expect("stdout is piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -167,6 +173,85 @@ pub fn boot(
     Run {
         lines,
         exited: matches!(end, Some(End::Exited(status)) if status.success()),
+    }
+}
+
+/// A QEMU run the test types into: what it writes reaches the board UART
+/// (QEMU's stdin with `-nographic`), and everything QEMU prints is kept as
+/// bytes, so a prompt that has no newline yet can be seen. QEMU is stopped
+/// by its pid at `limit`, or when the session is dropped.
+pub struct Session {
+    qemu: Qemu,
+    stdin: std::process::ChildStdin,
+    out: std::sync::Arc<Mutex<Vec<u8>>>,
+}
+
+impl Session {
+    pub fn start(machine: &Machine, kernel: &Path, limit: Duration) -> Session {
+        let mut qemu = start(machine, kernel, limit, Stdio::piped());
+        let stdin = qemu.take_stdin().expect("stdin is piped");
+        let mut stdout = qemu.take_stdout().expect("stdout is piped");
+        let out = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let sink = out.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&buf[..n]);
+            }
+        });
+        Session { qemu, stdin, out }
+    }
+
+    /// Types `bytes` on the console.
+    pub fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.stdin.write_all(bytes).expect("QEMU takes input");
+        self.stdin.flush().expect("QEMU takes input");
+    }
+
+    /// Everything printed so far.
+    pub fn output(&self) -> Vec<u8> {
+        self.out.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits until what was printed satisfies `done` (true), or for at most
+    /// `timeout` or the run's limit (false).
+    pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[u8]) -> bool) -> bool {
+        let until = std::time::Instant::now() + timeout;
+        loop {
+            if done(&self.output()) {
+                return true;
+            }
+            if std::time::Instant::now() >= until || self.qemu.time_left() == Some(Duration::ZERO) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What was printed, as lines without their line ends.
+    pub fn lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.output())
+            .split('\n')
+            .map(|l| l.trim_end_matches('\r').to_owned())
+            .collect()
+    }
+
+    /// Stops QEMU (by its pid) and returns everything it printed.
+    pub fn finish(mut self) -> Run {
+        let end = self.qemu.stop().expect("QEMU is stopped");
+        // The reader thread sees end of file once QEMU is gone.
+        std::thread::sleep(Duration::from_millis(50));
+        Run {
+            lines: self.lines(),
+            exited: matches!(end, End::Exited(status) if status.success()),
+        }
     }
 }
 

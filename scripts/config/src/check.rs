@@ -111,6 +111,8 @@ pub struct Board {
     pub hypervisor: Range,
     /// The hypervisor's PL011.
     pub uart: Range,
+    /// Its interrupt (an SPI no device has), if console input is wired.
+    pub uart_interrupt: Option<u32>,
     /// The interrupt controller.
     pub gic: GicConfig,
     /// MPIDR of each physical CPU, by CPU index.
@@ -433,7 +435,7 @@ pub fn check_board(b: &BoardFile, file: &str) -> Result<Board, ConfigError> {
     if !ram.iter().any(|r| r.encloses(&hypervisor)) {
         return Err(ctx.err("hypervisor", ErrorKind::OutsideRam { range: hypervisor }));
     }
-    let uart = range_file(&ctx, "uart", &b.uart)?;
+    let uart = ctx.range("uart.base", b.uart.base, "uart.size", b.uart.size)?;
     let gic = check_gic(&ctx, &b.gic)?;
 
     if b.cpu.is_empty() {
@@ -486,6 +488,16 @@ pub fn check_board(b: &BoardFile, file: &str) -> Result<Board, ConfigError> {
         }
     }
 
+    if let Some(intid) = b.uart.interrupt {
+        if !(32..1020).contains(&intid) {
+            return Err(ctx.err("uart.interrupt", ErrorKind::NotSpi { intid }));
+        }
+        if let Some(d) = devices.iter().find(|d| d.interrupts.contains(&intid)) {
+            let owner = format!("device \"{}\"", d.name);
+            return Err(ctx.err("uart.interrupt", ErrorKind::InterruptTwice { intid, owner }));
+        }
+    }
+
     let qemu = match &b.qemu {
         Some(q) => Some(check_qemu(&ctx, q, &gic, &ram)?),
         None => None,
@@ -496,6 +508,7 @@ pub fn check_board(b: &BoardFile, file: &str) -> Result<Board, ConfigError> {
         ram,
         hypervisor,
         uart,
+        uart_interrupt: b.uart.interrupt,
         gic,
         cpus,
         devices,

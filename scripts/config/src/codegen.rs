@@ -82,11 +82,12 @@ fn board(out: &mut String, b: &Board) {
     let cpus = list(&b.cpus, |m| format!("CpuConfig {{ mpidr: {} }}", hex(*m)));
     out.push_str(&format!(
         "    board: BoardConfig {{\n        name: {:?},\n        ram: {},\n        hypervisor: {},\n        \
-         uart: {},\n        gic: {},\n        cpus: {},\n    }},\n",
+         uart: {},\n        uart_interrupt: {:?},\n        gic: {},\n        cpus: {},\n    }},\n",
         b.name,
         list(&b.ram, range),
         range(&b.hypervisor),
         range(&b.uart),
+        b.uart_interrupt,
         gic(&b.gic),
         cpus,
     ));

@@ -21,7 +21,7 @@ pub struct BoardFile {
     /// The RAM the hypervisor keeps for itself.
     pub hypervisor: RangeFile,
     /// The PL011 the hypervisor owns.
-    pub uart: RangeFile,
+    pub uart: UartFile,
     /// The interrupt controller.
     pub gic: GicFile,
     /// Physical CPUs; the index into this list is the CPU id partitions use.
@@ -54,6 +54,19 @@ pub struct RangeFile {
     pub base: u64,
     /// Length in bytes.
     pub size: u64,
+}
+
+/// `[uart]`: the hypervisor's PL011.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UartFile {
+    /// Start address.
+    pub base: u64,
+    /// Length in bytes.
+    pub size: u64,
+    /// Its interrupt (an SPI), for console input; without it the console
+    /// has no input.
+    pub interrupt: Option<u32>,
 }
 
 /// `[gic]`: one table for both versions; [`mod@crate::check`] rejects the keys

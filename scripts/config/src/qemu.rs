@@ -199,6 +199,13 @@ impl Qemu {
         self.child.stdout.take()
     }
 
+    /// QEMU's stdin, if it was piped (once): with `-nographic` what is
+    /// written to it reaches the board's UART (Ctrl-A is QEMU's monitor
+    /// escape).
+    pub fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.stdin.take()
+    }
+
     /// Time left before the limit (`None`: no limit).
     pub fn time_left(&self) -> Option<Duration> {
         self.deadline
@@ -266,8 +273,9 @@ impl Drop for Qemu {
     }
 }
 
-/// Stdin for a bounded run: nothing (the console is output only); an
-/// interactive run keeps the terminal.
+/// Stdin for a bounded run of a script: nothing; an interactive run keeps
+/// the terminal. (A test that types on the console pipes it instead:
+/// [`Qemu::take_stdin`].)
 pub fn stdin_for(limit: Option<Duration>) -> Stdio {
     if limit.is_some() {
         Stdio::null()
@@ -404,6 +412,28 @@ mod tests {
             .args(["-c", "echo $$; exec sleep 30"])
             .stdout(std::process::Stdio::piped());
         command
+    }
+
+    /// What is written to a run's piped stdin reaches the process (as
+    /// typing reaches QEMU's serial console).
+    #[test]
+    fn a_run_takes_input_on_its_piped_stdin() {
+        use std::io::{BufRead, BufReader, Write};
+        let mut cat = Command::new("cat");
+        cat.stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut run = Qemu::start(cat, Some(Duration::from_secs(30))).unwrap();
+        let mut stdin = run.take_stdin().expect("stdin is piped");
+        assert!(run.take_stdin().is_none(), "stdin is taken once");
+        let mut stdout = BufReader::new(run.take_stdout().unwrap());
+        stdin.write_all(b"typed\n").unwrap();
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(line, "typed\n");
+        drop(stdin);
+        match run.wait().unwrap() {
+            End::Exited(status) => assert!(status.success()),
+            End::Stopped => panic!("cat did not end with its input"),
+        }
     }
 
     /// A run's pid and stdout are its process's; dropping the run stops the

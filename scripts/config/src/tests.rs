@@ -1382,6 +1382,32 @@ fn a_hypervisor_range_outside_ram_is_rejected() {
     );
 }
 
+/// The board UART's interrupt, for console input: an SPI that no device has.
+#[test]
+fn the_uart_interrupt_is_an_spi_of_its_own() {
+    let with = |intid: u32| {
+        BOARD.replace(
+            "size = 0x1000\n\n[gic]",
+            &format!("size = 0x1000\ninterrupt = {intid}\n\n[gic]"),
+        )
+    };
+    assert!(run(&with(33), &two()).is_ok());
+    assert_error!(
+        run(&with(27), &two()),
+        BOARD_FILE,
+        None,
+        Some("uart.interrupt"),
+        ErrorKind::NotSpi { intid: 27 }
+    );
+    assert_error!(
+        run(&with(34), &two()),
+        BOARD_FILE,
+        None,
+        Some("uart.interrupt"),
+        ErrorKind::InterruptTwice { intid: 34, .. }
+    );
+}
+
 #[test]
 fn board_devices_are_checked() {
     let board = BOARD.replace("base = 0x0903_0000", "base = 0x0901_0000");
