@@ -51,6 +51,16 @@ static ESCAPED: AtomicBool = AtomicBool::new(false);
 /// The CPU that masked the UART's receive interrupts after a full budget
 /// (its retry timer unmasks them), or [`NOBODY`]. The owner's.
 static PAUSED_ON: AtomicUsize = AtomicUsize::new(NOBODY);
+/// The CPU the UART's interrupt is routed to. The owner's.
+static ROUTED_TO: AtomicUsize = AtomicUsize::new(NOBODY);
+
+/// Routes the UART's interrupt to `cpu` (by the owner).
+fn route(runtime: &Runtime, cpu: usize) {
+    if let Some(intid) = super::CONFIG.board.uart_interrupt {
+        Gic::spi_route(intid, runtime.mpidr_of(cpu));
+        ROUTED_TO.store(cpu, Ordering::Relaxed);
+    }
+}
 
 fn uart() -> Option<Pl011> {
     let base = super::CONFIG.board.uart.base.0 as usize;
@@ -94,6 +104,7 @@ pub fn init(runtime: &Runtime) {
     uart.start_receiving();
     let cpu = input_cpu(&runtime.partitions[first]);
     Gic::configure_spi_at_boot(intid, runtime.mpidr_of(cpu), false, true);
+    ROUTED_TO.store(cpu, Ordering::Relaxed);
     FOCUS.store(first, Ordering::Release);
     hyp_println!("console input: {}", runtime.partitions[first].config.name);
     hyp_println!("{HELP}");
@@ -119,10 +130,7 @@ fn hand_over(runtime: &Runtime, to: usize) {
     {
         uart.receive_interrupts(true);
     }
-    if let Some(intid) = super::CONFIG.board.uart_interrupt {
-        let cpu = input_cpu(&runtime.partitions[to]);
-        Gic::spi_route(intid, runtime.mpidr_of(cpu));
-    }
+    route(runtime, input_cpu(&runtime.partitions[to]));
     // The new owner sees everything above before it sees itself named.
     core::sync::atomic::fence(Ordering::SeqCst);
     FOCUS.store(to, Ordering::Release);
@@ -229,22 +237,19 @@ pub fn retry(part: &Partition, p: usize) {
 /// (a virtual GICD_IROUTER write): if `p` has the focus, the UART's
 /// interrupt follows it to that vCPU's CPU.
 pub fn follow_route(part: &Partition, p: usize) {
-    if FOCUS.load(Ordering::Relaxed) != p {
+    if FOCUS.load(Ordering::Relaxed) != p || ROUTED_TO.load(Ordering::Relaxed) == input_cpu(part) {
         return;
     }
     let _port = part.pl011.lock();
     if FOCUS.load(Ordering::Acquire) != p {
         return;
     }
-    if let Some(intid) = super::CONFIG.board.uart_interrupt {
-        let runtime = super::runtime_of();
-        if let Some(mut uart) = uart()
-            && PAUSED_ON.swap(NOBODY, Ordering::Relaxed) != NOBODY
-        {
-            uart.receive_interrupts(true);
-        }
-        Gic::spi_route(intid, runtime.mpidr_of(input_cpu(part)));
+    if let Some(mut uart) = uart()
+        && PAUSED_ON.swap(NOBODY, Ordering::Relaxed) != NOBODY
+    {
+        uart.receive_interrupts(true);
     }
+    route(super::runtime_of(), input_cpu(part));
 }
 
 /// Partition `p` has stopped (on one of its CPUs): if it had the focus,

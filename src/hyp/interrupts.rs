@@ -616,6 +616,9 @@ pub fn mmio_write(part: &Partition, v: usize, frame: Frame, offset: u64, size: u
 /// its end of interrupt. The caller holds the partition's `pl011` lock, so
 /// two CPUs' changes reach the vGIC in the order the model took them.
 pub fn pl011_line(part: &Partition, v: usize, change: Option<bool>, level: bool) {
+    if change.is_none() && !level {
+        return; // low, as it was
+    }
     let Some(spi) = part.vgic.spi(CONSOLE_PL011_INTID) else {
         return;
     };
