@@ -1,4 +1,7 @@
-//! The console: [`print!`](crate::print) and [`println!`](crate::println).
+//! The console: [`print!`](crate::print) and [`println!`](crate::println);
+//! and input from the PL011, on its interrupt ([`pl011_start_receiving`],
+//! [`pl011_read_byte`]; under Bulkhead what is typed while the partition
+//! has the console's focus).
 //!
 //! Under Bulkhead the bytes go out with the `CONSOLE_WRITE` hypercall, 48 a
 //! call; natively they go to QEMU virt's PL011 UART, polled. Bytes are sent

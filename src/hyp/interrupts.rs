@@ -613,8 +613,11 @@ pub fn mmio_write(part: &Partition, v: usize, frame: Frame, offset: u64, size: u
 /// high is raised again when `v` is its target, so an instance the guest is
 /// handling (active) becomes active and pending, as a GIC keeps a level
 /// interrupt whose line has not dropped: the guest takes it again after
-/// its end of interrupt. The caller holds the partition's `pl011` lock, so
-/// two CPUs' changes reach the vGIC in the order the model took them.
+/// its end of interrupt. (The end of interrupt itself does not trap: a
+/// guest that ends it without touching its PL011, the line still high,
+/// takes it again at its next PL011 access or input, not at once.) The
+/// caller holds the partition's `pl011` lock, so two CPUs' changes reach
+/// the vGIC in the order the model took them.
 pub fn pl011_line(part: &Partition, v: usize, change: Option<bool>, level: bool) {
     if change.is_none() && !level {
         return; // low, as it was
