@@ -4,8 +4,10 @@
 //!
 //! Everything a guest put in a register is hostile input: it is decoded by
 //! the pure modules (`trap`, `hypercall`, `psci`, `console`) and answered
-//! with an error code, or the partition is stopped with a report. Nothing a
-//! guest does reaches a panic.
+//! with an error code or the exception hardware would give (an access to
+//! an address with nothing behind it is a synchronous external abort at the
+//! guest's own vector), or the partition is stopped with a report. Nothing
+//! a guest does reaches a panic.
 
 use bulkhead_abi::{ABI_VERSION, Counter, MAGIC, Status, unpack_console};
 
@@ -21,7 +23,7 @@ use crate::vgic::sgi::SgiRequest;
 use crate::vgic::state::VTIMER_INTID;
 
 use super::interrupts;
-use super::output;
+use super::output::{self, hyp_println};
 use super::runtime::Partition;
 use super::stop::park;
 
@@ -99,7 +101,8 @@ extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
         },
         Exit::InstructionAbort { ipa } => {
             part.count(v, Counter::Other, 1);
-            super::runtime_of().stop(p, fault(FaultKind::InstructionAbort, v, Some(ipa)))
+            unbacked(part, v, "instruction fetch from", ipa);
+            exception::inject_instruction_abort();
         }
         Exit::Other { .. } => {
             part.count(v, Counter::Other, 1);
@@ -124,6 +127,28 @@ fn sysreg_access(frame: &mut TrapFrame, access: SysRegAccess) {
         // performance monitors among them) is UNDEFINED for the
         // guest, as on hardware that lacks it.
         _ => exception::inject_undefined(),
+    }
+}
+
+/// A guest access to an address its partition has nothing at (no memory,
+/// no device, no emulated register): the guest takes the synchronous
+/// external abort hardware gives for it, at its own vector, and decides
+/// (an RTOS probing for absent hardware carries on). Counted, and reported
+/// on the console the first time only: a guest cannot flood the console
+/// with them.
+fn unbacked(part: &Partition, v: usize, what: &str, ipa: Ipa) {
+    part.count(v, Counter::ExternalAbort, 1);
+    if !part
+        .unbacked_reported
+        .swap(true, core::sync::atomic::Ordering::Relaxed)
+    {
+        hyp_println!(
+            "partition {} vCPU {v}: {what} IPA {ipa} (PC {:#x}) with nothing behind it: \
+             a synchronous external abort for the guest (reported once; all are counted \
+             as external-abort)",
+            part.config.name,
+            exception::guest_pc()
+        );
     }
 }
 
@@ -227,7 +252,8 @@ fn call(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize) {
 }
 
 /// A stage-2 data abort: an emulated device's register (the virtual GIC,
-/// the PL011), or a fault that stops the partition. An access to an
+/// the PL011), or an address with nothing behind it (an external abort for
+/// the guest, see [`unbacked`]). An access to an
 /// emulated register that the syndrome does not describe (ISV = 0: a load
 /// or store pair, a post-indexed access, an exclusive, ...) cannot be
 /// emulated: the guest takes a synchronous external abort, as from a
@@ -252,11 +278,9 @@ fn data_abort(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize, abort
         .console_pl011
         .filter(|&base| abort.ipa >= base && abort.ipa.0 - base.0 < pl011::SIZE);
     let Some(base) = uart else {
-        let kind = FaultKind::DataAbort {
-            write: abort.write,
-            size: abort.size,
-        };
-        super::runtime_of().stop(p, fault(kind, v, Some(abort.ipa)))
+        let what = if abort.write { "write to" } else { "read of" };
+        unbacked(part, v, what, abort.ipa);
+        return exception::inject_external_abort(abort.write);
     };
     if !abort.valid {
         return exception::inject_external_abort(abort.write);

@@ -63,6 +63,9 @@ pub struct Partition {
     /// Each vCPU's deferral statistics (deferred, max wait, max window), as
     /// its CPU last published them.
     defer_stats: [[AtomicU64; 3]; MAX_VCPUS],
+    /// Whether an access to an address with nothing behind it has been
+    /// reported on the console (once per partition; all are counted).
+    pub(super) unbacked_reported: core::sync::atomic::AtomicBool,
     pub(super) stage2_root: PhysAddr,
     pub(super) vmid: u16,
     /// CNTVOFF_EL2 for all its vCPUs: its virtual counter starts near 0.
@@ -259,6 +262,7 @@ impl Runtime {
                 counters: [const { [const { AtomicU64::new(0) }; Counter::ALL.len()] }; MAX_VCPUS],
                 control,
                 defer_stats: [const { [const { AtomicU64::new(0) }; 3] }; MAX_VCPUS],
+                unbacked_reported: core::sync::atomic::AtomicBool::new(false),
                 cntvoff: arch::physical_counter(),
                 stage2_root: s2.root(),
                 // VMID 0 is left unused, so a stale TLB entry of "no guest" never matches.

@@ -148,11 +148,16 @@ pub enum Counter {
     Other = 6,
     /// SGI targets outside the sender's partition, refused (not an exit).
     SgiRefused = 7,
+    /// Accesses to guest addresses with nothing behind them, data or
+    /// instruction fetch, answered with a synchronous external abort as
+    /// hardware would (not an exit of its own: the abort is counted as a
+    /// data abort or as other).
+    ExternalAbort = 8,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 8] = [
+    pub const ALL: [Counter; 9] = [
         Counter::Irq,
         Counter::SgiTrap,
         Counter::Hvc,
@@ -161,6 +166,7 @@ impl Counter {
         Counter::SysReg,
         Counter::Other,
         Counter::SgiRefused,
+        Counter::ExternalAbort,
     ];
 
     /// The counter with index `n`, if there is one.
@@ -183,6 +189,7 @@ impl Counter {
             Counter::SysReg => "sysreg",
             Counter::Other => "other",
             Counter::SgiRefused => "sgi-refused",
+            Counter::ExternalAbort => "external-abort",
         }
     }
 }
