@@ -231,8 +231,9 @@ fn call(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize) {
     frame.x[0] = match outcome {
         None => Status::NotSupported.as_reg(),
         Some(Outcome::Return(value)) => value,
-        Some(Outcome::Woke(_)) => {
-            arch::send_event();
+        Some(Outcome::Woke(t)) => {
+            // Its CPU sleeps in WFI (`wait_for_cpu_on`): the kick wakes it.
+            super::runtime_of().kick(part, t);
             0
         }
         Some(Outcome::CpuOff) => {
