@@ -39,8 +39,8 @@ const ACTLR_EL1: u32 = sysreg(3, 0, 1, 0, 1);
 /// the vCPU's.
 #[inline(always)]
 fn current() -> (&'static Partition, usize, usize) {
-    let (p, v) = percpu::this_vcpu();
-    let part = percpu::this_context() as *const Partition;
+    let ((p, v), context) = percpu::this_vcpu_and_context();
+    let part = context as *const Partition;
     // SAFETY: `Runtime::bind_this_cpu` stored this CPU's vCPU's partition,
     // an element of the runtime that lives in a static for good, before the
     // vCPU first ran; an exit comes only from that vCPU.
