@@ -25,7 +25,7 @@
 #![no_main]
 
 use core::arch::asm;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use guest_lib::abi::psci;
 use guest_lib::{hvc, println, smp, timer};
@@ -33,6 +33,11 @@ use guest_lib::{hvc, println, smp, timer};
 guest_lib::entry!(main);
 
 static LIVES: AtomicU64 = AtomicU64::new(0);
+/// Set by vCPU 0 once it has tried CPU_ON on vCPU 1 while that is on: vCPU
+/// 1's first life does not power off before (it may run its whole life
+/// before vCPU 0's next instruction, as when an emulator runs the woken
+/// CPU first).
+static RELEASED: AtomicBool = AtomicBool::new(false);
 
 fn affinity_info(vcpu: u64) -> u64 {
     hvc::call(psci::AFFINITY_INFO_64, [vcpu, 0])[0]
@@ -46,6 +51,9 @@ fn second(cpu: usize) -> ! {
         "psci: vcpu {} life {} entry registers {:#x}",
         cpu, life, registers
     );
+    while !RELEASED.load(Ordering::SeqCst) {
+        core::hint::spin_loop();
+    }
     power_off_dirty()
 }
 
@@ -116,6 +124,7 @@ fn main() -> ! {
                 already_on, absent
             );
         }
+        RELEASED.store(true, Ordering::SeqCst);
         wait_for(life);
     }
     println!("psci: reading an implementation defined register");
