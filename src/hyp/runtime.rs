@@ -216,20 +216,23 @@ impl Runtime {
             )
             .map_err(map_err)?;
             arch::clean_for_guest(page.0, control::SIZE as u64);
-            load(p, p.image.ipa, p.image.bytes);
-            if let Some(dt) = p.device_tree {
-                load(p, dt.ipa, dt.bytes);
+            for blob in [Some(p.image), p.initrd, p.device_tree]
+                .into_iter()
+                .flatten()
+            {
+                load(p, blob.ipa, blob.bytes);
             }
             for r in p.memory {
                 arch::clean_for_guest(r.phys.0, r.size);
             }
             hyp_println!(
-                "partition {}: {} vCPU(s) on CPU(s) [{}], {} KiB image, entry {}",
+                "partition {}: {} vCPU(s) on CPU(s) [{}], {} KiB image, entry {}{}",
                 p.name,
                 p.cpus.len(),
                 CpuList(p.cpus),
                 p.image.bytes.len() / 1024,
-                p.entry
+                p.entry,
+                InitrdSize(p.initrd)
             );
             let spis: Vec<u32> = p
                 .devices
@@ -297,6 +300,23 @@ impl Runtime {
                 .position(|&c| c == cpu)
                 .map(|v| (p, v))
         })
+    }
+}
+
+/// ", N KiB initrd at IPA", or nothing without one.
+struct InitrdSize(Option<crate::config::Blob>);
+
+impl fmt::Display for InitrdSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(initrd) => write!(
+                f,
+                ", {} KiB initrd at {}",
+                initrd.bytes.len() / 1024,
+                initrd.ipa
+            ),
+            None => Ok(()),
+        }
     }
 }
 
