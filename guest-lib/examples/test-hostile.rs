@@ -30,7 +30,8 @@
 //! - `sext`, `xzr`, `acqrel`: sign-extending loads, xzr/wzr as the
 //!   register, load-acquire/store-release, each checked against a value
 //!   the same vCPU wrote;
-//! - `pmu` (must be UNDEFINED), `debug` (the guest's own: no exception),
+//! - `pmu` (must be UNDEFINED; PMUSERENR_EL0 reads 0 and ignores writes),
+//!   `debug` (the guest's own: no exception),
 //!   `actlr` (reads 0), `set_way` (no exception), `icc` (the virtual CPU
 //!   interface: priority mask, acknowledges, EOIs, active priorities,
 //!   EOImode), `impdef` (implementation-defined registers and the EL1
@@ -1392,7 +1393,7 @@ fn pmu(rng: &mut Rng) {
         1 => probe_read!("pmccntr_el0").1,
         2 => probe_read!("pmcntenset_el0").1,
         3 => probe_read!("pmevcntr0_el0").1,
-        4 => probe_read!("pmuserenr_el0").1,
+        4 | 12 => return pmuserenr(value),
         5 => probe_read!("pmceid0_el0").1,
         6 => probe_read!("pmovsclr_el0").1,
         7 => probe_read!("pmxevcntr_el0").1,
@@ -1400,7 +1401,6 @@ fn pmu(rng: &mut Rng) {
         9 => probe_write!("pmccntr_el0", value),
         10 => probe_write!("pmcntenset_el0", value),
         11 => probe_write!("pmevtyper0_el0", value),
-        12 => probe_write!("pmuserenr_el0", value),
         13 => probe_write!("pmselr_el0", value),
         14 => probe_write!("pmintenset_el1", value),
         _ => probe_write!("pmswinc_el0", value),
@@ -1410,6 +1410,16 @@ fn pmu(rng: &mut Rng) {
         Ev::PmuUndefined,
         Ev::PmuBad,
     );
+}
+
+/// PMUSERENR_EL0 reads as zero and ignores writes: the one performance
+/// monitor register that is not UNDEFINED (Linux clears it at boot).
+fn pmuserenr(value: u64) {
+    let written = probe_write!("pmuserenr_el0", value);
+    let (read, esr) = probe_read!("pmuserenr_el0");
+    if written.is_some() || esr.is_some() || read != 0 {
+        count(Ev::PmuBad);
+    }
 }
 
 fn debug(rng: &mut Rng) {

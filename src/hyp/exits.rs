@@ -34,6 +34,12 @@ const DC_CSW: u32 = sysreg(1, 0, 7, 10, 2);
 const DC_CISW: u32 = sysreg(1, 0, 7, 14, 2);
 /// ACTLR_EL1, trapped by HCR_EL2.TACR: reads as zero, writes ignored.
 const ACTLR_EL1: u32 = sysreg(3, 0, 1, 0, 1);
+/// PMUSERENR_EL0, trapped with the other performance-monitor registers
+/// (MDCR_EL2.TPM): reads as zero (EL0 may not use the PMU), writes ignored.
+/// The one of them that is not UNDEFINED: Linux clears it in its early
+/// CPU setup whenever ID_AA64DFR0_EL1 names a PMU, which the CPU's own
+/// does, before its exception vectors exist.
+const PMUSERENR_EL0: u32 = sysreg(3, 3, 9, 14, 0);
 
 /// The running vCPU of this CPU: its partition, the partition's index and
 /// the vCPU's.
@@ -117,7 +123,7 @@ extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
 fn sysreg_access(frame: &mut TrapFrame, access: SysRegAccess) {
     match access.reg {
         DC_ISW | DC_CSW | DC_CISW if !access.read => exception::skip_instruction(),
-        ACTLR_EL1 => {
+        ACTLR_EL1 | PMUSERENR_EL0 => {
             if access.read {
                 frame.set_reg(access.rt, 0);
             }
