@@ -3,8 +3,8 @@
 //! For the target (`aarch64-unknown-none-softfloat`): reads the partition set
 //! named by `BULKHEAD_CONFIG` (default: the QEMU virt demo), checks it with
 //! the configuration tool (`scripts/config`), and writes the tables, guest
-//! images, device trees and the linker script's memory fragment into
-//! OUT_DIR. A bad configuration stops the build with a message naming the
+//! images, initrds, device trees and the linker script's memory fragment
+//! (the hypervisor's RAM, sized for the set) into OUT_DIR. A bad configuration stops the build with a message naming the
 //! file, the partition and the field.
 //! Host builds (unit tests) need none of it.
 

@@ -8,6 +8,9 @@
 #
 # --board picks boards/NAME/demo.toml unless --config names another set.
 # Prints the image's path on stdout. Cross builds go to target/bulkhead.
+# A set that names files under target/linux/ (a Linux partition's kernel
+# and initramfs, boards/qemu-virt/linux.toml) gets them from
+# scripts/linux.sh first, which does nothing once they are there.
 # BULKHEAD_FAST_PATHS=off builds the hypervisor without its assembly fast
 # paths (cargo feature `fast-paths`): every exit goes to the Rust handlers.
 #
@@ -48,6 +51,9 @@ out=${out:-$root/target/images/$name.bin}
 
 export CARGO_TARGET_DIR=$root/target/bulkhead
 cd "$root"
+if grep -q '"[^"]*target/linux/' "$config"; then
+    "$root/scripts/linux.sh" >/dev/null
+fi
 cargo build -q -p guest-lib --examples --target aarch64-unknown-none --release
 if [ -n "$map" ]; then
     mkdir -p "$(dirname "$svg")"

@@ -117,6 +117,8 @@ pub struct PartitionConfig {
     pub image: Blob,
     /// Where vCPU 0 starts, at EL1 with its MMU off.
     pub entry: Ipa,
+    /// An initial RAM disk, named in the device tree's `/chosen`.
+    pub initrd: Option<Blob>,
     /// The generated device tree, passed in x0; `None`: x0 = 0.
     pub device_tree: Option<Blob>,
     /// Guest address of the emulated PL011, if the partition has one.

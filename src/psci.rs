@@ -74,9 +74,14 @@ pub fn handle(
             if !entry_point_ok(Ipa(entry), memory) {
                 return status(Status::InvalidAddress);
             }
+            // A vCPU already on, or already being started by an earlier
+            // CPU_ON, answers ALREADY_ON. PSCI 1.1 also allows ON_PENDING
+            // for the second case; KVM and QEMU answer ALREADY_ON, and
+            // guests and test suites written against them (kvm-unit-tests'
+            // concurrent CPU_ON test) take anything but SUCCESS or
+            // ALREADY_ON as a failure. AFFINITY_INFO still says ON_PENDING.
             match vcpus[index].request_on(entry, context) {
                 Ok(()) => Some(Outcome::Woke(index)),
-                Err(Power::OnPending) => status(Status::OnPending),
                 Err(_) => status(Status::AlreadyOn),
             }
         }
@@ -98,8 +103,15 @@ pub fn handle(
         SYSTEM_OFF => Some(Outcome::SystemOff),
         SYSTEM_RESET => Some(Outcome::SystemReset),
         CPU_SUSPEND_32 | CPU_SUSPEND_64 => cpu_suspend(args[0], args[1], memory),
-        // Every other PSCI (0x84/0xC4) and SMCCC architecture (0x80) call,
-        // SMCCC_ARCH_FEATURES among them (no workarounds to discover).
+        // SMCCC 1.1 makes ARCH_FEATURES mandatory: it answers for the two
+        // architecture calls Bulkhead implements, SMCCC_VERSION and itself,
+        // and NOT_SUPPORTED for the rest (no workaround to discover, no
+        // SoC id, no PV time or TRNG).
+        SMCCC_ARCH_FEATURES => match args[0] & 0xffff_ffff {
+            SMCCC_VERSION | SMCCC_ARCH_FEATURES => Some(Outcome::Return(0)),
+            _ => status(Status::NotSupported),
+        },
+        // Every other PSCI (0x84/0xC4) and SMCCC architecture (0x80) call.
         f if f >> 24 == 0x84 || f >> 24 == 0xC4 || f >> 24 == 0x80 => status(Status::NotSupported),
         _ => None,
     }
@@ -170,6 +182,41 @@ mod tests {
         handle(fid, args, vcpus, &[0, 1], &MEM)
     }
 
+    /// ARCH_FEATURES answers for SMCCC_VERSION and itself, and
+    /// NOT_SUPPORTED for a workaround; PSCI_FEATURES answers 0 for exactly
+    /// the PSCI calls handled here, and for SMCCC_VERSION.
+    #[test]
+    fn the_feature_queries_answer_for_every_call_implemented() {
+        let vcpus = [Vcpu::default(), Vcpu::default()];
+        for f in [SMCCC_VERSION, SMCCC_ARCH_FEATURES] {
+            assert_eq!(
+                call(SMCCC_ARCH_FEATURES, [f, 0, 0], &vcpus),
+                Some(Outcome::Return(0))
+            );
+        }
+        assert_eq!(
+            call(SMCCC_ARCH_FEATURES, [0x8000_8000, 0, 0], &vcpus),
+            Some(Outcome::Return(Status::NotSupported.as_reg()))
+        );
+        // Every PSCI function id handled here as implemented (anything but
+        // NOT_SUPPORTED) is one PSCI_FEATURES answers 0 for, and no other.
+        let not_supported = Some(Outcome::Return(Status::NotSupported.as_reg()));
+        for f in (0..0x20).flat_map(|n| [0x8400_0000 | n, 0xC400_0000 | n]) {
+            let implemented = call(f, [PSCI_VERSION, 0, 0], &vcpus) != not_supported;
+            let features = call(PSCI_FEATURES, [f, 0, 0], &vcpus);
+            let expected = if implemented {
+                Some(Outcome::Return(0))
+            } else {
+                not_supported
+            };
+            assert_eq!(features, expected, "{f:#x}");
+        }
+        assert_eq!(
+            call(PSCI_FEATURES, [SMCCC_VERSION, 0, 0], &vcpus),
+            Some(Outcome::Return(0))
+        );
+    }
+
     #[test]
     fn cpu_on_checks_target_entry_and_state() {
         let vcpus = [Vcpu::new(), Vcpu::new()];
@@ -196,7 +243,8 @@ mod tests {
             call(AFFINITY_INFO_64, [1, 0, 0], &vcpus),
             Some(Outcome::Return(AFFINITY_ON_PENDING))
         );
-        assert_eq!(call(CPU_ON_64, [1, entry, 9], &vcpus), r(Status::OnPending));
+        // Being started already: ALREADY_ON, as KVM and QEMU answer.
+        assert_eq!(call(CPU_ON_64, [1, entry, 9], &vcpus), r(Status::AlreadyOn));
         assert_eq!(vcpus[1].take_on_request(), Some((entry, 9)));
         assert_eq!(call(CPU_ON_64, [1, entry, 9], &vcpus), r(Status::AlreadyOn));
         assert_eq!(

@@ -2874,9 +2874,9 @@ fn reference_psci(c: &PsciCase, fid: u64, args: [u64; 3], narrow_args: bool) -> 
             if !inside || entry % 4 != 0 {
                 return status(Status::InvalidAddress);
             }
+            // On, or being started: ALREADY_ON (as KVM and QEMU answer).
             match c.power[t] {
                 0 => Some(Outcome::Woke(t)),
-                1 => status(Status::OnPending),
                 _ => status(Status::AlreadyOn),
             }
         }
@@ -2914,6 +2914,11 @@ fn reference_psci(c: &PsciCase, fid: u64, args: [u64; 3], narrow_args: bool) -> 
         }
         SYSTEM_OFF => Some(Outcome::SystemOff),
         SYSTEM_RESET => Some(Outcome::SystemReset),
+        SMCCC_ARCH_FEATURES
+            if matches!(args[0] & 0xffff_ffff, SMCCC_VERSION | SMCCC_ARCH_FEATURES) =>
+        {
+            Some(Outcome::Return(0))
+        }
         f if matches!(f >> 24, 0x80 | 0x84 | 0xc4) => status(Status::NotSupported),
         _ => None,
     }

@@ -203,6 +203,8 @@ fn a_hostile_guest_runs_every_operation_on_every_vcpu_to_its_own_exit() {
         "pl011_lines",
         "long_lines",
         "isv0_aborts",
+        "unbacked_aborts",
+        "unbacked_fetches",
         "sext_checked",
         "xzr_checked",
         "acqrel_checked",

@@ -30,12 +30,18 @@
 //! - `sext`, `xzr`, `acqrel`: sign-extending loads, xzr/wzr as the
 //!   register, load-acquire/store-release, each checked against a value
 //!   the same vCPU wrote;
-//! - `pmu` (must be UNDEFINED), `debug` (the guest's own: no exception),
+//! - `pmu` (must be UNDEFINED; PMUSERENR_EL0 reads 0 and ignores writes),
+//!   `debug` (the guest's own: no exception),
 //!   `actlr` (reads 0), `set_way` (no exception), `icc` (the virtual CPU
 //!   interface: priority mask, acknowledges, EOIs, active priorities,
 //!   EOImode), `impdef` (implementation-defined registers and the EL1
 //!   physical timer), `pl031` (immediate and later alarms, random
-//!   registers, its SPI set pending and cleared).
+//!   registers, its SPI set pending and cleared); `unbacked`: reads and
+//!   writes of every width at addresses the partition has nothing at
+//!   (below its RAM, clear of its devices, and above it), and calls to
+//!   them: each must take a synchronous external abort (data: EC 0x25,
+//!   DFSC 0x10, WnR, FAR the address; fetch: EC 0x21, IFSC 0x10), caught
+//!   with `exception::probe`, and the guest carries on.
 //!
 //! Operations run with IRQs masked; between two of them each vCPU opens an
 //! interrupt window, where its timer ticks, alarms and SGIs are taken, and
@@ -186,7 +192,7 @@ macro_rules! kinds {
 }
 
 kinds! {
-    GicWrite = "gic_write", 200;
+    GicWrite = "gic_write", 180;
     GicRead = "gic_read", 120;
     Withdraw = "withdraw", 80;
     Sgi1r = "sgi1r", 120;
@@ -206,6 +212,7 @@ kinds! {
     Icc = "icc", 30;
     ImpDef = "impdef", 15;
     Pl031 = "pl031", 20;
+    Unbacked = "unbacked", 20;
 }
 
 const KINDS: usize = KIND_NAMES.len();
@@ -264,6 +271,9 @@ events! {
     Isv0Bad = "isv0_bad";
     ExclStoreFailed = "excl_store_failed";
     ExclStoreBad = "excl_store_bad";
+    UnbackedAborts = "unbacked_aborts";
+    UnbackedFetches = "unbacked_fetches";
+    UnbackedBad = "unbacked_bad";
     DcVaAborts = "dc_va_aborts";
     DcVaDone = "dc_va_done";
     SextChecked = "sext_checked";
@@ -380,8 +390,10 @@ impl Rng {
 fn access(addr: u64, size: u64, write: bool, value: u64) -> u64 {
     let mut read = 0;
     // SAFETY: `addr` is inside one of this partition's emulated or
-    // passed-through devices (Device memory in guest-lib's map), aligned
-    // to `size`; any value is acceptable to what is being tested.
+    // passed-through devices (Device memory in guest-lib's map), or at an
+    // address the partition has nothing at (the access aborts, under
+    // `probe`), aligned to `size`; any value is acceptable to what is
+    // being tested.
     unsafe {
         match (size, write) {
             (1, true) => asm!("strb {v:w}, [{a}]", v = in(reg) value, a = in(reg) addr),
@@ -645,6 +657,7 @@ fn operation(kind: Kind, v: usize, rng: &mut Rng) {
         Kind::Icc => icc(rng),
         Kind::ImpDef => impdef(rng),
         Kind::Pl031 => rtc(rng),
+        Kind::Unbacked => unbacked(rng),
     }
 }
 
@@ -1181,6 +1194,47 @@ unsafe fn isv0_access(form: u64, addr: u64, value: u64) -> bool {
 
 /// A synchronous external abort on a data access from EL1 (EC 0x25, IL,
 /// DFSC 0x10), WnR as the access, FAR the address.
+/// The partition's RAM (tests/configs/hostile.toml) and where its control
+/// page is (the default), which `unbacked` stays clear of.
+const RAM: core::ops::Range<u64> = 0x4000_0000..0x4400_0000;
+const CONTROL_PAGE: u64 = 0x7fff_f000;
+
+/// An access, or a call, to an address the partition has nothing at: an
+/// external abort at this vCPU's own vector every time.
+fn unbacked(rng: &mut Rng) {
+    let size = 1u64 << rng.below(4);
+    if rng.below(8) == 0 {
+        // A call into the Normal, executable half of guest-lib's map, above
+        // its RAM: the fetch aborts and `probe` returns to the caller.
+        let target = (RAM.end + rng.below(CONTROL_PAGE - RAM.end)) & !3;
+        let ((), esr) = probe(|| {
+            // SAFETY: branches with link to an address with nothing behind
+            // it; the instruction abort comes back through `probe` to the
+            // instruction after the `blr`, with x30 clobbered.
+            unsafe { asm!("blr {}", in(reg) target, out("x30") _) };
+        });
+        let far: u64;
+        // SAFETY: reading FAR_EL1 has no effect; IRQs are masked, so it is
+        // still the abort's.
+        unsafe { asm!("mrs {}, far_el1", out(reg) far, options(nomem, nostack)) };
+        let ok = esr.is_some_and(|e| e >> 26 == 0x21 && e & 0x3f == 0x10) && far == target;
+        check(ok, Ev::UnbackedFetches, Ev::UnbackedBad);
+        return;
+    }
+    // Below its RAM (guest-lib maps it Device), clear of the GIC, the
+    // PL011 and the PL031 (0x0800_0000..0x0a00_0000), or above its RAM.
+    let addr = if rng.chance(2) {
+        0x1000_0000 + rng.below(RAM.start - 0x1000_0000)
+    } else {
+        RAM.end + rng.below(CONTROL_PAGE - RAM.end)
+    } & !(size - 1);
+    let write = rng.chance(2);
+    let value = rng.next();
+    let (_, esr) = probe(|| access(addr, size, write, value));
+    let ok = esr.is_some_and(|e| abort_syndrome_ok(e, write, addr));
+    check(ok, Ev::UnbackedAborts, Ev::UnbackedBad);
+}
+
 fn abort_syndrome_ok(esr: u64, write: bool, addr: u64) -> bool {
     let far: u64;
     // SAFETY: reading FAR_EL1 has no effect; IRQs are masked, so it is
@@ -1339,7 +1393,7 @@ fn pmu(rng: &mut Rng) {
         1 => probe_read!("pmccntr_el0").1,
         2 => probe_read!("pmcntenset_el0").1,
         3 => probe_read!("pmevcntr0_el0").1,
-        4 => probe_read!("pmuserenr_el0").1,
+        4 | 12 => return pmuserenr(value),
         5 => probe_read!("pmceid0_el0").1,
         6 => probe_read!("pmovsclr_el0").1,
         7 => probe_read!("pmxevcntr_el0").1,
@@ -1347,7 +1401,6 @@ fn pmu(rng: &mut Rng) {
         9 => probe_write!("pmccntr_el0", value),
         10 => probe_write!("pmcntenset_el0", value),
         11 => probe_write!("pmevtyper0_el0", value),
-        12 => probe_write!("pmuserenr_el0", value),
         13 => probe_write!("pmselr_el0", value),
         14 => probe_write!("pmintenset_el1", value),
         _ => probe_write!("pmswinc_el0", value),
@@ -1357,6 +1410,16 @@ fn pmu(rng: &mut Rng) {
         Ev::PmuUndefined,
         Ev::PmuBad,
     );
+}
+
+/// PMUSERENR_EL0 reads as zero and ignores writes: the one performance
+/// monitor register that is not UNDEFINED (Linux clears it at boot).
+fn pmuserenr(value: u64) {
+    let written = probe_write!("pmuserenr_el0", value);
+    let (read, esr) = probe_read!("pmuserenr_el0");
+    if written.is_some() || esr.is_some() || read != 0 {
+        count(Ev::PmuBad);
+    }
 }
 
 fn debug(rng: &mut Rng) {

@@ -8,8 +8,11 @@
 //! again, and checks that CPU_ON of a vCPU that is on, or of one the
 //! partition does not have, is refused. Prints
 //! `psci: vcpu 1 life <n>` (twice), `psci: affinity off after life <n>`,
-//! `psci: cpu_on refused already_on=<-4 or -5> absent=-2` (ALREADY_ON, or
-//! ON_PENDING if vCPU 1 has not started yet) and the PSCI version.
+//! `psci: cpu_on refused already_on=-4 absent=-2` (ALREADY_ON whether vCPU
+//! 1 runs already or is still being started, as KVM and QEMU answer),
+//! the PSCI version, and what the feature queries answer (`psci: features
+//! cpu_on=0 system_reset=0 smccc_version=0 arch_features=0
+//! workaround_1=-1`).
 //!
 //! Last, vCPU 0 reads CPUACTLR_EL1 (S3_1_C15_C2_0), an implementation
 //! defined register: Bulkhead traps those (HCR_EL2.TIDCP) so a guest cannot
@@ -22,7 +25,7 @@
 #![no_main]
 
 use core::arch::asm;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use guest_lib::abi::psci;
 use guest_lib::{hvc, println, smp, timer};
@@ -30,6 +33,11 @@ use guest_lib::{hvc, println, smp, timer};
 guest_lib::entry!(main);
 
 static LIVES: AtomicU64 = AtomicU64::new(0);
+/// Set by vCPU 0 once it has tried CPU_ON on vCPU 1 while that is on: vCPU
+/// 1's first life does not power off before (it may run its whole life
+/// before vCPU 0's next instruction, as when an emulator runs the woken
+/// CPU first).
+static RELEASED: AtomicBool = AtomicBool::new(false);
 
 fn affinity_info(vcpu: u64) -> u64 {
     hvc::call(psci::AFFINITY_INFO_64, [vcpu, 0])[0]
@@ -43,6 +51,9 @@ fn second(cpu: usize) -> ! {
         "psci: vcpu {} life {} entry registers {:#x}",
         cpu, life, registers
     );
+    while !RELEASED.load(Ordering::SeqCst) {
+        core::hint::spin_loop();
+    }
     power_off_dirty()
 }
 
@@ -85,6 +96,19 @@ fn wait_for(life: u64) {
 fn main() -> ! {
     println!("psci: vcpu 0 entry registers {:#x}", smp::entry_registers());
     println!("psci: version={:#x}", hvc::call(psci::PSCI_VERSION, [])[0]);
+    // The feature queries: PSCI_FEATURES for calls it implements, and
+    // SMCCC_ARCH_FEATURES (mandatory with SMCCC 1.1) for itself and for a
+    // workaround it does not have.
+    let psci_features = |f: u64| hvc::call(psci::PSCI_FEATURES, [f])[0] as i64;
+    let arch_features = |f: u64| hvc::call(psci::SMCCC_ARCH_FEATURES, [f])[0] as i64;
+    println!(
+        "psci: features cpu_on={} system_reset={} smccc_version={} arch_features={} workaround_1={}",
+        psci_features(psci::CPU_ON_64),
+        psci_features(psci::SYSTEM_RESET),
+        psci_features(psci::SMCCC_VERSION),
+        arch_features(psci::SMCCC_ARCH_FEATURES),
+        arch_features(0x8000_8000),
+    );
     for life in 1..=2 {
         if let Err(e) = smp::start_cpu(1, second) {
             println!("psci: cpu_on failed: {:?}", e);
@@ -100,6 +124,7 @@ fn main() -> ! {
                 already_on, absent
             );
         }
+        RELEASED.store(true, Ordering::SeqCst);
         wait_for(life);
     }
     println!("psci: reading an implementation defined register");

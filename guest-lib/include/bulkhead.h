@@ -97,7 +97,8 @@
 #define BULKHEAD_COUNTER_SYSREG 5
 #define BULKHEAD_COUNTER_OTHER 6
 #define BULKHEAD_COUNTER_SGI_REFUSED 7
-#define BULKHEAD_COUNTER_COUNT 8
+#define BULKHEAD_COUNTER_EXTERNAL_ABORT 8
+#define BULKHEAD_COUNTER_COUNT 9
 
 /* ---- The control page (layout version 1) --------------------------------- */
 

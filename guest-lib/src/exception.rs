@@ -61,16 +61,21 @@ const SLOT_IRQ_CURRENT_SPX: u64 = 5;
 
 /// The synchronous slot for the current EL on SP_EL1.
 const SLOT_SYNC_CURRENT_SPX: u64 = 4;
+/// ESR_EL1.EC of an instruction abort taken at EL1.
+const EC_INSTRUCTION_ABORT_CURRENT_EL: u64 = 0x21;
 
 /// Per CPU: inside [`probe`], and the ESR of the last exception it took.
 static PROBING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 static PROBED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 /// Runs `f` on this CPU; a synchronous exception `f` takes (an undefined
-/// instruction, a system register the CPU or hypervisor does not have)
-/// is recorded and execution resumes after the instruction. Returns what
-/// `f` returned and the ESR_EL1 of the last such exception, if any. `f`
-/// must expect that instruction to have done nothing.
+/// instruction, a system register the CPU or hypervisor does not have, an
+/// external abort on an access to an address with nothing behind it) is
+/// recorded and execution resumes after the instruction. Returns what `f`
+/// returned and the ESR_EL1 of the last such exception, if any. `f` must
+/// expect that instruction to have done nothing. An instruction abort (a
+/// branch with link to an address that cannot be fetched from) resumes
+/// at the link register, as if the call had returned.
 pub fn probe<R>(f: impl FnOnce() -> R) -> (R, Option<u64>) {
     let cpu = crate::cpu_index() % MAX_CPUS;
     PROBED[cpu].store(0, Ordering::Relaxed);
@@ -93,7 +98,13 @@ extern "C" fn guest_lib_exception(frame: &mut TrapFrame, slot: u64) {
     if slot == SLOT_SYNC_CURRENT_SPX && PROBING[cpu].load(Ordering::SeqCst) {
         // ESR is never 0 for a taken exception (IL is set for A64).
         PROBED[cpu].store(esr | 1 << 25, Ordering::Relaxed);
-        frame.elr += 4;
+        frame.elr = if esr >> 26 == EC_INSTRUCTION_ABORT_CURRENT_EL {
+            // A call to an address that could not be fetched from: return
+            // to the caller (the probed code branched there with a link).
+            frame.x[30]
+        } else {
+            frame.elr + 4
+        };
         return;
     }
     crate::println!(

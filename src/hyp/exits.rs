@@ -4,8 +4,10 @@
 //!
 //! Everything a guest put in a register is hostile input: it is decoded by
 //! the pure modules (`trap`, `hypercall`, `psci`, `console`) and answered
-//! with an error code, or the partition is stopped with a report. Nothing a
-//! guest does reaches a panic.
+//! with an error code or the exception hardware would give (an access to
+//! an address with nothing behind it is a synchronous external abort at the
+//! guest's own vector), or the partition is stopped with a report. Nothing
+//! a guest does reaches a panic.
 
 use bulkhead_abi::{ABI_VERSION, Counter, MAGIC, Status, unpack_console};
 
@@ -22,7 +24,7 @@ use crate::vgic::state::VTIMER_INTID;
 
 use super::input;
 use super::interrupts;
-use super::output;
+use super::output::{self, hyp_println};
 use super::runtime::Partition;
 use super::stop::park;
 
@@ -33,13 +35,19 @@ const DC_CSW: u32 = sysreg(1, 0, 7, 10, 2);
 const DC_CISW: u32 = sysreg(1, 0, 7, 14, 2);
 /// ACTLR_EL1, trapped by HCR_EL2.TACR: reads as zero, writes ignored.
 const ACTLR_EL1: u32 = sysreg(3, 0, 1, 0, 1);
+/// PMUSERENR_EL0, trapped with the other performance-monitor registers
+/// (MDCR_EL2.TPM): reads as zero (EL0 may not use the PMU), writes ignored.
+/// The one of them that is not UNDEFINED: Linux clears it in its early
+/// CPU setup whenever ID_AA64DFR0_EL1 names a PMU, which the CPU's own
+/// does, before its exception vectors exist.
+const PMUSERENR_EL0: u32 = sysreg(3, 3, 9, 14, 0);
 
 /// The running vCPU of this CPU: its partition, the partition's index and
 /// the vCPU's.
 #[inline(always)]
 fn current() -> (&'static Partition, usize, usize) {
-    let (p, v) = percpu::this_vcpu();
-    let part = percpu::this_context() as *const Partition;
+    let ((p, v), context) = percpu::this_vcpu_and_context();
+    let part = context as *const Partition;
     // SAFETY: `Runtime::bind_this_cpu` stored this CPU's vCPU's partition,
     // an element of the runtime that lives in a static for good, before the
     // vCPU first ran; an exit comes only from that vCPU.
@@ -100,7 +108,8 @@ extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
         },
         Exit::InstructionAbort { ipa } => {
             part.count(v, Counter::Other, 1);
-            super::runtime_of().stop(p, fault(FaultKind::InstructionAbort, v, Some(ipa)))
+            unbacked(part, v, "instruction fetch from", ipa);
+            exception::inject_instruction_abort();
         }
         Exit::Other { .. } => {
             part.count(v, Counter::Other, 1);
@@ -115,7 +124,7 @@ extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
 fn sysreg_access(frame: &mut TrapFrame, access: SysRegAccess) {
     match access.reg {
         DC_ISW | DC_CSW | DC_CISW if !access.read => exception::skip_instruction(),
-        ACTLR_EL1 => {
+        ACTLR_EL1 | PMUSERENR_EL0 => {
             if access.read {
                 frame.set_reg(access.rt, 0);
             }
@@ -125,6 +134,28 @@ fn sysreg_access(frame: &mut TrapFrame, access: SysRegAccess) {
         // performance monitors among them) is UNDEFINED for the
         // guest, as on hardware that lacks it.
         _ => exception::inject_undefined(),
+    }
+}
+
+/// A guest access to an address its partition has nothing at (no memory,
+/// no device, no emulated register): the guest takes the synchronous
+/// external abort hardware gives for it, at its own vector, and decides
+/// (an RTOS probing for absent hardware carries on). Counted, and reported
+/// on the console the first time only: a guest cannot flood the console
+/// with them.
+fn unbacked(part: &Partition, v: usize, what: &str, ipa: Ipa) {
+    part.count(v, Counter::ExternalAbort, 1);
+    if !part
+        .unbacked_reported
+        .swap(true, core::sync::atomic::Ordering::Relaxed)
+    {
+        hyp_println!(
+            "partition {} vCPU {v}: {what} IPA {ipa} (PC {:#x}) with nothing behind it: \
+             a synchronous external abort for the guest (reported once; all are counted \
+             as external-abort)",
+            part.config.name,
+            exception::guest_pc()
+        );
     }
 }
 
@@ -207,8 +238,9 @@ fn call(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize) {
     frame.x[0] = match outcome {
         None => Status::NotSupported.as_reg(),
         Some(Outcome::Return(value)) => value,
-        Some(Outcome::Woke(_)) => {
-            arch::send_event();
+        Some(Outcome::Woke(t)) => {
+            // Its CPU sleeps in WFI (`wait_for_cpu_on`): the kick wakes it.
+            super::runtime_of().kick(part, t);
             0
         }
         Some(Outcome::CpuOff) => {
@@ -228,7 +260,8 @@ fn call(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize) {
 }
 
 /// A stage-2 data abort: an emulated device's register (the virtual GIC,
-/// the PL011), or a fault that stops the partition. An access to an
+/// the PL011), or an address with nothing behind it (an external abort for
+/// the guest, see [`unbacked`]). An access to an
 /// emulated register that the syndrome does not describe (ISV = 0: a load
 /// or store pair, a post-indexed access, an exclusive, ...) cannot be
 /// emulated: the guest takes a synchronous external abort, as from a
@@ -253,11 +286,9 @@ fn data_abort(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize, abort
         .console_pl011
         .filter(|&base| abort.ipa >= base && abort.ipa.0 - base.0 < pl011::SIZE);
     let Some(base) = uart else {
-        let kind = FaultKind::DataAbort {
-            write: abort.write,
-            size: abort.size,
-        };
-        super::runtime_of().stop(p, fault(kind, v, Some(abort.ipa)))
+        let what = if abort.write { "write to" } else { "read of" };
+        unbacked(part, v, what, abort.ipa);
+        return exception::inject_external_abort(abort.write);
     };
     if !abort.valid {
         return exception::inject_external_abort(abort.write);

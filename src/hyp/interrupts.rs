@@ -259,6 +259,21 @@ pub fn forward(part: &Partition, v: usize, intid: u32) {
 /// state (`pending`), a forwarded one, which the hypervisor acknowledged,
 /// to the physical GIC (deactivated; an edge one still `pending` set
 /// pending there first). On `v`'s own CPU.
+/// A forwarded interrupt of vCPU `v` (its virtual timer, a device SPI) that
+/// its CPU acknowledged while the vCPU is off: its priority dropped, it goes
+/// back as [`give_back`] returns what a powered-off vCPU's list registers
+/// held (an edge SPI pending again, a level one deactivated so that its
+/// source raises it again).
+pub fn give_back_taken(part: &Partition, v: usize, intid: u32) {
+    Gic::priority_drop(intid);
+    let irq = Irq {
+        intid,
+        priority: 0,
+        hw: true,
+    };
+    give_back(part, v, irq, true, false);
+}
+
 fn give_back(part: &Partition, v: usize, irq: Irq, pending: bool, active: bool) {
     let vgic = &part.vgic;
     if irq.hw {

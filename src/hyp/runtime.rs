@@ -44,7 +44,10 @@ impl TableAlloc for HeapTables {
 /// Exit counters of one vCPU, indexed by `Counter`. Only the vCPU's own
 /// CPU writes them (a plain load and store, no read-modify-write atomics);
 /// anyone may read them.
-pub type Counters = [AtomicU64; Counter::ALL.len()];
+pub type Counters = [AtomicU64; COUNTER_SLOTS];
+/// Slots per vCPU: the counters, rounded up to a power of two so that a
+/// vCPU's counters are found with a shift, not a multiply, on every exit.
+const COUNTER_SLOTS: usize = Counter::ALL.len().next_power_of_two();
 
 /// One partition's run-time state.
 pub struct Partition {
@@ -66,6 +69,9 @@ pub struct Partition {
     /// Each vCPU's deferral statistics (deferred, max wait, max window), as
     /// its CPU last published them.
     defer_stats: [[AtomicU64; 3]; MAX_VCPUS],
+    /// Whether an access to an address with nothing behind it has been
+    /// reported on the console (once per partition; all are counted).
+    pub(super) unbacked_reported: core::sync::atomic::AtomicBool,
     pub(super) stage2_root: PhysAddr,
     pub(super) vmid: u16,
     /// CNTVOFF_EL2 for all its vCPUs: its virtual counter starts near 0.
@@ -213,20 +219,23 @@ impl Runtime {
             )
             .map_err(map_err)?;
             arch::clean_for_guest(page.0, control::SIZE as u64);
-            load(p, p.image.ipa, p.image.bytes);
-            if let Some(dt) = p.device_tree {
-                load(p, dt.ipa, dt.bytes);
+            for blob in [Some(p.image), p.initrd, p.device_tree]
+                .into_iter()
+                .flatten()
+            {
+                load(p, blob.ipa, blob.bytes);
             }
             for r in p.memory {
                 arch::clean_for_guest(r.phys.0, r.size);
             }
             hyp_println!(
-                "partition {}: {} vCPU(s) on CPU(s) [{}], {} KiB image, entry {}",
+                "partition {}: {} vCPU(s) on CPU(s) [{}], {} KiB image, entry {}{}",
                 p.name,
                 p.cpus.len(),
                 CpuList(p.cpus),
                 p.image.bytes.len() / 1024,
-                p.entry
+                p.entry,
+                InitrdSize(p.initrd)
             );
             let mut spis: Vec<u32> = p
                 .devices
@@ -264,9 +273,10 @@ impl Runtime {
                 vgic,
                 vgic_lock: spin::Mutex::new(()),
                 affinity: AffinityMap::new(p.vmpidrs),
-                counters: [const { [const { AtomicU64::new(0) }; Counter::ALL.len()] }; MAX_VCPUS],
+                counters: [const { [const { AtomicU64::new(0) }; COUNTER_SLOTS] }; MAX_VCPUS],
                 control,
                 defer_stats: [const { [const { AtomicU64::new(0) }; 3] }; MAX_VCPUS],
+                unbacked_reported: core::sync::atomic::AtomicBool::new(false),
                 cntvoff: arch::physical_counter(),
                 stage2_root: s2.root(),
                 // VMID 0 is left unused, so a stale TLB entry of "no guest" never matches.
@@ -298,6 +308,23 @@ impl Runtime {
                 .position(|&c| c == cpu)
                 .map(|v| (p, v))
         })
+    }
+}
+
+/// ", N KiB initrd at IPA", or nothing without one.
+struct InitrdSize(Option<crate::config::Blob>);
+
+impl fmt::Display for InitrdSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(initrd) => write!(
+                f,
+                ", {} KiB initrd at {}",
+                initrd.bytes.len() / 1024,
+                initrd.ipa
+            ),
+            None => Ok(()),
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use core::sync::atomic::Ordering;
 use crate::arch::gic::{FastFill, Gic, GicBackend};
 use crate::arch::{self, GuestStart, percpu};
 use crate::partition::{MAX_VCPUS, Power};
+use crate::vgic::state::VTIMER_INTID;
 
 use super::interrupts;
 use super::output;
@@ -34,7 +35,12 @@ impl Runtime {
         self.wait_for_cpu_on(p, v)
     }
 
-    /// Waits in EL2 until the partition powers this vCPU on (or stops).
+    /// Waits in EL2 until the partition powers this vCPU on (or stops),
+    /// asleep in WFI: a CPU_ON (or the partition's stop) kicks this CPU,
+    /// and the EL2 retry timer wakes it for the partition's console output.
+    /// An interrupt ends WFI even with IRQs masked, as they are here.
+    /// (A WFE loop woken by SEV kept the CPU busy under emulation, where WFE
+    /// does not sleep, taking host time from the vCPUs that run.)
     pub fn wait_for_cpu_on(&self, p: usize, v: usize) -> ! {
         let part = &self.partitions[p];
         loop {
@@ -44,15 +50,35 @@ impl Runtime {
             if let Some((entry, context)) = part.state.vcpus[v].take_on_request() {
                 self.enter(p, v, entry, context);
             }
-            // The partition's output still needs its CPUs: watch the retry
-            // timer (an interrupt would not end a WFE with IRQs masked).
-            if output::has_output(part) {
-                if arch::hyp_timer_fired() {
-                    output::pump(part, p);
-                }
-                core::hint::spin_loop();
-            } else {
-                arch::wait_for_event();
+            arch::wait_for_interrupt();
+            self.take_interrupts_while_off(part, p, v);
+        }
+    }
+
+    /// What woke a vCPU's CPU while the vCPU is off: a kick (consumed: what
+    /// it asked for is drained when the vCPU enters), the retry timer (the
+    /// partition's output moves), the maintenance interrupt (nothing to
+    /// maintain), or one of the vCPU's own forwarded interrupts (its timer,
+    /// a device SPI routed here), which goes back to its source as from a
+    /// powered-off vCPU's list registers: nothing is lost, and it comes
+    /// back once the vCPU runs.
+    fn take_interrupts_while_off(&self, part: &Partition, p: usize, v: usize) {
+        loop {
+            let intid = Gic::acknowledge();
+            if intid >= Gic::SPURIOUS {
+                return;
+            }
+            if intid == VTIMER_INTID || intid >= 32 {
+                interrupts::give_back_taken(part, v, intid);
+                // A level one still raised comes straight back: wait for
+                // the next reason to wake instead of taking it again here.
+                return;
+            }
+            Gic::priority_drop(intid);
+            Gic::deactivate(intid);
+            if intid == arch::HYP_TIMER_INTID {
+                arch::hyp_timer_disarm();
+                output::pump(part, p);
             }
         }
     }
@@ -60,6 +86,9 @@ impl Runtime {
     fn enter(&self, p: usize, v: usize, entry: u64, x0: u64) -> ! {
         let part = &self.partitions[p];
         Gic::reset_virtual_interface();
+        // What its siblings left pending while it was off (their kicks were
+        // consumed while it waited) goes to its list registers now.
+        interrupts::drain(part, v);
         let start = GuestStart {
             entry,
             x0,

@@ -148,11 +148,16 @@ pub enum Counter {
     Other = 6,
     /// SGI targets outside the sender's partition, refused (not an exit).
     SgiRefused = 7,
+    /// Accesses to guest addresses with nothing behind them, data or
+    /// instruction fetch, answered with a synchronous external abort as
+    /// hardware would (not an exit of its own: the abort is counted as a
+    /// data abort or as other).
+    ExternalAbort = 8,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 8] = [
+    pub const ALL: [Counter; 9] = [
         Counter::Irq,
         Counter::SgiTrap,
         Counter::Hvc,
@@ -161,6 +166,7 @@ impl Counter {
         Counter::SysReg,
         Counter::Other,
         Counter::SgiRefused,
+        Counter::ExternalAbort,
     ];
 
     /// The counter with index `n`, if there is one.
@@ -183,6 +189,7 @@ impl Counter {
             Counter::SysReg => "sysreg",
             Counter::Other => "other",
             Counter::SgiRefused => "sgi-refused",
+            Counter::ExternalAbort => "external-abort",
         }
     }
 }
@@ -276,8 +283,9 @@ pub mod psci {
     /// `CPU_ON`, SMC32: `x1` = target MPIDR (affinity fields), `x2` =
     /// entry point, `x3` = context id, which the target finds in `x0`.
     /// Fails with `INVALID_PARAMETERS` for a vCPU not in the partition,
-    /// `INVALID_ADDRESS` for an entry outside its memory, `ALREADY_ON` or
-    /// `ON_PENDING`.
+    /// `INVALID_ADDRESS` for an entry outside its memory, and `ALREADY_ON`
+    /// for a vCPU that is on or already being started (as KVM and QEMU
+    /// answer; `AFFINITY_INFO` tells the two apart).
     pub const CPU_ON_32: u64 = 0x8400_0003;
     /// `CPU_ON`, SMC64: as [`CPU_ON_32`] with 64-bit arguments.
     pub const CPU_ON_64: u64 = 0xC400_0003;
@@ -304,7 +312,8 @@ pub mod psci {
     /// same encoding as PSCI's ([`SMCCC_1_1`] from Bulkhead).
     pub const SMCCC_VERSION: u64 = 0x8000_0000;
     /// `SMCCC_ARCH_FEATURES` (Arm DEN 0028): `x1` = an architecture call
-    /// id. Bulkhead answers `NOT_SUPPORTED`: it has no workarounds to report.
+    /// id. Bulkhead answers 0 for `SMCCC_VERSION` and `SMCCC_ARCH_FEATURES`
+    /// and `NOT_SUPPORTED` for the rest: it has no workarounds to report.
     pub const SMCCC_ARCH_FEATURES: u64 = 0x8000_0001;
 
     /// PSCI 1.1 in `PSCI_VERSION`'s encoding (major << 16 | minor).

@@ -13,17 +13,21 @@ use std::fmt;
 
 use bulkhead_abi::board::{GicConfig, PhysAddr};
 
+use crate::arm64_image::ImageHeader;
+use crate::budget::Need;
 use crate::dtb;
 use crate::elf::{self, Elf};
 use crate::error::{ConfigError, ErrorKind};
 use crate::model::{
-    BoardFile, DeviceFile, GicFile, PartitionFile, PartitionSetFile, QemuFile, RangeFile,
+    BoardFile, DeviceFile, GicFile, HypervisorFile, InitrdFile, PartitionFile, PartitionSetFile,
+    QemuFile, RangeFile,
 };
 
 /// The translation granule: every range is a whole number of 4 KiB pages,
 /// because stage-2 (and the hypervisor's own) tables map nothing smaller.
 pub const PAGE: u64 = 0x1000;
-/// The device-tree area at the top of a partition's lowest memory region.
+/// The device-tree area: at `device_tree_at`, by default at the top of a
+/// partition's lowest memory region.
 pub const DEVICE_TREE_AREA: u64 = 0x1_0000;
 /// GICv3 distributor window (GICD): 64 KiB.
 pub const GICV3_DISTRIBUTOR_SIZE: u64 = 0x1_0000;
@@ -57,6 +61,13 @@ pub use bulkhead_abi::limits::MAX_PARTITION_SPIS;
 /// Guest addresses are below 2^39: stage 2 uses T0SZ = 25, starting at level 1
 /// (`mm::pagetable::INPUT_BITS` in the hypervisor).
 pub const IPA_LIMIT: u64 = 1 << 39;
+/// Longest kernel command line: arm64 Linux's COMMAND_LINE_SIZE (2048)
+/// less its terminating NUL.
+pub const BOOTARGS_MAX: usize = 2047;
+/// An initrd must lie with the kernel in a window this aligned...
+const KERNEL_WINDOW_ALIGN: u64 = 1 << 30;
+/// ... and at most this large (arm64 booting.rst).
+const KERNEL_WINDOW_MAX: u64 = 32 << 30;
 
 /// A range `[base, base + size)` that does not wrap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,8 +118,8 @@ pub struct Board {
     pub name: String,
     /// RAM, ascending, disjoint.
     pub ram: Vec<Range>,
-    /// The RAM the hypervisor keeps; inside one RAM range.
-    pub hypervisor: Range,
+    /// Where the RAM the hypervisor keeps starts, and how much it may take.
+    pub hypervisor: HypervisorRam,
     /// The hypervisor's PL011.
     pub uart: Range,
     /// Its interrupt (an SPI no device has), if console input is wired.
@@ -121,6 +132,20 @@ pub struct Board {
     pub devices: Vec<Device>,
     /// How QEMU emulates it, if it does.
     pub qemu: Option<Qemu>,
+}
+
+/// The checked `[hypervisor]`. What the hypervisor keeps is sized with the
+/// partition set ([`Checked::hypervisor`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HypervisorRam {
+    /// Its first address, inside a RAM range.
+    pub base: u64,
+    /// `[hypervisor].size` when the board fixes it (then the hypervisor
+    /// keeps all of it).
+    pub size: Option<u64>,
+    /// The most it may take: the fixed size, or else the RAM from `base`
+    /// to the end of its range.
+    pub room: u64,
 }
 
 /// The checked `[qemu]`; [`crate::qemu::Machine`] makes the command line.
@@ -290,8 +315,14 @@ pub struct Partition {
     pub devices: Vec<Device>,
     /// The loadable image.
     pub image: Blob,
+    /// The image's arm64 Image header, if it is a raw image with one.
+    pub kernel: Option<ImageHeader>,
     /// Where vCPU 0 starts.
     pub entry: u64,
+    /// The initial RAM disk, if any.
+    pub initrd: Option<Blob>,
+    /// The kernel command line (`/chosen/bootargs`), if any.
+    pub bootargs: Option<String>,
     /// The generated device tree, if the partition wants one.
     pub device_tree: Option<Blob>,
     /// The IPA of its emulated PL011.
@@ -310,6 +341,11 @@ impl Partition {
     pub fn device_tree_file(&self) -> String {
         format!("{}.dtb", self.name)
     }
+
+    /// Name of the initrd blob's file in OUT_DIR.
+    pub fn initrd_file(&self) -> String {
+        format!("{}.initrd", self.name)
+    }
 }
 
 /// A whole checked configuration.
@@ -323,6 +359,11 @@ pub struct Checked {
     pub board: Board,
     /// The partitions, in file order.
     pub partitions: Vec<Partition>,
+    /// The RAM the hypervisor keeps: from the board's `[hypervisor].base`,
+    /// its fixed size or else [`Need::total`].
+    pub hypervisor: Range,
+    /// What the hypervisor's RAM must hold for these partitions.
+    pub need: Need,
 }
 
 /// Where errors found now are reported.
@@ -431,10 +472,7 @@ pub fn check_board(b: &BoardFile, file: &str) -> Result<Board, ConfigError> {
     }
     ram.sort_by_key(|r| r.base);
 
-    let hypervisor = range_file(&ctx, "hypervisor", &b.hypervisor)?;
-    if !ram.iter().any(|r| r.encloses(&hypervisor)) {
-        return Err(ctx.err("hypervisor", ErrorKind::OutsideRam { range: hypervisor }));
-    }
+    let hypervisor = check_hypervisor(&ctx, &b.hypervisor, &ram)?;
     let uart = ctx.range("uart.base", b.uart.base, "uart.size", b.uart.size)?;
     let gic = check_gic(&ctx, &b.gic)?;
 
@@ -513,6 +551,33 @@ pub fn check_board(b: &BoardFile, file: &str) -> Result<Board, ConfigError> {
         cpus,
         devices,
         qemu,
+    })
+}
+
+/// Checks `[hypervisor]`: a base inside RAM, and a fixed size, if given,
+/// that keeps it there.
+fn check_hypervisor(
+    ctx: &Ctx<'_>,
+    h: &HypervisorFile,
+    ram: &[Range],
+) -> Result<HypervisorRam, ConfigError> {
+    let range = match h.size {
+        Some(size) => ctx.range("hypervisor.base", h.base, "hypervisor.size", size)?,
+        None => {
+            ctx.aligned("hypervisor.base", h.base)?;
+            Range::new(h.base, PAGE).ok_or_else(|| {
+                let (base, size) = (h.base, PAGE);
+                ctx.err("hypervisor.base", ErrorKind::Wraps { base, size })
+            })?
+        }
+    };
+    let Some(holder) = ram.iter().find(|r| r.encloses(&range)) else {
+        return Err(ctx.err("hypervisor", ErrorKind::OutsideRam { range }));
+    };
+    Ok(HypervisorRam {
+        base: h.base,
+        size: h.size,
+        room: h.size.unwrap_or(holder.end() - h.base),
     })
 }
 
@@ -680,9 +745,9 @@ struct Claims {
     interrupts: HashMap<u32, (String, String)>,
 }
 
-/// Reads a guest image by the name given in the partition set: the bytes,
-/// or the error to report on the partition's `image` field (typically
-/// [`ErrorKind::ImageNotFound`]).
+/// Reads a guest image, or an initrd, by the name given in the partition
+/// set: the bytes, or the error to report on the partition's `image` (or
+/// `initrd.file`) field (typically [`ErrorKind::ImageNotFound`]).
 pub type ImageLoader<'a> = dyn Fn(&str) -> Result<Vec<u8>, ErrorKind> + 'a;
 
 /// Checks a partition set against a checked board; `file` names the set in errors.
@@ -729,21 +794,54 @@ pub fn check_partitions(
         let partition = check_partition(&pctx, p, board, &mut claims, images)?;
         partitions.push(partition);
     }
+    Ok(partitions)
+}
 
-    // The blobs are embedded in the hypervisor image, which lives in its range.
-    let total: u64 = partitions
-        .iter()
-        .flat_map(|p| std::iter::once(&p.image).chain(&p.device_tree))
-        .map(|b| b.bytes.len() as u64)
-        .sum();
-    if total > board.hypervisor.size {
-        let kind = ErrorKind::BlobsTooLarge {
-            total,
-            hypervisor: board.hypervisor.size,
+/// Sizes the hypervisor's RAM for the checked `partitions` of `set`
+/// ([`crate::budget`]) and checks that it fits where the board lets it
+/// grow and that no partition's memory is in it. Returns the range and
+/// what it holds.
+pub fn size_hypervisor(
+    set: &PartitionSetFile,
+    file: &str,
+    board: &Board,
+    partitions: &[Partition],
+) -> Result<(Range, Need), ConfigError> {
+    let need = Need::of(&board.gic, partitions);
+    if need.total() > board.hypervisor.room {
+        let kind = ErrorKind::HypervisorTooLarge {
+            need,
+            room: board.hypervisor.room,
         };
         return Err(ConfigError::new(file, None, None, None, kind));
     }
-    Ok(partitions)
+    let hypervisor = Range {
+        base: board.hypervisor.base,
+        size: board.hypervisor.size.unwrap_or(need.total()),
+    };
+    for p in &set.partition {
+        let ctx = Ctx {
+            file,
+            partition: Some(&p.name),
+        };
+        for (i, m) in p.memory.iter().enumerate() {
+            // Checked: the range does not wrap.
+            let phys = Range {
+                base: m.phys,
+                size: m.size,
+            };
+            if phys.overlaps(&hypervisor) {
+                return Err(ctx.err(
+                    format!("memory[{i}].phys"),
+                    ErrorKind::OverlapsHypervisor {
+                        range: phys,
+                        hypervisor,
+                    },
+                ));
+            }
+        }
+    }
+    Ok((hypervisor, need))
 }
 
 fn check_partition(
@@ -797,15 +895,6 @@ fn check_partition(
         let phys = ctx.range(&field("phys"), m.phys, &field("size"), m.size)?;
         if !board.ram.iter().any(|r| r.encloses(&phys)) {
             return Err(ctx.err(field("phys"), ErrorKind::OutsideRam { range: phys }));
-        }
-        if phys.overlaps(&board.hypervisor) {
-            return Err(ctx.err(
-                field("phys"),
-                ErrorKind::OverlapsHypervisor {
-                    range: phys,
-                    hypervisor: board.hypervisor,
-                },
-            ));
         }
         if let Some((owner, j, other_range)) =
             claims.memory.iter().find(|(_, _, r)| r.overlaps(&phys))
@@ -913,28 +1002,23 @@ fn check_partition(
         .collect();
     memory_sorted.sort_by_key(|m| m.ipa);
 
-    // The device-tree area: the top 64 KiB of the lowest region.
-    let device_tree_area = if p.device_tree {
-        let (index, lowest) = memory
-            .iter()
-            .min_by_key(|(_, r)| r.base)
-            .copied()
-            .unwrap_or((0, Range { base: 0, size: 0 }));
-        if lowest.size < DEVICE_TREE_AREA {
-            return Err(ctx.err(
-                format!("memory[{index}].size"),
-                ErrorKind::RegionTooSmallForDeviceTree { size: lowest.size },
-            ));
-        }
-        Some(Range {
-            base: lowest.end() - DEVICE_TREE_AREA,
-            size: DEVICE_TREE_AREA,
-        })
-    } else {
-        None
-    };
+    let device_tree_area = device_tree_area(ctx, p, &memory, &memory_sorted)?;
+    if let Some(bootargs) = &p.bootargs {
+        check_bootargs(ctx, bootargs)?;
+    }
 
-    let (image, entry) = load_image(ctx, p, board, &memory_sorted, device_tree_area, images)?;
+    let loaded = load_image(ctx, p, board, &memory_sorted, device_tree_area, images)?;
+    let initrd = match &p.initrd {
+        Some(initrd) => Some(load_initrd(
+            ctx,
+            initrd,
+            &memory_sorted,
+            device_tree_area,
+            &loaded,
+            images,
+        )?),
+        None => None,
+    };
 
     let vcpus = p.cpus.len();
     let mut partition = Partition {
@@ -943,8 +1027,11 @@ fn check_partition(
         vmpidrs: (0..vcpus as u64).collect(),
         memory: memory_sorted,
         devices,
-        image,
-        entry,
+        image: loaded.blob,
+        kernel: loaded.kernel,
+        entry: loaded.entry,
+        initrd,
+        bootargs: p.bootargs.clone(),
         device_tree: None,
         console_pl011: p.console_pl011,
         control_page: p.control_page.unwrap_or(DEFAULT_CONTROL_PAGE),
@@ -962,6 +1049,132 @@ fn check_partition(
         });
     }
     Ok(partition)
+}
+
+/// The partition's device-tree area: [`DEVICE_TREE_AREA`] bytes at
+/// `device_tree_at`, by default at the top of the lowest memory region;
+/// `None` with `device_tree = false` (which refuses the fields that go into
+/// the tree). `memory` is the regions with their index in the file.
+fn device_tree_area(
+    ctx: &Ctx<'_>,
+    p: &PartitionFile,
+    memory: &[(usize, Range)],
+    sorted: &[MemoryRegion],
+) -> Result<Option<Range>, ConfigError> {
+    if !p.device_tree {
+        let into_tree = [
+            ("device_tree_at", p.device_tree_at.is_some()),
+            ("bootargs", p.bootargs.is_some()),
+            ("initrd", p.initrd.is_some()),
+        ];
+        if let Some((field, _)) = into_tree.iter().find(|(_, given)| *given) {
+            return Err(ctx.err(*field, ErrorKind::NeedsDeviceTree));
+        }
+        return Ok(None);
+    }
+    if let Some(at) = p.device_tree_at {
+        ctx.aligned("device_tree_at", at)?;
+        let range = Range::new(at, DEVICE_TREE_AREA).ok_or_else(|| {
+            let (base, size) = (at, DEVICE_TREE_AREA);
+            ctx.err("device_tree_at", ErrorKind::Wraps { base, size })
+        })?;
+        if !sorted.iter().any(|m| m.ipa_range().encloses(&range)) {
+            return Err(ctx.err(
+                "device_tree_at",
+                ErrorKind::DeviceTreeOutsideMemory { range },
+            ));
+        }
+        return Ok(Some(range));
+    }
+    let (index, lowest) = memory
+        .iter()
+        .min_by_key(|(_, r)| r.base)
+        .copied()
+        .unwrap_or((0, Range { base: 0, size: 0 }));
+    if lowest.size < DEVICE_TREE_AREA {
+        return Err(ctx.err(
+            format!("memory[{index}].size"),
+            ErrorKind::RegionTooSmallForDeviceTree { size: lowest.size },
+        ));
+    }
+    Ok(Some(Range {
+        base: lowest.end() - DEVICE_TREE_AREA,
+        size: DEVICE_TREE_AREA,
+    }))
+}
+
+/// A kernel command line fits Linux's buffer and a device-tree string.
+fn check_bootargs(ctx: &Ctx<'_>, bootargs: &str) -> Result<(), ConfigError> {
+    let problem = if bootargs.len() > BOOTARGS_MAX {
+        format!(
+            "{} bytes: Linux takes a command line of at most {BOOTARGS_MAX}",
+            bootargs.len()
+        )
+    } else if bootargs.contains('\0') {
+        "a NUL character would end the device tree's string there".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(ctx.err("bootargs", ErrorKind::Bootargs { problem }))
+}
+
+/// Reads and places the initrd: inside one memory region, clear of the
+/// device-tree area and of the image (a Linux Image's whole `image_size`),
+/// and, beside a Linux Image, in the window the boot protocol allows.
+fn load_initrd(
+    ctx: &Ctx<'_>,
+    initrd: &InitrdFile,
+    memory: &[MemoryRegion],
+    device_tree_area: Option<Range>,
+    loaded: &Loaded,
+    images: &ImageLoader<'_>,
+) -> Result<Blob, ConfigError> {
+    let bytes = images(&initrd.file).map_err(|kind| {
+        let kind = match kind {
+            ErrorKind::ImageNotFound { path } => ErrorKind::InitrdNotFound { path },
+            other => other,
+        };
+        ctx.err("initrd.file", kind)
+    })?;
+    if bytes.is_empty() {
+        return Err(ctx.err("initrd.file", ErrorKind::EmptyInitrd));
+    }
+    let at = initrd.at;
+    ctx.aligned("initrd.at", at)?;
+    let size = bytes.len() as u64;
+    let range = Range::new(at, size)
+        .ok_or_else(|| ctx.err("initrd.at", ErrorKind::Wraps { base: at, size }))?;
+    if !memory.iter().any(|m| m.ipa_range().encloses(&range)) {
+        return Err(ctx.err("initrd.at", ErrorKind::InitrdOutsideMemory { range }));
+    }
+    let overlap = |other: &str, other_range: Range| {
+        ctx.err(
+            "initrd.at",
+            ErrorKind::Overlap {
+                range,
+                other: other.to_owned(),
+                other_range,
+            },
+        )
+    };
+    if let Some(area) = device_tree_area.filter(|a| a.overlaps(&range)) {
+        return Err(overlap("the device-tree area", area));
+    }
+    if let Some(image) = loaded.footprint.iter().find(|r| r.overlaps(&range)) {
+        return Err(overlap("the image", *image));
+    }
+    if let (Some(_), [kernel]) = (loaded.kernel, &loaded.footprint[..]) {
+        let low = kernel.base.min(range.base) / KERNEL_WINDOW_ALIGN * KERNEL_WINDOW_ALIGN;
+        let high = kernel.end().max(range.end());
+        if high - low > KERNEL_WINDOW_MAX {
+            let kind = ErrorKind::KernelInitrdApart {
+                kernel: *kernel,
+                initrd: range,
+            };
+            return Err(ctx.err("initrd.at", kind));
+        }
+    }
+    Ok(Blob { ipa: at, bytes })
 }
 
 /// A window of the partition's IPA space.
@@ -1066,7 +1279,24 @@ fn check_ipa_map(
     Ok(())
 }
 
-/// Reads and places the image: the blob to copy and the entry point.
+/// A placed image.
+struct Loaded {
+    /// The bytes to copy.
+    blob: Blob,
+    /// Where vCPU 0 starts.
+    entry: u64,
+    /// The IPA ranges the image occupies: an ELF's segments (their .bss
+    /// included), a raw image's bytes, an arm64 Image's `image_size`.
+    footprint: Vec<Range>,
+    /// The arm64 Image header of a raw image that has one.
+    kernel: Option<ImageHeader>,
+}
+
+/// Reads and places the image: the blob to copy, the entry point, and what
+/// it occupies. A raw image that starts with an arm64 Image header is
+/// placed as the boot protocol asks: `text_offset` above a 2 MiB aligned
+/// base, its whole `image_size` (BSS included) inside memory and clear of
+/// the device-tree area; its entry defaults to its first byte.
 fn load_image(
     ctx: &Ctx<'_>,
     p: &PartitionFile,
@@ -1074,7 +1304,7 @@ fn load_image(
     memory: &[MemoryRegion],
     device_tree_area: Option<Range>,
     images: &ImageLoader<'_>,
-) -> Result<(Blob, u64), ConfigError> {
+) -> Result<Loaded, ConfigError> {
     let bytes = images(&p.image).map_err(|kind| ctx.err("image", kind))?;
 
     let elf = if elf::is_elf(&bytes) {
@@ -1087,9 +1317,13 @@ fn load_image(
     } else {
         None
     };
+    let kernel = match elf {
+        Some(_) => None,
+        None => ImageHeader::parse(&bytes),
+    };
 
     // What is loaded where (IPA ranges), and the entry point.
-    let (loaded, entry): (Vec<Range>, u64) = match &elf {
+    let (footprint, entry): (Vec<Range>, u64) = match &elf {
         // Elf::parse made sure no segment wraps.
         Some(elf) => (
             elf.segments
@@ -1105,19 +1339,43 @@ fn load_image(
             let load = p
                 .load
                 .ok_or_else(|| ctx.err("load", ErrorKind::RawImageWithoutLoad))?;
-            let entry = p
-                .entry
-                .ok_or_else(|| ctx.err("entry", ErrorKind::RawImageWithoutEntry))?;
-            let size = bytes.len() as u64;
+            let file_size = bytes.len() as u64;
+            let (size, entry) = match kernel {
+                Some(header) => {
+                    if header.big_endian() {
+                        return Err(ctx.err("image", ErrorKind::BigEndianImage));
+                    }
+                    if !header.placed_right(load) {
+                        let text_offset = header.text_offset;
+                        return Err(
+                            ctx.err("load", ErrorKind::KernelMisplaced { load, text_offset })
+                        );
+                    }
+                    (header.footprint(file_size), p.entry.unwrap_or(load))
+                }
+                None => {
+                    let entry = p
+                        .entry
+                        .ok_or_else(|| ctx.err("entry", ErrorKind::RawImageWithoutEntry))?;
+                    (file_size, entry)
+                }
+            };
             let range = Range::new(load, size)
                 .ok_or_else(|| ctx.err("load", ErrorKind::Wraps { base: load, size }))?;
             (vec![range], entry)
         }
     };
 
-    for range in &loaded {
+    for range in &footprint {
         if !memory.iter().any(|m| m.ipa_range().encloses(range)) {
-            return Err(ctx.err("image", ErrorKind::ImageOutsideMemory { range: *range }));
+            let kind = match kernel {
+                Some(header) => ErrorKind::KernelOutsideMemory {
+                    range: *range,
+                    image_size: header.image_size,
+                },
+                None => ErrorKind::ImageOutsideMemory { range: *range },
+            };
+            return Err(ctx.err("image", kind));
         }
         if let Some(area) = device_tree_area
             && range.overlaps(&area)
@@ -1139,14 +1397,14 @@ fn load_image(
         Some(elf) => {
             // Every segment is inside memory, but the blob spans from the
             // lowest to the highest one: refuse a span (two regions far
-            // apart) that the hypervisor could not embed.
+            // apart) that the hypervisor could not embed, before making it.
             let (low, high) = elf.file_span();
-            if high - low > board.hypervisor.size {
+            if high - low > board.hypervisor.room {
                 return Err(ctx.err(
                     "image",
                     ErrorKind::BlobsTooLarge {
                         total: high - low,
-                        hypervisor: board.hypervisor.size,
+                        hypervisor: board.hypervisor.room,
                     },
                 ));
             }
@@ -1154,11 +1412,16 @@ fn load_image(
             Blob { ipa, bytes }
         }
         None => Blob {
-            ipa: loaded[0].base,
+            ipa: footprint[0].base,
             bytes,
         },
     };
-    Ok((blob, entry))
+    Ok(Loaded {
+        blob,
+        entry,
+        footprint,
+        kernel,
+    })
 }
 
 /// Checks a parsed board and partition set together: the whole job, minus
@@ -1173,10 +1436,13 @@ pub fn check_all(
     check_board_name(&set.board, set_file)?;
     let board_checked = check_board(board, board_file)?;
     let partitions = check_partitions(set, set_file, &board_checked, images)?;
+    let (hypervisor, need) = size_hypervisor(set, set_file, &board_checked, &partitions)?;
     Ok(Checked {
         source: set_file.to_owned(),
         board_source: board_file.to_owned(),
         board: board_checked,
         partitions,
+        hypervisor,
+        need,
     })
 }

@@ -4,7 +4,8 @@
 //! not inlined: each is a file beside it, pulled in with `include_bytes!`.
 //! Addresses are written typed: `PhysAddr(..)` for the machine's, `Ipa(..)`
 //! for a partition's guest-physical ones.
-//! Also the linker-script fragment with the hypervisor's RAM range.
+//! Also the linker-script fragment with the hypervisor's RAM range and the
+//! heap it was sized with ([`crate::budget`]).
 
 use bulkhead_abi::board::GicConfig;
 
@@ -78,14 +79,14 @@ fn gic(g: &GicConfig) -> String {
     }
 }
 
-fn board(out: &mut String, b: &Board) {
+fn board(out: &mut String, b: &Board, hypervisor: &Range) {
     let cpus = list(&b.cpus, |m| format!("CpuConfig {{ mpidr: {} }}", hex(*m)));
     out.push_str(&format!(
         "    board: BoardConfig {{\n        name: {:?},\n        ram: {},\n        hypervisor: {},\n        \
          uart: {},\n        uart_interrupt: {:?},\n        gic: {},\n        cpus: {},\n    }},\n",
         b.name,
         list(&b.ram, range),
-        range(&b.hypervisor),
+        range(hypervisor),
         range(&b.uart),
         b.uart_interrupt,
         gic(&b.gic),
@@ -122,6 +123,10 @@ fn partition(out: &mut String, p: &Partition) {
         Some(dt) => format!("Some({})", blob(dt, &p.device_tree_file())),
         None => "None".to_owned(),
     };
+    let initrd = match &p.initrd {
+        Some(initrd) => format!("Some({})", blob(initrd, &p.initrd_file())),
+        None => "None".to_owned(),
+    };
     let console = match p.console_pl011 {
         Some(base) => format!("Some({})", ipa(base)),
         None => "None".to_owned(),
@@ -129,8 +134,8 @@ fn partition(out: &mut String, p: &Partition) {
     out.push_str(&format!(
         "        PartitionConfig {{\n            name: {:?},\n            cpus: {},\n            \
          vmpidrs: {},\n            memory: &[\n{}            ],\n            devices: {},\n            \
-         image: {},\n            entry: {},\n            device_tree: {},\n            \
-         console_pl011: {},\n            control_page: {},\n        }},\n",
+         image: {},\n            entry: {},\n            initrd: {},\n            \
+         device_tree: {},\n            console_pl011: {},\n            control_page: {},\n        }},\n",
         p.name,
         list(&p.cpus, usize::to_string),
         list(&p.vmpidrs, |m| hex(*m)),
@@ -138,6 +143,7 @@ fn partition(out: &mut String, p: &Partition) {
         list(&p.devices, device),
         blob(&p.image, &p.image_file()),
         ipa(p.entry),
+        initrd,
         device_tree,
         console,
         ipa(p.control_page),
@@ -151,7 +157,7 @@ pub fn config_rs(c: &Checked) -> String {
          pub static CONFIG: Config = Config {{\n    source: {:?},\n",
         c.source, c.board_source, c.source
     );
-    board(&mut out, &c.board);
+    board(&mut out, &c.board, &c.hypervisor);
     out.push_str("    partitions: &[\n");
     for p in &c.partitions {
         partition(&mut out, p);
@@ -181,11 +187,13 @@ pub fn config_rs(c: &Checked) -> String {
     out
 }
 
-/// The contents of `memory.ld`: the hypervisor's RAM range for the linker script.
-pub fn memory_ld(b: &Board) -> String {
+/// The contents of `memory.ld`, for the linker script: the hypervisor's
+/// RAM range, and the heap the build counted in it (the link fails if the
+/// code and data leave less).
+pub fn memory_ld(c: &Checked) -> String {
     format!(
-        "HYP_BASE = {:#x};\nHYP_SIZE = {:#x};\n",
-        b.hypervisor.base, b.hypervisor.size
+        "HYP_BASE = {:#x};\nHYP_SIZE = {:#x};\nHYP_HEAP = {:#x};\n",
+        c.hypervisor.base, c.hypervisor.size, c.need.heap
     )
 }
 

@@ -4,7 +4,8 @@
 //! memory (IPAs), its vCPUs (virtual MPIDRs, started through PSCI over HVC),
 //! the architected timer, the GIC windows the hypervisor emulates, the
 //! emulated PL011 if it has one, and its passthrough devices at their
-//! physical addresses.
+//! physical addresses; and in `/chosen`, the console, the kernel command
+//! line (`bootargs`) and the initrd's range (`linux,initrd-start/end`).
 
 use vm_fdt::{Error, FdtWriter};
 
@@ -47,6 +48,14 @@ pub fn device_tree(board: &Board, p: &Partition) -> Result<Vec<u8>, Error> {
     let chosen = fdt.begin_node("chosen")?;
     if let Some(base) = p.console_pl011 {
         fdt.property_string("stdout-path", &format!("/pl011@{base:x}"))?;
+    }
+    if let Some(bootargs) = &p.bootargs {
+        fdt.property_string("bootargs", bootargs)?;
+    }
+    if let Some(initrd) = &p.initrd {
+        // Linux reads both as numbers of any cell count: 64-bit here.
+        fdt.property_u64("linux,initrd-start", initrd.ipa)?;
+        fdt.property_u64("linux,initrd-end", initrd.ipa + initrd.bytes.len() as u64)?;
     }
     fdt.end_node(chosen)?;
 

@@ -11,6 +11,7 @@
 use std::fmt;
 use std::io;
 
+use crate::budget::Need;
 use crate::check::Range;
 use crate::elf::ElfError;
 
@@ -173,8 +174,36 @@ pub enum ErrorKind {
     RegionTooSmallForDeviceTree { size: u64 },
     /// The device-tree writer failed (a bug in this tool, not in the configuration).
     DeviceTree { error: vm_fdt::Error },
-    /// The guest blobs alone are larger than the hypervisor's RAM range.
+    /// One image's span alone is larger than the RAM the hypervisor may
+    /// take, which embeds it.
     BlobsTooLarge { total: u64, hypervisor: u64 },
+    /// The hypervisor's RAM, sized for the set, is larger than the board
+    /// lets it take: its fixed `[hypervisor].size`, or else the RAM range
+    /// from `[hypervisor].base` to its end.
+    HypervisorTooLarge { need: Need, room: u64 },
+    /// An initrd file that does not exist.
+    InitrdNotFound { path: String },
+    /// An initrd file of no bytes.
+    EmptyInitrd,
+    /// The initrd's bytes are not inside one memory region.
+    InitrdOutsideMemory { range: Range },
+    /// `device_tree_at`'s area is not inside one memory region.
+    DeviceTreeOutsideMemory { range: Range },
+    /// A field whose value goes into the device tree, with `device_tree = false`.
+    NeedsDeviceTree,
+    /// A kernel command line the device tree or Linux cannot take.
+    Bootargs { problem: String },
+    /// An arm64 Image whose header says it is big-endian.
+    BigEndianImage,
+    /// An arm64 Image whose load address is not `text_offset` above a 2 MiB
+    /// aligned base.
+    KernelMisplaced { load: u64, text_offset: u64 },
+    /// An arm64 Image whose effective size (`image_size`, BSS included) runs
+    /// out of its memory region.
+    KernelOutsideMemory { range: Range, image_size: u64 },
+    /// The initrd and an arm64 Image are not inside one 1 GiB aligned
+    /// window of at most 32 GiB, as the boot protocol requires.
+    KernelInitrdApart { kernel: Range, initrd: Range },
     /// A `[qemu]` value QEMU would refuse, or one that contradicts the board.
     Qemu { problem: String },
 }
@@ -268,7 +297,9 @@ impl fmt::Display for ErrorKind {
             OutsideRam { range } => write!(f, "{range} is not inside one board RAM range"),
             OverlapsHypervisor { range, hypervisor } => write!(
                 f,
-                "{range} overlaps the hypervisor's RAM {hypervisor} (board [hypervisor])"
+                "{range} overlaps the hypervisor's RAM {hypervisor} (from board \
+                 [hypervisor].base, as large as this set needs: its code, heap and the images, \
+                 initrds and device trees it embeds; `scripts/build.sh --map` shows it)"
             ),
             Overlap {
                 range,
@@ -318,8 +349,9 @@ impl fmt::Display for ErrorKind {
             ),
             ImageOverlapsDeviceTree { range, device_tree } => write!(
                 f,
-                "the image's bytes at {range} overlap the device-tree area {device_tree} \
-                 (the last 64 KiB of the lowest memory region; or set device_tree = false)"
+                "the image at {range} overlaps the device-tree area {device_tree} \
+                 (device_tree_at, by default the last 64 KiB of the lowest memory region; \
+                 or set device_tree = false)"
             ),
             EntryOutsideMemory { entry } => write!(
                 f,
@@ -333,8 +365,56 @@ impl fmt::Display for ErrorKind {
             DeviceTree { error } => write!(f, "cannot write the device tree: {error}"),
             BlobsTooLarge { total, hypervisor } => write!(
                 f,
-                "the guest images and device trees total {total:#x} bytes, more than the \
-                 hypervisor's whole RAM range ({hypervisor:#x} bytes) that embeds them"
+                "the image spans {total:#x} bytes, more than the {hypervisor:#x} bytes of RAM \
+                 the hypervisor that embeds it may take (board [hypervisor])"
+            ),
+            HypervisorTooLarge { need, room } => write!(
+                f,
+                "the hypervisor needs {:#x} bytes of RAM for this set ({:#x} for its code, \
+                 {:#x} for the images, initrds and device trees it embeds, {:#x} of heap), \
+                 more than the {room:#x} bytes the board lets it take (its [hypervisor].size, \
+                 or the RAM from [hypervisor].base to the end of its range)",
+                need.total(),
+                need.code,
+                need.blobs,
+                need.heap
+            ),
+            InitrdNotFound { path } => write!(
+                f,
+                "initrd {path} not found (scripts/linux.sh builds Linux's initramfs)"
+            ),
+            EmptyInitrd => f.write_str("the initrd file is empty"),
+            InitrdOutsideMemory { range } => write!(
+                f,
+                "the initrd at {range} is not inside one memory region of the partition"
+            ),
+            DeviceTreeOutsideMemory { range } => write!(
+                f,
+                "the device-tree area {range} (64 KiB) is not inside one memory region of \
+                 the partition"
+            ),
+            NeedsDeviceTree => f.write_str(
+                "this goes into the partition's device tree, which device_tree = false turns off",
+            ),
+            Bootargs { problem } => f.write_str(problem),
+            BigEndianImage => f.write_str(
+                "the arm64 Image's header says it is big-endian (flags bit 0); partitions \
+                 start little-endian",
+            ),
+            KernelMisplaced { load, text_offset } => write!(
+                f,
+                "an arm64 Image goes text_offset ({text_offset:#x}) above a 2 MiB aligned \
+                 address; {load:#x} is not"
+            ),
+            KernelOutsideMemory { range, image_size } => write!(
+                f,
+                "the arm64 Image takes {range} (image_size {image_size:#x} in its header, its \
+                 BSS included), not inside one memory region of the partition"
+            ),
+            KernelInitrdApart { kernel, initrd } => write!(
+                f,
+                "the initrd at {initrd} and the kernel at {kernel} must lie in one 1 GiB \
+                 aligned window of at most 32 GiB (arm64 boot protocol)"
             ),
             Qemu { problem } => f.write_str(problem),
         }

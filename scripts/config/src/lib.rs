@@ -5,13 +5,16 @@
 //! [`build`], which reads them, rejects anything inconsistent with an error
 //! naming the file, the partition and the field, and writes into `OUT_DIR`
 //! a Rust file that builds the hypervisor's `config::Config`, the guest
-//! blobs that file embeds, and the linker-script fragment with the
-//! hypervisor's RAM range. Nothing is parsed at run time.
+//! blobs that file embeds (images, initrds, device trees), and the
+//! linker-script fragment with the hypervisor's RAM range, which it sizes
+//! for the set. Nothing is parsed at run time.
 //!
 //! Layering, one module per step, data flowing one way:
 //! - [`model`]: the file formats as serde structs; parse errors located.
 //! - [`mod@check`]: every rule, producing the checked model [`check::Checked`].
 //! - [`elf`]: guest ELFs read and flattened into blobs.
+//! - [`arm64_image`]: the arm64 Linux Image header of a raw image.
+//! - [`budget`]: what the hypervisor's own RAM must hold for a set.
 //! - [`dtb`]: each partition's device tree.
 //! - [`codegen`]: the generated Rust and linker fragment.
 //! - [`map`]: the partition set as a text table and an SVG image, for people.
@@ -21,6 +24,8 @@
 //! [`check()`] is the whole pipeline on strings, without files, for tests.
 #![forbid(unsafe_code)]
 
+pub mod arm64_image;
+pub mod budget;
 pub mod check;
 pub mod codegen;
 pub mod dtb;
@@ -63,7 +68,7 @@ pub struct BuildInputs<'a> {
 pub struct BuildOutputs {
     /// Every file read (for `cargo:rerun-if-changed`).
     pub files_read: Vec<PathBuf>,
-    /// The board's hypervisor RAM range: (base, size).
+    /// The hypervisor's RAM range, as sized for the set: (base, size).
     pub hypervisor: (u64, u64),
 }
 
@@ -184,7 +189,8 @@ fn write(out_dir: &Path, name: &str, bytes: &[u8], repo_root: &Path) -> Result<(
 }
 
 /// Writes the generated files for a checked configuration into `out_dir`:
-/// [`CONFIG_RS`], [`MEMORY_LD`], and each partition's image and device tree.
+/// [`CONFIG_RS`], [`MEMORY_LD`], and each partition's image, initrd and
+/// device tree.
 pub fn write_outputs(
     checked: &Checked,
     out_dir: &Path,
@@ -192,6 +198,9 @@ pub fn write_outputs(
 ) -> Result<(), ConfigError> {
     for p in &checked.partitions {
         write(out_dir, &p.image_file(), &p.image.bytes, repo_root)?;
+        if let Some(initrd) = &p.initrd {
+            write(out_dir, &p.initrd_file(), &initrd.bytes, repo_root)?;
+        }
         if let Some(dt) = &p.device_tree {
             write(out_dir, &p.device_tree_file(), &dt.bytes, repo_root)?;
         }
@@ -205,7 +214,7 @@ pub fn write_outputs(
     write(
         out_dir,
         MEMORY_LD,
-        codegen::memory_ld(&checked.board).as_bytes(),
+        codegen::memory_ld(checked).as_bytes(),
         repo_root,
     )?;
     Ok(())
@@ -229,7 +238,7 @@ pub fn build(inputs: &BuildInputs) -> Result<BuildOutputs, ConfigError> {
         ));
     }
     write_outputs(&checked, inputs.out_dir, inputs.repo_root)?;
-    let hyp = checked.board.hypervisor;
+    let hyp = checked.hypervisor;
     Ok(BuildOutputs {
         files_read,
         hypervisor: (hyp.base, hyp.size),

@@ -7,7 +7,10 @@
 //!
 //! Only configuration goes in (no image sizes, no time stamps), and every
 //! list is walked in a fixed order, so the output is byte-for-byte the same
-//! for the same configuration.
+//! for the same configuration. One range depends on sizes: the hypervisor's
+//! RAM, when the build sizes it for the set ([`crate::budget`]); it is a
+//! whole number of 2 MiB, so it moves only when the embedded guests cross
+//! one.
 //!
 //! Addresses are hex with `_` every four digits and at least eight digits
 //! (`0x0800_0000`); a range runs from its start up to, not including, its
@@ -177,6 +180,28 @@ fn device_tree_area(p: &Partition) -> Option<(Range, Range)> {
     Some((ipa, phys))
 }
 
+/// What a memory region (IPA range `ipa`) holds besides the guest's own
+/// use, as details of its row: the initrd, and the device tree when it is
+/// not the region's tail (`device_tree_at` placed it elsewhere).
+fn loaded_details(p: &Partition, ipa: Range) -> Vec<String> {
+    let mut details = Vec::new();
+    if let Some(initrd) = p.initrd.as_ref().filter(|b| ipa.contains(b.ipa)) {
+        details.push(format!("initrd at IPA {}", addr(initrd.ipa)));
+    }
+    if let Some((dt, _)) =
+        device_tree_area(p).filter(|(dt, _)| ipa.encloses(dt) && dt.end() != ipa.end())
+    {
+        details.push(format!("device tree at IPA {}", addr(dt.base)));
+    }
+    details
+}
+
+/// The device-tree area of `p` if it is the tail of the region at IPA
+/// range `ipa` (it ends where the region does, as by default).
+fn device_tree_tail(p: &Partition, ipa: Range) -> Option<(Range, Range)> {
+    device_tree_area(p).filter(|(dt, _)| ipa.encloses(dt) && dt.end() == ipa.end())
+}
+
 /// `rows` in address order, with the gaps of `whole` between them as free RAM.
 fn tile(whole: Range, mut rows: Vec<Row>) -> Vec<Row> {
     rows.sort_by_key(|r| r.range.base);
@@ -226,16 +251,19 @@ fn physical(checked: &Checked) -> Vec<Row> {
     }
     for &ram in &board.ram {
         let mut inside = Vec::new();
-        if ram.encloses(&board.hypervisor) {
+        if ram.encloses(&checked.hypervisor) {
+            let mut details = vec!["image, heap (control pages), page tables, stacks".to_owned()];
+            if board.hypervisor.size.is_none() {
+                details.push("sized for this set".to_owned());
+            }
             inside.push(Row::new(
-                board.hypervisor,
+                checked.hypervisor,
                 "hypervisor",
                 Owner::Hypervisor,
-                vec!["image, heap (control pages), page tables, stacks".to_owned()],
+                details,
             ));
         }
         for (i, p) in checked.partitions.iter().enumerate() {
-            let area = device_tree_area(p);
             for m in &p.memory {
                 let phys = Range {
                     base: m.phys,
@@ -244,14 +272,15 @@ fn physical(checked: &Checked) -> Vec<Row> {
                 if !ram.encloses(&phys) {
                     continue;
                 }
-                let details = vec![format!("at IPA {}", addr(m.ipa))];
+                let mut details = vec![format!("at IPA {}", addr(m.ipa))];
+                details.extend(loaded_details(p, m.ipa_range()));
                 let mut row = Row::new(
                     phys,
                     format!("{} memory", p.name),
                     Owner::Partition(i),
                     details,
                 );
-                if let Some((ipa, dt)) = area.filter(|(_, dt)| phys.encloses(dt)) {
+                if let Some((ipa, dt)) = device_tree_tail(p, m.ipa_range()) {
                     let details = vec![format!("at IPA {}", addr(ipa.base))];
                     let what = format!("{} device tree", p.name);
                     row.tail = Some(Box::new(Row::new(dt, what, Owner::Partition(i), details)));
@@ -298,11 +327,11 @@ fn view(board: &check::Board, i: usize, p: &Partition) -> View {
             details,
         ));
     }
-    let area = device_tree_area(p);
     for m in &p.memory {
-        let details = vec![format!("phys {}", addr(m.phys))];
+        let mut details = vec![format!("phys {}", addr(m.phys))];
+        details.extend(loaded_details(p, m.ipa_range()));
         let mut row = Row::new(m.ipa_range(), "memory", Owner::Partition(i), details);
-        if let Some((ipa, dt)) = area.filter(|(ipa, _)| m.ipa_range().encloses(ipa)) {
+        if let Some((ipa, dt)) = device_tree_tail(p, m.ipa_range()) {
             let details = vec![format!("phys {}", addr(dt.base))];
             row.tail = Some(Box::new(Row::new(
                 ipa,

@@ -19,7 +19,7 @@ pub struct BoardFile {
     /// RAM ranges, in any order.
     pub ram: Vec<RangeFile>,
     /// The RAM the hypervisor keeps for itself.
-    pub hypervisor: RangeFile,
+    pub hypervisor: HypervisorFile,
     /// The PL011 the hypervisor owns.
     pub uart: UartFile,
     /// The interrupt controller.
@@ -67,6 +67,18 @@ pub struct UartFile {
     /// Its interrupt (an SPI), for console input; without it the console
     /// has no input.
     pub interrupt: Option<u32>,
+}
+
+/// `[hypervisor]`: where the hypervisor's RAM starts and, optionally, a
+/// fixed size. Without one the build sizes it for the partition set
+/// ([`crate::budget`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HypervisorFile {
+    /// Start address: where the boot loader puts the hypervisor's image.
+    pub base: u64,
+    /// A fixed length in bytes: the most the build may take.
+    pub size: Option<u64>,
 }
 
 /// `[gic]`: one table for both versions; [`mod@crate::check`] rejects the keys
@@ -169,9 +181,28 @@ pub struct PartitionFile {
     /// Board devices given to this partition as passthrough.
     #[serde(default)]
     pub devices: Vec<String>,
+    /// The IPA the device tree goes to; default: the last
+    /// `check::DEVICE_TREE_AREA` bytes of the lowest memory region.
+    pub device_tree_at: Option<u64>,
+    /// The kernel command line: `/chosen/bootargs` in the device tree.
+    pub bootargs: Option<String>,
+    /// An initial RAM disk: loaded into the partition's memory, its range
+    /// in the device tree's `/chosen`.
+    pub initrd: Option<InitrdFile>,
     /// RAM regions, in any order.
     #[serde(default)]
     pub memory: Vec<MemoryFile>,
+}
+
+/// `initrd = { file = "...", at = 0x... }` of a partition.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitrdFile {
+    /// The file, named as `image` is: a name in the guest directory, or a
+    /// path (with a `/`) relative to the partition set's directory.
+    pub file: String,
+    /// The IPA its first byte goes to.
+    pub at: u64,
 }
 
 fn yes() -> bool {

@@ -8,6 +8,8 @@ use std::process::Command;
 
 use bulkhead_abi::board::{GicConfig, PhysAddr};
 
+use crate::arm64_image::tests::image as kernel_image;
+use crate::budget;
 use crate::check::{Checked, MemoryRegion};
 use crate::elf::ElfError;
 use crate::error::{ConfigError, ErrorKind};
@@ -95,7 +97,10 @@ fn guest_elf() -> Vec<u8> {
 /// image, "raw-N" a raw image of N (hex) bytes, "span-N" an ELF of two
 /// one-byte segments N (hex, at least 2) bytes apart end to end from
 /// [`LINK`], "huge" an ELF whose .bss runs 256 MiB, "top" one with a segment
-/// in the last 32 KiB of a 64 MiB region at [`LINK`], anything else is
+/// in the last 32 KiB of a 64 MiB region at [`LINK`]; "kernel-N" an arm64
+/// Image of [`KERNEL_FILE`] bytes whose header says image_size N (hex) and
+/// text_offset 0, "kernel-big-endian" a big-endian one, "kernel-offset" one with
+/// text_offset 0x8_0000; "initrd-N" N (hex) bytes; anything else is
 /// [`guest_elf`].
 fn images(name: &str) -> Result<Vec<u8>, ErrorKind> {
     let hex = |prefix: &str| {
@@ -104,6 +109,12 @@ fn images(name: &str) -> Result<Vec<u8>, ErrorKind> {
     };
     if let Some(size) = hex("raw-") {
         return Ok(vec![0xaa; size as usize]);
+    }
+    if let Some(size) = hex("initrd-") {
+        return Ok(vec![0x5a; size as usize]);
+    }
+    if let Some(image_size) = hex("kernel-") {
+        return Ok(kernel_image(0, image_size, 0, KERNEL_FILE));
     }
     if let Some(span) = hex("span-") {
         let seg = |paddr, data| Seg {
@@ -138,9 +149,14 @@ fn images(name: &str) -> Result<Vec<u8>, ErrorKind> {
             }],
         )),
         "truncated" => Ok(b"\x7fELF\x02\x01".to_vec()),
+        "kernel-big-endian" => Ok(kernel_image(0, 0x1_0000, 1, KERNEL_FILE)),
+        "kernel-offset" => Ok(kernel_image(0x8_0000, 0x1_0000, 0, KERNEL_FILE)),
         _ => Ok(guest_elf()),
     }
 }
+
+/// The file size of the tests' arm64 Images.
+const KERNEL_FILE: usize = 0x2000;
 
 fn run(board: &str, set: &str) -> Result<Checked, ConfigError> {
     crate::check(board, BOARD_FILE, set, SET_FILE, &images)
@@ -1233,22 +1249,9 @@ fn a_lowest_region_of_64_kib_holds_the_device_tree_one_page_less_does_not() {
     );
 }
 
-#[test]
-fn blobs_larger_than_the_hypervisor_range_are_rejected() {
-    // Each image (0x1004 bytes) fits 8 KiB; the two with their device trees do not.
-    let board = BOARD.replace("size = 0x0200_0000", "size = 0x2000");
-    assert_error!(
-        run(&board, &two()),
-        SET_FILE,
-        None,
-        None,
-        ErrorKind::BlobsTooLarge { .. }
-    );
-}
-
-/// The test board with an 8 KiB hypervisor range.
-fn board_with_small_hypervisor() -> String {
-    BOARD.replace("size = 0x0200_0000", "size = 0x2000")
+/// The test board with its hypervisor range fixed at `size` bytes.
+fn board_with_hypervisor(size: u64) -> String {
+    BOARD.replace("size = 0x0200_0000", &format!("size = {size:#x}"))
 }
 
 /// A partition from [`part`] without a device tree, with `image`.
@@ -1256,51 +1259,507 @@ fn bare(name: &str, cpus: &str, phys: u64, image: &str) -> String {
     with_image(&part(name, cpus, phys, "device_tree = false"), image)
 }
 
+/// The heap the build counts for `n` partitions from [`bare`]: 4 stage-2
+/// tables each (the root, a level-2 table for 64 MiB of memory that 2 MiB
+/// blocks map, 2 for the control page).
+fn bare_heap(n: u64) -> u64 {
+    budget::HEAP_BASE + n * (budget::PARTITION_HEAP + 4 * budget::TABLE)
+}
+
 #[test]
-fn an_image_spanning_exactly_the_hypervisor_range_fits_one_byte_more_does_not() {
-    let board = board_with_small_hypervisor();
-    let alpha = |image: &str| set(&bare("alpha", "[0]", 0x5000_0000, image));
-    let c = run(&board, &alpha("span-2000")).expect("a span of the hypervisor's size");
-    let image = &c.partitions[0].image;
-    assert_eq!((image.ipa, image.bytes.len()), (LINK, 0x2000));
-    assert_eq!((image.bytes[0], image.bytes[0x1fff]), (b'A', b'Z'));
-    // Refused at the image, before the set's total is counted.
+fn a_set_needing_exactly_the_fixed_hypervisor_range_fits_one_byte_more_does_not() {
+    // Code, two images and the heap make exactly 2 MiB.
+    let room = 2 << 20;
+    let each = (room - budget::CODE_BUDGET - bare_heap(2)) / 2;
+    let board = board_with_hypervisor(room);
+    let pair = |beta: u64| {
+        set(
+            &(bare("alpha", "[0]", 0x5000_0000, &format!("span-{each:x}"))
+                + &bare("beta", "[1]", 0x5400_0000, &format!("span-{beta:x}"))),
+        )
+    };
+    let c = run(&board, &pair(each)).expect("exactly the fixed size");
+    assert_eq!(c.hypervisor.size, room);
+    assert_eq!(c.need.total(), room);
     let e = assert_error!(
-        run(&board, &alpha("span-2001")),
+        run(&board, &pair(each + 1)),
+        SET_FILE,
+        None,
+        None,
+        ErrorKind::HypervisorTooLarge {
+            room: 0x20_0000,
+            ..
+        }
+    );
+    assert!(
+        e.to_string().ends_with(&format!(
+            "the hypervisor needs 0x400000 bytes of RAM for this set (0x100000 for its code, \
+             {:#x} for the images, initrds and device trees it embeds, {:#x} of heap), more \
+             than the 0x200000 bytes the board lets it take (its [hypervisor].size, or the RAM \
+             from [hypervisor].base to the end of its range)",
+            2 * each + 1,
+            bare_heap(2)
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_image_spanning_more_than_the_hypervisor_may_take_is_refused_before_it_is_flattened() {
+    let board = board_with_hypervisor(0x20_0000);
+    let alpha = |image: &str| set(&bare("alpha", "[0]", 0x5000_0000, image));
+    // A span of the whole room passes the image's own check; the total,
+    // with code and heap, does not fit.
+    assert_error!(
+        run(&board, &alpha("span-200000")),
+        SET_FILE,
+        None,
+        None,
+        ErrorKind::HypervisorTooLarge { .. }
+    );
+    // One byte more is refused at the image, before a blob is made.
+    let e = assert_error!(
+        run(&board, &alpha("span-200001")),
         SET_FILE,
         Some("alpha"),
         Some("image"),
         ErrorKind::BlobsTooLarge {
-            total: 0x2001,
-            hypervisor: 0x2000
+            total: 0x20_0001,
+            hypervisor: 0x20_0000
         }
     );
     assert!(
         e.to_string().ends_with(
-            "the guest images and device trees total 0x2001 bytes, more than the \
-             hypervisor's whole RAM range (0x2000 bytes) that embeds them"
+            "the image spans 0x200001 bytes, more than the 0x200000 bytes of RAM the \
+             hypervisor that embeds it may take (board [hypervisor])"
         ),
         "{e}"
     );
 }
 
 #[test]
-fn blobs_totalling_exactly_the_hypervisor_range_fit_one_byte_more_does_not() {
-    let board = board_with_small_hypervisor();
-    let pair = |beta: &str| {
-        set(&(bare("alpha", "[0]", 0x5000_0000, "span-1000")
-            + &bare("beta", "[1]", 0x5400_0000, beta)))
+fn without_a_fixed_size_the_hypervisor_takes_what_the_set_needs() {
+    let board = SHIPPED_BOARD;
+    let c = run(board, &two()).expect("valid");
+    assert_eq!(c.board.hypervisor.size, None);
+    // 1 MiB of code, two 0x1004-byte images and device trees, the heap:
+    // under 2 MiB, so one 2 MiB block.
+    assert!(c.need.total() == budget::ROUND, "{:?}", c.need);
+    assert_eq!(
+        (c.hypervisor.base, c.hypervisor.size),
+        (0x4020_0000, 0x20_0000)
+    );
+    // Memory may start right after it, not a page earlier.
+    let at = |phys: u64| {
+        set(&(part("alpha", "[0, 1]", phys, "") + &part("beta", "[2]", 0x5400_0000, "")))
     };
-    run(&board, &pair("span-1000")).expect("0x1000 + 0x1000 bytes fit 0x2000");
-    assert_error!(
-        run(&board, &pair("span-1001")),
+    run(board, &at(0x4040_0000)).expect("memory right after the hypervisor");
+    let e = assert_error!(
+        run(board, &at(0x403f_f000)),
         SET_FILE,
-        None,
-        None,
+        Some("alpha"),
+        Some("memory[0].phys"),
+        ErrorKind::OverlapsHypervisor { .. }
+    );
+    assert!(
+        e.to_string()
+            .contains("overlaps the hypervisor's RAM 0x40200000..0x40400000"),
+        "{e}"
+    );
+    // A bigger image grows it, into the partition's memory.
+    let big = set(
+        &(with_image(&part("alpha", "[0, 1]", 0x4040_0000, ""), "span-100000")
+            + &part("beta", "[2]", 0x5400_0000, "")),
+    );
+    assert_error!(
+        run(board, &big),
+        SET_FILE,
+        Some("alpha"),
+        Some("memory[0].phys"),
+        ErrorKind::OverlapsHypervisor { .. }
+    );
+}
+
+#[test]
+fn without_a_fixed_size_the_hypervisor_may_grow_to_the_end_of_its_ram_range() {
+    // 1 GiB of RAM from 0x4000_0000, the hypervisor from 0x4020_0000:
+    // 1022 MiB of room.
+    // An ELF with a byte at each end of two regions 1 GiB apart in guest
+    // addresses spans more than that.
+    let alpha = set(&(bare("alpha", "[0]", 0x5000_0000, "span-40000001")
+        + "[[partition.memory]]\nipa = 0x8000_0000\nphys = 0x5400_0000\nsize = 0x0400_0000\n"));
+    let e = assert_error!(
+        run(SHIPPED_BOARD, &alpha),
+        SET_FILE,
+        Some("alpha"),
+        Some("image"),
         ErrorKind::BlobsTooLarge {
-            total: 0x2001,
-            hypervisor: 0x2000
+            total: 0x4000_0001,
+            hypervisor: 0x3fe0_0000
         }
+    );
+    assert!(e.to_string().contains("0x3fe00000 bytes"), "{e}");
+}
+
+#[test]
+fn a_hypervisor_base_outside_ram_or_misaligned_is_rejected() {
+    let board = SHIPPED_BOARD.replace("base = 0x4020_0000", "base = 0x3f00_0000");
+    assert_error!(
+        run(&board, &two()),
+        BOARD_FILE,
+        None,
+        Some("hypervisor"),
+        ErrorKind::OutsideRam { .. }
+    );
+    let board = SHIPPED_BOARD.replace("base = 0x4020_0000", "base = 0x4020_0800");
+    assert_error!(
+        run(&board, &two()),
+        BOARD_FILE,
+        None,
+        Some("hypervisor.base"),
+        ErrorKind::Misaligned { .. }
+    );
+}
+
+// ---- Linux: arm64 Images, initrds, bootargs, device-tree placement ---------
+
+/// A set of one partition "linux": CPUs 0 and 1, 256 MiB at IPA
+/// 0x4000_0000 (phys 0x5000_0000), `image` loaded at 0x4020_0000, and the
+/// `extra` lines in its table.
+fn linux(image: &str, extra: &str) -> String {
+    set(&format!(
+        "[[partition]]\nname = \"linux\"\ncpus = [0, 1]\nimage = \"{image}\"\n\
+         load = 0x4020_0000\n{extra}\n\
+         [[partition.memory]]\nipa = 0x4000_0000\nphys = 0x5000_0000\nsize = 0x1000_0000\n"
+    ))
+}
+
+/// An initrd of 0x3000 bytes at 128 MiB into the partition.
+const INITRD: &str = "initrd = { file = \"initrd-3000\", at = 0x4800_0000 }";
+
+/// `linux(image, extra)`'s error, asserted to be at `field` of partition "linux".
+macro_rules! linux_error {
+    ($image:expr, $extra:expr, $field:expr, $kind:pat) => {
+        assert_error!(
+            run(BOARD, &linux($image, $extra)),
+            SET_FILE,
+            Some("linux"),
+            Some($field),
+            $kind
+        )
+    };
+}
+
+#[test]
+fn a_linux_image_boots_with_its_initrd_and_command_line_in_the_device_tree() {
+    let extra = format!("bootargs = \"console=ttyAMA0 rdinit=/init\"\n{INITRD}");
+    let c = run(BOARD, &linux("kernel-1000000", &extra)).expect("valid");
+    let p = &c.partitions[0];
+    let header = p.kernel.expect("an arm64 Image header");
+    assert_eq!((header.text_offset, header.image_size), (0, 0x100_0000));
+    // Loaded where `load` says; entered at its first byte by default.
+    assert_eq!(
+        (p.image.ipa, p.image.bytes.len()),
+        (0x4020_0000, KERNEL_FILE)
+    );
+    assert_eq!(p.entry, 0x4020_0000);
+    let initrd = p.initrd.as_ref().expect("initrd");
+    assert_eq!((initrd.ipa, initrd.bytes.len()), (0x4800_0000, 0x3000));
+    let dt = p.device_tree.as_ref().expect("device tree");
+    assert_eq!(dt.ipa, 0x4fff_0000);
+    // The hypervisor embeds all three.
+    assert_eq!(c.need.blobs, (KERNEL_FILE + 0x3000 + dt.bytes.len()) as u64);
+
+    let fdt = fdt::Fdt::new(&dt.bytes).expect("valid DTB");
+    let chosen = fdt.find_node("/chosen").expect("/chosen");
+    assert_eq!(
+        chosen.property("bootargs").and_then(|p| p.as_str()),
+        Some("console=ttyAMA0 rdinit=/init")
+    );
+    let u64_of = |name: &str| chosen.property(name).and_then(|p| p.as_usize());
+    assert_eq!(u64_of("linux,initrd-start"), Some(0x4800_0000));
+    assert_eq!(u64_of("linux,initrd-end"), Some(0x4800_3000));
+
+    let rs = crate::codegen::config_rs(&c);
+    let piece = "initrd: Some(Blob { ipa: Ipa(0x4800_0000), bytes: \
+                 include_bytes!(concat!(env!(\"OUT_DIR\"), \"/linux.initrd\")) }),";
+    assert!(rs.contains(piece), "missing {piece:?} in:\n{rs}");
+
+    // `entry` still wins when given; without an initrd or bootargs,
+    // /chosen has neither.
+    let c = run(BOARD, &linux("kernel-10000", "entry = 0x4020_0040")).expect("valid");
+    assert_eq!(c.partitions[0].entry, 0x4020_0040);
+    let fdt = fdt::Fdt::new(dtb_of(&c, 0)).expect("valid DTB");
+    let chosen = fdt.find_node("/chosen").expect("/chosen");
+    assert!(chosen.property("bootargs").is_none());
+    assert!(chosen.property("linux,initrd-start").is_none());
+    assert!(crate::codegen::config_rs(&c).contains("initrd: None,"));
+}
+
+#[test]
+fn a_linux_image_goes_text_offset_above_a_2_mib_boundary() {
+    let at = |image: &str, load: &str| {
+        linux(image, "").replace("load = 0x4020_0000", &format!("load = {load}"))
+    };
+    let e = assert_error!(
+        run(BOARD, &at("kernel-10000", "0x4030_0000")),
+        SET_FILE,
+        Some("linux"),
+        Some("load"),
+        ErrorKind::KernelMisplaced {
+            load: 0x4030_0000,
+            text_offset: 0
+        }
+    );
+    assert!(
+        e.to_string().ends_with(
+            "an arm64 Image goes text_offset (0x0) above a 2 MiB aligned address; \
+             0x40300000 is not"
+        ),
+        "{e}"
+    );
+    // text_offset 0x8_0000: a 2 MiB boundary plus that, not the boundary.
+    assert_error!(
+        run(BOARD, &at("kernel-offset", "0x4020_0000")),
+        SET_FILE,
+        Some("linux"),
+        Some("load"),
+        ErrorKind::KernelMisplaced {
+            text_offset: 0x8_0000,
+            ..
+        }
+    );
+    let c = run(BOARD, &at("kernel-offset", "0x4028_0000")).expect("text_offset above 2 MiB");
+    assert_eq!(c.partitions[0].entry, 0x4028_0000);
+}
+
+#[test]
+fn a_linux_images_bss_counts_as_its_memory_not_only_its_file() {
+    // 256 MiB from 0x4000_0000; the device tree takes 0x4fff_0000..0x5000_0000.
+    // The file (8 KiB at 0x4020_0000) fits either way; image_size decides.
+    let e = linux_error!(
+        "kernel-fe00001",
+        "device_tree = false",
+        "image",
+        ErrorKind::KernelOutsideMemory {
+            image_size: 0xfe0_0001,
+            ..
+        }
+    );
+    assert!(
+        e.to_string().ends_with(
+            "the arm64 Image takes 0x40200000..0x50000001 (image_size 0xfe00001 in its \
+             header, its BSS included), not inside one memory region of the partition"
+        ),
+        "{e}"
+    );
+    run(BOARD, &linux("kernel-fe00000", "device_tree = false")).expect("exactly to the end");
+    linux_error!(
+        "kernel-fdf0001",
+        "",
+        "image",
+        ErrorKind::ImageOverlapsDeviceTree { .. }
+    );
+    run(BOARD, &linux("kernel-fdf0000", "")).expect("up to the device tree");
+}
+
+#[test]
+fn a_big_endian_linux_image_is_rejected() {
+    linux_error!("kernel-big-endian", "", "image", ErrorKind::BigEndianImage);
+}
+
+#[test]
+fn an_initrd_must_be_inside_memory_and_clear_of_the_image_and_device_tree() {
+    let initrd = |file: &str, at: &str| format!("initrd = {{ file = \"{file}\", at = {at} }}");
+    // Runs out of the region at 0x5000_0000.
+    linux_error!(
+        "kernel-10000",
+        &initrd("initrd-3000", "0x4fff_e000"),
+        "initrd.at",
+        ErrorKind::InitrdOutsideMemory { .. }
+    );
+    let e = linux_error!(
+        "kernel-10000",
+        &initrd("initrd-3000", "0x4ffe_e000"),
+        "initrd.at",
+        ErrorKind::Overlap { .. }
+    );
+    assert!(
+        e.to_string()
+            .ends_with("overlaps the device-tree area (0x4fff0000..0x50000000)"),
+        "{e}"
+    );
+    // The kernel's 8 KiB file ends at 0x4020_2000; its image_size (2 MiB)
+    // at 0x4040_0000.
+    let e = linux_error!(
+        "kernel-200000",
+        &initrd("initrd-3000", "0x4030_0000"),
+        "initrd.at",
+        ErrorKind::Overlap { .. }
+    );
+    assert!(
+        e.to_string()
+            .ends_with("overlaps the image (0x40200000..0x40400000)"),
+        "{e}"
+    );
+    run(
+        BOARD,
+        &linux("kernel-200000", &initrd("initrd-3000", "0x4040_0000")),
+    )
+    .expect("right after the kernel's image_size");
+    linux_error!(
+        "kernel-10000",
+        &initrd("initrd-3000", "0x4800_0800"),
+        "initrd.at",
+        ErrorKind::Misaligned { .. }
+    );
+}
+
+#[test]
+fn an_initrd_file_must_exist_and_hold_something() {
+    let initrd = |file: &str| format!("initrd = {{ file = \"{file}\", at = 0x4800_0000 }}");
+    let e = linux_error!(
+        "kernel-10000",
+        &initrd("missing"),
+        "initrd.file",
+        ErrorKind::InitrdNotFound { .. }
+    );
+    assert!(e.to_string().contains("scripts/linux.sh"), "{e}");
+    linux_error!(
+        "kernel-10000",
+        &initrd("initrd-0"),
+        "initrd.file",
+        ErrorKind::EmptyInitrd
+    );
+    linux_error!(
+        "kernel-10000",
+        "initrd = { file = \"initrd-3000\" }",
+        "initrd.at",
+        ErrorKind::MissingField
+    );
+    linux_error!(
+        "kernel-10000",
+        "initrd = { file = \"initrd-3000\", at = 0x4800_0000, size = 0x3000 }",
+        "initrd.size",
+        ErrorKind::UnknownField { .. }
+    );
+}
+
+#[test]
+fn a_kernel_and_its_initrd_share_one_1_gib_aligned_window_of_at_most_32_gib() {
+    // A second region, 512 MiB at IPA 0x8_3000_0000. The kernel's window
+    // starts at 0x4000_0000 (1 GiB aligned): 32 GiB of it end at 0x8_4000_0000.
+    let with_initrd_at = |at: u64| {
+        linux(
+            "kernel-10000",
+            &format!("initrd = {{ file = \"initrd-3000\", at = {at:#x} }}"),
+        ) + "[[partition.memory]]\nipa = 0x8_3000_0000\nphys = 0x6000_0000\nsize = 0x2000_0000\n"
+    };
+    run(BOARD, &with_initrd_at(0x8_3fff_d000)).expect("ends exactly 32 GiB from the window");
+    let e = assert_error!(
+        run(BOARD, &with_initrd_at(0x8_3fff_e000)),
+        SET_FILE,
+        Some("linux"),
+        Some("initrd.at"),
+        ErrorKind::KernelInitrdApart { .. }
+    );
+    assert!(e.to_string().contains("32 GiB"), "{e}");
+}
+
+#[test]
+fn bootargs_fit_linuxs_command_line_and_a_device_tree_string() {
+    let bootargs = |value: &str| format!("bootargs = \"{value}\"");
+    run(BOARD, &linux("kernel-10000", &bootargs(&"x".repeat(2047)))).expect("2047 bytes");
+    let e = linux_error!(
+        "kernel-10000",
+        &bootargs(&"x".repeat(2048)),
+        "bootargs",
+        ErrorKind::Bootargs { .. }
+    );
+    assert!(
+        e.to_string()
+            .ends_with("2048 bytes: Linux takes a command line of at most 2047"),
+        "{e}"
+    );
+    linux_error!(
+        "kernel-10000",
+        &bootargs("console=ttyAMA0\\u0000quiet"),
+        "bootargs",
+        ErrorKind::Bootargs { .. }
+    );
+}
+
+#[test]
+fn what_goes_into_the_device_tree_needs_one() {
+    for (extra, field) in [
+        ("device_tree_at = 0x4000_0000", "device_tree_at"),
+        ("bootargs = \"quiet\"", "bootargs"),
+        (INITRD, "initrd"),
+    ] {
+        let e = linux_error!(
+            "kernel-10000",
+            &format!("device_tree = false\n{extra}"),
+            field,
+            ErrorKind::NeedsDeviceTree
+        );
+        assert!(e.to_string().contains("device_tree = false"), "{e}");
+    }
+}
+
+#[test]
+fn the_map_shows_where_the_initrd_and_a_moved_device_tree_are() {
+    let text = |extra: &str| {
+        let c = run(BOARD, &linux("kernel-10000", extra)).expect("valid");
+        crate::map::text(&c)
+    };
+    let moved = text(&format!("{INITRD}\ndevice_tree_at = 0x4000_0000"));
+    assert!(
+        moved.contains("memory: phys 0x5000_0000; initrd at IPA 0x4800_0000; device"),
+        "{moved}"
+    );
+    assert!(!moved.contains("    device tree: phys"), "{moved}");
+    // By default the device tree is the region's tail, a row of its own.
+    let default = text(INITRD);
+    assert!(
+        default.contains("0x4fff_0000  0x5000_0000  64 KiB     device tree: phys 0x5fff_0000"),
+        "{default}"
+    );
+}
+
+#[test]
+fn device_tree_at_places_the_device_tree() {
+    // At the base of RAM, where firmware-style guests look for it.
+    let c = run(
+        BOARD,
+        &linux("kernel-10000", "device_tree_at = 0x4000_0000"),
+    )
+    .expect("valid");
+    let dt = c.partitions[0].device_tree.as_ref().expect("device tree");
+    assert_eq!(dt.ipa, 0x4000_0000);
+    // The default area at the top is then the kernel's to use.
+    run(
+        BOARD,
+        &linux("kernel-fe00000", "device_tree_at = 0x4000_0000"),
+    )
+    .expect("to the end");
+    linux_error!(
+        "kernel-10000",
+        "device_tree_at = 0x4000_0800",
+        "device_tree_at",
+        ErrorKind::Misaligned { .. }
+    );
+    let e = linux_error!(
+        "kernel-10000",
+        "device_tree_at = 0x4fff_8000",
+        "device_tree_at",
+        ErrorKind::DeviceTreeOutsideMemory { .. }
+    );
+    assert!(e.to_string().contains("0x4fff8000..0x50008000"), "{e}");
+    linux_error!(
+        "kernel-10000",
+        "device_tree_at = 0x4020_0000",
+        "image",
+        ErrorKind::ImageOverlapsDeviceTree { .. }
     );
 }
 
@@ -1779,9 +2238,13 @@ fn generated_rust_has_the_expected_shape() {
         assert!(rs.contains(piece), "missing {piece:?} in:\n{rs}");
     }
     assert_eq!(rs.matches("pub static").count(), 1);
+    // The board fixes the range (32 MiB); the heap is what the build
+    // counted: 256 KiB, 64 KiB a partition, and 10 stage-2 tables (alpha:
+    // its root, a level-2 table for its memory, which 2 MiB blocks map,
+    // and 2 for its control page; beta: the same and 2 for its RTC).
     assert_eq!(
-        crate::codegen::memory_ld(&c.board),
-        "HYP_BASE = 0x40000000;\nHYP_SIZE = 0x2000000;\n"
+        crate::codegen::memory_ld(&c),
+        "HYP_BASE = 0x40000000;\nHYP_SIZE = 0x2000000;\nHYP_HEAP = 0x6a000;\n"
     );
 }
 
@@ -1854,7 +2317,7 @@ fn build_writes_the_generated_files() {
     let read = |f: &str| std::fs::read(root.join("out").join(f)).expect("generated file");
     assert_eq!(
         read("memory.ld"),
-        b"HYP_BASE = 0x40000000;\nHYP_SIZE = 0x2000000;\n"
+        b"HYP_BASE = 0x40000000;\nHYP_SIZE = 0x2000000;\nHYP_HEAP = 0x6a000;\n"
     );
     assert_eq!(&read("alpha.img")[0x1000..], b"DATA");
     assert!(fdt::Fdt::new(&read("beta.dtb")).is_ok());

@@ -12,7 +12,7 @@ use aarch64_cpu::registers::{
 use tock_registers::fields::FieldValue;
 use tock_registers::interfaces::{Readable, Writeable};
 
-use super::sysreg::{ISS_DATA_ABORT, fields};
+use super::sysreg::{ISS_DATA_ABORT, ISS_INSTRUCTION_ABORT, fields};
 
 /// The syndrome registers of the exit being handled.
 #[derive(Clone, Copy, Debug)]
@@ -107,6 +107,24 @@ pub fn inject_external_abort(write: bool) {
     };
     let iss =
         ISS_DATA_ABORT::WnR.val(u64::from(write)) + ISS_DATA_ABORT::DFSC::SynchronousExternalAbort;
+    inject_sync(
+        (ec + ESR_EL1::IL::SET + ESR_EL1::ISS.val(iss.value)).value,
+        true,
+    );
+}
+
+/// Makes the guest take a synchronous external abort on instruction fetch,
+/// as the architecture would for a fetch from an address with nothing
+/// behind it: ESR_EL1 an instruction abort of its own exception level (EC
+/// 0x21 from EL1, 0x20 from EL0), IFSC 0b010000; FAR_EL1 the address, and
+/// ELR_EL1 the instruction that could not be fetched.
+pub fn inject_instruction_abort() {
+    let ec = if from_el0() {
+        ESR_EL1::EC::InstrAbortLowerEL
+    } else {
+        ESR_EL1::EC::InstrAbortCurrentEL
+    };
+    let iss = ISS_INSTRUCTION_ABORT::IFSC::SynchronousExternalAbort;
     inject_sync(
         (ec + ESR_EL1::IL::SET + ESR_EL1::ISS.val(iss.value)).value,
         true,

@@ -254,8 +254,8 @@ pub const HCR_GUEST: FieldValue<u64, HCR_EL2::Register> = fields(&[
 ]);
 
 /// MDCR_EL2 for a running guest: TPM and TPMCR (every performance-monitor
-/// register traps and is UNDEFINED for the guest, whose device tree
-/// describes no PMU: its counters could count EL2 cycles, timing the
+/// register traps and is UNDEFINED for the guest, but PMUSERENR_EL0, which
+/// reads as zero (`hyp::exits`), and its device tree describes no PMU: its counters could count EL2 cycles, timing the
 /// hypervisor and, through it, other partitions' effect on it), HPMD (no
 /// event counts at EL2 in any case), and HPMN at PMCR_EL0.N (all counters
 /// EL1's, as the field must not exceed N). TDE, TDA, TDOSA, TDRA clear:

@@ -66,10 +66,16 @@ pub fn this_vcpu() -> (usize, usize) {
     (packed >> 8, packed & 0xff)
 }
 
-/// What [`set_vcpu`] recorded as the vCPU's context (0 before).
+/// What [`set_vcpu`] recorded: the (partition, vCPU) this CPU runs and its
+/// context (0 before), from one read of the per-CPU pointer.
 #[inline(always)]
-pub fn this_context() -> u64 {
-    this().context.load(Ordering::Relaxed)
+pub fn this_vcpu_and_context() -> ((usize, usize), u64) {
+    let block = this();
+    let packed = block.vcpu.load(Ordering::Relaxed) as usize;
+    (
+        (packed >> 8, packed & 0xff),
+        block.context.load(Ordering::Relaxed),
+    )
 }
 
 /// The top of this CPU's EL2 stack.
@@ -83,7 +89,7 @@ pub fn set_stack_top(top: u64) {
 }
 
 /// Records that this CPU runs vCPU `fill.vcpu` of partition `partition`,
-/// with `context` for [`this_context`], and fills the backend's fast-path
+/// with `context` for [`this_vcpu_and_context`], and fills the backend's fast-path
 /// block for it (before it first runs).
 pub fn set_vcpu(partition: usize, context: u64, fill: &FastFill<'_>) {
     let block = this();

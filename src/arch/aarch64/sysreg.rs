@@ -150,6 +150,13 @@ register_bitfields! {u64,
             SynchronousExternalAbort = 0b01_0000,
         ],
     ],
+    /// The ISS of an instruction abort (ESR_ELx.EC 0x20/0x21).
+    pub ISS_INSTRUCTION_ABORT [
+        /// Instruction Fault Status Code.
+        IFSC OFFSET(0) NUMBITS(6) [
+            SynchronousExternalAbort = 0b01_0000,
+        ],
+    ],
     /// Cache Type Register.
     pub CTR_EL0 [
         /// Log2 of the smallest data cache line, in words.
