@@ -208,7 +208,7 @@ fn call(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize) {
                 0
             }
             Ok(Hypercall::ConsoleWrite { len, regs }) => {
-                output::partition_write(part, p, unpack_console(&regs, len));
+                output::partition_write(part, p, output::Via::Call, unpack_console(&regs, len));
                 0
             }
             Ok(Hypercall::VcpuInfo) => {
@@ -313,7 +313,7 @@ fn data_abort(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize, abort
     };
     if abort.write {
         if let pl011::Effect::Byte(byte) = effect {
-            output::partition_write(part, p, core::iter::once(byte));
+            output::partition_write(part, p, output::Via::Pl011, core::iter::once(byte));
         }
     } else {
         frame.set_reg(abort.reg, abort.load_value(u64::from(raw)));

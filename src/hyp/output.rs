@@ -7,9 +7,12 @@
 //! [`pump`]: at most [`BUDGET`] bytes a call, only while the UART's FIFO
 //! has room (never polling it), and only while the lock-free [`Arbiter`]
 //! gives the partition the turn: a visible line at a time, round robin.
-//! A line starts to show when it is whole, or when its start has waited
-//! [`HOLD_US`] (a prompt); a line left open with nothing more to send keeps
-//! the turn for [`IDLE_US`] at most while another partition has output. What is
+//! A line that comes through CONSOLE_WRITE starts to show when it is
+//! whole, or when its start has waited [`HOLD_US`] (a prompt): the call
+//! carries 48 bytes, so every longer line comes in pieces; what comes
+//! through the emulated PL011 shows at once ([`Via`]). A line left open
+//! with nothing more to send keeps the turn for [`IDLE_US`] at most while
+//! another partition has output. What is
 //! left waits for the partition's next exit or for its CPU's retry timer
 //! (the EL2 physical timer, after [`RETRY_US`]): EL2 time spent on output
 //! is the writing partition's own, on its own CPUs. A partition that
@@ -36,8 +39,8 @@ pub const BUDGET: usize = 256;
 /// How long a CPU with output left waits before it tries again, in µs: a
 /// 32-byte PL011 FIFO drains in 2.8 ms at 115200 baud.
 pub const RETRY_US: u64 = 1000;
-/// How long the start of a line waits for its end before it shows, in µs
-/// (a line written in pieces, as CONSOLE_WRITE's 48 bytes a call make it,
+/// How long the start of a line written through CONSOLE_WRITE waits for
+/// its end before it shows, in µs (a line longer than the call's 48 bytes
 /// goes out whole; a prompt without a newline shows after this): the retry
 /// period, so one timer serves both.
 pub const HOLD_US: u64 = RETRY_US;
@@ -170,14 +173,33 @@ fn limits() -> Limits {
     }
 }
 
-/// A partition's console bytes (CONSOLE_WRITE or its emulated PL011): into
-/// its ring, then out as far as the UART allows.
-pub fn partition_write(part: &Partition, p: usize, bytes: impl Iterator<Item = u8>) {
+/// How a partition's bytes came.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// CONSOLE_WRITE: a line longer than one call comes in pieces, and its
+    /// start waits [`HOLD_US`] for the rest.
+    Call,
+    /// The emulated PL011: a UART driver writes a line a trap at a time,
+    /// and each byte shows at once. (Held like a call's, the start of every
+    /// line a driver writes would program the EL2 timer; under QEMU's
+    /// -icount that reorders the round robin of the vCPUs, and the
+    /// interference benchmark's victim saw one timer interrupt 117,846
+    /// ticks late beside a PL011 flood.)
+    Pl011,
+}
+
+/// A partition's console bytes: into its ring, then out as far as the UART
+/// allows.
+pub fn partition_write(part: &Partition, p: usize, via: Via, bytes: impl Iterator<Item = u8>) {
     {
-        let now = arch::physical_counter();
+        // A byte not to hold counts as one that came long ago.
+        let since = match via {
+            Via::Call => arch::physical_counter(),
+            Via::Pl011 => 0,
+        };
         let mut out = part.output.lock();
         for byte in bytes {
-            out.byte(part.config.name, byte, now);
+            out.byte(part.config.name, byte, since);
         }
     }
     pump(part, p);
