@@ -211,6 +211,22 @@ pub fn interrupt(part: &Partition, p: usize, v: usize) {
     }
 }
 
+/// The UART's interrupt came to this CPU of partition `p` while its vCPU
+/// is off (CPU_OFF; the guest left its PL011's interrupt routed to it):
+/// what waits stays in the UART, whose receive interrupts are masked until
+/// this CPU's retry timer looks again (the vCPU on, or the interrupt
+/// routed elsewhere, takes it then).
+pub fn wait_while_off(part: &Partition, p: usize) {
+    let _port = part.pl011.lock();
+    if FOCUS.load(Ordering::Acquire) == p
+        && let Some(mut uart) = uart()
+    {
+        uart.receive_interrupts(false);
+        PAUSED_ON.store(super::this_cpu(), Ordering::Relaxed);
+        arch::hyp_timer_arm_us(output::RETRY_US);
+    }
+}
+
 /// Whether this CPU masked the UART's receive interrupts and waits for its
 /// retry timer to unmask them.
 pub fn paused_here() -> bool {

@@ -8,6 +8,7 @@ use crate::arch::{self, GuestStart, percpu};
 use crate::partition::{MAX_VCPUS, Power};
 use crate::vgic::state::VTIMER_INTID;
 
+use super::input;
 use super::interrupts;
 use super::output;
 use super::runtime::{Partition, Runtime};
@@ -68,6 +69,14 @@ impl Runtime {
             if intid >= Gic::SPURIOUS {
                 return;
             }
+            if input::is_uart(intid) {
+                // Console input for the partition's PL011, routed to this
+                // vCPU, which is off: it waits in the UART (see `input`).
+                Gic::priority_drop(intid);
+                input::wait_while_off(part, p);
+                Gic::deactivate(intid);
+                continue;
+            }
             if intid == VTIMER_INTID || intid >= 32 {
                 interrupts::give_back_taken(part, v, intid);
                 // A level one still raised comes straight back: wait for
@@ -79,6 +88,7 @@ impl Runtime {
             if intid == arch::HYP_TIMER_INTID {
                 arch::hyp_timer_disarm();
                 output::pump(part, p);
+                input::retry(part, p);
             }
         }
     }
