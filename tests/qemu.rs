@@ -773,13 +773,12 @@ fn a_console_flood_next_door_neither_delays_nor_silences_a_partition() {
     let run = interference_run();
     let quiet = victim_phase(run, "quiet");
     let flood = victim_phase(run, "console");
-    // Not one timer tick fewer in the victim's window. (More: the
-    // neighbour's lines come in pieces, 48 bytes a CONSOLE_WRITE and a byte
-    // a PL011 write, and the start of each arms its own CPU's EL2 timer in
-    // case the rest does not follow; under -icount each timer programmed
-    // ends QEMU's round-robin slice, so the victim runs more often: 48
-    // ticks in the window against 40 quiet. With whole lines only, as
-    // before output went out by the character, the two were equal.)
+    // Not one timer tick fewer in the victim's window. (More: each line
+    // the neighbour starts through CONSOLE_WRITE, 48 bytes a call, arms its
+    // own CPU's EL2 timer in case the rest does not follow, and under
+    // -icount each timer programmed ends QEMU's round-robin slice, so the
+    // victim runs more often. With whole lines only, as before output went
+    // out by the character, the two were equal.)
     assert!(
         flood["ticks"] >= quiet["ticks"],
         "timer ticks: {flood:?} vs {quiet:?}: {}",
