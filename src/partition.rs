@@ -10,8 +10,6 @@
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
-use crate::mm::Ipa;
-
 /// Most vCPUs a partition can have (the configuration check enforces it).
 pub use bulkhead_abi::limits::MAX_VCPUS;
 
@@ -112,11 +110,9 @@ impl Default for Vcpu {
 /// What a fault looked like, for the stop report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultKind {
-    /// Stage-2 data abort outside the partition's memory and devices.
-    DataAbort { write: bool, size: u8 },
-    /// Stage-2 instruction abort.
-    InstructionAbort,
-    /// An exception class Bulkhead does not handle.
+    /// An exception class Bulkhead does not handle (an SError, AArch32 at
+    /// EL1, an unknown trap). An access with nothing behind it is not a
+    /// fault of the partition: the guest takes an external abort.
     UnknownTrap,
 }
 
@@ -127,8 +123,6 @@ pub struct Fault {
     pub kind: FaultKind,
     pub esr: u64,
     pub elr: u64,
-    /// The faulting guest address, for aborts.
-    pub address: Option<Ipa>,
 }
 
 /// Why a partition stopped.
@@ -164,18 +158,7 @@ impl fmt::Display for StopReason {
             StopReason::Fault(fault) => {
                 write!(f, "vCPU {}: ", fault.vcpu)?;
                 match fault.kind {
-                    FaultKind::DataAbort { write, size } => write!(
-                        f,
-                        "stage-2 data abort ({} of {size} bytes) outside its memory",
-                        if write { "write" } else { "read" }
-                    )?,
-                    FaultKind::InstructionAbort => {
-                        f.write_str("stage-2 instruction abort outside its memory")?
-                    }
                     FaultKind::UnknownTrap => f.write_str("unhandled trap")?,
-                }
-                if let Some(addr) = fault.address {
-                    write!(f, ", address (IPA) {addr}")?;
                 }
                 write!(f, ", ESR {:#010x}, ELR {:#x}", fault.esr, fault.elr)
             }
@@ -254,21 +237,16 @@ mod tests {
     }
 
     #[test]
-    fn a_fault_report_names_vcpu_address_syndrome_and_pc() {
+    fn a_fault_report_names_vcpu_syndrome_and_pc() {
         let r = StopReason::Fault(Fault {
             vcpu: 1,
-            kind: FaultKind::DataAbort {
-                write: false,
-                size: 8,
-            },
-            esr: 0x9300_0046,
+            kind: FaultKind::UnknownTrap,
+            esr: 0xbe00_0000,
             elr: 0x4000_12a4,
-            address: Some(Ipa(0x5400_0000)),
         });
         assert_eq!(
             r.to_string(),
-            "vCPU 1: stage-2 data abort (read of 8 bytes) outside its memory, \
-             address (IPA) 0x54000000, ESR 0x93000046, ELR 0x400012a4"
+            "vCPU 1: unhandled trap, ESR 0xbe000000, ELR 0x400012a4"
         );
         assert_eq!(
             StopReason::Exit {

@@ -54,13 +54,12 @@ fn current() -> (&'static Partition, usize, usize) {
     (unsafe { &*part }, p, v)
 }
 
-fn fault(kind: FaultKind, v: usize, address: Option<Ipa>) -> StopReason {
+fn fault(kind: FaultKind, v: usize) -> StopReason {
     StopReason::Fault(Fault {
         vcpu: v,
         kind,
         esr: exception::esr(),
         elr: exception::guest_pc(),
-        address,
     })
 }
 
@@ -113,7 +112,7 @@ extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
         }
         Exit::Other { .. } => {
             part.count(v, Counter::Other, 1);
-            super::runtime_of().stop(p, fault(FaultKind::UnknownTrap, v, None))
+            super::runtime_of().stop(p, fault(FaultKind::UnknownTrap, v))
         }
     }
     output::pump_if_waiting(part, p);
@@ -382,13 +381,13 @@ extern "C" fn handle_lower_irq(_frame: &mut TrapFrame, first: u32) {
 #[unsafe(no_mangle)]
 extern "C" fn handle_lower_serror(_frame: &mut TrapFrame) {
     let (_, p, v) = current();
-    super::runtime_of().stop(p, fault(FaultKind::UnknownTrap, v, None))
+    super::runtime_of().stop(p, fault(FaultKind::UnknownTrap, v))
 }
 
 #[unsafe(no_mangle)]
 extern "C" fn handle_lower_aarch32(_frame: &mut TrapFrame) {
     let (_, p, v) = current();
-    super::runtime_of().stop(p, fault(FaultKind::UnknownTrap, v, None))
+    super::runtime_of().stop(p, fault(FaultKind::UnknownTrap, v))
 }
 
 /// An exception taken from EL2 itself: a hypervisor bug. Report and power off.
