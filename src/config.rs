@@ -12,7 +12,7 @@
 
 /// The address types and the board's interrupt controller: one definition
 /// with the configuration tool, which checks them (`bulkhead_abi::board`).
-pub use bulkhead_abi::board::{GicConfig, Ipa, PhysAddr};
+pub use bulkhead_abi::board::{GicConfig, Ipa, OnFault, PhysAddr};
 
 /// A physical address range: `[base, base + size)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,6 +125,8 @@ pub struct PartitionConfig {
     pub console_pl011: Option<Ipa>,
     /// Guest address of the partition's control page (`bulkhead_abi::control`).
     pub control_page: Ipa,
+    /// What a fault of the partition does.
+    pub on_fault: OnFault,
 }
 
 /// Everything the hypervisor is built for.

@@ -1218,3 +1218,120 @@ fn typed_lines_reach_the_partition_with_the_focus_and_only_it() {
     }
     assert!(run.exited, "{}", run.dump());
 }
+
+// ---- restarting one partition ----------------------------------------------
+
+/// PSCI SYSTEM_RESET restarts the calling partition only, from its own
+/// RTC alarm handler with that forwarded interrupt active
+/// (tests/configs/restart.toml, under `-icount` with the RTC on virtual
+/// time): the guest finds itself as from a reset (memory reloaded, its
+/// virtual GIC, timer, control page and vCPUs back at reset), its device's
+/// interrupt comes again, and the partition beside it beats on at its
+/// period, through the restart, without a gap.
+#[test]
+fn system_reset_restarts_that_partition_only_and_as_new() {
+    let machine = board_machine()
+        .icount()
+        .with(["-rtc", bulkhead_config::qemu::MEASURING_RTC]);
+    let stopped = "[bulkhead] partition restarter stopped";
+    let run = boot(
+        &machine,
+        &image("tests/configs/restart.toml"),
+        Duration::from_secs(120),
+        |lines| {
+            lines
+                .iter()
+                .position(|l| l.starts_with(stopped))
+                .is_some_and(|at| {
+                    lines[at..]
+                        .iter()
+                        .filter(|l| l.starts_with("[steady] heartbeat "))
+                        .count()
+                        >= 3
+                })
+        },
+    );
+    let restarter = run.of("restarter");
+    let expected = [
+        "restart: boot 1 data=0x5eed1234 bss=0x0",
+        "restart: vcpu 1 up",
+        "restart: boot 1 armed",
+        "restart: boot 1 resetting from the alarm handler",
+        // As it started: .data from the image, .bss zero.
+        "restart: boot 2 data=0x5eed1234 bss=0x0",
+        // The virtual GIC at reset (priority 0xa0, nothing enabled or pending).
+        "restart: vgic sgi5_priority=0xa0 sgi5_enabled=0 sgi6_pending=0",
+        // The control page's flags and the virtual timer at reset.
+        "restart: mask=0 pending=0 cntv_ctl=0x0",
+        // vCPU 1 off (AFFINITY_INFO 1) and startable again.
+        "restart: vcpu1 affinity=1 cpu_on=ok",
+        "restart: vcpu 1 up",
+        // The RTC's interrupt, left active by boot 1, was deactivated.
+        "restart: alarm taken",
+    ];
+    let mut at = 0;
+    for line in expected {
+        at += restarter[at..]
+            .iter()
+            .position(|l| *l == line)
+            .unwrap_or_else(|| {
+                panic!("no {line:?} (in order) from the restarter:\n{}", run.dump())
+            })
+            + 1;
+    }
+    assert!(
+        !restarter
+            .iter()
+            .any(|l| l.contains("returned") || l.contains("no alarm")),
+        "{}",
+        run.dump()
+    );
+    let restarting = "[bulkhead] partition restarter restarting: vCPU 0 called PSCI SYSTEM_RESET";
+    assert!(run.has(restarting), "{}", run.dump());
+    assert!(
+        run.has("[bulkhead] partition restarter restarts (restart 1)"),
+        "{}",
+        run.dump()
+    );
+    assert!(
+        run.has("[bulkhead] partition restarter stopped: vCPU 0 exited with code 0"),
+        "{}",
+        run.dump()
+    );
+    assert!(
+        run.has("[bulkhead] partition restarter restarted 1 time(s) (exit counts since boot)"),
+        "{}",
+        run.dump()
+    );
+    // The neighbour: untouched. It beat before, during and after the
+    // restart, every interval within 1% of its period.
+    let reset_at = run.position(restarting).expect("seen above");
+    let beats: Vec<(usize, u64)> = run
+        .lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("[steady] heartbeat "))
+        .filter_map(|(i, l)| Some((i, timestamp(l)?)))
+        .collect();
+    assert!(
+        beats.iter().filter(|(i, _)| *i < reset_at).count() >= 2
+            && beats.iter().filter(|(i, _)| *i > reset_at).count() >= 3,
+        "{}",
+        run.dump()
+    );
+    let intervals: Vec<u64> = beats.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    let mut sorted = intervals.clone();
+    sorted.sort_unstable();
+    let period = sorted[sorted.len() / 2];
+    assert!(
+        intervals
+            .iter()
+            .all(|&d| d.abs_diff(period) * 100 <= period),
+        "the neighbour's heartbeat intervals (period {period} ticks): {intervals:?}\n{}",
+        run.dump()
+    );
+    assert!(
+        !run.has("[steady] done"),
+        "the neighbour still runs at the end"
+    );
+}

@@ -178,6 +178,14 @@ impl Port {
         effect
     }
 
+    /// The partition restarts: its PL011 is back at reset (FIFOs empty,
+    /// disabled, as the guest finds it after a reset); what was typed for
+    /// it and waits behind the FIFO stays for the restarted guest, and
+    /// the count of lost bytes goes on.
+    pub fn reset(&mut self) {
+        self.uart = Pl011::new();
+    }
+
     /// Bytes waiting behind the FIFO.
     pub fn waiting(&self) -> usize {
         self.len

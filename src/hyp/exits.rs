@@ -16,7 +16,7 @@ use crate::arch::{self, TrapFrame, exception, percpu};
 use crate::console::pl011;
 use crate::hypercall::Hypercall;
 use crate::mm::Ipa;
-use crate::partition::{Fault, FaultKind, Power, StopReason};
+use crate::partition::{Fault, FaultKind, Power, RestartReason, StopReason};
 use crate::psci::{self, Outcome};
 use crate::trap::{DataAbort, Exit, SysRegAccess, sysreg};
 use crate::vgic::sgi::SgiRequest;
@@ -26,7 +26,6 @@ use super::input;
 use super::interrupts;
 use super::output::{self, hyp_println};
 use super::runtime::Partition;
-use super::stop::park;
 
 /// Data cache maintenance by set/way (DC ISW, DC CSW, DC CISW), trapped by
 /// HCR_EL2.TSW: see `arch::HCR_GUEST` for why they do nothing.
@@ -253,7 +252,7 @@ fn call(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize) {
         }
         Some(Outcome::SystemOff) => super::runtime_of().stop(p, StopReason::SystemOff { vcpu: v }),
         Some(Outcome::SystemReset) => {
-            super::runtime_of().stop(p, StopReason::SystemReset { vcpu: v })
+            super::runtime_of().restart(p, v, RestartReason::SystemReset { vcpu: v })
         }
     };
 }
@@ -372,8 +371,9 @@ extern "C" fn handle_lower_irq(_frame: &mut TrapFrame, first: u32) {
             break;
         }
     }
-    if part.state.is_stopped() {
-        park();
+    // The partition stops or restarts: a sibling kicked this CPU for it.
+    if part.state.leaving() {
+        super::runtime_of().leave_guest(p, v);
     }
     output::pump_if_waiting(part, p);
 }

@@ -419,6 +419,41 @@ pub fn power_off(part: &Partition, v: usize) {
     Gic::set_underflow(false);
 }
 
+/// vCPU `v` of `part` leaves its guest for a restart, on its own CPU,
+/// after [`power_off`]: its masking statistics start again, and the
+/// partition's device SPIs are turned off at the distributor (each of its
+/// CPUs does this; single-bit writes), so a level one left raised does not
+/// come back to a CPU that has no guest to give it to while the partition
+/// reloads.
+pub fn leave_for_restart(part: &Partition, v: usize) {
+    // SAFETY: used for this statement only.
+    unsafe { local() }.stats = Stats::new();
+    part.publish_stats(v, &Stats::new());
+    for spi in part.vgic.forwarded_spis() {
+        Gic::spi_enable(spi.intid, false);
+    }
+}
+
+/// Partition `part` restarts (on vCPU 0's CPU, every vCPU out of its guest
+/// and its list registers emptied, see [`power_off`]): its virtual GIC goes
+/// back to reset, and the physical side of its forwarded interrupts with
+/// it: nothing pending or active that the old guest left, every one
+/// disabled and its SPIs routed to vCPU 0, as the reset model says.
+pub fn reset(part: &Partition) {
+    let _vgic = part.vgic_lock.lock();
+    part.vgic.reset();
+    for spi in part.vgic.forwarded_spis() {
+        Gic::spi_enable(spi.intid, false);
+        Gic::spi_set_pending(spi.intid, false);
+        Gic::spi_set_active(spi.intid, false);
+    }
+    for &cpu in part.config.cpus {
+        Gic::private_set_active(cpu, VTIMER_INTID, false);
+    }
+    let vcpus = part.config.cpus.len();
+    sync_physical(part, all(part.vgic.spis().len()), all(vcpus));
+}
+
 /// Boot: programs the physical side of partition `part`'s interrupts once,
 /// the SPIs' triggers included (the board's; never changed after).
 pub fn configure_physical_at_boot(runtime: &Runtime, part: &Partition) {

@@ -66,6 +66,8 @@ pub struct Partition {
     pub counters: [Counters; MAX_VCPUS],
     /// Its control page (hypervisor memory the guest also writes: untrusted).
     pub control: &'static ControlPage,
+    /// Where the control page is (to clear it for a restart).
+    control_at: PhysAddr,
     /// Each vCPU's deferral statistics (deferred, max wait, max window), as
     /// its CPU last published them.
     defer_stats: [[AtomicU64; 3]; MAX_VCPUS],
@@ -96,6 +98,28 @@ impl Partition {
         s[0].store(stats.deferred, Ordering::Relaxed);
         s[1].store(stats.max_wait, Ordering::Relaxed);
         s[2].store(stats.max_window, Ordering::Relaxed);
+    }
+
+    /// Clears the control page as a restart finds it: magic and version,
+    /// every flag and the rest zero.
+    ///
+    /// # Safety
+    /// None of the partition's vCPUs runs.
+    pub(super) unsafe fn reset_control_page(&self) {
+        let page = self.control_at.0 as *mut ControlPage;
+        // SAFETY: the partition's own control page, hypervisor memory
+        // allocated for it at boot and mapped at EL2. It is memory its
+        // guest writes behind the hypervisor's `&ControlPage` anyway, which
+        // is why the hypervisor only ever reads its atomic fields; no vCPU
+        // of the partition runs to write it meanwhile (the caller's
+        // contract), and nothing reads it for them until one does. All-zero
+        // is a valid `ControlPage`.
+        unsafe {
+            core::ptr::write_bytes(page, 0, 1);
+            (*page).magic = control::MAGIC;
+            (*page).version = control::VERSION;
+        }
+        arch::clean_for_guest(self.control_at.0, control::SIZE as u64);
     }
 
     /// (deferred, max wait, max window) of vCPU `v`, as last published.
@@ -170,12 +194,46 @@ fn ipa_to_phys(p: &PartitionConfig, ipa: Ipa) -> Option<PhysAddr> {
 }
 
 /// Copies `bytes` to guest address `ipa` of `p`.
-fn load(p: &PartitionConfig, ipa: Ipa, bytes: &[u8]) {
+///
+/// # Safety
+/// None of `p`'s vCPUs runs.
+unsafe fn load(p: &PartitionConfig, ipa: Ipa, bytes: &[u8]) {
     let phys = ipa_to_phys(p, ipa).expect("the configuration check placed blobs in RAM");
     // SAFETY: the configuration check guarantees the blob lies inside one of
     // the partition's regions, which are RAM outside the hypervisor, mapped
-    // at EL2 by identity and not yet running.
+    // at EL2 by identity; none of its vCPUs runs (the caller's contract).
     unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), phys.0 as *mut u8, bytes.len()) };
+}
+
+/// Fills partition `p`'s RAM as it starts: its images (kernel, initrd,
+/// device tree) copied from the hypervisor's image, where the build
+/// embedded them, and zeroes everywhere else, so nothing of a previous
+/// occupant (or of its own previous run) survives; then cleaned to the
+/// point of coherency for a guest that starts with its caches off. Each
+/// byte is written once. Runs on the partition's own CPU (vCPU 0's), at
+/// boot and at every restart: partitions load in parallel, and a restart
+/// costs only the partition that restarts.
+///
+/// # Safety
+/// None of `p`'s vCPUs runs.
+pub(super) unsafe fn load_memory(p: &PartitionConfig) {
+    let blobs = [Some(p.image), p.initrd, p.device_tree];
+    let covered = blobs.map(|b| b.map_or((0, 0), |b| (b.ipa.0, b.bytes.len() as u64)));
+    for r in p.memory {
+        for (ipa, len) in crate::mm::uncovered(r.ipa.0, r.size, &covered) {
+            // SAFETY: a part of the partition's own RAM (outside the
+            // hypervisor, mapped Normal at EL2 by identity); none of its
+            // vCPUs runs (the caller's contract).
+            unsafe { arch::zero(r.phys.0 + (ipa - r.ipa.0), len) };
+        }
+    }
+    for blob in blobs.into_iter().flatten() {
+        // SAFETY: the caller's contract.
+        unsafe { load(p, blob.ipa, blob.bytes) };
+    }
+    for r in p.memory {
+        arch::clean_for_guest(r.phys.0, r.size);
+    }
 }
 
 impl Runtime {
@@ -194,10 +252,6 @@ impl Runtime {
             for r in p.memory {
                 s2.map(&mut tables, r.ipa, r.phys, r.size, MemKind::Normal)
                     .map_err(map_err)?;
-                // Nothing of a previous occupant survives into the partition.
-                // SAFETY: as in `load`: the partition's own RAM, mapped Normal
-                // at EL2, not yet running.
-                unsafe { arch::zero(r.phys.0, r.size) };
             }
             for d in p.devices {
                 s2.map(&mut tables, d.ipa, d.phys, d.size, MemKind::Device)
@@ -219,15 +273,6 @@ impl Runtime {
             )
             .map_err(map_err)?;
             arch::clean_for_guest(page.0, control::SIZE as u64);
-            for blob in [Some(p.image), p.initrd, p.device_tree]
-                .into_iter()
-                .flatten()
-            {
-                load(p, blob.ipa, blob.bytes);
-            }
-            for r in p.memory {
-                arch::clean_for_guest(r.phys.0, r.size);
-            }
             hyp_println!(
                 "partition {}: {} vCPU(s) on CPU(s) [{}], {} KiB image, entry {}{}",
                 p.name,
@@ -275,6 +320,7 @@ impl Runtime {
                 affinity: AffinityMap::new(p.vmpidrs),
                 counters: [const { [const { AtomicU64::new(0) }; COUNTER_SLOTS] }; MAX_VCPUS],
                 control,
+                control_at: page,
                 defer_stats: [const { [const { AtomicU64::new(0) }; 3] }; MAX_VCPUS],
                 unbacked_reported: core::sync::atomic::AtomicBool::new(false),
                 cntvoff: arch::physical_counter(),

@@ -1,16 +1,17 @@
 //! Running a vCPU on its physical CPU: binding the CPU to it, entering
-//! the guest, waiting for PSCI CPU_ON, and kicking a sibling vCPU's CPU.
+//! the guest, waiting for PSCI CPU_ON (or for its partition's restart),
+//! and kicking a sibling vCPU's CPU.
 
 use core::sync::atomic::Ordering;
 
 use crate::arch::gic::{FastFill, Gic, GicBackend};
 use crate::arch::{self, GuestStart, percpu};
-use crate::partition::{MAX_VCPUS, Power};
+use crate::partition::{MAX_VCPUS, Phase, Power};
 use crate::vgic::state::VTIMER_INTID;
 
 use super::input;
 use super::interrupts;
-use super::output;
+use super::output::{self, hyp_println};
 use super::runtime::{Partition, Runtime};
 use super::stop::park;
 
@@ -24,11 +25,15 @@ impl Runtime {
         Gic::send_sgi(Gic::KICK_SGI, self.mpidr_of(part.config.cpus[t]));
     }
 
-    /// Runs vCPU `v` of partition `p` on this CPU: vCPU 0 starts at the
-    /// image's entry; the others wait for the guest's PSCI CPU_ON.
+    /// Runs vCPU `v` of partition `p` on this CPU: vCPU 0's CPU loads the
+    /// partition's memory and starts it at the image's entry; the others
+    /// wait for the guest's PSCI CPU_ON.
     pub fn run_vcpu(&self, p: usize, v: usize) -> ! {
         let part = &self.partitions[p];
         if v == 0 {
+            // SAFETY: no vCPU of the partition runs yet: the others wait
+            // for a CPU_ON that only this one can give.
+            unsafe { super::runtime::load_memory(part.config) };
             part.state.vcpus[0].set_power(Power::On);
             let x0 = part.config.device_tree.map_or(0, |dt| dt.ipa.0);
             self.enter(p, v, part.config.entry.0, x0)
@@ -36,24 +41,83 @@ impl Runtime {
         self.wait_for_cpu_on(p, v)
     }
 
-    /// Waits in EL2 until the partition powers this vCPU on (or stops),
-    /// asleep in WFI: a CPU_ON (or the partition's stop) kicks this CPU,
-    /// and the EL2 retry timer wakes it for the partition's console output.
-    /// An interrupt ends WFI even with IRQs masked, as they are here.
-    /// (A WFE loop woken by SEV kept the CPU busy under emulation, where WFE
-    /// does not sleep, taking host time from the vCPUs that run.)
+    /// Waits in EL2 until the partition powers this vCPU on, asleep in
+    /// WFI: a CPU_ON kicks this CPU, and the EL2 retry timer wakes it for
+    /// the partition's console output. An interrupt ends WFI even with IRQs
+    /// masked, as they are here. (A WFE loop woken by SEV kept the CPU busy
+    /// under emulation, where WFE does not sleep, taking host time from the
+    /// vCPUs that run.)
+    ///
+    /// The partition's stop and its restart kick every one of its CPUs
+    /// too. A stop parks this CPU. In a restart this vCPU says it is out of
+    /// its guest; the last of its siblings to do so kicks vCPU 0's CPU,
+    /// which then reloads the partition and starts it again
+    /// ([`Runtime::restart`]). vCPU 0 waits only for its own siblings, each
+    /// of which leaves its guest at its next exit, which the kick forces.
     pub fn wait_for_cpu_on(&self, p: usize, v: usize) -> ! {
         let part = &self.partitions[p];
+        let vcpus = part.config.cpus.len();
         loop {
-            if part.state.is_stopped() {
-                park();
-            }
-            if let Some((entry, context)) = part.state.vcpus[v].take_on_request() {
-                self.enter(p, v, entry, context);
+            match part.state.phase() {
+                Phase::Stopped => park(),
+                Phase::Restarting => {
+                    if part.state.quiesce(v, vcpus) {
+                        if v == 0 {
+                            self.reload(p)
+                        }
+                        self.kick(part, 0);
+                    }
+                }
+                Phase::Running => {
+                    if let Some((entry, context)) = part.state.vcpus[v].take_on_request() {
+                        self.enter(p, v, entry, context);
+                    }
+                }
             }
             arch::wait_for_interrupt();
             self.take_interrupts_while_off(part, p, v);
         }
+    }
+
+    /// vCPU `v` of partition `p` leaves its guest on this CPU because the
+    /// partition restarts or has stopped (its phase says which): a stopped
+    /// one parks; otherwise its timer stops, what its list registers and
+    /// queue held goes back (nothing stays active physically for a guest
+    /// that will not end it), it is off, and it waits for the restart.
+    pub fn leave_guest(&self, p: usize, v: usize) -> ! {
+        let part = &self.partitions[p];
+        if part.state.is_stopped() {
+            park();
+        }
+        arch::exception::stop_guest_timer();
+        interrupts::power_off(part, v);
+        interrupts::leave_for_restart(part, v);
+        part.state.vcpus[v].set_power(Power::Off);
+        self.wait_for_cpu_on(p, v)
+    }
+
+    /// Partition `p` restarts, on vCPU 0's CPU, once every vCPU has left
+    /// its guest: virtual GIC, control page and emulated PL011 back to
+    /// reset, memory reloaded (`run_vcpu`), and vCPU 0 started at the
+    /// image's entry as at boot. Its exit counters go on counting.
+    fn reload(&self, p: usize) -> ! {
+        let part = &self.partitions[p];
+        interrupts::reset(part);
+        // SAFETY: every vCPU of the partition is out of its guest and
+        // stays out until vCPU 0 (this one) starts.
+        unsafe { part.reset_control_page() };
+        part.pl011.lock().reset();
+        if !part.state.finish_restart() {
+            // Stopped meanwhile (a fault report on another CPU).
+            park();
+        }
+        hyp_println!(
+            "partition {} restarts (restart {})",
+            part.config.name,
+            part.state.restarts()
+        );
+        input::follow_route(part, p);
+        self.run_vcpu(p, 0)
     }
 
     /// What woke a vCPU's CPU while the vCPU is off: a kick (consumed: what

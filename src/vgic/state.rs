@@ -230,6 +230,13 @@ impl VgicState {
         &self.spis[..self.spi_count]
     }
 
+    /// The owned SPIs forwarded from hardware (passthrough devices').
+    pub fn forwarded_spis(&self) -> impl Iterator<Item = &Spi> {
+        self.spis()
+            .iter()
+            .filter(|s| s.forwarded.load(Ordering::Relaxed))
+    }
+
     /// The owned SPI with this INTID.
     pub fn spi(&self, intid: u32) -> Option<&Spi> {
         self.spis().iter().find(|s| s.intid == intid)
@@ -247,6 +254,45 @@ impl VgicState {
     pub fn group1_enabled(&self) -> bool {
         self.ctlr.load(Ordering::Relaxed) & CTLR_ENABLE_GRP1 != 0
     }
+
+    /// Back to the state [`VgicState::new`] made, for a partition restart:
+    /// every register the guest can write at its reset value, nothing
+    /// pending or active. What the board fixes stays: which interrupts are
+    /// owned and forwarded, and the SPIs' triggers. Only while none of the
+    /// partition's vCPUs runs (each has put back what its list registers
+    /// held).
+    pub fn reset(&self) {
+        use Ordering::Relaxed;
+        self.ctlr.store(0, Relaxed);
+        for private in &self.private {
+            for field in [
+                &private.enabled,
+                &private.pending,
+                &private.active,
+                &private.icfgr1,
+                &private.withdraw_pending,
+                &private.withdraw_active,
+                &private.withdraw_spi_pending,
+                &private.withdraw_spi_active,
+            ] {
+                field.store(0, Relaxed);
+            }
+            for priority in &private.priority {
+                priority.store(DEFAULT_PRIORITY, Relaxed);
+            }
+            private.asleep.store(true, Relaxed);
+            private.withdraw_requested.store(false, Relaxed);
+        }
+        for spi in self.spis() {
+            for flag in [&spi.enabled, &spi.pending, &spi.active] {
+                flag.store(false, Relaxed);
+            }
+            spi.priority.store(DEFAULT_PRIORITY, Relaxed);
+            spi.router.store(0, Relaxed);
+            spi.target.store(0, Relaxed);
+        }
+        core::sync::atomic::fence(Ordering::Release);
+    }
 }
 
 #[cfg(test)]
@@ -262,6 +308,44 @@ mod tests {
         assert_eq!(DRAIN_ALL.count_ones(), 1);
         assert_eq!(DRAIN_ALL & PRIVATE_OWNED, 0);
         assert_eq!(PRIVATE_OWNED.count_ones(), 17, "16 SGIs and the timer");
+    }
+
+    /// A restart leaves no trace of what the guest wrote, and keeps what
+    /// the board fixed.
+    #[test]
+    fn reset_is_new_but_for_what_the_board_fixed() {
+        let state = VgicState::new(&[0, 1], &[40, 33]);
+        let fresh = format!("{state:?}");
+        state.private[1]
+            .forwarded
+            .store(1 << VTIMER_INTID, Ordering::Relaxed);
+        state.spis()[1].forwarded.store(true, Ordering::Relaxed);
+        state.spis()[1].edge.store(true, Ordering::Relaxed);
+        let fixed = format!("{state:?}");
+        state.ctlr.store(CTLR_ENABLE_GRP1, Ordering::Relaxed);
+        for p in &state.private {
+            p.enabled.store(!0, Ordering::Relaxed);
+            p.pending.store(3, Ordering::Relaxed);
+            p.active.store(4, Ordering::Relaxed);
+            p.icfgr1.store(0x8000, Ordering::Relaxed);
+            p.priority[5].store(0x10, Ordering::Relaxed);
+            p.asleep.store(false, Ordering::Relaxed);
+            p.withdraw_pending.store(1, Ordering::Relaxed);
+            p.withdraw_spi_active.store(1, Ordering::Relaxed);
+            p.withdraw_requested.store(true, Ordering::Relaxed);
+        }
+        for s in state.spis() {
+            s.enabled.store(true, Ordering::Relaxed);
+            s.pending.store(true, Ordering::Relaxed);
+            s.active.store(true, Ordering::Relaxed);
+            s.priority.store(0x20, Ordering::Relaxed);
+            s.router.store(1, Ordering::Relaxed);
+            s.target.store(1, Ordering::Relaxed);
+        }
+        assert_ne!(format!("{state:?}"), fixed);
+        state.reset();
+        assert_eq!(format!("{state:?}"), fixed);
+        assert_ne!(fixed, fresh, "the board's settings are kept");
     }
 
     #[test]

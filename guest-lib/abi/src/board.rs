@@ -139,6 +139,18 @@ impl GicConfig {
     }
 }
 
+/// What a partition's fault does (a partition set's `on_fault`): an
+/// exception the hypervisor cannot give back to the guest (an SError, an
+/// unknown trap, AArch32 at EL1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnFault {
+    /// The partition stops and is reported (the default).
+    #[default]
+    Stop,
+    /// The partition is reported and restarts as after PSCI SYSTEM_RESET.
+    Restart,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -329,6 +329,8 @@ pub struct Partition {
     pub console_pl011: Option<u64>,
     /// The IPA of its control page.
     pub control_page: u64,
+    /// What a fault does.
+    pub on_fault: bulkhead_abi::board::OnFault,
 }
 
 impl Partition {
@@ -1035,6 +1037,7 @@ fn check_partition(
         device_tree: None,
         console_pl011: p.console_pl011,
         control_page: p.control_page.unwrap_or(DEFAULT_CONTROL_PAGE),
+        on_fault: p.on_fault.into(),
     };
     if let Some(area) = device_tree_area {
         let bytes = dtb::device_tree(board, &partition)

@@ -135,7 +135,8 @@ fn partition(out: &mut String, p: &Partition) {
         "        PartitionConfig {{\n            name: {:?},\n            cpus: {},\n            \
          vmpidrs: {},\n            memory: &[\n{}            ],\n            devices: {},\n            \
          image: {},\n            entry: {},\n            initrd: {},\n            \
-         device_tree: {},\n            console_pl011: {},\n            control_page: {},\n        }},\n",
+         device_tree: {},\n            console_pl011: {},\n            control_page: {},\n            \
+         on_fault: OnFault::{:?},\n        }},\n",
         p.name,
         list(&p.cpus, usize::to_string),
         list(&p.vmpidrs, |m| hex(*m)),
@@ -147,6 +148,7 @@ fn partition(out: &mut String, p: &Partition) {
         device_tree,
         console,
         ipa(p.control_page),
+        p.on_fault,
     ));
 }
 

@@ -189,9 +189,30 @@ pub struct PartitionFile {
     /// An initial RAM disk: loaded into the partition's memory, its range
     /// in the device tree's `/chosen`.
     pub initrd: Option<InitrdFile>,
+    /// What a fault of the partition does: `"stop"` (default) or `"restart"`.
+    #[serde(default)]
+    pub on_fault: OnFaultFile,
     /// RAM regions, in any order.
     #[serde(default)]
     pub memory: Vec<MemoryFile>,
+}
+
+/// `on_fault = "stop" | "restart"` of a partition.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFaultFile {
+    #[default]
+    Stop,
+    Restart,
+}
+
+impl From<OnFaultFile> for bulkhead_abi::board::OnFault {
+    fn from(value: OnFaultFile) -> Self {
+        match value {
+            OnFaultFile::Stop => Self::Stop,
+            OnFaultFile::Restart => Self::Restart,
+        }
+    }
 }
 
 /// `initrd = { file = "...", at = 0x... }` of a partition.

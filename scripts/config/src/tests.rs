@@ -312,6 +312,42 @@ fn unknown_partition_field_is_rejected() {
 }
 
 #[test]
+fn on_fault_is_stop_or_restart_and_nothing_else() {
+    let with = |value: &str| {
+        set(
+            &(part("alpha", "[0]", 0x5000_0000, &format!("on_fault = {value}"))
+                + &part("beta", "[1]", 0x5400_0000, "")),
+        )
+    };
+    let c = run(BOARD, &with("\"restart\"")).expect("restart");
+    assert_eq!(
+        c.partitions[0].on_fault,
+        bulkhead_abi::board::OnFault::Restart
+    );
+    assert_eq!(c.partitions[1].on_fault, bulkhead_abi::board::OnFault::Stop);
+    assert!(crate::codegen::config_rs(&c).contains("on_fault: OnFault::Restart,"));
+    let e = assert_error!(
+        run(BOARD, &with("\"reboot\"")),
+        SET_FILE,
+        Some("alpha"),
+        Some("on_fault"),
+        ErrorKind::InvalidValue { .. }
+    );
+    assert!(
+        e.to_string()
+            .contains("unknown variant `reboot`, expected `stop` or `restart`"),
+        "{e}"
+    );
+    assert_error!(
+        run(BOARD, &with("true")),
+        SET_FILE,
+        Some("alpha"),
+        Some("on_fault"),
+        ErrorKind::InvalidValue { .. }
+    );
+}
+
+#[test]
 fn unknown_memory_field_is_rejected() {
     let config = two().replace(
         "size = 0x0400_0000\n[[partition]]\nname = \"beta\"",
@@ -2232,6 +2268,7 @@ fn generated_rust_has_the_expected_shape() {
         "device_tree: Some(Blob { ipa: Ipa(0x43ff_0000), bytes: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/alpha.dtb\")) }),",
         "console_pl011: Some(Ipa(0x900_0000)),",
         "control_page: Ipa(0x7fff_f000),",
+        "on_fault: OnFault::Stop,",
         "devices: &[DeviceConfig { name: \"rtc\", ipa: Ipa(0x901_0000), phys: PhysAddr(0x901_0000), size: 0x1000, \
          interrupts: &[34], edge: false }],",
     ] {

@@ -323,9 +323,9 @@ pub fn enter_guest(start: &GuestStart, stack_top: u64) -> ! {
     unsafe { vcpu_enter(start.x0, stack_top) }
 }
 
-/// Zeroes `[start, start + len)`, a block at a time with `dc zva` where the
-/// CPU permits it and the range is aligned to its block (a 64-byte block
-/// is one instruction, not four stores).
+/// Zeroes `[start, start + len)`: the whole blocks inside it with `dc zva`
+/// where the CPU permits it (a 64-byte block is one instruction, not four
+/// stores), the bytes either side with stores.
 ///
 /// # Safety
 /// The range is memory the hypervisor maps as Normal and nothing else uses
@@ -333,14 +333,21 @@ pub fn enter_guest(start: &GuestStart, stack_top: u64) -> ! {
 pub unsafe fn zero(start: u64, len: u64) {
     let dczid = DCZID_EL0.extract();
     let block = 4u64 << dczid.read(DCZID_EL0::BS);
-    let permitted = !dczid.is_set(DCZID_EL0::DZP);
-    if !permitted || !start.is_multiple_of(block) || !len.is_multiple_of(block) {
+    let end = start + len;
+    // The whole blocks inside the range; bytes either side are stored.
+    let (first, last) = (start.next_multiple_of(block), end & !(block - 1));
+    if dczid.is_set(DCZID_EL0::DZP) || first >= last {
         // SAFETY: the caller's contract.
         unsafe { core::ptr::write_bytes(start as *mut u8, 0, len as usize) };
         return;
     }
-    let mut at = start;
-    while at < start + len {
+    // SAFETY: the caller's contract; both pieces are inside the range.
+    unsafe {
+        core::ptr::write_bytes(start as *mut u8, 0, (first - start) as usize);
+        core::ptr::write_bytes(last as *mut u8, 0, (end - last) as usize);
+    }
+    let mut at = first;
+    while at < last {
         // SAFETY: the caller's contract; `at` is block-aligned inside the range.
         unsafe { asm!("dc zva, {}", in(reg) at, options(nostack, preserves_flags)) };
         at += block;
