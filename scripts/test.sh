@@ -21,7 +21,7 @@ cargo fmt --all --check
 
 step "shellcheck and pyflakes: the scripts"
 shellcheck scripts/*.sh .ci/run tests/bench-trace/binutils
-pyflakes3 scripts/bench.py scripts/initramfs.py
+pyflakes3 scripts/bench.py scripts/initramfs.py scripts/linux-boot-time.py
 
 step "build the guests and the default image"
 scripts/build.sh >/dev/null

@@ -1,7 +1,10 @@
 //! Stock Linux as a partition: Debian bookworm's arm64 cloud kernel with a
 //! busybox initramfs (`scripts/linux.sh` fetches and builds both under
 //! target/linux/ on the first run, about 30 MB, then reuses them), beside
-//! an RTOS partition, in `tests/configs/linux.toml`.
+//! an RTOS partition, in `tests/configs/linux.toml`. The test types on the
+//! console as a user would, moves its focus between the two, and has
+//! Linux reboot once (PSCI SYSTEM_RESET, a restart of its partition only)
+//! and power off on its second boot.
 //!
 //! Its own file so that it runs once: scripts/test.sh runs tests/qemu.rs
 //! a second time without the fast paths.
@@ -11,107 +14,216 @@ mod support;
 
 use std::time::Duration;
 
-use support::{boot_config, timestamp};
+use support::{Session, board_machine, image, timestamp};
 
 const LINUX: &str = "tests/configs/linux.toml";
 /// What Linux's /init (scripts/linux-init.sh) starts its lines with.
 const MARK: &str = "bulkhead-linux: ";
 
-/// The per-CPU counts of the /init's `interrupts` line whose label (first
-/// word, `IPI0:` or `11:`) or description holds `what`: one number per CPU.
-fn interrupt_counts(linux: &[&str], what: &str) -> Vec<Vec<u64>> {
-    linux
+/// Per CPU, the sum of the counts on the /init's `interrupts <phase>`
+/// lines (of one boot) whose label or description holds `what` (`IPI`,
+/// `arch_timer`).
+fn interrupt_counts(boot: &[&str], phase: &str, what: &str) -> Vec<u64> {
+    let prefix = format!("{MARK}interrupts {phase} ");
+    let mut sums = vec![0; 2];
+    for line in boot
         .iter()
-        .filter_map(|l| l.strip_prefix(MARK)?.strip_prefix("interrupts "))
+        .filter_map(|l| l.strip_prefix(&prefix))
         .filter(|l| l.contains(what))
-        .map(|l| {
-            l.split_whitespace()
-                .skip(1)
-                .map_while(|w| w.parse().ok())
-                .collect()
-        })
-        .collect()
+    {
+        let counts = line
+            .split_whitespace()
+            .skip(1)
+            .map_while(|w| w.parse::<u64>().ok());
+        for (sum, n) in sums.iter_mut().zip(counts) {
+            *sum += n;
+        }
+    }
+    sums
 }
 
 #[test]
-fn linux_boots_to_its_init_beside_an_rtos_partition() {
-    let run = boot_config(LINUX, Duration::from_secs(120));
+fn linux_boots_twice_beside_an_rtos_that_beats_on_and_takes_its_own_input() {
+    // Under -icount: the RTOS's heartbeat intervals are exact, whatever
+    // the host's load.
+    let machine = board_machine().icount();
+    let mut s = Session::start(&machine, &image(LINUX), Duration::from_secs(400));
+    let seen = |s: &Session, what: &str, needle: &str, times: usize| {
+        let found = s.wait_for(Duration::from_secs(180), |out| {
+            String::from_utf8_lossy(out).matches(needle).count() >= times
+        });
+        assert!(
+            found,
+            "{what}: {needle:?} not {times} time(s) in\n{}",
+            s.lines().join("\n")
+        );
+    };
+    let prompt = format!("[linux] {MARK}type reboot or poweroff");
+    for boot in 1..=2 {
+        seen(
+            &s,
+            "Linux's /init",
+            &format!("[linux] {MARK}init reached"),
+            boot,
+        );
+        seen(&s, "Linux's prompt", &prompt, boot);
+        if boot == 1 {
+            // The RTOS takes what is typed while it has the focus.
+            s.send(b"\x1d2");
+            seen(&s, "Ctrl-] 2", "[bulkhead] console input: rtos", 1);
+            s.send(b"for-the-rtos\r");
+            seen(&s, "the RTOS's input", "[rtos] got: for-the-rtos", 1);
+            s.send(b"\x1d1");
+            seen(&s, "Ctrl-] 1", "[bulkhead] console input: linux", 2);
+            s.send(b"not-a-command\r");
+            seen(
+                &s,
+                "Linux's input",
+                &format!("[linux] {MARK}got not-a-command"),
+                1,
+            );
+            seen(&s, "Linux's prompt again", &prompt, 2);
+            s.send(b"reboot\r");
+        } else {
+            s.send(b"poweroff\r");
+        }
+    }
+    // Linux's partition has stopped; the focus went to the RTOS by itself.
+    seen(&s, "Linux's power-off", "partition linux stopped", 1);
+    seen(&s, "focus", "[bulkhead] console input: rtos", 2);
+    s.send(b"exit\r");
+    seen(
+        &s,
+        "power-off",
+        "all partitions have stopped; powering off",
+        1,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let run = s.finish();
     let linux = run.of("linux");
     let rtos = run.of("rtos");
 
-    // The kernel's console is the emulated PL011 (console=ttyAMA0), and
-    // its initramfs's /init ran and saw both vCPUs.
+    // Two boots of Linux, each to its /init, through the restart.
+    let restarting = "[bulkhead] partition linux restarting: vCPU 0 called PSCI SYSTEM_RESET";
+    let reset_at = run
+        .position(restarting)
+        .unwrap_or_else(|| panic!("Linux did not reset:\n{}", run.dump()));
     assert!(
-        linux
-            .iter()
-            .any(|l| l.contains("Run /init as init process")),
+        run.has("[bulkhead] partition linux restarts (restart 1)"),
         "{}",
         run.dump()
     );
-    for line in ["init reached", "nproc 2", "cpus online 0-1"] {
-        assert!(
-            linux.contains(&format!("{MARK}{line}").as_str()),
-            "no {line:?} from Linux:\n{}",
-            run.dump()
-        );
-    }
-    // The virtual timer ticked on both vCPUs, and each took IPIs (SGIs
-    // sent with one trapped write, routed inside the partition).
-    let timer = interrupt_counts(&linux, "arch_timer");
-    assert!(
-        matches!(&timer[..], [counts] if counts.len() == 2 && counts.iter().all(|&n| n > 0)),
-        "timer interrupts per CPU: {timer:?}\n{}",
-        run.dump()
-    );
-    let ipis = interrupt_counts(&linux, "IPI");
-    for cpu in 0..2 {
-        let taken: u64 = ipis.iter().filter_map(|c| c.get(cpu)).sum();
-        assert!(taken > 0, "CPU {cpu} took no IPI: {ipis:?}\n{}", run.dump());
-    }
-
-    // Linux's poweroff stops its own partition only (PSCI SYSTEM_OFF) ...
-    let off = run
+    let off_at = run
         .position("[bulkhead] partition linux stopped: vCPU 0 called PSCI SYSTEM_OFF")
         .unwrap_or_else(|| panic!("Linux did not power off:\n{}", run.dump()));
-    assert!(
-        run.lines[..off]
+    let boots = [&run.lines[..reset_at], &run.lines[reset_at..off_at]];
+    for (n, boot) in boots.iter().enumerate() {
+        let boot: Vec<&str> = boot
             .iter()
-            .any(|l| l == &format!("[linux] {MARK}powering off")),
+            .filter_map(|l| l.strip_prefix("[linux] "))
+            .collect();
+        for line in ["init reached", "nproc 2", "cpus online 0-1"] {
+            assert!(
+                boot.contains(&format!("{MARK}{line}").as_str()),
+                "boot {}: no {line:?} from Linux:\n{}",
+                n + 1,
+                run.dump()
+            );
+        }
+        // Timer interrupts and IPIs (SGIs, one trapped write each) on both
+        // CPUs, and more of each after the work on both CPUs.
+        for what in ["arch_timer", "IPI"] {
+            let (before, after) = (
+                interrupt_counts(&boot, "before", what),
+                interrupt_counts(&boot, "after", what),
+            );
+            assert!(
+                (0..2).all(|cpu| before[cpu] > 0 && after[cpu] > before[cpu]),
+                "boot {}: {what} per CPU before the work {before:?}, after {after:?}\n{}",
+                n + 1,
+                run.dump()
+            );
+        }
+    }
+    // Each partition got exactly what was typed while it had the focus.
+    assert!(
+        linux.contains(&format!("{MARK}got not-a-command").as_str()),
         "{}",
         run.dump()
     );
-    // ... while the RTOS beside it beat all along and beats on after it.
-    let beats_before = run.lines[..off]
-        .iter()
-        .filter(|l| l.starts_with("[rtos] heartbeat "))
-        .count();
-    let beats_after = run.lines[off..]
-        .iter()
-        .filter(|l| l.starts_with("[rtos] heartbeat "))
-        .count();
     assert!(
-        beats_before > 0 && beats_after > 0,
-        "RTOS heartbeats: {beats_before} before Linux powered off, {beats_after} after \
-         (the RTOS beats for 30 s: did Linux take longer?)\n{}",
+        linux.contains(&format!("{MARK}got reboot").as_str()),
+        "{}",
         run.dump()
     );
+    assert!(
+        linux.contains(&format!("{MARK}got poweroff").as_str()),
+        "{}",
+        run.dump()
+    );
+    assert!(
+        !linux
+            .iter()
+            .any(|l| l.contains("for-the-rtos") || l.contains("exit"))
+    );
+    let got: Vec<&&str> = rtos.iter().filter(|l| l.starts_with("got: ")).collect();
+    assert_eq!(got, [&"got: for-the-rtos", &"got: exit"], "{}", run.dump());
+
+    // The RTOS beat on through both boots, the reset and the power-off,
+    // every interval its period (100 ms of a 62.5 MHz counter) to within 1%.
     let stamps: Vec<u64> = rtos
         .iter()
         .filter(|l| l.starts_with("heartbeat "))
         .filter_map(|l| timestamp(l))
         .collect();
+    let beats_in = |from: usize, to: usize| {
+        run.lines[from..to]
+            .iter()
+            .filter(|l| l.starts_with("[rtos] heartbeat "))
+            .count()
+    };
     assert!(
-        stamps.windows(2).all(|w| w[0] < w[1]),
-        "the RTOS's clock went backwards"
-    );
-
-    // When the RTOS is done too, the machine powers off by itself.
-    assert!(rtos.contains(&"done"), "{}", run.dump());
-    assert!(run.exited, "QEMU did not exit by itself:\n{}", run.dump());
-    assert_eq!(
-        run.lines.last().map(String::as_str),
-        Some("[bulkhead] all partitions have stopped; powering off"),
+        beats_in(0, reset_at) > 0
+            && beats_in(reset_at, off_at) > 0
+            && beats_in(off_at, run.lines.len()) > 0,
         "{}",
         run.dump()
     );
+    let period = 6_250_000;
+    let intervals: Vec<u64> = stamps.windows(2).map(|w| w[1] - w[0]).collect();
+    let worst = intervals
+        .iter()
+        .map(|d| d.abs_diff(period))
+        .max()
+        .unwrap_or(0);
+    assert!(
+        stamps.len() > 10 && worst * 100 <= period,
+        "the RTOS's heartbeat: {} beats, worst interval {worst} ticks off {period}:\n{intervals:?}",
+        stamps.len()
+    );
+    assert!(
+        rtos.contains(&format!("done beats={}", stamps.len()).as_str()),
+        "every beat printed: {}",
+        run.dump()
+    );
+    // Its exits are those of a timer, a console and its hypercalls only:
+    // no SGI, no trapped register, no access outside what it has.
+    let exits = run
+        .lines
+        .iter()
+        .find_map(|l| l.strip_prefix("[bulkhead] partition rtos vCPU 0 exits: "))
+        .unwrap_or_else(|| panic!("no exit report of the RTOS:\n{}", run.dump()));
+    for quiet in [
+        "sgi-trap=0",
+        "sysreg=0",
+        "other=0",
+        "sgi-refused=0",
+        "external-abort=0",
+    ] {
+        assert!(exits.split(' ').any(|c| c == quiet), "RTOS exits: {exits}");
+    }
+    assert!(run.has("[bulkhead] partition rtos stopped: vCPU 0 exited with code 0"));
+
+    // The machine powered off by itself once both were done.
+    assert!(run.exited, "QEMU did not exit by itself:\n{}", run.dump());
 }

@@ -15,7 +15,7 @@
 
 use core::fmt::{self, Write};
 use core::hint::spin_loop;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use bulkhead_abi::CONSOLE_WRITE_MAX;
 
@@ -140,6 +140,79 @@ pub fn pl011_read_byte() -> Option<u8> {
         return None;
     }
     Some(dr.read32() as u8)
+}
+
+/// Takes console input in `handler`, run for each of the PL011's
+/// interrupts: registers it, starts the receiver
+/// ([`pl011_start_receiving`]) and enables [`PL011_INTID`] in the GIC.
+pub fn receive_with(handler: crate::irq::Handler) {
+    // Only fails for INTIDs of 1020 or more.
+    let _ = crate::irq::register(PL011_INTID, handler);
+    pl011_start_receiving();
+    let _ = crate::gic::enable(PL011_INTID);
+}
+
+/// Most bytes a [`Line`] keeps; the rest of a longer line is dropped.
+pub const LINE_MAX: usize = 64;
+
+/// A line being typed, filled byte by byte by an input handler (one CPU at
+/// a time: the one the PL011's interrupt goes to).
+pub struct Line {
+    bytes: [AtomicU8; LINE_MAX],
+    len: AtomicUsize,
+}
+
+impl Line {
+    /// An empty line.
+    pub const fn new() -> Line {
+        Line {
+            bytes: [const { AtomicU8::new(0) }; LINE_MAX],
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    /// Adds `byte` (dropped when the line is full).
+    pub fn push(&self, byte: u8) {
+        let n = self.len.load(Ordering::Relaxed);
+        if n < LINE_MAX {
+            self.bytes[n].store(byte, Ordering::Relaxed);
+            self.len.store(n + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the line is `text`.
+    pub fn is(&self, text: &[u8]) -> bool {
+        let n = self.len.load(Ordering::Relaxed);
+        n == text.len()
+            && self
+                .bytes
+                .iter()
+                .zip(text)
+                .all(|(b, &t)| b.load(Ordering::Relaxed) == t)
+    }
+
+    /// Starts a new line.
+    pub fn clear(&self) {
+        self.len.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The line as text: ASCII as typed (control characters included), any
+/// other byte as `?`.
+impl fmt::Display for Line {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for slot in &self.bytes[..self.len.load(Ordering::Relaxed)] {
+            let b = slot.load(Ordering::Relaxed);
+            f.write_char(if b.is_ascii() { char::from(b) } else { '?' })?;
+        }
+        Ok(())
+    }
 }
 
 /// UARTMIS: the PL011's interrupts that are raised and unmasked (what a
