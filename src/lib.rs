@@ -22,10 +22,10 @@
 //! - [`psci`], [`hypercall`] and [`console`] answer guests: PSCI calls,
 //!   Bulkhead's own calls, console output and input and the emulated PL011.
 //! - [`partition`] is the run-time state of partitions and vCPUs: power
-//!   states, stop, and the report printed when a partition stops.
+//!   states, stop and restart, and the report printed when a partition stops.
 //! - `hyp` (aarch64 only) wires it together: boot, the exception handlers
 //!   (`exits`), partitions built at boot (`runtime`), running a vCPU
-//!   (`vcpu`), stopping one (`stop`), the board UART (`output`, `input`) and the
+//!   (`vcpu`), stopping or restarting one (`stop`), the board UART (`output`, `input`) and the
 //!   virtual GIC joined to the physical one (`interrupts`). It touches no
 //!   register itself.
 #![cfg_attr(not(test), no_std)]
