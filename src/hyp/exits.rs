@@ -20,7 +20,7 @@ use crate::partition::{Fault, FaultKind, Power, StopReason};
 use crate::psci::{self, Outcome};
 use crate::trap::{DataAbort, Exit, SysRegAccess, sysreg};
 use crate::vgic::sgi::SgiRequest;
-use crate::vgic::state::VTIMER_INTID;
+use crate::vgic::state::is_forwarded_ppi;
 
 use super::input;
 use super::interrupts;
@@ -344,7 +344,7 @@ extern "C" fn handle_lower_irq(_frame: &mut TrapFrame, first: u32) {
             // Nothing (more) pending.
         } else {
             Gic::priority_drop(intid);
-            if intid == VTIMER_INTID || (intid >= 32 && !input::is_uart(intid)) {
+            if is_forwarded_ppi(intid) || (intid >= 32 && !input::is_uart(intid)) {
                 // Forwarded with the HW bit: the guest's EOI deactivates it.
                 interrupts::forward(part, v, intid);
             } else if intid >= 32 {

@@ -6,8 +6,8 @@
 //! bytes (AArch32 at EL1 is refused), so skipping one adds 4 to ELR_EL2.
 
 use aarch64_cpu::registers::{
-    CNTV_CTL_EL0, ELR_EL1, ELR_EL2, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2, SPSR_EL1, SPSR_EL2,
-    TPIDR_EL2, VBAR_EL1,
+    CNTP_CTL_EL0, CNTV_CTL_EL0, ELR_EL1, ELR_EL2, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2, SPSR_EL1,
+    SPSR_EL2, TPIDR_EL2, VBAR_EL1,
 };
 use tock_registers::fields::FieldValue;
 use tock_registers::interfaces::{Readable, Writeable};
@@ -153,11 +153,13 @@ fn inject_sync(esr: u64, with_far: bool) {
     SPSR_EL2.write(SPSR_EL1H_MASKED);
 }
 
-/// Stops the guest's virtual timer (CNTV_CTL_EL0 = 0: disabled, so its
-/// interrupt deasserts).
+/// Stops the guest's EL1 timers, virtual and physical (CNTV_CTL_EL0 =
+/// CNTP_CTL_EL0 = 0: disabled, so their interrupts deassert), as a vCPU
+/// that powers off, parks or starts finds them.
 #[inline(always)]
 pub fn stop_guest_timer() {
     CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::CLEAR + CNTV_CTL_EL0::IMASK::CLEAR);
+    CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::CLEAR + CNTP_CTL_EL0::IMASK::CLEAR);
 }
 
 /// Points TPIDR_EL2 at this CPU's per-CPU block (`arch::percpu`).

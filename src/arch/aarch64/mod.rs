@@ -23,9 +23,8 @@ mod vectors;
 use core::arch::{asm, global_asm};
 
 use aarch64_cpu::registers::{
-    CNTFRQ_EL0, CNTHCTL_EL2, CNTHP_CTL_EL2, CNTPCT_EL0, CNTV_CTL_EL0, CNTVOFF_EL2, CPACR_EL1,
-    ELR_EL2, HCR_EL2, MDCR_EL2, MIDR_EL1, MPIDR_EL1, SCTLR_EL1, SPSR_EL2, VMPIDR_EL2, VTCR_EL2,
-    VTTBR_EL2,
+    CNTFRQ_EL0, CNTHCTL_EL2, CNTHP_CTL_EL2, CNTPCT_EL0, CNTVOFF_EL2, CPACR_EL1, ELR_EL2, HCR_EL2,
+    MDCR_EL2, MIDR_EL1, MPIDR_EL1, SCTLR_EL1, SPSR_EL2, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2,
 };
 use tock_registers::fields::FieldValue;
 use tock_registers::interfaces::{Readable, Writeable};
@@ -304,14 +303,19 @@ pub fn enter_guest(start: &GuestStart, stack_top: u64) -> ! {
     VTCR_EL2.write(VTCR_GUEST);
     VMPIDR_EL2.set(start.vmpidr | VMPIDR_EL2::RES1::SET.value);
     VPIDR_EL2.set(MIDR_EL1.get());
-    // EL1 may read the physical counter (EL1PCTEN), not program the physical timer.
-    CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCTEN::SET + CNTHCTL_EL2::EL1PCEN::CLEAR);
+    // EL1 has the physical counter (EL1PCTEN) and the EL1 physical timer
+    // (EL1PCEN, CNTP_*: its interrupt is forwarded like the virtual
+    // timer's), as on hardware. The physical count is not offset (no
+    // FEAT_ECV's CNTPOFF_EL2 on the boards we run on): the guest sees the
+    // machine's, as under KVM without it. The hypervisor's own timer is
+    // CNTHP, which EL1 cannot reach.
+    CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCTEN::SET + CNTHCTL_EL2::EL1PCEN::SET);
     CNTVOFF_EL2.set(start.cntvoff);
     SCTLR_EL1.write(SCTLR_EL1_RESET);
     // Reset state: FP/SIMD, SVE and trace accesses trap to EL1.
     CPACR_EL1
         .write(CPACR_EL1::FPEN::TrapEl0El1 + CPACR_EL1::ZEN::TrapEl0El1 + CPACR_EL1::TTA::NoTrap);
-    CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::CLEAR + CNTV_CTL_EL0::IMASK::CLEAR);
+    exception::stop_guest_timer();
     HCR_EL2.write(HCR_GUEST);
     MDCR_EL2.write(mdcr_guest());
     SPSR_EL2.write(exception::SPSR_EL1H_MASKED);

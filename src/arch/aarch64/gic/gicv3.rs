@@ -46,8 +46,6 @@ use crate::vgic::sgi::SgiRequest;
 /// The physical SGI the hypervisor uses to kick another CPU into EL2.
 /// Guests never see physical SGIs, so any number is free; 0 it is.
 pub const KICK_SGI: u32 = 0;
-/// The EL1 virtual timer's PPI.
-pub const VTIMER_PPI: u32 = 27;
 /// What ICC_IAR1_EL1 returns when nothing is pending.
 pub const SPURIOUS: u32 = 1023;
 /// ICC_SGI1R_EL1 as a trapped access names it (`trap::sysreg`): a group-1
@@ -180,6 +178,11 @@ fn private_bank(bank: Bank, cpu: usize, intid: u32, on: bool) {
         (Bank::Active, true) => r.isactiver0.set(bit),
         (Bank::Active, false) => r.icactiver0.set(bit),
     }
+}
+
+/// The PPIs forwarded to a vCPU (its EL1 timers), one by one.
+fn forwarded_ppis() -> impl Iterator<Item = u32> {
+    (16..32).filter(|&intid| crate::vgic::state::is_forwarded_ppi(intid))
 }
 
 /// The ICC_SGI1R_EL1 value that sends SGI `intid` to the CPU with
@@ -335,9 +338,9 @@ impl GicBackend for GicV3 {
 
     /// On each CPU: wake its redistributor, set its SGIs and PPIs to group 1 and
     /// disabled, then enable the hypervisor's own: the kick SGI and, when the
-    /// CPU runs a vCPU, the maintenance interrupt and the EL2 timer. (The virtual timer's PPI
-    /// follows the guest's virtual enable: see `private_enable`.) Then
-    /// the EL2 CPU interface.
+    /// CPU runs a vCPU, the maintenance interrupt and the EL2 timer. (The
+    /// EL1 timers' PPIs follow the guest's virtual enables: see
+    /// `private_enable`.) Then the EL2 CPU interface.
     fn init_cpu(cpu: usize, runs_vcpu: bool, maintenance_intid: u32) {
         {
             let mut guard = GIC.lock();
@@ -361,20 +364,16 @@ impl GicBackend for GicV3 {
                 .into_iter()
                 .chain(runs_vcpu.then_some(maintenance_intid))
                 .chain(runs_vcpu.then_some(crate::arch::HYP_TIMER_INTID));
-            [
-                KICK_SGI,
-                VTIMER_PPI,
-                maintenance_intid,
-                crate::arch::HYP_TIMER_INTID,
-            ]
-            .into_iter()
-            .try_for_each(|intid| redist.set_interrupt_priority(id(intid), PRIORITY))
-            .and_then(|()| {
-                enabled
-                    .into_iter()
-                    .try_for_each(|intid| redist.enable_interrupt(id(intid), true))
-            })
-            .unwrap_or_else(|_| panic!("SGI and PPI numbers are valid"));
+            [KICK_SGI, maintenance_intid, crate::arch::HYP_TIMER_INTID]
+                .into_iter()
+                .chain(forwarded_ppis())
+                .try_for_each(|intid| redist.set_interrupt_priority(id(intid), PRIORITY))
+                .and_then(|()| {
+                    enabled
+                        .into_iter()
+                        .try_for_each(|intid| redist.enable_interrupt(id(intid), true))
+                })
+                .unwrap_or_else(|_| panic!("SGI and PPI numbers are valid"));
         }
         // The system register interface (SRE), IRQ and FIQ bypass off (DIB,
         // DFB), and EL1 may use its system registers (ENABLE).
@@ -510,14 +509,12 @@ impl GicBackend for GicV3 {
         private_bank(Bank::Active, cpu, intid, active);
     }
 
-    /// Private interrupt `intid`'s (pending, active) state in CPU `cpu`'s
-    /// redistributor.
-    fn private_state(cpu: usize, intid: u32) -> (bool, bool) {
-        if intid >= 32 {
-            return (false, false);
-        }
-        let (r, bit) = (gicr_sgi_runtime(cpu), 1u32 << intid);
-        (r.ispendr0.get() & bit != 0, r.isactiver0.get() & bit != 0)
+    /// The private interrupts' pending and active bits in CPU `cpu`'s
+    /// redistributor (GICR_ISPENDR0: a level interrupt's reads as its line
+    /// while it is active).
+    fn private_state(cpu: usize) -> (u32, u32) {
+        let r = gicr_sgi_runtime(cpu);
+        (r.ispendr0.get(), r.isactiver0.get())
     }
 
     /// ICH_HCR_EL2: En, and UIE (the underflow maintenance interrupt: raised

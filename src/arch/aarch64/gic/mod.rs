@@ -118,7 +118,9 @@ pub trait GicBackend {
     fn private_enable(cpu: usize, intid: u32, enabled: bool);
     fn private_set_pending(cpu: usize, intid: u32, pending: bool);
     fn private_set_active(cpu: usize, intid: u32, active: bool);
-    fn private_state(cpu: usize, intid: u32) -> (bool, bool);
+    /// The (pending, active) bits of every private interrupt of physical
+    /// CPU `cpu` (bit n: INTID n), one read of each register.
+    fn private_state(cpu: usize) -> (u32, u32);
 
     /// This CPU's list registers.
     fn list_registers() -> Self::ListRegisters;
