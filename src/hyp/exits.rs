@@ -100,6 +100,12 @@ extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
                 part.count(v, Counter::SgiRefused, u64::from(reached));
                 exception::skip_instruction();
             }
+            // Trapped only while a level SPI may have dropped before the
+            // guest's acknowledge: re-executed once the hypervisor looked.
+            None if Gic::ack_trap_access(&access) => {
+                part.count(v, Counter::SysReg, 1);
+                interrupts::ack_trap(part, v);
+            }
             None => {
                 part.count(v, Counter::SysReg, 1);
                 sysreg_access(frame, access);

@@ -111,6 +111,16 @@ fn page_gate(part: &Partition, v: usize) -> PageGate<'_> {
 
 fn after(part: &Partition, v: usize, irq: Option<Irq>, result: After) {
     Gic::set_underflow(result.underflow);
+    // A level forwarded SPI listed while the guest masks IRQs may see its
+    // line drop before the guest unmasks and acknowledges it: its next
+    // acknowledge traps (`ack_trap`). One SPSR bit in the common case.
+    if arch::exception::guest_irqs_masked()
+        && lr::holds_pending_hw(&Gic::list_registers(), |intid| {
+            level_forwarded_spi(part, intid)
+        })
+    {
+        Gic::set_ack_trap(true);
+    }
     // More interrupts than a partition can own: cannot happen with a
     // checked configuration. A forwarded one is deactivated so its
     // source raises it again, rather than lost.
@@ -128,10 +138,12 @@ pub fn inject(part: &Partition, v: usize, irq: Irq) {
     // SAFETY: `l` is not used after `gate::inject`, before `after` takes
     // the slot again.
     let l = unsafe { local() };
+    let gate = page_gate(part, v);
+    drop_deasserted_queued(part, &mut l.queue, &gate);
     let result = gate::inject(
         &mut Gic::list_registers(),
         &mut l.queue,
-        &page_gate(part, v),
+        &gate,
         &mut l.stats,
         irq,
     );
@@ -144,13 +156,69 @@ pub fn flush(part: &Partition, v: usize) {
     // SAFETY: `l` is not used after `gate::flush`, before `after` takes
     // the slot again.
     let l = unsafe { local() };
+    let gate = page_gate(part, v);
+    drop_deasserted_queued(part, &mut l.queue, &gate);
     let result = gate::flush(
         &mut Gic::list_registers(),
         &mut l.queue,
-        &page_gate(part, v),
+        &gate,
         &mut l.stats,
     );
     after(part, v, None, result);
+}
+
+/// A level-triggered SPI of the partition forwarded from hardware (a
+/// passthrough device's): its line can drop before the guest takes it.
+fn level_forwarded_spi(part: &Partition, intid: u32) -> bool {
+    intid >= 32
+        && part
+            .vgic
+            .spi(intid)
+            .is_some_and(|s| s.forwarded.load(Ordering::Relaxed) && !s.edge.load(Ordering::Relaxed))
+}
+
+/// Whether the level SPI `intid`, acknowledged by this CPU for its guest,
+/// is no longer pending at the distributor: its pending bit there follows
+/// its line while it is active (or was set by software), so a clear one
+/// means the device deasserted it. As on hardware, where the acknowledge
+/// of a deasserted level interrupt finds nothing (1023), the guest must
+/// not take it: it is deactivated instead, and comes again if the device
+/// asserts it again. One read of the partition's own interrupt's register.
+fn deasserted(part: &Partition, irq: &Irq) -> bool {
+    let dropped = irq.hw && level_forwarded_spi(part, irq.intid) && !Gic::spi_state(irq.intid).0;
+    if dropped {
+        Gic::deactivate(irq.intid);
+    }
+    dropped
+}
+
+/// Before what waits in this CPU's queue (deferred behind the flag word,
+/// or overflow) is listed for the unmasked vCPU: a level SPI whose line
+/// dropped meanwhile leaves it, deactivated (see [`deasserted`]). Nothing
+/// to do in the common case, an empty queue.
+fn drop_deasserted_queued(part: &Partition, queue: &mut PendingQueue, gate: &PageGate<'_>) {
+    if queue.is_empty() || gate.masked() {
+        return;
+    }
+    queue.retain(|irq| !deasserted(part, irq));
+}
+
+/// A guest access to its CPU interface that ICH_HCR_EL2.TALL1 trapped:
+/// [`after`] set it when it listed a level forwarded SPI while the guest
+/// masked IRQs. What the list registers hold pending of such SPIs whose
+/// line has dropped since is withdrawn (and deactivated, and what waits
+/// takes the free list registers); then the trap is off and the guest
+/// executes the same instruction again (ELR unchanged), answered by the
+/// hardware: an acknowledge finds the next interrupt, or none (1023), as
+/// on hardware for a deasserted level interrupt; never the dropped one.
+/// The trap is off even if such an SPI is still listed with its line high:
+/// the guest takes it now. (Should a second one stay listed behind it and
+/// its line drop while the guest handles the first, the guest takes that
+/// one: only the first acknowledge after the listing is checked.)
+pub fn ack_trap(part: &Partition, v: usize) {
+    lr::withdraw_pending_hw(&mut Gic::list_registers(), |irq| deasserted(part, irq));
+    flush(part, v);
+    Gic::set_ack_trap(false);
 }
 
 /// This CPU's vCPU's deferral statistics.

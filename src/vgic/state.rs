@@ -143,8 +143,8 @@ impl Default for PrivateIrqs {
 }
 
 /// One SPI the partition owns (a passthrough device's interrupt).
-/// `repr(C)`: the hypervisor's assembly fast path reads `intid`, `enabled`
-/// and `priority` at the offsets below.
+/// `repr(C)`: the hypervisor's assembly fast path reads `enabled` (with
+/// `edge` in the same word) and `priority` at the offsets below.
 #[repr(C)]
 #[derive(Debug)]
 pub struct Spi {
@@ -167,8 +167,8 @@ pub struct Spi {
 }
 
 /// Byte offsets of [`Spi`] fields, for assembly.
-pub const SPI_INTID: usize = core::mem::offset_of!(Spi, intid);
 pub const SPI_ENABLED: usize = core::mem::offset_of!(Spi, enabled);
+pub const SPI_EDGE: usize = core::mem::offset_of!(Spi, edge);
 pub const SPI_PRIORITY: usize = core::mem::offset_of!(Spi, priority);
 
 impl Spi {

@@ -79,6 +79,13 @@ pub fn from_el0() -> bool {
     SPSR_EL2.matches_all(SPSR_EL2::M::EL0t)
 }
 
+/// Whether the guest had IRQs masked (PSTATE.I, as SPSR_EL2 holds it) at
+/// the exit: an interrupt listed now is not taken until it unmasks.
+#[inline(always)]
+pub fn guest_irqs_masked() -> bool {
+    SPSR_EL2.is_set(SPSR_EL2::I)
+}
+
 /// SPSR after taking an exception to EL1: EL1h with D, A, I and F masked.
 /// Also the state a vCPU starts in.
 pub(super) const SPSR_EL1H_MASKED: FieldValue<u64, SPSR_EL2::Register> = fields(&[

@@ -35,7 +35,7 @@ pub mod fast;
 use super::{FastBlock, FastFill, GicBackend, SgiWrite};
 use crate::arch::sysreg::{
     ICC_BPR1_EL1, ICC_CTLR_EL1, ICC_DIR_EL1, ICC_EOIR1_EL1, ICC_IAR1_EL1, ICC_IGRPEN1_EL1,
-    ICC_INTID, ICC_PMR_EL1, ICC_SGI1R_EL1, ICH_ELRSR_EL2,
+    ICC_INTID, ICC_PMR_EL1, ICC_SGI1R_EL1, ICH_ELRSR_EL2, ICH_HCR_EL2_TALL1,
 };
 use crate::config::GicConfig;
 use crate::mm::{Ipa, PhysAddr};
@@ -56,6 +56,26 @@ const SGI1R_ENCODING: u32 = sysreg(3, 0, 12, 11, 5);
 /// SGI of a partition is group 1: they reach no vCPU, as on such a GIC.
 const ASGI1R_ENCODING: u32 = sysreg(3, 0, 12, 11, 6);
 const SGI0R_ENCODING: u32 = sysreg(3, 0, 12, 11, 7);
+/// The guest's CPU interface registers that [`GicBackend::ack_trap_access`]
+/// knows, as a trapped access names them (Arm IHI 0069, 12.2): what
+/// ICH_HCR_EL2.TALL1 traps, ICC_IAR1_EL1, EOIR1, HPPIR1, BPR1, IGRPEN1 and
+/// AP1R0..3, and the common ones TC would trap (never set: handled the same
+/// way all the same), CTLR, DIR, RPR and PMR.
+const ACK_TRAPPED: [u32; 13] = [
+    sysreg(3, 0, 12, 12, 0), // IAR1
+    sysreg(3, 0, 12, 12, 1), // EOIR1
+    sysreg(3, 0, 12, 12, 2), // HPPIR1
+    sysreg(3, 0, 12, 12, 3), // BPR1
+    sysreg(3, 0, 12, 12, 7), // IGRPEN1
+    sysreg(3, 0, 12, 9, 0),  // AP1R0
+    sysreg(3, 0, 12, 9, 1),  // AP1R1
+    sysreg(3, 0, 12, 9, 2),  // AP1R2
+    sysreg(3, 0, 12, 9, 3),  // AP1R3
+    sysreg(3, 0, 12, 12, 4), // CTLR
+    sysreg(3, 0, 12, 11, 1), // DIR
+    sysreg(3, 0, 12, 11, 3), // RPR
+    sysreg(3, 0, 4, 6, 0),   // PMR
+];
 /// Priority of every interrupt the hypervisor enables (the GIC's highest
 /// non-secure level; all are equal, none preempts another at EL2).
 const PRIORITY: u8 = 0x80;
@@ -518,10 +538,25 @@ impl GicBackend for GicV3 {
     }
 
     /// ICH_HCR_EL2: En, and UIE (the underflow maintenance interrupt: raised
-    /// while at most one list register holds an interrupt) when `underflow`.
+    /// while at most one list register holds an interrupt) when `underflow`;
+    /// TALL1 as it was.
     #[inline(always)]
     fn set_underflow(underflow: bool) {
-        ICH_HCR_EL2.write(ICH_HCR_EL2::En::SET + ICH_HCR_EL2::UIE.val(u64::from(underflow)));
+        let tall1 = ICH_HCR_EL2.get() & ICH_HCR_EL2_TALL1;
+        let hcr = ICH_HCR_EL2::En::SET + ICH_HCR_EL2::UIE.val(u64::from(underflow));
+        ICH_HCR_EL2.set(hcr.value | tall1);
+    }
+
+    /// ICH_HCR_EL2.TALL1: the guest's group-1 CPU interface accesses trap.
+    fn set_ack_trap(on: bool) {
+        let hcr = ICH_HCR_EL2.get() & !ICH_HCR_EL2_TALL1;
+        ICH_HCR_EL2.set(hcr | if on { ICH_HCR_EL2_TALL1 } else { 0 });
+    }
+
+    /// What TALL1 traps, and the other registers of the guest's CPU
+    /// interface ([`ACK_TRAPPED`]).
+    fn ack_trap_access(access: &SysRegAccess) -> bool {
+        ACK_TRAPPED.contains(&access.reg)
     }
 
     /// The virtual CPU interface as a powered-on PE finds it: no list register

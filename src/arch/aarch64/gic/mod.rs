@@ -126,6 +126,15 @@ pub trait GicBackend {
     fn list_registers() -> Self::ListRegisters;
     /// Requests (or stops) the underflow maintenance interrupt.
     fn set_underflow(underflow: bool);
+    /// Makes the guest's next acknowledge (and any other access to its
+    /// group-1 CPU interface registers) trap to EL2, or stops that; kept
+    /// by [`GicBackend::set_underflow`], cleared by a reset of the virtual
+    /// interface.
+    fn set_ack_trap(on: bool);
+    /// Whether a trapped system-register access is one that
+    /// [`GicBackend::set_ack_trap`] traps: the guest re-executes it once
+    /// the hypervisor has looked at its list registers.
+    fn ack_trap_access(access: &SysRegAccess) -> bool;
     /// The virtual CPU interface as a powered-on PE finds it (every vCPU entry).
     fn reset_virtual_interface();
     /// The virtual CPU interface off and empty (a stopped vCPU).
