@@ -197,7 +197,8 @@ fn deasserted(part: &Partition, irq: &Irq) -> bool {
 /// dropped meanwhile leaves it, deactivated (see [`deasserted`]). Nothing
 /// to do in the common case, an empty queue.
 fn drop_deasserted_queued(part: &Partition, queue: &mut PendingQueue, gate: &PageGate<'_>) {
-    if queue.is_empty() || gate.masked() {
+    let forwarded_spi = |irq: &Irq| irq.hw && irq.intid >= 32;
+    if queue.is_empty() || queue.first_where(forwarded_spi).is_none() || gate.masked() {
         return;
     }
     queue.retain(|irq| !deasserted(part, irq));
@@ -216,8 +217,15 @@ fn drop_deasserted_queued(part: &Partition, queue: &mut PendingQueue, gate: &Pag
 /// its line drop while the guest handles the first, the guest takes that
 /// one: only the first acknowledge after the listing is checked.)
 pub fn ack_trap(part: &Partition, v: usize) {
-    lr::withdraw_pending_hw(&mut Gic::list_registers(), |irq| deasserted(part, irq));
-    flush(part, v);
+    let mut withdrawn = false;
+    lr::withdraw_pending_hw(&mut Gic::list_registers(), |irq| {
+        let dropped = deasserted(part, irq);
+        withdrawn |= dropped;
+        dropped
+    });
+    if withdrawn {
+        flush(part, v);
+    }
     Gic::set_ack_trap(false);
 }
 
