@@ -1212,12 +1212,15 @@ fn console_pl011() {
 
 /// MPIDR affinity: Aff3 [39:32], Aff2..Aff0 [23:0].
 const AFF: u64 = 0xff_00ff_ffff;
-/// The private interrupts a partition owns: SGIs 0..16 and the virtual
-/// timer PPI 27 (written here from the architecture, not the crate).
-const OWNED_PRIVATE: u32 = 0x0800_ffff;
+/// The private interrupts a partition owns: SGIs 0..16 and the EL1 timers'
+/// PPIs, 27 (virtual) and 30 (physical) (written here from the
+/// architecture, not the crate).
+const OWNED_PRIVATE: u32 = 0x4800_ffff;
+/// The EL1 timers' PPIs, the private interrupts forwarded from hardware.
+const TIMERS: u32 = 1 << 27 | 1 << 30;
 const DEFAULT_PRIORITY: u8 = 0xa0;
-/// ICFGR1's Int_config[1] of PPI 27.
-const ICFGR1_VTIMER: u32 = 1 << 23;
+/// ICFGR1's Int_config[1] of PPIs 27 and 30.
+const ICFGR1_TIMERS: u32 = 1 << 23 | 1 << 29;
 const IROUTER_KEEP: u64 = 0xff_80ff_ffff;
 const IROUTER_IRM: u64 = 1 << 31;
 const GICD_SIZE: u64 = 0x1_0000;
@@ -1469,7 +1472,15 @@ fn gen_reg_value(r: &mut Rng, frame: Frame, offset: u64, c: &RegsCase) -> u64 {
         Frame::Redistributor { .. } if offset == 0x14 => r.pick(&[0, 2, 4, 6, u64::MAX]),
         Frame::Redistributor { .. } => {
             let some = r.u32() & OWNED_PRIVATE;
-            u64::from(r.pick(&[OWNED_PRIVATE, 1 << 27, 1, 0xffff, ICFGR1_VTIMER, some]))
+            u64::from(r.pick(&[
+                OWNED_PRIVATE,
+                1 << 27,
+                1 << 30,
+                1,
+                0xffff,
+                ICFGR1_TIMERS,
+                some,
+            ]))
         }
         _ => r.interesting(),
     }
@@ -1613,8 +1624,8 @@ fn gen_regs(r: &mut Rng) -> RegsCase {
 }
 
 /// Forwarded interrupts, as the hypervisor marks them: none (a plain
-/// model), the virtual timer on every vCPU, or on some; with bits of
-/// unowned PPIs now and then. SPIs: none, all, or some.
+/// model), both EL1 timers on every vCPU, or some of them on some; with
+/// bits of unowned PPIs now and then. SPIs: none, all, or some.
 fn gen_setup(r: &mut Rng, spis: &[u32]) -> Setup {
     const UNOWNED: u32 = !OWNED_PRIVATE;
     let timers = r.weighted(&[30, 40, 30]);
@@ -1622,8 +1633,8 @@ fn gen_setup(r: &mut Rng, spis: &[u32]) -> Setup {
         .map(|_| {
             let timer = match timers {
                 0 => 0,
-                1 => 1 << 27,
-                _ => u32::from(r.bool()) << 27,
+                1 => TIMERS,
+                _ => u32::from(r.bool()) << 27 | u32::from(r.bool()) << 30,
             };
             let junk = if r.one_in(8) { r.u32() & UNOWNED } else { 0 };
             timer | junk
@@ -1869,7 +1880,7 @@ fn gicr_value(s: &Snap, p: &Part, vcpu: usize, base: u64) -> u64 {
             v | u64::from(prio) << (8 * k)
         }),
         0x1_0c00 => 0xaaaa_aaaa,
-        0x1_0c04 => u64::from(me.icfgr1 & ICFGR1_VTIMER),
+        0x1_0c04 => u64::from(me.icfgr1 & ICFGR1_TIMERS),
         _ => 0,
     }
 }
@@ -1887,7 +1898,7 @@ fn gicd_write(s: &mut Snap, fx: &mut Effects, p: &Part, base: u64, value: u64, m
             if (s.ctlr ^ old) & 2 != 0 {
                 // Group 1 switched: every physical enable follows it.
                 fx.spis_changed = ((1u64 << s.spis.len()) - 1) as u32;
-                fx.vtimer_changed = p.all();
+                fx.ppis_changed = p.all();
             }
             if old & 2 != 0 && s.ctlr & 2 == 0 {
                 // Group 1 off: every vCPU takes back what it listed.
@@ -2032,9 +2043,9 @@ fn gicr_write(s: &mut Snap, fx: &mut Effects, vcpu: usize, base: u64, value: u64
                 1 => {
                     let newly = ones & !me.enabled;
                     me.enabled |= ones;
-                    if newly & 1 << 27 != 0 {
-                        // The virtual timer's enable is mirrored physically.
-                        fx.vtimer_changed |= bit;
+                    if newly & TIMERS != 0 {
+                        // The timers' enables are mirrored physically.
+                        fx.ppis_changed |= bit;
                     }
                     if me.pending & newly != 0 {
                         fx.drain |= bit;
@@ -2042,8 +2053,8 @@ fn gicr_write(s: &mut Snap, fx: &mut Effects, vcpu: usize, base: u64, value: u64
                 }
                 2 => {
                     let disabled = me.enabled & ones;
-                    if disabled & 1 << 27 != 0 {
-                        fx.vtimer_changed |= bit;
+                    if disabled & TIMERS != 0 {
+                        fx.ppis_changed |= bit;
                     }
                     if disabled != 0 {
                         fx.withdraw |= bit;
@@ -2052,7 +2063,8 @@ fn gicr_write(s: &mut Snap, fx: &mut Effects, vcpu: usize, base: u64, value: u64
                 }
                 3 => {
                     if physical != 0 {
-                        fx.physical.vtimer_set_pending |= bit;
+                        fx.physical.ppi_vcpu = vcpu;
+                        fx.physical.ppi_set_pending |= physical;
                     }
                     if model != 0 {
                         me.pending |= model;
@@ -2061,7 +2073,8 @@ fn gicr_write(s: &mut Snap, fx: &mut Effects, vcpu: usize, base: u64, value: u64
                 }
                 4 => {
                     if physical != 0 {
-                        fx.physical.vtimer_clear_pending |= bit;
+                        fx.physical.ppi_vcpu = vcpu;
+                        fx.physical.ppi_clear_pending |= physical;
                     }
                     me.pending &= !model;
                     me.withdraw_pending |= ones;
@@ -2069,13 +2082,15 @@ fn gicr_write(s: &mut Snap, fx: &mut Effects, vcpu: usize, base: u64, value: u64
                 }
                 5 => {
                     if physical != 0 {
-                        fx.physical.vtimer_set_active |= bit;
+                        fx.physical.ppi_vcpu = vcpu;
+                        fx.physical.ppi_set_active |= physical;
                     }
                     me.active |= model;
                 }
                 6 => {
                     if physical != 0 {
-                        fx.physical.vtimer_clear_active |= bit;
+                        fx.physical.ppi_vcpu = vcpu;
+                        fx.physical.ppi_clear_active |= physical;
                     }
                     me.active &= !model;
                     me.withdraw_active |= ones;
@@ -2092,7 +2107,7 @@ fn gicr_write(s: &mut Snap, fx: &mut Effects, vcpu: usize, base: u64, value: u64
                 }
             }
         }
-        0x1_0c04 => me.icfgr1 = word & ICFGR1_VTIMER,
+        0x1_0c04 => me.icfgr1 = word & ICFGR1_TIMERS,
         _ => {}
     }
 }
@@ -2220,9 +2235,9 @@ fn regs_invariants(s: &Snap, initial: &Snap, vcpus: usize) {
             );
         }
         assert_eq!(
-            p.icfgr1 & !ICFGR1_VTIMER,
+            p.icfgr1 & !ICFGR1_TIMERS,
             0,
-            "vCPU {v}: ICFGR1 beyond the vtimer"
+            "vCPU {v}: ICFGR1 beyond the timers"
         );
         for (intid, &prio) in p.priority.iter().enumerate() {
             if is_owned_private(intid as u64) {
@@ -2276,7 +2291,7 @@ fn effects_invariants(op: &RegOp, fx: &Effects, before: &Snap, all: u32) {
         "{op:?}: drain names vCPUs that do not exist"
     );
     assert_eq!(
-        fx.vtimer_changed & !all,
+        fx.ppis_changed & !all,
         0,
         "{op:?}: timer enables changed on vCPUs that do not exist"
     );
@@ -2309,26 +2324,30 @@ fn effects_invariants(op: &RegOp, fx: &Effects, before: &Snap, all: u32) {
             "{op:?}: physical {what} of an SPI that is not forwarded or not owned"
         );
     }
-    let forwarded_timers = before
-        .private
-        .iter()
-        .enumerate()
-        .filter(|&(v, p)| all & 1 << v != 0 && p.forwarded & 1 << 27 != 0)
-        .fold(0u32, |m, (v, _)| m | 1 << v);
-    let timer_requests = ph.vtimer_set_pending
-        | ph.vtimer_clear_pending
-        | ph.vtimer_set_active
-        | ph.vtimer_clear_active;
-    assert_eq!(
-        timer_requests & !forwarded_timers,
-        0,
-        "{op:?}: physical requests for the timer of a vCPU where it is not forwarded"
-    );
+    let timer_requests =
+        ph.ppi_set_pending | ph.ppi_clear_pending | ph.ppi_set_active | ph.ppi_clear_active;
+    // The vCPU the requests are for (a vCPU of the partition, and then the
+    // only one they may name: see the redistributor match below).
+    let requests_for = if timer_requests != 0 {
+        assert!(
+            all & 1 << ph.ppi_vcpu != 0,
+            "{op:?}: physical PPI requests for a vCPU that does not exist"
+        );
+        let forwarded = before.private[ph.ppi_vcpu].forwarded;
+        assert_eq!(
+            timer_requests & !(forwarded & OWNED_PRIVATE),
+            0,
+            "{op:?}: physical requests for a PPI of a vCPU where it is not forwarded"
+        );
+        1 << ph.ppi_vcpu
+    } else {
+        0
+    };
     match op.frame {
         Frame::Redistributor { vcpu } => {
             let me = 1u32 << vcpu;
             assert_eq!(
-                (fx.drain | fx.vtimer_changed | fx.withdraw | timer_requests) & !me,
+                (fx.drain | fx.ppis_changed | fx.withdraw | requests_for) & !me,
                 0,
                 "{op:?}: a redistributor write affects another vCPU"
             );

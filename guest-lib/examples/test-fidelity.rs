@@ -33,12 +33,29 @@
 //! - `cpu_suspend status=<s>`: PSCI CPU_SUSPEND, standby: SUCCESS (0);
 //! - `pmu pmccntr_undefined=<b> actlr=<v> set_way_ok=<b>`: the performance
 //!   monitors are not the guest's (true), ACTLR_EL1 reads as zero, data
-//!   cache maintenance by set/way does nothing and takes no exception.
+//!   cache maintenance by set/way does nothing and takes no exception;
+//! - `ptimer ticks=<n> vticks=<m> undefined=<b>`: the EL1 physical timer
+//!   (CNTP_*, PPI 30) and the virtual timer, each periodic at 10 ms for
+//!   300 ms side by side: both tick at the guest's own vector (about 30
+//!   each), and no CNTP_* access is UNDEFINED (false);
+//! - `ispendr_timer v_fired=<a> v_cleared=<b> p_fired=<c> p_cleared=<d>
+//!   other_fired=<e> other_cleared=<f>`: each timer's PPI disabled, the
+//!   timer made to fire: GICR_ISPENDR0 reads it pending (1), and not
+//!   pending once the timer is stopped (0); the same for vCPU 1's virtual
+//!   timer read by vCPU 0 through vCPU 1's redistributor (1 0);
+//! - `level_drop daif=<a> flag=<b> eoi_first=<c>`: the PL031's level
+//!   interrupt raised while the guest masks IRQs (`daif`: PSTATE.I; `flag`:
+//!   the control page's flag word), its device cleared before it unmasks:
+//!   no handler runs for it (0 0); and a handler that ends the interrupt
+//!   before it clears its device runs once per alarm (1);
+//! - `level_plain alarms=<n> sysreg_traps=<t>`: an alarm taken while the
+//!   guest runs with IRQs unmasked: handled once (1) without any trapped
+//!   system-register access (0).
 #![no_std]
 #![no_main]
 
 use core::arch::asm;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::time::Duration;
 
 use guest_lib::abi::{Counter, psci};
@@ -61,6 +78,7 @@ const GICD_IROUTER: usize = 0x6000;
 
 const RTC_INTID: u32 = pl031::INTID;
 const VTIMER: u32 = 27;
+const PTIMER: u32 = 30;
 
 fn mmio_read(addr: usize) -> u32 {
     // SAFETY: a 32-bit register of the partition's own virtual GIC,
@@ -349,17 +367,23 @@ fn irouter_none() {
     );
 }
 
-/// vCPU 1: counts SGI 7. It spins rather than wait in WFI (which traps):
-/// an SGI then reaches it through the hypervisor's fast path.
+/// vCPU 1: counts SGI 7 until vCPU 0 is done with it (`LISTENING`
+/// cleared), then powers off. It spins rather than wait in WFI (which
+/// traps): an SGI then reaches it through the hypervisor's fast path.
 fn listen_for_sgi_7(_: usize) -> ! {
     let _ = irq::register(7, on_sgi);
     let _ = gic::enable(7);
+    LISTENING.store(true, Ordering::Release);
     RESULT.store(0, Ordering::Release);
     irq::enable();
-    loop {
+    while LISTENING.load(Ordering::Acquire) {
         core::hint::spin_loop();
     }
+    irq::disable();
+    cpu_off()
 }
+
+static LISTENING: AtomicBool = AtomicBool::new(false);
 
 fn sgi0r() {
     SGIS.store(0, Ordering::Relaxed);
@@ -403,6 +427,7 @@ fn group1_off() {
         while_off,
         SGIS.load(Ordering::Relaxed)
     );
+    LISTENING.store(false, Ordering::Release);
 }
 
 fn cpu_suspend() {
@@ -437,6 +462,259 @@ fn pmu() {
     );
 }
 
+// ---- the EL1 physical timer, ISPENDR of forwarded PPIs ---------------------
+
+/// CNTP_CTL_EL0.ENABLE (IMASK clear: the interrupt is signalled).
+const CNT_CTL_ENABLE: u64 = 1;
+/// The physical timer's period, in counter ticks (set before it starts).
+static PTIMER_PERIOD: AtomicU64 = AtomicU64::new(0);
+static PTICKS: AtomicU64 = AtomicU64::new(0);
+
+fn cntp_ctl(value: u64) {
+    // SAFETY: programs this vCPU's own EL1 physical timer.
+    unsafe { asm!("msr cntp_ctl_el0, {}", "isb", in(reg) value, options(nomem, nostack)) };
+}
+
+fn cntp_cval(value: u64) {
+    // SAFETY: as for `cntp_ctl`.
+    unsafe { asm!("msr cntp_cval_el0, {}", "isb", in(reg) value, options(nomem, nostack)) };
+}
+
+fn cntp_cval_read() -> u64 {
+    let value: u64;
+    // SAFETY: reading the deadline has no effect.
+    unsafe { asm!("mrs {}, cntp_cval_el0", out(reg) value, options(nomem, nostack)) };
+    value
+}
+
+fn cntp_tval_read() -> u64 {
+    let value: u64;
+    // SAFETY: reading the timer value has no effect.
+    unsafe { asm!("mrs {}, cntp_tval_el0", out(reg) value, options(nomem, nostack)) };
+    value
+}
+
+fn cntv_ctl(value: u64) {
+    // SAFETY: programs this vCPU's own EL1 virtual timer.
+    unsafe { asm!("msr cntv_ctl_el0, {}", "isb", in(reg) value, options(nomem, nostack)) };
+}
+
+fn cntv_cval(value: u64) {
+    // SAFETY: as for `cntv_ctl`.
+    unsafe { asm!("msr cntv_cval_el0, {}", "isb", in(reg) value, options(nomem, nostack)) };
+}
+
+/// The PPI 30 handler: the next deadline one period on (the interrupt is
+/// level: moved before the end of interrupt), then a tick.
+fn on_ptimer(_: u32) {
+    let period = PTIMER_PERIOD.load(Ordering::Relaxed);
+    let now = timer::physical_now();
+    let mut next = cntp_cval_read() + period;
+    if next <= now {
+        next = now + period;
+    }
+    cntp_cval(next);
+    PTICKS.fetch_add(1, Ordering::Relaxed);
+}
+
+fn ptimer() {
+    let ((), undefined) = probe(|| {
+        // A TVAL read first: under a hypervisor that does not give EL1 the
+        // physical timer it is UNDEFINED, and nothing is programmed.
+        let _ = cntp_tval_read();
+    });
+    TICKS.store(0, Ordering::Relaxed);
+    PTICKS.store(0, Ordering::Relaxed);
+    if undefined.is_none() {
+        let period = timer::ticks(Duration::from_millis(10));
+        PTIMER_PERIOD.store(period, Ordering::Relaxed);
+        let _ = irq::register(PTIMER, on_ptimer);
+        let _ = gic::enable(PTIMER);
+        irq::disable();
+        cntp_cval(timer::physical_now() + period);
+        cntp_ctl(CNT_CTL_ENABLE);
+        timer::start_periodic(Duration::from_millis(10), tick);
+        irq::enable();
+        delay_ms(300);
+        irq::disable();
+        cntp_ctl(0);
+        timer::stop();
+        irq::enable();
+    }
+    println!(
+        "fidelity: ptimer ticks={} vticks={} undefined={}",
+        PTICKS.load(Ordering::Relaxed),
+        TICKS.load(Ordering::Relaxed),
+        undefined.is_some()
+    );
+}
+
+/// Bit `intid` of GICR_ISPENDR0 of vCPU `vcpu`'s redistributor.
+fn private_pending(vcpu: usize, intid: u32) -> u32 {
+    mmio_read(GICR + vcpu * GICR_STRIDE + SGI_BASE + ISPENDR) >> intid & 1
+}
+
+/// Disables `intid` (a timer PPI of this vCPU), makes the timer fire with
+/// `arm`, reads its pending bit, stops it with `stop` and reads again.
+fn fired_then_cleared(intid: u32, arm: fn(), stop: fn()) -> (u32, u32) {
+    let me = guest_lib::cpu_index();
+    let _ = gic::disable(intid);
+    arm();
+    delay_ms(2);
+    let fired = private_pending(me, intid);
+    stop();
+    delay_ms(2);
+    (fired, private_pending(me, intid))
+}
+
+fn vtimer_fire_now() {
+    cntv_cval(0);
+    cntv_ctl(CNT_CTL_ENABLE);
+}
+
+fn vtimer_stop() {
+    cntv_ctl(0);
+}
+
+/// vCPU 1: its virtual timer's PPI disabled and the timer fired, until
+/// vCPU 0 has read its pending bit (`OTHER` 1, then 2); stopped, until
+/// vCPU 0 has read it again (3).
+static OTHER: AtomicU64 = AtomicU64::new(0);
+
+fn fire_for_vcpu_0(_: usize) -> ! {
+    irq::disable();
+    let _ = gic::disable(VTIMER);
+    vtimer_fire_now();
+    OTHER.store(1, Ordering::Release);
+    while OTHER.load(Ordering::Acquire) != 2 {
+        core::hint::spin_loop();
+    }
+    vtimer_stop();
+    OTHER.store(3, Ordering::Release);
+    while OTHER.load(Ordering::Acquire) != 4 {
+        core::hint::spin_loop();
+    }
+    cpu_off()
+}
+
+fn ispendr_timer() {
+    irq::disable();
+    let (v_fired, v_cleared) = fired_then_cleared(VTIMER, vtimer_fire_now, vtimer_stop);
+    // Probed: where the physical timer is UNDEFINED, it never fires (0 0).
+    let ((p_fired, p_cleared), _) = probe(|| {
+        fired_then_cleared(
+            PTIMER,
+            || {
+                cntp_cval(0);
+                cntp_ctl(CNT_CTL_ENABLE);
+            },
+            || cntp_ctl(0),
+        )
+    });
+    irq::enable();
+    OTHER.store(0, Ordering::Release);
+    start(fire_for_vcpu_0);
+    wait_for(2000, || OTHER.load(Ordering::Acquire) == 1);
+    delay_ms(2);
+    let other_fired = private_pending(1, VTIMER);
+    OTHER.store(2, Ordering::Release);
+    wait_for(2000, || OTHER.load(Ordering::Acquire) == 3);
+    delay_ms(2);
+    let other_cleared = private_pending(1, VTIMER);
+    OTHER.store(4, Ordering::Release);
+    println!(
+        "fidelity: ispendr_timer v_fired={} v_cleared={} p_fired={} p_cleared={} \
+         other_fired={} other_cleared={}",
+        v_fired, v_cleared, p_fired, p_cleared, other_fired, other_cleared
+    );
+}
+
+// ---- a level interrupt whose line drops before it is acknowledged ---------
+
+static LEVEL_HITS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts the alarm; clears and masks the device so that a level line
+/// never stays high (this handler should not run in most checks).
+fn on_level(_: u32) {
+    pl031::clear();
+    pl031::mask();
+    LEVEL_HITS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Ends the interrupt first, then clears the device: the line is still high
+/// at the end of interrupt, so the GIC raises it again, and it has dropped
+/// by the time the handler returns.
+fn on_level_eoi_first(intid: u32) {
+    irq::end_now(intid);
+    delay_ms(1);
+    pl031::clear();
+    LEVEL_HITS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Arms the alarm a second ahead and waits (IRQs as the caller left them)
+/// until the device raised it, then a little more, so the hypervisor has
+/// taken the physical interrupt.
+fn raise_alarm() {
+    pl031::arm_alarm(1);
+    let end = timer::now() + timer::ticks(Duration::from_millis(3000));
+    while !pl031::raised() && timer::now() < end {
+        core::hint::spin_loop();
+    }
+    delay_ms(5);
+}
+
+fn level_drop() {
+    let _ = irq::register(RTC_INTID, on_level);
+    let _ = gic::enable(RTC_INTID);
+
+    LEVEL_HITS.store(0, Ordering::Relaxed);
+    irq::disable();
+    raise_alarm();
+    pl031::clear();
+    pl031::mask();
+    irq::enable();
+    delay_ms(10);
+    let daif = LEVEL_HITS.load(Ordering::Relaxed);
+
+    LEVEL_HITS.store(0, Ordering::Relaxed);
+    let masked = irq::mask();
+    raise_alarm();
+    pl031::clear();
+    pl031::mask();
+    irq::unmask(masked);
+    delay_ms(10);
+    let flag = LEVEL_HITS.load(Ordering::Relaxed);
+
+    let _ = irq::register(RTC_INTID, on_level_eoi_first);
+    LEVEL_HITS.store(0, Ordering::Relaxed);
+    pl031::arm_alarm(1);
+    wait_for(3000, || LEVEL_HITS.load(Ordering::Relaxed) >= 1);
+    delay_ms(10);
+    pl031::mask();
+    let eoi_first = LEVEL_HITS.load(Ordering::Relaxed);
+    println!(
+        "fidelity: level_drop daif={} flag={} eoi_first={}",
+        daif, flag, eoi_first
+    );
+}
+
+fn level_plain() {
+    let _ = irq::register(RTC_INTID, on_level);
+    let _ = gic::enable(RTC_INTID);
+    LEVEL_HITS.store(0, Ordering::Relaxed);
+    let traps = || hvc::exit_count(Counter::SysReg).unwrap_or(0);
+    let before = traps();
+    pl031::arm_alarm(1);
+    wait_for(3000, || LEVEL_HITS.load(Ordering::Relaxed) >= 1);
+    delay_ms(10);
+    let during = traps() - before;
+    println!(
+        "fidelity: level_plain alarms={} sysreg_traps={}",
+        LEVEL_HITS.load(Ordering::Relaxed),
+        during
+    );
+}
+
 fn main() -> ! {
     timer_resend();
     rtc_resend();
@@ -451,6 +729,10 @@ fn main() -> ! {
     group1_off();
     cpu_suspend();
     pmu();
+    ptimer();
+    ispendr_timer();
+    level_drop();
+    level_plain();
     println!("fidelity: done");
     guest_lib::exit(0)
 }

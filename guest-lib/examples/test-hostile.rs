@@ -1580,6 +1580,11 @@ fn main() -> ! {
     }
     let count = guest_lib::vcpu_info().map_or(1, |info| info.vcpu_count as usize);
     VCPUS.store(count.clamp(1, CPUS), Ordering::Relaxed);
+    // The neighbour's CPU loads its partition's memory while this one
+    // starts (each partition's own CPU loads it, some 25 ms for 64 MiB
+    // under -icount): the first operation waits until it surely runs, so
+    // that it watches the whole run (tests/hostile.rs).
+    timer::delay(core::time::Duration::from_millis(60));
     println!(
         "hostile: seed={:#x} vcpus={} operations={} t={}",
         SEED,

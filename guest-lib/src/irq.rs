@@ -52,7 +52,7 @@
 //! traps. bench-irq measures all three.
 
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering, compiler_fence};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, compiler_fence};
 
 use crate::arch::{self, MAX_CPUS};
 use crate::gic::{self, INTID_LIMIT, InvalidIntid};
@@ -64,6 +64,10 @@ pub type Handler = fn(u32);
 /// `Handler` addresses by INTID; 0 = none.
 static HANDLERS: [AtomicUsize; INTID_LIMIT as usize] =
     [const { AtomicUsize::new(0) }; INTID_LIMIT as usize];
+
+/// Set by [`end_now`] on this CPU: the handler running has ended its
+/// interrupt itself, [`dispatch`] does not end it again.
+static ENDED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
 /// CNTVCT_EL0 at each CPU's latest IRQ vector entry.
 static LAST_VECTOR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
@@ -319,6 +323,16 @@ pub fn wait_until(mut done: impl FnMut() -> bool) {
     arch::irq_enable();
 }
 
+/// Ends the interrupt `intid` whose handler is running now (its end of
+/// interrupt: priority drop and deactivation), before the handler returns,
+/// as a driver does that ends its interrupt first and clears its device
+/// after; the dispatcher then does not end it again. Only from that
+/// handler, on its CPU.
+pub fn end_now(intid: u32) {
+    gic::end_of_interrupt(intid);
+    ENDED[arch::cpu_index()].store(true, Ordering::Relaxed);
+}
+
 /// Handles one IRQ: publish the entry's timestamp, acknowledge, run the
 /// handler, end of interrupt.
 pub(crate) fn dispatch(vector_timestamp: u64) {
@@ -336,5 +350,7 @@ pub(crate) fn dispatch(vector_timestamp: u64) {
         let handler = unsafe { core::mem::transmute::<usize, Handler>(handler) };
         handler(intid);
     }
-    gic::end_of_interrupt(intid);
+    if !ENDED[arch::cpu_index()].swap(false, Ordering::Relaxed) {
+        gic::end_of_interrupt(intid);
+    }
 }

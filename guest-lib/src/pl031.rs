@@ -12,6 +12,8 @@ pub const RTCDR: usize = 0x000;
 pub const RTCMR: usize = 0x004;
 /// RTCIMSC: interrupt mask set/clear; bit 0 = 1 lets the interrupt out.
 pub const RTCIMSC: usize = 0x010;
+/// RTCRIS: raw interrupt status; bit 0 is the alarm, masked or not.
+pub const RTCRIS: usize = 0x014;
 /// RTCICR: interrupt clear; writing bit 0 deasserts the interrupt.
 pub const RTCICR: usize = 0x01C;
 /// Its interrupt.
@@ -42,6 +44,12 @@ pub fn arm_alarm(seconds: u32) {
 /// cleared at the device before its end of interrupt).
 pub fn clear() {
     write(RTCICR, 1);
+}
+
+/// Whether the alarm has been raised and not cleared (RTCRIS), whether
+/// or not its interrupt is let out.
+pub fn raised() -> bool {
+    read(RTCRIS) & 1 != 0
 }
 
 /// Keeps the interrupt in (no further alarm is raised).

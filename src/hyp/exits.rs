@@ -20,7 +20,7 @@ use crate::partition::{Fault, FaultKind, Power, RestartReason, StopReason};
 use crate::psci::{self, Outcome};
 use crate::trap::{DataAbort, Exit, SysRegAccess, sysreg};
 use crate::vgic::sgi::SgiRequest;
-use crate::vgic::state::VTIMER_INTID;
+use crate::vgic::state::is_forwarded_ppi;
 
 use super::input;
 use super::interrupts;
@@ -98,6 +98,12 @@ extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
                 let reached = routing.vcpus.count_ones() + routing.refused;
                 part.count(v, Counter::SgiRefused, u64::from(reached));
                 exception::skip_instruction();
+            }
+            // Trapped only while a level SPI may have dropped before the
+            // guest's acknowledge: re-executed once the hypervisor looked.
+            None if Gic::ack_trap_access(&access) => {
+                part.count(v, Counter::SysReg, 1);
+                interrupts::ack_trap(part, v);
             }
             None => {
                 part.count(v, Counter::SysReg, 1);
@@ -343,7 +349,7 @@ extern "C" fn handle_lower_irq(_frame: &mut TrapFrame, first: u32) {
             // Nothing (more) pending.
         } else {
             Gic::priority_drop(intid);
-            if intid == VTIMER_INTID || (intid >= 32 && !input::is_uart(intid)) {
+            if is_forwarded_ppi(intid) || (intid >= 32 && !input::is_uart(intid)) {
                 // Forwarded with the HW bit: the guest's EOI deactivates it.
                 interrupts::forward(part, v, intid);
             } else if intid >= 32 {

@@ -19,7 +19,7 @@ use crate::mm::Ipa;
 use crate::vgic::gate::{self, After, Gate, Stats};
 use crate::vgic::lr::{self, Entry, Irq, ListRegisters, PendingQueue};
 use crate::vgic::regs::{self, Effects, Frame, Live, Physical};
-use crate::vgic::state::{DRAIN_ALL, VTIMER_INTID};
+use crate::vgic::state::{DRAIN_ALL, FORWARDED_PPIS, is_forwarded_ppi};
 
 use super::runtime::{Partition, Runtime};
 
@@ -111,6 +111,16 @@ fn page_gate(part: &Partition, v: usize) -> PageGate<'_> {
 
 fn after(part: &Partition, v: usize, irq: Option<Irq>, result: After) {
     Gic::set_underflow(result.underflow);
+    // A level forwarded SPI listed while the guest masks IRQs may see its
+    // line drop before the guest unmasks and acknowledges it: its next
+    // acknowledge traps (`ack_trap`). One SPSR bit in the common case.
+    if arch::exception::guest_irqs_masked()
+        && lr::holds_pending_hw(&Gic::list_registers(), |intid| {
+            level_forwarded_spi(part, intid)
+        })
+    {
+        Gic::set_ack_trap(true);
+    }
     // More interrupts than a partition can own: cannot happen with a
     // checked configuration. A forwarded one is deactivated so its
     // source raises it again, rather than lost.
@@ -128,10 +138,12 @@ pub fn inject(part: &Partition, v: usize, irq: Irq) {
     // SAFETY: `l` is not used after `gate::inject`, before `after` takes
     // the slot again.
     let l = unsafe { local() };
+    let gate = page_gate(part, v);
+    drop_deasserted_queued(part, &mut l.queue, &gate);
     let result = gate::inject(
         &mut Gic::list_registers(),
         &mut l.queue,
-        &page_gate(part, v),
+        &gate,
         &mut l.stats,
         irq,
     );
@@ -144,13 +156,77 @@ pub fn flush(part: &Partition, v: usize) {
     // SAFETY: `l` is not used after `gate::flush`, before `after` takes
     // the slot again.
     let l = unsafe { local() };
+    let gate = page_gate(part, v);
+    drop_deasserted_queued(part, &mut l.queue, &gate);
     let result = gate::flush(
         &mut Gic::list_registers(),
         &mut l.queue,
-        &page_gate(part, v),
+        &gate,
         &mut l.stats,
     );
     after(part, v, None, result);
+}
+
+/// A level-triggered SPI of the partition forwarded from hardware (a
+/// passthrough device's): its line can drop before the guest takes it.
+fn level_forwarded_spi(part: &Partition, intid: u32) -> bool {
+    intid >= 32
+        && part
+            .vgic
+            .spi(intid)
+            .is_some_and(|s| s.forwarded.load(Ordering::Relaxed) && !s.edge.load(Ordering::Relaxed))
+}
+
+/// Whether the level SPI `intid`, acknowledged by this CPU for its guest,
+/// is no longer pending at the distributor: its pending bit there follows
+/// its line while it is active (or was set by software), so a clear one
+/// means the device deasserted it. As on hardware, where the acknowledge
+/// of a deasserted level interrupt finds nothing (1023), the guest must
+/// not take it: it is deactivated instead, and comes again if the device
+/// asserts it again. One read of the partition's own interrupt's register.
+fn deasserted(part: &Partition, irq: &Irq) -> bool {
+    let dropped = irq.hw && level_forwarded_spi(part, irq.intid) && !Gic::spi_state(irq.intid).0;
+    if dropped {
+        Gic::deactivate(irq.intid);
+    }
+    dropped
+}
+
+/// Before what waits in this CPU's queue (deferred behind the flag word,
+/// or overflow) is listed for the unmasked vCPU: a level SPI whose line
+/// dropped meanwhile leaves it, deactivated (see [`deasserted`]). Nothing
+/// to do in the common case, an empty queue.
+fn drop_deasserted_queued(part: &Partition, queue: &mut PendingQueue, gate: &PageGate<'_>) {
+    let forwarded_spi = |irq: &Irq| irq.hw && irq.intid >= 32;
+    if queue.is_empty() || queue.first_where(forwarded_spi).is_none() || gate.masked() {
+        return;
+    }
+    queue.retain(|irq| !deasserted(part, irq));
+}
+
+/// A guest access to its CPU interface that ICH_HCR_EL2.TALL1 trapped:
+/// [`after`] set it when it listed a level forwarded SPI while the guest
+/// masked IRQs. What the list registers hold pending of such SPIs whose
+/// line has dropped since is withdrawn (and deactivated, and what waits
+/// takes the free list registers); then the trap is off and the guest
+/// executes the same instruction again (ELR unchanged), answered by the
+/// hardware: an acknowledge finds the next interrupt, or none (1023), as
+/// on hardware for a deasserted level interrupt; never the dropped one.
+/// The trap is off even if such an SPI is still listed with its line high:
+/// the guest takes it now. (Should a second one stay listed behind it and
+/// its line drop while the guest handles the first, the guest takes that
+/// one: only the first acknowledge after the listing is checked.)
+pub fn ack_trap(part: &Partition, v: usize) {
+    let mut withdrawn = false;
+    lr::withdraw_pending_hw(&mut Gic::list_registers(), |irq| {
+        let dropped = deasserted(part, irq);
+        withdrawn |= dropped;
+        dropped
+    });
+    if withdrawn {
+        flush(part, v);
+    }
+    Gic::set_ack_trap(false);
 }
 
 /// This CPU's vCPU's deferral statistics.
@@ -207,19 +283,20 @@ pub fn drain(part: &Partition, v: usize) {
     }
 }
 
-/// A physical interrupt the partition owns arrived on this CPU (its
-/// virtual timer or one of its SPIs): forward it with the HW bit, so the
+/// A physical interrupt the partition owns arrived on this CPU (one of
+/// its EL1 timers or one of its SPIs): forward it with the HW bit, so the
 /// guest's EOI deactivates it. If the guest has it disabled (a race with
 /// the physical enable that mirrors the virtual one), deactivate it: a level
 /// interrupt asserts again once enabled, an edge one is kept pending.
 pub fn forward(part: &Partition, v: usize, intid: u32) {
     use core::sync::atomic::Ordering::Relaxed;
     let vgic = &part.vgic;
-    let (enabled, priority, edge) = if intid == VTIMER_INTID {
+    let (enabled, priority, edge) = if is_forwarded_ppi(intid) {
+        // The timers' PPIs are level.
         let private = &vgic.private[v];
         (
-            private.enabled.load(Relaxed) & (1 << VTIMER_INTID) != 0,
-            private.priority[VTIMER_INTID as usize].load(Relaxed),
+            private.enabled.load(Relaxed) & (1 << intid) != 0,
+            private.priority[intid as usize].load(Relaxed),
             false,
         )
     } else if let Some(spi) = vgic.spi(intid) {
@@ -259,7 +336,7 @@ pub fn forward(part: &Partition, v: usize, intid: u32) {
 /// state (`pending`), a forwarded one, which the hypervisor acknowledged,
 /// to the physical GIC (deactivated; an edge one still `pending` set
 /// pending there first). On `v`'s own CPU.
-/// A forwarded interrupt of vCPU `v` (its virtual timer, a device SPI) that
+/// A forwarded interrupt of vCPU `v` (one of its timers, a device SPI) that
 /// its CPU acknowledged while the vCPU is off: its priority dropped, it goes
 /// back as [`give_back`] returns what a powered-off vCPU's list registers
 /// held (an edge SPI pending again, a level one deactivated so that its
@@ -448,7 +525,12 @@ pub fn reset(part: &Partition) {
         Gic::spi_set_active(spi.intid, false);
     }
     for &cpu in part.config.cpus {
-        Gic::private_set_active(cpu, VTIMER_INTID, false);
+        let mut ppis = FORWARDED_PPIS;
+        while ppis != 0 {
+            let intid = ppis.trailing_zeros();
+            ppis &= ppis - 1;
+            Gic::private_set_active(cpu, intid, false);
+        }
     }
     let vcpus = part.config.cpus.len();
     sync_physical(part, all(part.vgic.spis().len()), all(vcpus));
@@ -495,27 +577,34 @@ fn apply_physical(part: &Partition, physical: Physical) {
             Gic::spi_set_active(spi.intid, false);
         }
     }
-    for (v, &cpu) in part.config.cpus.iter().enumerate() {
-        let bit = 1 << v;
-        if physical.vtimer_set_pending & bit != 0 {
-            Gic::private_set_pending(cpu, VTIMER_INTID, true);
+    let Some(&cpu) = part.config.cpus.get(physical.ppi_vcpu) else {
+        return;
+    };
+    let mut ppis = FORWARDED_PPIS;
+    while ppis != 0 {
+        let intid = ppis.trailing_zeros();
+        ppis &= ppis - 1;
+        let bit = 1 << intid;
+        if physical.ppi_set_pending & bit != 0 {
+            Gic::private_set_pending(cpu, intid, true);
         }
-        if physical.vtimer_clear_pending & bit != 0 {
-            Gic::private_set_pending(cpu, VTIMER_INTID, false);
+        if physical.ppi_clear_pending & bit != 0 {
+            Gic::private_set_pending(cpu, intid, false);
         }
-        if physical.vtimer_set_active & bit != 0 {
-            Gic::private_set_active(cpu, VTIMER_INTID, true);
+        if physical.ppi_set_active & bit != 0 {
+            Gic::private_set_active(cpu, intid, true);
         }
-        if physical.vtimer_clear_active & bit != 0 {
-            Gic::private_set_active(cpu, VTIMER_INTID, false);
+        if physical.ppi_clear_active & bit != 0 {
+            Gic::private_set_active(cpu, intid, false);
         }
     }
 }
 
 /// Brings the physical GIC in line with partition `part`'s virtual one for
-/// the SPIs in `spis` (bits index `vgic.spis()`) and the virtual timer PPI
-/// of the vCPUs in `vtimers`: each enabled only while the guest could take
-/// it, each SPI routed to the CPU of the vCPU its IROUTER names.
+/// the SPIs in `spis` (bits index `vgic.spis()`) and the forwarded PPIs
+/// (the EL1 timers) of the vCPUs in `ppis`: each enabled only while the
+/// guest could take it, each SPI routed to the CPU of the vCPU its IROUTER
+/// names.
 ///
 /// Partition-local and lock-free: every write is one register that names
 /// only this partition's own interrupts (a bit of ISENABLER/ICENABLER, one
@@ -523,15 +612,21 @@ fn apply_physical(part: &Partition, physical: Physical) {
 /// partition's GIC traffic can make it wait, nor it theirs. Callers hold the
 /// partition's `vgic_lock`, so two of its vCPUs' writes reach the GIC in the
 /// order the model took them.
-fn sync_physical(part: &Partition, spis: u32, vtimers: u32) {
+fn sync_physical(part: &Partition, spis: u32, ppis: u32) {
     let runtime = super::runtime_of();
     use core::sync::atomic::Ordering::Relaxed;
     let vgic = &part.vgic;
     let group1 = vgic.group1_enabled();
     for (v, &cpu) in part.config.cpus.iter().enumerate() {
-        if vtimers & 1 << v != 0 {
-            let on = group1 && vgic.private[v].enabled.load(Relaxed) & (1 << VTIMER_INTID) != 0;
-            Gic::private_enable(cpu, VTIMER_INTID, on);
+        if ppis & 1 << v == 0 {
+            continue;
+        }
+        let enabled = vgic.private[v].enabled.load(Relaxed);
+        let mut forwarded = FORWARDED_PPIS;
+        while forwarded != 0 {
+            let intid = forwarded.trailing_zeros();
+            forwarded &= forwarded - 1;
+            Gic::private_enable(cpu, intid, group1 && enabled & (1 << intid) != 0);
         }
     }
     for (i, spi) in vgic.spis().iter().enumerate() {
@@ -556,7 +651,18 @@ fn sync_physical(part: &Partition, spis: u32, vtimers: u32) {
     }
 }
 
-/// What the model cannot see: this CPU's list registers and queue.
+/// What the model cannot see: the physical state of forwarded interrupts,
+/// and this CPU's list registers and queue.
+///
+/// A forwarded interrupt's pending and active states are the physical
+/// GIC's (of the redistributor of the vCPU's CPU for a PPI, of the
+/// distributor for an SPI): a level interrupt's pending bit there follows
+/// its line, even while it is active or disabled. One that this CPU holds
+/// for its guest (listed or queued) was acknowledged here: the physical
+/// active state is then the hypervisor's acknowledgement, and the guest's
+/// is what the list register says. Plain register reads: nothing waits.
+/// (What another vCPU's CPU holds is not seen: a forwarded SPI that waits
+/// pending in another vCPU's list register reads as active too.)
 struct LocalView<'a> {
     part: &'a Partition,
     vcpu: usize,
@@ -564,21 +670,22 @@ struct LocalView<'a> {
 
 impl Live for LocalView<'_> {
     fn private(&self, vcpu: usize) -> (u32, u32) {
-        // A forwarded one's state is also the physical GIC's, of its CPU.
-        let (mut pending, mut active) = (0, 0);
         let forwarded = self.part.vgic.private[vcpu]
             .forwarded
             .load(Ordering::Relaxed);
-        if forwarded & 1 << VTIMER_INTID != 0 {
-            let (p, a) = Gic::private_state(self.part.config.cpus[vcpu], VTIMER_INTID);
-            pending |= u32::from(p) << VTIMER_INTID;
-            active |= u32::from(a) << VTIMER_INTID;
-        }
+        let (mut pending, mut active) = if forwarded != 0 {
+            let (p, a) = Gic::private_state(self.part.config.cpus[vcpu]);
+            (p & forwarded, a & forwarded)
+        } else {
+            (0, 0)
+        };
         if vcpu == self.vcpu {
-            let (p, a) = lr::private_state(&Gic::list_registers());
+            let (listed, listed_active) = lr::private_state(&Gic::list_registers());
             // SAFETY: used for this expression only.
-            pending |= p | unsafe { queue() }.private_mask();
-            active |= a;
+            let queued = unsafe { queue() }.private_mask();
+            active &= !(listed | listed_active | queued);
+            pending |= listed | queued;
+            active |= listed_active;
         }
         (pending, active)
     }
@@ -587,18 +694,19 @@ impl Live for LocalView<'_> {
         let Some(spi) = self.part.vgic.spi(intid) else {
             return (false, false);
         };
-        let physical = if spi.forwarded.load(Ordering::Relaxed) {
+        let (pending, active) = if spi.forwarded.load(Ordering::Relaxed) {
             Gic::spi_state(intid)
         } else {
             (false, false)
         };
-        lr::held(&Gic::list_registers())
-            .filter(|e| e.irq.intid == intid)
-            .fold(
-                // SAFETY: used for this expression only.
-                (physical.0 || unsafe { queue() }.contains(intid), physical.1),
-                |(p, a), e| (p | e.pending, a | e.active),
-            )
+        // SAFETY: used for this expression only.
+        let queued = unsafe { queue() }.contains(intid);
+        let listed = lr::held(&Gic::list_registers()).find(|e| e.irq.intid == intid);
+        match listed {
+            Some(e) => (pending || queued || e.pending, e.active),
+            None if queued => (true, false),
+            None => (pending, active),
+        }
     }
 }
 
@@ -643,8 +751,8 @@ pub fn mmio_write(part: &Partition, v: usize, frame: Frame, offset: u64, size: u
         // The partition's own lock: only its vCPUs take it, for bounded work.
         let _model = part.vgic_lock.lock();
         let effects = regs::write(&part.vgic, frame, offset, size, value).unwrap_or_default();
-        if effects.spis_changed | effects.vtimer_changed != 0 {
-            sync_physical(part, effects.spis_changed, effects.vtimer_changed);
+        if effects.spis_changed | effects.ppis_changed != 0 {
+            sync_physical(part, effects.spis_changed, effects.ppis_changed);
         }
         apply_physical(part, effects.physical);
         effects

@@ -293,7 +293,7 @@ impl Runtime {
                 spis.push(CONSOLE_PL011_INTID);
             }
             let vgic = VgicState::new(p.vmpidrs, &spis);
-            // Its devices' SPIs and each vCPU's virtual timer are forwarded
+            // Its devices' SPIs and each vCPU's EL1 timers are forwarded
             // from hardware (their pending and active states are the
             // physical GIC's); the SPIs' triggers are the board's, which the
             // virtual ICFGR shows.
@@ -306,7 +306,7 @@ impl Runtime {
             for private in &vgic.private[..p.cpus.len()] {
                 private
                     .forwarded
-                    .store(1 << crate::vgic::state::VTIMER_INTID, Ordering::Relaxed);
+                    .store(crate::vgic::state::FORWARDED_PPIS, Ordering::Relaxed);
             }
             partitions.push(Partition {
                 config: p,

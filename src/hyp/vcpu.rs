@@ -7,7 +7,7 @@ use core::sync::atomic::Ordering;
 use crate::arch::gic::{FastFill, Gic, GicBackend};
 use crate::arch::{self, GuestStart, percpu};
 use crate::partition::{MAX_VCPUS, Phase, Power};
-use crate::vgic::state::VTIMER_INTID;
+use crate::vgic::state::is_forwarded_ppi;
 
 use super::input;
 use super::interrupts;
@@ -123,7 +123,7 @@ impl Runtime {
     /// What woke a vCPU's CPU while the vCPU is off: a kick (consumed: what
     /// it asked for is drained when the vCPU enters), the retry timer (the
     /// partition's output moves), the maintenance interrupt (nothing to
-    /// maintain), or one of the vCPU's own forwarded interrupts (its timer,
+    /// maintain), or one of the vCPU's own forwarded interrupts (its timers,
     /// a device SPI routed here), which goes back to its source as from a
     /// powered-off vCPU's list registers: nothing is lost, and it comes
     /// back once the vCPU runs.
@@ -141,7 +141,7 @@ impl Runtime {
                 Gic::deactivate(intid);
                 continue;
             }
-            if intid == VTIMER_INTID || intid >= 32 {
+            if is_forwarded_ppi(intid) || intid >= 32 {
                 interrupts::give_back_taken(part, v, intid);
                 // A level one still raised comes straight back: wait for
                 // the next reason to wake instead of taking it again here.

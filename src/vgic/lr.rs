@@ -485,6 +485,35 @@ pub fn private_state(lrs: &impl ListRegisters) -> (u32, u32) {
         })
 }
 
+/// Whether a list register holds a forwarded interrupt that `watched`
+/// names, pending and not yet acknowledged by the guest.
+pub fn holds_pending_hw(lrs: &impl ListRegisters, mut watched: impl FnMut(u32) -> bool) -> bool {
+    held(lrs).any(|e| e.pending && !e.active && e.irq.hw && watched(e.irq.intid))
+}
+
+/// Takes out of the list registers every forwarded interrupt pending and
+/// not yet acknowledged by the guest that `dropped` says is no longer
+/// pending at its source (the caller deactivates it physically); its list
+/// register is free again. An active one stays: the guest has taken it.
+pub fn withdraw_pending_hw(lrs: &mut impl ListRegisters, mut dropped: impl FnMut(&Irq) -> bool) {
+    let all = (1u64 << lrs.count()) - 1;
+    let mut used = all & !lrs.empty();
+    while used != 0 {
+        let n = used.trailing_zeros() as usize;
+        used &= used - 1;
+        let entry = lrs.read(n);
+        if entry.pending && !entry.active && entry.irq.hw && dropped(&entry.irq) {
+            lrs.write(
+                n,
+                Entry {
+                    pending: false,
+                    ..entry
+                },
+            );
+        }
+    }
+}
+
 /// A fake list-register bank for host tests of the policies built on it.
 #[cfg(test)]
 pub(crate) mod testing {
@@ -791,5 +820,47 @@ mod tests {
             assert!(q.push(sgi(i, 0)));
         }
         assert!(!q.push(sgi(1000, 0)));
+    }
+
+    /// A level forwarded SPI whose line dropped before the guest took it
+    /// leaves its list register (the caller deactivates it); one whose
+    /// line is still high, one the guest already took (active), a software
+    /// one and another INTID stay.
+    #[test]
+    fn pending_forwarded_interrupts_whose_source_dropped_are_withdrawn() {
+        let hw = |intid| Irq {
+            intid,
+            priority: 0x80,
+            hw: true,
+        };
+        let mut lrs = FakeLrs::default();
+        lrs.write(0, Entry::pending(hw(34)));
+        lrs.write(1, Entry::pending(hw(35)));
+        lrs.write(
+            2,
+            Entry {
+                irq: hw(36),
+                pending: false,
+                active: true,
+            },
+        );
+        lrs.write(3, Entry::pending(sgi(34 + 3, 0x80)));
+        let level = |intid: u32| (34..=37).contains(&intid);
+        assert!(holds_pending_hw(&lrs, level));
+        assert!(!holds_pending_hw(&lrs, |intid| intid == 36));
+        let line_low = [34, 36, 37];
+        let mut asked = Vec::new();
+        withdraw_pending_hw(&mut lrs, |irq| {
+            asked.push(irq.intid);
+            line_low.contains(&irq.intid)
+        });
+        assert_eq!(asked, [34, 35], "only pending forwarded entries are asked");
+        assert_eq!(lrs.empty(), 0b0001);
+        assert_eq!(lrs.read(1), Entry::pending(hw(35)));
+        assert!(lrs.read(2).active && lrs.read(3).pending);
+        assert!(holds_pending_hw(&lrs, level));
+        withdraw_pending_hw(&mut lrs, |_| true);
+        assert!(!holds_pending_hw(&lrs, level));
+        assert_eq!(lrs.empty(), 0b0011);
     }
 }

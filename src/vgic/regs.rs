@@ -11,8 +11,8 @@
 //! - affinity routing always on and a single security state
 //!   (GICD_CTLR.ARE = DS = 1), every interrupt in group 1, no LPIs, no
 //!   extended SPI or PPI ranges;
-//! - only the interrupts the partition owns: its 16 SGIs and the virtual
-//!   timer PPI on each vCPU ([`PRIVATE_OWNED`]) and its SPIs
+//! - only the interrupts the partition owns: its 16 SGIs and the EL1
+//!   timers' PPIs on each vCPU ([`PRIVATE_OWNED`]) and its SPIs
 //!   ([`VgicState::spis`]). Every bit, byte or field of any other interrupt
 //!   reads as zero and ignores writes (RAZ/WI), and so do reserved offsets
 //!   inside a frame.
@@ -29,6 +29,8 @@
 
 use core::sync::atomic::Ordering;
 
+#[cfg(doc)]
+use super::state::FORWARDED_PPIS;
 use super::state::{PRIVATE_OWNED, VgicState};
 
 mod dist;
@@ -81,9 +83,10 @@ pub struct Effects {
     /// the physical GIC (the former matters only in list registers, the
     /// latter is the board's).
     pub spis_changed: u32,
-    /// vCPUs whose virtual timer PPI enable changed, or all of them when
-    /// group 1 was switched: the hypervisor mirrors it physically.
-    pub vtimer_changed: u32,
+    /// vCPUs whose forwarded PPIs' enables ([`FORWARDED_PPIS`]) changed,
+    /// or all of them when group 1 was switched: the hypervisor mirrors
+    /// them physically.
+    pub ppis_changed: u32,
     /// Forwarded interrupts whose physical pending or active state the
     /// write sets or clears.
     pub physical: Physical,
@@ -94,17 +97,19 @@ pub struct Effects {
 }
 
 /// Set and clear requests for the physical state of forwarded interrupts:
-/// SPIs by their index in `VgicState::spis()`, the virtual timer by vCPU.
+/// SPIs by their index in `VgicState::spis()`, forwarded PPIs by INTID, of
+/// vCPU `ppi_vcpu` (a redistributor write names one vCPU's).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Physical {
     pub spi_set_pending: u32,
     pub spi_clear_pending: u32,
     pub spi_set_active: u32,
     pub spi_clear_active: u32,
-    pub vtimer_set_pending: u32,
-    pub vtimer_clear_pending: u32,
-    pub vtimer_set_active: u32,
-    pub vtimer_clear_active: u32,
+    pub ppi_vcpu: usize,
+    pub ppi_set_pending: u32,
+    pub ppi_clear_pending: u32,
+    pub ppi_set_active: u32,
+    pub ppi_clear_active: u32,
 }
 
 /// Reads `size` bytes at `offset` of `frame`. Inlined: it is the hot part

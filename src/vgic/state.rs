@@ -15,7 +15,7 @@
 //! An interrupt moves from 1 to 2 or 3 only on the target's CPU, and only
 //! while enabled: a disabled interrupt stays in 1 until it is enabled.
 //!
-//! A forwarded interrupt (the virtual timer, a passthrough device's SPI:
+//! A forwarded interrupt (the EL1 timers, a passthrough device's SPI:
 //! `forwarded`) never waits in 1: its pending and active states are the
 //! physical GIC's, which the hypervisor sets and clears for the guest's
 //! ISPENDR/ICPENDR/ISACTIVER/ICACTIVER writes, so the one physical
@@ -37,10 +37,22 @@ use crate::partition::MAX_VCPUS;
 
 /// SGIs and PPIs: INTIDs 0..32, one set per vCPU.
 pub const PRIVATE_IRQS: usize = 32;
-/// The EL1 virtual timer's PPI, the one PPI a partition has.
+/// The EL1 virtual timer's PPI.
 pub const VTIMER_INTID: u32 = 27;
-/// Private interrupts a partition has: its 16 SGIs and the virtual timer.
-pub const PRIVATE_OWNED: u32 = 0xffff | (1 << VTIMER_INTID);
+/// The EL1 (non-secure) physical timer's PPI.
+pub const PTIMER_INTID: u32 = 30;
+/// The PPIs a partition has, each vCPU its own: its EL1 timers, forwarded
+/// from the vCPU's physical CPU (their pending and active states are that
+/// CPU's redistributor's).
+pub const FORWARDED_PPIS: u32 = (1 << VTIMER_INTID) | (1 << PTIMER_INTID);
+/// Private interrupts a partition has: its 16 SGIs and its timers' PPIs.
+pub const PRIVATE_OWNED: u32 = 0xffff | FORWARDED_PPIS;
+
+/// Whether `intid` is one of the forwarded PPIs ([`FORWARDED_PPIS`]).
+#[inline(always)]
+pub const fn is_forwarded_ppi(intid: u32) -> bool {
+    intid < 32 && FORWARDED_PPIS & (1 << intid) != 0
+}
 /// A bit of `PrivateIrqs::pending` that is no interrupt of the partition
 /// (INTID 31, a PPI it never owns): set by a CPU that kicks vCPU n for any
 /// reason other than an SGI, so vCPU n's CPU takes the full drain (SPIs
@@ -80,8 +92,9 @@ pub struct PrivateIrqs {
     pub priority: [AtomicU8; PRIVATE_IRQS],
     /// GICR_WAKER.ProcessorSleep.
     pub asleep: AtomicBool,
-    /// Bit n: INTID n is forwarded from hardware (the virtual timer): its
-    /// pending and active states are the physical GIC's.
+    /// Bit n: INTID n is forwarded from hardware (the EL1 timers,
+    /// [`FORWARDED_PPIS`]): its pending and active states are the physical
+    /// GIC's.
     pub forwarded: AtomicU32,
     /// Bit n: a write cleared INTID n's pending state (ICPENDR0); this
     /// vCPU's CPU takes it out of its list registers and queue.
@@ -130,8 +143,8 @@ impl Default for PrivateIrqs {
 }
 
 /// One SPI the partition owns (a passthrough device's interrupt).
-/// `repr(C)`: the hypervisor's assembly fast path reads `intid`, `enabled`
-/// and `priority` at the offsets below.
+/// `repr(C)`: the hypervisor's assembly fast path reads `enabled` (with
+/// `edge` in the same word) and `priority` at the offsets below.
 #[repr(C)]
 #[derive(Debug)]
 pub struct Spi {
@@ -154,8 +167,8 @@ pub struct Spi {
 }
 
 /// Byte offsets of [`Spi`] fields, for assembly.
-pub const SPI_INTID: usize = core::mem::offset_of!(Spi, intid);
 pub const SPI_ENABLED: usize = core::mem::offset_of!(Spi, enabled);
+pub const SPI_EDGE: usize = core::mem::offset_of!(Spi, edge);
 pub const SPI_PRIORITY: usize = core::mem::offset_of!(Spi, priority);
 
 impl Spi {
@@ -307,7 +320,9 @@ mod tests {
         assert_eq!(DRAIN_ALL.trailing_zeros(), 31);
         assert_eq!(DRAIN_ALL.count_ones(), 1);
         assert_eq!(DRAIN_ALL & PRIVATE_OWNED, 0);
-        assert_eq!(PRIVATE_OWNED.count_ones(), 17, "16 SGIs and the timer");
+        assert_eq!(PRIVATE_OWNED.count_ones(), 18, "16 SGIs and the two timers");
+        assert!(is_forwarded_ppi(VTIMER_INTID) && is_forwarded_ppi(PTIMER_INTID));
+        assert!(!is_forwarded_ppi(26) && !is_forwarded_ppi(34) && !is_forwarded_ppi(u32::MAX));
     }
 
     /// A restart leaves no trace of what the guest wrote, and keeps what

@@ -6,8 +6,8 @@
 //! bytes (AArch32 at EL1 is refused), so skipping one adds 4 to ELR_EL2.
 
 use aarch64_cpu::registers::{
-    CNTV_CTL_EL0, ELR_EL1, ELR_EL2, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2, SPSR_EL1, SPSR_EL2,
-    TPIDR_EL2, VBAR_EL1,
+    CNTP_CTL_EL0, CNTV_CTL_EL0, ELR_EL1, ELR_EL2, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2, SPSR_EL1,
+    SPSR_EL2, TPIDR_EL2, VBAR_EL1,
 };
 use tock_registers::fields::FieldValue;
 use tock_registers::interfaces::{Readable, Writeable};
@@ -77,6 +77,13 @@ pub fn skip_instruction() {
 #[inline(always)]
 pub fn from_el0() -> bool {
     SPSR_EL2.matches_all(SPSR_EL2::M::EL0t)
+}
+
+/// Whether the guest had IRQs masked (PSTATE.I, as SPSR_EL2 holds it) at
+/// the exit: an interrupt listed now is not taken until it unmasks.
+#[inline(always)]
+pub fn guest_irqs_masked() -> bool {
+    SPSR_EL2.is_set(SPSR_EL2::I)
 }
 
 /// SPSR after taking an exception to EL1: EL1h with D, A, I and F masked.
@@ -153,11 +160,13 @@ fn inject_sync(esr: u64, with_far: bool) {
     SPSR_EL2.write(SPSR_EL1H_MASKED);
 }
 
-/// Stops the guest's virtual timer (CNTV_CTL_EL0 = 0: disabled, so its
-/// interrupt deasserts).
+/// Stops the guest's EL1 timers, virtual and physical (CNTV_CTL_EL0 =
+/// CNTP_CTL_EL0 = 0: disabled, so their interrupts deassert), as a vCPU
+/// that powers off, parks or starts finds them.
 #[inline(always)]
 pub fn stop_guest_timer() {
     CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::CLEAR + CNTV_CTL_EL0::IMASK::CLEAR);
+    CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::CLEAR + CNTP_CTL_EL0::IMASK::CLEAR);
 }
 
 /// Points TPIDR_EL2 at this CPU's per-CPU block (`arch::percpu`).

@@ -23,9 +23,8 @@ mod vectors;
 use core::arch::{asm, global_asm};
 
 use aarch64_cpu::registers::{
-    CNTFRQ_EL0, CNTHCTL_EL2, CNTHP_CTL_EL2, CNTPCT_EL0, CNTV_CTL_EL0, CNTVOFF_EL2, CPACR_EL1,
-    ELR_EL2, HCR_EL2, MDCR_EL2, MIDR_EL1, MPIDR_EL1, SCTLR_EL1, SPSR_EL2, VMPIDR_EL2, VTCR_EL2,
-    VTTBR_EL2,
+    CNTFRQ_EL0, CNTHCTL_EL2, CNTHP_CTL_EL2, CNTPCT_EL0, CNTVOFF_EL2, CPACR_EL1, ELR_EL2, HCR_EL2,
+    MDCR_EL2, MIDR_EL1, MPIDR_EL1, SCTLR_EL1, SPSR_EL2, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2,
 };
 use tock_registers::fields::FieldValue;
 use tock_registers::interfaces::{Readable, Writeable};
@@ -304,14 +303,19 @@ pub fn enter_guest(start: &GuestStart, stack_top: u64) -> ! {
     VTCR_EL2.write(VTCR_GUEST);
     VMPIDR_EL2.set(start.vmpidr | VMPIDR_EL2::RES1::SET.value);
     VPIDR_EL2.set(MIDR_EL1.get());
-    // EL1 may read the physical counter (EL1PCTEN), not program the physical timer.
-    CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCTEN::SET + CNTHCTL_EL2::EL1PCEN::CLEAR);
+    // EL1 has the physical counter (EL1PCTEN) and the EL1 physical timer
+    // (EL1PCEN, CNTP_*: its interrupt is forwarded like the virtual
+    // timer's), as on hardware. The physical count is not offset (no
+    // FEAT_ECV's CNTPOFF_EL2 on the boards we run on): the guest sees the
+    // machine's, as under KVM without it. The hypervisor's own timer is
+    // CNTHP, which EL1 cannot reach.
+    CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCTEN::SET + CNTHCTL_EL2::EL1PCEN::SET);
     CNTVOFF_EL2.set(start.cntvoff);
     SCTLR_EL1.write(SCTLR_EL1_RESET);
     // Reset state: FP/SIMD, SVE and trace accesses trap to EL1.
     CPACR_EL1
         .write(CPACR_EL1::FPEN::TrapEl0El1 + CPACR_EL1::ZEN::TrapEl0El1 + CPACR_EL1::TTA::NoTrap);
-    CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::CLEAR + CNTV_CTL_EL0::IMASK::CLEAR);
+    exception::stop_guest_timer();
     HCR_EL2.write(HCR_GUEST);
     MDCR_EL2.write(mdcr_guest());
     SPSR_EL2.write(exception::SPSR_EL1H_MASKED);
@@ -340,9 +344,12 @@ pub unsafe fn zero(start: u64, len: u64) {
     let dczid = DCZID_EL0.extract();
     let zva = !dczid.is_set(DCZID_EL0::DZP);
     let block = 4u64 << dczid.read(DCZID_EL0::BS);
+    // What is read, and zeroed if it holds anything, at a time: whole
+    // `dc zva` blocks, at least 64 bytes (both powers of two).
+    let unit = block.max(64);
     let end = start + len;
-    // The whole blocks inside the range; bytes either side are stored.
-    let (first, last) = (start.next_multiple_of(block), end & !(block - 1));
+    // The whole units inside the range; bytes either side are stored.
+    let (first, last) = (start.next_multiple_of(unit), end & !(unit - 1));
     if first >= last {
         // SAFETY: the caller's contract.
         unsafe { core::ptr::write_bytes(start as *mut u8, 0, len as usize) };
@@ -353,24 +360,31 @@ pub unsafe fn zero(start: u64, len: u64) {
         core::ptr::write_bytes(start as *mut u8, 0, (first - start) as usize);
         core::ptr::write_bytes(last as *mut u8, 0, (end - last) as usize);
     }
-    let words = (block / 8) as usize;
     let mut at = first;
     while at < last {
-        // SAFETY: the caller's contract: `at` is a block-aligned block
-        // inside the range, readable as u64s.
-        let held = unsafe { core::slice::from_raw_parts(at as *const u64, words) }
-            .iter()
-            .fold(0, |acc, &w| acc | w);
-        if held != 0 {
-            if zva {
-                // SAFETY: the caller's contract; one block inside the range.
-                unsafe { asm!("dc zva, {}", in(reg) at, options(nostack, preserves_flags)) };
-            } else {
-                // SAFETY: as above.
-                unsafe { core::ptr::write_bytes(at as *mut u8, 0, block as usize) };
-            }
+        // Read 64 bytes at a time: four load pairs, unrolled.
+        let mut held = 0;
+        let mut chunk = at;
+        while chunk < at + unit {
+            // SAFETY: the caller's contract: 64 aligned bytes inside the
+            // range, readable as u64s.
+            let words = unsafe { core::ptr::read(chunk as *const [u64; 8]) };
+            held |= words[0] | words[1] | words[2] | words[3];
+            held |= words[4] | words[5] | words[6] | words[7];
+            chunk += 64;
         }
-        at += block;
+        if held != 0 && zva {
+            let mut z = at;
+            while z < at + unit {
+                // SAFETY: the caller's contract; one block inside the range.
+                unsafe { asm!("dc zva, {}", in(reg) z, options(nostack, preserves_flags)) };
+                z += block;
+            }
+        } else if held != 0 {
+            // SAFETY: as above.
+            unsafe { core::ptr::write_bytes(at as *mut u8, 0, unit as usize) };
+        }
+        at += unit;
     }
 }
 

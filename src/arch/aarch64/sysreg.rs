@@ -14,7 +14,8 @@
 //! - CNTHP_TVAL_EL2 (the crate has CNTHP_CTL_EL2 only), VPIDR_EL2,
 //!   PMCR_EL0, DCZID_EL0 and CTR_EL0;
 //! - the fields of a data abort's ISS in ESR_ELx (the crate's ESR_EL1 has
-//!   the ISS as one field).
+//!   the ISS as one field);
+//! - ICH_HCR_EL2.TALL1 (the crate's ICH_HCR_EL2 names no trap bit).
 //!
 //! Only the fields the hypervisor uses are named. Each access is the one
 //! `mrs`/`msr` instruction, inlined: a `write` of constant fields is one
@@ -198,3 +199,8 @@ sysreg!(
 sysreg!(PMCR_EL0: PmcrEl0 = "pmcr_el0", PMCR_EL0::Register, read);
 sysreg!(DCZID_EL0: DczidEl0 = "dczid_el0", DCZID_EL0::Register, read);
 sysreg!(CTR_EL0: CtrEl0 = "ctr_el0", CTR_EL0::Register, read);
+
+/// ICH_HCR_EL2.TALL1 [12]: the guest's (EL1's) accesses to its group-1
+/// CPU interface registers (ICV_IAR1, EOIR1, HPPIR1, BPR1, AP1R<n>,
+/// IGRPEN1) trap to EL2.
+pub const ICH_HCR_EL2_TALL1: u64 = 1 << 12;

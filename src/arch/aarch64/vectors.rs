@@ -10,12 +10,13 @@
 use core::arch::global_asm;
 use core::mem::offset_of;
 
+use aarch64_cpu::registers::SPSR_EL2;
 use bulkhead_abi::control;
 
 use super::TrapFrame;
 use super::gic::gicv3::fast::{
-    COUNTER_IRQ, COUNTER_SGI_TRAP, FastBlock, KICK_DRAINED, LR_PENDING, LR_PENDING_HW, SGI1R_ESR,
-    SGI1R_NOT_FAST,
+    COUNTER_IRQ, COUNTER_SGI_TRAP, FastBlock, ICH_HCR_EN_TALL1, KICK_DRAINED, LR_PENDING,
+    LR_PENDING_HW, SGI1R_ESR, SGI1R_NOT_FAST, SPI_EDGE_BIT,
 };
 use super::percpu::PerCpu;
 use crate::vgic::{sgi, state};
@@ -42,10 +43,11 @@ global_asm!(
     FC_VCPUS = const fc!(vcpus),
     FC_SIBLING_PENDING = const fc!(sibling_pending),
     FC_KICK = const fc!(kick),
-    FC_SPI_COUNT = const fc!(spi_count),
     FC_SPIS = const fc!(spis),
-    SPI_INTID = const state::SPI_INTID,
     SPI_ENABLED = const state::SPI_ENABLED,
+    SPI_EDGE_BIT = const SPI_EDGE_BIT,
+    SPSR_I_BIT = const SPSR_EL2::I.shift,
+    ICH_HCR_EN_TALL1 = const ICH_HCR_EN_TALL1,
     SPI_PRIORITY = const state::SPI_PRIORITY,
     PI_ENABLED = const state::PRIVATE_ENABLED,
     PI_PENDING = const state::PRIVATE_PENDING,

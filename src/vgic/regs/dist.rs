@@ -171,7 +171,7 @@ pub(super) fn write(state: &VgicState, reg: Reg, write: Write) -> Effects {
             if (enables ^ old) & CTLR_ENABLE_GRP1 != 0 {
                 // Every physical enable follows group 1.
                 effects.spis_changed = all_spis(state);
-                effects.vtimer_changed = all_vcpus(state);
+                effects.ppis_changed = all_vcpus(state);
             }
             if old & !enables & CTLR_ENABLE_GRP1 != 0 {
                 // Nothing of group 1 may stay where a guest could take it.

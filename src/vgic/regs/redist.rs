@@ -6,7 +6,7 @@ use super::{
     BitReg, Effects, IIDR_VALUE, Live, ORDER, PIDR2, PIDR2_VALUE, Sizes, Write, owned_private,
     vcpu_bit,
 };
-use crate::vgic::state::{PRIORITY_MASK, PRIVATE_OWNED, PrivateIrqs, VTIMER_INTID, VgicState};
+use crate::vgic::state::{FORWARDED_PPIS, PRIORITY_MASK, PRIVATE_OWNED, PrivateIrqs, VgicState};
 
 // Offsets in RD_base (Arm IHI 0069, "The GIC Redistributor register map").
 const GICR_CTLR: u64 = 0x0000;
@@ -172,7 +172,7 @@ pub(super) fn write(state: &VgicState, vcpu: usize, reg: Reg, write: Write) -> E
         Reg::Bits(reg) => {
             let bits = write.word() & PRIVATE_OWNED;
             if bits != 0 {
-                write_bits(private, reg, bits, me, &mut effects);
+                write_bits(private, reg, bits, vcpu, &mut effects);
             }
         }
         Reg::Priority { first } => {
@@ -216,15 +216,28 @@ fn bits(private: &PrivateIrqs, reg: BitReg, live: impl FnOnce() -> (u32, u32)) -
     }
 }
 
-/// Ones written to the owned `bits` of a register of kind `reg`; `me` is
-/// the vCPU's own bit.
-fn write_bits(private: &PrivateIrqs, reg: BitReg, bits: u32, me: u32, effects: &mut Effects) {
+/// Ones written to the owned `bits` of a register of kind `reg` of vCPU
+/// `vcpu`'s redistributor.
+fn write_bits(private: &PrivateIrqs, reg: BitReg, bits: u32, vcpu: usize, effects: &mut Effects) {
+    let me = vcpu_bit(vcpu);
+    // The forwarded ones' pending and active states are the physical GIC's:
+    // a write to them is a request for it, of this vCPU's CPU.
+    let forwarded = bits & private.forwarded.load(ORDER);
+    let model = bits & !forwarded;
+    if forwarded != 0
+        && matches!(
+            reg,
+            BitReg::SetPending | BitReg::ClearPending | BitReg::SetActive | BitReg::ClearActive
+        )
+    {
+        effects.physical.ppi_vcpu = vcpu;
+    }
     match reg {
         BitReg::Group => {}
         BitReg::SetEnable => {
             let newly = bits & !private.enabled.fetch_or(bits, ORDER);
-            if newly & 1 << VTIMER_INTID != 0 {
-                effects.vtimer_changed |= me;
+            if newly & FORWARDED_PPIS != 0 {
+                effects.ppis_changed |= me;
             }
             if newly != 0 {
                 // Enable before looking at pending (see the module doc).
@@ -235,8 +248,8 @@ fn write_bits(private: &PrivateIrqs, reg: BitReg, bits: u32, me: u32, effects: &
         }
         BitReg::ClearEnable => {
             let was = private.enabled.fetch_and(!bits, ORDER) & bits;
-            if was & 1 << VTIMER_INTID != 0 {
-                effects.vtimer_changed |= me;
+            if was & FORWARDED_PPIS != 0 {
+                effects.ppis_changed |= me;
             }
             if was != 0 {
                 // A disabled interrupt may not stay where the guest takes it.
@@ -244,37 +257,25 @@ fn write_bits(private: &PrivateIrqs, reg: BitReg, bits: u32, me: u32, effects: &
             }
         }
         BitReg::SetPending => {
-            let forwarded = bits & private.forwarded.load(ORDER);
-            if forwarded != 0 {
-                effects.physical.vtimer_set_pending |= me;
-            }
-            if bits & !forwarded != 0 {
-                private.pending.fetch_or(bits & !forwarded, ORDER);
+            effects.physical.ppi_set_pending |= forwarded;
+            if model != 0 {
+                private.pending.fetch_or(model, ORDER);
                 effects.drain |= me;
             }
         }
         BitReg::ClearPending => {
-            let forwarded = bits & private.forwarded.load(ORDER);
-            if forwarded != 0 {
-                effects.physical.vtimer_clear_pending |= me;
-            }
-            private.pending.fetch_and(!(bits & !forwarded), ORDER);
+            effects.physical.ppi_clear_pending |= forwarded;
+            private.pending.fetch_and(!model, ORDER);
             private.withdraw_pending.fetch_or(bits, ORDER);
             effects.withdraw |= me;
         }
         BitReg::SetActive => {
-            let forwarded = bits & private.forwarded.load(ORDER);
-            if forwarded != 0 {
-                effects.physical.vtimer_set_active |= me;
-            }
-            private.active.fetch_or(bits & !forwarded, ORDER);
+            effects.physical.ppi_set_active |= forwarded;
+            private.active.fetch_or(model, ORDER);
         }
         BitReg::ClearActive => {
-            let forwarded = bits & private.forwarded.load(ORDER);
-            if forwarded != 0 {
-                effects.physical.vtimer_clear_active |= me;
-            }
-            private.active.fetch_and(!(bits & !forwarded), ORDER);
+            effects.physical.ppi_clear_active |= forwarded;
+            private.active.fetch_and(!model, ORDER);
             private.withdraw_active.fetch_or(bits, ORDER);
             effects.withdraw |= me;
         }

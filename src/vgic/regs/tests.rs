@@ -4,7 +4,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::partition::MAX_VCPUS;
-use crate::vgic::state::{DEFAULT_PRIORITY, NO_TARGET, VTIMER_INTID};
+use crate::vgic::state::{DEFAULT_PRIORITY, FORWARDED_PPIS, NO_TARGET, PTIMER_INTID, VTIMER_INTID};
 
 /// Live state for the reads: nothing, everything, or chosen bits.
 #[derive(Default)]
@@ -103,8 +103,8 @@ const GICR_ICFGR0: u64 = SGI + 0xc00;
 const GICR_ICFGR1: u64 = SGI + 0xc04;
 const GICR_IGRPMODR0: u64 = SGI + 0xd00;
 const GICR_NSACR: u64 = SGI + 0xe00;
-/// ICFGR1 Int_config[1] of PPI 27: field 11.
-const ICFGR1_VTIMER_EDGE: u32 = 1 << 23;
+/// ICFGR1 Int_config[1] of PPIs 27 and 30 (the EL1 timers): fields 11 and 14.
+const ICFGR1_TIMERS_EDGE: u32 = 1 << 23 | 1 << 29;
 
 /// Bits of INTIDs in the 32-INTID block starting at `first`.
 fn bits(first: u32, intids: &[u32]) -> u32 {
@@ -537,7 +537,7 @@ fn gicr_private_enables() {
     assert_eq!(read32(&s, r(0), GICR_IGROUPR0), PRIVATE_OWNED);
 
     let fx = write32(&s, r(1), GICR_ISENABLER0, 0xffff_ffff);
-    assert_eq!(fx.vtimer_changed, 0b010);
+    assert_eq!(fx.ppis_changed, 0b010);
     assert_eq!(fx.drain, 0);
     assert_eq!(read32(&s, r(1), GICR_ISENABLER0), PRIVATE_OWNED);
     assert_eq!(read32(&s, r(1), GICR_ICENABLER0), PRIVATE_OWNED);
@@ -545,7 +545,7 @@ fn gicr_private_enables() {
     assert_eq!(read32(&s, r(0), GICR_ISENABLER0), 0, "per vCPU");
 
     let fx = write32(&s, r(1), GICR_ICENABLER0, 1 << VTIMER_INTID);
-    assert_eq!(fx.vtimer_changed, 0b010);
+    assert_eq!(fx.ppis_changed, 0b010);
     // An SGI's enable is the model's alone: nothing physical follows, but
     // the vCPU's CPU takes it back if it waits in a list register.
     assert_eq!(fx.drain, 0);
@@ -558,7 +558,10 @@ fn gicr_private_enables() {
         }
     );
     write32(&s, r(1), GICR_ISENABLER0, 1 << 3);
-    assert_eq!(read32(&s, r(1), GICR_ISENABLER0), 0xffff);
+    assert_eq!(
+        read32(&s, r(1), GICR_ISENABLER0),
+        PRIVATE_OWNED & !(1 << VTIMER_INTID)
+    );
     // Nothing changes, nothing reported; unowned PPIs stay off.
     assert_eq!(
         write32(&s, r(1), GICR_ICENABLER0, 1 << VTIMER_INTID),
@@ -568,7 +571,10 @@ fn gicr_private_enables() {
         write32(&s, r(1), GICR_ISENABLER0, 1 << 26),
         Effects::default()
     );
-    assert_eq!(read32(&s, r(1), GICR_ISENABLER0), 0xffff);
+    assert_eq!(
+        read32(&s, r(1), GICR_ISENABLER0),
+        PRIVATE_OWNED & !(1 << VTIMER_INTID)
+    );
 }
 
 #[test]
@@ -587,7 +593,7 @@ fn gicr_private_pending_and_active() {
     assert_eq!(read32(&s, r(2), GICR_ICACTIVER0), 0);
 
     let mut live = NONE;
-    live.private[0] = (1 << 5 | 1 << 30, 1 << VTIMER_INTID | 1 << 17);
+    live.private[0] = (1 << 5 | 1 << 29, 1 << VTIMER_INTID | 1 << 17);
     let rd = |offset| read(&s, r(0), offset, 4, &live).unwrap() as u32;
     assert_eq!(rd(GICR_ISPENDR0), 1 << 5);
     assert_eq!(rd(GICR_ICPENDR0), 1 << 5);
@@ -598,6 +604,39 @@ fn gicr_private_pending_and_active() {
     assert_eq!(all(GICR_ISACTIVER0), PRIVATE_OWNED);
 }
 
+/// The EL1 timers' PPIs, forwarded as the hypervisor sets them up: their
+/// pending and active writes become requests for the physical state of
+/// the vCPU named (`ppi_vcpu`), per INTID; an SGI beside them stays the
+/// model's; their enables are mirrored.
+#[test]
+fn forwarded_ppi_writes_request_the_physical_state_of_their_vcpu() {
+    let s = partition();
+    for private in &s.private[..s.vcpus()] {
+        private.forwarded.store(FORWARDED_PPIS, SeqCst);
+    }
+    let ptimer = 1 << PTIMER_INTID;
+    let fx = write32(&s, r(2), GICR_ISPENDR0, ptimer | 1 << 4);
+    assert_eq!(fx.physical.ppi_vcpu, 2);
+    assert_eq!(fx.physical.ppi_set_pending, ptimer);
+    assert_eq!(s.private[2].pending.load(SeqCst), 1 << 4, "the SGI only");
+    let fx = write32(&s, r(1), GICR_ICACTIVER0, 1 << VTIMER_INTID);
+    assert_eq!(
+        fx.physical,
+        Physical {
+            ppi_vcpu: 1,
+            ppi_clear_active: 1 << VTIMER_INTID,
+            ..Physical::default()
+        }
+    );
+    let fx = write32(&s, r(1), GICR_ICPENDR0, FORWARDED_PPIS);
+    assert_eq!(fx.physical.ppi_clear_pending, FORWARDED_PPIS);
+    let fx = write32(&s, r(1), GICR_ISACTIVER0, ptimer);
+    assert_eq!(fx.physical.ppi_set_active, ptimer);
+    assert_eq!(s.private[1].active.load(SeqCst), 0);
+    let fx = write32(&s, r(0), GICR_ISENABLER0, ptimer);
+    assert_eq!((fx.ppis_changed, fx.physical), (0b001, Physical::default()));
+}
+
 #[test]
 fn enabling_a_pending_private_interrupt_drains_its_vcpu() {
     let s = partition();
@@ -605,7 +644,7 @@ fn enabling_a_pending_private_interrupt_drains_its_vcpu() {
     assert_eq!(s.private[1].pending.load(SeqCst), 1 << VTIMER_INTID);
     let fx = write32(&s, r(1), GICR_ISENABLER0, 1 << VTIMER_INTID);
     assert_eq!(fx.drain, 0b010);
-    assert_eq!(fx.vtimer_changed, 0b010);
+    assert_eq!(fx.ppis_changed, 0b010);
     // Enabling another, not pending, does not.
     let fx = write32(&s, r(1), GICR_ISENABLER0, 1 << 1);
     assert_eq!(fx.drain, 0);
@@ -640,8 +679,8 @@ fn gicr_configuration() {
     assert_eq!(read32(&s, r(0), GICR_ICFGR0), 0xaaaa_aaaa);
     assert_eq!(read32(&s, r(0), GICR_ICFGR1), 0, "the timer is level");
     write32(&s, r(0), GICR_ICFGR1, 0xffff_ffff);
-    assert_eq!(read32(&s, r(0), GICR_ICFGR1), ICFGR1_VTIMER_EDGE);
-    assert_eq!(s.private[0].icfgr1.load(SeqCst), ICFGR1_VTIMER_EDGE);
+    assert_eq!(read32(&s, r(0), GICR_ICFGR1), ICFGR1_TIMERS_EDGE);
+    assert_eq!(s.private[0].icfgr1.load(SeqCst), ICFGR1_TIMERS_EDGE);
     write32(&s, r(0), GICR_ICFGR1, 0);
     assert_eq!(read32(&s, r(0), GICR_ICFGR1), 0);
     for offset in [GICR_IGRPMODR0, GICR_NSACR] {
@@ -743,7 +782,7 @@ fn unowned_state(state: &VgicState) -> Vec<u64> {
             0
         };
         let owned_cfg = if vcpu < state.vcpus() {
-            ICFGR1_VTIMER_EDGE
+            ICFGR1_TIMERS_EDGE
         } else {
             0
         };
@@ -794,7 +833,7 @@ fn assert_unowned_reads_zero(state: &VgicState) {
             assert_eq!(got, Ok(0));
         }
         let cfg = read(state, r(vcpu), GICR_ICFGR1, 4, &ALL).unwrap();
-        assert_eq!(cfg as u32 & !ICFGR1_VTIMER_EDGE, 0);
+        assert_eq!(cfg as u32 & !ICFGR1_TIMERS_EDGE, 0);
     }
 }
 
@@ -862,7 +901,7 @@ proptest! {
             if is_write {
                 if let Ok(fx) = write(&state, frame, offset, size, value) {
                     prop_assert_eq!(fx.drain & !mask, 0);
-                    prop_assert_eq!(fx.vtimer_changed & !mask, 0);
+                    prop_assert_eq!(fx.ppis_changed & !mask, 0);
                     let spi_mask = (1u64 << spis.len()).wrapping_sub(1) as u32;
                     prop_assert_eq!(fx.spis_changed & !spi_mask, 0);
                 }

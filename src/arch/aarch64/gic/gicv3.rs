@@ -35,7 +35,7 @@ pub mod fast;
 use super::{FastBlock, FastFill, GicBackend, SgiWrite};
 use crate::arch::sysreg::{
     ICC_BPR1_EL1, ICC_CTLR_EL1, ICC_DIR_EL1, ICC_EOIR1_EL1, ICC_IAR1_EL1, ICC_IGRPEN1_EL1,
-    ICC_INTID, ICC_PMR_EL1, ICC_SGI1R_EL1, ICH_ELRSR_EL2,
+    ICC_INTID, ICC_PMR_EL1, ICC_SGI1R_EL1, ICH_ELRSR_EL2, ICH_HCR_EL2_TALL1,
 };
 use crate::config::GicConfig;
 use crate::mm::{Ipa, PhysAddr};
@@ -46,8 +46,6 @@ use crate::vgic::sgi::SgiRequest;
 /// The physical SGI the hypervisor uses to kick another CPU into EL2.
 /// Guests never see physical SGIs, so any number is free; 0 it is.
 pub const KICK_SGI: u32 = 0;
-/// The EL1 virtual timer's PPI.
-pub const VTIMER_PPI: u32 = 27;
 /// What ICC_IAR1_EL1 returns when nothing is pending.
 pub const SPURIOUS: u32 = 1023;
 /// ICC_SGI1R_EL1 as a trapped access names it (`trap::sysreg`): a group-1
@@ -58,6 +56,26 @@ const SGI1R_ENCODING: u32 = sysreg(3, 0, 12, 11, 5);
 /// SGI of a partition is group 1: they reach no vCPU, as on such a GIC.
 const ASGI1R_ENCODING: u32 = sysreg(3, 0, 12, 11, 6);
 const SGI0R_ENCODING: u32 = sysreg(3, 0, 12, 11, 7);
+/// The guest's CPU interface registers that [`GicBackend::ack_trap_access`]
+/// knows, as a trapped access names them (Arm IHI 0069, 12.2): what
+/// ICH_HCR_EL2.TALL1 traps, ICC_IAR1_EL1, EOIR1, HPPIR1, BPR1, IGRPEN1 and
+/// AP1R0..3, and the common ones TC would trap (never set: handled the same
+/// way all the same), CTLR, DIR, RPR and PMR.
+const ACK_TRAPPED: [u32; 13] = [
+    sysreg(3, 0, 12, 12, 0), // IAR1
+    sysreg(3, 0, 12, 12, 1), // EOIR1
+    sysreg(3, 0, 12, 12, 2), // HPPIR1
+    sysreg(3, 0, 12, 12, 3), // BPR1
+    sysreg(3, 0, 12, 12, 7), // IGRPEN1
+    sysreg(3, 0, 12, 9, 0),  // AP1R0
+    sysreg(3, 0, 12, 9, 1),  // AP1R1
+    sysreg(3, 0, 12, 9, 2),  // AP1R2
+    sysreg(3, 0, 12, 9, 3),  // AP1R3
+    sysreg(3, 0, 12, 12, 4), // CTLR
+    sysreg(3, 0, 12, 11, 1), // DIR
+    sysreg(3, 0, 12, 11, 3), // RPR
+    sysreg(3, 0, 4, 6, 0),   // PMR
+];
 /// Priority of every interrupt the hypervisor enables (the GIC's highest
 /// non-secure level; all are equal, none preempts another at EL2).
 const PRIORITY: u8 = 0x80;
@@ -180,6 +198,11 @@ fn private_bank(bank: Bank, cpu: usize, intid: u32, on: bool) {
         (Bank::Active, true) => r.isactiver0.set(bit),
         (Bank::Active, false) => r.icactiver0.set(bit),
     }
+}
+
+/// The PPIs forwarded to a vCPU (its EL1 timers), one by one.
+fn forwarded_ppis() -> impl Iterator<Item = u32> {
+    (16..32).filter(|&intid| crate::vgic::state::is_forwarded_ppi(intid))
 }
 
 /// The ICC_SGI1R_EL1 value that sends SGI `intid` to the CPU with
@@ -335,9 +358,9 @@ impl GicBackend for GicV3 {
 
     /// On each CPU: wake its redistributor, set its SGIs and PPIs to group 1 and
     /// disabled, then enable the hypervisor's own: the kick SGI and, when the
-    /// CPU runs a vCPU, the maintenance interrupt and the EL2 timer. (The virtual timer's PPI
-    /// follows the guest's virtual enable: see `private_enable`.) Then
-    /// the EL2 CPU interface.
+    /// CPU runs a vCPU, the maintenance interrupt and the EL2 timer. (The
+    /// EL1 timers' PPIs follow the guest's virtual enables: see
+    /// `private_enable`.) Then the EL2 CPU interface.
     fn init_cpu(cpu: usize, runs_vcpu: bool, maintenance_intid: u32) {
         {
             let mut guard = GIC.lock();
@@ -361,20 +384,16 @@ impl GicBackend for GicV3 {
                 .into_iter()
                 .chain(runs_vcpu.then_some(maintenance_intid))
                 .chain(runs_vcpu.then_some(crate::arch::HYP_TIMER_INTID));
-            [
-                KICK_SGI,
-                VTIMER_PPI,
-                maintenance_intid,
-                crate::arch::HYP_TIMER_INTID,
-            ]
-            .into_iter()
-            .try_for_each(|intid| redist.set_interrupt_priority(id(intid), PRIORITY))
-            .and_then(|()| {
-                enabled
-                    .into_iter()
-                    .try_for_each(|intid| redist.enable_interrupt(id(intid), true))
-            })
-            .unwrap_or_else(|_| panic!("SGI and PPI numbers are valid"));
+            [KICK_SGI, maintenance_intid, crate::arch::HYP_TIMER_INTID]
+                .into_iter()
+                .chain(forwarded_ppis())
+                .try_for_each(|intid| redist.set_interrupt_priority(id(intid), PRIORITY))
+                .and_then(|()| {
+                    enabled
+                        .into_iter()
+                        .try_for_each(|intid| redist.enable_interrupt(id(intid), true))
+                })
+                .unwrap_or_else(|_| panic!("SGI and PPI numbers are valid"));
         }
         // The system register interface (SRE), IRQ and FIQ bypass off (DIB,
         // DFB), and EL1 may use its system registers (ENABLE).
@@ -510,21 +529,34 @@ impl GicBackend for GicV3 {
         private_bank(Bank::Active, cpu, intid, active);
     }
 
-    /// Private interrupt `intid`'s (pending, active) state in CPU `cpu`'s
-    /// redistributor.
-    fn private_state(cpu: usize, intid: u32) -> (bool, bool) {
-        if intid >= 32 {
-            return (false, false);
-        }
-        let (r, bit) = (gicr_sgi_runtime(cpu), 1u32 << intid);
-        (r.ispendr0.get() & bit != 0, r.isactiver0.get() & bit != 0)
+    /// The private interrupts' pending and active bits in CPU `cpu`'s
+    /// redistributor (GICR_ISPENDR0: a level interrupt's reads as its line
+    /// while it is active).
+    fn private_state(cpu: usize) -> (u32, u32) {
+        let r = gicr_sgi_runtime(cpu);
+        (r.ispendr0.get(), r.isactiver0.get())
     }
 
     /// ICH_HCR_EL2: En, and UIE (the underflow maintenance interrupt: raised
-    /// while at most one list register holds an interrupt) when `underflow`.
+    /// while at most one list register holds an interrupt) when `underflow`;
+    /// TALL1 as it was.
     #[inline(always)]
     fn set_underflow(underflow: bool) {
-        ICH_HCR_EL2.write(ICH_HCR_EL2::En::SET + ICH_HCR_EL2::UIE.val(u64::from(underflow)));
+        let tall1 = ICH_HCR_EL2.get() & ICH_HCR_EL2_TALL1;
+        let hcr = ICH_HCR_EL2::En::SET + ICH_HCR_EL2::UIE.val(u64::from(underflow));
+        ICH_HCR_EL2.set(hcr.value | tall1);
+    }
+
+    /// ICH_HCR_EL2.TALL1: the guest's group-1 CPU interface accesses trap.
+    fn set_ack_trap(on: bool) {
+        let hcr = ICH_HCR_EL2.get() & !ICH_HCR_EL2_TALL1;
+        ICH_HCR_EL2.set(hcr | if on { ICH_HCR_EL2_TALL1 } else { 0 });
+    }
+
+    /// What TALL1 traps, and the other registers of the guest's CPU
+    /// interface ([`ACK_TRAPPED`]).
+    fn ack_trap_access(access: &SysRegAccess) -> bool {
+        ACK_TRAPPED.contains(&access.reg)
     }
 
     /// The virtual CPU interface as a powered-on PE finds it: no list register

@@ -118,12 +118,23 @@ pub trait GicBackend {
     fn private_enable(cpu: usize, intid: u32, enabled: bool);
     fn private_set_pending(cpu: usize, intid: u32, pending: bool);
     fn private_set_active(cpu: usize, intid: u32, active: bool);
-    fn private_state(cpu: usize, intid: u32) -> (bool, bool);
+    /// The (pending, active) bits of every private interrupt of physical
+    /// CPU `cpu` (bit n: INTID n), one read of each register.
+    fn private_state(cpu: usize) -> (u32, u32);
 
     /// This CPU's list registers.
     fn list_registers() -> Self::ListRegisters;
     /// Requests (or stops) the underflow maintenance interrupt.
     fn set_underflow(underflow: bool);
+    /// Makes the guest's next acknowledge (and any other access to its
+    /// group-1 CPU interface registers) trap to EL2, or stops that; kept
+    /// by [`GicBackend::set_underflow`], cleared by a reset of the virtual
+    /// interface.
+    fn set_ack_trap(on: bool);
+    /// Whether a trapped system-register access is one that
+    /// [`GicBackend::set_ack_trap`] traps: the guest re-executes it once
+    /// the hypervisor has looked at its list registers.
+    fn ack_trap_access(access: &SysRegAccess) -> bool;
     /// The virtual CPU interface as a powered-on PE finds it (every vCPU entry).
     fn reset_virtual_interface();
     /// The virtual CPU interface off and empty (a stopped vCPU).

@@ -9,7 +9,8 @@
  * numbered ones stay within a few lines.
  *
  * Constants (global_asm! operands): the per-CPU block's offsets (FC_*),
- * the PrivateIrqs and Spi offsets (PI_*, SPI_*), the control page's mask
+ * the PrivateIrqs and Spi offsets (PI_*, SPI_*; SPI_EDGE_BIT: `Spi::edge`
+ * in the word at SPI_ENABLED), SPSR_I_BIT, ICH_HCR_EN_TALL1, the control page's mask
  * word offset (CP_MASK), the counter offsets (CNT_*), VTIMER,
  * KICK_DRAINED, the list-register, DRAIN_ALL, GICD_CTLR and ICC_SGI1R_EL1
  * values and bits the Rust definitions give (LR_*, DRAIN_ALL_BIT,
@@ -120,26 +121,28 @@ lower_irq:
 
 .Lirq_not_timer:
     cbz     w0, .Lirq_kick
-    /* An SPI: the partition's own passthrough interrupt? Forward it with
-     * the HW bit, like the timer. */
-    cmp     w0, #32
-    b.lo    .Lirq_to_rust
-    cmp     w0, #1020
-    b.hs    .Lirq_to_rust                       /* special INTIDs: Rust */
-    ldr     x2, [x1, #{FC_SPI_COUNT}]
-    cbz     x2, .Lirq_to_rust
+    /* The partition's own passthrough SPI? Forward it with the HW bit, like
+     * the timer. The table of (INTID, &Spi) ends with INTID 0, which w0 is
+     * not here: anything else (a PPI, a special INTID) goes to Rust. */
     add     x3, x1, #{FC_SPIS}
-11: ldr     x4, [x3], #8                        /* &Spi */
-    ldr     w5, [x4, #{SPI_INTID}]
+11: ldp     x5, x4, [x3], #16                   /* INTID, &Spi */
     cmp     w5, w0
     b.eq    12f
-    subs    x2, x2, #1
-    b.ne    11b
+    cbnz    w5, 11b
     b       .Lirq_to_rust                       /* not the partition's: Rust */
 12: FAST_DELIVERY_OK .Lirq_to_rust
-    ldrb    w2, [x4, #{SPI_ENABLED}]
-    cbz     w2, .Lirq_to_rust                   /* disabled (a race): Rust decides */
-    ldrb    w3, [x4, #{SPI_PRIORITY}]
+    ldr     w2, [x4, #{SPI_ENABLED}]            /* enabled [0], edge [24] */
+    tbz     w2, #0, .Lirq_to_rust               /* disabled (a race): Rust decides */
+    /* A level SPI listed while the guest masks IRQs: its line may drop
+     * before the guest acknowledges it, so that acknowledge traps (TALL1;
+     * Rust's `interrupts::ack_trap`). Nothing else is on in ICH_HCR_EL2
+     * here: no underflow with an empty queue. */
+    mrs     x5, spsr_el2
+    tbz     x5, #{SPSR_I_BIT}, 13f
+    tbnz    w2, #{SPI_EDGE_BIT}, 13f
+    mov     x5, #{ICH_HCR_EN_TALL1}
+    msr     ich_hcr_el2, x5
+13: ldrb    w3, [x4, #{SPI_PRIORITY}]
     msr     icc_eoir1_el1, x0                   /* priority drop only (EOImode 1) */
     /* pending (62) | HW (61) | group 1 (60) | priority | pINTID | vINTID */
     orr     x2, x0, x0, lsl #32

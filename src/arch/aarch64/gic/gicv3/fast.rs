@@ -6,7 +6,9 @@
 //! - the virtual timer's physical interrupt: vCPU not masked, nothing
 //!   queued, every list register free: one LR written with the HW bit;
 //! - a physical SPI the partition owns (a passthrough device's): the same
-//!   conditions and the SPI enabled: one LR written with the HW bit;
+//!   conditions and the SPI enabled: one LR written with the HW bit (and,
+//!   for a level one while the guest masks IRQs, ICH_HCR_EL2.TALL1, as
+//!   the Rust path's `after` sets it);
 //! - the kick SGI: the same conditions and exactly one deliverable SGI
 //!   pending in the model: taken and written to a list register;
 //! - a guest's ICC_SGI1R_EL1 write with plain affinity-0 targets, all other
@@ -51,10 +53,9 @@ pub struct FastBlock {
     pub(in crate::arch) sibling_pending: [AtomicU64; MAX_VCPUS],
     /// The ICC_SGI1R_EL1 value that kicks each vCPU's CPU.
     pub(in crate::arch) kick: [AtomicU64; MAX_VCPUS],
-    /// How many of `spis` are the partition's SPIs.
-    pub(in crate::arch) spi_count: AtomicU64,
-    /// &Spi of each SPI the partition owns that is forwarded from hardware.
-    pub(in crate::arch) spis: [AtomicU64; state::MAX_SPIS],
+    /// (INTID, &Spi) of each SPI the partition owns that is forwarded
+    /// from hardware, then INTID 0 (the end).
+    pub(in crate::arch) spis: [[AtomicU64; 2]; state::MAX_SPIS + 1],
 }
 
 impl FastBlock {
@@ -71,8 +72,7 @@ impl FastBlock {
             vcpus: AtomicU64::new(0),
             sibling_pending: [const { AtomicU64::new(0) }; MAX_VCPUS],
             kick: [const { AtomicU64::new(0) }; MAX_VCPUS],
-            spi_count: AtomicU64::new(0),
-            spis: [const { AtomicU64::new(0) }; state::MAX_SPIS],
+            spis: [const { [const { AtomicU64::new(0) }; 2] }; state::MAX_SPIS + 1],
         }
     }
 }
@@ -105,20 +105,31 @@ pub(super) fn fill(f: &FastBlock, fill: &FastFill<'_>) {
     // Only SPIs with a physical counterpart: a purely virtual one (the
     // emulated PL011's) shares its INTID with a physical interrupt that is
     // not the partition's, which must never be forwarded.
-    let mut count = 0;
-    for (slot, spi) in f.spis.iter().zip(
-        fill.spis
-            .iter()
-            .filter(|s| s.forwarded.load(Ordering::Relaxed)),
-    ) {
-        set(slot, spi as *const _ as u64);
-        count += 1;
+    let mut forwarded = fill
+        .spis
+        .iter()
+        .filter(|s| s.forwarded.load(Ordering::Relaxed));
+    // At most MAX_SPIS of them: the last slot stays the end.
+    for [intid, spi] in &f.spis {
+        let (i, s) = forwarded
+            .next()
+            .map_or((0, 0), |s| (u64::from(s.intid), s as *const _ as u64));
+        set(intid, i);
+        set(spi, s);
     }
-    set(&f.spi_count, count);
     // Last: a non-zero page turns the fast paths on.
     f.page
         .store(fill.control as *const _ as u64, Ordering::Release);
 }
+
+/// `Spi::edge` as a bit of the word the SPI fast path loads at
+/// `SPI_ENABLED` (`enabled` its byte 0, little-endian).
+pub(in crate::arch) const SPI_EDGE_BIT: usize = (state::SPI_EDGE - state::SPI_ENABLED) * 8;
+const _: () = assert!(state::SPI_ENABLED.is_multiple_of(4) && SPI_EDGE_BIT < 32);
+
+/// ICH_HCR_EL2 with En and TALL1: what the SPI fast path writes (it runs
+/// only with an empty queue, so without the underflow interrupt).
+pub(in crate::arch) const ICH_HCR_EN_TALL1: u64 = 1 | crate::arch::sysreg::ICH_HCR_EL2_TALL1;
 
 /// Offsets the assembly uses into other structures.
 pub(in crate::arch) const COUNTER_IRQ: usize = Counter::Irq as usize * 8;
