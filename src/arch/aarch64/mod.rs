@@ -327,29 +327,24 @@ pub fn enter_guest(start: &GuestStart, stack_top: u64) -> ! {
     unsafe { vcpu_enter(start.x0, stack_top) }
 }
 
-/// Zeroes `[start, start + len)` where it is not zero already: each
-/// `dc zva` block inside it is read first and zeroed (one `dc zva`, where
-/// the CPU permits it) only if it holds anything; the bytes either side of
-/// the whole blocks are stored. Reading costs about what writing does on a
-/// board, and a memory that is mostly zero already (fresh at power-on
-/// under an emulator, whose host then need not back untouched guest memory
-/// with pages of its own; a partition's restart, where most of the old
-/// guest's memory was never written) is mostly only read. What is read or
-/// written stays in the data cache: see [`clean_for_guest`].
+/// Zeroes `[start, start + len)` where it is not zero already, a 4 KiB
+/// page at a time (with `dc zva` where the CPU permits it, else stores):
+/// a page whose first 64 bytes hold anything is zeroed at once, unread
+/// (memory at power-on holds noise: it costs about what zeroing does);
+/// one that starts with zeroes is read on and zeroed only if something
+/// follows (memory that is zero already, as an emulator's is at start,
+/// whose host then need not back untouched guest memory with pages of its
+/// own, is only read). The bytes either side of the whole pages are
+/// stored. What is read or written stays in the data cache: see
+/// [`clean_for_guest`].
 ///
 /// # Safety
 /// The range is memory the hypervisor maps as Normal and nothing else uses
 /// while it is zeroed.
 pub unsafe fn zero(start: u64, len: u64) {
-    let dczid = DCZID_EL0.extract();
-    let zva = !dczid.is_set(DCZID_EL0::DZP);
-    let block = 4u64 << dczid.read(DCZID_EL0::BS);
-    // What is read, and zeroed if it holds anything, at a time: whole
-    // `dc zva` blocks, at least 64 bytes (both powers of two).
-    let unit = block.max(64);
+    const PAGE: u64 = 4096;
     let end = start + len;
-    // The whole units inside the range; bytes either side are stored.
-    let (first, last) = (start.next_multiple_of(unit), end & !(unit - 1));
+    let (first, last) = (start.next_multiple_of(PAGE), end & !(PAGE - 1));
     if first >= last {
         // SAFETY: the caller's contract.
         unsafe { core::ptr::write_bytes(start as *mut u8, 0, len as usize) };
@@ -360,32 +355,48 @@ pub unsafe fn zero(start: u64, len: u64) {
         core::ptr::write_bytes(start as *mut u8, 0, (first - start) as usize);
         core::ptr::write_bytes(last as *mut u8, 0, (end - last) as usize);
     }
-    let mut at = first;
-    while at < last {
-        // Read 64 bytes at a time: four load pairs, unrolled.
-        let mut held = 0;
-        let mut chunk = at;
-        while chunk < at + unit {
-            // SAFETY: the caller's contract: 64 aligned bytes inside the
-            // range, readable as u64s.
-            let words = unsafe { core::ptr::read(chunk as *const [u64; 8]) };
-            held |= words[0] | words[1] | words[2] | words[3];
-            held |= words[4] | words[5] | words[6] | words[7];
-            chunk += 64;
-        }
-        if held != 0 && zva {
-            let mut z = at;
-            while z < at + unit {
-                // SAFETY: the caller's contract; one block inside the range.
-                unsafe { asm!("dc zva, {}", in(reg) z, options(nostack, preserves_flags)) };
-                z += block;
+    let dczid = DCZID_EL0.extract();
+    // A `dc zva` block: 4 << BS bytes, at most 2 KiB, so a page holds whole ones.
+    let block = (!dczid.is_set(DCZID_EL0::DZP)).then(|| 4u64 << dczid.read(DCZID_EL0::BS));
+    let mut page = first;
+    while page < last {
+        // SAFETY: the caller's contract: a whole page inside the range.
+        if unsafe { page_holds_anything(page) } {
+            match block {
+                Some(block) => {
+                    let mut at = page;
+                    while at < page + PAGE {
+                        // SAFETY: the caller's contract; a block inside the page.
+                        unsafe {
+                            asm!("dc zva, {}", in(reg) at, options(nostack, preserves_flags))
+                        };
+                        at += block;
+                    }
+                }
+                // SAFETY: as above.
+                None => unsafe { core::ptr::write_bytes(page as *mut u8, 0, PAGE as usize) },
             }
-        } else if held != 0 {
-            // SAFETY: as above.
-            unsafe { core::ptr::write_bytes(at as *mut u8, 0, unit as usize) };
         }
-        at += unit;
+        page += PAGE;
     }
+}
+
+/// Whether the 4 KiB page at `page` holds a non-zero byte, its first 64
+/// bytes read first, then the rest 64 bytes (four load pairs) at a time.
+///
+/// # Safety
+/// `page` is a 4 KiB-aligned page of readable Normal memory.
+unsafe fn page_holds_anything(page: u64) -> bool {
+    let mut chunk = page;
+    while chunk < page + 4096 {
+        // SAFETY: the caller's contract: 64 aligned bytes inside the page.
+        let w = unsafe { core::ptr::read(chunk as *const [u64; 8]) };
+        if (w[0] | w[1] | w[2] | w[3]) | (w[4] | w[5] | w[6] | w[7]) != 0 {
+            return true;
+        }
+        chunk += 64;
+    }
+    false
 }
 
 /// Cleans `[start, start + len)` from the data cache to the point of
