@@ -4,14 +4,14 @@
 
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::arch;
 use crate::arch::gic::{Gic, GicBackend};
 use crate::config::{BoardConfig, Config, PartitionConfig};
 use crate::console::input::Port;
+use crate::mm::PhysAddr;
 use crate::mm::pagetable::{MapError, MemKind, PageTable, Stage2, Table, TableAlloc};
-use crate::mm::{Ipa, PhysAddr};
 use crate::partition::{MAX_VCPUS, PartitionState};
 use crate::vgic::gate::Stats;
 use crate::vgic::sgi::AffinityMap;
@@ -66,6 +66,8 @@ pub struct Partition {
     pub counters: [Counters; MAX_VCPUS],
     /// Its control page (hypervisor memory the guest also writes: untrusted).
     pub control: &'static ControlPage,
+    /// Loading its memory, at boot and at each restart.
+    pub(super) load: Load,
     /// Where the control page is (to clear it for a restart).
     control_at: PhysAddr,
     /// Each vCPU's deferral statistics (deferred, max wait, max window), as
@@ -188,52 +190,114 @@ fn new_control_page() -> Option<&'static ControlPage> {
     Some(page)
 }
 
-/// The physical address of `ipa` in `p`, if it is in its RAM.
-fn ipa_to_phys(p: &PartitionConfig, ipa: Ipa) -> Option<PhysAddr> {
-    p.memory.iter().find_map(|r| r.phys_of(ipa))
+/// The loading of a partition's memory, shared by its CPUs: vCPU 0's CPU
+/// starts it ([`Load::start`]) and works at it; each sibling that waits
+/// in EL2 for CPU_ON (at boot, and all of them in a restart) takes chunks
+/// too ([`Load::help`]); vCPU 0 waits until every chunk is done, only for
+/// its own partition's CPUs, each of which finishes the chunk it took.
+pub struct Load {
+    /// Whether a load is under way.
+    active: AtomicBool,
+    /// The next chunk to take, and how many are done.
+    next: AtomicUsize,
+    done: AtomicUsize,
 }
 
-/// Copies `bytes` to guest address `ipa` of `p`.
-///
-/// # Safety
-/// None of `p`'s vCPUs runs.
-unsafe fn load(p: &PartitionConfig, ipa: Ipa, bytes: &[u8]) {
-    let phys = ipa_to_phys(p, ipa).expect("the configuration check placed blobs in RAM");
-    // SAFETY: the configuration check guarantees the blob lies inside one of
-    // the partition's regions, which are RAM outside the hypervisor, mapped
-    // at EL2 by identity; none of its vCPUs runs (the caller's contract).
-    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), phys.0 as *mut u8, bytes.len()) };
-}
-
-/// Fills partition `p`'s RAM as it starts: its images (kernel, initrd,
-/// device tree) copied from the hypervisor's image, where the build
-/// embedded them, and zeroes everywhere else, so nothing of a previous
-/// occupant (or of its own previous run) survives; then cleaned to the
-/// point of coherency for a guest that starts with its caches off. Each
-/// byte is written once. Runs on the partition's own CPU (vCPU 0's), at
-/// boot and at every restart: partitions load in parallel, and a restart
-/// costs only the partition that restarts.
-///
-/// # Safety
-/// None of `p`'s vCPUs runs.
-pub(super) unsafe fn load_memory(p: &PartitionConfig) {
-    let blobs = [Some(p.image), p.initrd, p.device_tree];
-    let covered = blobs.map(|b| b.map_or((0, 0), |b| (b.ipa.0, b.bytes.len() as u64)));
-    for r in p.memory {
-        for (ipa, len) in crate::mm::uncovered(r.ipa.0, r.size, &covered) {
-            // SAFETY: a part of the partition's own RAM (outside the
-            // hypervisor, mapped Normal at EL2 by identity); none of its
-            // vCPUs runs (the caller's contract).
-            unsafe { arch::zero(r.phys.0 + (ipa - r.ipa.0), len) };
+impl Load {
+    pub(super) const fn new() -> Load {
+        Load {
+            active: AtomicBool::new(false),
+            next: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
         }
     }
+
+    /// Begins a load (on vCPU 0's CPU, none of the partition's vCPUs in its
+    /// guest): the partition's CPUs then take its chunks.
+    pub(super) fn start(&self) {
+        self.done.store(0, Ordering::Relaxed);
+        self.next.store(0, Ordering::Relaxed);
+        self.active.store(true, Ordering::Release);
+    }
+
+    /// Whether a load is under way for this CPU to help with.
+    pub(super) fn active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Takes and loads chunks of `p` until none is left.
+    ///
+    /// # Safety
+    /// None of `p`'s vCPUs runs (a load is under way).
+    pub(super) unsafe fn help(&self, p: &PartitionConfig) {
+        loop {
+            let n = self.next.fetch_add(1, Ordering::AcqRel);
+            // SAFETY: the caller's contract.
+            if !unsafe { load_chunk(p, n) } {
+                return;
+            }
+            self.done.fetch_add(1, Ordering::AcqRel);
+            arch::send_event();
+        }
+    }
+
+    /// On vCPU 0's CPU, after its own [`Load::help`]: waits until the
+    /// chunks its siblings took are done, then ends the load.
+    pub(super) fn finish(&self, p: &PartitionConfig) {
+        let chunks = (0..)
+            .take_while(|&n| crate::mm::load_chunk(p.memory.iter().map(|r| r.size), n).is_some())
+            .count();
+        while self.done.load(Ordering::Acquire) < chunks {
+            arch::wait_for_event();
+        }
+        self.active.store(false, Ordering::Release);
+        arch::invalidate_instructions();
+    }
+}
+
+/// Loads chunk `n` of partition `p`'s RAM ([`crate::mm::load_chunk`]) as
+/// the partition starts: its part of the images (kernel, initrd, device
+/// tree) copied from the hypervisor's image, where the build embedded
+/// them, zeroes everywhere else, so nothing of a previous occupant (or of
+/// its own previous run) survives; then cleaned to the point of coherency
+/// for a guest that starts with its caches off. Each byte is written once
+/// (and where it is zero already, not at all: [`arch::zero`]). False past
+/// the last chunk.
+///
+/// # Safety
+/// None of `p`'s vCPUs runs.
+unsafe fn load_chunk(p: &PartitionConfig, n: usize) -> bool {
+    let Some((i, offset, len)) = crate::mm::load_chunk(p.memory.iter().map(|r| r.size), n) else {
+        return false;
+    };
+    let r = &p.memory[i];
+    let (ipa, phys) = (r.ipa.0 + offset, r.phys.0 + offset);
+    let blobs = [Some(p.image), p.initrd, p.device_tree];
+    let covered = blobs.map(|b| b.map_or((0, 0), |b| (b.ipa.0, b.bytes.len() as u64)));
+    for (at, gap) in crate::mm::uncovered(ipa, len, &covered) {
+        // SAFETY: a part of the partition's own RAM (outside the
+        // hypervisor, mapped Normal at EL2 by identity); none of its vCPUs
+        // runs (the caller's contract).
+        unsafe { arch::zero(phys + (at - ipa), gap) };
+    }
     for blob in blobs.into_iter().flatten() {
-        // SAFETY: the caller's contract.
-        unsafe { load(p, blob.ipa, blob.bytes) };
+        let from = blob.ipa.0.max(ipa);
+        let to = (blob.ipa.0 + blob.bytes.len() as u64).min(ipa + len);
+        if from < to {
+            let bytes = &blob.bytes[(from - blob.ipa.0) as usize..(to - blob.ipa.0) as usize];
+            // SAFETY: as above: the part of the blob inside this chunk of
+            // the region, which the configuration check placed in RAM.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    bytes.as_ptr(),
+                    (phys + (from - ipa)) as *mut u8,
+                    bytes.len(),
+                )
+            };
+        }
     }
-    for r in p.memory {
-        arch::clean_for_guest(r.phys.0, r.size);
-    }
+    arch::clean_data(phys, len);
+    true
 }
 
 impl Runtime {
@@ -321,6 +385,7 @@ impl Runtime {
                 counters: [const { [const { AtomicU64::new(0) }; COUNTER_SLOTS] }; MAX_VCPUS],
                 control,
                 control_at: page,
+                load: Load::new(),
                 defer_stats: [const { [const { AtomicU64::new(0) }; 3] }; MAX_VCPUS],
                 unbacked_reported: core::sync::atomic::AtomicBool::new(false),
                 cntvoff: arch::physical_counter(),

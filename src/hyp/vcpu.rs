@@ -31,14 +31,27 @@ impl Runtime {
     pub fn run_vcpu(&self, p: usize, v: usize) -> ! {
         let part = &self.partitions[p];
         if v == 0 {
-            // SAFETY: no vCPU of the partition runs yet: the others wait
-            // for a CPU_ON that only this one can give.
-            unsafe { super::runtime::load_memory(part.config) };
+            self.load(part);
             part.state.vcpus[0].set_power(Power::On);
             let x0 = part.config.device_tree.map_or(0, |dt| dt.ipa.0);
             self.enter(p, v, part.config.entry.0, x0)
         }
         self.wait_for_cpu_on(p, v)
+    }
+
+    /// Loads partition `part`'s memory (on vCPU 0's CPU, before it starts
+    /// at boot or after a restart), its siblings' CPUs helping: each that
+    /// waits in EL2 for CPU_ON is kicked and takes chunks of it
+    /// (`runtime::Load`).
+    fn load(&self, part: &Partition) {
+        part.load.start();
+        for t in 1..part.config.cpus.len() {
+            self.kick(part, t);
+        }
+        // SAFETY: no vCPU of the partition runs: the others wait for a
+        // CPU_ON that only this one can give.
+        unsafe { part.load.help(part.config) };
+        part.load.finish(part.config);
     }
 
     /// Waits in EL2 until the partition powers this vCPU on, asleep in
@@ -58,6 +71,11 @@ impl Runtime {
         let part = &self.partitions[p];
         let vcpus = part.config.cpus.len();
         loop {
+            if part.load.active() {
+                // SAFETY: a load is under way: vCPU 0 loads the partition,
+                // none of whose vCPUs runs.
+                unsafe { part.load.help(part.config) };
+            }
             match part.state.phase() {
                 Phase::Stopped => park(),
                 Phase::Restarting => {

@@ -46,9 +46,46 @@ pub fn uncovered(base: u64, size: u64, covered: &[(u64, u64)]) -> impl Iterator<
 /// Most ranges [`uncovered`] takes: a partition's image, initrd and device tree.
 pub const MAX_COVERED: usize = 4;
 
+/// Bytes of a partition's memory that one CPU loads at a time: a
+/// partition's CPUs share the loading of its memory by these chunks.
+pub const LOAD_CHUNK: u64 = 2 << 20;
+
+/// Chunk `n` of memory regions of `sizes` (in order, each split into
+/// [`LOAD_CHUNK`] pieces, its last one shorter): (region index, offset in
+/// it, length), or `None` past the last one.
+pub fn load_chunk(sizes: impl IntoIterator<Item = u64>, mut n: usize) -> Option<(usize, u64, u64)> {
+    for (region, size) in sizes.into_iter().enumerate() {
+        let count = size.div_ceil(LOAD_CHUNK) as usize;
+        if n < count {
+            let offset = n as u64 * LOAD_CHUNK;
+            return Some((region, offset, (size - offset).min(LOAD_CHUNK)));
+        }
+        n -= count;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
-    use super::uncovered;
+    use super::{LOAD_CHUNK, load_chunk, uncovered};
+
+    #[test]
+    fn load_chunks_cover_every_region_once_in_order() {
+        let sizes = [3 * LOAD_CHUNK + 4096, LOAD_CHUNK, 4096];
+        let chunks: Vec<_> = (0..).map_while(|n| load_chunk(sizes, n)).collect();
+        assert_eq!(
+            chunks,
+            [
+                (0, 0, LOAD_CHUNK),
+                (0, LOAD_CHUNK, LOAD_CHUNK),
+                (0, 2 * LOAD_CHUNK, LOAD_CHUNK),
+                (0, 3 * LOAD_CHUNK, 4096),
+                (1, 0, LOAD_CHUNK),
+                (2, 0, 4096),
+            ]
+        );
+        assert_eq!(load_chunk([], 0), None);
+    }
 
     fn gaps(base: u64, size: u64, covered: &[(u64, u64)]) -> Vec<(u64, u64)> {
         uncovered(base, size, covered).collect()

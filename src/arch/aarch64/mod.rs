@@ -403,6 +403,15 @@ unsafe fn page_holds_anything(page: u64) -> bool {
 /// coherency, so a guest that starts with its MMU (and caches) off sees
 /// what the hypervisor wrote, then invalidates the instruction cache.
 pub fn clean_for_guest(start: u64, len: u64) {
+    clean_data(start, len);
+    invalidate_instructions();
+}
+
+/// Cleans `[start, start + len)` from the data cache to the point of
+/// coherency (then a `dsb ish`): see [`clean_for_guest`], whose
+/// instruction-cache invalidate a caller that cleans in pieces does once
+/// ([`invalidate_instructions`]).
+pub fn clean_data(start: u64, len: u64) {
     let line = 4u64 << CTR_EL0.read(CTR_EL0::DminLine);
     let mut at = start & !(line - 1);
     while at < start + len {
@@ -410,6 +419,13 @@ pub fn clean_for_guest(start: u64, len: u64) {
         unsafe { asm!("dc cvac, {}", in(reg) at, options(nostack, preserves_flags)) };
         at += line;
     }
+    // SAFETY: a barrier.
+    unsafe { asm!("dsb ish", options(nostack, preserves_flags)) };
+}
+
+/// Invalidates every instruction cache of the inner shareable domain, after
+/// code was written (and cleaned, [`clean_data`]) for a guest.
+pub fn invalidate_instructions() {
     // SAFETY: barriers and an instruction-cache invalidate.
     unsafe {
         asm!(
