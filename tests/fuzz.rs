@@ -2568,6 +2568,9 @@ fn check_sgi(c: &SgiCase) -> u64 {
     );
     match req.target {
         SgiTarget::AllButSelf => assert_eq!(bits(v, 40, 40), 1),
+        SgiTarget::SelfOnly | SgiTarget::Interfaces(_) => {
+            panic!("only GICD_SGIR names targets so: {req:?}")
+        }
         SgiTarget::List {
             aff3,
             aff2,

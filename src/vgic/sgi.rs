@@ -1,6 +1,7 @@
-//! Inter-vCPU interrupts: a guest's write of ICC_SGI1R_EL1, decoded and
-//! routed to the vCPUs of the sender's partition (GICv3 architecture,
-//! Arm IHI 0069, ICC_SGI1R_EL1).
+//! Inter-vCPU interrupts: a guest's write of ICC_SGI1R_EL1 (GICv3, Arm IHI
+//! 0069) or of GICD_SGIR (GICv2, Arm IHI 0048B), decoded and routed by one
+//! policy to the vCPUs of the sender's partition, targets outside it
+//! refused and counted.
 
 use crate::partition::MAX_VCPUS;
 
@@ -14,8 +15,15 @@ pub struct SgiRequest {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SgiTarget {
-    /// IRM = 1: every vCPU of the partition but the sender.
+    /// IRM = 1 (GICv3), TargetListFilter 0b01 (GICv2): every vCPU of the
+    /// partition but the sender.
     AllButSelf,
+    /// GICv2's TargetListFilter 0b10: the sender only.
+    SelfOnly,
+    /// GICv2's TargetListFilter 0b00: bit n of CPUTargetList names CPU
+    /// interface n, vCPU n of the partition (its virtual distributor
+    /// numbers them so). TargetListFilter 0b11, reserved, names nobody.
+    Interfaces(u8),
     /// IRM = 0: the CPUs Aff3.Aff2.Aff1.<rs * 16 + n> for each bit n of `list`.
     List {
         aff3: u8,
@@ -51,7 +59,34 @@ pub mod field {
     pub const AFF3_SHIFT: u32 = 48;
 }
 
+/// The fields of GICD_SGIR (Arm IHI 0048B, 4.3.15), masks in place.
+pub mod sgir {
+    /// SGIINTID, bits 3:0.
+    pub const INTID: u32 = 0xf;
+    /// NSATT, bit 15: which group a Secure write raises. A partition's
+    /// GIC has no Security Extensions, so the bit is ignored: every SGI of
+    /// a partition is in the one group its interrupts have.
+    pub const NSATT: u32 = 1 << 15;
+    /// CPUTargetList, bits 23:16.
+    pub const TARGET_LIST_SHIFT: u32 = 16;
+    /// TargetListFilter, bits 25:24.
+    pub const FILTER_SHIFT: u32 = 24;
+}
+
 impl SgiRequest {
+    /// Decodes a GICD_SGIR write; reserved bits and NSATT are ignored.
+    pub const fn decode_sgir(value: u32) -> SgiRequest {
+        let intid = value & sgir::INTID;
+        let list = (value >> sgir::TARGET_LIST_SHIFT) as u8;
+        let target = match (value >> sgir::FILTER_SHIFT) & 3 {
+            0 => SgiTarget::Interfaces(list),
+            1 => SgiTarget::AllButSelf,
+            2 => SgiTarget::SelfOnly,
+            _ => SgiTarget::Interfaces(0),
+        };
+        SgiRequest { intid, target }
+    }
+
     /// Decodes every field; bits the architecture reserves are ignored.
     #[inline(always)]
     pub const fn decode(value: u64) -> SgiRequest {
@@ -122,6 +157,17 @@ impl AffinityMap {
                 vcpus: self.all() & !(1 << sender),
                 refused: 0,
             },
+            SgiTarget::SelfOnly => Routing {
+                vcpus: 1 << sender,
+                refused: 0,
+            },
+            SgiTarget::Interfaces(list) => {
+                let list = u32::from(list);
+                Routing {
+                    vcpus: list & self.all(),
+                    refused: (list & !self.all()).count_ones(),
+                }
+            }
             SgiTarget::List {
                 aff3: 0,
                 aff2: 0,
@@ -169,6 +215,46 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// GICD_SGIR: every filter, the target list, INTID, and NSATT and the
+    /// reserved bits ignored; CPU interfaces the partition does not have
+    /// are refused and counted, as GICv3 targets outside it are.
+    #[test]
+    fn a_gicd_sgir_write_is_decoded_and_routed_by_the_same_policy() {
+        let map = AffinityMap::new(&[0, 1, 2]);
+        // Every reserved bit set, and NSATT; TargetListFilter (25:24) 0b00.
+        let req = SgiRequest::decode_sgir(0x00a5_0007 | sgir::NSATT | 0xfc00_7ff0);
+        assert_eq!(req.intid, 7);
+        assert_eq!(req.target, SgiTarget::Interfaces(0xa5));
+        assert_eq!(
+            map.route(&req, 0),
+            Routing {
+                vcpus: 0b101,
+                refused: 2
+            },
+            "interfaces 0 and 2 are vCPUs; 5 and 7 are not"
+        );
+        let filter = |f: u32| SgiRequest::decode_sgir(f << 24 | 0xff_0003);
+        assert_eq!(filter(1).target, SgiTarget::AllButSelf);
+        assert_eq!(
+            map.route(&filter(1), 1),
+            Routing {
+                vcpus: 0b101,
+                refused: 0
+            }
+        );
+        assert_eq!(filter(2).target, SgiTarget::SelfOnly);
+        assert_eq!(
+            map.route(&filter(2), 2),
+            Routing {
+                vcpus: 0b100,
+                refused: 0
+            }
+        );
+        assert_eq!(filter(3).target, SgiTarget::Interfaces(0));
+        assert_eq!(map.route(&filter(3), 0), Routing::default());
+        assert_eq!(filter(3).intid, 3);
+    }
+
     /// The reference: ICC_SGI1R_EL1's fields straight from the register
     /// diagram, one bit range at a time.
     fn field(value: u64, hi: u32, lo: u32) -> u64 {
@@ -213,6 +299,9 @@ mod tests {
             prop_assert_eq!(u64::from(req.intid), field(value, 27, 24));
             match req.target {
                 SgiTarget::AllButSelf => prop_assert_eq!(field(value, 40, 40), 1),
+                SgiTarget::SelfOnly | SgiTarget::Interfaces(_) => {
+                    prop_assert!(false, "only GICD_SGIR names targets so: {:?}", req);
+                }
                 SgiTarget::List { aff3, aff2, aff1, rs, list } => {
                     prop_assert_eq!(field(value, 40, 40), 0);
                     prop_assert_eq!(u64::from(aff3), field(value, 55, 48));
@@ -222,6 +311,30 @@ mod tests {
                     prop_assert_eq!(u64::from(list), field(value, 15, 0));
                 }
             }
+        }
+
+        /// GICD_SGIR against its register diagram: SGIINTID 3:0,
+        /// CPUTargetList 23:16, TargetListFilter 25:24; every CPU interface
+        /// named is a vCPU of the partition or refused.
+        #[test]
+        fn gicd_sgir_routes_as_its_register_diagram_says(
+            value: u32, count in 1usize..=8, sender in 0usize..8,
+        ) {
+            let sender = sender % count;
+            let v = u64::from(value);
+            let req = SgiRequest::decode_sgir(value);
+            prop_assert_eq!(u64::from(req.intid), field(v, 3, 0));
+            let vmpidrs: Vec<u64> = (0..count as u64).collect();
+            let routing = AffinityMap::new(&vmpidrs).route(&req, sender);
+            let all = (1u32 << count) - 1;
+            let list = field(v, 23, 16) as u32;
+            let (vcpus, refused) = match field(v, 25, 24) {
+                0 => (list & all, (list & !all).count_ones()),
+                1 => (all & !(1 << sender), 0),
+                2 => (1 << sender, 0),
+                _ => (0, 0),
+            };
+            prop_assert_eq!(routing, Routing { vcpus, refused });
         }
 
         #[test]
