@@ -221,38 +221,25 @@ mod tests {
     #[test]
     fn a_gicd_sgir_write_is_decoded_and_routed_by_the_same_policy() {
         let map = AffinityMap::new(&[0, 1, 2]);
+        let route = |req: &SgiRequest, sender| {
+            let r = map.route(req, sender);
+            (r.vcpus, r.refused)
+        };
         // Every reserved bit set, and NSATT; TargetListFilter (25:24) 0b00.
         let req = SgiRequest::decode_sgir(0x00a5_0007 | sgir::NSATT | 0xfc00_7ff0);
-        assert_eq!(req.intid, 7);
-        assert_eq!(req.target, SgiTarget::Interfaces(0xa5));
-        assert_eq!(
-            map.route(&req, 0),
-            Routing {
-                vcpus: 0b101,
-                refused: 2
-            },
-            "interfaces 0 and 2 are vCPUs; 5 and 7 are not"
-        );
-        let filter = |f: u32| SgiRequest::decode_sgir(f << 24 | 0xff_0003);
-        assert_eq!(filter(1).target, SgiTarget::AllButSelf);
-        assert_eq!(
-            map.route(&filter(1), 1),
-            Routing {
-                vcpus: 0b101,
-                refused: 0
-            }
-        );
-        assert_eq!(filter(2).target, SgiTarget::SelfOnly);
-        assert_eq!(
-            map.route(&filter(2), 2),
-            Routing {
-                vcpus: 0b100,
-                refused: 0
-            }
-        );
-        assert_eq!(filter(3).target, SgiTarget::Interfaces(0));
-        assert_eq!(map.route(&filter(3), 0), Routing::default());
-        assert_eq!(filter(3).intid, 3);
+        assert_eq!((req.intid, req.target), (7, SgiTarget::Interfaces(0xa5)));
+        // Interfaces 0 and 2 are vCPUs; 5 and 7 are not.
+        assert_eq!(route(&req, 0), (0b101, 2));
+        // The other filters: all but the sender, the sender, nobody.
+        for (f, target, sender, routed) in [
+            (1, SgiTarget::AllButSelf, 1, 0b101),
+            (2, SgiTarget::SelfOnly, 2, 0b100),
+            (3, SgiTarget::Interfaces(0), 0, 0),
+        ] {
+            let req = SgiRequest::decode_sgir(f << 24 | 0xff_0003);
+            assert_eq!((req.intid, req.target), (3, target));
+            assert_eq!(route(&req, sender), (routed, 0));
+        }
     }
 
     /// The reference: ICC_SGI1R_EL1's fields straight from the register
