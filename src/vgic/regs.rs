@@ -34,6 +34,7 @@ use super::state::FORWARDED_PPIS;
 use super::state::{PRIVATE_OWNED, VgicState};
 
 mod dist;
+mod dist_v2;
 mod redist;
 #[cfg(test)]
 mod tests;
@@ -94,6 +95,10 @@ pub struct Effects {
     /// state cleared, disabled, group 1 off) back out of its list registers
     /// and queue: see the `withdraw_*` fields of `PrivateIrqs`.
     pub withdraw: u32,
+    /// The SGI a GICv2 GICD_SGIR write sends, for the caller to route from
+    /// the writing vCPU (`crate::vgic::sgi`), as a trapped ICC_SGI1R_EL1
+    /// write is on GICv3.
+    pub sgi: Option<crate::vgic::sgi::SgiRequest>,
 }
 
 /// Set and clear requests for the physical state of forwarded interrupts:
@@ -154,6 +159,36 @@ pub fn write(
             redist::write(state, vcpu, reg, window.insert(value))
         }
     };
+    request_withdrawals(state, effects.withdraw);
+    Ok(effects)
+}
+
+/// Reads `size` bytes at `offset` of a virtual GICv2 distributor, as vCPU
+/// `vcpu` sees it (its own registers for INTIDs 0..32): see `dist_v2`.
+pub fn read_gicv2_distributor(
+    state: &VgicState,
+    vcpu: usize,
+    offset: u64,
+    size: u8,
+    live: &dyn Live,
+) -> Result<u64, BadAccess> {
+    check_vcpu(state, vcpu)?;
+    let (reg, window) = decode(offset, size, dist_v2::FRAME_SIZE, dist_v2::decode)?;
+    Ok(window.extract(dist_v2::read(state, vcpu, reg, live)))
+}
+
+/// Writes the low `size` bytes of `value` at `offset` of a virtual GICv2
+/// distributor, as vCPU `vcpu` does.
+pub fn write_gicv2_distributor(
+    state: &VgicState,
+    vcpu: usize,
+    offset: u64,
+    size: u8,
+    value: u64,
+) -> Result<Effects, BadAccess> {
+    check_vcpu(state, vcpu)?;
+    let (reg, window) = decode(offset, size, dist_v2::FRAME_SIZE, dist_v2::decode)?;
+    let effects = dist_v2::write(state, vcpu, reg, window.insert(value));
     request_withdrawals(state, effects.withdraw);
     Ok(effects)
 }

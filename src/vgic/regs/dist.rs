@@ -231,7 +231,7 @@ fn all_spis(state: &VgicState) -> u32 {
 
 /// GICD_TYPER.ITLinesNumber: enough 32-INTID blocks for the highest owned
 /// SPI, so Linux looks at no register beyond the partition's SPIs.
-fn it_lines_number(state: &VgicState) -> u32 {
+pub(super) fn it_lines_number(state: &VgicState) -> u32 {
     owned(state, 32, 1020 - 32)
         .map(|(_, spi)| spi.intid / 32)
         .max()

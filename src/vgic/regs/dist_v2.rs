@@ -1,0 +1,387 @@
+//! The distributor of a partition's virtual GICv2 (Arm IHI 0048B, 4.3,
+//! "Distributor register descriptions"): one 4 KiB frame, for the GICv2
+//! backend of the GIC-400 boards (the Raspberry Pi 4).
+//!
+//! It is a view of the same [`VgicState`] the GICv3 registers show, and
+//! mostly of the same registers:
+//! - for INTIDs 0..32 a GICv2 distributor banks its registers per CPU
+//!   interface: the accessing vCPU's, which are word for word what its
+//!   GICv3 redistributor's SGI_base frame holds at the same offsets
+//!   (ISENABLER0 ... ICACTIVER0, IPRIORITYR0..7, ICFGR0..1), so those go to
+//!   `redist`;
+//! - for SPIs the words are the GICv3 distributor's at the same offsets
+//!   (`dist`);
+//! - GICv2's own: CTLR, TYPER (CPUNumber), ITARGETSR (byte-accessible: a
+//!   CPU interface per vCPU, bit n = vCPU n), SGIR (the SGI a write sends,
+//!   [`Effects::sgi`], decoded by `crate::vgic::sgi` and routed by the same
+//!   policy as ICC_SGI1R_EL1), and PIDR2 (ArchRev 2).
+//!
+//! The partition's GIC has no Security Extensions and its interrupts are
+//! in group 0, the group Linux's GICv2 driver enables (GICD_CTLR and
+//! GICC_CTLR bit 0): IGROUPR reads as zero and ignores writes, CTLR's
+//! EnableGrp0 is the model's one enable. Not yet here: the per-source
+//! pending state of SGIs (SPENDSGIR/CPENDSGIR, and the source CPU an
+//! acknowledge returns), which read as zero and ignore writes for now.
+
+use super::{
+    Effects, IIDR_VALUE, Live, ORDER, Sizes, Write, dist, owned_private, redist, vcpu_bit,
+};
+use crate::vgic::sgi::SgiRequest;
+use crate::vgic::state::{CTLR_ENABLE_GRP1, NO_TARGET, VgicState};
+
+/// The frame: 4 KiB.
+pub(super) const FRAME_SIZE: u64 = 0x1000;
+
+// Offsets (Arm IHI 0048B, Table 4-1).
+const GICD_CTLR: u64 = 0x000;
+const GICD_TYPER: u64 = 0x004;
+const GICD_IIDR: u64 = 0x008;
+const GICD_IGROUPR: u64 = 0x080;
+const GICD_ISENABLER: u64 = 0x100;
+const GICD_IPRIORITYR: u64 = 0x400;
+const GICD_ITARGETSR: u64 = 0x800;
+const GICD_ICFGR: u64 = 0xc00;
+const GICD_SGIR: u64 = 0xf00;
+const GICD_CPENDSGIR: u64 = 0xf10;
+const GICD_SPENDSGIR_END: u64 = 0xf30;
+const GICD_PIDR2: u64 = 0xfe8;
+/// Where a GICv3 redistributor's SGI_base frame starts in its pair: the
+/// offset `redist` decodes GICv2's private words at.
+const SGI_BASE: u64 = 0x1_0000;
+
+/// GICD_CTLR.EnableGrp0 (without Security Extensions).
+const CTLR_ENABLE_GRP0: u32 = 1 << 0;
+/// GICD_TYPER.CPUNumber [7:5]: CPU interfaces - 1.
+const TYPER_CPU_NUMBER_SHIFT: u32 = 5;
+/// GICD_PIDR2: ArchRev [7:4] = 2, with the JEDEC bit as the GICv3 frames.
+const PIDR2_V2_VALUE: u32 = 0x2b;
+
+/// One register of the frame, as [`decode`] finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reg {
+    Ctlr,
+    Typer,
+    Iidr,
+    Pidr2,
+    /// A word for INTIDs 0..32: the accessing vCPU's, as its GICv3
+    /// redistributor holds it.
+    Private(redist::Reg),
+    /// A word for SPIs, as the GICv3 distributor holds it.
+    Shared(dist::Reg),
+    /// ITARGETSR: INTIDs `first..first + 4`, one byte each.
+    Targets {
+        first: u32,
+    },
+    Sgir,
+    /// IGROUPR (every interrupt in group 0), SPENDSGIR/CPENDSGIR (not yet),
+    /// reserved offsets: reads as zero, writes ignored.
+    Razwi,
+}
+
+/// The register at `offset` (< 4 KiB) and the access sizes it takes.
+pub(super) fn decode(offset: u64) -> (Reg, Sizes) {
+    match offset {
+        GICD_CTLR => (Reg::Ctlr, Sizes::WORD),
+        GICD_TYPER => (Reg::Typer, Sizes::WORD),
+        GICD_IIDR => (Reg::Iidr, Sizes::WORD),
+        GICD_PIDR2 => (Reg::Pidr2, Sizes::WORD),
+        GICD_SGIR => (Reg::Sgir, Sizes::WORD),
+        GICD_IGROUPR..GICD_ISENABLER => (Reg::Razwi, Sizes::WORD),
+        GICD_ITARGETSR..GICD_ICFGR => (
+            Reg::Targets {
+                first: (offset - GICD_ITARGETSR) as u32 & !3,
+            },
+            Sizes::BYTE_OR_WORD,
+        ),
+        GICD_CPENDSGIR..GICD_SPENDSGIR_END => (Reg::Razwi, Sizes::BYTE_OR_WORD),
+        _ if is_private(offset) => {
+            let (reg, sizes) = redist::decode(SGI_BASE + offset);
+            (Reg::Private(reg), sizes)
+        }
+        _ => {
+            let (reg, sizes) = dist::decode(offset);
+            (Reg::Shared(reg), sizes)
+        }
+    }
+}
+
+/// Whether `offset` is a word of INTIDs 0..32: the first word of each bit
+/// bank, IPRIORITYR0..7, ICFGR0..1.
+fn is_private(offset: u64) -> bool {
+    let word = offset & !3;
+    (GICD_ISENABLER..GICD_IPRIORITYR).contains(&word) && word.is_multiple_of(0x80)
+        || (GICD_IPRIORITYR..GICD_IPRIORITYR + 32).contains(&word)
+        || word == GICD_ICFGR
+        || word == GICD_ICFGR + 4
+}
+
+/// The value of the whole register `reg`, as vCPU `vcpu` reads it.
+pub(super) fn read(state: &VgicState, vcpu: usize, reg: Reg, live: &dyn Live) -> u64 {
+    let value = match reg {
+        Reg::Ctlr => {
+            let on = state.ctlr.load(ORDER) & CTLR_ENABLE_GRP1 != 0;
+            u32::from(on) * CTLR_ENABLE_GRP0
+        }
+        Reg::Typer => {
+            let interfaces = state.vcpus().clamp(1, 8) as u32;
+            dist::it_lines_number(state) | (interfaces - 1) << TYPER_CPU_NUMBER_SHIFT
+        }
+        Reg::Iidr => IIDR_VALUE,
+        Reg::Pidr2 => PIDR2_V2_VALUE,
+        Reg::Private(reg) => return redist::read(state, vcpu, reg, live),
+        Reg::Shared(reg) => return dist::read(state, reg, live),
+        Reg::Targets { first } => (0..4).fold(0, |bytes, i| {
+            bytes | u32::from(target_byte(state, vcpu, first + i)) << (i * 8)
+        }),
+        Reg::Sgir | Reg::Razwi => 0,
+    };
+    u64::from(value)
+}
+
+/// ITARGETSR's byte for `intid` as vCPU `vcpu` reads it: for an owned
+/// private interrupt its own CPU interface, for an owned SPI the vCPU it is
+/// routed to, otherwise nothing.
+fn target_byte(state: &VgicState, vcpu: usize, intid: u32) -> u8 {
+    if intid < 32 {
+        return if owned_private(intid).is_some() {
+            vcpu_bit(vcpu) as u8
+        } else {
+            0
+        };
+    }
+    state.spi(intid).map_or(0, |spi| {
+        let target = spi.target.load(ORDER);
+        if target == NO_TARGET {
+            0
+        } else {
+            vcpu_bit(usize::from(target)) as u8
+        }
+    })
+}
+
+/// Performs vCPU `vcpu`'s write to `reg`.
+pub(super) fn write(state: &VgicState, vcpu: usize, reg: Reg, write: Write) -> Effects {
+    match reg {
+        Reg::Ctlr => {
+            let enable = write.word() & CTLR_ENABLE_GRP0 != 0;
+            let enables = Write {
+                value: if enable {
+                    u64::from(CTLR_ENABLE_GRP1)
+                } else {
+                    0
+                },
+                mask: u64::from(u32::MAX),
+            };
+            dist::write(state, dist::Reg::Ctlr, enables)
+        }
+        Reg::Private(reg) => redist::write(state, vcpu, reg, write),
+        Reg::Shared(reg) => dist::write(state, reg, write),
+        Reg::Targets { first } => {
+            let mut effects = Effects::default();
+            for i in 0..4 {
+                if let Some(byte) = write.byte(i) {
+                    write_targets(state, first + i, byte, &mut effects);
+                }
+            }
+            effects
+        }
+        Reg::Sgir => Effects {
+            sgi: Some(SgiRequest::decode_sgir(write.word())),
+            ..Effects::default()
+        },
+        Reg::Typer | Reg::Iidr | Reg::Pidr2 | Reg::Razwi => Effects::default(),
+    }
+}
+
+/// ITARGETSR's byte for SPI `intid` (private ones are read-only): the
+/// interrupt goes to the lowest-numbered vCPU the byte names (GICv2's 1-N
+/// model lets one of the named CPU interfaces take it), or to none,
+/// pending until it is routed, when it names none of the partition's.
+fn write_targets(state: &VgicState, intid: u32, byte: u8, effects: &mut Effects) {
+    let Some((i, spi)) = state
+        .spis()
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.intid == intid && intid >= 32)
+    else {
+        return;
+    };
+    let named = u32::from(byte) & ((1u32 << state.vcpus().min(8)) - 1);
+    let target = if named == 0 {
+        NO_TARGET
+    } else {
+        named.trailing_zeros() as u8
+    };
+    let old = spi.target.swap(target, ORDER);
+    if old != target {
+        effects.spis_changed |= 1 << i;
+        if spi.pending.load(ORDER) && target != NO_TARGET {
+            // It waits in `pending` for its target's CPU: now another one.
+            effects.drain |= vcpu_bit(usize::from(target));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vgic::sgi::SgiTarget;
+    use crate::vgic::state::{PRIVATE_OWNED, VTIMER_INTID};
+
+    /// Nothing in any list register.
+    struct NoLive;
+
+    impl Live for NoLive {
+        fn private(&self, _: usize) -> (u32, u32) {
+            (0, 0)
+        }
+        fn spi(&self, _: u32) -> (bool, bool) {
+            (false, false)
+        }
+    }
+
+    fn read32(s: &VgicState, vcpu: usize, offset: u64) -> u32 {
+        let (reg, sizes) = decode(offset);
+        assert_eq!(sizes.base(offset), offset);
+        read(s, vcpu, reg, &NoLive) as u32
+    }
+
+    fn write32(s: &VgicState, vcpu: usize, offset: u64, value: u32) -> Effects {
+        let (reg, _) = decode(offset);
+        write(
+            s,
+            vcpu,
+            reg,
+            Write {
+                value: u64::from(value),
+                mask: u64::from(u32::MAX),
+            },
+        )
+    }
+
+    fn write8(s: &VgicState, vcpu: usize, offset: u64, value: u8) -> Effects {
+        let (reg, sizes) = decode(offset);
+        let shift = (offset - sizes.base(offset)) * 8;
+        write(
+            s,
+            vcpu,
+            reg,
+            Write {
+                value: u64::from(value) << shift,
+                mask: 0xff << shift,
+            },
+        )
+    }
+
+    /// Two vCPUs owning SPIs 33 and 40.
+    fn state() -> VgicState {
+        VgicState::new(&[0, 1], &[33, 40])
+    }
+
+    #[test]
+    fn ctlr_typer_and_ids_are_gicv2s() {
+        let s = state();
+        assert_eq!(read32(&s, 0, GICD_CTLR), 0);
+        let fx = write32(&s, 0, GICD_CTLR, 0xffff_ffff);
+        assert_eq!(read32(&s, 0, GICD_CTLR), 1, "EnableGrp0 only");
+        assert_eq!(fx.drain, 0b11, "enabling lets everything waiting out");
+        assert!(s.group1_enabled(), "the model's one enable");
+        // ITLinesNumber 1 (SPIs up to 63), CPUNumber 1 (two interfaces),
+        // no Security Extensions.
+        assert_eq!(read32(&s, 1, GICD_TYPER), 1 | 1 << 5);
+        assert_eq!(read32(&s, 0, GICD_PIDR2) >> 4 & 0xf, 2, "ArchRev 2");
+        // Group 0 for everything.
+        write32(&s, 0, GICD_IGROUPR + 4, !0);
+        assert_eq!(read32(&s, 0, GICD_IGROUPR), 0);
+        assert_eq!(read32(&s, 0, GICD_IGROUPR + 4), 0);
+        write32(&s, 0, GICD_CTLR, 0);
+        assert!(!s.group1_enabled());
+    }
+
+    /// INTIDs 0..32 are the accessing vCPU's own; SPIs are shared.
+    #[test]
+    fn private_words_are_banked_per_vcpu_and_spis_are_not() {
+        let s = state();
+        write32(&s, 1, GICD_ISENABLER, !0);
+        assert_eq!(read32(&s, 1, GICD_ISENABLER), PRIVATE_OWNED);
+        assert_eq!(read32(&s, 0, GICD_ISENABLER), 0);
+        write32(&s, 0, GICD_IPRIORITYR + 4, 0x4000_0000);
+        assert_eq!(read32(&s, 0, GICD_IPRIORITYR + 4) >> 24, 0x40, "SGI 7");
+        assert_ne!(read32(&s, 1, GICD_IPRIORITYR + 4) >> 24, 0x40);
+        write32(&s, 1, GICD_ISENABLER + 4, !0);
+        assert_eq!(read32(&s, 0, GICD_ISENABLER + 4), 1 << 1 | 1 << 8);
+        write32(&s, 0, GICD_IPRIORITYR + 40, 0x50);
+        assert_eq!(read32(&s, 1, GICD_IPRIORITYR + 40) & 0xff, 0x50, "SPI 40");
+        // The timer's trigger is a PPI's (ICFGR1), SGIs are edge (ICFGR0).
+        assert_eq!(read32(&s, 0, GICD_ICFGR), 0xaaaa_aaaa);
+        let timer = 2 << ((VTIMER_INTID - 16) * 2);
+        write32(&s, 0, GICD_ICFGR + 4, timer);
+        assert_eq!(read32(&s, 0, GICD_ICFGR + 4) & timer, timer);
+    }
+
+    #[test]
+    fn itargetsr_is_a_cpu_interface_per_vcpu_and_byte_accessible() {
+        let s = state();
+        // Private: the reader's own interface, for owned interrupts only.
+        assert_eq!(read32(&s, 1, GICD_ITARGETSR), 0x0202_0202, "SGIs 0..3");
+        assert_eq!(
+            read32(&s, 0, GICD_ITARGETSR + 24) >> 24,
+            1,
+            "the virtual timer"
+        );
+        assert_eq!(read32(&s, 0, GICD_ITARGETSR + 24) & 0xff, 0, "PPI 24");
+        write8(&s, 0, GICD_ITARGETSR + 1, 0xff);
+        assert_eq!(read32(&s, 0, GICD_ITARGETSR), 0x0101_0101, "read-only");
+        // SPI 33: at reset to vCPU 0; a byte write moves it to vCPU 1.
+        assert_eq!(read32(&s, 0, GICD_ITARGETSR + 32) >> 8 & 0xff, 1);
+        let fx = write8(&s, 0, GICD_ITARGETSR + 33, 0b10);
+        assert_eq!(fx.spis_changed, 0b01);
+        assert_eq!(read32(&s, 1, GICD_ITARGETSR + 32) >> 8 & 0xff, 0b10);
+        // Several named: the lowest takes it; none of ours: nobody.
+        write8(&s, 0, GICD_ITARGETSR + 40, 0b11);
+        assert_eq!(read32(&s, 0, GICD_ITARGETSR + 40) & 0xff, 0b01);
+        let fx = write8(&s, 0, GICD_ITARGETSR + 40, 0b1100);
+        assert_eq!((fx.spis_changed, fx.drain), (0b10, 0));
+        assert_eq!(read32(&s, 0, GICD_ITARGETSR + 40) & 0xff, 0);
+        assert_eq!(s.spi(40).map(|spi| spi.target.load(ORDER)), Some(NO_TARGET));
+        // An SPI the partition does not own: nothing.
+        assert_eq!(write8(&s, 0, GICD_ITARGETSR + 34, 1), Effects::default());
+        assert_eq!(read32(&s, 0, GICD_ITARGETSR + 32) >> 16 & 0xff, 0);
+    }
+
+    /// The checks every access goes through, through the public entry.
+    #[test]
+    fn accesses_are_checked_as_on_every_frame() {
+        use super::super::{BadAccess, read_gicv2_distributor, write_gicv2_distributor};
+        let s = state();
+        let r = |vcpu, offset, size| read_gicv2_distributor(&s, vcpu, offset, size, &NoLive);
+        assert_eq!(r(0, GICD_CTLR, 1), Err(BadAccess::Width), "word only");
+        assert_eq!(r(0, GICD_ITARGETSR + 33, 1), Ok(1), "byte-accessible");
+        assert_eq!(r(0, GICD_IPRIORITYR + 2, 2), Err(BadAccess::Width));
+        assert_eq!(r(0, FRAME_SIZE, 4), Err(BadAccess::Offset));
+        assert_eq!(r(0, GICD_TYPER + 1, 4), Err(BadAccess::Alignment));
+        assert_eq!(r(2, GICD_CTLR, 4), Err(BadAccess::NoSuchVcpu));
+        assert_eq!(
+            write_gicv2_distributor(&s, 0, GICD_SGIR, 2, 0),
+            Err(BadAccess::Width)
+        );
+        let fx = write_gicv2_distributor(&s, 0, GICD_ITARGETSR + 40, 1, 0x102);
+        assert_eq!(fx.map(|fx| fx.spis_changed), Ok(0b10), "the byte only");
+        assert_eq!(r(1, GICD_ITARGETSR + 40, 4), Ok(0b10));
+    }
+
+    #[test]
+    fn a_sgir_write_asks_for_the_sgi_it_decodes() {
+        let s = state();
+        let fx = write32(&s, 1, GICD_SGIR, 0x0001_0005);
+        assert_eq!(
+            fx.sgi,
+            Some(SgiRequest {
+                intid: 5,
+                target: SgiTarget::Interfaces(1)
+            })
+        );
+        assert_eq!(read32(&s, 0, GICD_SGIR), 0, "write-only");
+        assert_eq!(write32(&s, 0, GICD_CPENDSGIR, !0), Effects::default());
+    }
+}
