@@ -92,6 +92,10 @@ pub struct PrivateIrqs {
     pub priority: [AtomicU8; PRIVATE_IRQS],
     /// GICR_WAKER.ProcessorSleep.
     pub asleep: AtomicBool,
+    /// GICv2 only: for each SGI, the vCPUs (bit n = vCPU n) it is pending
+    /// from (GICD_SPENDSGIR/CPENDSGIR), as a GICv2 keeps an SGI's pending
+    /// state per source; its bit in `pending` is set while any is.
+    pub sgi_sources: [AtomicU8; 16],
     /// Bit n: INTID n is forwarded from hardware (the EL1 timers,
     /// [`FORWARDED_PPIS`]): its pending and active states are the physical
     /// GIC's.
@@ -126,6 +130,7 @@ impl PrivateIrqs {
             icfgr1: AtomicU32::new(0),
             priority: [const { AtomicU8::new(DEFAULT_PRIORITY) }; PRIVATE_IRQS],
             asleep: AtomicBool::new(true),
+            sgi_sources: [const { AtomicU8::new(0) }; 16],
             forwarded: AtomicU32::new(0),
             withdraw_pending: AtomicU32::new(0),
             withdraw_active: AtomicU32::new(0),
@@ -293,6 +298,9 @@ impl VgicState {
             for priority in &private.priority {
                 priority.store(DEFAULT_PRIORITY, Relaxed);
             }
+            for sources in &private.sgi_sources {
+                sources.store(0, Relaxed);
+            }
             private.asleep.store(true, Relaxed);
             private.withdraw_requested.store(false, Relaxed);
         }
@@ -344,6 +352,7 @@ mod tests {
             p.active.store(4, Ordering::Relaxed);
             p.icfgr1.store(0x8000, Ordering::Relaxed);
             p.priority[5].store(0x10, Ordering::Relaxed);
+            p.sgi_sources[3].store(0b101, Ordering::Relaxed);
             p.asleep.store(false, Ordering::Relaxed);
             p.withdraw_pending.store(1, Ordering::Relaxed);
             p.withdraw_spi_active.store(1, Ordering::Relaxed);

@@ -19,12 +19,16 @@
 //! The partition's GIC has no Security Extensions and its interrupts are
 //! in group 0, the group Linux's GICv2 driver enables (GICD_CTLR and
 //! GICC_CTLR bit 0): IGROUPR reads as zero and ignores writes, CTLR's
-//! EnableGrp0 is the model's one enable. Not yet here: the per-source
-//! pending state of SGIs (SPENDSGIR/CPENDSGIR, and the source CPU an
-//! acknowledge returns), which read as zero and ignore writes for now.
+//! EnableGrp0 is the model's one enable.
+//!
+//! A GICv2 keeps an SGI's pending state per source CPU interface:
+//! SPENDSGIR/CPENDSGIR set and clear it (`PrivateIrqs::sgi_sources`), and
+//! the SGI is pending while any source is. (Delivering one interrupt per
+//! source, with the source in the list register's CPUID, is the GICv2
+//! backend's.)
 
 use super::{
-    Effects, IIDR_VALUE, Live, ORDER, Sizes, Write, dist, owned_private, redist, vcpu_bit,
+    BitReg, Effects, IIDR_VALUE, Live, ORDER, Sizes, Write, dist, owned_private, redist, vcpu_bit,
 };
 use crate::vgic::sgi::SgiRequest;
 use crate::vgic::state::{CTLR_ENABLE_GRP1, NO_TARGET, VgicState};
@@ -43,6 +47,7 @@ const GICD_ITARGETSR: u64 = 0x800;
 const GICD_ICFGR: u64 = 0xc00;
 const GICD_SGIR: u64 = 0xf00;
 const GICD_CPENDSGIR: u64 = 0xf10;
+const GICD_SPENDSGIR: u64 = 0xf20;
 const GICD_SPENDSGIR_END: u64 = 0xf30;
 const GICD_PIDR2: u64 = 0xfe8;
 /// Where a GICv3 redistributor's SGI_base frame starts in its pair: the
@@ -73,8 +78,14 @@ pub(super) enum Reg {
         first: u32,
     },
     Sgir,
-    /// IGROUPR (every interrupt in group 0), SPENDSGIR/CPENDSGIR (not yet),
-    /// reserved offsets: reads as zero, writes ignored.
+    /// CPENDSGIR (`set` false) or SPENDSGIR: SGIs `first..first + 4`, a
+    /// byte of sources each.
+    SgiSources {
+        first: u32,
+        set: bool,
+    },
+    /// IGROUPR (every interrupt in group 0), reserved offsets: reads as
+    /// zero, writes ignored.
     Razwi,
 }
 
@@ -93,7 +104,13 @@ pub(super) fn decode(offset: u64) -> (Reg, Sizes) {
             },
             Sizes::BYTE_OR_WORD,
         ),
-        GICD_CPENDSGIR..GICD_SPENDSGIR_END => (Reg::Razwi, Sizes::BYTE_OR_WORD),
+        GICD_CPENDSGIR..GICD_SPENDSGIR_END => (
+            Reg::SgiSources {
+                first: (offset & 0xf) as u32 & !3,
+                set: offset >= GICD_SPENDSGIR,
+            },
+            Sizes::BYTE_OR_WORD,
+        ),
         _ if is_private(offset) => {
             let (reg, sizes) = redist::decode(SGI_BASE + offset);
             (Reg::Private(reg), sizes)
@@ -133,6 +150,12 @@ pub(super) fn read(state: &VgicState, vcpu: usize, reg: Reg, live: &dyn Live) ->
         Reg::Targets { first } => (0..4).fold(0, |bytes, i| {
             bytes | u32::from(target_byte(state, vcpu, first + i)) << (i * 8)
         }),
+        Reg::SgiSources { first, .. } => {
+            let sources = &state.private[vcpu].sgi_sources;
+            (0..4).fold(0, |bytes, i| {
+                bytes | u32::from(sources[(first + i) as usize].load(ORDER)) << (i * 8)
+            })
+        }
         Reg::Sgir | Reg::Razwi => 0,
     };
     u64::from(value)
@@ -174,6 +197,16 @@ pub(super) fn write(state: &VgicState, vcpu: usize, reg: Reg, write: Write) -> E
             };
             dist::write(state, dist::Reg::Ctlr, enables)
         }
+        // A GICv2 sets and clears an SGI's pending state per source, through
+        // SPENDSGIR/CPENDSGIR only: the SGI bits of ISPENDR0/ICPENDR0
+        // ignore writes (Arm IHI 0048B, 4.3.7 and 4.3.8).
+        Reg::Private(reg @ redist::Reg::Bits(BitReg::SetPending | BitReg::ClearPending)) => {
+            let ppis_only = Write {
+                value: write.value & !0xffff,
+                mask: write.mask,
+            };
+            redist::write(state, vcpu, reg, ppis_only)
+        }
         Reg::Private(reg) => redist::write(state, vcpu, reg, write),
         Reg::Shared(reg) => dist::write(state, reg, write),
         Reg::Targets { first } => {
@@ -189,7 +222,44 @@ pub(super) fn write(state: &VgicState, vcpu: usize, reg: Reg, write: Write) -> E
             sgi: Some(SgiRequest::decode_sgir(write.word())),
             ..Effects::default()
         },
+        Reg::SgiSources { first, set } => {
+            let mut effects = Effects::default();
+            for i in 0..4 {
+                if let Some(byte) = write.byte(i) {
+                    write_sources(state, vcpu, first + i, byte, set, &mut effects);
+                }
+            }
+            effects
+        }
         Reg::Typer | Reg::Iidr | Reg::Pidr2 | Reg::Razwi => Effects::default(),
+    }
+}
+
+/// SPENDSGIR (`set`) or CPENDSGIR's byte for SGI `sgi` of vCPU `vcpu`:
+/// the sources it names (vCPUs of the partition; other bits are no CPU
+/// interface of it) are added or taken away; the SGI is pending while any
+/// source is, and a cleared one is withdrawn from wherever it waits.
+fn write_sources(
+    state: &VgicState,
+    vcpu: usize,
+    sgi: u32,
+    byte: u8,
+    set: bool,
+    effects: &mut Effects,
+) {
+    let private = &state.private[vcpu];
+    let named = byte & ((1u32 << state.vcpus().min(8)) - 1) as u8;
+    let sources = &private.sgi_sources[sgi as usize];
+    let me = vcpu_bit(vcpu);
+    if set {
+        if named & !sources.fetch_or(named, ORDER) != 0 {
+            private.pending.fetch_or(1 << sgi, ORDER);
+            effects.drain |= me;
+        }
+    } else if sources.fetch_and(!named, ORDER) & named != 0 && sources.load(ORDER) == 0 {
+        private.pending.fetch_and(!(1 << sgi), ORDER);
+        private.withdraw_pending.fetch_or(1 << sgi, ORDER);
+        effects.withdraw |= me;
     }
 }
 
@@ -382,6 +452,45 @@ mod tests {
             })
         );
         assert_eq!(read32(&s, 0, GICD_SGIR), 0, "write-only");
-        assert_eq!(write32(&s, 0, GICD_CPENDSGIR, !0), Effects::default());
+    }
+
+    /// An SGI is pending per source: set and cleared by source, pending
+    /// while any is, withdrawn when none is left; banked per vCPU.
+    #[test]
+    fn an_sgi_is_pending_per_source() {
+        let s = state();
+        // SGI 5 of vCPU 1 from vCPUs 0 and 1 (bits past the partition's
+        // two interfaces name nobody).
+        let fx = write8(&s, 1, GICD_SPENDSGIR + 5, 0b1111_0011);
+        assert_eq!((fx.drain, fx.withdraw), (0b10, 0));
+        assert_eq!(read32(&s, 1, GICD_SPENDSGIR + 4) >> 8 & 0xff, 0b11);
+        assert_eq!(
+            read32(&s, 1, GICD_CPENDSGIR + 4) >> 8 & 0xff,
+            0b11,
+            "either reads"
+        );
+        assert_eq!(read32(&s, 0, GICD_SPENDSGIR + 4), 0, "banked");
+        assert_eq!(s.private[1].pending.load(ORDER), 1 << 5);
+        // Again from a source it is pending from: nothing new.
+        assert_eq!(write8(&s, 1, GICD_SPENDSGIR + 5, 0b01), Effects::default());
+        // One source cleared: still pending from the other.
+        assert_eq!(write8(&s, 1, GICD_CPENDSGIR + 5, 0b01), Effects::default());
+        assert_eq!(s.private[1].pending.load(ORDER), 1 << 5);
+        // The last one: no longer pending, and withdrawn.
+        let fx = write8(&s, 1, GICD_CPENDSGIR + 5, 0b10);
+        assert_eq!((fx.drain, fx.withdraw), (0, 0b10));
+        assert_eq!(s.private[1].pending.load(ORDER), 0);
+        assert_eq!(s.private[1].withdraw_pending.load(ORDER), 1 << 5);
+        assert_eq!(read32(&s, 1, GICD_SPENDSGIR + 4), 0);
+        // ISPENDR0/ICPENDR0 show an SGI pending but do not set or clear it.
+        write8(&s, 1, GICD_SPENDSGIR + 2, 0b01);
+        assert_eq!(read32(&s, 1, GICD_ISENABLER + 0x100) & 0xffff, 1 << 2);
+        assert_eq!(write32(&s, 1, GICD_ISENABLER + 0x180, 1 << 2).withdraw, 0);
+        assert_eq!(write32(&s, 1, GICD_ISENABLER + 0x100, 1 << 3).drain, 0);
+        assert_eq!(s.private[1].pending.load(ORDER), 1 << 2);
+        // A word covers SGIs 12..16.
+        write32(&s, 0, GICD_SPENDSGIR + 12, 0x0100_0002);
+        assert_eq!(read32(&s, 0, GICD_SPENDSGIR + 12), 0x0100_0002);
+        assert_eq!(s.private[0].pending.load(ORDER), 1 << 12 | 1 << 15);
     }
 }
