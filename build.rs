@@ -15,6 +15,8 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=BULKHEAD_CONFIG");
     println!("cargo:rerun-if-env-changed=BULKHEAD_GUEST_DIR");
+    // Which GIC backend the image drives: the board's `gic.version`.
+    println!("cargo::rustc-check-cfg=cfg(gic, values(\"v2\", \"v3\"))");
     if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("none") {
         return;
     }
@@ -43,6 +45,7 @@ fn main() {
             for file in &outputs.files_read {
                 println!("cargo:rerun-if-changed={}", file.display());
             }
+            println!("cargo:rustc-cfg=gic=\"v{}\"", outputs.gic_version);
         }
         Err(e) => {
             eprintln!("error: {e}");

@@ -41,6 +41,12 @@ config=${config:-$root/boards/$board/demo.toml}
 config=$(realpath "$config")
 [ -f "$config" ] || { echo "build.sh: no partition set at $config" >&2; exit 2; }
 name=$(basename "$config" .toml)
+# A set of another board than the default is named after its board too
+# (boards/qemu-virt-gicv2/demo.toml builds qemu-virt-gicv2-demo.bin).
+set_dir=$(dirname "$config")
+if [ "$(dirname "$set_dir")" = "$root/boards" ] && [ "$(basename "$set_dir")" != qemu-virt ]; then
+    name=$(basename "$set_dir")-$name
+fi
 if [ -n "$map" ]; then
     [ -z "$out" ] || { echo "build.sh: --out builds an image, --map does not" >&2; exit 2; }
     svg=$(realpath -m "${svg:-$root/target/maps/$name.svg}")

@@ -167,6 +167,14 @@ fn unbacked(part: &Partition, v: usize, what: &str, ipa: Ipa) {
 /// routed to the sender's own vCPUs only. A target on this CPU (the sender itself) is delivered
 /// now; the others are marked pending in the model and their CPUs kicked.
 fn send_sgi(part: &Partition, v: usize, request: SgiRequest) {
+    deliver_sgi(part, v, request);
+    exception::skip_instruction();
+}
+
+/// Delivers an SGI vCPU `v` sent (a trapped ICC_SGI1R_EL1 or GICD_SGIR
+/// write) to the vCPUs it routes to, counting the targets refused. On
+/// GICv2 each target also records `v` as a source it is pending from.
+fn deliver_sgi(part: &Partition, v: usize, request: SgiRequest) {
     let routing = part.affinity.route(&request, v);
     if routing.refused != 0 {
         part.count(v, Counter::SgiRefused, u64::from(routing.refused));
@@ -176,6 +184,10 @@ fn send_sgi(part: &Partition, v: usize, request: SgiRequest) {
     while targets != 0 {
         let t = targets.trailing_zeros() as usize;
         targets &= targets - 1;
+        if cfg!(gic = "v2") {
+            part.vgic.private[t].sgi_sources[request.intid as usize & 0xf]
+                .fetch_or(1 << v, core::sync::atomic::Ordering::AcqRel);
+        }
         part.vgic.private[t]
             .pending
             .fetch_or(bit, core::sync::atomic::Ordering::Release);
@@ -185,7 +197,6 @@ fn send_sgi(part: &Partition, v: usize, request: SgiRequest) {
             super::runtime_of().kick(part, t);
         }
     }
-    exception::skip_instruction();
 }
 
 /// Answers an HVC or SMC: Bulkhead's calls, then PSCI, else NOT_SUPPORTED.
@@ -271,13 +282,19 @@ fn call(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize) {
 /// emulated: the guest takes a synchronous external abort, as from a
 /// device that rejects the access, and decides for itself.
 fn data_abort(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize, abort: DataAbort) {
-    if let Some((gic_frame, offset)) = interrupts::frame_of(part, abort.ipa) {
+    if let Some((gic_frame, offset)) = interrupts::frame_of(part, v, abort.ipa) {
         if !abort.valid {
             return exception::inject_external_abort(abort.write);
         }
         if abort.write {
             let value = abort.store_value(frame.reg(abort.reg));
-            interrupts::mmio_write(part, v, gic_frame, offset, abort.size, value);
+            // A GICv2 SGI: one trapped write of GICD_SGIR, as ICC_SGI1R_EL1's
+            // on GICv3 (counted the same: the sender's trap).
+            if let Some(sgi) = interrupts::mmio_write(part, v, gic_frame, offset, abort.size, value)
+            {
+                part.count(v, Counter::SgiTrap, 1);
+                deliver_sgi(part, v, sgi);
+            }
         } else {
             let value = interrupts::mmio_read(part, v, gic_frame, offset, abort.size);
             frame.set_reg(abort.reg, abort.load_value(value));

@@ -711,30 +711,38 @@ impl Live for LocalView<'_> {
 }
 
 /// Which virtual GIC frame, if any, a guest address falls in.
-pub fn frame_of(part: &Partition, ipa: Ipa) -> Option<(Frame, u64)> {
-    let GicConfig::V3 {
-        distributor,
-        redistributor,
-        ..
-    } = super::CONFIG.board.gic
-    else {
-        return None;
-    };
+pub fn frame_of(part: &Partition, v: usize, ipa: Ipa) -> Option<(Frame, u64)> {
     // A partition sees the GIC at the board's addresses: its IPAs are the
     // GIC's physical addresses.
-    let (ipa, distributor, redistributor) = (ipa.0, distributor.0, redistributor.0);
-    const GICD_SIZE: u64 = 0x1_0000;
-    const GICR_STRIDE: u64 = 0x2_0000;
-    if ipa >= distributor && ipa - distributor < GICD_SIZE {
-        return Some((Frame::Distributor, ipa - distributor));
+    let ipa = ipa.0;
+    match super::CONFIG.board.gic {
+        GicConfig::V3 {
+            distributor,
+            redistributor,
+            ..
+        } => {
+            let (distributor, redistributor) = (distributor.0, redistributor.0);
+            const GICD_SIZE: u64 = 0x1_0000;
+            const GICR_STRIDE: u64 = 0x2_0000;
+            if ipa >= distributor && ipa - distributor < GICD_SIZE {
+                return Some((Frame::Distributor, ipa - distributor));
+            }
+            let frames = part.config.cpus.len() as u64 * GICR_STRIDE;
+            if ipa >= redistributor && ipa - redistributor < frames {
+                let offset = ipa - redistributor;
+                let vcpu = (offset / GICR_STRIDE) as usize;
+                return Some((Frame::Redistributor { vcpu }, offset % GICR_STRIDE));
+            }
+            None
+        }
+        // The distributor only: the guest's CPU interface is the GICV frame,
+        // mapped by stage 2.
+        GicConfig::V2 { distributor, .. } => {
+            const GICD_SIZE: u64 = 0x1000;
+            (ipa >= distributor.0 && ipa - distributor.0 < GICD_SIZE)
+                .then(|| (Frame::DistributorV2 { vcpu: v }, ipa - distributor.0))
+        }
     }
-    let frames = part.config.cpus.len() as u64 * GICR_STRIDE;
-    if ipa >= redistributor && ipa - redistributor < frames {
-        let offset = ipa - redistributor;
-        let vcpu = (offset / GICR_STRIDE) as usize;
-        return Some((Frame::Redistributor { vcpu }, offset % GICR_STRIDE));
-    }
-    None
 }
 
 /// A guest's read of a virtual GIC register. A bad access (width,
@@ -745,8 +753,16 @@ pub fn mmio_read(part: &Partition, v: usize, frame: Frame, offset: u64, size: u8
 }
 
 /// A guest's write of a virtual GIC register, and what follows from it. A
-/// bad access is ignored.
-pub fn mmio_write(part: &Partition, v: usize, frame: Frame, offset: u64, size: u8, value: u64) {
+/// bad access is ignored. Gives the SGI a GICv2 GICD_SGIR write sends, for
+/// the caller to route.
+pub fn mmio_write(
+    part: &Partition,
+    v: usize,
+    frame: Frame,
+    offset: u64,
+    size: u8,
+    value: u64,
+) -> Option<crate::vgic::sgi::SgiRequest> {
     let effects = {
         // The partition's own lock: only its vCPUs take it, for bounded work.
         let _model = part.vgic_lock.lock();
@@ -762,6 +778,7 @@ pub fn mmio_write(part: &Partition, v: usize, frame: Frame, offset: u64, size: u
     if effects.spis_changed != 0 && part.config.console_pl011.is_some() {
         super::input::follow_route(part, crate::arch::percpu::this_vcpu().0);
     }
+    effects.sgi
 }
 
 /// The emulated PL011's interrupt line, from vCPU `v`'s CPU after its

@@ -106,14 +106,15 @@ pub mod format {
     /// GICH_LR<n> (GICv2, the GIC-400 of the Raspberry Pi 4): VirtualID
     /// [9:0], PhysicalID [19:10] (with HW), priority [27:23] (the top five
     /// bits of the 8-bit priority), state [29:28] (pending 01, active 10),
-    /// Grp1 [30], HW [31]. A 32-bit register; values are held in a u64 so
-    /// both formats share the backend trait.
+    /// Grp1 [30] clear: a partition's interrupts are group 0 on a virtual
+    /// GICv2, the group its guest enables (`vgic::regs`'s `dist_v2`), HW
+    /// [31]. A 32-bit register; values are held in a u64 so both formats
+    /// share the backend trait.
     pub mod gicv2 {
         use super::{Entry, Irq};
 
         const PENDING: u64 = 1 << 28;
         const ACTIVE: u64 = 1 << 29;
-        const GROUP1: u64 = 1 << 30;
         const HW: u64 = 1 << 31;
 
         #[inline(always)]
@@ -125,7 +126,7 @@ pub mod format {
                 0
             };
             let state = (if e.pending { PENDING } else { 0 }) | (if e.active { ACTIVE } else { 0 });
-            state | GROUP1 | hw | (((irq.priority >> 3) as u64) << 23) | (irq.intid as u64 & 0x3ff)
+            state | hw | (((irq.priority >> 3) as u64) << 23) | (irq.intid as u64 & 0x3ff)
         }
 
         #[inline(always)]
@@ -615,10 +616,7 @@ mod tests {
             hw: true,
         });
         let v = encode(timer);
-        assert_eq!(
-            v,
-            (1 << 31) | (1 << 30) | (1 << 28) | (0x14 << 23) | (27 << 10) | 27
-        );
+        assert_eq!(v, (1 << 31) | (1 << 28) | (0x14 << 23) | (27 << 10) | 27);
         assert!(v <= u64::from(u32::MAX), "a 32-bit register");
         assert_eq!(decode(v), timer);
         // Priorities keep their top five bits, as the GIC-400 implements.
@@ -630,8 +628,8 @@ mod tests {
         assert_eq!(decode(encode(sgi)).irq.priority, 0x80);
         assert_eq!(
             encode(sgi) >> 28,
-            0b0111,
-            "group 1, active and pending, no HW"
+            0b0011,
+            "group 0, active and pending, no HW"
         );
     }
 

@@ -46,6 +46,9 @@ pub enum Frame {
     Distributor,
     /// The vCPU's 128 KiB GICR pair (RD_base at 0, SGI_base at 0x1_0000).
     Redistributor { vcpu: usize },
+    /// A virtual GICv2's 4 KiB distributor, as vCPU `vcpu` sees it (its own
+    /// registers for INTIDs 0..32): see `dist_v2`.
+    DistributorV2 { vcpu: usize },
 }
 
 /// Why an access cannot be performed as asked (the caller makes it
@@ -137,6 +140,11 @@ pub fn read(
             let (reg, window) = decode(offset, size, REDIST_FRAME_SIZE, redist::decode)?;
             Ok(window.extract(redist::read(state, vcpu, reg, live)))
         }
+        Frame::DistributorV2 { vcpu } => {
+            check_vcpu(state, vcpu)?;
+            let (reg, window) = decode(offset, size, dist_v2::FRAME_SIZE, dist_v2::decode)?;
+            Ok(window.extract(dist_v2::read(state, vcpu, reg, live)))
+        }
     }
 }
 
@@ -158,37 +166,12 @@ pub fn write(
             let (reg, window) = decode(offset, size, REDIST_FRAME_SIZE, redist::decode)?;
             redist::write(state, vcpu, reg, window.insert(value))
         }
+        Frame::DistributorV2 { vcpu } => {
+            check_vcpu(state, vcpu)?;
+            let (reg, window) = decode(offset, size, dist_v2::FRAME_SIZE, dist_v2::decode)?;
+            dist_v2::write(state, vcpu, reg, window.insert(value))
+        }
     };
-    request_withdrawals(state, effects.withdraw);
-    Ok(effects)
-}
-
-/// Reads `size` bytes at `offset` of a virtual GICv2 distributor, as vCPU
-/// `vcpu` sees it (its own registers for INTIDs 0..32): see `dist_v2`.
-pub fn read_gicv2_distributor(
-    state: &VgicState,
-    vcpu: usize,
-    offset: u64,
-    size: u8,
-    live: &dyn Live,
-) -> Result<u64, BadAccess> {
-    check_vcpu(state, vcpu)?;
-    let (reg, window) = decode(offset, size, dist_v2::FRAME_SIZE, dist_v2::decode)?;
-    Ok(window.extract(dist_v2::read(state, vcpu, reg, live)))
-}
-
-/// Writes the low `size` bytes of `value` at `offset` of a virtual GICv2
-/// distributor, as vCPU `vcpu` does.
-pub fn write_gicv2_distributor(
-    state: &VgicState,
-    vcpu: usize,
-    offset: u64,
-    size: u8,
-    value: u64,
-) -> Result<Effects, BadAccess> {
-    check_vcpu(state, vcpu)?;
-    let (reg, window) = decode(offset, size, dist_v2::FRAME_SIZE, dist_v2::decode)?;
-    let effects = dist_v2::write(state, vcpu, reg, window.insert(value));
     request_withdrawals(state, effects.withdraw);
     Ok(effects)
 }

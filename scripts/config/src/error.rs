@@ -145,9 +145,6 @@ pub enum ErrorKind {
     GicVersion { version: u32 },
     /// A GIC key that belongs to the other GIC version.
     WrongGicField { version: u32 },
-    /// A board whose GIC version the hypervisor has no backend for yet:
-    /// `check` and `map` take it, a hypervisor build does not.
-    NoGicBackend { version: u32 },
     /// An interrupt that must be a PPI (INTID 16..=31) and is not.
     NotPpi { intid: u32 },
     /// An interrupt that must be an SPI (INTID 32..=1019) and is not.
@@ -321,11 +318,6 @@ impl fmt::Display for ErrorKind {
             WrongGicField { version } => {
                 write!(f, "this key does not belong to a version {version} GIC")
             }
-            NoGicBackend { version } => write!(
-                f,
-                "Bulkhead has no GICv{version} backend yet: this board can be checked and \
-                 mapped, not built"
-            ),
             NotPpi { intid } => write!(f, "INTID {intid} is not a PPI (16..=31)"),
             NotSpi { intid } => write!(f, "INTID {intid} is not an SPI (32..=1019)"),
             NoCompatible => f.write_str("a device needs at least one compatible string"),

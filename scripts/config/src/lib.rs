@@ -44,8 +44,6 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use bulkhead_abi::board::GicConfig;
-
 pub use check::{Checked, ImageLoader};
 pub use error::{ConfigError, ErrorKind};
 
@@ -70,6 +68,9 @@ pub struct BuildOutputs {
     pub files_read: Vec<PathBuf>,
     /// The hypervisor's RAM range, as sized for the set: (base, size).
     pub hypervisor: (u64, u64),
+    /// The board's GIC architecture version (2 or 3): which backend the
+    /// hypervisor is built with.
+    pub gic_version: u32,
 }
 
 /// Name of the generated Rust file in `out_dir`.
@@ -224,23 +225,11 @@ pub fn write_outputs(
 /// files into `inputs.out_dir`.
 pub fn build(inputs: &BuildInputs) -> Result<BuildOutputs, ConfigError> {
     let (checked, files_read) = load(inputs.config, inputs.guest_dir, inputs.repo_root)?;
-    // The hypervisor has a GICv3 backend only: a GICv2 board is refused here,
-    // at build time, rather than at boot.
-    if let GicConfig::V2 { .. } = checked.board.gic {
-        return Err(ConfigError::new(
-            &checked.board_source,
-            None,
-            None,
-            Some("gic.version"),
-            ErrorKind::NoGicBackend {
-                version: checked.board.gic.version(),
-            },
-        ));
-    }
     write_outputs(&checked, inputs.out_dir, inputs.repo_root)?;
     let hyp = checked.hypervisor;
     Ok(BuildOutputs {
         files_read,
         hypervisor: (hyp.base, hyp.size),
+        gic_version: checked.board.gic.version(),
     })
 }

@@ -2316,27 +2316,14 @@ fn build_in(root: &Path) -> Result<crate::BuildOutputs, ConfigError> {
     })
 }
 
-/// Until the hypervisor has a GICv2 backend, a GICv2 board is checked and
-/// mapped but its build stops, naming the board file and `gic.version`,
-/// and writes nothing.
+/// A GICv2 board builds, and says which backend the hypervisor needs.
 #[test]
-fn a_gicv2_board_is_refused_at_build_time() {
+fn a_gicv2_board_builds_for_the_gicv2_backend() {
     let root = scratch_repo("gicv2", DEMO);
     std::fs::write(root.join("boards/qemu-virt/board.toml"), gicv2_board()).expect("write");
-    let error = build_in(&root).expect_err("no GICv2 backend");
-    assert_eq!(error.file(), BOARD_FILE);
-    assert_eq!(error.field(), Some("gic.version"));
-    assert!(matches!(
-        error.kind(),
-        ErrorKind::NoGicBackend { version: 2 }
-    ));
-    assert!(
-        error.to_string().contains(
-            "Bulkhead has no GICv2 backend yet: this board can be checked and mapped, not built"
-        ),
-        "{error}"
-    );
-    assert!(!root.join("out/bulkhead_config.rs").exists());
+    let out = build_in(&root).expect("a GICv2 board builds");
+    assert_eq!(out.gic_version, 2);
+    assert!(root.join("out/bulkhead_config.rs").exists());
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -2345,6 +2332,7 @@ fn build_writes_the_generated_files() {
     let root = scratch_repo("build", DEMO);
     let out = build_in(&root).expect("build succeeds");
     assert_eq!(out.hypervisor, (0x4000_0000, 0x200_0000));
+    assert_eq!(out.gic_version, 3);
     assert_eq!(out.files_read.len(), 4, "{:?}", out.files_read);
     assert!(out.files_read.contains(&root.join("guests/demo-beta")));
     assert!(

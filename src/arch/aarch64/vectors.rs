@@ -8,27 +8,35 @@
 //! and `handle_hyp_exception`.
 
 use core::arch::global_asm;
+#[cfg(not(gic = "v2"))]
 use core::mem::offset_of;
 
+#[cfg(not(gic = "v2"))]
 use aarch64_cpu::registers::SPSR_EL2;
+#[cfg(not(gic = "v2"))]
 use bulkhead_abi::control;
 
 use super::TrapFrame;
+#[cfg(not(gic = "v2"))]
 use super::gic::gicv3::fast::{
     COUNTER_IRQ, COUNTER_SGI_TRAP, FastBlock, ICH_HCR_EN_TALL1, KICK_DRAINED, LR_PENDING,
     LR_PENDING_HW, SGI1R_ESR, SGI1R_NOT_FAST, SPI_EDGE_BIT,
 };
+#[cfg(not(gic = "v2"))]
 use super::percpu::PerCpu;
+#[cfg(not(gic = "v2"))]
 use crate::vgic::{sgi, state};
 
 /// The offset of a `FastBlock` field from the per-CPU block TPIDR_EL2
 /// points at.
+#[cfg(not(gic = "v2"))]
 macro_rules! fc {
     ($field:ident) => {
         offset_of!(PerCpu, fast) + offset_of!(FastBlock, $field)
     };
 }
 
+#[cfg(not(gic = "v2"))]
 global_asm!(
     include_str!("vectors.S"),
     include_str!("gic/gicv3/fast.S"),
@@ -69,4 +77,12 @@ global_asm!(
     SGI1R_NOT_FAST_48 = const SGI1R_NOT_FAST >> 48,
     SGI1R_INTID_SHIFT = const sgi::field::INTID_SHIFT,
     SGI1R_TARGET_LIST = const sgi::field::TARGET_LIST,
+);
+
+// The GICv2 backend's exits: no fast paths yet, every exit in Rust.
+#[cfg(gic = "v2")]
+global_asm!(
+    include_str!("vectors.S"),
+    include_str!("gic/gicv2/exits.S"),
+    FRAME = const core::mem::size_of::<TrapFrame>(),
 );

@@ -422,7 +422,13 @@ mod tests {
     /// The checks every access goes through, through the public entry.
     #[test]
     fn accesses_are_checked_as_on_every_frame() {
-        use super::super::{BadAccess, read_gicv2_distributor, write_gicv2_distributor};
+        use super::super::{BadAccess, Frame};
+        let read_gicv2_distributor = |s: &VgicState, vcpu, offset, size, live: &dyn Live| {
+            super::super::read(s, Frame::DistributorV2 { vcpu }, offset, size, live)
+        };
+        let write_gicv2_distributor = |s: &VgicState, vcpu, offset, size, value| {
+            super::super::write(s, Frame::DistributorV2 { vcpu }, offset, size, value)
+        };
         let s = state();
         let r = |vcpu, offset, size| read_gicv2_distributor(&s, vcpu, offset, size, &NoLive);
         assert_eq!(r(0, GICD_CTLR, 1), Err(BadAccess::Width), "word only");

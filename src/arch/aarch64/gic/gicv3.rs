@@ -28,10 +28,11 @@ use arm_gic::{IntId, Trigger};
 use safe_mmio::UniqueMmioPointer;
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_structs;
-use tock_registers::registers::{ReadWrite, WriteOnly};
+use tock_registers::registers::WriteOnly;
 
 pub mod fast;
 
+use super::banks::{Bank, Banks};
 use super::{FastBlock, FastFill, GicBackend, SgiWrite};
 use crate::arch::sysreg::{
     ICC_BPR1_EL1, ICC_CTLR_EL1, ICC_DIR_EL1, ICC_EOIR1_EL1, ICC_IAR1_EL1, ICC_IGRPEN1_EL1,
@@ -92,44 +93,14 @@ unsafe impl Send for Gic {}
 static GIC: spin::Mutex<Option<Gic>> = spin::Mutex::new(None);
 
 register_structs! {
-    /// The distributor registers the hypervisor uses at run time. Each
-    /// write names its interrupts and leaves every other one alone: a bit
-    /// of a set/clear register (writing 0 does nothing) or one interrupt's
-    /// IROUTER<n>. Reads of ISPENDR/ISACTIVER are masked to the caller's
-    /// own interrupt.
-    GicdRuntime {
+    /// The distributor's IROUTER<n> registers, which the hypervisor writes
+    /// at run time one interrupt's at a time (its set/clear banks are
+    /// [`Banks`]).
+    GicdRouters {
         (0x0000 => _reserved0),
-        (0x0100 => isenabler: [WriteOnly<u32>; 32]),
-        (0x0180 => icenabler: [WriteOnly<u32>; 32]),
-        (0x0200 => ispendr: [ReadWrite<u32>; 32]),
-        (0x0280 => icpendr: [WriteOnly<u32>; 32]),
-        (0x0300 => isactiver: [ReadWrite<u32>; 32]),
-        (0x0380 => icactiver: [WriteOnly<u32>; 32]),
-        (0x0400 => _reserved1),
         /// IROUTER<n> for INTID 32 + n.
         (0x6100 => irouter: [WriteOnly<u64>; 988]),
-        (0x7fe0 => _reserved2),
-        (0x10000 => @END),
-    }
-}
-
-register_structs! {
-    /// A redistributor's SGI_base frame registers the hypervisor writes at
-    /// run time: one bit of GICR_ISENABLER0/ICENABLER0 per write.
-    GicrSgiRuntime {
-        (0x0000 => _reserved0),
-        (0x0100 => isenabler0: WriteOnly<u32>),
-        (0x0104 => _reserved1),
-        (0x0180 => icenabler0: WriteOnly<u32>),
-        (0x0184 => _reserved2),
-        (0x0200 => ispendr0: ReadWrite<u32>),
-        (0x0204 => _reserved3),
-        (0x0280 => icpendr0: WriteOnly<u32>),
-        (0x0284 => _reserved4),
-        (0x0300 => isactiver0: ReadWrite<u32>),
-        (0x0304 => _reserved5),
-        (0x0380 => icactiver0: WriteOnly<u32>),
-        (0x0384 => _reserved6),
+        (0x7fe0 => _reserved1),
         (0x10000 => @END),
     }
 }
@@ -141,62 +112,42 @@ static GICR_BASE: AtomicU64 = AtomicU64::new(0);
 const GICR_STRIDE: u64 = 0x2_0000;
 const GICR_SGI_BASE: u64 = 0x1_0000;
 
-fn gicd_runtime() -> &'static GicdRuntime {
+/// The distributor's set/clear banks, for SPIs.
+fn gicd_banks() -> &'static Banks {
     // SAFETY: the board's GICD (checked against the boot device tree),
-    // mapped as device memory for the hypervisor's lifetime; the fields are
-    // write-only registers whose writes affect only the interrupts named.
-    unsafe { &*(GICD_BASE.load(Ordering::Relaxed) as *const GicdRuntime) }
+    // mapped as device memory for the hypervisor's lifetime; each write
+    // affects only the interrupts it names.
+    unsafe { &*(GICD_BASE.load(Ordering::Relaxed) as *const Banks) }
 }
 
-fn gicr_sgi_runtime(cpu: usize) -> &'static GicrSgiRuntime {
+fn gicd_routers() -> &'static GicdRouters {
+    // SAFETY: as for `gicd_banks`: one IROUTER, one interrupt, a write.
+    unsafe { &*(GICD_BASE.load(Ordering::Relaxed) as *const GicdRouters) }
+}
+
+/// CPU `cpu`'s redistributor SGI_base banks, for INTIDs 0..32.
+fn gicr_banks(cpu: usize) -> &'static Banks {
     let base = GICR_BASE.load(Ordering::Relaxed) + cpu as u64 * GICR_STRIDE + GICR_SGI_BASE;
     // SAFETY: CPU `cpu`'s redistributor SGI frame (a board CPU index: the
     // frames are contiguous, as `init_distributor` found them), mapped as
-    // device memory; write-only registers, each write one interrupt's bit.
-    unsafe { &*(base as *const GicrSgiRuntime) }
-}
-
-/// A set/clear register pair of the distributor and the redistributors.
-#[derive(Clone, Copy)]
-enum Bank {
-    Enable,
-    Pending,
-    Active,
+    // device memory; each write affects only the interrupts it names.
+    unsafe { &*(base as *const Banks) }
 }
 
 /// Sets (`on`) or clears SPI `intid`'s bit in `bank` at the distributor:
-/// one write of one bit (writing 0 bits does nothing), no lock, so no
-/// partition can make another wait here.
+/// one write of one bit, no lock, so no partition can make another wait
+/// here.
 fn spi_bank(bank: Bank, intid: u32, on: bool) {
-    if !(32..1020).contains(&intid) {
-        return;
-    }
-    let (n, bit) = ((intid / 32) as usize, 1u32 << (intid % 32));
-    let d = gicd_runtime();
-    match (bank, on) {
-        (Bank::Enable, true) => d.isenabler[n].set(bit),
-        (Bank::Enable, false) => d.icenabler[n].set(bit),
-        (Bank::Pending, true) => d.ispendr[n].set(bit),
-        (Bank::Pending, false) => d.icpendr[n].set(bit),
-        (Bank::Active, true) => d.isactiver[n].set(bit),
-        (Bank::Active, false) => d.icactiver[n].set(bit),
+    if (32..1020).contains(&intid) {
+        gicd_banks().write(bank, intid, on);
     }
 }
 
 /// The same for private interrupt `intid` (below 32) in CPU `cpu`'s
 /// redistributor.
 fn private_bank(bank: Bank, cpu: usize, intid: u32, on: bool) {
-    if intid >= 32 {
-        return;
-    }
-    let (r, bit) = (gicr_sgi_runtime(cpu), 1u32 << intid);
-    match (bank, on) {
-        (Bank::Enable, true) => r.isenabler0.set(bit),
-        (Bank::Enable, false) => r.icenabler0.set(bit),
-        (Bank::Pending, true) => r.ispendr0.set(bit),
-        (Bank::Pending, false) => r.icpendr0.set(bit),
-        (Bank::Active, true) => r.isactiver0.set(bit),
-        (Bank::Active, false) => r.icactiver0.set(bit),
+    if intid < 32 {
+        gicr_banks(cpu).write(bank, intid, on);
     }
 }
 
@@ -493,7 +444,7 @@ impl GicBackend for GicV3 {
     fn spi_route(intid: u32, mpidr: u64) {
         if let Some(reg) = intid
             .checked_sub(32)
-            .and_then(|n| gicd_runtime().irouter.get(n as usize))
+            .and_then(|n| gicd_routers().irouter.get(n as usize))
         {
             reg.set(mpidr & 0xff_00ff_ffff);
         }
@@ -504,12 +455,7 @@ impl GicBackend for GicV3 {
         if !(32..1020).contains(&intid) {
             return (false, false);
         }
-        let (n, bit) = ((intid / 32) as usize, 1u32 << (intid % 32));
-        let d = gicd_runtime();
-        (
-            d.ispendr[n].get() & bit != 0,
-            d.isactiver[n].get() & bit != 0,
-        )
+        gicd_banks().state(intid)
     }
 
     /// Enables or disables private interrupt `intid` of CPU `cpu`.
@@ -533,8 +479,7 @@ impl GicBackend for GicV3 {
     /// redistributor (GICR_ISPENDR0: a level interrupt's reads as its line
     /// while it is active).
     fn private_state(cpu: usize) -> (u32, u32) {
-        let r = gicr_sgi_runtime(cpu);
-        (r.ispendr0.get(), r.isactiver0.get())
+        gicr_banks(cpu).private_state()
     }
 
     /// ICH_HCR_EL2: En, and UIE (the underflow maintenance interrupt: raised

@@ -17,10 +17,14 @@
 //!   GICD_SGIR data abort, which the distributor model decodes);
 //! - the exit fast paths (`gicv3/fast.S`), which fill from [`FastFill`].
 //!
-//! Only [`gicv3`] exists. A GICv2 board is refused when the image is built
-//! (`bulkhead-config`'s `build`, error `NoGicBackend`), so no configuration
-//! reaches a hypervisor without its backend.
+//! The board's `gic.version` chooses the backend when the image is built
+//! (build.rs sets `cfg(gic = "v2")` for a GICv2 board): `gicv3`, or
+//! `gicv2` (work in progress, issue 12: see its module doc).
 
+mod banks;
+#[cfg(gic = "v2")]
+pub mod gicv2;
+#[cfg(not(gic = "v2"))]
 pub mod gicv3;
 
 use core::sync::atomic::{AtomicU32, AtomicU64};
@@ -35,10 +39,16 @@ use crate::vgic::sgi::SgiRequest;
 use crate::vgic::state::{PrivateIrqs, Spi};
 
 /// The backend this image drives.
+#[cfg(not(gic = "v2"))]
 pub type Gic = gicv3::GicV3;
+#[cfg(gic = "v2")]
+pub type Gic = gicv2::GicV2;
 
+#[cfg(gic = "v2")]
+pub use gicv2::FastBlock;
 /// The per-CPU block of this backend's fast paths (inside
 /// `arch::percpu::PerCpu`).
+#[cfg(not(gic = "v2"))]
 pub use gicv3::fast::FastBlock;
 
 /// A guest's SGI-generating write, decoded.
