@@ -29,10 +29,15 @@ scripts/build.sh >/dev/null
 step "clippy: host"
 cargo clippy --all-targets -- -D warnings
 
-step "clippy: aarch64 (hypervisor and guest-lib)"
+step "clippy: aarch64 (hypervisor with each GIC backend, and guest-lib)"
 CARGO_TARGET_DIR=target/bulkhead cargo clippy -p guest-lib --examples \
     --target aarch64-unknown-none --release -- -D warnings
 CARGO_TARGET_DIR=target/bulkhead \
+BULKHEAD_GUEST_DIR=$root/target/bulkhead/aarch64-unknown-none/release/examples \
+    cargo clippy -p bulkhead --bin bulkhead --target aarch64-unknown-none-softfloat --release \
+    -- -D warnings
+# The GICv2 backend (its board's image: cfg gic = "v2").
+CARGO_TARGET_DIR=target/bulkhead BULKHEAD_CONFIG=boards/qemu-virt-gicv2/demo.toml \
 BULKHEAD_GUEST_DIR=$root/target/bulkhead/aarch64-unknown-none/release/examples \
     cargo clippy -p bulkhead --bin bulkhead --target aarch64-unknown-none-softfloat --release \
     -- -D warnings
