@@ -36,6 +36,13 @@ const ISENABLER: usize = 0x0100;
 const ICENABLER: usize = 0x0180;
 const IPRIORITYR: usize = 0x0400;
 
+/// The priority [`enable`] gives an interrupt: the middle of the range, so
+/// that others can be set above and below it. A GIC's reset priorities are
+/// IMPLEMENTATION DEFINED (0 on QEMU and in a Bulkhead partition, 0xff
+/// elsewhere, which a priority mask of 0xff never lets through): guest-lib
+/// does not depend on them.
+pub const DEFAULT_PRIORITY: u8 = 0x80;
+
 /// An INTID outside 0..[`INTID_LIMIT`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InvalidIntid(pub u32);
@@ -103,13 +110,19 @@ pub(crate) fn init_cpu() {
     }
 }
 
-/// Enables `intid`. An SGI or PPI (below 32) is enabled for the calling
-/// CPU only (GICv3: in its redistributor, as group 1; GICv2: in the
-/// distributor's banked registers); an SPI is routed to the calling CPU
-/// only and enabled in the distributor. Under Bulkhead an SPI that is not
-/// the partition's is ignored by the virtual distributor.
+/// Enables `intid` at [`DEFAULT_PRIORITY`]: see [`enable_with_priority`].
 pub fn enable(intid: u32) -> Result<(), InvalidIntid> {
-    check(intid)?;
+    enable_with_priority(intid, DEFAULT_PRIORITY)
+}
+
+/// Sets the priority of `intid` (as [`set_priority`]) and enables it. An
+/// SGI or PPI (below 32) is enabled for the calling CPU only (GICv3: in its
+/// redistributor, as group 1; GICv2: in the distributor's banked
+/// registers); an SPI is routed to the calling CPU only and enabled in the
+/// distributor. Under Bulkhead an SPI that is not the partition's is
+/// ignored by the virtual distributor.
+pub fn enable_with_priority(intid: u32, priority: u8) -> Result<(), InvalidIntid> {
+    set_priority(intid, priority)?;
     if is_v2() {
         v2::enable(intid);
     } else {
