@@ -640,7 +640,9 @@ fn operation(kind: Kind, v: usize, rng: &mut Rng) {
         Kind::GicWrite => gic_access(v, rng, true),
         Kind::GicRead => gic_access(v, rng, false),
         Kind::Withdraw => withdraw(v, rng),
-        Kind::Sgi1r => gic::send_sgi_raw(sgi1r_value(rng)),
+        Kind::Sgi1r => {
+            let _ = gic::send_sgi_raw(sgi1r_value(rng));
+        }
         Kind::SgiOther => sgi_other(rng),
         Kind::Hvc => random_call(v, rng, false),
         Kind::Smc => random_call(v, rng, true),

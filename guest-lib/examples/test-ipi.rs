@@ -5,7 +5,8 @@
 //!   vCPUs 0 and 1 compare their sends with their SGI-trap exit counters.
 //! - B, broadcast: SGI 3 to all but self, once.
 //! - C, multicast: SGI 4 to vCPUs 1 and 3, once.
-//! - E, burst: SGIs 5..=12 to vCPU 2 back to back (written from x20..x27),
+//! - E, burst: SGIs 5..=12 to vCPU 2 back to back (on a GICv3 written
+//!   from x20..x27),
 //!   each once: its CPU finds several pending at one kick (under `-icount` always: vCPU 0
 //!   sends all eight before vCPU 2 runs again).
 //! - D, priorities: vCPU 0 gives SGIs 0..16 distinct priorities, sends all
@@ -338,16 +339,23 @@ macro_rules! sgi_from {
 }
 
 fn burst() {
-    // SGIs 5..=12, one from each of x20..x27.
-    let value = |intid: u32| SgiTargets::List(1 << BURST_TARGET).sgi1r(intid);
-    sgi_from!("x20", "x4", value(5));
-    sgi_from!("x21", "x5", value(6));
-    sgi_from!("x22", "x6", value(7));
-    sgi_from!("x23", "x7", value(8));
-    sgi_from!("x24", "x8", value(9));
-    sgi_from!("x25", "x9", value(10));
-    sgi_from!("x26", "x10", value(11));
-    sgi_from!("x27", "x11", value(12));
+    if gic::version() == gic::Version::V3 {
+        // SGIs 5..=12, one from each of x20..x27.
+        let value = |intid: u32| SgiTargets::List(1 << BURST_TARGET).sgi1r(intid);
+        sgi_from!("x20", "x4", value(5));
+        sgi_from!("x21", "x5", value(6));
+        sgi_from!("x22", "x6", value(7));
+        sgi_from!("x23", "x7", value(8));
+        sgi_from!("x24", "x8", value(9));
+        sgi_from!("x25", "x9", value(10));
+        sgi_from!("x26", "x10", value(11));
+        sgi_from!("x27", "x11", value(12));
+    } else {
+        // GICv2: GICD_SGIR writes, back to back as well.
+        for intid in BURST {
+            let _ = gic::send_sgi(SgiTargets::List(1 << BURST_TARGET), intid);
+        }
+    }
     let received = || {
         BURSTS
             .iter()

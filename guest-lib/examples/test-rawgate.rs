@@ -192,11 +192,9 @@ fn main() -> ! {
     // least urgent of all.
     let sgis = [(1, 0x50), (2, 0x10), (3, 0x40), (4, 0x20), (5, 0x30)];
     for (intid, priority) in sgis {
-        let _ = gic::set_priority(intid, priority);
-        let _ = gic::enable(intid);
+        let _ = gic::enable_with_priority(intid, priority);
     }
-    let _ = gic::set_priority(27, 0xf0);
-    let _ = gic::enable(27);
+    let _ = gic::enable_with_priority(27, 0xf0);
     // SAFETY: this guest's own vector table, aligned as VBAR_EL1 needs.
     unsafe {
         asm!("msr vbar_el1, {}", "isb", in(reg) &raw const rawgate_vectors, options(nostack));

@@ -1,6 +1,7 @@
 //! Aims SGIs outside its partition, beside `test-sgi-listener`: after
 //! ~0.5 s it sends SGI 5 to TargetList bit 5 (a vCPU it does not have),
-//! SGI 6 to Aff1 = 1, TargetList bit 0 (likewise), and SGI 7 to itself,
+//! SGI 6 to Aff1 = 1, TargetList bit 0 (likewise; on a GICv2, which has
+//! no affinity levels, to CPU interface 7), and SGI 7 to itself,
 //! which must arrive. Under Bulkhead the first two are refused and counted
 //! (`sender: refused=2 self_received=1`); natively they reach no CPU and
 //! there is no counter (`refused=unsupported`). A few beats later it prints
@@ -49,7 +50,11 @@ fn main() -> ! {
 
     // SGIs 5..9 are below 16: `send_sgi` cannot fail.
     let _ = gic::send_sgi(SgiTargets::List(1 << 5), TO_ABSENT_VCPU);
-    gic::send_sgi_raw(SgiTargets::List(1 << 0).sgi1r(TO_OTHER_CLUSTER) | AFF1_1);
+    // A GICv2 has no clusters: there, CPU interface 7, which no vCPU of
+    // this partition has, instead.
+    if gic::send_sgi_raw(SgiTargets::List(1 << 0).sgi1r(TO_OTHER_CLUSTER) | AFF1_1).is_err() {
+        let _ = gic::send_sgir_raw(SgiTargets::List(1 << 7).sgir(TO_OTHER_CLUSTER));
+    }
     let _ = gic::send_sgi(SgiTargets::List(1 << 0), TO_SELF);
     if sibling {
         let _ = gic::send_sgi(SgiTargets::List(1 << 1), TO_SIBLING);

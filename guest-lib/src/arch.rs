@@ -60,11 +60,24 @@ global_asm!(
     PERCPU_MASK_WORD = const percpu::OFFSET_MASK_WORD,
     PERCPU_LAZY = const percpu::OFFSET_LAZY,
     SPSR_I = const SPSR_I,
+    SLOT_GICV2 = const exception::SLOT_GICV2,
 );
 
 unsafe extern "C" {
     /// Where a secondary CPU starts (boot.S); x0 = the PSCI context id.
     pub(crate) fn guest_lib_secondary_start();
+    /// The vector table for a GICv2 (vectors.S).
+    static guest_lib_vectors_gicv2: u8;
+}
+
+/// Installs the GICv2 vector table on this CPU (VBAR_EL1): the same as
+/// boot.S's but for the IRQ entries' slot numbers (see vectors.S).
+pub(crate) fn use_gicv2_vectors() {
+    let table = &raw const guest_lib_vectors_gicv2;
+    // SAFETY: a complete vector table, 2 KiB aligned, whose entries save
+    // and restore the state exactly as boot.S's table does; the ISB makes
+    // the next exception use it.
+    unsafe { asm!("msr vbar_el1, {}", "isb", in(reg) table, options(nostack, preserves_flags)) };
 }
 
 /// MPIDR_EL1: this CPU's affinity (under Bulkhead, the virtual MPIDR).

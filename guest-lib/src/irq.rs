@@ -55,7 +55,7 @@ use core::marker::PhantomData;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, compiler_fence};
 
 use crate::arch::{self, MAX_CPUS};
-use crate::gic::{self, INTID_LIMIT, InvalidIntid};
+use crate::gic::{self, CpuInterface, INTID_LIMIT, InvalidIntid};
 use crate::percpu::{self, PerCpu};
 
 /// An interrupt handler; it gets the INTID it was registered for.
@@ -329,15 +329,30 @@ pub fn wait_until(mut done: impl FnMut() -> bool) {
 /// after; the dispatcher then does not end it again. Only from that
 /// handler, on its CPU.
 pub fn end_now(intid: u32) {
-    gic::end_of_interrupt(intid);
+    gic::end_now(intid);
     ENDED[arch::cpu_index()].store(true, Ordering::Relaxed);
+}
+
+/// Handles one IRQ on a GICv3 (the IRQ entries of the default vector
+/// table): see [`dispatch_on`].
+#[inline(always)]
+pub(crate) fn dispatch(vector_timestamp: u64) {
+    dispatch_on::<gic::Gicv3>(vector_timestamp);
+}
+
+/// Handles one IRQ on a GICv2 (the IRQ entries of the GICv2 vector table).
+#[inline(never)]
+pub(crate) fn dispatch_gicv2(vector_timestamp: u64) {
+    dispatch_on::<gic::Gicv2>(vector_timestamp);
 }
 
 /// Handles one IRQ: publish the entry's timestamp, acknowledge, run the
 /// handler, end of interrupt.
-pub(crate) fn dispatch(vector_timestamp: u64) {
+#[inline(always)]
+fn dispatch_on<C: CpuInterface>(vector_timestamp: u64) {
     LAST_VECTOR[arch::cpu_index()].store(vector_timestamp, Ordering::Relaxed);
-    let intid = gic::acknowledge();
+    let acknowledged = C::acknowledge();
+    let intid = C::intid(acknowledged);
     if intid >= INTID_LIMIT {
         return; // Spurious (1023): nothing was acknowledged.
     }
@@ -351,6 +366,6 @@ pub(crate) fn dispatch(vector_timestamp: u64) {
         handler(intid);
     }
     if !ENDED[arch::cpu_index()].swap(false, Ordering::Relaxed) {
-        gic::end_of_interrupt(intid);
+        C::end_of_interrupt(acknowledged, intid);
     }
 }

@@ -14,8 +14,9 @@
 //! }
 //! ```
 //!
-//! The same image runs in a Bulkhead partition and natively on QEMU virt
-//! (GICv3), at EL1 either way; [`hypervisor()`] tells which.
+//! The same image runs in a Bulkhead partition and natively on QEMU virt,
+//! with a GICv3 or a GICv2, at EL1 either way; [`hypervisor()`] tells
+//! which mode, [`gic::version`] which GIC.
 //!
 //! # Layering
 //!
@@ -29,7 +30,8 @@
 //!   [`mod@mode`] decides once, at boot, whether Bulkhead is there.
 //! - [`gic`], [`timer`], [`console`]: the devices. The GIC and the timer
 //!   are programmed the same way in both modes (a partition has a virtual
-//!   GICv3 at QEMU virt's addresses); the console picks its path by mode.
+//!   GIC at QEMU virt's addresses); the GIC's version is detected once, at
+//!   boot; the console picks its path by mode.
 //! - [`irq`], [`exception`], [`smp`]: what a guest uses: handlers by INTID,
 //!   interrupt masking (the control page's flag word under Bulkhead, see
 //!   [`irq`]), fault reports, secondary CPUs. `percpu`: each CPU's block,

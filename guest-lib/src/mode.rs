@@ -19,7 +19,8 @@ use bulkhead_abi::{MAGIC, call, control};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// In a Bulkhead partition: console, exit, vCPU info and exit counters
-    /// are hypercalls; the GIC distributor and redistributors are emulated.
+    /// are hypercalls; the GIC distributor (and a GICv3's redistributors)
+    /// are emulated.
     Bulkhead,
     /// On bare hardware (or QEMU) at EL1: guest-lib drives the PL011
     /// itself and exits with PSCI SYSTEM_OFF.

@@ -41,29 +41,45 @@
     b       irq_entry
 .endm
 
-.section .text.vectors, "ax"
-.balign 2048
-.global guest_lib_vectors
-guest_lib_vectors:
+// The sixteen entries; IRQ entries pass their slot plus \irq_offset.
+.macro VECTOR_TABLE irq_offset
     // Current EL, SP_EL0 (never used: guest-lib always runs on SP_EL1).
     VECTOR 0
-    VECTOR_IRQ 1
+    VECTOR_IRQ (1 + \irq_offset)
     VECTOR 2
     VECTOR 3
     // Current EL, SP_ELx: the guest's own exceptions.
     VECTOR 4
-    VECTOR_IRQ 5
+    VECTOR_IRQ (5 + \irq_offset)
     VECTOR 6
     VECTOR 7
     // Lower EL, AArch64 and AArch32 (guest-lib runs nothing at EL0).
     VECTOR 8
-    VECTOR_IRQ 9
+    VECTOR_IRQ (9 + \irq_offset)
     VECTOR 10
     VECTOR 11
     VECTOR 12
-    VECTOR_IRQ 13
+    VECTOR_IRQ (13 + \irq_offset)
     VECTOR 14
     VECTOR 15
+.endm
+
+.section .text.vectors, "ax"
+// The table boot.S installs: IRQs are acknowledged through the GICv3's
+// system registers.
+.balign 2048
+.global guest_lib_vectors
+guest_lib_vectors:
+    VECTOR_TABLE 0
+
+// The same table for a GICv2, which gic::init_cpu installs instead on each
+// CPU when the GIC is one: its IRQ entries pass their slot plus {SLOT_GICV2}
+// and exception.rs dispatches those through GICC. So the choice between the
+// GICs costs the GICv3 entry nothing.
+.balign 2048
+.global guest_lib_vectors_gicv2
+guest_lib_vectors_gicv2:
+    VECTOR_TABLE {SLOT_GICV2}
 
 // An IRQ. x0 = vector slot; the original x0/x1 are already in the frame.
 // Per-CPU block (percpu.rs): [0] mask word address (0: no control page),
