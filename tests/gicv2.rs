@@ -86,39 +86,12 @@ fn sgis_through_gicd_sgir_arrive_once_in_order() {
     assert!(run.exited, "{}", run.dump());
 }
 
-/// `key=value` from a report line.
-fn value(line: &str, key: &str) -> u64 {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
-}
-
 /// Each vCPU's virtual timer, forwarded through a GICH list register with
 /// its HW bit, ticks at its period (under `-icount`: exact).
 #[test]
 fn each_vcpus_virtual_timer_ticks_at_its_rate_on_a_gicv2() {
-    let run = run(
-        "tests/configs/gicv2-timer.toml",
-        machine().icount(),
-        120,
-        |_| false,
-    );
-    for v in 0..2 {
-        let prefix = format!("timer: vcpu {v} beats=");
-        let line = run
-            .of("timer")
-            .into_iter()
-            .find(|l| l.starts_with(&prefix))
-            .unwrap_or_else(|| panic!("no timer report of vCPU {v}:\n{}", run.dump()));
-        assert_eq!(value(line, "beats"), 100, "{line}");
-        let (period, mean) = (value(line, "period"), value(line, "mean"));
-        assert!(
-            mean.abs_diff(period) * 100 <= period,
-            "mean {mean} vs period {period}: {line}"
-        );
-    }
-    assert!(run.exited, "{}", run.dump());
+    let config = "tests/configs/gicv2-timer.toml";
+    support::assert_timer_report(&run(config, machine().icount(), 120, |_| false));
 }
 
 /// Masking with the flag word: nothing handled inside a masked window,

@@ -7,7 +7,7 @@ mod support;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use support::{Run, board_machine, boot, guest, image, shared_run, timestamp};
+use support::{Run, board_machine, boot, guest, image, shared_run, timestamp, value};
 
 const DEMO: &str = "boards/qemu-virt/demo.toml";
 const ISOLATION: &str = "tests/configs/isolation.toml";
@@ -449,38 +449,9 @@ fn timer_run() -> &'static Run {
     })
 }
 
-/// `key=value` from a report line.
-fn value(line: &str, key: &str) -> u64 {
-    let field = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix(key).and_then(|w| w.strip_prefix('=')))
-        .unwrap_or_else(|| panic!("no {key}= in {line:?}"));
-    field
-        .parse()
-        .unwrap_or_else(|_| panic!("{key}={field} is not a number"))
-}
-
 #[test]
 fn each_vcpus_virtual_timer_ticks_at_the_configured_rate() {
-    let run = timer_run();
-    for v in 0..2 {
-        let prefix = format!("timer: vcpu {v} beats=");
-        let line = run
-            .of("timer")
-            .into_iter()
-            .find(|l| l.starts_with(&prefix))
-            .unwrap_or_else(|| panic!("no timer report of vCPU {v}:\n{}", run.dump()));
-        assert_eq!(value(line, "beats"), 100, "{line}");
-        let (period, mean) = (value(line, "period"), value(line, "mean"));
-        // Periodic deadlines advance by exactly one period (no drift): the
-        // mean interval is the period to within the handler's jitter.
-        assert!(
-            mean.abs_diff(period) * 100 <= period,
-            "mean {mean} vs period {period}: {line}"
-        );
-        assert!(value(line, "min") > 0, "{line}");
-        assert!(run.exited, "{}", run.dump());
-    }
+    support::assert_timer_report(timer_run());
 }
 
 #[test]
