@@ -509,12 +509,23 @@ pub fn leave_for_restart(part: &Partition, v: usize) {
     for spi in part.vgic.forwarded_spis() {
         Gic::spi_enable(spi.intid, false);
     }
+    // Its own forwarded PPIs' active state, which the old guest may have
+    // set (ISACTIVER): on this CPU, the one whose registers they are (a
+    // GICv2 banks them per CPU; see `reset` for GICv3's).
+    let cpu = part.config.cpus[v];
+    let mut ppis = FORWARDED_PPIS;
+    while ppis != 0 {
+        let intid = ppis.trailing_zeros();
+        ppis &= ppis - 1;
+        Gic::private_set_active(cpu, intid, false);
+    }
 }
 
 /// Partition `part` restarts (on vCPU 0's CPU, every vCPU out of its guest
 /// and its list registers emptied, see [`power_off`]): its virtual GIC goes
 /// back to reset, and the physical side of its forwarded interrupts with
-/// it: nothing pending or active that the old guest left, every one
+/// it: nothing pending or active that the old guest left (each vCPU's
+/// CPU cleared its own PPIs' active state, `leave_for_restart`), every one
 /// disabled and its SPIs routed to vCPU 0, as the reset model says.
 pub fn reset(part: &Partition) {
     let _vgic = part.vgic_lock.lock();
@@ -523,14 +534,6 @@ pub fn reset(part: &Partition) {
         Gic::spi_enable(spi.intid, false);
         Gic::spi_set_pending(spi.intid, false);
         Gic::spi_set_active(spi.intid, false);
-    }
-    for &cpu in part.config.cpus {
-        let mut ppis = FORWARDED_PPIS;
-        while ppis != 0 {
-            let intid = ppis.trailing_zeros();
-            ppis &= ppis - 1;
-            Gic::private_set_active(cpu, intid, false);
-        }
     }
     let vcpus = part.config.cpus.len();
     sync_physical(part, all(part.vgic.spis().len()), all(vcpus));
