@@ -19,7 +19,7 @@ use crate::mm::Ipa;
 use crate::vgic::gate::{self, After, Gate, Stats};
 use crate::vgic::lr::{self, Entry, Irq, ListRegisters, PendingQueue};
 use crate::vgic::regs::{self, Effects, Frame, Live, Physical};
-use crate::vgic::state::{DRAIN_ALL, FORWARDED_PPIS, is_forwarded_ppi};
+use crate::vgic::state::{DRAIN_ALL, forwarded_ppis, is_forwarded_ppi};
 
 use super::runtime::{Partition, Runtime};
 
@@ -331,11 +331,6 @@ pub fn forward(part: &Partition, v: usize, intid: u32) {
     Gic::deactivate(intid);
 }
 
-/// Hands an interrupt that vCPU `v` will not take from its list registers
-/// or queue back to where it waits: a software one to the model's pending
-/// state (`pending`), a forwarded one, which the hypervisor acknowledged,
-/// to the physical GIC (deactivated; an edge one still `pending` set
-/// pending there first). On `v`'s own CPU.
 /// A forwarded interrupt of vCPU `v` (one of its timers, a device SPI) that
 /// its CPU acknowledged while the vCPU is off: its priority dropped, it goes
 /// back as [`give_back`] returns what a powered-off vCPU's list registers
@@ -351,6 +346,11 @@ pub fn give_back_taken(part: &Partition, v: usize, intid: u32) {
     give_back(part, v, irq, true, false);
 }
 
+/// Hands an interrupt that vCPU `v` will not take from its list registers
+/// or queue back to where it waits: a software one to the model's pending
+/// state (`pending`), a forwarded one, which the hypervisor acknowledged,
+/// to the physical GIC (deactivated; an edge one still `pending` set
+/// pending there first). On `v`'s own CPU.
 fn give_back(part: &Partition, v: usize, irq: Irq, pending: bool, active: bool) {
     let vgic = &part.vgic;
     if irq.hw {
@@ -513,10 +513,7 @@ pub fn leave_for_restart(part: &Partition, v: usize) {
     // set (ISACTIVER): on this CPU, the one whose registers they are (a
     // GICv2 banks them per CPU; see `reset` for GICv3's).
     let cpu = part.config.cpus[v];
-    let mut ppis = FORWARDED_PPIS;
-    while ppis != 0 {
-        let intid = ppis.trailing_zeros();
-        ppis &= ppis - 1;
+    for intid in forwarded_ppis() {
         Gic::private_set_active(cpu, intid, false);
     }
 }
@@ -525,13 +522,14 @@ pub fn leave_for_restart(part: &Partition, v: usize) {
 /// and its list registers emptied, see [`power_off`]): its virtual GIC goes
 /// back to reset, and the physical side of its forwarded interrupts with
 /// it: nothing pending or active that the old guest left (each vCPU's
-/// CPU cleared its own PPIs' active state, `leave_for_restart`), every one
-/// disabled and its SPIs routed to vCPU 0, as the reset model says.
+/// CPU disabled the SPIs and cleared its own PPIs' active state,
+/// `leave_for_restart`), every one disabled and its SPIs routed to vCPU 0,
+/// as the reset model says.
 pub fn reset(part: &Partition) {
     let _vgic = part.vgic_lock.lock();
     part.vgic.reset();
+    // Already disabled by each vCPU's CPU (`leave_for_restart`).
     for spi in part.vgic.forwarded_spis() {
-        Gic::spi_enable(spi.intid, false);
         Gic::spi_set_pending(spi.intid, false);
         Gic::spi_set_active(spi.intid, false);
     }
@@ -583,10 +581,7 @@ fn apply_physical(part: &Partition, physical: Physical) {
     let Some(&cpu) = part.config.cpus.get(physical.ppi_vcpu) else {
         return;
     };
-    let mut ppis = FORWARDED_PPIS;
-    while ppis != 0 {
-        let intid = ppis.trailing_zeros();
-        ppis &= ppis - 1;
+    for intid in forwarded_ppis() {
         let bit = 1 << intid;
         if physical.ppi_set_pending & bit != 0 {
             Gic::private_set_pending(cpu, intid, true);
@@ -625,10 +620,7 @@ fn sync_physical(part: &Partition, spis: u32, ppis: u32) {
             continue;
         }
         let enabled = vgic.private[v].enabled.load(Relaxed);
-        let mut forwarded = FORWARDED_PPIS;
-        while forwarded != 0 {
-            let intid = forwarded.trailing_zeros();
-            forwarded &= forwarded - 1;
+        for intid in forwarded_ppis() {
             Gic::private_enable(cpu, intid, group1 && enabled & (1 << intid) != 0);
         }
     }

@@ -244,9 +244,7 @@ impl Load {
     /// On vCPU 0's CPU, after its own [`Load::help`]: waits until the
     /// chunks its siblings took are done, then ends the load.
     pub(super) fn finish(&self, p: &PartitionConfig) {
-        let chunks = (0..)
-            .take_while(|&n| crate::mm::load_chunk(p.memory.iter().map(|r| r.size), n).is_some())
-            .count();
+        let chunks = crate::mm::load_chunks(p.memory.iter().map(|r| r.size));
         while self.done.load(Ordering::Acquire) < chunks {
             arch::wait_for_event();
         }

@@ -50,6 +50,14 @@ pub const MAX_COVERED: usize = 4;
 /// partition's CPUs share the loading of its memory by these chunks.
 pub const LOAD_CHUNK: u64 = 2 << 20;
 
+/// How many chunks [`load_chunk`] splits memory regions of `sizes` into.
+pub fn load_chunks(sizes: impl IntoIterator<Item = u64>) -> usize {
+    sizes
+        .into_iter()
+        .map(|size| size.div_ceil(LOAD_CHUNK) as usize)
+        .sum()
+}
+
 /// Chunk `n` of memory regions of `sizes` (in order, each split into
 /// [`LOAD_CHUNK`] pieces, its last one shorter): (region index, offset in
 /// it, length), or `None` past the last one.
@@ -67,7 +75,7 @@ pub fn load_chunk(sizes: impl IntoIterator<Item = u64>, mut n: usize) -> Option<
 
 #[cfg(test)]
 mod tests {
-    use super::{LOAD_CHUNK, load_chunk, uncovered};
+    use super::{LOAD_CHUNK, load_chunk, load_chunks, uncovered};
 
     #[test]
     fn load_chunks_cover_every_region_once_in_order() {
@@ -85,6 +93,7 @@ mod tests {
             ]
         );
         assert_eq!(load_chunk([], 0), None);
+        assert_eq!(load_chunks(sizes), chunks.len());
     }
 
     fn gaps(base: u64, size: u64, covered: &[(u64, u64)]) -> Vec<(u64, u64)> {

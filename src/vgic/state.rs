@@ -48,6 +48,11 @@ pub const FORWARDED_PPIS: u32 = (1 << VTIMER_INTID) | (1 << PTIMER_INTID);
 /// Private interrupts a partition has: its 16 SGIs and its timers' PPIs.
 pub const PRIVATE_OWNED: u32 = 0xffff | FORWARDED_PPIS;
 
+/// The forwarded PPIs ([`FORWARDED_PPIS`]), one INTID at a time.
+pub fn forwarded_ppis() -> impl Iterator<Item = u32> {
+    (16..32).filter(|&intid| is_forwarded_ppi(intid))
+}
+
 /// Whether `intid` is one of the forwarded PPIs ([`FORWARDED_PPIS`]).
 #[inline(always)]
 pub const fn is_forwarded_ppi(intid: u32) -> bool {

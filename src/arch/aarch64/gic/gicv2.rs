@@ -290,7 +290,7 @@ impl GicBackend for GicV2 {
         };
         for intid in [KICK_SGI, maintenance_intid, crate::arch::HYP_TIMER_INTID]
             .into_iter()
-            .chain((16..32).filter(|&i| crate::vgic::state::is_forwarded_ppi(i)))
+            .chain(crate::vgic::state::forwarded_ppis())
         {
             driver.set_interrupt_priority(id(intid), PRIORITY);
         }

@@ -151,11 +151,6 @@ fn private_bank(bank: Bank, cpu: usize, intid: u32, on: bool) {
     }
 }
 
-/// The PPIs forwarded to a vCPU (its EL1 timers), one by one.
-fn forwarded_ppis() -> impl Iterator<Item = u32> {
-    (16..32).filter(|&intid| crate::vgic::state::is_forwarded_ppi(intid))
-}
-
 /// The ICC_SGI1R_EL1 value that sends SGI `intid` to the CPU with
 /// affinity `mpidr` (Aff0 below 16, as on every board we describe).
 pub fn sgi1r_value(intid: u32, mpidr: u64) -> u64 {
@@ -337,7 +332,7 @@ impl GicBackend for GicV3 {
                 .chain(runs_vcpu.then_some(crate::arch::HYP_TIMER_INTID));
             [KICK_SGI, maintenance_intid, crate::arch::HYP_TIMER_INTID]
                 .into_iter()
-                .chain(forwarded_ppis())
+                .chain(crate::vgic::state::forwarded_ppis())
                 .try_for_each(|intid| redist.set_interrupt_priority(id(intid), PRIORITY))
                 .and_then(|()| {
                     enabled
