@@ -6,6 +6,15 @@
 #   scripts/linux.sh     prints the two paths on stdout:
 #                          target/linux/Image
 #                          target/linux/initramfs.cpio
+#   scripts/linux.sh --dtb PATH
+#                        prints target/linux/dtbs/PATH: the device tree
+#                        PATH (like broadcom/bcm2711-rpi-4-b.dtb) of
+#                        bookworm's arm64 kernel, for a board whose
+#                        firmware passes one QEMU does not make ([qemu].dtb
+#                        of boards/rpi4/board.toml). That kernel package
+#                        (linux-image-arm64's, about 60 MB) is downloaded
+#                        once, for its device trees only; the cloud kernel
+#                        the partitions boot has none for such boards.
 #
 # scripts/build.sh runs it for a partition set that names files under
 # target/linux/ (boards/qemu-virt/linux.toml, tests/configs/linux.toml).
@@ -136,10 +145,37 @@ extract() {
     rm -rf "$tree"
 }
 
+dtb=
+if [ "${1:-}" = --dtb ]; then
+    dtb=${2:-}
+    case $dtb in
+        '' | /* | *..* | *[!A-Za-z0-9_./,+-]*) die "--dtb needs a relative path like broadcom/bcm2711-rpi-4-b.dtb" ;;
+    esac
+fi
+
 mkdir -p "$out/debs"
 # One at a time: two builds (tests, a user's run) may want these at once.
 exec 8>"$out/.lock"
 flock 8
+
+# ---- a board's device tree ------------------------------------------------------
+if [ -n "$dtb" ]; then
+    dest=$out/dtbs/$dtb
+    if [ ! -s "$dest" ]; then
+        private_apt
+        kernel=$(apt-cache depends linux-image-arm64 2>/dev/null |
+            awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }')
+        [ -n "$kernel" ] || die "apt-cache depends linux-image-arm64 names no linux-image-<version> package"
+        deb=$(download "$kernel")
+        mkdir -p "$(dirname "$dest")"
+        extract "$deb" "./usr/lib/linux-image-*/$dtb" "$dest"
+        # The kernel package is kept only for this file.
+        rm -f "$deb"
+        log "device tree: $dtb of $kernel"
+    fi
+    echo "$dest"
+    exit 0
+fi
 
 # ---- the kernel -----------------------------------------------------------------
 if [ ! -s "$image" ]; then

@@ -37,6 +37,20 @@ pub struct CpuConfig {
     /// The affinity fields of its MPIDR_EL1 (Aff3 in bits 39:32, Aff2..Aff0
     /// in bits 23:0), as the boot device tree's `reg` gives it.
     pub mpidr: u64,
+    /// Where the firmware's spin table has it wait (the device tree's
+    /// `cpu-release-addr`): the hypervisor writes its entry point there.
+    /// `None`: PSCI CPU_ON starts it.
+    pub spin_table: Option<PhysAddr>,
+}
+
+/// How the board powers off (when every partition has stopped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Power {
+    /// PSCI SYSTEM_OFF to the firmware.
+    Psci,
+    /// No PSCI: the BCM2835/BCM2711 power manager (PM) block at this base;
+    /// its watchdog resets the SoC into the firmware's halt partition.
+    Bcm2835Watchdog(PhysAddr),
 }
 
 /// The machine, from `boards/<board>/board.toml`.
@@ -54,6 +68,7 @@ pub struct BoardConfig {
     pub gic: GicConfig,
     /// Physical CPUs; the index into this slice is the CPU id used everywhere.
     pub cpus: &'static [CpuConfig],
+    pub power: Power,
 }
 
 /// A region of guest RAM: `size` bytes at `ipa` in the guest, `phys` in the machine.

@@ -127,6 +127,59 @@ pub fn blob_size(
     }
 }
 
+/// Removes the `FDT_NOP` tokens of the blob's structure block, in place,
+/// and shortens the block's size in the header to match. Tools that delete
+/// a property or a node leave NOPs in its place (libfdt's `fdt_delprop`,
+/// QEMU's raspi4b disabling devices it does not model), and the `fdt`
+/// crate, which reads NOPs only in a few places, stops on them elsewhere.
+/// Every length is checked against the block: a malformed blob gives
+/// `None`, never a read outside it.
+pub fn drop_nops(blob: &mut [u8]) -> Option<()> {
+    const BEGIN_NODE: u32 = 1;
+    const END_NODE: u32 = 2;
+    const PROP: u32 = 3;
+    const NOP: u32 = 4;
+    const END: u32 = 9;
+    let be = |bytes: &[u8], at: usize| -> Option<u32> {
+        let w = bytes.get(at..at.checked_add(4)?)?;
+        Some(u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+    };
+    let pad4 = |n: usize| n.checked_add(3).map(|n| n & !3);
+    let start = be(blob, 8)? as usize;
+    let size = be(blob, 36)? as usize;
+    let block = blob.get_mut(start..start.checked_add(size)?)?;
+    let (mut read, mut write) = (0usize, 0usize);
+    loop {
+        let token = be(block, read)?;
+        let length = match token {
+            BEGIN_NODE => {
+                let name = block.get(read + 4..)?;
+                let nul = name.iter().position(|&b| b == 0)?;
+                4 + pad4(nul + 1)?
+            }
+            PROP => 12 + pad4(be(block, read + 4)? as usize)?,
+            END_NODE | END => 4,
+            NOP => 0,
+            _ => return None,
+        };
+        let end = read.checked_add(length.max(4))?;
+        if end > block.len() {
+            return None;
+        }
+        if token != NOP {
+            block.copy_within(read..end, write);
+            write += length;
+        }
+        read = end;
+        if token == END {
+            break;
+        }
+    }
+    blob.get_mut(36..40)?
+        .copy_from_slice(&(write as u32).to_be_bytes());
+    Some(())
+}
+
 /// Checks a device tree held in `bytes` (tests, and a blob copied out).
 pub fn check_bytes(
     bytes: &[u8],
@@ -188,19 +241,95 @@ pub fn check(fdt: &Fdt<'_>, board: &BoardConfig) -> Result<(), DtbMismatch> {
 }
 
 /// Whether a node compatible with one of `compatible` has its first `reg`
-/// range at `base`.
+/// range at `base`, as the CPU sees it: translated through the `ranges` of
+/// the buses above it (the Raspberry Pi 4's tree gives its peripherals'
+/// VideoCore bus addresses, 0x7e20_1000 for the PL011 at 0xfe20_1000).
 fn has_node_at(fdt: &Fdt<'_>, compatible: &[&str], base: PhysAddr) -> bool {
-    let first_reg = |node: FdtNode<'_, '_>| {
-        node.reg()
-            .and_then(|mut r| r.next())
-            .map(|r| PhysAddr(r.starting_address as u64))
+    let Some(root) = fdt.find_node("/") else {
+        return false;
     };
-    fdt.all_nodes()
-        .filter(|n| {
-            n.compatible()
-                .is_some_and(|c| c.all().any(|s| compatible.contains(&s)))
-        })
-        .any(|n| first_reg(n) == Some(base))
+    let cells = root.cell_sizes().address_cells;
+    root.children()
+        .any(|c| node_at(c, None, cells, compatible, base.0))
+}
+
+/// A bus between a node and the CPU: its `ranges` and the cell counts they
+/// are written in, and the bus above it (`None`: the root, CPU addresses).
+struct Bus<'a> {
+    /// The `ranges` property; empty means identity.
+    ranges: &'a [u8],
+    /// `#address-cells` of the bus (its children's addresses).
+    child_cells: usize,
+    /// `#address-cells` of its parent.
+    parent_cells: usize,
+    /// `#size-cells` of the bus.
+    size_cells: usize,
+    up: Option<&'a Bus<'a>>,
+}
+
+/// Reads `cells` big-endian 32-bit cells at `*at` as a number (at most 2).
+fn cells(bytes: &[u8], at: &mut usize, cells: usize) -> Option<u64> {
+    let mut value = 0u64;
+    for _ in 0..cells {
+        let word = bytes.get(*at..*at + 4)?;
+        value = (value << 32) | u64::from(u32::from_be_bytes([word[0], word[1], word[2], word[3]]));
+        *at += 4;
+    }
+    (cells <= 2).then_some(value)
+}
+
+/// `address` on `bus`, as the CPU sees it; `None` when a bus does not map it.
+fn to_cpu(bus: Option<&Bus<'_>>, address: u64) -> Option<u64> {
+    let Some(bus) = bus else {
+        return Some(address);
+    };
+    if bus.ranges.is_empty() {
+        return to_cpu(bus.up, address);
+    }
+    let mut at = 0;
+    while at < bus.ranges.len() {
+        let child = cells(bus.ranges, &mut at, bus.child_cells)?;
+        let parent = cells(bus.ranges, &mut at, bus.parent_cells)?;
+        let size = cells(bus.ranges, &mut at, bus.size_cells)?;
+        if let Some(offset) = address.checked_sub(child).filter(|&o| o < size) {
+            return to_cpu(bus.up, parent.checked_add(offset)?);
+        }
+    }
+    None
+}
+
+/// [`has_node_at`] from `node` down: `node`'s `reg` is an address on
+/// `bus` (`None`: the CPU's), of `reg_cells` cells. Bounded by the tree's
+/// depth (a blob the board's RAM holds).
+fn node_at(
+    node: FdtNode<'_, '_>,
+    bus: Option<&Bus<'_>>,
+    reg_cells: usize,
+    compatible: &[&str],
+    base: u64,
+) -> bool {
+    let matches = node
+        .compatible()
+        .is_some_and(|c| c.all().any(|s| compatible.contains(&s)));
+    let first = || node.reg()?.next().map(|r| r.starting_address as u64);
+    if matches && first().and_then(|a| to_cpu(bus, a)) == Some(base) {
+        return true;
+    }
+    // Without `ranges` a node maps none of its children into its parent's
+    // space: nothing below it is at a CPU address.
+    let Some(ranges) = node.property("ranges") else {
+        return false;
+    };
+    let sizes = node.cell_sizes();
+    let child_bus = Bus {
+        ranges: ranges.value,
+        child_cells: sizes.address_cells,
+        parent_cells: reg_cells,
+        size_cells: sizes.size_cells,
+        up: bus,
+    };
+    node.children()
+        .any(|c| node_at(c, Some(&child_bus), sizes.address_cells, compatible, base))
 }
 
 #[cfg(test)]
@@ -214,10 +343,22 @@ mod tests {
         size: 0x4000_0000,
     }];
     static CPUS: [CpuConfig; 4] = [
-        CpuConfig { mpidr: 0 },
-        CpuConfig { mpidr: 1 },
-        CpuConfig { mpidr: 2 },
-        CpuConfig { mpidr: 3 },
+        CpuConfig {
+            mpidr: 0,
+            spin_table: None,
+        },
+        CpuConfig {
+            mpidr: 1,
+            spin_table: None,
+        },
+        CpuConfig {
+            mpidr: 2,
+            spin_table: None,
+        },
+        CpuConfig {
+            mpidr: 3,
+            spin_table: None,
+        },
     ];
     const GICD: PhysAddr = PhysAddr(0x0800_0000);
     const UART: PhysAddr = PhysAddr(0x0900_0000);
@@ -240,6 +381,7 @@ mod tests {
             uart_interrupt: Some(33),
             gic,
             cpus: &CPUS,
+            power: crate::config::Power::Psci,
         }
     }
 
@@ -340,6 +482,80 @@ mod tests {
         assert_eq!(larger.check(&v3()), Ok(()), "more than the board is fine");
     }
 
+    /// The Raspberry Pi 4's shape: the GIC and the PL011 under a `soc` bus
+    /// of one address cell whose `ranges` map VideoCore bus addresses
+    /// (0x7e00_0000 up, 0x4000_0000 up) to the CPU's (0xfe00_0000 up,
+    /// 0xff80_0000 up), and an `scb` bus without `ranges`.
+    fn pi4_blob(uart_bus: u32) -> Vec<u8> {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 1).unwrap();
+        let memory = w.begin_node("memory@0").unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        w.property_array_u32("reg", &[0, 0, 0x3c00_0000]).unwrap();
+        w.end_node(memory).unwrap();
+        let soc = w.begin_node("soc").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 1).unwrap();
+        w.property_array_u32(
+            "ranges",
+            &[
+                0x7e00_0000,
+                0,
+                0xfe00_0000,
+                0x180_0000,
+                0x4000_0000,
+                0,
+                0xff80_0000,
+                0x80_0000,
+            ],
+        )
+        .unwrap();
+        let uart = w.begin_node(&format!("serial@{uart_bus:x}")).unwrap();
+        w.property_string_list(
+            "compatible",
+            vec!["arm,pl011".into(), "arm,primecell".into()],
+        )
+        .unwrap();
+        w.property_array_u32("reg", &[uart_bus, 0x200]).unwrap();
+        w.end_node(uart).unwrap();
+        let gic = w.begin_node("interrupt-controller@40041000").unwrap();
+        w.property_string("compatible", "arm,gic-400").unwrap();
+        w.property_array_u32("reg", &[0x4004_1000, 0x1000, 0x4004_2000, 0x2000])
+            .unwrap();
+        w.end_node(gic).unwrap();
+        w.end_node(soc).unwrap();
+        // No `ranges`: its children are not at CPU addresses.
+        let scb = w.begin_node("scb").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 1).unwrap();
+        let other = w.begin_node("serial@fe201000").unwrap();
+        w.property_string("compatible", "arm,pl011").unwrap();
+        w.property_array_u32("reg", &[0xfe20_1000, 0x200]).unwrap();
+        w.end_node(other).unwrap();
+        w.end_node(scb).unwrap();
+        w.end_node(root).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn addresses_are_translated_through_the_buses_ranges() {
+        let good = pi4_blob(0x7e20_1000);
+        let f = Fdt::new(&good).unwrap();
+        assert!(has_node_at(&f, &["arm,pl011"], PhysAddr(0xfe20_1000)));
+        assert!(has_node_at(&f, &["arm,gic-400"], PhysAddr(0xff84_1000)));
+        assert!(
+            !has_node_at(&f, &["arm,pl011"], PhysAddr(0x7e20_1000)),
+            "a bus address is not a CPU address"
+        );
+        // The same UART at a bus address no range maps is nowhere; the
+        // one under the bus without `ranges` does not count either.
+        let unmapped = pi4_blob(0x7d20_1000);
+        let f = Fdt::new(&unmapped).unwrap();
+        assert!(!has_node_at(&f, &["arm,pl011"], PhysAddr(0xfe20_1000)));
+    }
+
     #[test]
     fn too_little_memory_names_the_board_ram_range() {
         for (base, size) in [(0x4000_0000, 0x3fff_f000), (0x4000_1000, 0x4000_0000)] {
@@ -407,6 +623,63 @@ mod tests {
             ..Machine::virt()
         };
         assert_eq!(machine.check(&v3()), Err(Mismatch::Uart { expected: UART }));
+    }
+
+    /// `blob` with a NOP token inserted at each of the structure block
+    /// offsets `at` (ascending), as a tool that deleted properties there
+    /// leaves it; the header's offsets and sizes follow.
+    fn with_nops(blob: &[u8], at: &[usize]) -> Vec<u8> {
+        let word = |b: &[u8], i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap());
+        let start = word(blob, 8) as usize;
+        let mut out = blob.to_vec();
+        for (n, &offset) in at.iter().enumerate() {
+            let i = start + offset + 4 * n;
+            out.splice(i..i, 4u32.to_be_bytes());
+        }
+        let grow = 4 * at.len() as u32;
+        for field in [4, 12, 36] {
+            // totalsize, off_dt_strings (after the structure block), size_dt_struct
+            let v = word(&out, field) + grow;
+            out[field..field + 4].copy_from_slice(&v.to_be_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn nops_are_dropped_before_the_tree_is_read() {
+        let clean = pi4_blob(0x7e20_1000);
+        let struct_size = u32::from_be_bytes(clean[36..40].try_into().unwrap()) as usize;
+        // After the root's name (8 bytes: token and padded empty name),
+        // between the root's last property and its `soc` child (where the
+        // `fdt` crate stops), and just before FDT_END.
+        let start = u32::from_be_bytes(clean[8..12].try_into().unwrap()) as usize;
+        let soc = clean[start..]
+            .windows(8)
+            .position(|w| w == b"\0\0\0\x01soc\0")
+            .unwrap();
+        let mut blob = with_nops(&clean, &[8, 8, soc, struct_size - 4]);
+        assert!(Fdt::new(&blob).is_ok());
+        drop_nops(&mut blob).unwrap();
+        let f = Fdt::new(&blob).unwrap();
+        assert!(has_node_at(&f, &["arm,pl011"], PhysAddr(0xfe20_1000)));
+        assert!(has_node_at(&f, &["arm,gic-400"], PhysAddr(0xff84_1000)));
+        assert_eq!(
+            u32::from_be_bytes(blob[36..40].try_into().unwrap()) as usize,
+            struct_size,
+            "the block is as long as before the NOPs"
+        );
+        // A blob with nothing to drop is left as it is.
+        let mut same = clean.clone();
+        drop_nops(&mut same).unwrap();
+        assert_eq!(same, clean);
+        // A token no tree has, or a property longer than the block: refused.
+        let mut bad = clean.clone();
+        bad[start..start + 4].copy_from_slice(&7u32.to_be_bytes());
+        assert_eq!(drop_nops(&mut bad), None);
+        let mut long = with_nops(&clean, &[]);
+        let prop = start + 8; // the root's first property
+        long[prop + 4..prop + 8].copy_from_slice(&0x10_0000u32.to_be_bytes());
+        assert_eq!(drop_nops(&mut long), None);
     }
 
     #[test]

@@ -424,5 +424,5 @@ extern "C" fn handle_hyp_exception(kind: u64) -> ! {
         exception::guest_pc(),
         syndrome.far
     ));
-    arch::system_off()
+    arch::system_off(super::CONFIG.board.power)
 }

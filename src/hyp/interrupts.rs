@@ -9,7 +9,7 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::Ordering;
 
-use bulkhead_abi::board::CONSOLE_PL011_INTID;
+use bulkhead_abi::board::{CONSOLE_PL011_INTID, GUEST_GICV2_DISTRIBUTOR};
 use bulkhead_abi::control::ControlPage;
 
 use crate::arch::gic::{Gic, GicBackend};
@@ -707,8 +707,8 @@ impl Live for LocalView<'_> {
 
 /// Which virtual GIC frame, if any, a guest address falls in.
 pub fn frame_of(part: &Partition, v: usize, ipa: Ipa) -> Option<(Frame, u64)> {
-    // A partition sees the GIC at the board's addresses: its IPAs are the
-    // GIC's physical addresses.
+    // On a GICv3 a partition sees the GIC at the board's addresses; on a
+    // GICv2 at QEMU virt's, whatever the board (`GUEST_GICV2_*`).
     let ipa = ipa.0;
     match super::CONFIG.board.gic {
         GicConfig::V3 {
@@ -732,10 +732,11 @@ pub fn frame_of(part: &Partition, v: usize, ipa: Ipa) -> Option<(Frame, u64)> {
         }
         // The distributor only: the guest's CPU interface is the GICV frame,
         // mapped by stage 2.
-        GicConfig::V2 { distributor, .. } => {
+        GicConfig::V2 { .. } => {
             const GICD_SIZE: u64 = 0x1000;
-            (ipa >= distributor.0 && ipa - distributor.0 < GICD_SIZE)
-                .then(|| (Frame::DistributorV2 { vcpu: v }, ipa - distributor.0))
+            let distributor = GUEST_GICV2_DISTRIBUTOR.0;
+            (ipa >= distributor && ipa - distributor < GICD_SIZE)
+                .then(|| (Frame::DistributorV2 { vcpu: v }, ipa - distributor))
         }
     }
 }

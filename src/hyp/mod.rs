@@ -68,7 +68,7 @@ static RUNTIME: spin::Once<Runtime> = spin::Once::new();
 fn boot_error(args: core::fmt::Arguments<'_>) -> ! {
     hyp_println!("boot error: {args}");
     hyp_println!("powering off");
-    arch::system_off()
+    arch::system_off(CONFIG.board.power)
 }
 
 /// Checks the device tree at `dtb` (x0 at entry) against the board,
@@ -80,8 +80,14 @@ fn check_boot_device_tree(dtb: PhysAddr, board: &BoardConfig) -> Result<(), DtbM
     // while the primary CPU boots.
     let header = unsafe { &*(dtb.0 as *const [u8; devicetree::HEADER]) };
     let size = devicetree::blob_size(header, dtb, board)?;
-    // SAFETY: `blob_size` found all `size` bytes inside the same RAM range.
-    let blob = unsafe { core::slice::from_raw_parts(dtb.0 as *const u8, size) };
+    // SAFETY: `blob_size` found all `size` bytes inside the same RAM range;
+    // the blob is the boot CPU's alone (no partition is loaded yet, and
+    // nothing reads it after this check).
+    let blob = unsafe { core::slice::from_raw_parts_mut(dtb.0 as *mut u8, size) };
+    devicetree::drop_nops(blob).ok_or(DtbMismatch {
+        board: board.name,
+        what: devicetree::Mismatch::Unreadable { address: dtb },
+    })?;
     devicetree::check_bytes(blob, dtb, board)
 }
 
@@ -132,14 +138,14 @@ extern "C" fn rust_primary_main(dtb: u64) -> ! {
     }
     input::init(runtime);
     for (index, c) in board.cpus.iter().enumerate() {
-        if index != cpu && runtime.vcpu_on_cpu(index).is_some() {
-            let status = arch::start_cpu(index, c.mpidr);
-            if status != 0 {
-                boot_error(format_args!(
-                    "PSCI CPU_ON for CPU {index} (MPIDR {:#x}) failed: {status}",
-                    c.mpidr
-                ));
-            }
+        if index != cpu
+            && runtime.vcpu_on_cpu(index).is_some()
+            && let Err(status) = arch::start_cpu(index, c)
+        {
+            boot_error(format_args!(
+                "PSCI CPU_ON for CPU {index} (MPIDR {:#x}) failed: {status}",
+                c.mpidr
+            ));
         }
     }
     cpu_main(cpu, arch::stack_top(0))
@@ -197,5 +203,5 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         "hypervisor panic on CPU {}: {info}",
         this_cpu()
     ));
-    arch::system_off()
+    arch::system_off(CONFIG.board.power)
 }

@@ -65,7 +65,7 @@ impl Runtime {
                 output::stop_rings();
                 output::flush_all(self);
                 hyp_println!("all partitions have stopped; powering off");
-                arch::system_off();
+                arch::system_off(super::CONFIG.board.power);
             }
         }
         park()

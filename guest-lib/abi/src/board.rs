@@ -116,7 +116,27 @@ pub enum GicConfig {
     },
 }
 
+/// Where every partition on a GICv2 board sees its distributor: QEMU
+/// virt's address, whatever the board's (the Raspberry Pi 4's GIC-400 is
+/// at 0xFF84_1000). A partition's GIC is virtual (the distributor emulated,
+/// the CPU interface the GICV frame mapped by stage 2), so its address is
+/// the hypervisor's choice: one for all GICv2 boards, and a guest built
+/// for one runs on another unchanged, as with its RAM and console IPAs.
+pub const GUEST_GICV2_DISTRIBUTOR: Ipa = Ipa(0x0800_0000);
+/// Where every partition on a GICv2 board sees its CPU interface (the
+/// board's GICV frame): QEMU virt's GICC address.
+pub const GUEST_GICV2_CPU_INTERFACE: Ipa = Ipa(0x0801_0000);
+
 impl GicConfig {
+    /// Where a partition sees the distributor: the board's address on a
+    /// GICv3, [`GUEST_GICV2_DISTRIBUTOR`] on a GICv2.
+    pub const fn guest_distributor(&self) -> Ipa {
+        match *self {
+            GicConfig::V3 { distributor, .. } => Ipa(distributor.0),
+            GicConfig::V2 { .. } => GUEST_GICV2_DISTRIBUTOR,
+        }
+    }
+
     /// The GIC architecture version: 2 or 3, as a board file's
     /// `gic.version` writes it.
     pub const fn version(&self) -> u32 {

@@ -116,14 +116,13 @@ pub fn stage2_tables(gic: &GicConfig, p: &Partition) -> u64 {
             .map(|d| (d.range.base, Some(d.range.base), d.range.size)),
     );
     if let GicConfig::V2 {
-        cpu_interface,
         virtual_cpu_interface,
         ..
     } = *gic
     {
         // GICV, at the guest's GICC.
         mappings.push((
-            cpu_interface.0,
+            bulkhead_abi::board::GUEST_GICV2_CPU_INTERFACE.0,
             Some(virtual_cpu_interface.0),
             GICV2_CPU_INTERFACE_SIZE,
         ));

@@ -11,7 +11,9 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use bulkhead_abi::board::{GicConfig, PhysAddr};
+use bulkhead_abi::board::{
+    GUEST_GICV2_CPU_INTERFACE, GUEST_GICV2_DISTRIBUTOR, GicConfig, PhysAddr,
+};
 
 use crate::arm64_image::ImageHeader;
 use crate::budget::Need;
@@ -128,6 +130,10 @@ pub struct Board {
     pub gic: GicConfig,
     /// MPIDR of each physical CPU, by CPU index.
     pub cpus: Vec<u64>,
+    /// Each CPU's spin-table release address, by CPU index (`None`: PSCI).
+    pub spin_tables: Vec<Option<u64>>,
+    /// The BCM2835 power manager that powers the board off, if not PSCI.
+    pub bcm2835_watchdog: Option<u64>,
     /// Devices partitions may take.
     pub devices: Vec<Device>,
     /// How QEMU emulates it, if it does.
@@ -155,6 +161,10 @@ pub struct Qemu {
     pub machine: String,
     /// `-cpu`.
     pub cpu: String,
+    /// `-m` when fixed by the machine, as written.
+    pub memory: Option<String>,
+    /// `-dtb`: a path in Debian's arm64 kernel package (`dtbs/...`).
+    pub dtb: Option<String>,
 }
 
 /// Where QEMU's `virt` machine puts RAM (hw/arm/virt.c, `VIRT_MEM`).
@@ -169,8 +179,9 @@ pub trait GicWindows {
     /// [`check_board`] has checked them (then none wraps).
     fn board_windows(&self, cpus: usize) -> Vec<(&'static str, u64, u64)>;
 
-    /// The GIC windows a partition with `vcpus` vCPUs sees, at the board's
-    /// addresses (the hypervisor emulates or maps them at the same IPAs).
+    /// The GIC windows a partition with `vcpus` vCPUs sees: at the board's
+    /// addresses on a GICv3, at `GUEST_GICV2_*` on a GICv2 (the hypervisor
+    /// emulates the distributor and maps the GICV frame there).
     /// Ranges are unchecked: [`check_board`] made sure they do not wrap.
     fn guest_windows(&self, vcpus: usize) -> Vec<(&'static str, Range)>;
 }
@@ -231,22 +242,19 @@ impl GicWindows for GicConfig {
                     },
                 ),
             ],
-            GicConfig::V2 {
-                distributor,
-                cpu_interface,
-                ..
-            } => vec![
+            // QEMU virt's addresses on every GICv2 board.
+            GicConfig::V2 { .. } => vec![
                 (
                     "the GIC distributor",
                     Range {
-                        base: distributor.0,
+                        base: GUEST_GICV2_DISTRIBUTOR.0,
                         size: GICV2_DISTRIBUTOR_SIZE,
                     },
                 ),
                 (
                     "the GIC CPU interface",
                     Range {
-                        base: cpu_interface.0,
+                        base: GUEST_GICV2_CPU_INTERFACE.0,
                         size: GICV2_CPU_INTERFACE_SIZE,
                     },
                 ),
@@ -486,6 +494,7 @@ pub fn check_board(b: &BoardFile, file: &str) -> Result<Board, ConfigError> {
         return Err(ctx.err("cpu", ErrorKind::TooManyCpus { count, max }));
     }
     let mut cpus: Vec<u64> = Vec::new();
+    let mut spin_tables = Vec::new();
     for (i, c) in b.cpu.iter().enumerate() {
         let field = format!("cpu[{i}].mpidr");
         if c.mpidr & !MPIDR_AFFINITY_MASK != 0 {
@@ -495,10 +504,43 @@ pub fn check_board(b: &BoardFile, file: &str) -> Result<Board, ConfigError> {
             return Err(ctx.err(field, ErrorKind::DuplicateMpidr { mpidr: c.mpidr }));
         }
         cpus.push(c.mpidr);
+        if let Some(address) = c.spin_table {
+            // A 64-bit word in RAM, clear of the hypervisor's own RAM (the
+            // partitions' memory is checked against it with the set).
+            let word = Range::new(address, 8).filter(|_| address % 8 == 0);
+            let in_ram = word.is_some_and(|w| ram.iter().any(|r| r.encloses(&w)));
+            let clear = word.is_some_and(|w| {
+                !w.overlaps(&Range {
+                    base: hypervisor.base,
+                    size: hypervisor.room,
+                })
+            });
+            if !in_ram || !clear {
+                return Err(ctx.err(
+                    format!("cpu[{i}].spin_table"),
+                    ErrorKind::SpinTable { address },
+                ));
+            }
+        }
+        spin_tables.push(c.spin_table);
+    }
+    if spin_tables.iter().any(Option::is_some) && spin_tables.iter().any(Option::is_none) {
+        let i = spin_tables.iter().position(Option::is_none).unwrap_or(0);
+        return Err(ctx.err(format!("cpu[{i}].spin_table"), ErrorKind::MissingField));
     }
 
     // Every MMIO window of the board, to keep them apart from RAM and each other.
     let mut mmio: Vec<(String, Range)> = vec![("uart".to_owned(), uart)];
+    let bcm2835_watchdog = b.power.as_ref().and_then(|p| p.bcm2835_watchdog);
+    if let Some(base) = bcm2835_watchdog {
+        let range = ctx.range(
+            "power.bcm2835_watchdog",
+            base,
+            "power.bcm2835_watchdog",
+            PAGE,
+        )?;
+        mmio.push(("power.bcm2835_watchdog".to_owned(), range));
+    }
     for (what, range) in board_gic_windows(&ctx, &gic, cpus.len())? {
         mmio.push((format!("gic.{what}"), range));
     }
@@ -551,6 +593,8 @@ pub fn check_board(b: &BoardFile, file: &str) -> Result<Board, ConfigError> {
         uart_interrupt: b.uart.interrupt,
         gic,
         cpus,
+        spin_tables,
+        bcm2835_watchdog,
         devices,
         qemu,
     })
@@ -601,6 +645,24 @@ fn check_qemu(
             ));
         }
     }
+    if let Some(memory) = &q.memory
+        && (memory.is_empty() || memory.contains(char::is_whitespace))
+    {
+        return Err(problem(
+            "qemu.memory",
+            format!("{memory:?} is not one -m value"),
+        ));
+    }
+    if let Some(dtb) = &q.dtb
+        && (!dtb.ends_with(".dtb") || dtb.starts_with('/') || dtb.split('/').any(|c| c == ".."))
+    {
+        return Err(problem(
+            "qemu.dtb",
+            format!(
+                "{dtb:?} is not a .dtb path inside a kernel package's dtbs (like broadcom/bcm2711-rpi-4-b.dtb)"
+            ),
+        ));
+    }
     let mut options = q.machine.split(',');
     let machine_type = options.next().unwrap_or_default();
     if machine_type == "virt" {
@@ -631,6 +693,8 @@ fn check_qemu(
     Ok(Qemu {
         machine: q.machine.clone(),
         cpu: q.cpu.clone(),
+        memory: q.memory.clone(),
+        dtb: q.dtb.clone(),
     })
 }
 
@@ -838,6 +902,23 @@ pub fn size_hypervisor(
                     ErrorKind::OverlapsHypervisor {
                         range: phys,
                         hypervisor,
+                    },
+                ));
+            }
+            // The firmware's spin table: a partition writing there could
+            // start a CPU of another partition's at its own code.
+            let spin_table = board
+                .spin_tables
+                .iter()
+                .flatten()
+                .copied()
+                .find(|&a| Range::new(a, 8).is_some_and(|w| w.overlaps(&phys)));
+            if let Some(address) = spin_table {
+                return Err(ctx.err(
+                    format!("memory[{i}].phys"),
+                    ErrorKind::OverlapsSpinTable {
+                        range: phys,
+                        address,
                     },
                 ));
             }

@@ -80,10 +80,26 @@ fn gic(g: &GicConfig) -> String {
 }
 
 fn board(out: &mut String, b: &Board, hypervisor: &Range) {
-    let cpus = list(&b.cpus, |m| format!("CpuConfig {{ mpidr: {} }}", hex(*m)));
+    let cpus: Vec<(u64, Option<u64>)> = b
+        .cpus
+        .iter()
+        .copied()
+        .zip(b.spin_tables.iter().copied())
+        .collect();
+    let cpus = list(&cpus, |(m, spin)| {
+        let spin = match spin {
+            Some(a) => format!("Some({})", phys(*a)),
+            None => "None".to_owned(),
+        };
+        format!("CpuConfig {{ mpidr: {}, spin_table: {spin} }}", hex(*m))
+    });
+    let power = match b.bcm2835_watchdog {
+        Some(base) => format!("Power::Bcm2835Watchdog({})", phys(base)),
+        None => "Power::Psci".to_owned(),
+    };
     out.push_str(&format!(
         "    board: BoardConfig {{\n        name: {:?},\n        ram: {},\n        hypervisor: {},\n        \
-         uart: {},\n        uart_interrupt: {:?},\n        gic: {},\n        cpus: {},\n    }},\n",
+         uart: {},\n        uart_interrupt: {:?},\n        gic: {},\n        cpus: {},\n        power: {power},\n    }},\n",
         b.name,
         list(&b.ram, range),
         range(hypervisor),

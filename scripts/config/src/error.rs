@@ -117,6 +117,11 @@ pub enum ErrorKind {
     DuplicateMpidr { mpidr: u64 },
     /// An MPIDR with bits set outside the affinity fields.
     BadMpidr { mpidr: u64 },
+    /// A spin-table release address that is no aligned word of RAM clear
+    /// of the hypervisor's.
+    SpinTable { address: u64 },
+    /// Partition memory over a CPU's spin-table release address.
+    OverlapsSpinTable { range: Range, address: u64 },
     /// A partition without memory, or a board without RAM.
     NoMemory,
     /// A range of size zero.
@@ -282,6 +287,16 @@ impl fmt::Display for ErrorKind {
             BadMpidr { mpidr } => write!(
                 f,
                 "MPIDR {mpidr:#x} has bits outside the affinity fields (mask 0xff00ffffff)"
+            ),
+            SpinTable { address } => write!(
+                f,
+                "release address {address:#x} is not an 8-byte-aligned word of board RAM \
+                 outside the hypervisor's RAM"
+            ),
+            OverlapsSpinTable { range, address } => write!(
+                f,
+                "{range} holds the firmware's spin-table release address {address:#x} \
+                 (a CPU's, in the board file)"
             ),
             NoMemory => f.write_str("no memory given"),
             ZeroSize => f.write_str("size is 0"),

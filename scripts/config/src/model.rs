@@ -30,8 +30,19 @@ pub struct BoardFile {
     /// Devices a partition may take as passthrough.
     #[serde(default)]
     pub device: Vec<DeviceFile>,
+    /// How the machine powers off, when not through PSCI.
+    pub power: Option<PowerFile>,
     /// How QEMU emulates the board, for boards it does.
     pub qemu: Option<QemuFile>,
+}
+
+/// `[power]`: a board without PSCI firmware powers off another way.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowerFile {
+    /// Base of the BCM2835/BCM2711 power manager (PM) block: power-off is
+    /// its watchdog's reset into the firmware's halt partition.
+    pub bcm2835_watchdog: Option<u64>,
 }
 
 /// `[qemu]`: the one place a board's QEMU command line comes from. The
@@ -44,6 +55,13 @@ pub struct QemuFile {
     pub machine: String,
     /// `-cpu`: the CPU model.
     pub cpu: String,
+    /// `-m`, when the machine has one fixed size rather than the board's
+    /// RAM (raspi4b has 2 GiB, the board only what every Pi 4 has).
+    pub memory: Option<String>,
+    /// `-dtb`: the device tree the board's firmware would pass, a path in
+    /// Debian's arm64 kernel package under /usr/lib/linux-image-*/
+    /// (scripts/linux.sh --dtb fetches it), for machines QEMU gives none.
+    pub dtb: Option<String>,
 }
 
 /// A `base`/`size` table.
@@ -109,6 +127,10 @@ pub struct GicFile {
 pub struct CpuFile {
     /// Affinity fields of the CPU's MPIDR_EL1.
     pub mpidr: u64,
+    /// Its spin-table release address (the device tree's
+    /// `cpu-release-addr`), on a board whose firmware parks the CPUs in a
+    /// spin table; without it the CPU is started with PSCI CPU_ON.
+    pub spin_table: Option<u64>,
 }
 
 /// `[[device]]` of a board.

@@ -3,7 +3,11 @@
 //!
 //! A board's `[qemu]` table gives the machine (`-M`) and the CPU model
 //! (`-cpu`); [`Machine`] adds what the board already says: `-smp`, one per
-//! `[[cpu]]`, and `-m`, its RAM. `scripts/run.sh`, `scripts/bench.sh` and
+//! `[[cpu]]`, and `-m`, its RAM (or `[qemu].memory` for a machine of one
+//! fixed size), `-dtb` for a machine whose firmware would pass a device
+//! tree QEMU does not make (`[qemu].dtb`, from Debian's kernel package,
+//! fetched by `scripts/linux.sh --dtb`), and `-no-reboot`, so that a
+//! machine that resets (a Raspberry Pi's power-off) ends the run. `scripts/run.sh`, `scripts/bench.sh` and
 //! the QEMU integration tests all start QEMU through this module (the
 //! scripts through `bulkhead-config qemu`), so the command line and the
 //! way a run is bounded and stopped are written once.
@@ -39,7 +43,8 @@ pub struct Machine {
     machine: String,
     cpu: String,
     smp: usize,
-    memory_mib: u64,
+    memory: String,
+    dtb: Option<String>,
     extra: Vec<String>,
 }
 
@@ -52,9 +57,47 @@ impl Machine {
             machine: qemu.machine.clone(),
             cpu: qemu.cpu.clone(),
             smp: board.cpus.len(),
-            memory_mib: board.ram.iter().map(|r| r.size).sum::<u64>() >> 20,
+            memory: qemu.memory.clone().unwrap_or_else(|| {
+                format!("{}M", board.ram.iter().map(|r| r.size).sum::<u64>() >> 20)
+            }),
+            dtb: qemu.dtb.clone(),
             extra: Vec::new(),
         })
+    }
+
+    /// The `-dtb` of a board whose `[qemu].dtb` names one, as a path:
+    /// `scripts/linux.sh --dtb` under `repo_root` fetches it (once; it is
+    /// cached under target/linux/) and prints where it is.
+    fn fetch_dtb(mut self, repo_root: &Path, file: &str) -> Result<Machine, ConfigError> {
+        let Some(dtb) = self.dtb.take() else {
+            return Ok(self);
+        };
+        let problem = |problem: String| {
+            ConfigError::new(
+                file,
+                None,
+                None,
+                Some("qemu.dtb"),
+                ErrorKind::Qemu { problem },
+            )
+        };
+        let script = repo_root.join("scripts/linux.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("--dtb")
+            .arg(&dtb)
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| problem(format!("cannot run {}: {e}", script.display())))?;
+        let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if !out.status.success() || path.is_empty() {
+            return Err(problem(format!(
+                "scripts/linux.sh --dtb {dtb} failed ({}): it fetches the device tree from Debian's arm64 kernel package",
+                out.status
+            )));
+        }
+        self.dtb = Some(path);
+        Ok(self)
     }
 
     /// Reads and checks `boards/<board>/board.toml` under `repo_root` and
@@ -71,10 +114,11 @@ impl Machine {
         })?;
         let board_file = crate::model::parse_board(&text, &file)?;
         let board = check::check_board(&board_file, &file)?;
-        Machine::of(&board).ok_or_else(|| {
+        let machine = Machine::of(&board).ok_or_else(|| {
             let problem = "QEMU does not emulate this board (it has no [qemu] table)".to_owned();
             ConfigError::new(&file, None, None, Some("qemu"), ErrorKind::Qemu { problem })
-        })
+        })?;
+        machine.fetch_dtb(repo_root, &file)
     }
 
     /// Without the virtualization extensions: QEMU then starts the image
@@ -130,8 +174,12 @@ impl Machine {
             "-smp".to_owned(),
             self.smp.to_string(),
             "-m".to_owned(),
-            format!("{}M", self.memory_mib),
+            self.memory.clone(),
+            "-no-reboot".to_owned(),
         ];
+        if let Some(dtb) = &self.dtb {
+            args.extend(["-dtb".to_owned(), dtb.clone()]);
+        }
         args.extend(self.extra.iter().cloned());
         args.push("-nographic".to_owned());
         args
@@ -312,18 +360,18 @@ mod tests {
         assert_eq!(
             m.args(),
             words(
-                "-M virt,virtualization=on,gic-version=3 -cpu cortex-a72 -smp 4 -m 1024M -nographic"
+                "-M virt,virtualization=on,gic-version=3 -cpu cortex-a72 -smp 4 -m 1024M -no-reboot -nographic"
             )
         );
         assert_eq!(
             m.clone().native().smp(1).args(),
-            words("-M virt,gic-version=3 -cpu cortex-a72 -smp 1 -m 1024M -nographic")
+            words("-M virt,gic-version=3 -cpu cortex-a72 -smp 1 -m 1024M -no-reboot -nographic")
         );
         assert_eq!(
             m.measuring().args(),
             words(
                 "-M virt,virtualization=on,gic-version=3 -cpu cortex-a53,cntfrq=1000000000 \
-                 -smp 4 -m 1024M -icount shift=0,align=off,sleep=off \
+                 -smp 4 -m 1024M -no-reboot -icount shift=0,align=off,sleep=off \
                  -rtc base=2025-01-01T00:00:00,clock=vm -nographic"
             )
         );

@@ -2258,7 +2258,8 @@ fn generated_rust_has_the_expected_shape() {
         "hypervisor: Range { base: PhysAddr(0x4000_0000), size: 0x200_0000 },",
         "gic: GicConfig::V3 { distributor: PhysAddr(0x800_0000), redistributor: PhysAddr(0x80a_0000), \
          maintenance_intid: 25 },",
-        "CpuConfig { mpidr: 0x3 }",
+        "CpuConfig { mpidr: 0x3, spin_table: None }",
+        "power: Power::Psci,",
         "name: \"alpha\",",
         "cpus: &[0, 1],",
         "vmpidrs: &[0x0, 0x1],",
@@ -2463,4 +2464,91 @@ fn generated_rust_compiles_against_the_config_types() {
     .expect("rewrite");
     assert!(!compiles(), "9 CPUs compiled against a limit of 8");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The shipped board with each CPU parked in a spin table at `release[i]`.
+fn spin_board(release: [u64; 4]) -> String {
+    let mut board = BOARD.to_owned();
+    for (i, address) in release.iter().enumerate() {
+        board = board.replace(
+            &format!("mpidr = 0x{i}\n"),
+            &format!("mpidr = 0x{i}\nspin_table = {address:#x}\n"),
+        );
+    }
+    board
+}
+
+#[test]
+fn spin_tables_are_words_of_ram_no_one_else_has() {
+    let ok = [0x4800_0000, 0x4800_0008, 0x4800_0010, 0x4800_0018];
+    let checked = run(&spin_board(ok), &two()).unwrap();
+    assert_eq!(checked.board.spin_tables, ok.map(Some).to_vec());
+
+    let mixed = BOARD.replace("mpidr = 0x2\n", "mpidr = 0x2\nspin_table = 0x4800_0000\n");
+    assert_error!(
+        run(&mixed, &two()),
+        BOARD_FILE,
+        None,
+        Some("cpu[0].spin_table"),
+        ErrorKind::MissingField
+    );
+    for bad in [0x4800_0004, 0x4000_0000, 0x3fff_fff8] {
+        assert_error!(
+            run(&spin_board([ok[0], ok[1], ok[2], bad]), &two()),
+            BOARD_FILE,
+            None,
+            Some("cpu[3].spin_table"),
+            ErrorKind::SpinTable { .. }
+        );
+    }
+    // In a partition's memory: its guest could start another partition's CPU.
+    assert_error!(
+        run(&spin_board([ok[0], ok[1], ok[2], 0x5400_0100]), &two()),
+        SET_FILE,
+        Some("beta"),
+        Some("memory[0].phys"),
+        ErrorKind::OverlapsSpinTable {
+            address: 0x5400_0100,
+            ..
+        }
+    );
+}
+
+#[test]
+fn the_power_manager_is_a_page_of_its_own() {
+    let board = format!("{BOARD}\n[power]\nbcm2835_watchdog = 0x0900_0000\n");
+    assert_error!(
+        run(&board, &two()),
+        BOARD_FILE,
+        None,
+        Some("power.bcm2835_watchdog"),
+        ErrorKind::Overlap { .. }
+    );
+    let board = board.replace("watchdog = 0x0900_0000", "watchdog = 0x0c00_0000");
+    assert_eq!(
+        run(&board, &two()).unwrap().board.bcm2835_watchdog,
+        Some(0x0c00_0000)
+    );
+}
+
+#[test]
+fn a_qemu_device_tree_is_a_path_inside_the_kernel_package() {
+    for bad in ["/etc/x.dtb", "../x.dtb", "broadcom/x.dts"] {
+        let board =
+            format!("{BOARD}\n[qemu]\nmachine = \"raspi4b\"\ncpu = \"max\"\ndtb = \"{bad}\"\n");
+        assert_error!(
+            run(&board, &two()),
+            BOARD_FILE,
+            None,
+            Some("qemu.dtb"),
+            ErrorKind::Qemu { .. }
+        );
+    }
+    let board = format!(
+        "{BOARD}\n[qemu]\nmachine = \"raspi4b\"\ncpu = \"max\"\n\
+         dtb = \"broadcom/bcm2711-rpi-4-b.dtb\"\nmemory = \"2G\"\n"
+    );
+    let qemu = run(&board, &two()).unwrap().board.qemu.unwrap();
+    assert_eq!(qemu.dtb.as_deref(), Some("broadcom/bcm2711-rpi-4-b.dtb"));
+    assert_eq!(qemu.memory.as_deref(), Some("2G"));
 }

@@ -16,7 +16,8 @@ use test_elf::{Seg, build_elf};
 const BOARD: &str = include_str!("../../../boards/qemu-virt/board.toml");
 
 /// The shipped board's QEMU arguments, before `-nographic`.
-const QEMU_ARGS: &str = "-M virt,virtualization=on,gic-version=3 -cpu cortex-a72 -smp 4 -m 1024M";
+const QEMU_ARGS: &str =
+    "-M virt,virtualization=on,gic-version=3 -cpu cortex-a72 -smp 4 -m 1024M -no-reboot";
 
 /// A partition set with one partition: CPU 0, 64 MiB, the raw image "guest".
 const SET: &str = r#"board = "qemu-virt"
@@ -353,12 +354,12 @@ fn qemu_options_change_the_command_line() {
         "qemu", "--native", "--cpu", "max", "--smp", "2", "--icount", "--print", "--kernel", "img",
         "--", "-s", "-S",
     ];
-    let expected = "qemu-system-aarch64 -M virt,gic-version=3 -cpu max -smp 2 -m 1024M \
+    let expected = "qemu-system-aarch64 -M virt,gic-version=3 -cpu max -smp 2 -m 1024M -no-reboot \
                     -icount shift=0,align=off,sleep=off -s -S -nographic -kernel img\n";
     assert_prints(&repo.run(&args), expected);
 
     let expected = "qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 \
-                    -cpu cortex-a53,cntfrq=1000000000 -smp 4 -m 1024M \
+                    -cpu cortex-a53,cntfrq=1000000000 -smp 4 -m 1024M -no-reboot \
                     -icount shift=0,align=off,sleep=off \
                     -rtc base=2025-01-01T00:00:00,clock=vm -nographic\n";
     assert_prints(&repo.run(&["qemu", "--measuring", "--print"]), expected);

@@ -54,6 +54,28 @@ secondary_entry:
     bl      rust_secondary_main
     b       el2_halt
 
+/*
+ * Secondary CPUs a spin table releases arrive here, registers unknown: the
+ * CPU finds its index by its MPIDR in SPIN_MPIDRS (written and cleaned to
+ * the point of coherency before its release, read here with the MMU off).
+ */
+.global spin_table_entry
+spin_table_entry:
+    mrs     x1, mpidr_el1
+    mov     x2, #0xffffff               /* affinity: Aff2..Aff0 ... */
+    movk    x2, #0xff, lsl #32          /* ... and Aff3 */
+    and     x1, x1, x2
+    adrp    x3, SPIN_MPIDRS
+    add     x3, x3, :lo12:SPIN_MPIDRS
+    mov     x0, #0
+1:  cmp     x0, #{MAX_CPUS}
+    b.hs    el2_halt                    /* not one of the board's CPUs */
+    ldr     x4, [x3, x0, lsl #3]
+    cmp     x4, x1
+    b.eq    secondary_entry
+    add     x0, x0, #1
+    b       1b
+
 /* x0 = stack slot. Sets SP_EL2, VBAR_EL2; leaves FP/SIMD untrapped for guests. */
 el2_common_setup:
     adrp    x1, STACKS

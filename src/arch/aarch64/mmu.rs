@@ -1,5 +1,6 @@
 //! The hypervisor's own EL2 stage-1 map: identity, RAM as Normal memory,
-//! the UART and the GIC as Device memory, nothing else. Built once by the
+//! the UART, the GIC and the power manager (if not PSCI) as Device
+//! memory, nothing else. Built once by the
 //! boot CPU in a static pool, then switched on by every CPU.
 
 use core::arch::asm;
@@ -9,7 +10,7 @@ use tock_registers::fields::FieldValue;
 use tock_registers::interfaces::Writeable;
 
 use super::sysreg::{fields, unnamed_bits_set};
-use crate::config::{BoardConfig, GicConfig};
+use crate::config::{BoardConfig, GicConfig, Power};
 use crate::mm::PhysAddr;
 use crate::mm::pagetable::{
     El2Stage1, MAIR_EL2_VALUE, MapError, MemKind, PageTable, TCR_EL2_VALUE, Table, TableAlloc,
@@ -123,6 +124,9 @@ pub fn build(board: &BoardConfig) -> Result<(), MapError> {
     };
     for &(base, size) in gic {
         pt.map(&mut *pool, base, base, size, MemKind::Device)?;
+    }
+    if let Power::Bcm2835Watchdog(base) = board.power {
+        pt.map(&mut *pool, base, base, 0x1000, MemKind::Device)?;
     }
     ROOT.call_once(|| pt.root());
     Ok(())

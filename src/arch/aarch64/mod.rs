@@ -12,6 +12,7 @@
 //! - [`sysreg`]: the system registers `aarch64-cpu` lacks, typed in its
 //!   style (every other one is `aarch64_cpu::registers`'s).
 
+mod bcm2835_pm;
 pub mod exception;
 pub mod gic;
 pub mod mmu;
@@ -21,6 +22,9 @@ pub mod sysreg;
 mod vectors;
 
 use core::arch::{asm, global_asm};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::config::{CpuConfig, Power};
 
 use aarch64_cpu::registers::{
     CNTFRQ_EL0, CNTHCTL_EL2, CNTHP_CTL_EL2, CNTPCT_EL0, CNTVOFF_EL2, CPACR_EL1, ELR_EL2, HCR_EL2,
@@ -77,6 +81,7 @@ unsafe extern "C" {
     /// to `stack_top` and ERETs to ELR_EL2 with SPSR_EL2.
     fn vcpu_enter(x0: u64, stack_top: u64) -> !;
     static secondary_entry: u8;
+    static spin_table_entry: u8;
 }
 
 /// Top of the EL2 stack of stack slot `slot` (see [`Stacks`]).
@@ -137,15 +142,60 @@ pub fn psci_call(fid: u64, a1: u64, a2: u64, a3: u64) -> i64 {
     x0 as i64
 }
 
-/// Starts physical CPU `index` (MPIDR `mpidr`) at `secondary_entry`.
-pub fn start_cpu(index: usize, mpidr: u64) -> i64 {
-    let entry = core::ptr::addr_of!(secondary_entry) as u64;
-    psci_call(bulkhead_abi::psci::CPU_ON_64, mpidr, entry, index as u64)
+/// The MPIDR of each CPU the spin table releases, by CPU index, for
+/// `spin_table_entry` (entry.S) to find its index by: a CPU leaves the
+/// firmware's spin table with nothing in its registers. Written by the boot
+/// CPU before it releases that CPU and cleaned to the point of coherency,
+/// as the released CPU reads it with its MMU and caches off. An entry
+/// never written holds no MPIDR (bits outside the affinity fields).
+#[unsafe(no_mangle)]
+static SPIN_MPIDRS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
+
+/// Starts physical CPU `index` at `secondary_entry`: with PSCI CPU_ON, or
+/// by writing the entry point to its spin-table release address. Gives
+/// PSCI's error code if CPU_ON failed.
+pub fn start_cpu(index: usize, cpu: &CpuConfig) -> Result<(), i64> {
+    match cpu.spin_table {
+        None => {
+            let entry = core::ptr::addr_of!(secondary_entry) as u64;
+            match psci_call(
+                bulkhead_abi::psci::CPU_ON_64,
+                cpu.mpidr,
+                entry,
+                index as u64,
+            ) {
+                0 => Ok(()),
+                status => Err(status),
+            }
+        }
+        Some(release) => {
+            let slot = &SPIN_MPIDRS[index];
+            slot.store(cpu.mpidr, Ordering::Relaxed);
+            clean_data(slot.as_ptr() as u64, 8);
+            let entry = core::ptr::addr_of!(spin_table_entry) as u64;
+            // SAFETY: the board's release address of this CPU: a word of
+            // board RAM that the configuration check keeps clear of the
+            // hypervisor's own RAM and of every partition's, identity
+            // mapped by the EL2 map; only the parked CPU reads it.
+            unsafe { core::ptr::write_volatile(release.0 as *mut u64, entry) };
+            clean_data(release.0, 8);
+            // SAFETY: wakes the CPUs waiting in WFE; no memory is touched.
+            unsafe { asm!("sev", options(nomem, nostack, preserves_flags)) };
+            Ok(())
+        }
+    }
 }
 
-/// Powers the machine off through the firmware.
-pub fn system_off() -> ! {
-    psci_call(bulkhead_abi::psci::SYSTEM_OFF, 0, 0, 0);
+/// Powers the machine off: PSCI SYSTEM_OFF, or the BCM2835 power
+/// manager's watchdog reset into the firmware's halt state (QEMU's raspi
+/// machines reset, and with `-no-reboot` exit).
+pub fn system_off(power: Power) -> ! {
+    match power {
+        Power::Psci => {
+            psci_call(bulkhead_abi::psci::SYSTEM_OFF, 0, 0, 0);
+        }
+        Power::Bcm2835Watchdog(base) => bcm2835_pm::halt(base),
+    }
     halt()
 }
 

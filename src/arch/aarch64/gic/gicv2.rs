@@ -43,6 +43,7 @@ use crate::config::GicConfig;
 use crate::mm::{Ipa, PhysAddr};
 use crate::trap::SysRegAccess;
 use crate::vgic::lr::{Entry, ListRegisters, format};
+use bulkhead_abi::board::GUEST_GICV2_CPU_INTERFACE;
 
 /// The physical SGI that kicks another CPU into EL2 (guests never see
 /// physical SGIs).
@@ -471,15 +472,14 @@ impl GicBackend for GicV2 {
     }
 
     /// The guest's GICC window: the GICV frame (8 KiB) at the address the
-    /// partition's device tree gives its CPU interface, which is the
-    /// board's GICC address.
+    /// partition's device tree gives its CPU interface, the same on every
+    /// GICv2 board (`GUEST_GICV2_CPU_INTERFACE`).
     fn guest_cpu_interface(gic: &GicConfig) -> Option<(Ipa, PhysAddr, u64)> {
         match *gic {
             GicConfig::V2 {
-                cpu_interface,
                 virtual_cpu_interface,
                 ..
-            } => Some((Ipa(cpu_interface.as_u64()), virtual_cpu_interface, 0x2000)),
+            } => Some((GUEST_GICV2_CPU_INTERFACE, virtual_cpu_interface, 0x2000)),
             GicConfig::V3 { .. } => None,
         }
     }
