@@ -11,8 +11,9 @@
 #
 # (default)        run `scripts/run.sh --timeout 40`, then check that setup
 #                  installed QEMU (10 or later) and the scripts' tools
-#                  (python3, shellcheck, pyflakes3) and that both demo
-#                  partitions printed heartbeats
+#                  (python3, shellcheck, pyflakes3; mkfs.vfat, mcopy and
+#                  sfdisk for rpi4-image.sh) and that both demo partitions
+#                  printed heartbeats
 # --test           then also run scripts/test.sh; it must report
 #                  "tests: N passed, 0 failed" with N > 0
 # -- CMD...        run CMD in /root/bulkhead instead of run.sh; only its exit
@@ -456,7 +457,7 @@ qemu_version=
 # shellcheck disable=SC2016 # expanded in the chroot
 supervise "installed tools" "$work/qemu.out" in_root "$root" /bin/sh -c \
     'if command -v qemu-system-aarch64 >/dev/null; then qemu-system-aarch64 --version; else echo "none (no qemu-system-aarch64)"; fi
-     for c in python3 shellcheck pyflakes3; do command -v "$c" >/dev/null || echo "missing $c"; done' || true
+     for c in python3 shellcheck pyflakes3 mkfs.vfat mcopy sfdisk; do command -v "$c" >/dev/null || echo "missing $c"; done' || true
 qemu_version=$(sed -n 1p "$work/qemu.out" | tr -d '\r')
 if [ ${#custom[@]} -eq 0 ]; then
     major=$(sed -nE '1s/.*version ([0-9]+).*/\1/p' <<<"$qemu_version")

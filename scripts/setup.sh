@@ -10,7 +10,10 @@
 #     (scripts/apt-sources.sh finds it, on every apt layout);
 #   - python3 (scripts/bench.py, bench.sh's parser and report), rarely
 #     missing;
-#   - shellcheck and pyflakes3 (scripts/test.sh lints the scripts with them).
+#   - shellcheck and pyflakes3 (scripts/test.sh lints the scripts with them);
+#   - dosfstools, mtools and fdisk (scripts/rpi4-image.sh makes the
+#     Raspberry Pi 4's SD card image with mkfs.vfat, mcopy and sfdisk, on
+#     plain files: no root, no loop devices).
 # Recommended packages are left out (QEMU's would bring a desktop stack);
 # of QEMU's, only ipxe-qemu is needed.
 # Safe to run again: it only adds what is not there. Debian packages need
@@ -52,6 +55,11 @@ command -v aarch64-linux-gnu-gcc >/dev/null || packages+=(gcc-aarch64-linux-gnu)
 command -v python3 >/dev/null || packages+=(python3)
 command -v shellcheck >/dev/null || packages+=(shellcheck)
 command -v pyflakes3 >/dev/null || packages+=(pyflakes3)
+# mkfs.vfat and sfdisk are in /usr/sbin, which a user's PATH may lack.
+have_sbin() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+have_sbin mkfs.vfat || packages+=(dosfstools)
+command -v mcopy >/dev/null || packages+=(mtools)
+have_sbin sfdisk || packages+=(fdisk)
 [ "$(qemu_major)" -ge 10 ] || need_qemu=1
 # QEMU's virt machine loads its network card's boot ROM (efi-virtio.rom)
 # from ipxe-qemu, only a Recommends of Debian's QEMU: without it QEMU

@@ -28,28 +28,7 @@ fn run(config: &str, machine: Machine, limit: u64, done: fn(&[String]) -> bool) 
 #[test]
 fn the_demo_runs_on_a_gicv2() {
     let demo = image_named("boards/qemu-virt-gicv2/demo.toml", "test-gicv2-demo");
-    let run = boot(&machine(), &demo, Duration::from_secs(60), |lines| {
-        [
-            "[alpha] vcpu 0 heartbeat 3 ",
-            "[alpha] vcpu 1 heartbeat 3 ",
-            "[beta] heartbeat 3 ",
-        ]
-        .iter()
-        .all(|want| lines.iter().any(|l| l.starts_with(want)))
-    });
-    for want in [
-        "[bulkhead] Bulkhead 0.1.0 on board qemu-virt-gicv2",
-        "[alpha] alpha: vcpu 1 running",
-        "[alpha] vcpu 0 heartbeat 3 ",
-        "[alpha] vcpu 1 heartbeat 3 ",
-        "[beta] heartbeat 3 ",
-    ] {
-        assert!(
-            run.lines.iter().any(|l| l.starts_with(want)),
-            "no {want:?}:\n{}",
-            run.dump()
-        );
-    }
+    support::assert_demo_runs(&machine(), "qemu-virt-gicv2", &demo);
 }
 
 fn ipi_run() -> &'static Run {

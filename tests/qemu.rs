@@ -2,6 +2,7 @@
 //! asserting on what the guests printed (and on the hypervisor's reports
 //! only where the report itself is the feature).
 
+#[allow(dead_code)] // each test binary uses only some of the shared helpers
 mod support;
 
 use std::sync::OnceLock;

@@ -255,6 +255,41 @@ impl Session {
     }
 }
 
+/// The heartbeats that show both partitions of a board's demo set
+/// (boards/<board>/demo.toml) running: each of alpha's two vCPUs and beta's
+/// one, three times.
+const DEMO_HEARTBEATS: [&str; 3] = [
+    "[alpha] vcpu 0 heartbeat 3 ",
+    "[alpha] vcpu 1 heartbeat 3 ",
+    "[beta] heartbeat 3 ",
+];
+
+/// Boots a demo set's image on `machine` until every partition has beaten
+/// three times (60 s at most), and checks what it printed: the hypervisor's
+/// banner naming `board`, alpha's second vCPU started, the heartbeats.
+pub fn assert_demo_runs(machine: &Machine, board: &str, kernel: &Path) -> Run {
+    let run = boot(machine, kernel, Duration::from_secs(60), |lines| {
+        DEMO_HEARTBEATS
+            .iter()
+            .all(|want| lines.iter().any(|l| l.starts_with(want)))
+    });
+    let banner = format!(
+        "[bulkhead] Bulkhead {} on board {board}",
+        env!("CARGO_PKG_VERSION")
+    );
+    for want in [banner.as_str(), "[alpha] alpha: vcpu 1 running"]
+        .into_iter()
+        .chain(DEMO_HEARTBEATS)
+    {
+        assert!(
+            run.lines.iter().any(|l| l.starts_with(want)),
+            "no {want:?}:\n{}",
+            run.dump()
+        );
+    }
+    run
+}
+
 /// Boots a partition set on the default board until it powers off (or `limit`).
 pub fn boot_config(config: &str, limit: Duration) -> Run {
     boot(&board_machine(), &image(config), limit, |_| false)
