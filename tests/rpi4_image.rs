@@ -19,15 +19,12 @@ use bulkhead_config::arm64_image::ImageHeader;
 use support::{Machine, root};
 
 /// The board the card is made for and QEMU boots.
-// HOOK(rpi4): qemu-virt-gicv2 (QEMU virt with a GICv2) stands in until
-// boards/rpi4 (QEMU's raspi4b) exists; then "rpi4", and `machine` below
-// gives raspi4b its device tree.
-const BOARD: &str = "qemu-virt-gicv2";
+/// The Raspberry Pi 4, booted on QEMU's raspi4b.
+const BOARD: &str = "rpi4";
 
-/// QEMU's command line for BOARD, from its board.toml as for every test.
+/// QEMU's command line for BOARD, from its board.toml as for every test
+/// (with `-dtb`, the firmware's device tree: raspi4b passes ATAGs without).
 fn machine() -> Machine {
-    // HOOK(rpi4): raspi4b passes ATAGs, not a device tree, unless given
-    // one: `.with(["-dtb", <bcm2711-rpi-4-b.dtb>])` goes here.
     Machine::load(&root(), BOARD).unwrap_or_else(|e| panic!("{e}"))
 }
 
