@@ -41,7 +41,9 @@ this terminal (quit with Ctrl-A X). Installs what is missing first
 (scripts/setup.sh: the Rust targets, the cross compiler, QEMU 10).
 
   --board NAME     boards/NAME (default qemu-virt); QEMU's command line comes
-                   from its board.toml ([qemu], its CPUs and RAM)
+                   from its board.toml ([qemu], its CPUs and RAM): qemu-virt
+                   (GICv3), qemu-virt-gicv2, rpi4 (the Raspberry Pi 4 on
+                   QEMU's raspi4b)
   --config FILE    a partition set (default boards/NAME/demo.toml)
   --timeout S      stop QEMU (by its process id) after S seconds
   --gdb            QEMU waits for gdb-multiarch on localhost:1234
