@@ -399,6 +399,7 @@ mod tests {
             cpu_interface: PhysAddr(0x0801_0000),
             hyp_interface: PhysAddr(0x0803_0000),
             virtual_cpu_interface: PhysAddr(0x0804_0000),
+            hyp_interface_aliases: None,
             maintenance_intid: 25,
         })
     }

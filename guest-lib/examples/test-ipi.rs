@@ -2,7 +2,9 @@
 //!
 //! - A, ping-pong: 10,000 rounds of SGI 1 to vCPU 1, whose handler answers
 //!   SGI 2; every receipt is checked against a shared sequence number, and
-//!   vCPUs 0 and 1 compare their sends with their SGI-trap exit counters.
+//!   vCPUs 0 and 1 compare their sends with their SGI-trap exit counters;
+//!   vCPU 1 counts its IRQ exits while pinged (the kicks that brought the
+//!   pings, 0 where the sender's CPU lists them itself).
 //! - B, broadcast: SGI 3 to all but self, once.
 //! - C, multicast: SGI 4 to vCPUs 1 and 3, once.
 //! - E, burst: SGIs 5..=12 to vCPU 2 back to back (on a GICv3 written
@@ -157,6 +159,7 @@ fn secondary(cpu: usize) -> ! {
     enable_sgis();
     irq::enable();
     let mut traps_before = None;
+    let mut irqs_before = None;
     let mut answered = 0;
     loop {
         let step = STEP.load(Ordering::Acquire);
@@ -165,12 +168,24 @@ fn secondary(cpu: usize) -> ! {
             continue;
         }
         match (cpu, step) {
-            (1, STEP_BEFORE_A) => traps_before = hvc::exit_count(Counter::SgiTrap),
-            (1, STEP_AFTER_A) => println!(
-                "ipi: vcpu 1 sent={} sgi_traps={}",
-                PONGS_SENT.load(Ordering::Relaxed),
-                Delta(traps_before, hvc::exit_count(Counter::SgiTrap))
-            ),
+            (1, STEP_BEFORE_A) => {
+                traps_before = hvc::exit_count(Counter::SgiTrap);
+                irqs_before = hvc::exit_count(Counter::Irq);
+            }
+            (1, STEP_AFTER_A) => {
+                println!(
+                    "ipi: vcpu 1 sent={} sgi_traps={}",
+                    PONGS_SENT.load(Ordering::Relaxed),
+                    Delta(traps_before, hvc::exit_count(Counter::SgiTrap))
+                );
+                // vCPU 1 has no timer in phase A: its IRQ exits are the
+                // pings' kicks (none where they are listed from vCPU 0's CPU).
+                println!(
+                    "ipi: vcpu 1 pinged={} irq_exits={}",
+                    PINGS.load(Ordering::Relaxed),
+                    Delta(irqs_before, hvc::exit_count(Counter::Irq))
+                );
+            }
             _ => {}
         }
         answered = step;

@@ -188,6 +188,11 @@ fn deliver_sgi(part: &Partition, v: usize, request: SgiRequest) {
             part.vgic.private[t].sgi_sources[request.intid as usize & 0xf]
                 .fetch_or(1 << v, core::sync::atomic::Ordering::AcqRel);
         }
+        // Straight into the target's list registers where the GIC lets
+        // this CPU reach them: the target takes no exit.
+        if t != v && interrupts::list_remote(part, t, request.intid) {
+            continue;
+        }
         part.vgic.private[t]
             .pending
             .fetch_or(bit, core::sync::atomic::Ordering::Release);
@@ -403,12 +408,14 @@ extern "C" fn handle_lower_irq(_frame: &mut TrapFrame, first: u32) {
 
 #[unsafe(no_mangle)]
 extern "C" fn handle_lower_serror(_frame: &mut TrapFrame) {
+    Gic::exit_entry();
     let (_, p, v) = current();
     super::runtime_of().stop(p, fault(FaultKind::UnknownTrap, v))
 }
 
 #[unsafe(no_mangle)]
 extern "C" fn handle_lower_aarch32(_frame: &mut TrapFrame) {
+    Gic::exit_entry();
     let (_, p, v) = current();
     super::runtime_of().stop(p, fault(FaultKind::UnknownTrap, v))
 }

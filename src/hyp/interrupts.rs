@@ -62,6 +62,19 @@ unsafe fn local() -> &'static mut Local {
     unsafe { &mut *LOCALS.0[super::this_cpu()].get() }
 }
 
+/// CPU `cpu`'s slot, read from another CPU.
+///
+/// # Safety
+///
+/// CPU `cpu` must not be in EL2 for as long as the reference is held, and
+/// its last writes to the slot must be ordered before this call (see
+/// [`list_remote`]).
+unsafe fn local_of(cpu: usize) -> Option<&'static Local> {
+    // SAFETY: no mutable reference to the slot exists while its CPU is out
+    // of EL2 (the caller's contract), and its writes happened before.
+    LOCALS.0.get(cpu).map(|slot| unsafe { &*slot.get() })
+}
+
 /// This CPU's pending queue.
 ///
 /// # Safety
@@ -148,6 +161,42 @@ pub fn inject(part: &Partition, v: usize, irq: Irq) {
         irq,
     );
     after(part, v, Some(irq), result);
+}
+
+/// Lists SGI `intid` for vCPU `t` from another CPU of its partition
+/// (`GicBackend::list_remote`; always `false` on a GIC without GICH
+/// aliases), when it can go straight in as the target's own EL2 would list
+/// it: the partition's group 1 and the SGI enabled for `t`, nothing of
+/// `t`'s waiting for its EL2 (pending bits, its CPU's queue, a deferral
+/// window), and `t` not masked by its flag bit. The flag is read here on
+/// the sender's CPU, so a mask set just after is the race the flag always
+/// had (an interrupt listed just before the guest masked), which guest-lib's
+/// vector takes lazily. Otherwise `false`: the caller queues and kicks.
+pub fn list_remote(part: &Partition, t: usize, intid: u32) -> bool {
+    let Some(&cpu) = part.config.cpus.get(t) else {
+        return false;
+    };
+    Gic::list_remote(cpu, || {
+        let vgic = &part.vgic;
+        let private = vgic.private.get(t)?;
+        let bit = 1u32.checked_shl(intid)?;
+        let enabled = private.enabled.load(Ordering::Acquire) & bit != 0;
+        let waiting = private.pending.load(Ordering::Acquire) != 0;
+        // SAFETY: CPU `cpu`'s slot, read while that CPU's EL2 cannot run
+        // (`Gic::list_remote` holds its list registers, and it takes them
+        // back before anything else on every exit): it last wrote the slot
+        // before it let its guest run, which the backend's acquire orders
+        // before this read.
+        let idle =
+            unsafe { local_of(cpu) }.is_some_and(|l| l.queue.is_empty() && !l.stats.window_open());
+        (vgic.group1_enabled() && enabled && !waiting && idle && !page_gate(part, t).masked()).then(
+            || Irq {
+                intid,
+                priority: private.priority[intid as usize].load(Ordering::Relaxed),
+                hw: false,
+            },
+        )
+    })
 }
 
 /// The maintenance interrupt, the IRQ_UNMASK call, or a kick: move what

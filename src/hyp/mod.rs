@@ -37,7 +37,7 @@ mod vcpu;
 
 use buddy_system_allocator::LockedHeap;
 
-use crate::arch::gic::{Gic, GicBackend};
+use crate::arch::gic::{Gic, GicBackend, RemoteListing};
 use crate::arch::{self, mmu, percpu};
 use crate::config::{BoardConfig, Config};
 use crate::devicetree::{self, DtbMismatch};
@@ -128,6 +128,17 @@ extern "C" fn rust_primary_main(dtb: u64) -> ! {
     // The build refuses a board whose GIC has no backend (bulkhead-config's
     // `build`): the configuration is this backend's.
     Gic::init_distributor(&board.gic, board.cpus.len());
+    if let RemoteListing::Unusable {
+        aliases,
+        vtr,
+        through_alias,
+    } = Gic::remote_listing()
+    {
+        hyp_println!(
+            "GICH aliases at {aliases} not used: this CPU's reads {through_alias:#x} where GICH_VTR \
+             is {vtr:#x} (QEMU's raspi4b maps each CPU's GICC there); IPIs to other CPUs kick them"
+        );
+    }
     let runtime = match Runtime::build(CONFIG) {
         Ok(r) => r,
         Err(e) => boot_error(format_args!("{e}")),

@@ -54,6 +54,12 @@ impl Stats {
         }
     }
 
+    /// Whether an interrupt was deferred in a masked window whose unmask
+    /// the hypervisor has not seen yet.
+    pub fn window_open(&self) -> bool {
+        self.window_start.is_some()
+    }
+
     fn window_ended(&mut self, now: u64) {
         if let Some(start) = self.window_start.take() {
             self.max_window = self.max_window.max(now.saturating_sub(start));

@@ -12,5 +12,6 @@
 pub mod gate;
 pub mod lr;
 pub mod regs;
+pub mod remote;
 pub mod sgi;
 pub mod state;

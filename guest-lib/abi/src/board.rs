@@ -111,6 +111,10 @@ pub enum GicConfig {
         hyp_interface: PhysAddr,
         /// Physical base of the virtual CPU interface (GICV).
         virtual_cpu_interface: PhysAddr,
+        /// Physical base of the per-CPU aliases of GICH, where the GIC has
+        /// them (the GIC-400: GICH + 0x1000, CPU n's 0x200 bytes at
+        /// + n * 0x200): any CPU reaches any CPU's list registers there.
+        hyp_interface_aliases: Option<PhysAddr>,
         /// INTID of the GIC maintenance interrupt (a PPI).
         maintenance_intid: u32,
     },

@@ -41,6 +41,8 @@ pub const GICV2_DISTRIBUTOR_SIZE: u64 = 0x1000;
 pub const GICV2_CPU_INTERFACE_SIZE: u64 = 0x2000;
 /// GICv2 virtual interface control (GICH): 4 KiB.
 pub const GICV2_HYP_INTERFACE_SIZE: u64 = 0x1000;
+/// GICH's per-CPU aliases: 0x200 bytes for each of up to eight CPUs.
+pub const GICV2_HYP_ALIASES_SIZE: u64 = 0x1000;
 /// The emulated PL011's interrupt in a partition (the hypervisor's value).
 pub const PL011_INTID: u32 = bulkhead_abi::board::CONSOLE_PL011_INTID;
 /// Longest partition name: it prefixes every console line.
@@ -206,8 +208,9 @@ impl GicWindows for GicConfig {
                 cpu_interface,
                 hyp_interface,
                 virtual_cpu_interface,
+                hyp_interface_aliases,
                 ..
-            } => vec![
+            } => [
                 ("distributor", distributor.0, GICV2_DISTRIBUTOR_SIZE),
                 ("cpu_interface", cpu_interface.0, GICV2_CPU_INTERFACE_SIZE),
                 ("hyp_interface", hyp_interface.0, GICV2_HYP_INTERFACE_SIZE),
@@ -216,7 +219,13 @@ impl GicWindows for GicConfig {
                     virtual_cpu_interface.0,
                     GICV2_CPU_INTERFACE_SIZE,
                 ),
-            ],
+            ]
+            .into_iter()
+            .chain(
+                hyp_interface_aliases
+                    .map(|a| ("hyp_interface_aliases", a.0, GICV2_HYP_ALIASES_SIZE)),
+            )
+            .collect(),
         }
     }
 
@@ -707,6 +716,10 @@ fn check_gic(ctx: &Ctx<'_>, g: &GicFile) -> Result<GicConfig, ConfigError> {
             "gic.virtual_cpu_interface",
             g.virtual_cpu_interface.is_some(),
         ),
+        (
+            "gic.hyp_interface_aliases",
+            g.hyp_interface_aliases.is_some(),
+        ),
     ];
     let foreign: &[(&str, bool)] = match g.version {
         3 => &v2_only,
@@ -741,6 +754,7 @@ fn check_gic(ctx: &Ctx<'_>, g: &GicFile) -> Result<GicConfig, ConfigError> {
             cpu_interface: required("gic.cpu_interface", g.cpu_interface)?,
             hyp_interface: required("gic.hyp_interface", g.hyp_interface)?,
             virtual_cpu_interface: required("gic.virtual_cpu_interface", g.virtual_cpu_interface)?,
+            hyp_interface_aliases: g.hyp_interface_aliases.map(PhysAddr),
             maintenance_intid: g.maintenance_intid,
         }
     })

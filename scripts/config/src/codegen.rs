@@ -67,14 +67,16 @@ fn gic(g: &GicConfig) -> String {
             cpu_interface,
             hyp_interface,
             virtual_cpu_interface,
+            hyp_interface_aliases,
             maintenance_intid,
         } => format!(
             "GicConfig::V2 {{ distributor: {}, cpu_interface: {}, hyp_interface: {}, \
-             virtual_cpu_interface: {}, maintenance_intid: {maintenance_intid} }}",
+             virtual_cpu_interface: {}, hyp_interface_aliases: {}, maintenance_intid: {maintenance_intid} }}",
             phys(distributor.0),
             phys(cpu_interface.0),
             phys(hyp_interface.0),
             phys(virtual_cpu_interface.0),
+            hyp_interface_aliases.map_or("None".to_owned(), |a| format!("Some({})", phys(a.0))),
         ),
     }
 }

@@ -117,6 +117,9 @@ pub struct GicFile {
     pub hyp_interface: Option<u64>,
     /// GICV base (GICv2 only).
     pub virtual_cpu_interface: Option<u64>,
+    /// Base of GICH's per-CPU aliases (GICv2 only, where the GIC has them:
+    /// the GIC-400's, at GICH + 0x1000).
+    pub hyp_interface_aliases: Option<u64>,
     /// INTID of the maintenance interrupt (a PPI).
     pub maintenance_intid: u32,
 }

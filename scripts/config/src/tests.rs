@@ -1996,6 +1996,7 @@ fn a_gicv2_board_is_accepted() {
         GicConfig::V2 {
             cpu_interface: PhysAddr(0x0801_0000),
             virtual_cpu_interface: PhysAddr(0x0804_0000),
+            hyp_interface_aliases: None,
             ..
         }
     ));

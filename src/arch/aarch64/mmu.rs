@@ -118,12 +118,19 @@ pub fn build(board: &BoardConfig) -> Result<(), MapError> {
         } => &[
             (distributor, 0x1000),
             (cpu_interface, 0x2000),
-            (hyp_interface, 0x2000),
+            (hyp_interface, 0x1000),
             (virtual_cpu_interface, 0x2000),
         ],
     };
     for &(base, size) in gic {
         pt.map(&mut *pool, base, base, size, MemKind::Device)?;
+    }
+    if let GicConfig::V2 {
+        hyp_interface_aliases: Some(base),
+        ..
+    } = board.gic
+    {
+        pt.map(&mut *pool, base, base, 0x1000, MemKind::Device)?;
     }
     if let Power::Bcm2835Watchdog(base) = board.power {
         pt.map(&mut *pool, base, base, 0x1000, MemKind::Device)?;

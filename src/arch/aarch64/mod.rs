@@ -372,6 +372,7 @@ pub fn enter_guest(start: &GuestStart, stack_top: u64) -> ! {
     ELR_EL2.set(start.entry);
     // SAFETY: invalidates this VMID's stale stage-1+2 TLB entries; no memory access.
     unsafe { asm!("isb", "tlbi vmalls12e1", "dsb nsh", "isb", options(nostack)) };
+    <gic::Gic as gic::GicBackend>::guest_entry();
     // SAFETY: ELR/SPSR/HCR/VTTBR describe a guest whose memory the stage-2
     // tables confine; the stack top is this CPU's own.
     unsafe { vcpu_enter(start.x0, stack_top) }

@@ -22,11 +22,17 @@
 //! nothing); the hypervisor's own private interrupts are set up by each CPU
 //! for itself at boot.
 //!
-//! Not yet here (issue 12): the guest's GICD_SGIR trap routed through the
-//! virtual GICv2 distributor, one SGI per source with its CPUID, the
+//! One exit per IPI where the GIC has GICH's per-CPU aliases (the
+//! GIC-400): the sender's CPU lists the SGI in the target's list registers
+//! through the target's alias while the target's guest runs, so the target
+//! takes no exit ([`GicBackend::list_remote`]; who may touch a CPU's list
+//! registers when is `LR_OWNER`'s protocol). The kick remains the way when
+//! the target is in EL2, masked, has something queued, or has no free list
+//! register.
+//!
+//! Not yet here (issue 12): one SGI per source with its CPUID, and the
 //! acknowledge trap of a level interrupt listed while the guest has IRQs
-//! masked (`set_ack_trap` does nothing), and the one-exit IPIs through the
-//! per-CPU GICH aliases.
+//! masked (`set_ack_trap` does nothing).
 
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
@@ -38,11 +44,12 @@ use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 
 use super::banks::{Bank, Banks};
-use super::{FastFill, GicBackend, SgiWrite};
+use super::{FastFill, GicBackend, RemoteListing, SgiWrite};
 use crate::config::GicConfig;
 use crate::mm::{Ipa, PhysAddr};
 use crate::trap::SysRegAccess;
-use crate::vgic::lr::{Entry, ListRegisters, format};
+use crate::vgic::lr::{Entry, Irq, ListRegisters, format};
+use crate::vgic::remote::LrOwner;
 use bulkhead_abi::board::GUEST_GICV2_CPU_INTERFACE;
 
 /// The physical SGI that kicks another CPU into EL2 (guests never see
@@ -121,6 +128,22 @@ const GICH_VTR_LIST_REGS: u32 = 0x3f;
 static GICD_BASE: AtomicU64 = AtomicU64::new(0);
 static GICC_BASE: AtomicU64 = AtomicU64::new(0);
 static GICH_BASE: AtomicU64 = AtomicU64::new(0);
+/// GICH's per-CPU aliases (0: the GIC has none, or the board does not say).
+static GICH_ALIASES: AtomicU64 = AtomicU64::new(0);
+/// The aliases the board names, whether used or not.
+static CONFIG_ALIASES: AtomicU64 = AtomicU64::new(0);
+/// What the boot CPU read at offset 4 of its alias (low half) and of GICH
+/// (high half) when they differed: the aliases are not used.
+static ALIAS_PROBE: AtomicU64 = AtomicU64::new(0);
+/// Bytes between two CPUs' GICH aliases.
+const GICH_ALIAS_STRIDE: u64 = 0x200;
+
+/// Who may touch CPU n's list registers now (`LR_OWNER[n]`): its own EL2,
+/// or, while its guest runs, one other CPU listing an SGI through the
+/// aliases; the protocol, and why no partition can make another wait on
+/// it, is `vgic::remote`'s. Used only when the aliases are.
+static LR_OWNER: [LrOwner; crate::arch::MAX_CPUS] =
+    [const { LrOwner::new() }; crate::arch::MAX_CPUS];
 /// Number of list registers (GICH_VTR.ListRegs + 1), read once at boot.
 static LIST_REGISTERS: AtomicUsize = AtomicUsize::new(0);
 
@@ -193,6 +216,49 @@ impl ListRegisters for HwListRegisters {
     }
 }
 
+/// Another CPU's list registers, through its GICH alias; valid while this
+/// CPU holds them (`LR_OWNER` at [`REMOTE`]).
+struct AliasListRegisters(&'static Gich);
+
+impl ListRegisters for AliasListRegisters {
+    fn count(&self) -> usize {
+        LIST_REGISTERS.load(Ordering::Relaxed)
+    }
+    fn empty(&self) -> u64 {
+        let all = (1u64 << self.count()).wrapping_sub(1);
+        (u64::from(self.0.elrsr[0].get()) | u64::from(self.0.elrsr[1].get()) << 32) & all
+    }
+    fn read(&self, n: usize) -> Entry {
+        format::gicv2::decode(u64::from(self.0.lr.get(n).map_or(0, |lr| lr.get())))
+    }
+    fn write(&mut self, n: usize, entry: Entry) {
+        if let Some(lr) = self.0.lr.get(n) {
+            lr.set(format::gicv2::encode(entry) as u32);
+        }
+    }
+}
+
+/// A barrier that completes this CPU's accesses to the GIC (device
+/// memory) before what follows: before another CPU may touch the same list
+/// registers through their alias, or before this CPU reads them after one did.
+fn complete_gic_accesses() {
+    // SAFETY: a barrier; no memory is accessed.
+    unsafe { core::arch::asm!("dsb sy", options(nostack, preserves_flags)) };
+}
+
+/// The guest's exit (`gicv2/exits.S`, and every other way into EL2 from
+/// the guest): this CPU's EL2 takes its list registers back.
+#[unsafe(no_mangle)]
+extern "C" fn gicv2_exit_entry() {
+    GicV2::exit_entry();
+}
+
+/// The guest's entry (`gicv2/exits.S` before its ERET).
+#[unsafe(no_mangle)]
+extern "C" fn gicv2_guest_entry() {
+    GicV2::guest_entry();
+}
+
 fn clear_list_registers() {
     for lr in &gich().lr[..LIST_REGISTERS.load(Ordering::Relaxed)] {
         lr.set(0);
@@ -254,6 +320,28 @@ impl GicBackend for GicV2 {
         GICD_BASE.store(distributor.as_u64(), Ordering::Relaxed);
         GICC_BASE.store(cpu_interface.as_u64(), Ordering::Relaxed);
         GICH_BASE.store(hyp_interface.as_u64(), Ordering::Relaxed);
+        if let GicConfig::V2 {
+            hyp_interface_aliases: Some(aliases),
+            ..
+        } = *gic
+        {
+            // This CPU's alias must read as its GICH: GICH_VTR, the one
+            // register whose read changes nothing whatever is there.
+            CONFIG_ALIASES.store(aliases.as_u64(), Ordering::Relaxed);
+            let me = u64::from(interface(crate::arch::mpidr())) * GICH_ALIAS_STRIDE;
+            // SAFETY: the board's aliases window, mapped as device memory
+            // by the EL2 map; one read of the word at offset 4 of this
+            // CPU's 0x200 bytes, without side effects on a GICH or a GICC.
+            let through = unsafe { &*((aliases.as_u64() + me) as *const Gich) }
+                .vtr
+                .get();
+            let vtr = gich().vtr.get();
+            if through == vtr {
+                GICH_ALIASES.store(aliases.as_u64(), Ordering::Relaxed);
+            } else {
+                ALIAS_PROBE.store(u64::from(vtr) << 32 | u64::from(through), Ordering::Relaxed);
+            }
+        }
         // SAFETY: the addresses come from the checked board description and
         // were matched against the boot device tree; mapped as device
         // memory; the driver lives for this call only, on the boot CPU
@@ -490,6 +578,83 @@ impl GicBackend for GicV2 {
     }
 
     fn fill_fast(_block: &FastBlock, _fill: &FastFill<'_>) {}
+
+    /// Takes this CPU's list registers back from other CPUs: after at most
+    /// one listing through the alias (see `LR_OWNER`).
+    fn exit_entry() {
+        if GICH_ALIASES.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        LR_OWNER[crate::arch::percpu::this_cpu()].claim();
+        // What another CPU wrote through the alias is complete (it did so
+        // before it gave them back) and ordered before this CPU's reads.
+        complete_gic_accesses();
+    }
+
+    /// Opens this CPU's list registers to other CPUs until its next exit.
+    fn guest_entry() {
+        if GICH_ALIASES.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        // This CPU's own list-register writes are complete before another
+        // CPU may read them through the alias.
+        complete_gic_accesses();
+        LR_OWNER[crate::arch::percpu::this_cpu()].open();
+    }
+
+    fn remote_listing() -> RemoteListing {
+        let aliases = GICH_ALIASES.load(Ordering::Relaxed);
+        let probe = ALIAS_PROBE.load(Ordering::Relaxed);
+        if aliases != 0 {
+            return RemoteListing::Aliases(PhysAddr(aliases));
+        }
+        match CONFIG_ALIASES.load(Ordering::Relaxed) {
+            0 => RemoteListing::Unsupported,
+            base => RemoteListing::Unusable {
+                aliases: PhysAddr(base),
+                vtr: (probe >> 32) as u32,
+                through_alias: probe as u32,
+            },
+        }
+    }
+
+    /// Lists an SGI in CPU `cpu`'s list registers through its GICH alias
+    /// (see [`GicBackend::list_remote`]): in a free list register, unless
+    /// one holds the same virtual INTID already (it would merge, or need
+    /// its pending-and-active state: the target's own EL2 decides that).
+    fn list_remote(cpu: usize, admit: impl FnOnce() -> Option<Irq>) -> bool {
+        let aliases = GICH_ALIASES.load(Ordering::Relaxed);
+        let Some(owner) = LR_OWNER.get(cpu).filter(|_| aliases != 0 && cpu < 8) else {
+            return false;
+        };
+        owner
+            .try_remote(|| {
+                // SAFETY: CPU `cpu`'s GICH alias (a GICv2 has eight CPU
+                // interfaces at most), inside the aliases window the board
+                // gives, which the EL2 map maps as device memory and the boot
+                // CPU found to read as GICH; this CPU holds that CPU's list
+                // registers for this closure.
+                let alias =
+                    unsafe { &*((aliases + cpu as u64 * GICH_ALIAS_STRIDE) as *const Gich) };
+                let irq = admit()?;
+                let mut lrs = AliasListRegisters(alias);
+                let empty = lrs.empty();
+                if empty == 0 {
+                    return None;
+                }
+                let held = (0..lrs.count())
+                    .any(|n| empty & (1 << n) == 0 && lrs.read(n).irq.intid == irq.intid);
+                if held {
+                    return None;
+                }
+                lrs.write(empty.trailing_zeros() as usize, Entry::pending(irq));
+                // Complete before the registers are given back.
+                complete_gic_accesses();
+                Some(())
+            })
+            .flatten()
+            .is_some()
+    }
 }
 
 /// The whole value of each CPU's last acknowledge (an SGI's source in

@@ -34,7 +34,7 @@ use bulkhead_abi::control::ControlPage;
 use crate::config::GicConfig;
 use crate::mm::{Ipa, PhysAddr};
 use crate::trap::SysRegAccess;
-use crate::vgic::lr::ListRegisters;
+use crate::vgic::lr::{Irq, ListRegisters};
 use crate::vgic::sgi::SgiRequest;
 use crate::vgic::state::{PrivateIrqs, Spi};
 
@@ -50,6 +50,25 @@ pub use gicv2::FastBlock;
 /// `arch::percpu::PerCpu`).
 #[cfg(not(gic = "v2"))]
 pub use gicv3::fast::FastBlock;
+
+/// Whether this CPU can list interrupts in other CPUs' list registers
+/// ([`GicBackend::list_remote`]), for the boot report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteListing {
+    /// The GIC has no way to (GICv3; a GICv2 board without
+    /// `gic.hyp_interface_aliases`): IPIs to other CPUs kick them.
+    Unsupported,
+    /// Through GICH's per-CPU aliases at this base.
+    Aliases(PhysAddr),
+    /// The board names aliases, but this CPU's alias does not read as its
+    /// GICH (GICH_VTR): not used. QEMU 10's raspi4b maps each CPU's GICC
+    /// there instead.
+    Unusable {
+        aliases: PhysAddr,
+        vtr: u32,
+        through_alias: u32,
+    },
+}
 
 /// A guest's SGI-generating write, decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,4 +182,33 @@ pub trait GicBackend {
     /// Fills physical CPU `cpu`'s fast-path block for the vCPU it runs (on
     /// that CPU, before the vCPU first runs).
     fn fill_fast(block: &FastBlock, fill: &FastFill<'_>);
+
+    /// Every guest exit, before anything touches this CPU's list
+    /// registers: EL2 takes them back from [`GicBackend::list_remote`]
+    /// (waiting, at most, for one such write of the same partition to end).
+    #[inline(always)]
+    fn exit_entry() {}
+    /// The last thing before this CPU enters (or returns to) its guest: its
+    /// list registers are open to [`GicBackend::list_remote`] until the
+    /// next exit.
+    #[inline(always)]
+    fn guest_entry() {}
+    /// From this CPU, lists the interrupt `admit` gives in the list
+    /// registers of physical CPU `cpu` while its guest runs, where the GIC
+    /// lets one CPU reach another's (the GIC-400's GICH aliases): the
+    /// target takes no exit. `admit` runs while `cpu`'s EL2 cannot touch
+    /// its list registers, and says what to list, or `None`. `false` (the
+    /// caller then queues and kicks): `cpu` is in EL2 or another CPU is
+    /// listing there, `admit` refused, the interrupt is listed already, or
+    /// no list register is free; always on a GIC without aliases. Never
+    /// waits.
+    #[inline(always)]
+    fn list_remote(_cpu: usize, _admit: impl FnOnce() -> Option<Irq>) -> bool {
+        false
+    }
+    /// What [`GicBackend::list_remote`] can do on this machine (known
+    /// after [`GicBackend::init_distributor`]).
+    fn remote_listing() -> RemoteListing {
+        RemoteListing::Unsupported
+    }
 }

@@ -1,6 +1,9 @@
 /* The GICv2 backend's guest exits (src/arch/aarch64/gic/gicv2.rs), after
  * vectors.S in one global_asm! (src/arch/aarch64/vectors.rs): no fast
- * paths yet; every exit saves the whole frame and calls Rust. */
+ * paths yet; every exit saves the whole frame and calls Rust. Around the
+ * handler, EL2 takes this CPU's list registers back from other CPUs
+ * (gicv2_exit_entry) and opens them again before the ERET
+ * (gicv2_guest_entry): see LR_OWNER. */
 
 .section .text.fast, "ax"
 
@@ -9,8 +12,10 @@
 lower_irq:
     SAVE_LOW
     SAVE_HIGH
+    bl      gicv2_exit_entry
     mov     x0, sp
     bl      gicv2_lower_irq
+    bl      gicv2_guest_entry
     RESTORE_ALL_AND_ERET
 
 /* ---- synchronous exit from the guest -------------------------------------- */
@@ -18,6 +23,8 @@ lower_irq:
 lower_sync:
     SAVE_LOW
     SAVE_HIGH
+    bl      gicv2_exit_entry
     mov     x0, sp
     bl      handle_lower_sync
+    bl      gicv2_guest_entry
     RESTORE_ALL_AND_ERET
