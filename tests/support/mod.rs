@@ -290,6 +290,20 @@ pub fn assert_demo_runs(machine: &Machine, board: &str, kernel: &Path) -> Run {
     run
 }
 
+/// What test-sgi-sender and test-sgi-listener report when the sender's
+/// SGIs to vCPUs outside its partition (tests/configs/*sgi-isolation.toml)
+/// reach nobody and are counted, and its own self-IPI arrives.
+pub fn assert_sgi_isolation(run: &Run) {
+    for line in [
+        "[sender] sender: refused=2 self_received=1",
+        "[sender] sender: still running",
+        "[listener] listener: received=0 by_intid=none",
+    ] {
+        assert!(run.has(line), "no {line:?}:\n{}", run.dump());
+    }
+    assert!(run.exited, "{}", run.dump());
+}
+
 /// Boots a partition set on the default board until it powers off (or `limit`).
 pub fn boot_config(config: &str, limit: Duration) -> Run {
     boot(&board_machine(), &image(config), limit, |_| false)
