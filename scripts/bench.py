@@ -386,7 +386,8 @@ def report(out, root):
     entries.append({"name": "loc_src", "native": None, "bulkhead": lines_of_code(os.path.join(root, "src")),
                     "unit": "lines"})
     victim = interference_entries(out)
-    json.dump(entries + victim, open(f"{out}/report.json", "w"), indent=2)
+    gicv2 = gicv2_entries(out)
+    json.dump(entries + victim + gicv2, open(f"{out}/report.json", "w"), indent=2)
 
     table = open(f"{out}/report.md", "w")
 
@@ -398,12 +399,15 @@ def report(out, root):
         return "-" if v is None else f"{v:,}" if isinstance(v, int) else f"{v:g}"
     row("| path | native | Bulkhead | overhead | ratio |")
     row("|---|---:|---:|---:|---:|")
-    for e in entries:
-        path = e["name"] if e["unit"] == "instructions" else f"{e['name']} ({e['unit']})"
+    def compared(e, name):
+        """Path, native, Bulkhead, overhead and ratio cells of entry `e`."""
+        path = name if e["unit"] == "instructions" else f"{name} ({e['unit']})"
         n, b = e["native"], e["bulkhead"]
         overhead = show(b - n) if n is not None and b is not None else "-"
         ratio = "-" if not n or b is None else f"{b / n:,.0f}x" if b / n >= 100 else f"{b / n:.1f}x"
-        row(f"| {path} | {show(n)} | {show(b)} | {overhead} | {ratio} |")
+        return f"| {path} | {show(n)} | {show(b)} | {overhead} | {ratio} |"
+    for e in entries:
+        row(compared(e, e["name"]))
     value = {e["name"]: e["bulkhead"] for e in victim}
     idle = value["interference_idle_max"]
     row("")
@@ -416,6 +420,27 @@ def report(out, root):
              ("samples", "min", "median", "max", "victim_el2_entries", "guest_min", "guest_median", "guest_max",
               "neighbour_ops")]
         row(f"| {phase} | {' | '.join(map(show, f[:4]))} | {show(f[3] - idle)} | {' | '.join(map(show, f[4:]))} |")
+    v3 = {e["name"]: e["bulkhead"] for e in entries}
+    row("")
+    row("| GICv2 (QEMU virt, gic-version=2): path | native | Bulkhead | overhead | ratio | Bulkhead on GICv3 |")
+    row("|---|---:|---:|---:|---:|---:|")
+    for e in gicv2:
+        name = e["name"][len("gicv2_"):]
+        row(f"{compared(e, name)} {show(v3.get(name))} |")
+
+
+def gicv2_entries(out):
+    """The GICv2 runs' figures (native and Bulkhead, each run twice and
+    agreeing), named gicv2_<figure>."""
+    runs = {}
+    for mode in ("native", "bulkhead"):
+        pair = [figures_of(f"{out}/gicv2-{mode}-{i}.log") for i in (1, 2)]
+        agree(f"GICv2 {mode}", *pair)
+        runs[mode] = pair[0]
+    if list(runs["native"]) != list(runs["bulkhead"]):
+        fail("the GICv2 native and Bulkhead runs printed different figures")
+    return [{"name": f"gicv2_{name}", "native": runs["native"][name], "bulkhead": runs["bulkhead"][name],
+             "unit": UNITS.get(name, "instructions")} for name in runs["native"]]
 
 if __name__ == "__main__":
     # filter|trace bench|interference ...: the interrupt benchmark's trace,

@@ -32,6 +32,10 @@
 #             that the interrupt came in. Checks one window per sample,
 #             that the two partitions agree on the schedule and that the
 #             neighbour's operations kept to it.
+#   gicv2     the same guest natively and in a partition
+#             (tests/configs/gicv2-bench.toml) on QEMU virt with
+#             gic-version=2, the GICv2 backend's figures, untraced: beside
+#             the GICv3 ones on the same measuring setting.
 # Image sizes come from target/images/bench.elf, lines of code from src/.
 # Prints a Markdown table (also target/bench/report.md) and writes
 # target/bench/report.json (scripts/bench.py report); the console logs are
@@ -83,6 +87,8 @@ interference_image=$(scripts/build.sh --config tests/configs/bench-interference.
 cp "$interference_image" "$out/interference.bin"
 cp "${interference_image%.bin}.elf" "$out/interference.elf"
 cp "$examples/bench-victim" "$out/bench-victim.elf"
+gicv2_image=$(scripts/build.sh --config tests/configs/gicv2-bench.toml)
+cp "$gicv2_image" "$out/gicv2-bench.bin"
 
 # QEMU through the configuration tool scripts/build.sh has just built: the
 # board's machine in the measuring setting (bulkhead-config qemu
@@ -94,13 +100,15 @@ native=(--native --kernel "$out/bench-irq.elf")
 bulkhead=(--kernel "$out/bench.bin")
 interference=(--kernel "$out/interference.bin")
 
-# Runs QEMU ("$@": bulkhead-config qemu options) until it exits or `limit`
-# seconds pass; its console goes to $1. Fails if it had to be stopped.
+# Runs QEMU ("$@": bulkhead-config qemu options) on board $board until it
+# exits or `limit` seconds pass; its console goes to $1. Fails if it had to
+# be stopped.
+board=qemu-virt
 run_qemu() {
     local log=$1
     shift
     local status=0
-    "$tool" qemu --board qemu-virt --repo-root "$root" --measuring --timeout "$limit" "$@" \
+    "$tool" qemu --board "$board" --repo-root "$root" --measuring --timeout "$limit" "$@" \
         </dev/null >"$log" 2>"$log.stderr" || status=$?
     case "$status" in
         0) ;;
@@ -163,6 +171,14 @@ for n in 1 2; do
     step "interference run $n"
     run_qemu "$out/interference-$n.log" "${interference[@]}"
 done
+board=qemu-virt-gicv2
+for n in 1 2; do
+    step "GICv2: native run $n"
+    run_qemu "$out/gicv2-native-$n.log" "${native[@]}"
+    step "GICv2: Bulkhead run $n"
+    run_qemu "$out/gicv2-bulkhead-$n.log" --kernel "$out/gicv2-bench.bin"
+done
+board=qemu-virt
 for what in bench interference; do
     for n in 1 2; do
         step "$what run with the instruction trace $n"

@@ -34,7 +34,10 @@
 //! - `timer_cval_to_handler`: the timer callback's first read minus CVAL
 //!   (guest-lib's dispatch and timer handler included).
 //! - `sgi_self_to_vector`, `sgi_self_to_handler`: `dsb ishst; mrs t0; msr
-//!   icc_sgi1r_el1 (self); isb` with IRQs unmasked; the vector's timestamp,
+//!   icc_sgi1r_el1, x2 (self); isb` (on a GICv2 `str` to GICD_SGIR instead,
+//!   here and below; the register is pinned: the GICv3 fast path reads x0-x7
+//!   from the trap frame and the others through a jump, 3 instructions
+//!   more) with IRQs unmasked; the vector's timestamp,
 //!   and the handler's first read, minus t0.
 //! - `sgi_send`: `dsb ishst; mrs t0; msr icc_sgi1r_el1 (vCPU 1); mrs t1;
 //!   wfi` with IRQs masked: t1 - t0 (under Bulkhead: the trap).
@@ -85,7 +88,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use guest_lib::abi::{Counter, call};
-use guest_lib::gic::{self, SgiTargets};
+use guest_lib::gic::{self, SgiTargets, Version};
 use guest_lib::{hvc, irq, println, smp, timer};
 
 guest_lib::entry!(main);
@@ -100,6 +103,15 @@ const SGI_BENCH: u32 = 1;
 const SGI_ACK: u32 = 2;
 /// GICD_TYPER, in the distributor (QEMU's, or the partition's virtual one).
 const GICD_TYPER: usize = 0x0800_0004;
+/// GICD_SGIR, a GICv2's SGI register (QEMU virt's distributor, natively and
+/// in a partition on any GICv2 board).
+const GICD_SGIR: usize = 0x0800_0F00;
+
+/// A GICD_SGIR value: SGI `intid` to the CPU interfaces in `targets`
+/// (TargetListFilter 0).
+const fn sgir(targets: u8, intid: u32) -> u32 {
+    (targets as u32) << 16 | intid
+}
 /// SGIs to vCPU 1 whose exits are counted (after one for the baseline).
 const IPI_ROUNDS: u64 = 100;
 /// Mask/unmask pairs whose exits are counted.
@@ -318,15 +330,27 @@ fn sgi_self_figures() -> (i64, i64) {
     // the IRQ is taken within or right after the block (IRQs unmasked),
     // which preserves every register.
     unsafe {
-        asm!(
-            "dsb ishst",
-            "mrs {t0}, cntvct_el0",
-            "msr icc_sgi1r_el1, {sgi}",
-            "isb",
-            t0 = out(reg) t0,
-            sgi = in(reg) SgiTargets::List(1 << 0).sgi1r(SGI_BENCH),
-            options(nostack, preserves_flags)
-        )
+        match gic::version() {
+            Version::V3 => asm!(
+                "dsb ishst",
+                "mrs {t0}, cntvct_el0",
+                "msr icc_sgi1r_el1, x2",
+                "isb",
+                t0 = out(reg) t0,
+                in("x2") SgiTargets::List(1 << 0).sgi1r(SGI_BENCH),
+                options(nostack, preserves_flags)
+            ),
+            Version::V2 => asm!(
+                "dsb ishst",
+                "mrs {t0}, cntvct_el0",
+                "str {sgi:w}, [{sgir}]",
+                "isb",
+                t0 = out(reg) t0,
+                sgi = in(reg) sgir(1 << 0, SGI_BENCH),
+                sgir = in(reg) GICD_SGIR,
+                options(nostack, preserves_flags)
+            ),
+        }
     };
     irq::wait_until(|| SELF_RECEIVED.load(Ordering::Acquire) > received);
     (
@@ -344,17 +368,31 @@ fn sgi_remote_figures() -> (i64, i64) {
     // IRQs masked: vCPU 1's answer wakes the WFI, and is taken once
     // `wait_until` unmasks.
     unsafe {
-        asm!(
-            "dsb ishst",
-            "mrs {t0}, cntvct_el0",
-            "msr icc_sgi1r_el1, {sgi}",
-            "mrs {t1}, cntvct_el0",
-            "wfi",
-            t0 = out(reg) t0,
-            t1 = out(reg) t1,
-            sgi = in(reg) SgiTargets::List(1 << 1).sgi1r(SGI_BENCH),
-            options(nostack, preserves_flags)
-        )
+        match gic::version() {
+            Version::V3 => asm!(
+                "dsb ishst",
+                "mrs {t0}, cntvct_el0",
+                "msr icc_sgi1r_el1, x2",
+                "mrs {t1}, cntvct_el0",
+                "wfi",
+                t0 = out(reg) t0,
+                t1 = out(reg) t1,
+                in("x2") SgiTargets::List(1 << 1).sgi1r(SGI_BENCH),
+                options(nostack, preserves_flags)
+            ),
+            Version::V2 => asm!(
+                "dsb ishst",
+                "mrs {t0}, cntvct_el0",
+                "str {sgi:w}, [{sgir}]",
+                "mrs {t1}, cntvct_el0",
+                "wfi",
+                t0 = out(reg) t0,
+                t1 = out(reg) t1,
+                sgi = in(reg) sgir(1 << 1, SGI_BENCH),
+                sgir = in(reg) GICD_SGIR,
+                options(nostack, preserves_flags)
+            ),
+        }
     };
     irq::wait_until(|| ACKS.load(Ordering::Acquire) > acks);
     (

@@ -190,7 +190,7 @@ fn deliver_sgi(part: &Partition, v: usize, request: SgiRequest) {
         }
         // Straight into the target's list registers where the GIC lets
         // this CPU reach them: the target takes no exit.
-        if t != v && interrupts::list_remote(part, t, request.intid) {
+        if Gic::CAN_LIST_REMOTE && t != v && interrupts::list_remote(part, t, request.intid) {
             continue;
         }
         part.vgic.private[t]

@@ -303,6 +303,7 @@ impl GicBackend for GicV2 {
     const SPURIOUS: u32 = SPURIOUS;
     const KICK_SGI: u32 = KICK_SGI;
     const KICK_DRAINED: u32 = KICK_DRAINED;
+    const CAN_LIST_REMOTE: bool = true;
 
     /// Boot CPU, once: the distributor, every SPI level-triggered, at the
     /// hypervisor's priority, disabled.

@@ -118,6 +118,9 @@ pub trait GicBackend {
     /// What the IRQ fast path passes to the Rust handler in place of an
     /// INTID when it consumed a kick and left the draining to Rust.
     const KICK_DRAINED: u32;
+    /// Whether [`GicBackend::list_remote`] can ever list (a GIC with
+    /// GICH aliases): without, the SGI path has no trace of it.
+    const CAN_LIST_REMOTE: bool = false;
 
     /// Boot CPU, once: the distributor, every SPI disabled.
     fn init_distributor(gic: &GicConfig, cpus: usize);
