@@ -3648,6 +3648,7 @@ fn check_lr(c: &LrCase) -> u64 {
                     intid,
                     priority: s.priority,
                     hw: s.forwarded && !soft,
+                    source: 0,
                 };
                 if irq.hw && hw_held(&lrs, &queue, irq.intid) {
                     continue; // its physical source cannot raise it now
@@ -4156,6 +4157,7 @@ impl GateWorld<'_> {
             intid,
             priority,
             hw,
+            source: 0,
         }));
         self.outstanding.insert(intid);
     }

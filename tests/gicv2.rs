@@ -89,6 +89,13 @@ fn sgis_arrive_once_in_order(board: &Board) {
         "{}",
         run.dump()
     );
+    // Each ping came from vCPU 0 and each reply from vCPU 1, by the CPUID
+    // of the guest's GICC_IAR: the source the list register carried.
+    assert!(
+        run.has("[ipi] ipi: sgi sources checked=20000 wrong=0"),
+        "{}",
+        run.dump()
+    );
     if board.name == RPI4.name {
         assert!(
             run.lines.iter().any(|l| l.starts_with(

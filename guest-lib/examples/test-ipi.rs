@@ -4,7 +4,8 @@
 //!   SGI 2; every receipt is checked against a shared sequence number, and
 //!   vCPUs 0 and 1 compare their sends with their SGI-trap exit counters;
 //!   vCPU 1 counts its IRQ exits while pinged (the kicks that brought the
-//!   pings, 0 where the sender's CPU lists them itself).
+//!   pings, 0 where the sender's CPU lists them itself); on a GICv2 each
+//!   handler checks the SGI's source CPU interface in GICC_IAR.
 //! - B, broadcast: SGI 3 to all but self, once.
 //! - C, multicast: SGI 4 to vCPUs 1 and 3, once.
 //! - E, burst: SGIs 5..=12 to vCPU 2 back to back (on a GICv3 written
@@ -250,7 +251,28 @@ fn ping_pong() {
         sent,
         Delta(traps_before, traps_after)
     );
+    // Each ping from vCPU 0, each reply from vCPU 1, by GICC_IAR's CPUID
+    // (a GICv2's: a GICv3 names no source, and nothing is checked).
+    println!(
+        "ipi: sgi sources checked={} wrong={}",
+        SOURCES_CHECKED.load(Ordering::Relaxed),
+        SOURCES_WRONG.load(Ordering::Relaxed)
+    );
     step(STEP_AFTER_A);
+}
+
+/// SGIs whose source GICC_IAR named (a GICv2's), and those it named wrong.
+static SOURCES_CHECKED: AtomicU64 = AtomicU64::new(0);
+static SOURCES_WRONG: AtomicU64 = AtomicU64::new(0);
+
+/// On a GICv2: checks that the SGI being handled came from vCPU `from`.
+fn check_source(from: usize) {
+    if let Some(source) = gic::sgi_source() {
+        SOURCES_CHECKED.fetch_add(1, Ordering::Relaxed);
+        if source != from {
+            SOURCES_WRONG.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Checks that `seq` follows `last` (the previous receipt's number) and
@@ -270,6 +292,7 @@ fn on_ping(_intid: u32) {
     }
     let seq = PING_SEQ.load(Ordering::Acquire);
     check_sequence(&LAST_PING, seq);
+    check_source(0);
     PINGS.fetch_add(1, Ordering::Relaxed);
     PONG_SEQ.store(seq, Ordering::Release);
     let _ = gic::send_sgi(SgiTargets::List(1 << 0), PONG);
@@ -283,6 +306,7 @@ fn on_pong(_intid: u32) {
         return;
     }
     check_sequence(&LAST_PONG, PONG_SEQ.load(Ordering::Acquire));
+    check_source(1);
     REPLIES.fetch_add(1, Ordering::Release);
 }
 

@@ -80,6 +80,13 @@ pub fn version() -> Version {
     if is_v2() { Version::V2 } else { Version::V3 }
 }
 
+/// In an SGI's handler on a GICv2: the CPU interface that sent it
+/// (GICC_IAR's CPUID, which is the sending vCPU's index under Bulkhead).
+/// `None` on a GICv3, whose SGIs do not say.
+pub fn sgi_source() -> Option<usize> {
+    is_v2().then(v2::acknowledged_source)
+}
+
 /// What [`send_sgi_raw`] (a GICv3 register) refuses on a GICv2, and
 /// [`send_sgir_raw`] on a GICv3: the register does not exist there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

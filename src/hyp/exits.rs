@@ -184,14 +184,15 @@ fn deliver_sgi(part: &Partition, v: usize, request: SgiRequest) {
     while targets != 0 {
         let t = targets.trailing_zeros() as usize;
         targets &= targets - 1;
+        // Straight into the target's list registers where the GIC lets
+        // this CPU reach them: the target takes no exit.
+        if Gic::CAN_LIST_REMOTE && t != v && interrupts::list_remote(part, t, request.intid, v) {
+            continue;
+        }
+        // A GICv2 SGI is pending per source: the drain lists one each.
         if cfg!(gic = "v2") {
             part.vgic.private[t].sgi_sources[request.intid as usize & 0xf]
                 .fetch_or(1 << v, core::sync::atomic::Ordering::AcqRel);
-        }
-        // Straight into the target's list registers where the GIC lets
-        // this CPU reach them: the target takes no exit.
-        if Gic::CAN_LIST_REMOTE && t != v && interrupts::list_remote(part, t, request.intid) {
-            continue;
         }
         part.vgic.private[t]
             .pending

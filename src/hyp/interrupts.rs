@@ -172,7 +172,7 @@ pub fn inject(part: &Partition, v: usize, irq: Irq) {
 /// the sender's CPU, so a mask set just after is the race the flag always
 /// had (an interrupt listed just before the guest masked), which guest-lib's
 /// vector takes lazily. Otherwise `false`: the caller queues and kicks.
-pub fn list_remote(part: &Partition, t: usize, intid: u32) -> bool {
+pub fn list_remote(part: &Partition, t: usize, intid: u32, source: usize) -> bool {
     let Some(&cpu) = part.config.cpus.get(t) else {
         return false;
     };
@@ -194,6 +194,7 @@ pub fn list_remote(part: &Partition, t: usize, intid: u32) -> bool {
                 intid,
                 priority: private.priority[intid as usize].load(Ordering::Relaxed),
                 hw: false,
+                source: source as u8,
             },
         )
     })
@@ -304,15 +305,30 @@ pub fn drain(part: &Partition, v: usize) {
         let intid = take.trailing_zeros();
         take &= take - 1;
         let priority = private.priority[intid as usize].load(Ordering::Relaxed);
-        inject(
-            part,
-            v,
-            Irq {
-                intid,
-                priority,
-                hw: false,
-            },
-        );
+        let irq = Irq {
+            intid,
+            priority,
+            hw: false,
+            source: 0,
+        };
+        // A GICv2 SGI is one interrupt per source CPU interface, its CPUID
+        // in the list register (the guest's GICC_IAR shows it). Pending
+        // without a recorded source (its own ISPENDR can't set one; a
+        // reset or a withdrawal raced the sender): from source 0.
+        let sources = if cfg!(gic = "v2") && intid < 16 {
+            private.sgi_sources[intid as usize].swap(0, Ordering::AcqRel)
+        } else {
+            0
+        };
+        if sources == 0 {
+            inject(part, v, irq);
+        }
+        let mut left = sources;
+        while left != 0 {
+            let source = left.trailing_zeros() as u8;
+            left &= left - 1;
+            inject(part, v, Irq { source, ..irq });
+        }
     }
     for spi in vgic.spis() {
         if usize::from(spi.target.load(Ordering::Relaxed)) == v
@@ -326,6 +342,7 @@ pub fn drain(part: &Partition, v: usize) {
                     intid: spi.intid,
                     priority: spi.priority.load(Ordering::Relaxed),
                     hw: false,
+                    source: 0,
                 },
             );
         }
@@ -367,6 +384,7 @@ pub fn forward(part: &Partition, v: usize, intid: u32) {
                 intid,
                 priority,
                 hw: true,
+                source: 0,
             },
         );
         return;
@@ -391,6 +409,7 @@ pub fn give_back_taken(part: &Partition, v: usize, intid: u32) {
         intid,
         priority: 0,
         hw: true,
+        source: 0,
     };
     give_back(part, v, irq, true, false);
 }

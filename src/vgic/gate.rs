@@ -225,6 +225,7 @@ mod tests {
             intid,
             priority: priority(intid),
             hw: false,
+            source: 0,
         }
     }
 

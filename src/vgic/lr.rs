@@ -29,6 +29,18 @@ pub struct Irq {
     /// Forwarded hardware interrupt (the same INTID physically): the guest's
     /// deactivation deactivates the physical one, with no exit.
     pub hw: bool,
+    /// An SGI's source CPU interface (the sending vCPU) on a GICv2, where
+    /// an SGI is pending once per source and each is its own interrupt
+    /// (GICC_IAR's CPUID); 0 for everything else and on a GICv3.
+    pub source: u8,
+}
+
+impl Irq {
+    /// Whether `other` is the same interrupt: its INTID and its source.
+    #[inline(always)]
+    pub const fn same(&self, other: &Irq) -> bool {
+        self.intid == other.intid && self.source == other.source
+    }
 }
 
 /// What one list register holds, whatever the GIC's register format.
@@ -96,6 +108,7 @@ pub mod format {
                     intid: lr as u32,
                     priority: (lr >> 48) as u8,
                     hw: lr & HW != 0,
+                    source: 0,
                 },
                 pending: lr & PENDING != 0,
                 active: lr & ACTIVE != 0,
@@ -117,25 +130,35 @@ pub mod format {
         const ACTIVE: u64 = 1 << 29;
         const HW: u64 = 1 << 31;
 
+        /// Without HW, bits 12:10 are the CPUID: an SGI's source, which the
+        /// guest's GICC_IAR reads (and its EOIR gives back).
+        const CPUID_SHIFT: u64 = 10;
+
         #[inline(always)]
         pub const fn encode(e: Entry) -> u64 {
             let irq = e.irq;
-            let hw = if irq.hw {
+            let hw_or_source = if irq.hw {
                 HW | ((irq.intid as u64 & 0x3ff) << 10)
             } else {
-                0
+                (irq.source as u64 & 0x7) << CPUID_SHIFT
             };
             let state = (if e.pending { PENDING } else { 0 }) | (if e.active { ACTIVE } else { 0 });
-            state | hw | (((irq.priority >> 3) as u64) << 23) | (irq.intid as u64 & 0x3ff)
+            state | hw_or_source | (((irq.priority >> 3) as u64) << 23) | (irq.intid as u64 & 0x3ff)
         }
 
         #[inline(always)]
         pub const fn decode(lr: u64) -> Entry {
+            let hw = lr & HW != 0;
             Entry {
                 irq: Irq {
                     intid: (lr & 0x3ff) as u32,
                     priority: (((lr >> 23) & 0x1f) as u8) << 3,
-                    hw: lr & HW != 0,
+                    hw,
+                    source: if hw {
+                        0
+                    } else {
+                        ((lr >> CPUID_SHIFT) & 0x7) as u8
+                    },
                 },
                 pending: lr & PENDING != 0,
                 active: lr & ACTIVE != 0,
@@ -169,6 +192,7 @@ impl PendingQueue {
                 intid: 0,
                 priority: 0,
                 hw: false,
+                source: 0,
             }; QUEUE_CAPACITY],
             len: 0,
         }
@@ -188,18 +212,21 @@ impl PendingQueue {
         self.len == 0
     }
 
+    /// Whether an interrupt with `intid` (from any source) is queued.
     pub fn contains(&self, intid: u32) -> bool {
         self.items[..self.len].iter().any(|i| i.intid == intid)
+    }
+
+    /// Whether `irq` (the same interrupt, see [`Irq::same`]) is queued.
+    pub fn holds(&self, irq: &Irq) -> bool {
+        self.items[..self.len].iter().any(|i| i.same(irq))
     }
 
     /// Queues `irq` in priority order; one already queued merges (and
     /// becomes forwarded if `irq` is). False only if the queue is full,
     /// which a configuration within the partition limits cannot cause.
     pub fn push(&mut self, irq: Irq) -> bool {
-        if let Some(queued) = self.items[..self.len]
-            .iter_mut()
-            .find(|i| i.intid == irq.intid)
-        {
+        if let Some(queued) = self.items[..self.len].iter_mut().find(|i| i.same(&irq)) {
             queued.hw |= irq.hw;
             return true;
         }
@@ -261,16 +288,12 @@ impl PendingQueue {
         self.len = kept;
     }
 
-    /// Takes `intid` out, if queued (its pending state was cleared).
+    /// Takes `intid` out, from every source, if queued (its pending state
+    /// was cleared).
     pub fn remove(&mut self, intid: u32) -> bool {
-        match self.items[..self.len].iter().position(|i| i.intid == intid) {
-            Some(at) => {
-                self.items.copy_within(at + 1..self.len, at);
-                self.len -= 1;
-                true
-            }
-            None => false,
-        }
+        let before = self.len;
+        self.retain(|i| i.intid != intid);
+        self.len != before
     }
 
     /// Bitmask of queued INTIDs below 32 (SGIs and PPIs), for register reads.
@@ -304,7 +327,7 @@ pub enum Delivery {
 pub fn deliver(lrs: &mut impl ListRegisters, queue: &mut PendingQueue, irq: Irq) -> Delivery {
     // Already waiting in the queue: its pending state is there (a list
     // register may hold it active meanwhile); it merges there.
-    if queue.contains(irq.intid) {
+    if queue.holds(&irq) {
         queue.push(irq); // merges, forwarded if either is
         return Delivery::Merged;
     }
@@ -319,7 +342,7 @@ pub fn deliver(lrs: &mut impl ListRegisters, queue: &mut PendingQueue, irq: Irq)
         used &= used - 1;
         let entry = lrs.read(n);
         let held = entry.irq;
-        if held.intid == irq.intid {
+        if held.same(&irq) {
             return merge(lrs, queue, n, entry, irq, true);
         }
         // The least urgent pending-only entry is the one to push back.
@@ -356,7 +379,7 @@ pub fn offer_held(
     irq: Irq,
     may_list: bool,
 ) -> Option<Delivery> {
-    let (n, entry) = held_indexed(lrs).find(|(_, e)| e.irq.intid == irq.intid)?;
+    let (n, entry) = held_indexed(lrs).find(|(_, e)| e.irq.same(&irq))?;
     Some(merge(lrs, queue, n, entry, irq, may_list))
 }
 
@@ -428,9 +451,7 @@ fn merge(
 #[inline]
 pub fn refill(lrs: &mut impl ListRegisters, queue: &mut PendingQueue) -> bool {
     let all = (1u64 << lrs.count()) - 1;
-    while let Some((at, best)) =
-        queue.first_where(|irq| !held(lrs).any(|e| e.irq.intid == irq.intid))
-    {
+    while let Some((at, best)) = queue.first_where(|irq| !held(lrs).any(|e| e.irq.same(irq))) {
         let empty = lrs.empty() & all;
         if empty != 0 {
             queue.take(at);
@@ -580,6 +601,7 @@ mod tests {
             intid,
             priority,
             hw: false,
+            source: 0,
         }
     }
 
@@ -590,6 +612,7 @@ mod tests {
             intid: 27,
             priority: 0xa0,
             hw: true,
+            source: 0,
         });
         let v = encode(timer);
         assert_eq!(
@@ -614,6 +637,7 @@ mod tests {
             intid: 27,
             priority: 0xa0,
             hw: true,
+            source: 0,
         });
         let v = encode(timer);
         assert_eq!(v, (1 << 31) | (1 << 28) | (0x14 << 23) | (27 << 10) | 27);
@@ -631,6 +655,64 @@ mod tests {
             0b0011,
             "group 0, active and pending, no HW"
         );
+        // An SGI's source is the CPUID, bits 12:10, kept both ways.
+        let from_5 = Entry::pending(Irq {
+            intid: 3,
+            priority: 0x80,
+            hw: false,
+            source: 5,
+        });
+        assert_eq!(encode(from_5) & 0x1fff, 5 << 10 | 3);
+        assert_eq!(decode(encode(from_5)), from_5);
+    }
+
+    /// On a GICv2 an SGI from two sources is two interrupts: each has its
+    /// own list register (or place in the queue); the same source again
+    /// merges with itself.
+    /// Four list registers in the GICv2 format (which keeps an SGI's
+    /// source; the GICv3 one has none).
+    #[derive(Default)]
+    struct FakeLrsV2([u64; 4]);
+
+    impl ListRegisters for FakeLrsV2 {
+        fn count(&self) -> usize {
+            4
+        }
+        fn empty(&self) -> u64 {
+            (0..4)
+                .filter(|&n| self.0[n] & (0b11 << 28) == 0)
+                .fold(0, |m, n| m | 1 << n)
+        }
+        fn read(&self, n: usize) -> Entry {
+            format::gicv2::decode(self.0[n])
+        }
+        fn write(&mut self, n: usize, entry: Entry) {
+            self.0[n] = format::gicv2::encode(entry);
+        }
+    }
+
+    #[test]
+    fn an_sgi_from_each_source_is_its_own_interrupt() {
+        let (mut lrs, mut q) = (FakeLrsV2::default(), PendingQueue::new());
+        let from = |source| Irq {
+            source,
+            ..sgi(3, 0x80)
+        };
+        assert_eq!(deliver(&mut lrs, &mut q, from(0)), Delivery::Listed(0));
+        assert_eq!(deliver(&mut lrs, &mut q, from(1)), Delivery::Listed(1));
+        assert_eq!(deliver(&mut lrs, &mut q, from(1)), Delivery::Merged);
+        for n in 2..4 {
+            assert_eq!(
+                deliver(&mut lrs, &mut q, sgi(n as u32 + 3, 0x80)),
+                Delivery::Listed(n)
+            );
+        }
+        assert_eq!(deliver(&mut lrs, &mut q, from(2)), Delivery::Queued);
+        assert_eq!(deliver(&mut lrs, &mut q, from(2)), Delivery::Merged);
+        assert!(q.holds(&from(2)) && !q.holds(&from(0)) && q.contains(3));
+        // Withdrawing the SGI takes every source out of the queue.
+        assert!(q.remove(3));
+        assert!(q.is_empty());
     }
 
     #[test]
@@ -798,6 +880,7 @@ mod tests {
             intid: 3,
             priority: 0x80,
             hw: false,
+            source: 0,
         });
         assert_eq!((q.len, q.len()), (1, 1));
         assert_eq!(q.len_address(), core::ptr::addr_of!(q.len) as usize);
@@ -830,6 +913,7 @@ mod tests {
             intid,
             priority: 0x80,
             hw: true,
+            source: 0,
         };
         let mut lrs = FakeLrs::default();
         lrs.write(0, Entry::pending(hw(34)));

@@ -81,6 +81,11 @@ static INTERFACES: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(0) }; MAX_CPUS]
 /// The GICC_IAR value each CPU acknowledged last, for `irq::end_now`.
 static ACKNOWLEDGED: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
 
+/// GICC_IAR's CPUID (bits 12:10) of this CPU's last acknowledge.
+pub(super) fn acknowledged_source() -> usize {
+    (ACKNOWLEDGED[arch::cpu_index()].load(Ordering::Relaxed) >> 10 & 0x7) as usize
+}
+
 fn gicd(offset: usize) -> Mmio {
     // SAFETY: FRAMES[0] is a GICv2 distributor (4 KiB) in the identity
     // map's Device range, set before any use; the offsets used are its

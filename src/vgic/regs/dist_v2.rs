@@ -23,9 +23,10 @@
 //!
 //! A GICv2 keeps an SGI's pending state per source CPU interface:
 //! SPENDSGIR/CPENDSGIR set and clear it (`PrivateIrqs::sgi_sources`), and
-//! the SGI is pending while any source is. (Delivering one interrupt per
-//! source, with the source in the list register's CPUID, is the GICv2
-//! backend's.)
+//! the SGI is pending while any source is. The drain lists one interrupt
+//! per source, the source in the list register's CPUID, and takes the
+//! sources it lists: these registers show what waits to be listed, not
+//! what a list register holds already.
 
 use super::{
     BitReg, Effects, IIDR_VALUE, Live, ORDER, Sizes, Write, dist, owned_private, redist, vcpu_bit,

@@ -30,9 +30,11 @@
 //! the target is in EL2, masked, has something queued, or has no free list
 //! register.
 //!
-//! Not yet here (issue 12): one SGI per source with its CPUID, and the
-//! acknowledge trap of a level interrupt listed while the guest has IRQs
-//! masked (`set_ack_trap` does nothing).
+//! An SGI is one interrupt per source CPU interface, its CPUID in the list
+//! register (`vgic::lr::Irq::source`), as a GICv2 keeps it.
+//!
+//! Not yet here (issue 12): the acknowledge trap of a level interrupt
+//! listed while the guest has IRQs masked (`set_ack_trap` does nothing).
 
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 

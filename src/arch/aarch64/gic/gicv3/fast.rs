@@ -165,11 +165,13 @@ pub(in crate::arch) const LR_PENDING: u64 = format::gicv3::encode(Entry::pending
     intid: 0,
     priority: 0,
     hw: false,
+    source: 0,
 }));
 pub(in crate::arch) const LR_PENDING_HW: u64 = format::gicv3::encode(Entry::pending(Irq {
     intid: 0,
     priority: 0,
     hw: true,
+    source: 0,
 }));
 const _: () = assert!(LR_PENDING & 0xffff_ffff_ffff == 0 && LR_PENDING_HW & 0xffff_ffff_ffff == 0);
 
