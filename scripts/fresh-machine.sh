@@ -506,5 +506,7 @@ fi
 if [ ${#custom[@]} -gt 0 ]; then
     say "PASSED: ${custom[*]}${run_test:+ and scripts/test.sh} succeeded on a fresh $suite machine"
 else
-    say "PASSED: the quick start ${run_test:+and scripts/test.sh }work${run_test:-s} on a fresh $suite machine"
+    verb=works
+    [ -z "$run_test" ] || verb=work
+    say "PASSED: the quick start ${run_test:+and scripts/test.sh }$verb on a fresh $suite machine"
 fi
