@@ -200,3 +200,39 @@ fn sgis_outside_the_partition_are_refused_on_a_gicv2() {
 fn sgis_outside_the_partition_are_refused_on_the_raspberry_pi_4() {
     sgis_outside_the_partition_are_refused(&RPI4);
 }
+
+/// A GICv3 image on a machine whose CPUs have no GIC system registers (a
+/// GICv2 machine, given a device tree that claims a GICv3 so that the
+/// device-tree check passes) stops with a sentence at boot rather than an
+/// UNDEFINED exception at its first ICC_ access.
+#[test]
+fn a_gicv3_image_without_gic_system_registers_is_a_clear_boot_error() {
+    use bulkhead_config::qemu::{QEMU, Qemu};
+    let dtb = root().join("target/images/test-virt-gicv3.dtb");
+    let dump = Machine::load(&root(), "qemu-virt")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with(["-machine".to_owned(), format!("dumpdtb={}", dtb.display())]);
+    let mut command = std::process::Command::new(QEMU);
+    command.args(dump.args());
+    let mut qemu = Qemu::start(command, Some(Duration::from_secs(30))).expect("QEMU starts");
+    qemu.wait().expect("QEMU dumps its device tree");
+    assert!(dtb.exists(), "no {}", dtb.display());
+    let machine = VIRT
+        .machine()
+        .with(["-dtb".to_owned(), dtb.display().to_string()]);
+    let run = boot(
+        &machine,
+        &image("boards/qemu-virt/demo.toml"),
+        Duration::from_secs(30),
+        |_| false,
+    );
+    assert!(
+        run.has(
+            "[bulkhead] boot error: board qemu-virt has a GICv3, but this CPU has no GIC system \
+             registers (ID_AA64PFR0_EL1.GIC is 0): a GICv2 machine? Build for a GICv2 board"
+        ),
+        "{}",
+        run.dump()
+    );
+    assert!(run.of("alpha").is_empty() && run.exited, "{}", run.dump());
+}

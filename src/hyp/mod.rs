@@ -125,6 +125,15 @@ extern "C" fn rust_primary_main(dtb: u64) -> ! {
     if let Err(e) = check_boot_device_tree(PhysAddr(dtb), board) {
         boot_error(format_args!("{e}"));
     }
+    // A GICv3 backend on a CPU without the GIC system registers would take
+    // an UNDEFINED exception at its first ICC_ access.
+    if board.gic.version() == 3 && !arch::has_gic_system_registers() {
+        boot_error(format_args!(
+            "board {} has a GICv3, but this CPU has no GIC system registers \
+             (ID_AA64PFR0_EL1.GIC is 0): a GICv2 machine? Build for a GICv2 board",
+            board.name
+        ));
+    }
     // The build refuses a board whose GIC has no backend (bulkhead-config's
     // `build`): the configuration is this backend's.
     Gic::init_distributor(&board.gic, board.cpus.len());

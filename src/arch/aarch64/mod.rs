@@ -128,6 +128,13 @@ pub fn mpidr() -> u64 {
     MPIDR_EL1.get() & AFFINITY
 }
 
+/// Whether this CPU has the GIC system-register interface a GICv3 backend
+/// uses (ID_AA64PFR0_EL1.GIC not 0): without it every ICC_/ICH_ access is
+/// UNDEFINED.
+pub fn has_gic_system_registers() -> bool {
+    sysreg::ID_AA64PFR0_EL1.read(sysreg::ID_AA64PFR0_EL1::GIC) != 0
+}
+
 /// Calls the firmware's PSCI (SMC conduit, SMCCC 1.1).
 pub fn psci_call(fid: u64, a1: u64, a2: u64, a3: u64) -> i64 {
     let mut x0 = fid;

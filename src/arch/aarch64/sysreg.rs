@@ -15,7 +15,8 @@
 //!   PMCR_EL0, DCZID_EL0 and CTR_EL0;
 //! - the fields of a data abort's ISS in ESR_ELx (the crate's ESR_EL1 has
 //!   the ISS as one field);
-//! - ICH_HCR_EL2.TALL1 (the crate's ICH_HCR_EL2 names no trap bit).
+//! - ICH_HCR_EL2.TALL1 (the crate's ICH_HCR_EL2 names no trap bit);
+//! - ID_AA64PFR0_EL1.GIC (the crate's ID_AA64PFR0_EL1 names no GIC field).
 //!
 //! Only the fields the hypervisor uses are named. Each access is the one
 //! `mrs`/`msr` instruction, inlined: a `write` of constant fields is one
@@ -135,6 +136,19 @@ register_bitfields! {u64,
         /// The number of event counters.
         N OFFSET(11) NUMBITS(5) [],
     ],
+    /// AArch64 Processor Feature Register 0: only the field the crate's
+    /// definition lacks.
+    pub ID_AA64PFR0_EL1 [
+        /// The GIC CPU interface system registers (ICC_*, ICH_*).
+        GIC OFFSET(24) NUMBITS(4) [
+            /// None: a GICv2, memory-mapped only (or none at all).
+            NotImplemented = 0,
+            /// GICv3 and GICv4.0's.
+            V3 = 1,
+            /// GICv4.1's.
+            V4_1 = 3,
+        ],
+    ],
     /// Data Cache Zero ID register.
     pub DCZID_EL0 [
         /// DC ZVA is prohibited (1).
@@ -182,6 +196,10 @@ sysreg!(
     ICC_DIR_EL1: IccDirEl1 = "icc_dir_el1", ICC_INTID::Register, write
 );
 sysreg!(ICC_SGI1R_EL1: IccSgi1rEl1 = "icc_sgi1r_el1", ICC_SGI1R_EL1::Register, write);
+sysreg!(
+    /// ID_AA64PFR0_EL1 with its GIC field (see `ID_AA64PFR0_EL1` fields).
+    ID_AA64PFR0_EL1: IdAa64pfr0El1 = "id_aa64pfr0_el1", ID_AA64PFR0_EL1::Register, read
+);
 sysreg!(
     /// Interrupt Controller Empty List Register Status Register: bit n set
     /// when list register n holds no interrupt.
