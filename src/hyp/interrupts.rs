@@ -24,12 +24,14 @@ use crate::vgic::state::{DRAIN_ALL, forwarded_ppis, is_forwarded_ppi};
 use super::runtime::{Partition, Runtime};
 
 /// What a CPU keeps for the vCPU it runs: its queue of interrupts waiting
-/// for a list register (overflow, or deferred by the mask flag) and the
-/// flag's statistics. Only that CPU touches it, in EL2, with interrupts
-/// masked.
+/// for a list register (overflow, or deferred by the mask flag), the
+/// flag's statistics, and (GICv2) the group 1 state its physical PPI
+/// enables last followed (see [`follow_group`]). Only that CPU touches it,
+/// in EL2, with interrupts masked.
 struct Local {
     queue: PendingQueue,
     stats: Stats,
+    ppis_group: Option<bool>,
 }
 
 struct Locals([UnsafeCell<Local>; arch::MAX_CPUS]);
@@ -43,6 +45,7 @@ static LOCALS: Locals = Locals(
         UnsafeCell::new(Local {
             queue: PendingQueue::new(),
             stats: Stats::new(),
+            ppis_group: None,
         })
     }; arch::MAX_CPUS],
 );
@@ -290,6 +293,7 @@ pub fn stats() -> Stats {
 pub fn drain(part: &Partition, v: usize) {
     let vgic = &part.vgic;
     withdraw(part, v);
+    follow_group(part, v);
     if !vgic.group1_enabled() {
         return;
     }
@@ -346,6 +350,32 @@ pub fn drain(part: &Partition, v: usize) {
                 },
             );
         }
+    }
+}
+
+/// GICv2: vCPU `v`'s forwarded PPIs' physical enables follow a change of
+/// the partition's group 1 that another vCPU made. Its GICD_CTLR write
+/// could not reach them (a GICv2 banks them per CPU interface:
+/// `sync_physical` reaches this CPU's from this CPU only), and kicked this
+/// CPU, which drains (and enters a vCPU) through here. Left enabled while
+/// group 1 is off, the timer's level interrupt came back the moment
+/// [`forward`] gave it back, for ever: the vCPU never ran again. Left
+/// disabled once it is on again, the timer never ticked again. One load
+/// and compare when nothing changed.
+fn follow_group(part: &Partition, v: usize) {
+    if !cfg!(gic = "v2") {
+        return;
+    }
+    let group1 = part.vgic.group1_enabled();
+    // SAFETY: used for this statement only.
+    let followed = unsafe { local() }.ppis_group.replace(group1);
+    if followed == Some(group1) {
+        return;
+    }
+    let enabled = part.vgic.private[v].enabled.load(Ordering::Acquire);
+    let cpu = part.config.cpus[v];
+    for intid in forwarded_ppis() {
+        Gic::private_enable(cpu, intid, group1 && enabled & (1 << intid) != 0);
     }
 }
 
