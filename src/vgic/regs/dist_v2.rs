@@ -239,7 +239,10 @@ pub(super) fn write(state: &VgicState, vcpu: usize, reg: Reg, write: Write) -> E
 /// SPENDSGIR (`set`) or CPENDSGIR's byte for SGI `sgi` of vCPU `vcpu`:
 /// the sources it names (vCPUs of the partition; other bits are no CPU
 /// interface of it) are added or taken away; the SGI is pending while any
-/// source is, and a cleared one is withdrawn from wherever it waits.
+/// source is, and a cleared one is withdrawn from wherever it waits. That
+/// includes one pending from no recorded source: delivered while a
+/// CPENDSGIR write cleared its sender's bit (a GICD_SGIR delivery records
+/// its source, then sets the pending bit), which no write could clear.
 fn write_sources(
     state: &VgicState,
     vcpu: usize,
@@ -257,10 +260,14 @@ fn write_sources(
             private.pending.fetch_or(1 << sgi, ORDER);
             effects.drain |= me;
         }
-    } else if sources.fetch_and(!named, ORDER) & named != 0 && sources.load(ORDER) == 0 {
-        private.pending.fetch_and(!(1 << sgi), ORDER);
-        private.withdraw_pending.fetch_or(1 << sgi, ORDER);
-        effects.withdraw |= me;
+    } else if named != 0 {
+        let had = sources.fetch_and(!named, ORDER);
+        let unsourced = had == 0 && private.pending.load(ORDER) & 1 << sgi != 0;
+        if had & !named == 0 && (had & named != 0 || unsourced) {
+            private.pending.fetch_and(!(1 << sgi), ORDER);
+            private.withdraw_pending.fetch_or(1 << sgi, ORDER);
+            effects.withdraw |= me;
+        }
     }
 }
 
@@ -499,5 +506,32 @@ mod tests {
         write32(&s, 0, GICD_SPENDSGIR + 12, 0x0100_0002);
         assert_eq!(read32(&s, 0, GICD_SPENDSGIR + 12), 0x0100_0002);
         assert_eq!(s.private[0].pending.load(ORDER), 1 << 12 | 1 << 15);
+    }
+
+    /// A GICD_SGIR delivery records its source, then sets the SGI pending:
+    /// a CPENDSGIR write between the two clears the sender's bit before the
+    /// SGI is pending. It is then pending from no recorded source, and the
+    /// next CPENDSGIR write naming a source clears it, as one after the
+    /// delivery would have.
+    #[test]
+    fn a_pending_sgi_without_a_recorded_source_can_be_cleared() {
+        let s = state();
+        s.private[0].pending.fetch_or(1 << 9, ORDER);
+        assert_eq!(
+            write8(&s, 0, GICD_CPENDSGIR + 9, 0),
+            Effects::default(),
+            "naming nobody changes nothing"
+        );
+        let fx = write8(&s, 0, GICD_CPENDSGIR + 9, 0b10);
+        assert_eq!(fx.withdraw, 0b01);
+        assert_eq!(s.private[0].pending.load(ORDER), 0);
+        assert_eq!(s.private[0].withdraw_pending.load(ORDER), 1 << 9);
+        // Pending from a source still recorded: cleared only with it.
+        s.private[0].pending.fetch_or(1 << 9, ORDER);
+        s.private[0].sgi_sources[9].store(0b10, ORDER);
+        s.private[0].withdraw_pending.store(0, ORDER);
+        assert_eq!(write8(&s, 0, GICD_CPENDSGIR + 9, 0b01).withdraw, 0);
+        assert_eq!(s.private[0].sgi_sources[9].load(ORDER), 0b10);
+        assert_eq!(write8(&s, 0, GICD_CPENDSGIR + 9, 0b10).withdraw, 0b01);
     }
 }
