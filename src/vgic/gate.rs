@@ -130,14 +130,14 @@ pub fn inject(
         let after = flush_unmasked(lrs, queue, gate, stats);
         let delivery = lr::deliver(lrs, queue, irq);
         return After {
-            underflow: after.underflow || !queue.is_empty(),
+            underflow: after.underflow || lr::waits_for_free(lrs, queue),
             full: delivery == Delivery::Full,
         };
     } else {
         lr::deliver(lrs, queue, irq) == Delivery::Full
     };
     After {
-        underflow: !queue.is_empty(),
+        underflow: lr::waits_for_free(lrs, queue),
         full,
     }
 }
@@ -376,6 +376,41 @@ mod tests {
         w.unmask();
         assert_eq!(w.take(), Some(5));
         assert_eq!(w.take(), None);
+    }
+
+    /// The guest acknowledged an interrupt without ending it yet (its
+    /// list register active, the only one in use), masked, and the same
+    /// interrupt came again (queued behind the mask). At unmask it joins
+    /// the active entry (active and pending) and asks for no underflow
+    /// interrupt, which would have fired again and again without the
+    /// guest ever running to end the entry: its CPU stayed in EL2.
+    #[test]
+    fn an_interrupt_deferred_behind_its_own_active_entry_joins_it_at_unmask() {
+        let mut w = World::default();
+        w.arrive(5);
+        let entry = w.lrs.read(0);
+        w.lrs.write(
+            0,
+            Entry {
+                pending: false,
+                active: true,
+                ..entry
+            },
+        );
+        w.page.masked.set(true);
+        w.arrive(5);
+        assert_eq!(w.queue.len(), 1);
+        w.unmask();
+        assert!(!w.underflow);
+        assert!(w.queue.is_empty());
+        assert_eq!(
+            w.lrs.read(0),
+            Entry {
+                pending: true,
+                active: true,
+                ..entry
+            }
+        );
     }
 
     #[test]

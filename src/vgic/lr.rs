@@ -5,9 +5,10 @@
 //! (a value no lower than) every interrupt pending in a list register. So
 //! the guest always sees the highest-priority pending interrupts, and an
 //! interrupt arriving with a higher priority than one already in a list
-//! register pushes that one back into the queue. When the queue is not
-//! empty the caller enables the underflow maintenance interrupt, and
-//! [`refill`] moves queued interrupts into list registers as they drain.
+//! register pushes that one back into the queue. When the queue holds one
+//! that waits for a free list register ([`waits_for_free`]) the caller
+//! enables the underflow maintenance interrupt, and [`refill`] moves
+//! queued interrupts into list registers as they drain.
 //!
 //! Nothing is dropped (the queue holds every interrupt a partition can
 //! have, each at most once) and nothing is delivered twice (a pending
@@ -19,7 +20,8 @@
 //! acknowledged. A list register with HW set is never pending and active
 //! at once (the architecture does not allow it), and no INTID is in two
 //! list registers: what cannot join the register that holds its INTID
-//! waits in the queue until that one is done.
+//! waits in the queue until that one is done (a software one joins it at
+//! the next refill, see [`refill`]).
 
 /// A virtual interrupt on its way to a vCPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -445,11 +447,16 @@ fn merge(
 /// Moves queued interrupts into list registers, most urgent first: into
 /// free ones, and in place of a pending (not active) entry that is less
 /// urgent, which goes back to the queue. One whose INTID a list register
-/// still holds (active) waits for it. Afterwards the invariant holds
-/// again. Returns whether the queue still holds some (keep underflow
-/// enabled).
+/// still holds joins that entry when both are software (the entry becomes
+/// pending too, active and pending if the guest is handling it, as a GIC
+/// keeps both and as [`deliver`] would have made it had it not waited:
+/// behind the mask flag, say); a forwarded one waits for it (see
+/// [`waits_for_free`]). Afterwards the invariant holds again. Returns
+/// whether the queue still holds some that wait for a free list register
+/// (keep underflow enabled).
 #[inline]
 pub fn refill(lrs: &mut impl ListRegisters, queue: &mut PendingQueue) -> bool {
+    join_held(lrs, queue);
     let all = (1u64 << lrs.count()) - 1;
     while let Some((at, best)) = queue.first_where(|irq| !held(lrs).any(|e| e.irq.same(irq))) {
         let empty = lrs.empty() & all;
@@ -473,7 +480,52 @@ pub fn refill(lrs: &mut impl ListRegisters, queue: &mut PendingQueue) -> bool {
             _ => break,
         }
     }
+    waits_for_free(lrs, queue)
+}
+
+/// Whether `queue` holds an interrupt that only a free list register lets
+/// in: one whose INTID no list register holds. The underflow maintenance
+/// interrupt (at most one list register in use) is for those alone. One
+/// that waits for its INTID's entry (a forwarded interrupt behind its own
+/// active instance) must not ask for it: while that entry is the only one
+/// in use the interrupt would fire again and again, the guest never run
+/// to end the entry (a guest that acknowledged an interrupt and masked
+/// itself kept its CPU in EL2 for good that way). It goes in at the next
+/// flush or delivery after the entry is gone.
+pub fn waits_for_free(lrs: &impl ListRegisters, queue: &PendingQueue) -> bool {
     !queue.is_empty()
+        && queue
+            .first_where(|irq| !held(lrs).any(|e| e.irq.same(irq)))
+            .is_some()
+}
+
+/// Queued software interrupts that a software list register entry holds
+/// (the same INTID and source) join it: the entry becomes pending (the queued one's pending
+/// state is one bit, already there or now there), active or not.
+fn join_held(lrs: &mut impl ListRegisters, queue: &mut PendingQueue) {
+    if queue.is_empty() {
+        return;
+    }
+    let all = (1u64 << lrs.count()) - 1;
+    let mut used = all & !lrs.empty();
+    while used != 0 {
+        let n = used.trailing_zeros() as usize;
+        used &= used - 1;
+        let entry = lrs.read(n);
+        if entry.irq.hw {
+            continue;
+        }
+        if let Some((at, _)) = queue.first_where(|irq| irq.same(&entry.irq) && !irq.hw) {
+            queue.take(at);
+            lrs.write(
+                n,
+                Entry {
+                    pending: true,
+                    ..entry
+                },
+            );
+        }
+    }
 }
 
 fn held_indexed(lrs: &impl ListRegisters) -> impl Iterator<Item = (usize, Entry)> + '_ {
@@ -944,5 +996,78 @@ mod tests {
         withdraw_pending_hw(&mut lrs, |_| true);
         assert!(!holds_pending_hw(&lrs, level));
         assert_eq!(lrs.empty(), 0b0011);
+    }
+
+    /// A software interrupt that waited in the queue (behind the mask flag)
+    /// while the guest handled an earlier instance (its entry active) joins
+    /// that entry as active and pending: taken again after the guest ends
+    /// it, and no underflow asked for meanwhile.
+    #[test]
+    fn a_queued_interrupt_behind_its_own_active_entry_joins_it() {
+        let (mut lrs, mut q) = (FakeLrs::default(), PendingQueue::new());
+        lrs.write(
+            0,
+            Entry {
+                irq: sgi(6, 0x80),
+                pending: false,
+                active: true,
+            },
+        );
+        assert!(q.push(sgi(6, 0x80)));
+        assert!(!refill(&mut lrs, &mut q), "nothing waits for a free one");
+        assert!(q.is_empty());
+        assert_eq!(
+            lrs.read(0),
+            Entry {
+                irq: sgi(6, 0x80),
+                pending: true,
+                active: true,
+            }
+        );
+        assert_eq!(lrs.empty(), 0b1110, "no second entry for it");
+    }
+
+    /// A forwarded interrupt behind its own active entry waits for it
+    /// without the underflow interrupt, which would fire for as long as
+    /// that entry is the only one in use. Another one in the queue still
+    /// asks for a free register, and so does the first once the guest
+    /// ended its entry.
+    #[test]
+    fn a_forwarded_interrupt_behind_its_active_entry_asks_for_no_underflow() {
+        let hw = |intid| Irq {
+            intid,
+            priority: 0x80,
+            hw: true,
+            source: 0,
+        };
+        let (mut lrs, mut q) = (FakeLrs::default(), PendingQueue::new());
+        let active = Entry {
+            irq: hw(27),
+            pending: false,
+            active: true,
+        };
+        lrs.write(0, active);
+        assert!(q.push(hw(27)));
+        assert!(!refill(&mut lrs, &mut q));
+        assert!(!waits_for_free(&lrs, &q));
+        assert_eq!((q.len(), lrs.read(0)), (1, active));
+        // Every other register busy and more urgent: 5 waits for a free one.
+        for n in 1..4 {
+            lrs.write(n, Entry::pending(sgi(n as u32, 0x10)));
+        }
+        assert!(q.push(sgi(5, 0x40)));
+        assert!(refill(&mut lrs, &mut q));
+        // The guest ends 27: the more urgent 5 takes its register, and 27
+        // now waits for a free one like any other.
+        lrs.write(
+            0,
+            Entry {
+                active: false,
+                ..active
+            },
+        );
+        assert!(refill(&mut lrs, &mut q));
+        assert_eq!(lrs.read(0), Entry::pending(sgi(5, 0x40)));
+        assert_eq!(q.pop().map(|i| i.intid), Some(27));
     }
 }
