@@ -506,11 +506,7 @@ fn join_held(lrs: &mut impl ListRegisters, queue: &mut PendingQueue) {
     if queue.is_empty() {
         return;
     }
-    let all = (1u64 << lrs.count()) - 1;
-    let mut used = all & !lrs.empty();
-    while used != 0 {
-        let n = used.trailing_zeros() as usize;
-        used &= used - 1;
+    for n in Used::of(lrs) {
         let entry = lrs.read(n);
         if entry.irq.hw {
             continue;
@@ -529,16 +525,31 @@ fn join_held(lrs: &mut impl ListRegisters, queue: &mut PendingQueue) {
 }
 
 fn held_indexed(lrs: &impl ListRegisters) -> impl Iterator<Item = (usize, Entry)> + '_ {
-    let all = (1u64 << lrs.count()) - 1;
-    let mut used = all & !lrs.empty();
-    core::iter::from_fn(move || {
-        if used == 0 {
+    Used::of(lrs).map(|n| (n, lrs.read(n)))
+}
+
+/// The list registers in use, by number, as they were when made: the
+/// caller may write them meanwhile.
+struct Used(u64);
+
+impl Used {
+    fn of(lrs: &impl ListRegisters) -> Used {
+        let all = (1u64 << lrs.count()) - 1;
+        Used(all & !lrs.empty())
+    }
+}
+
+impl Iterator for Used {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
             return None;
         }
-        let n = used.trailing_zeros() as usize;
-        used &= used - 1;
-        Some((n, lrs.read(n)))
-    })
+        let n = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1;
+        Some(n)
+    }
 }
 
 /// The interrupts the list registers hold.
@@ -570,11 +581,7 @@ pub fn holds_pending_hw(lrs: &impl ListRegisters, mut watched: impl FnMut(u32) -
 /// pending at its source (the caller deactivates it physically); its list
 /// register is free again. An active one stays: the guest has taken it.
 pub fn withdraw_pending_hw(lrs: &mut impl ListRegisters, mut dropped: impl FnMut(&Irq) -> bool) {
-    let all = (1u64 << lrs.count()) - 1;
-    let mut used = all & !lrs.empty();
-    while used != 0 {
-        let n = used.trailing_zeros() as usize;
-        used &= used - 1;
+    for n in Used::of(lrs) {
         let entry = lrs.read(n);
         if entry.pending && !entry.active && entry.irq.hw && dropped(&entry.irq) {
             lrs.write(
