@@ -1,20 +1,42 @@
-//! A hostile guest (tests/configs/hostile.toml): every vCPU it has (two
+//! A hostile guest (tests/configs/hostile.toml, and its GICv2 twins
+//! gicv2-hostile.toml and rpi4-hostile.toml): every vCPU it has (two
 //! there) runs its own deterministic pseudo-random stream (xorshift64,
 //! seeded from one printed seed) of everything a guest can throw at the
-//! hypervisor, while its timer ticks, its passed-through PL031 raises alarms, its console
-//! prints and vCPU 0 powers the others off and on again. Beside it a
-//! neighbour (test-neighbour.rs) checks that none of this reaches it.
+//! hypervisor, while its timer ticks, its passed-through PL031 (where the
+//! board has one) raises alarms, its console prints and vCPU 0 powers the
+//! others off and on again. Beside it a neighbour (test-neighbour.rs)
+//! checks that none of this reaches it.
 //!
-//! Each operation is one of ([`Kind`]):
+//! It finds out at start what it runs on: the GIC's version from
+//! guest-lib's detection (ID_AA64PFR0_EL1.GIC), and whether the partition
+//! has the PL031 by reading its identification register under
+//! `exception::probe` (an address the partition has nothing at takes a
+//! synchronous external abort: the Raspberry Pi 4 has no PL031). Both are
+//! printed on the first line (`gic=3|2 rtc=1|0`).
+//!
+//! Each operation is one of ([`Kind`]; where a GICv2 makes it another
+//! operation, that one's name is printed, after the `/`):
 //!
 //! - `gic_write`, `gic_read`: a random access to the partition's virtual
-//!   GIC (its distributor, and every redistributor frame it has), at every
-//!   width and offset; `withdraw`: ISPENDR/ICPENDR/ISENABLER/ICENABLER/
-//!   ISACTIVER/ICACTIVER writes aimed at its SGIs, its timer (INTID 27,
-//!   forwarded) and the PL031's SPI (34, passed through);
-//! - `sgi1r`: ICC_SGI1R_EL1 writes, mostly valid encodings (its own vCPUs,
-//!   absent ones, broadcast, other clusters), some random; `sgi_other`:
-//!   ICC_SGI0R_EL1 and ICC_ASGI1R_EL1;
+//!   GIC at every width and offset: GICv3, its distributor and every
+//!   redistributor frame it has; GICv2, its distributor (4 KiB, trapped
+//!   and emulated; byte accesses to IPRIORITYR and ITARGETSR among them)
+//!   and its CPU interface (the GICV frame, not trapped: the hardware's
+//!   virtual CPU interface answers); `withdraw`: ISPENDR/ICPENDR/
+//!   ISENABLER/ICENABLER/ISACTIVER/ICACTIVER writes aimed at its SGIs, its
+//!   timer (INTID 27, forwarded) and an SPI: the PL031's (34, passed
+//!   through), or without one the emulated PL011's (33); on a GICv2 its
+//!   own SGIs and PPIs only (the distributor banks them per CPU
+//!   interface);
+//! - `sgi1r` / `sgir`: ICC_SGI1R_EL1 writes, mostly valid encodings (its
+//!   own vCPUs, absent ones, broadcast, other clusters), some random;
+//!   GICv2: GICD_SGIR writes, mostly valid (TargetListFilter 0 with target
+//!   lists naming its own and absent CPU interfaces, 1, 2, the reserved 3,
+//!   NSATT set or not); `sgi_other` / `pendsgir`: ICC_SGI0R_EL1 and
+//!   ICC_ASGI1R_EL1; GICv2: random SPENDSGIR/CPENDSGIR accesses, and
+//!   checked ones on a disabled SGI (pended from a source it reads pending
+//!   from it and in ISPENDR0; clearing every source leaves it pending from
+//!   none);
 //! - `hvc`, `smc`: Bulkhead, PSCI and SMCCC calls with random arguments
 //!   (CPU_SUSPEND, CPU_ON of itself, random function numbers, garbage in
 //!   the upper half of x0), never the ones that end it on purpose;
@@ -24,9 +46,9 @@
 //!   PL011, lines too long for the console, refused writes, random PL011
 //!   register accesses (at most [`LINES_MAX`] lines in all);
 //! - `isv0`: accesses the syndrome does not describe (pairs, pre- and
-//!   post-indexed, exclusives, SIMD&FP) to the GIC and the PL011: each must
-//!   take a synchronous external abort (EC 0x25, DFSC 0x10, FAR the
-//!   address), caught with `exception::probe`;
+//!   post-indexed, exclusives, SIMD&FP) to the GIC's emulated frames and
+//!   the PL011: each must take a synchronous external abort (EC 0x25, DFSC
+//!   0x10, FAR the address), caught with `exception::probe`;
 //! - `sext`, `xzr`, `acqrel`: sign-extending loads, xzr/wzr as the
 //!   register, load-acquire/store-release, each checked against a value
 //!   the same vCPU wrote;
@@ -34,8 +56,10 @@
 //!   `debug` (the guest's own: no exception),
 //!   `actlr` (reads 0), `set_way` (no exception), `icc` (the virtual CPU
 //!   interface: priority mask, acknowledges, EOIs, active priorities,
-//!   EOImode), `impdef` (implementation-defined registers and the EL1
-//!   physical timer), `pl031` (immediate and later alarms, random
+//!   EOImode; on a GICv2 through the GICV frame, and the ICC_* system
+//!   registers must be UNDEFINED: EC 0x0 at EL1), `impdef`
+//!   (implementation-defined registers and the EL1 physical timer),
+//!   `pl031` (only with the PL031: immediate and later alarms, random
 //!   registers, its SPI set pending and cleared); `unbacked`: reads and
 //!   writes of every width at addresses the partition has nothing at
 //!   (below its RAM, clear of its devices, and above it), and calls to
@@ -53,9 +77,9 @@
 //! The number of operations is `BULKHEAD_HOSTILE_OPS` at build time
 //! (default 100,000, in total over the vCPUs), the seed
 //! `BULKHEAD_HOSTILE_SEED`. At the end vCPU 0 prints the counts of every
-//! kind of operation and outcome as `key=value` lines, then `hostile:
-//! survived <n> operations`, and exits with code 0 (1 if a vCPU stopped
-//! answering).
+//! kind of operation it has (`pl031` only with the PL031) and of every
+//! outcome as `key=value` lines, then `hostile: survived <n> operations`,
+//! and exits with code 0 (1 if a vCPU stopped answering).
 #![no_std]
 #![no_main]
 
@@ -64,7 +88,7 @@ use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use core::time::Duration;
 
-use guest_lib::abi::{bulkhead_call, call, psci};
+use guest_lib::abi::{board, bulkhead_call, call, psci};
 use guest_lib::exception::probe;
 use guest_lib::gic::{self, INTID_LIMIT, SgiTargets};
 use guest_lib::{hvc, irq, pl031, println, smp, timer};
@@ -159,6 +183,75 @@ const SGI_OFF: u32 = 15;
 /// RTCRIS: the alarm's raw status.
 const RTCRIS: usize = 0x014;
 const RTCLR: usize = 0x008;
+/// RTCPeriphID0: the low byte of the part number, 0x31.
+const PL031_PERIPH_ID0: usize = 0xfe0;
+
+/// The emulated PL011's SPI: the SPI the GIC operations aim at when the
+/// partition has no PL031.
+const PL011_SPI: u32 = board::CONSOLE_PL011_INTID;
+
+// A virtual GICv2 (Arm IHI 0048B), at QEMU virt's addresses on every
+// GICv2 board: the distributor (4 KiB, emulated) and the CPU interface
+// (the GICV frame, 8 KiB, mapped: its accesses do not trap).
+const GICD_V2_SIZE: u64 = 0x1000;
+const GICC: u64 = board::GUEST_GICV2_CPU_INTERFACE.as_u64();
+const GICC_SIZE: u64 = 0x2000;
+const GICD_ITARGETSR: u64 = 0x800;
+const GICD_ICFGR: u64 = 0xc00;
+const GICD_SGIR: u64 = 0xf00;
+const GICD_CPENDSGIR: u64 = 0xf10;
+const GICD_SPENDSGIR: u64 = 0xf20;
+/// GICD_SGIR: TargetListFilter [25:24], CPUTargetList [23:16], NSATT [15].
+const SGIR_FILTER_SHIFT: u32 = 24;
+const SGIR_TARGETS_SHIFT: u32 = 16;
+const SGIR_NSATT: u32 = 1 << 15;
+const GICC_CTLR: u64 = 0x00;
+const GICC_PMR: u64 = 0x04;
+const GICC_BPR: u64 = 0x08;
+const GICC_IAR: u64 = 0x0c;
+const GICC_EOIR: u64 = 0x10;
+const GICC_RPR: u64 = 0x14;
+const GICC_HPPIR: u64 = 0x18;
+const GICC_ABPR: u64 = 0x1c;
+const GICC_AIAR: u64 = 0x20;
+const GICC_AHPPIR: u64 = 0x28;
+const GICC_APR0: u64 = 0xd0;
+const GICC_IIDR: u64 = 0xfc;
+const GICC_DIR: u64 = 0x1000;
+/// GICC_CTLR: EnableGrp0 [0] (what guest-lib sets), FIQEn [3] (group 0
+/// as FIQ: never set, this guest takes no FIQ), EOImode [9].
+const GICC_CTLR_ENABLE_GRP0: u32 = 1 << 0;
+const GICC_CTLR_FIQEN: u32 = 1 << 3;
+const GICC_CTLR_EOIMODE: u32 = 1 << 9;
+/// The INTID of an acknowledge (bits 12:10 are an SGI's source).
+const GICC_IAR_INTID: u32 = 0x3ff;
+
+/// The partition's GIC is a GICv2 (set once by vCPU 0 at start).
+static GICV2: AtomicBool = AtomicBool::new(false);
+/// The partition has the PL031 (probed once by vCPU 0 at start).
+static HAS_RTC: AtomicBool = AtomicBool::new(false);
+
+fn v2() -> bool {
+    GICV2.load(Ordering::Relaxed)
+}
+
+fn has_rtc() -> bool {
+    HAS_RTC.load(Ordering::Relaxed)
+}
+
+/// The SPI the GIC operations aim at: the PL031's, or the PL011's.
+fn spi() -> u32 {
+    if has_rtc() { RTC } else { PL011_SPI }
+}
+
+/// What the partition has: its GIC's version (guest-lib found it at boot)
+/// and whether a PL031 answers with its part number (PeriphID0 0x31) at
+/// its address, or the access aborts (nothing there).
+fn discover() {
+    GICV2.store(gic::version() == gic::Version::V2, Ordering::Relaxed);
+    let (id, esr) = probe(|| pl031::read(PL031_PERIPH_ID0));
+    HAS_RTC.store(esr.is_none() && id & 0xff == 0x31, Ordering::Relaxed);
+}
 
 fn vcpus() -> usize {
     VCPUS.load(Ordering::Relaxed)
@@ -180,23 +273,27 @@ fn gicd_bank(bank: u64, intid: u32) -> (u64, u32) {
 // --- Counting ----------------------------------------------------------------
 
 macro_rules! kinds {
-    ($($kind:ident = $name:literal, $weight:literal;)*) => {
-        /// The kinds of operation, with their names and weights (per mille).
+    ($($kind:ident = $name:literal $(/ $v2:literal)?, $weight:literal;)*) => {
+        /// The kinds of operation, with their names (on a GICv3, on a
+        /// GICv2) and weights (per mille).
         #[derive(Clone, Copy, PartialEq, Eq)]
         #[repr(usize)]
         enum Kind { $($kind),* }
         const KIND_NAMES: &[&str] = &[$($name),*];
+        const KIND_NAMES_V2: &[&str] = &[$(kinds!(@v2 $name $(, $v2)?)),*];
         const KIND_WEIGHTS: &[u64] = &[$($weight),*];
         const KIND_ALL: &[Kind] = &[$(Kind::$kind),*];
     };
+    (@v2 $name:literal) => { $name };
+    (@v2 $name:literal, $v2:literal) => { $v2 };
 }
 
 kinds! {
     GicWrite = "gic_write", 180;
     GicRead = "gic_read", 120;
     Withdraw = "withdraw", 80;
-    Sgi1r = "sgi1r", 120;
-    SgiOther = "sgi_other", 20;
+    Sgi1r = "sgi1r" / "sgir", 120;
+    SgiOther = "sgi_other" / "pendsgir", 20;
     Hvc = "hvc", 80;
     Smc = "smc", 20;
     Control = "control", 40;
@@ -213,6 +310,22 @@ kinds! {
     ImpDef = "impdef", 15;
     Pl031 = "pl031", 20;
     Unbacked = "unbacked", 20;
+}
+
+impl Kind {
+    /// Whether this partition has what the kind needs (the PL031).
+    fn available(self) -> bool {
+        self != Kind::Pl031 || has_rtc()
+    }
+}
+
+/// Kind `k`'s name on this GIC.
+fn kind_name(k: usize) -> &'static str {
+    if v2() {
+        KIND_NAMES_V2[k]
+    } else {
+        KIND_NAMES[k]
+    }
 }
 
 const KINDS: usize = KIND_NAMES.len();
@@ -289,7 +402,10 @@ events! {
     ActlrBad = "actlr_bad";
     SetWayBad = "set_way_bad";
     IccDone = "icc_done";
+    IccUndefined = "icc_undefined";
     IccBad = "icc_bad";
+    PendSgirChecked = "pendsgir_checked";
+    PendSgirBad = "pendsgir_bad";
     ImpDefUndefined = "impdef_undefined";
     ImpDefDone = "impdef_done";
     CntpUndefined = "cntp_undefined";
@@ -308,6 +424,14 @@ fn count(event: Ev) {
 
 fn counted(event: Ev) -> u64 {
     EVENT[event as usize].load(Ordering::Relaxed)
+}
+
+/// Says what a failed check, to be counted as `bad`, saw: the first few
+/// of each only.
+fn say_bad(bad: Ev, what: fmt::Arguments) {
+    if counted(bad) < 4 {
+        println!("hostile: bad {}", what);
+    }
 }
 
 /// `good` when `ok`, else `bad`.
@@ -371,15 +495,20 @@ impl Rng {
         self.below(one_in) == 0
     }
 
+    /// A kind by weight, among those the partition has what for.
     fn kind(&mut self) -> Kind {
-        let mut pick = self.below(1000);
-        for (i, &weight) in KIND_WEIGHTS.iter().enumerate() {
-            if pick < weight {
-                return KIND_ALL[i];
+        loop {
+            let mut pick = self.below(1000);
+            for (i, &weight) in KIND_WEIGHTS.iter().enumerate() {
+                if pick < weight {
+                    if KIND_ALL[i].available() {
+                        return KIND_ALL[i];
+                    }
+                    break;
+                }
+                pick -= weight;
             }
-            pick -= weight;
         }
-        Kind::GicRead
     }
 }
 
@@ -417,6 +546,10 @@ fn write32(addr: u64, value: u32) {
     access(addr, 4, true, u64::from(value));
 }
 
+fn read8(addr: u64) -> u8 {
+    access(addr, 1, false, 0) as u8
+}
+
 fn write8(addr: u64, value: u8) {
     access(addr, 1, true, u64::from(value));
 }
@@ -451,8 +584,16 @@ macro_rules! probe_write {
 }
 
 /// The CPU interface state this guest relies on: priority mask open,
-/// no binary point, EOImode 0, group 1 on, no active priority left over.
+/// no binary point, EOImode 0, its group on (GICv3: group 1, GICv2:
+/// group 0 as IRQ), no active priority left over.
 fn repair_cpu_interface() {
+    if v2() {
+        write32(GICC + GICC_CTLR, GICC_CTLR_ENABLE_GRP0);
+        write32(GICC + GICC_PMR, 0xff);
+        write32(GICC + GICC_BPR, 0);
+        write32(GICC + GICC_APR0, 0);
+        return;
+    }
     // SAFETY: programs this vCPU's own (virtual) GIC CPU interface to what
     // guest-lib set at boot; outside any handler no interrupt is active.
     unsafe {
@@ -535,26 +676,31 @@ fn start_life(v: usize) {
     RUNNING[v].store(true, Ordering::Release);
 }
 
-/// Puts back what this vCPU relies on: the CPU interface, its
-/// redistributor awake with its SGI and timer enabled, group 1, mid
-/// priority and inactive, its mask bit clear; vCPU 0 also the
-/// distributor and the PL031's SPI routed to itself, and an alarm if none
-/// came for a while.
+/// Puts back what this vCPU relies on: the CPU interface; its SGIs and
+/// timer enabled, mid priority and inactive (GICv3: in its redistributor,
+/// awake, group 1; GICv2: in the distributor's registers banked for it);
+/// its mask bit clear; vCPU 0 also the distributor and, with the PL031,
+/// its SPI routed to itself, and an alarm if none came for a while.
 fn repair(v: usize) {
     count(Ev::Repairs);
     repair_cpu_interface();
-    let rd = GICR + v as u64 * GICR_STRIDE;
-    let waker = read32(rd + GICR_WAKER);
-    if waker & 0b10 != 0 {
-        write32(rd + GICR_WAKER, waker & !0b10);
-    }
-    let sgi = rd + SGI_FRAME;
-    write32(sgi + IGROUPR, u32::MAX);
-    write32(sgi + ICACTIVER, u32::MAX);
-    write8(sgi + IPRIORITYR + u64::from(SGI_OFF), 0x80);
-    write8(sgi + IPRIORITYR + u64::from(VTIMER), 0x80);
+    let private = if v2() {
+        GICD
+    } else {
+        let rd = GICR + v as u64 * GICR_STRIDE;
+        let waker = read32(rd + GICR_WAKER);
+        if waker & 0b10 != 0 {
+            write32(rd + GICR_WAKER, waker & !0b10);
+        }
+        let sgi = rd + SGI_FRAME;
+        write32(sgi + IGROUPR, u32::MAX);
+        sgi
+    };
+    write32(private + ICACTIVER, u32::MAX);
+    write8(private + IPRIORITYR + u64::from(SGI_OFF), 0x80);
+    write8(private + IPRIORITYR + u64::from(VTIMER), 0x80);
     // Every SGI (the random ones are counted when they arrive) and the timer.
-    write32(sgi + ISENABLER, 0xffff | (1 << VTIMER));
+    write32(private + ISENABLER, 0xffff | (1 << VTIMER));
     if let Some(page) = guest_lib::mode::control_page() {
         // SAFETY: the control page's mask and pending words (offsets 8 and
         // 12), Normal memory mapped for the guest's whole life, 4-aligned.
@@ -570,25 +716,41 @@ fn repair(v: usize) {
         }
     }
     if v == 0 {
-        if read32(GICD) != GICD_CTLR_ARE_G1 {
-            write32(GICD, GICD_CTLR_ARE_G1);
-        }
+        repair_distributor();
+    }
+}
+
+/// vCPU 0's part of [`repair`]: the distributor enabled and, with the
+/// PL031, its SPI routed to vCPU 0 (GICv3: IROUTER affinity 0; GICv2:
+/// ITARGETSR, CPU interface 0), mid priority, enabled and inactive, and an
+/// alarm if none came for a while.
+fn repair_distributor() {
+    let enabled = if v2() { 1 } else { GICD_CTLR_ARE_G1 };
+    if read32(GICD) != enabled {
+        write32(GICD, enabled);
+    }
+    if !has_rtc() {
+        return;
+    }
+    if v2() {
+        write8(GICD + GICD_ITARGETSR + u64::from(RTC), 1);
+    } else {
         let (igroupr, bit) = gicd_bank(IGROUPR, RTC);
         write32(igroupr, read32(igroupr) | bit);
-        write8(GICD + IPRIORITYR + u64::from(RTC), 0x80);
         access(GICD + GICD_IROUTER + 8 * u64::from(RTC), 8, true, 0);
-        let (isenabler, bit) = gicd_bank(ISENABLER, RTC);
-        write32(isenabler, bit);
-        // Left active by an acknowledge under EOImode 1 (or in a handler
-        // on another vCPU right now: the hypervisor copes either way).
-        let (icactiver, bit) = gicd_bank(ICACTIVER, RTC);
-        write32(icactiver, bit);
-        let now = timer::now();
-        if now.wrapping_sub(LAST_ALARM.load(Ordering::Relaxed)) > 3 * timer::frequency() {
-            LAST_ALARM.store(now, Ordering::Relaxed);
-            count(Ev::AlarmRearms);
-            pl031::arm_alarm(1);
-        }
+    }
+    write8(GICD + IPRIORITYR + u64::from(RTC), 0x80);
+    let (isenabler, bit) = gicd_bank(ISENABLER, RTC);
+    write32(isenabler, bit);
+    // Left active by an acknowledge under EOImode 1 (or in a handler
+    // on another vCPU right now: the hypervisor copes either way).
+    let (icactiver, bit) = gicd_bank(ICACTIVER, RTC);
+    write32(icactiver, bit);
+    let now = timer::now();
+    if now.wrapping_sub(LAST_ALARM.load(Ordering::Relaxed)) > 3 * timer::frequency() {
+        LAST_ALARM.store(now, Ordering::Relaxed);
+        count(Ev::AlarmRearms);
+        pl031::arm_alarm(1);
     }
 }
 
@@ -640,9 +802,13 @@ fn operation(kind: Kind, v: usize, rng: &mut Rng) {
         Kind::GicWrite => gic_access(v, rng, true),
         Kind::GicRead => gic_access(v, rng, false),
         Kind::Withdraw => withdraw(v, rng),
+        Kind::Sgi1r if v2() => {
+            let _ = gic::send_sgir_raw(sgir_value(rng));
+        }
         Kind::Sgi1r => {
             let _ = gic::send_sgi_raw(sgi1r_value(rng));
         }
+        Kind::SgiOther if v2() => pendsgir(v, rng),
         Kind::SgiOther => sgi_other(rng),
         Kind::Hvc => random_call(v, rng, false),
         Kind::Smc => random_call(v, rng, true),
@@ -656,6 +822,7 @@ fn operation(kind: Kind, v: usize, rng: &mut Rng) {
         Kind::Debug => debug(rng),
         Kind::Actlr => actlr(rng),
         Kind::SetWay => set_way(rng),
+        Kind::Icc if v2() => icc_v2(rng),
         Kind::Icc => icc(rng),
         Kind::ImpDef => impdef(rng),
         Kind::Pl031 => rtc(rng),
@@ -775,6 +942,9 @@ fn secondary(v: usize) -> ! {
 // --- Operations: the virtual GIC ---------------------------------------------------------
 
 fn gic_access(v: usize, rng: &mut Rng, write: bool) {
+    if v2() {
+        return gicv2_access(rng, write);
+    }
     let width = 1u64 << rng.below(4);
     let (base, offset) = if rng.chance(2) {
         let offset = match rng.below(4) {
@@ -796,8 +966,60 @@ fn gic_access(v: usize, rng: &mut Rng, write: bool) {
     access(base + (offset & !(width - 1)), width, write, rng.next());
 }
 
+/// A random access to a virtual GICv2: its distributor (trapped), mostly
+/// where its registers are, byte accesses to IPRIORITYR and ITARGETSR
+/// among them; or its CPU interface (the GICV frame: the hardware's
+/// virtual CPU interface answers, no trap), mostly its registers.
+fn gicv2_access(rng: &mut Rng, write: bool) {
+    let mut width = 1u64 << rng.below(4);
+    let (base, mut offset) = if rng.chance(2) {
+        let offset = match rng.below(6) {
+            0 => rng.below(GICD_V2_SIZE),
+            // CTLR, TYPER, IIDR and the bit banks.
+            1 => rng.below(IPRIORITYR),
+            // IPRIORITYR and ITARGETSR: byte-accessible.
+            2 | 3 => {
+                if rng.chance(2) {
+                    width = 1;
+                }
+                IPRIORITYR + rng.below(GICD_ICFGR - IPRIORITYR)
+            }
+            4 => GICD_ICFGR + rng.below(0x100),
+            // SGIR, CPENDSGIR, SPENDSGIR.
+            _ => GICD_SGIR + rng.below(0x30),
+        };
+        let mut offset = offset.min(GICD_V2_SIZE - width) & !(width - 1);
+        if offset & !7 == CHECKED_PRIORITY & !7 {
+            offset += 0x10;
+        }
+        (GICD, offset)
+    } else {
+        let offset = match rng.below(8) {
+            0 => rng.below(GICC_SIZE),
+            1 => GICC_DIR + rng.below(0x10),
+            _ => rng.below(0x100),
+        };
+        (GICC, offset.min(GICC_SIZE - width) & !(width - 1))
+    };
+    let mut value = rng.next();
+    if base == GICC && offset == GICC_CTLR {
+        // Whatever the width, never FIQEn: group 0 (every interrupt of
+        // the partition) as FIQ, which this guest does not take.
+        value &= !u64::from(GICC_CTLR_FIQEN);
+    }
+    if base == GICD && offset == GICD_SGIR && rng.chance(2) {
+        // Half of the GICD_SGIR writes of this kind are well-formed.
+        value = u64::from(sgir_value(rng));
+        width = 4;
+        offset = GICD_SGIR;
+    }
+    access(base + offset, width, write, value);
+}
+
 /// A set/clear-enable, -pending or -active write aimed at an interrupt the
-/// guest uses (or a random mask of them).
+/// guest uses (or a random mask of them): its SGIs and PPIs (GICv3: of any
+/// of its redistributors, mostly its own; GICv2: its own, the only ones the
+/// distributor shows it), or the SPI of [`spi`].
 fn withdraw(v: usize, rng: &mut Rng) {
     const BANKS: [u64; 6] = [ISENABLER, ICENABLER, ISPENDR, ICPENDR, ISACTIVER, ICACTIVER];
     let bank = BANKS[rng.below(6) as usize];
@@ -809,9 +1031,10 @@ fn withdraw(v: usize, rng: &mut Rng) {
                 1 => SGI_OFF,
                 _ => rng.below(32) as u32,
             };
-            (own_sgi_frame(vcpu) + bank, 1u32 << intid)
+            let private = if v2() { GICD } else { own_sgi_frame(vcpu) };
+            (private + bank, 1u32 << intid)
         }
-        _ => gicd_bank(bank, RTC),
+        _ => gicd_bank(bank, spi()),
     };
     let value = if rng.chance(4) {
         rng.next() as u32
@@ -834,6 +1057,76 @@ fn sgi1r_value(rng: &mut Rng) -> u64 {
         6 => intid | rng.below(16) << 44 | rng.below(0x1_0000),
         _ => rng.next(),
     }
+}
+
+/// A GICD_SGIR value: mostly a valid encoding.
+fn sgir_value(rng: &mut Rng) -> u32 {
+    let intid = rng.below(16) as u32;
+    // NSATT: no Security Extensions in a partition, no effect.
+    let nsatt = if rng.chance(4) { SGIR_NSATT } else { 0 };
+    let list = (rng.below(256) as u32) << SGIR_TARGETS_SHIFT;
+    match rng.below(8) {
+        // TargetListFilter 0: a list of CPU interfaces 0..8; the
+        // partition has 0 and 1.
+        0..=3 => list | nsatt | intid,
+        // 1: every interface but the sender's; 2: the sender's only.
+        4 => 1 << SGIR_FILTER_SHIFT | list | nsatt | intid,
+        5 => 2 << SGIR_FILTER_SHIFT | list | nsatt | intid,
+        // 3: reserved, nobody.
+        6 => 3 << SGIR_FILTER_SHIFT | list | nsatt | intid,
+        _ => rng.next() as u32,
+    }
+}
+
+/// GICv2's SPENDSGIR and CPENDSGIR (an SGI's pending state per source CPU
+/// interface, banked per CPU interface): random accesses half of the time,
+/// else a checked pair, on one of its SGIs disabled meanwhile so that it
+/// waits in the distributor (an enabled one is listed for the guest at
+/// once, and Bulkhead's registers show what waits to be listed, not what
+/// a list register holds). Cleared from every source first, then set
+/// pending from one, it reads pending from it (SPENDSGIR) and pending
+/// (ISPENDR0); cleared from every source again it reads pending from none
+/// and not pending. Another vCPU's GICD_SGIR may make it pending in
+/// between: a second and third try tell that race from an error.
+fn pendsgir(v: usize, rng: &mut Rng) {
+    if rng.chance(2) {
+        let width = if rng.chance(2) { 1 } else { 4 };
+        let offset = (GICD_CPENDSGIR + rng.below(0x20)) & !(width - 1);
+        access(GICD + offset, width, rng.chance(2), rng.next());
+        return;
+    }
+    let sgi = rng.below(16);
+    let source = 1u8 << any_vcpu(rng);
+    let sources = GICD + GICD_SPENDSGIR + sgi;
+    let pending = || read32(GICD + ISPENDR) & 1 << sgi != 0;
+    let clear = || {
+        let mut state = (0, false);
+        for _ in 0..3 {
+            write8(GICD + GICD_CPENDSGIR + sgi, 0xff);
+            state = (read8(sources), pending());
+            if state == (0, false) {
+                break;
+            }
+        }
+        state
+    };
+    write32(GICD + ICENABLER, 1 << sgi);
+    let before = clear();
+    write8(sources, source);
+    let set = (read8(sources), pending());
+    let cleared = clear();
+    write32(GICD + ISENABLER, 1 << sgi);
+    let ok = before == (0, false) && set.0 & source != 0 && set.1 && cleared == (0, false);
+    if !ok {
+        say_bad(
+            Ev::PendSgirBad,
+            format_args!(
+                "pendsgir vcpu={v} sgi={sgi} source={source:#x} before={before:?} set={set:?} \
+                 cleared={cleared:?}"
+            ),
+        );
+    }
+    check(ok, Ev::PendSgirChecked, Ev::PendSgirBad);
 }
 
 fn sgi_other(rng: &mut Rng) {
@@ -1073,8 +1366,11 @@ fn console(v: usize, rng: &mut Rng) {
 // --- Operations: accesses the syndrome does not describe -------------------------------------
 
 fn isv0(v: usize, rng: &mut Rng) {
+    // The GIC's emulated frames (on a GICv2 its distributor only: its CPU
+    // interface is not emulated), and the PL011.
     let addr = match rng.below(4) {
         0 => GICD + (rng.below(0x1000) & !15),
+        1 | 2 if v2() => GICD + (rng.below(GICD_V2_SIZE) & !15),
         1 => GICR + any_vcpu(rng) as u64 * GICR_STRIDE + (rng.below(0x1000) & !15),
         2 => own_sgi_frame(v) + (rng.below(0x1000) & !15),
         _ => PL011 + (rng.below(PL011_SIZE) & !15),
@@ -1253,10 +1549,12 @@ fn abort_syndrome_ok(esr: u64, write: bool, addr: u64) -> bool {
 // --- Operations: checked emulation ----------------------------------------------------
 
 /// A register this vCPU alone writes, its sub-word lanes readable (or not),
-/// and whether a 16-bit access is defined there.
+/// and whether a 16-bit access is defined there. (The GICv2 distributor's
+/// IPRIORITYR words of SGIs are banked: each vCPU has its own.)
 fn checked_register(v: usize, rng: &mut Rng) -> (u64, bool) {
     if rng.chance(2) {
-        (own_sgi_frame(v) + CHECKED_PRIORITY, true)
+        let private = if v2() { GICD } else { own_sgi_frame(v) };
+        (private + CHECKED_PRIORITY, true)
     } else {
         (PL011 + PL011_CHECKED[v], false)
     }
@@ -1324,7 +1622,11 @@ fn zero_register(v: usize, rng: &mut Rng) {
             1 => asm!("strh wzr, [{a}]", a = in(reg) reg, options(nostack)),
             2 => asm!("ldr wzr, [{a}]", a = in(reg) reg, options(nostack)),
             3 => asm!("ldrb wzr, [{a}]", a = in(reg) GICD, options(nostack)),
-            4 => asm!("ldr xzr, [{a}]", a = in(reg) GICR + 8, options(nostack)),
+            // GICR_TYPER; GICv2: GICD_IIDR, whose 64-bit reads are refused
+            // (read as zero).
+            4 => {
+                asm!("ldr xzr, [{a}]", a = in(reg) if v2() { GICD + 8 } else { GICR + 8 }, options(nostack))
+            }
             _ => asm!("ldrsw xzr, [{a}]", a = in(reg) reg, options(nostack)),
         }
     }
@@ -1337,16 +1639,42 @@ fn zero_register(v: usize, rng: &mut Rng) {
         // Loads into the zero register change nothing.
         _ => after != 0,
     };
-    // A 64-bit xzr store: the PL031's SPI routed to vCPU 0 (a register
-    // other vCPUs may write at random too: a second try tells a race).
-    let irouter = GICD + GICD_IROUTER + 8 * u64::from(RTC);
-    let routed = (0..3).any(|_| {
-        access(irouter, 8, true, rng.next() & 0xff_00ff_ffff);
-        // SAFETY: a 64-bit store of xzr to GICD_IROUTER<34>, 8-aligned.
-        unsafe { asm!("str xzr, [{a}]", a = in(reg) irouter, options(nostack)) };
-        access(irouter, 8, false, 0) == 0
-    });
+    let routed = if v2() {
+        unroute(rng)
+    } else {
+        // A 64-bit xzr store: the SPI routed to vCPU 0 (a register other
+        // vCPUs may write at random too: a second try tells a race).
+        let irouter = GICD + GICD_IROUTER + 8 * u64::from(spi());
+        (0..3).any(|_| {
+            access(irouter, 8, true, rng.next() & 0xff_00ff_ffff);
+            // SAFETY: a 64-bit store of xzr to GICD_IROUTER<n>, 8-aligned.
+            unsafe { asm!("str xzr, [{a}]", a = in(reg) irouter, options(nostack)) };
+            access(irouter, 8, false, 0) == 0
+        })
+    };
+    if !(ok && routed) {
+        say_bad(
+            Ev::XzrBad,
+            format_args!("xzr vcpu={v} reg={reg:#x} form={form} after={after:#x} routed={routed}"),
+        );
+    }
     check(ok && routed, Ev::XzrChecked, Ev::XzrBad);
+}
+
+/// GICv2: a byte store of wzr to the SPI's ITARGETSR byte routes it to no
+/// CPU interface (read back as zero), after a byte naming one of the
+/// partition's. It stays unrouted (waiting pending, if it comes) until
+/// vCPU 0's next repair routes the PL031's back, or a write routes it.
+/// Other vCPUs may write it too (at random, or here): a second try tells
+/// a race.
+fn unroute(rng: &mut Rng) -> bool {
+    let target = GICD + GICD_ITARGETSR + u64::from(spi());
+    (0..3).any(|_| {
+        write8(target, rng.next() as u8 | 1 << rng.below(2));
+        // SAFETY: a byte store of wzr to GICD_ITARGETSR<n>.
+        unsafe { asm!("strb wzr, [{a}]", a = in(reg) target, options(nostack)) };
+        read8(target) == 0
+    })
 }
 
 fn acquire_release(v: usize, rng: &mut Rng) {
@@ -1513,6 +1841,72 @@ fn icc(rng: &mut Rng) {
     check(esr.is_none(), Ev::IccDone, Ev::IccBad);
 }
 
+/// GICv2: the virtual CPU interface through the GICV frame, at random
+/// (the next repair undoes it), or an ICC_* system register, which must
+/// be UNDEFINED (EC 0x0 at EL1): a GICv2 CPU has no GICv3 system register
+/// interface, and nothing of the physical GIC's may answer either.
+fn icc_v2(rng: &mut Rng) {
+    let value = rng.next();
+    if rng.chance(2) {
+        let esr = match rng.below(12) {
+            0 => probe_write!("icc_pmr_el1", value & 0xff),
+            1 => probe_read!("icc_iar1_el1").1,
+            2 => probe_write!("icc_eoir1_el1", value & 0x3ff),
+            3 => probe_write!("icc_sgi1r_el1", sgi1r_value(rng)),
+            4 => probe_write!("s3_0_c12_c11_7", sgi1r_value(rng)), // ICC_SGI0R_EL1
+            5 => probe_write!("s3_0_c12_c11_6", sgi1r_value(rng)), // ICC_ASGI1R_EL1
+            6 => probe_read!("icc_sre_el1").1,
+            7 => probe_write!("icc_sre_el1", value & 7),
+            8 => probe_read!("icc_ctlr_el1").1,
+            9 => probe_write!("icc_igrpen1_el1", value & 1),
+            10 => probe_read!("icc_hppir1_el1").1,
+            _ => probe_write!("icc_ap1r0_el1", value & 0xffff_ffff),
+        };
+        return check(
+            esr.is_some_and(|esr| esr >> 26 == 0),
+            Ev::IccUndefined,
+            Ev::IccBad,
+        );
+    }
+    let ((), esr) = probe(|| match rng.below(12) {
+        0 => write32(GICC + GICC_PMR, value as u32 & 0xff),
+        1 => write32(GICC + GICC_BPR, value as u32 & 7),
+        2 => {
+            // Acknowledge whatever is pending and end it unhandled.
+            let iar = read32(GICC + GICC_IAR);
+            if iar & GICC_IAR_INTID < INTID_LIMIT {
+                write32(GICC + GICC_EOIR, iar);
+            }
+        }
+        3 => write32(GICC + GICC_EOIR, value as u32 & 0x1fff),
+        4 => write32(GICC + GICC_DIR, value as u32 & 0x1fff),
+        5 => write32(GICC + GICC_APR0, value as u32),
+        6 => {
+            let ctlr = read32(GICC + GICC_CTLR);
+            write32(
+                GICC + GICC_CTLR,
+                (ctlr ^ GICC_CTLR_EOIMODE) & !GICC_CTLR_FIQEN,
+            );
+        }
+        7 => {
+            let _ = read32(GICC + GICC_RPR);
+        }
+        8 => {
+            let _ = read32(GICC + GICC_HPPIR);
+        }
+        9 => {
+            let _ = read32(GICC + GICC_AIAR);
+        }
+        10 => {
+            let _ = read32(GICC + GICC_AHPPIR) | read32(GICC + GICC_ABPR);
+        }
+        _ => {
+            let _ = read32(GICC + GICC_IIDR);
+        }
+    });
+    check(esr.is_none(), Ev::IccDone, Ev::IccBad);
+}
+
 /// Implementation-defined registers (Cortex-A72's), and the EL1 physical
 /// timer: UNDEFINED or the guest's own, never a stop.
 fn impdef(rng: &mut Rng) {
@@ -1582,24 +1976,29 @@ fn main() -> ! {
     }
     let count = guest_lib::vcpu_info().map_or(1, |info| info.vcpu_count as usize);
     VCPUS.store(count.clamp(1, CPUS), Ordering::Relaxed);
+    discover();
     // The neighbour's CPU loads its partition's memory while this one
     // starts (each partition's own CPU loads it, some 25 ms for 64 MiB
     // under -icount): the first operation waits until it surely runs, so
     // that it watches the whole run (tests/hostile.rs).
     timer::delay(core::time::Duration::from_millis(60));
     println!(
-        "hostile: seed={:#x} vcpus={} operations={} t={}",
+        "hostile: seed={:#x} vcpus={} operations={} gic={} rtc={} t={}",
         SEED,
         vcpus(),
         OPERATIONS,
+        if v2() { 2 } else { 3 },
+        u8::from(has_rtc()),
         timer::physical_now()
     );
     start_life(0);
-    pl031::write(pl031::RTCIMSC, 0);
-    pl031::clear();
-    let _ = gic::enable(RTC);
-    LAST_ALARM.store(timer::now(), Ordering::Relaxed);
-    pl031::arm_alarm(1);
+    if has_rtc() {
+        pl031::write(pl031::RTCIMSC, 0);
+        pl031::clear();
+        let _ = gic::enable(RTC);
+        LAST_ALARM.store(timer::now(), Ordering::Relaxed);
+        pl031::arm_alarm(1);
+    }
     for v in 1..vcpus() {
         if smp::start_cpu(v, secondary).is_err() {
             println!("hostile: could not start vCPU {}", v);
@@ -1640,7 +2039,9 @@ fn finish(cycler: &Cycler) -> ! {
     // parked CPU once took it again and again for ever, which under QEMU
     // delayed a tick of the neighbour's by up to 17 ms.)
     repair(0);
-    pl031::arm_alarm(1);
+    if has_rtc() {
+        pl031::arm_alarm(1);
+    }
     guest_lib::exit(if counted(Ev::Stuck) == 0 { 0 } else { 1 })
 }
 
@@ -1668,13 +2069,9 @@ fn report() {
             .map(|ops| ops[k].load(Ordering::Relaxed))
             .sum::<u64>()
     };
-    print_pairs(
-        "ops",
-        &mut KIND_NAMES
-            .iter()
-            .enumerate()
-            .map(|(k, &name)| (name, total(k))),
-    );
+    // The kinds the partition has what for.
+    let kinds = || (0..KINDS).filter(|&k| KIND_ALL[k].available());
+    print_pairs("ops", &mut kinds().map(|k| (kind_name(k), total(k))));
     print_pairs(
         "events",
         &mut EVENT_NAMES
@@ -1689,7 +2086,7 @@ fn report() {
             v,
             ops.clone().sum::<u64>(),
             ops.filter(|&n| n > 0).count(),
-            KINDS,
+            kinds().count(),
             LIVES[v].load(Ordering::Relaxed)
         );
     }
