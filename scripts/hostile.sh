@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Runs the hostile-guest test (tests/hostile.rs on tests/configs/hostile.toml,
-# under -icount): a partition on two vCPUs makes a seeded random mix of
+# Runs the hostile-guest test (tests/hostile.rs on tests/configs/hostile.toml
+# and, on the GICv2 boards, gicv2-hostile.toml and rpi4-hostile.toml, under
+# -icount): a partition on two vCPUs makes a seeded random mix of
 # every operation a guest can throw at the hypervisor while its
 # neighbour checks each heartbeat interval (within 1% of nominal) and an
 # exact IPI ping-pong, and that it leaves its vCPUs only for its own
-# interrupts. Prints the figures: operations, the neighbour's heartbeat
-# intervals (min and max against nominal, in counter ticks), ping-pong
-# rounds and wall time.
+# interrupts. Prints the figures of each board: operations, the
+# neighbour's heartbeat intervals (min and max against nominal, in counter
+# ticks), ping-pong rounds and wall time.
 #
 #   scripts/hostile.sh               # 100,000 operations, as scripts/test.sh
 #   scripts/hostile.sh --long        # 1,000,000 operations
@@ -28,7 +29,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
 
 ops=""
 seed=""
