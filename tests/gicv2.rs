@@ -10,9 +10,8 @@
 //! GICH aliases), broadcast, multicast, a burst of eight and sixteen at
 //! once (more than the four list registers hold), priority order, SGIs
 //! refused outside the partition, each vCPU's timer under `-icount`, and
-//! masking with the flag word. Linux on both is tests/linux.rs's.
-//!
-//! Not yet here: the hostile-guest test.
+//! masking with the flag word. Linux on both is tests/linux.rs's, the
+//! hostile guest and its neighbour on both tests/hostile.rs's.
 
 #[allow(dead_code)] // each test binary uses only some of the shared helpers
 mod support;
