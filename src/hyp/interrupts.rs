@@ -315,8 +315,9 @@ pub fn drain(part: &Partition, v: usize) {
             hw: false,
             source: 0,
         };
-        // A GICv2 SGI is one interrupt per source CPU interface, its CPUID
-        // in the list register (the guest's GICC_IAR shows it). Pending
+        // A GICv2 SGI is pending per source CPU interface, the source in
+        // the list register's CPUID (the guest's GICC_IAR shows it); a
+        // second source merges with the first (`lr::Irq::same`). Pending
         // without a recorded source (its own ISPENDR can't set one; a
         // reset or a withdrawal raced the sender): from source 0.
         let sources = if cfg!(gic = "v2") && intid < 16 {

@@ -30,8 +30,9 @@
 //! the target is in EL2, masked, has something queued, or has no free list
 //! register.
 //!
-//! An SGI is one interrupt per source CPU interface, its CPUID in the list
-//! register (`vgic::lr::Irq::source`), as a GICv2 keeps it.
+//! An SGI is listed with its source CPU interface as the list register's
+//! CPUID (`vgic::lr::Irq::source`); one list register per SGI number (a
+//! second source merges: see `Irq::same`).
 //!
 //! Not yet here (issue 12): the acknowledge trap of a level interrupt
 //! listed while the guest has IRQs masked (`set_ack_trap` does nothing).
