@@ -31,7 +31,9 @@ use super::runtime::{Partition, Runtime};
 struct Local {
     queue: PendingQueue,
     stats: Stats,
-    ppis_group: Option<bool>,
+    /// 0 before the first look, then 1 + group 1's state: zero at first,
+    /// so that the slots stay in .bss (an `Option<bool>`'s `None` is 2).
+    ppis_group: u8,
 }
 
 struct Locals([UnsafeCell<Local>; arch::MAX_CPUS]);
@@ -45,7 +47,7 @@ static LOCALS: Locals = Locals(
         UnsafeCell::new(Local {
             queue: PendingQueue::new(),
             stats: Stats::new(),
-            ppis_group: None,
+            ppis_group: 0,
         })
     }; arch::MAX_CPUS],
 );
@@ -368,9 +370,11 @@ fn follow_group(part: &Partition, v: usize) {
         return;
     }
     let group1 = part.vgic.group1_enabled();
-    // SAFETY: used for this statement only.
-    let followed = unsafe { local() }.ppis_group.replace(group1);
-    if followed == Some(group1) {
+    let now = 1 + u8::from(group1);
+    // SAFETY: used by the next statement only; nothing below takes the slot.
+    let slot = unsafe { local() };
+    let followed = core::mem::replace(&mut slot.ppis_group, now);
+    if followed == now {
         return;
     }
     let enabled = part.vgic.private[v].enabled.load(Ordering::Acquire);
