@@ -311,15 +311,10 @@ pub fn drain(part: &Partition, v: usize) {
         let intid = take.trailing_zeros();
         take &= take - 1;
         let priority = private.priority[intid as usize].load(Ordering::Relaxed);
-        let irq = Irq {
-            intid,
-            priority,
-            hw: false,
-            source: 0,
-        };
-        // A GICv2 SGI is pending per source CPU interface, the source in
-        // the list register's CPUID (the guest's GICC_IAR shows it); a
-        // second source merges with the first (`lr::Irq::same`). Pending
+        // A GICv2 SGI is pending per source CPU interface; it is listed
+        // once, with its lowest source in the list register's CPUID (the
+        // guest's GICC_IAR shows it): one list register per SGI number
+        // (`lr::Irq::same`), the other sources taken with it. Pending
         // without a recorded source (its own ISPENDR can't set one; a
         // reset or a withdrawal raced the sender): from source 0.
         let sources = if cfg!(gic = "v2") && intid < 16 {
@@ -327,15 +322,13 @@ pub fn drain(part: &Partition, v: usize) {
         } else {
             0
         };
-        if sources == 0 {
-            inject(part, v, irq);
-        }
-        let mut left = sources;
-        while left != 0 {
-            let source = left.trailing_zeros() as u8;
-            left &= left - 1;
-            inject(part, v, Irq { source, ..irq });
-        }
+        let irq = Irq {
+            intid,
+            priority,
+            hw: false,
+            source: (sources.trailing_zeros() % 8) as u8,
+        };
+        inject(part, v, irq);
     }
     for spi in vgic.spis() {
         if usize::from(spi.target.load(Ordering::Relaxed)) == v

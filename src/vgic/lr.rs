@@ -224,11 +224,6 @@ impl PendingQueue {
         self.items[..self.len].iter().any(|i| i.intid == intid)
     }
 
-    /// Whether `irq` (the same interrupt, see [`Irq::same`]) is queued.
-    pub fn holds(&self, irq: &Irq) -> bool {
-        self.items[..self.len].iter().any(|i| i.same(irq))
-    }
-
     /// Queues `irq` in priority order; one already queued merges (and
     /// becomes forwarded if `irq` is). False only if the queue is full,
     /// which a configuration within the partition limits cannot cause.
@@ -334,7 +329,7 @@ pub enum Delivery {
 pub fn deliver(lrs: &mut impl ListRegisters, queue: &mut PendingQueue, irq: Irq) -> Delivery {
     // Already waiting in the queue: its pending state is there (a list
     // register may hold it active meanwhile); it merges there.
-    if queue.holds(&irq) {
+    if queue.contains(irq.intid) {
         queue.push(irq); // merges, forwarded if either is
         return Delivery::Merged;
     }
