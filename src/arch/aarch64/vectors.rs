@@ -77,6 +77,7 @@ global_asm!(
     SGI1R_NOT_FAST_48 = const SGI1R_NOT_FAST >> 48,
     SGI1R_INTID_SHIFT = const sgi::field::INTID_SHIFT,
     SGI1R_TARGET_LIST = const sgi::field::TARGET_LIST,
+    SGI1R_IRM_BIT = const sgi::field::IRM.trailing_zeros(),
 );
 
 // The GICv2 backend's exits: no fast paths yet, every exit in Rust.

@@ -201,13 +201,15 @@ lower_sync:
     .endr
     mov     x2, xzr                             /* Rt 31: xzr */
     b       .Lsgi_value
-.Lsgi_value: /* x2 = the value written. Fast only for IRM = 0, Aff3 = Aff2 = Aff1 = 0,
-     * RS = 0, and targets that are all other vCPUs of this partition. */
+.Lsgi_value: /* x2 = the value written. Fast for IRM = 1 (every other vCPU of
+     * the partition; the other fields are ignored), and for IRM = 0 with
+     * Aff3 = Aff2 = Aff1 = 0, RS = 0 and targets that are all vCPUs of this
+     * partition. */
     movz    x3, #{SGI1R_NOT_FAST_16}, lsl #16
     movk    x3, #{SGI1R_NOT_FAST_32}, lsl #32
     movk    x3, #{SGI1R_NOT_FAST_48}, lsl #48
     tst     x2, x3
-    b.ne    .Lsync_to_rust
+    b.ne    .Lsgi_not_list
     mrs     x1, tpidr_el2
     ldr     x3, [x1, #{FC_PAGE}]
     cbz     x3, .Lsync_to_rust
@@ -218,6 +220,7 @@ lower_sync:
     ldr     x5, [x1, #{FC_BIT}]
     and     x0, x4, x5                          /* itself among the targets */
     bic     x4, x4, x5                          /* the others */
+.Lsgi_targets: /* x0: itself a target, x4: the other targets. */
     ubfx    x2, x2, #{SGI1R_INTID_SHIFT}, #4
     mov     w6, #1
     lsl     w6, w6, w2                          /* the SGI's bit */
@@ -255,6 +258,17 @@ lower_sync:
     DELIVER_ONE .Lsync_drain
 .Lsync_return:
     RESTORE_LOW_AND_ERET
+.Lsgi_not_list: /* Not a plain list: fast only for IRM = 1, every vCPU of
+     * the partition but itself (the other fields are ignored). */
+    tbz     x2, #{SGI1R_IRM_BIT}, .Lsync_to_rust
+    mrs     x1, tpidr_el2
+    ldr     x3, [x1, #{FC_PAGE}]
+    cbz     x3, .Lsync_to_rust
+    ldr     x4, [x1, #{FC_VCPUS}]
+    ldr     x5, [x1, #{FC_BIT}]
+    bic     x4, x4, x5
+    mov     x0, xzr
+    b       .Lsgi_targets
 .Lsync_drain: /* The SGI is sent and counted, ELR advanced: only the drain is left. */
     SAVE_HIGH
     mov     x0, sp

@@ -11,8 +11,9 @@
 //!   the Rust path's `after` sets it);
 //! - the kick SGI: the same conditions and exactly one deliverable SGI
 //!   pending in the model: taken and written to a list register;
-//! - a guest's ICC_SGI1R_EL1 write with plain affinity-0 targets, all other
-//!   vCPUs of its partition: pending bits set, target CPUs kicked.
+//! - a guest's ICC_SGI1R_EL1 write with plain affinity-0 targets, all
+//!   vCPUs of its partition, or to all but itself (IRM = 1): pending bits
+//!   set, target CPUs kicked (and a self-IPI delivered at once).
 //!
 //! Each does exactly what the Rust path would do in that case, and counts
 //! the exit the same way. The `fast-paths` cargo feature (on by default)
@@ -175,9 +176,10 @@ pub(in crate::arch) const LR_PENDING_HW: u64 = format::gicv3::encode(Entry::pend
 }));
 const _: () = assert!(LR_PENDING & 0xffff_ffff_ffff == 0 && LR_PENDING_HW & 0xffff_ffff_ffff == 0);
 
-/// The ICC_SGI1R_EL1 fields that send an SGI off the fast path when not
-/// zero: Aff1, Aff2, IRM, RS and Aff3 (only plain affinity-0 targets are
-/// fast). Written as three 16-bit chunks (bits 31:16, 47:32, 63:48).
+/// The ICC_SGI1R_EL1 fields that send an SGI with IRM = 0 off the fast
+/// path when not zero: Aff1, Aff2, IRM, RS and Aff3 (only plain
+/// affinity-0 targets are fast; IRM = 1 is tested first). Written as three
+/// 16-bit chunks (bits 31:16, 47:32, 63:48).
 pub(in crate::arch) const SGI1R_NOT_FAST: u64 =
     sgi::field::AFF1 | sgi::field::AFF2 | sgi::field::IRM | sgi::field::RS | sgi::field::AFF3;
 const _: () = assert!(SGI1R_NOT_FAST & 0xffff == 0);
