@@ -7,8 +7,10 @@
       reads the -d exec,nochain trace at LOG (a FIFO in bench.sh), writes the
       figures to RESULT (JSON); exit status 3: take the trace again, full
   bench.py report OUT ROOT
-      checks the runs in OUT, prints the table and writes OUT/report.json
-      and OUT/report.md
+      checks the runs in OUT, prints the table and writes OUT/report.json,
+      OUT/report.md and OUT/report.svg
+  bench.py budget REPORT_JSON BUDGET_TOML
+      fails, naming each, if a figure is above its budget (see budget())
 
 The ELFs are read with the aarch64-linux-gnu binutils (nm, readelf, objdump,
 size). tests/bench_trace.rs runs the parser on a recorded trace.
@@ -171,6 +173,9 @@ def clean(found, what):
         print(f"bench.sh: a {what} window calls {'/'.join(EXCLUDED)}, which the trace filter leaves out", file=sys.stderr)
         sys.exit(3)
 
+# A latency figure's keys: over its samples.
+SPREAD = ("min", "median", "max")
+
 def spread(values):
     """min, median (the upper one of an even count, as the guests take it) and max."""
     values = sorted(values)
@@ -195,8 +200,9 @@ def trace(log, hyp_elf, guest_elf, config, result, filtered):
             fail(f"{log}: no {kind} interrupt delivered on CPU {cpu} in the trace")
         clean(found, kind)
         best = min(found, key=lambda w: w[1])
-        figures[name] = best[1]
-        print(f"trace: {name}: {len(found)} deliveries on CPU {cpu}, {best[1]}..{max(w[1] for w in found)}"
+        figures[name] = dict(zip(SPREAD, spread(w[1] for w in found)))
+        print(f"trace: {name}: {len(found)} deliveries on CPU {cpu},"
+              f" min/median/max {'/'.join(str(figures[name][k]) for k in SPREAD)}"
               f" instructions; the shortest has {best[4]} guest instructions before the vector", file=sys.stderr)
     json.dump(figures, open(result, "w"))
 
@@ -235,7 +241,13 @@ def figures_of(log):
         m = re.search(r"bench: ([a-z0-9_]+)=(\S+)\s*$", line)
         if m:
             value = m.group(2)
-            figures[m.group(1)] = None if value == "-" else (float(value) if "." in value else int(value))
+            if value == "-":
+                figures[m.group(1)] = None
+            elif "/" in value:
+                # A latency: min/median/max over the guest's samples.
+                figures[m.group(1)] = dict(zip(SPREAD, map(int, value.split("/"))))
+            else:
+                figures[m.group(1)] = float(value) if "." in value else int(value)
     if not figures or not any(line.rstrip().endswith("bench: done") for line in open(log, errors="replace")):
         fail(f"{log}: the guest did not finish (no 'bench: done')")
     return figures
@@ -353,13 +365,19 @@ def interference_entries(out):
             fail(f"the trace has {count} deliveries in the {phase} phase, the victim took {samples[phase]} samples (at least 200)")
         if late >= margin or (n == 0) != (phase == "idle"):
             fail(f"the aggressor's {phase} phase: {n} operations, the last ended {late} ticks after the phase (margin {margin})")
-        for name, value, unit in [("min", low, "instructions"), ("median", median, "instructions"),
-                                  ("max", high, "instructions"), ("samples", count, "samples"),
-                                  ("victim_el2_entries", exits, "entries")] + \
-                [(f"guest_{k}", victim[f"interference_{phase}_guest_{k}"], "ticks") for k in ("min", "median", "max")] + \
-                [("neighbour_ops", n, "operations")]:
-            entries.append({"name": f"interference_{phase}_{name}", "native": None, "bulkhead": value, "unit": unit})
+        guest = victim[f"interference_{phase}_guest"]
+        for name, value, unit in [("", dict(zip(SPREAD, (low, median, high))), "instructions"),
+                                  ("_guest", guest, "ticks"), ("_samples", count, "samples"),
+                                  ("_victim_el2_entries", exits, "entries"), ("_neighbour_ops", n, "operations")]:
+            entries.append({"name": f"interference_{phase}{name}", "native": None, "bulkhead": value, "unit": unit})
     return entries
+
+def is_spread(value):
+    return isinstance(value, dict)
+
+def headline(value):
+    """A figure's headline: a spread's max, else the value itself."""
+    return value["max"] if is_spread(value) else value
 
 def report(out, root):
     native = [figures_of(f"{out}/native-{i}.log") for i in (1, 2)]
@@ -387,7 +405,9 @@ def report(out, root):
                     "unit": "lines"})
     victim = interference_entries(out)
     gicv2 = gicv2_entries(out)
-    json.dump(entries + victim + gicv2, open(f"{out}/report.json", "w"), indent=2)
+    grown = growth_entries(out)
+    json.dump(entries + victim + gicv2 + grown, open(f"{out}/report.json", "w"), indent=2)
+    svg(entries, gicv2, f"{out}/report.svg")
 
     table = open(f"{out}/report.md", "w")
 
@@ -397,36 +417,174 @@ def report(out, root):
 
     def show(v):
         return "-" if v is None else f"{v:,}" if isinstance(v, int) else f"{v:g}"
-    row("| path | native | Bulkhead | overhead | ratio |")
-    row("|---|---:|---:|---:|---:|")
+
     def compared(e, name):
-        """Path, native, Bulkhead, overhead and ratio cells of entry `e`."""
+        """Path, native max, Bulkhead max, min and median, overhead and
+        ratio (of the maxima) cells of entry `e`."""
         path = name if e["unit"] == "instructions" else f"{name} ({e['unit']})"
         n, b = e["native"], e["bulkhead"]
+        low, median = (show(b["min"]), show(b["median"])) if is_spread(b) else ("", "")
+        n, b = (None if v is None else headline(v) for v in (n, b))
         overhead = show(b - n) if n is not None and b is not None else "-"
         ratio = "-" if not n or b is None else f"{b / n:,.0f}x" if b / n >= 100 else f"{b / n:.1f}x"
-        return f"| {path} | {show(n)} | {show(b)} | {overhead} | {ratio} |"
+        return f"| {path} | {show(n)} | **{show(b)}** | {low} | {median} | {overhead} | {ratio} |"
+    row("| path | native max | Bulkhead max | min | median | overhead | ratio |")
+    row("|---|---:|---:|---:|---:|---:|---:|")
     for e in entries:
         row(compared(e, e["name"]))
     value = {e["name"]: e["bulkhead"] for e in victim}
-    idle = value["interference_idle_max"]
+    idle = value["interference_idle"]["max"]
     row("")
-    row("| victim's timer beside (interference_*) | samples | EL2 IRQ entry -> vector min | median | max"
-        " | max - idle max | EL2 entries | guest CVAL -> vector min | median | max (ticks) | neighbour ops |")
+    row("| victim's timer beside (interference_*) | samples | EL2 IRQ entry -> vector max | min | median"
+        " | max - idle max | EL2 entries | guest CVAL -> vector max | min | median (ticks) | neighbour ops |")
     row("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for phase in [e["name"][len("interference_"):-len("_min")] for e in victim
-                  if re.fullmatch(r"interference_[a-z0-9_]+_min", e["name"]) and "_guest_" not in e["name"]]:
-        f = [value[f"interference_{phase}_{k}"] for k in
-             ("samples", "min", "median", "max", "victim_el2_entries", "guest_min", "guest_median", "guest_max",
-              "neighbour_ops")]
-        row(f"| {phase} | {' | '.join(map(show, f[:4]))} | {show(f[3] - idle)} | {' | '.join(map(show, f[4:]))} |")
+    for phase in [e["name"][len("interference_"):] for e in victim
+                  if e["unit"] == "instructions"]:
+        el2, guest = value[f"interference_{phase}"], value[f"interference_{phase}_guest"]
+        f = [value[f"interference_{phase}_samples"], el2["max"], el2["min"], el2["median"], el2["max"] - idle,
+             value[f"interference_{phase}_victim_el2_entries"], guest["max"], guest["min"], guest["median"],
+             value[f"interference_{phase}_neighbour_ops"]]
+        row(f"| {phase} | {' | '.join(map(show, f))} |")
     v3 = {e["name"]: e["bulkhead"] for e in entries}
     row("")
-    row("| GICv2 (QEMU virt, gic-version=2): path | native | Bulkhead | overhead | ratio | Bulkhead on GICv3 |")
-    row("|---|---:|---:|---:|---:|---:|")
+    row("| GICv2 (QEMU virt, gic-version=2): path | native max | Bulkhead max | min | median | overhead | ratio"
+        " | Bulkhead on GICv3 (max) |")
+    row("|---|---:|---:|---:|---:|---:|---:|---:|")
     for e in gicv2:
         name = e["name"][len("gicv2_"):]
-        row(f"{compared(e, name)} {show(v3.get(name))} |")
+        on_v3 = v3.get(name)
+        row(f"{compared(e, name)} {show(None if on_v3 is None else headline(on_v3))} |")
+    row("")
+    row("| growth | Bulkhead max | min | median |")
+    row("|---|---:|---:|---:|")
+    for e in grown:
+        b = e["bulkhead"]
+        cells = [b["max"], b["min"], b["median"]] if is_spread(b) else [b, None, None]
+        row(f"| {e['name']} ({e['unit']}) | {' | '.join(show(c) if c is not None else '' for c in cells)} |")
+
+
+def growth_entries(out):
+    """The growth rows: the victim's timer in its first phase (`idle`) with
+    1 to 4 partitions on the board, every neighbour busy through the
+    victim's samples: the traced EL2 IRQ entry -> vector on its CPU, its
+    own CVAL -> vector and its EL2 entries; its boot figure with 16 and 256
+    MiB, and the difference per MiB. Each untraced run twice, agreeing, and
+    with the traced one."""
+    def run(config):
+        pair = [figures_of(f"{out}/{config}-{i}.log") for i in (1, 2)]
+        agree(config, *pair)
+        log = open(f"{out}/{config}-1.log", errors="replace").read()
+        ops = re.findall(r"neighbour: ops=(\d+)", log)
+        expected = int(config[-1]) - 1 if config.startswith("bench-growth-") else 0
+        if len(ops) != expected:
+            fail(f"{out}/{config}-1.log: {len(ops)} neighbours reported, not {expected}")
+        if any(int(n) == 0 for n in ops):
+            fail(f"{out}/{config}-1.log: a neighbour did nothing during the victim's samples: {ops}")
+        return pair[0]
+    entries = []
+    for n in (1, 2, 3, 4):
+        config = f"bench-growth-{n}"
+        victim = run(config)
+        agree(f"{config} and traced {config}", victim, figures_of(f"{out}/{config}-trace-1.log"))
+        samples, low, median, high, exits = json.load(open(f"{out}/{config}-trace-1.json"))["idle"]
+        log = open(f"{out}/{config}-1.log", errors="replace").read()
+        window = re.search(r"victim: idle samples=(\d+) first=(\d+) last=(\d+)", log)
+        if int(window.group(1)) != samples or samples < 200:
+            fail(f"{config}: the trace has {samples} deliveries, the victim took {window.group(1)} samples")
+        busy = re.findall(r"neighbour: ops=\d+ first=(\d+) last=(\d+)", log)
+        if any(int(a) > int(window.group(2)) or int(b) < int(window.group(3)) for a, b in busy):
+            fail(f"{config}: a neighbour was not busy through the victim's samples "
+                 f"{window.group(2)}..{window.group(3)}: {busy}")
+        entries += [{"name": f"growth_timer_partitions_{n}", "native": None,
+                     "bulkhead": dict(zip(SPREAD, (low, median, high))), "unit": "instructions"},
+                    {"name": f"growth_timer_partitions_{n}_guest", "native": None,
+                     "bulkhead": victim["interference_idle_guest"], "unit": "ticks"},
+                    {"name": f"growth_timer_partitions_{n}_victim_el2_entries", "native": None,
+                     "bulkhead": exits, "unit": "entries"}]
+        if n == 1:
+            small = victim["boot_to_first_guest_instruction"]
+    large = run("bench-boot-256")["boot_to_first_guest_instruction"]
+    entries += [{"name": "growth_boot_16mib", "native": None, "bulkhead": small, "unit": "instructions"},
+                {"name": "growth_boot_256mib", "native": None, "bulkhead": large, "unit": "instructions"},
+                {"name": "growth_boot_per_mib", "native": None, "bulkhead": (large - small) // 240,
+                 "unit": "instructions per MiB"}]
+    return entries
+
+def svg(entries, gicv2, path):
+    """report.svg: per latency path (instructions, a spread both natively
+    and under Bulkhead), a bar to the native max and one to Bulkhead's max
+    with its min marked, GICv3 and GICv2; hand-made SVG, one linear scale."""
+    v2 = {e["name"][len("gicv2_"):]: e for e in gicv2}
+    rows = [e for e in entries if e["unit"] == "instructions" and is_spread(e["bulkhead"])]
+    top = max(max(e["bulkhead"]["max"], headline(v2[e["name"]]["bulkhead"]) if e["name"] in v2 else 0)
+              for e in rows)
+    scale = 10 ** len(str(top))
+    scale = next(step for step in (scale // 10 * k for k in (1, 2, 5, 10)) if step >= top)
+    label, width, bar, gap = 230, 560, 8, 6
+    height = 50 + len(rows) * (3 * bar + gap)
+    x = lambda v: label + v * width / scale
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label + width + 20}" height="{height + 20}"'
+           f' font-family="sans-serif" font-size="11">',
+           '<rect width="100%" height="100%" fill="white"/>',
+           f'<text x="{label}" y="14">instructions (max; | = min), -icount, cortex-a53</text>']
+    for k, colour, name in [(0, "#999999", "native"), (1, "#1f77b4", "Bulkhead, GICv3"),
+                            (2, "#ff7f0e", "Bulkhead, GICv2")]:
+        out.append(f'<rect x="{label + 170 * k}" y="22" width="10" height="8" fill="{colour}"/>'
+                   f'<text x="{label + 170 * k + 14}" y="30">{name}</text>')
+    for tick in range(0, scale + 1, scale // 5):
+        out.append(f'<line x1="{x(tick):.1f}" y1="38" x2="{x(tick):.1f}" y2="{height}" stroke="#dddddd"/>'
+                   f'<text x="{x(tick):.1f}" y="{height + 14}" text-anchor="middle">{tick}</text>')
+    y = 42
+    for e in rows:
+        out.append(f'<text x="{label - 6}" y="{y + 2 * bar}" text-anchor="end">{e["name"]}</text>')
+        bars = [("#999999", e["native"]), ("#1f77b4", e["bulkhead"]),
+                ("#ff7f0e", v2[e["name"]]["bulkhead"] if e["name"] in v2 else None)]
+        for i, (colour, value) in enumerate(bars):
+            if not is_spread(value):
+                continue
+            top_y = y + i * bar
+            out.append(f'<rect x="{label}" y="{top_y}" width="{x(value["max"]) - label:.1f}" height="{bar - 1}"'
+                       f' fill="{colour}"><title>{e["name"]}: {value["min"]}/{value["median"]}/{value["max"]}'
+                       f'</title></rect>')
+            out.append(f'<line x1="{x(value["min"]):.1f}" y1="{top_y}" x2="{x(value["min"]):.1f}"'
+                       f' y2="{top_y + bar - 1}" stroke="black"/>')
+            out.append(f'<text x="{x(value["max"]) + 3:.1f}" y="{top_y + bar - 1}" font-size="8">'
+                       f'{value["max"]}</text>')
+        y += 3 * bar + gap
+    out.append("</svg>")
+    open(path, "w").write("\n".join(out) + "\n")
+
+
+# Units of the figures a budget holds besides the spreads (whose max it
+# holds) and the hypervisor's image size.
+HELD = ("instructions", "ticks", "exits", "traps", "entries")
+
+def budget(report_json, budget_toml):
+    """Fails, naming each, if a figure of report.json is above its budget:
+    a latency's max (Bulkhead's), an exit count, the hypervisor's image
+    size; or if such a figure has no budget, or a budget no figure."""
+    limits = tomllib.load(open(budget_toml, "rb"))["budget"]
+    checked = {}
+    for e in json.load(open(report_json)):
+        b = e["bulkhead"]
+        if b is None:
+            continue
+        if is_spread(b) or e["unit"] in HELD or e["name"] == "image_hypervisor":
+            checked[e["name"]] = (headline(b), e["unit"])
+    problems = []
+    for name, (value, unit) in checked.items():
+        if name not in limits:
+            problems.append(f"{name} ({value} {unit}) has no budget in {budget_toml}")
+        elif value > limits[name]:
+            what = "max " if unit in ("instructions", "ticks") else ""
+            problems.append(f"{name}: {what}{value:g} {unit}, above its budget of {limits[name]:g}")
+    problems += [f"{budget_toml} budgets {name}, which the report does not have" for name in limits
+                 if name not in checked]
+    for problem in problems:
+        print(f"bench budget: {problem}", file=sys.stderr)
+    if problems:
+        sys.exit(1)
+    print(f"bench budget: {len(checked)} figures within {budget_toml}", file=sys.stderr)
 
 
 def gicv2_entries(out):
@@ -453,3 +611,5 @@ if __name__ == "__main__":
         (interference_trace if interference else trace)(*sys.argv[3:8], filtered=sys.argv[8] == "filtered")
     elif sys.argv[1] == "report":
         report(*sys.argv[2:4])
+    elif sys.argv[1] == "budget":
+        budget(*sys.argv[2:4])

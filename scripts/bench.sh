@@ -36,10 +36,22 @@
 #             (tests/configs/gicv2-bench.toml) on QEMU virt with
 #             gic-version=2, the GICv2 backend's figures, untraced: beside
 #             the GICv3 ones on the same measuring setting.
+#   growth    the interference victim's timer in its first phase (256
+#             samples) alone on the board and beside one, two and three
+#             neighbours of one vCPU each, busy through that phase
+#             (tests/configs/bench-growth-{1,2,3,4}.toml,
+#             guest-lib/examples/bench-neighbour.rs): untraced twice (the
+#             victim's own figures) and traced once (EL2 IRQ entry ->
+#             vector on its CPU, as for interference); and its boot figure
+#             with 16 MiB and with 256 MiB (bench-boot-256.toml): power-on
+#             to the first guest instruction per MiB of partition memory.
 # Image sizes come from target/images/bench.elf, lines of code from src/.
 # Prints a Markdown table (also target/bench/report.md) and writes
-# target/bench/report.json (scripts/bench.py report); the console logs are
-# kept in target/bench/.
+# target/bench/report.json and report.svg (scripts/bench.py report; the
+# picture also to tests/bench-report.svg, which the README shows); the
+# console logs are kept in target/bench/. Every latency is min, median and
+# max over its samples (at least 200); scripts/test.sh holds the figures to
+# tests/bench-budget.toml.
 # Every QEMU has a time limit and is stopped by its own pid.
 set -euo pipefail
 
@@ -89,6 +101,12 @@ cp "${interference_image%.bin}.elf" "$out/interference.elf"
 cp "$examples/bench-victim" "$out/bench-victim.elf"
 gicv2_image=$(scripts/build.sh --config tests/configs/gicv2-bench.toml)
 cp "$gicv2_image" "$out/gicv2-bench.bin"
+growth=(bench-growth-1 bench-growth-2 bench-growth-3 bench-growth-4 bench-boot-256)
+for config in "${growth[@]}"; do
+    growth_image=$(scripts/build.sh --config "tests/configs/$config.toml")
+    cp "$growth_image" "$out/$config.bin"
+    cp "${growth_image%.bin}.elf" "$out/$config.elf"
+done
 
 # QEMU through the configuration tool scripts/build.sh has just built: the
 # board's machine in the measuring setting (bulkhead-config qemu
@@ -118,28 +136,32 @@ run_qemu() {
 }
 
 # A Bulkhead run with the instruction trace streamed through the parser.
-# $1 = bench (the interrupt benchmark) or interference, $2 = run number,
-# $3 = "filtered" (leave the boot's bulk work out) or "full".
+# $1 = bench (the interrupt benchmark), interference, or a growth
+# configuration (bench-growth-N: its victim's, parsed as interference's),
+# $2 = run number, $3 = "filtered" (leave the boot's bulk work out) or
+# "full".
 run_traced() {
-    local what=$1 n=$2 mode=$3 name image elfs config filter
+    local what=$1 n=$2 mode=$3 name image elfs config filter kind=interference
     case "$what" in
         bench) name=trace-$n image=("${bulkhead[@]}") config=tests/configs/bench.toml
-            elfs=("$out/bench.elf" "$out/bench-irq.elf") ;;
+            elfs=("$out/bench.elf" "$out/bench-irq.elf") kind=bench ;;
         interference) name=interference-trace-$n image=("${interference[@]}")
             config=tests/configs/bench-interference.toml
             elfs=("$out/interference.elf" "$out/bench-victim.elf") ;;
+        *) name=$what-trace-$n image=(--kernel "$out/$what.bin") config=tests/configs/$what.toml
+            elfs=("$out/$what.elf" "$out/bench-victim.elf") ;;
     esac
     local fifo=$out/$name.fifo
     rm -f "$fifo"
     mkfifo "$fifo"
     if [ "$mode" = filtered ]; then
-        filter=(-dfilter "$(python3 "$root/scripts/bench.py" filter "$what" "${elfs[@]}")")
+        filter=(-dfilter "$(python3 "$root/scripts/bench.py" filter "$kind" "${elfs[@]}")")
     else
         filter=()
     fi
     # The parser has a time limit of its own (coreutils timeout stops it by
     # its pid): status 124 if it was stopped.
-    timeout "$limit" python3 "$root/scripts/bench.py" trace "$what" "$fifo" "${elfs[@]}" \
+    timeout "$limit" python3 "$root/scripts/bench.py" trace "$kind" "$fifo" "${elfs[@]}" \
         "$config" "$out/$name.json" "$mode" 2>"$out/$name.parse" &
     local parser=$!
     local status=0
@@ -179,20 +201,30 @@ for n in 1 2; do
     run_qemu "$out/gicv2-bulkhead-$n.log" --kernel "$out/gicv2-bench.bin"
 done
 board=qemu-virt
-for what in bench interference; do
+for config in "${growth[@]}"; do
     for n in 1 2; do
-        step "$what run with the instruction trace $n"
-        status=0
-        run_traced "$what" "$n" filtered || status=$?
-        if [ "$status" -eq 3 ]; then
-            step "again, without the trace filter (slower)"
-            status=0
-            run_traced "$what" "$n" full || status=$?
-        fi
-        [ "$status" -eq 0 ] || exit "$status"
+        step "growth: $config run $n"
+        run_qemu "$out/$config-$n.log" --kernel "$out/$config.bin"
     done
+done
+# The benchmark and the interference run twice each, the growth runs once
+# (their untraced runs, twice, check the victim's figures).
+for run in bench:1 bench:2 interference:1 interference:2 bench-growth-1:1 bench-growth-2:1 \
+           bench-growth-3:1 bench-growth-4:1; do
+    what=${run%:*} n=${run#*:}
+    step "$what run with the instruction trace $n"
+    status=0
+    run_traced "$what" "$n" filtered || status=$?
+    if [ "$status" -eq 3 ]; then
+        step "again, without the trace filter (slower)"
+        status=0
+        run_traced "$what" "$n" full || status=$?
+    fi
+    [ "$status" -eq 0 ] || exit "$status"
 done
 
 step "report"
 python3 "$root/scripts/bench.py" report "$out" "$root"
+# The README's picture: the committed copy, redrawn by every run.
+cp "$out/report.svg" "$root/tests/bench-report.svg"
 echo "bench.sh: wrote $out/report.json ($(( $(date +%s) - start ))s)" >&2

@@ -4,7 +4,9 @@
 #   targets, shellcheck on the shell scripts and pyflakes on the Python,
 #   host unit tests, and the QEMU integration tests under tests/ that boot
 #   real images and assert on what guests print; then tests/qemu.rs again
-#   with the hypervisor's assembly fast paths off (BULKHEAD_FAST_PATHS=off).
+#   with the hypervisor's assembly fast paths off (BULKHEAD_FAST_PATHS=off);
+#   then the benchmark (scripts/bench.sh), its figures held to the
+#   committed budget (tests/bench-budget.toml).
 # Installs what is missing first (scripts/setup.sh).
 set -euo pipefail
 
@@ -44,7 +46,7 @@ BULKHEAD_GUEST_DIR=$root/target/bulkhead/aarch64-unknown-none/release/examples \
 
 step "tests: host unit tests and QEMU integration tests"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log" "$log.bench"' EXIT
 status=0
 cargo test --workspace --exclude guest-lib 2>&1 | tee "$log" || status=$?
 
@@ -52,6 +54,17 @@ step "tests: the QEMU tests again, without the assembly fast paths"
 # The Rust handlers are the reference the fast paths must match: every
 # guest must observe the same with every exit taken in Rust.
 BULKHEAD_FAST_PATHS=off cargo test --test qemu 2>&1 | tee -a "$log" || status=$?
+step "benchmark: scripts/bench.sh, held to tests/bench-budget.toml"
+# Deterministic figures (instruction counts under -icount): a latency's max,
+# an exit count or the image size above its committed budget fails, named.
+if scripts/bench.sh >"$log.bench" 2>&1; then
+    python3 scripts/bench.py budget target/bench/report.json tests/bench-budget.toml || status=1
+else
+    tail -n 30 "$log.bench" >&2
+    echo "tests: scripts/bench.sh failed (whole output: target/bench/)" >&2
+    status=1
+fi
+rm -f "$log.bench"
 # One closing line over every test binary: "N passed, M failed".
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' \
     "$log" | sed 's/;//g'

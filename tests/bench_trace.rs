@@ -113,14 +113,18 @@ fn the_parser_counts_each_deliverys_instructions_in_the_recorded_trace() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(
         fs::read_to_string(&result).unwrap(),
-        r#"{"timer_el2_to_vector": 44, "sgi_target_el2_to_vector": 61, "passthrough_el2_to_vector": 55}"#
+        concat!(
+            r#"{"timer_el2_to_vector": {"min": 44, "median": 44, "max": 44}, "#,
+            r#""sgi_target_el2_to_vector": {"min": 61, "median": 61, "max": 61}, "#,
+            r#""passthrough_el2_to_vector": {"min": 55, "median": 55, "max": 55}}"#
+        )
     );
     assert_eq!(
         stderr(&output),
         "\
-trace: timer_el2_to_vector: 1 deliveries on CPU 0, 44..44 instructions; the shortest has 1 guest instructions before the vector
-trace: sgi_target_el2_to_vector: 1 deliveries on CPU 1, 61..61 instructions; the shortest has 0 guest instructions before the vector
-trace: passthrough_el2_to_vector: 1 deliveries on CPU 0, 55..55 instructions; the shortest has 1 guest instructions before the vector
+trace: timer_el2_to_vector: 1 deliveries on CPU 0, min/median/max 44/44/44 instructions; the shortest has 1 guest instructions before the vector
+trace: sgi_target_el2_to_vector: 1 deliveries on CPU 1, min/median/max 61/61/61 instructions; the shortest has 0 guest instructions before the vector
+trace: passthrough_el2_to_vector: 1 deliveries on CPU 0, min/median/max 55/55/55 instructions; the shortest has 1 guest instructions before the vector
 "
     );
 }

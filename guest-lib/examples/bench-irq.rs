@@ -2,10 +2,11 @@
 //! shift=0,align=off,sleep=off` with `-cpu cortex-a53,cntfrq=1000000000`,
 //! where one CNTVCT tick is one instruction (see the design notes,
 //! measuring.md; `scripts/bench.sh` runs it natively and under Bulkhead).
-//! Two vCPUs; each timing is the minimum over 10 repetitions, printed as
-//! `bench: <name>=<value>` (`-` for a figure that does not exist here, such
-//! as a hypercall natively), in a fixed order, then `bench: done`, and the
-//! guest exits with code 0. Without -icount the figures are host time, noise only (and a
+//! Four vCPUs; each timing is taken [`SAMPLES`] times and printed as
+//! `bench: <name>=<min>/<median>/<max>` (the median the upper one of the
+//! even count), a count as `bench: <name>=<value>`, and `-` for a figure
+//! that does not exist here (such as a hypercall natively), in a fixed
+//! order, then `bench: done`, and the guest exits with code 0. Without -icount the figures are host time, noise only (and a
 //! cross-vCPU one can be negative: the vCPUs run in parallel).
 //!
 //! # Framing
@@ -45,6 +46,10 @@
 //!   its vector's timestamp minus t1 is the figure (in icount mode vCPUs run
 //!   one at a time, so this is the target's side: vCPU 0's `wfi` hands over).
 //!   vCPU 1's handler answers with an SGI that wakes vCPU 0.
+//! - `sgi_send_targets_1`, `_2`, `_3`, `sgi_send_broadcast`: the send cost
+//!   (as `sgi_send`) of one write naming vCPU 1; vCPUs 1 and 2; vCPUs 1, 2
+//!   and 3; and all but self (IRM = 1, or TargetListFilter 0b01: the three
+//!   others). vCPU 0 then waits for every target's answer.
 //! - `exits_per_ipi`, `exits_per_ipi_sender`: 100 more such rounds, after
 //!   one that sets the baseline; vCPU 0 reads its `SgiTrap` exit counter
 //!   and vCPU 1 (in its handler) its `Irq` counter, each before and after.
@@ -93,13 +98,16 @@ use guest_lib::{hvc, irq, println, smp, timer};
 
 guest_lib::entry!(main);
 
-const REPETITIONS: usize = 10;
+/// vCPUs: 0 measures, the others answer its SGIs.
+const CPUS: usize = 4;
+/// Samples of each timing (min, median and max are printed).
+const SAMPLES: usize = 200;
 /// How far ahead of now the timer is set, in ticks: far beyond the few
 /// hundred instructions between setting it and the WFI.
 const TIMER_AHEAD: u64 = 20_000;
-/// The SGI measured: to vCPU 0 itself, and to vCPU 1.
+/// The SGI measured: to vCPU 0 itself, and to the others.
 const SGI_BENCH: u32 = 1;
-/// vCPU 1 to vCPU 0: "ready", then "handled", after each SGI_BENCH.
+/// The others to vCPU 0: "ready", then "handled", after each SGI_BENCH.
 const SGI_ACK: u32 = 2;
 /// GICD_TYPER, in the distributor (QEMU's, or the partition's virtual one).
 const GICD_TYPER: usize = 0x0800_0004;
@@ -107,11 +115,6 @@ const GICD_TYPER: usize = 0x0800_0004;
 /// in a partition on any GICv2 board).
 const GICD_SGIR: usize = 0x0800_0F00;
 
-/// A GICD_SGIR value: SGI `intid` to the CPU interfaces in `targets`
-/// (TargetListFilter 0).
-const fn sgir(targets: u8, intid: u32) -> u32 {
-    (targets as u32) << 16 | intid
-}
 /// SGIs to vCPU 1 whose exits are counted (after one for the baseline).
 const IPI_ROUNDS: u64 = 100;
 /// Mask/unmask pairs whose exits are counted.
@@ -133,7 +136,7 @@ const RTC_INTID: u32 = 34;
 /// Seconds (of the virtual timer) to wait for the RTC before giving up.
 const RTC_TIMEOUT_SECONDS: u64 = 3;
 
-/// Written by the handlers, read by vCPU 0 after each repetition.
+/// Written by the handlers, read by vCPU 0 after each sample.
 static TIMER_VECTOR: AtomicU64 = AtomicU64::new(0);
 static TIMER_HANDLER: AtomicU64 = AtomicU64::new(0);
 static TIMER_FIRED: AtomicBool = AtomicBool::new(false);
@@ -141,6 +144,7 @@ static SELF_VECTOR: AtomicU64 = AtomicU64::new(0);
 static SELF_HANDLER: AtomicU64 = AtomicU64::new(0);
 static SELF_RECEIVED: AtomicU64 = AtomicU64::new(0);
 static TARGET_VECTOR: AtomicU64 = AtomicU64::new(0);
+/// Answers of vCPUs 1 to 3, counted by each before its SGI_ACK.
 static ACKS: AtomicU64 = AtomicU64::new(0);
 /// Set: vCPU 1's SGI_BENCH handler keeps its `Irq` exit count in TARGET_IRQS.
 static COUNT_TARGET_IRQS: AtomicBool = AtomicBool::new(false);
@@ -160,55 +164,108 @@ fn main() -> ! {
 
     // These only fail for INTIDs of 1020 or more.
     let _ = irq::register(SGI_BENCH, on_bench_sgi);
-    let _ = irq::register(SGI_ACK, |_| {
-        ACKS.fetch_add(1, Ordering::Release);
-    });
+    // The answers are counted in ACKS by the targets themselves: SGI_ACKs
+    // from several at once may merge into one interrupt. It only wakes.
+    let _ = irq::register(SGI_ACK, |_| {});
     let _ = irq::register(RTC_INTID, on_rtc);
     let _ = gic::enable(SGI_BENCH);
     let _ = gic::enable(SGI_ACK);
-    if let Err(error) = smp::start_cpu(1, target) {
-        println!("bench: could not start vcpu 1: {:?}", error);
-        guest_lib::exit(1);
+    for cpu in 1..CPUS {
+        if let Err(error) = smp::start_cpu(cpu, target) {
+            println!("bench: could not start vcpu {}: {:?}", cpu, error);
+            guest_lib::exit(1);
+        }
     }
-    // vCPU 1's first ACK says it is ready.
-    irq::wait_until(|| ACKS.load(Ordering::Acquire) >= 1);
+    // Each target's first ACK says it is ready.
+    irq::wait_until(|| ACKS.load(Ordering::Acquire) >= CPUS as u64 - 1);
 
-    report("counter_read", min_of(counter_read));
-    let timer: [(i64, i64); REPETITIONS] = core::array::from_fn(|_| timer_figures());
-    report("timer_cval_to_vector", timer.iter().map(|t| t.0).min());
-    report("timer_cval_to_handler", timer.iter().map(|t| t.1).min());
-    let own: [(i64, i64); REPETITIONS] = core::array::from_fn(|_| sgi_self_figures());
-    report("sgi_self_to_vector", own.iter().map(|t| t.0).min());
-    report("sgi_self_to_handler", own.iter().map(|t| t.1).min());
-    let remote: [(i64, i64); REPETITIONS] = core::array::from_fn(|_| sgi_remote_figures());
-    report("sgi_send", remote.iter().map(|t| t.0).min());
-    report("sgi_target_wfi_to_vector", remote.iter().map(|t| t.1).min());
+    report("counter_read", Some(sampled(counter_read)));
+    let (to_vector, to_handler) = sampled_pairs(timer_figures);
+    report("timer_cval_to_vector", Some(to_vector));
+    report("timer_cval_to_handler", Some(to_handler));
+    let (to_vector, to_handler) = sampled_pairs(sgi_self_figures);
+    report("sgi_self_to_vector", Some(to_vector));
+    report("sgi_self_to_handler", Some(to_handler));
+    let (send, target) = sampled_pairs(|| sgi_remote_figures(SgiTargets::List(1 << 1), 1));
+    report("sgi_send", Some(send));
+    report("sgi_target_wfi_to_vector", Some(target));
     let (per_ipi, per_ipi_sender) = exits_per_ipi();
     report("exits_per_ipi", per_ipi);
     report("exits_per_ipi_sender", per_ipi_sender);
+    for (name, targets, count) in [
+        ("sgi_send_targets_1", SgiTargets::List(0b0010), 1),
+        ("sgi_send_targets_2", SgiTargets::List(0b0110), 2),
+        ("sgi_send_targets_3", SgiTargets::List(0b1110), 3),
+        ("sgi_send_broadcast", SgiTargets::AllButSelf, 3),
+    ] {
+        report(name, Some(sampled(|| sgi_remote_figures(targets, count).0)));
+    }
     let device = passthrough_figures();
-    report("passthrough_irq_to_vector", device.map(|t| t.0));
-    report("passthrough_irq_to_handler", device.map(|t| t.1));
-    report("hvc_null", min_of_some(hvc_null));
-    report("gicd_typer_read", min_of(gicd_typer_read));
-    report("mask_unmask_daif", min_of(mask_unmask_daif));
-    report("mask_unmask_flag", min_of(mask_unmask_flag));
-    report("mask_unmask_flag_pending", min_of(mask_unmask_flag_pending));
-    report("mask_unmask_hvc", min_of_some(mask_unmask_hvc));
+    report("passthrough_irq_to_vector", device.as_ref().map(|t| &t.0));
+    report("passthrough_irq_to_handler", device.as_ref().map(|t| &t.1));
+    report("hvc_null", sampled_some(hvc_null));
+    report("gicd_typer_read", Some(sampled(gicd_typer_read)));
+    report("mask_unmask_daif", Some(sampled(mask_unmask_daif)));
+    report("mask_unmask_flag", Some(sampled(mask_unmask_flag)));
+    report(
+        "mask_unmask_flag_pending",
+        Some(sampled(mask_unmask_flag_pending)),
+    );
+    report("mask_unmask_hvc", sampled_some(mask_unmask_hvc));
     report("traps_per_1000_mask_unmask", traps_per_mask_unmask());
     println!("bench: done");
     guest_lib::exit(0)
 }
 
-fn min_of(figure: fn() -> i64) -> Option<i64> {
-    (0..REPETITIONS).map(|_| figure()).min()
+/// Min, median (the upper one of an even count) and max of some samples,
+/// printed `min/median/max`.
+struct Spread {
+    min: i64,
+    median: i64,
+    max: i64,
 }
 
-/// For figures that do not exist natively: `None` if any repetition had none.
-fn min_of_some(figure: fn() -> Option<i64>) -> Option<i64> {
-    (0..REPETITIONS)
-        .map(|_| figure())
-        .try_fold(i64::MAX, |min, f| Some(min.min(f?)))
+impl Spread {
+    fn of(samples: &mut [i64]) -> Spread {
+        samples.sort_unstable();
+        Spread {
+            min: samples[0],
+            median: samples[samples.len() / 2],
+            max: samples[samples.len() - 1],
+        }
+    }
+}
+
+impl fmt::Display for Spread {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.min, self.median, self.max)
+    }
+}
+
+/// [`SAMPLES`] samples of `figure`.
+fn sampled(mut figure: impl FnMut() -> i64) -> Spread {
+    let mut samples = [0; SAMPLES];
+    for sample in &mut samples {
+        *sample = figure();
+    }
+    Spread::of(&mut samples)
+}
+
+/// For figures that do not exist natively: `None` if the first sample has
+/// none (then none has).
+fn sampled_some(figure: fn() -> Option<i64>) -> Option<Spread> {
+    figure()?;
+    Some(sampled(|| figure().unwrap_or(i64::MAX)))
+}
+
+/// [`SAMPLES`] samples of two figures taken together.
+fn sampled_pairs(mut figures: impl FnMut() -> (i64, i64)) -> (Spread, Spread) {
+    let mut first = [0; SAMPLES];
+    let mut second = [0; SAMPLES];
+    for (a, b) in first.iter_mut().zip(&mut second) {
+        (*a, *b) = figures();
+    }
+    (Spread::of(&mut first), Spread::of(&mut second))
 }
 
 /// `bench: <name>=<value>`, `-` for no value.
@@ -262,11 +319,18 @@ fn physical_counter() -> u64 {
     value
 }
 
-/// vCPU 1: answers every SGI_BENCH with an SGI_ACK, otherwise idle in WFI.
+/// vCPUs 1 to 3: answer every SGI_BENCH with an SGI_ACK, otherwise idle in
+/// WFI.
 fn target(_cpu: usize) -> ! {
     let _ = gic::enable(SGI_BENCH);
-    let _ = gic::send_sgi(SgiTargets::List(1 << 0), SGI_ACK);
+    answer();
     guest_lib::idle()
+}
+
+/// Counts an answer in ACKS, then wakes vCPU 0 with an SGI_ACK.
+fn answer() {
+    ACKS.fetch_add(1, Ordering::Release);
+    let _ = gic::send_sgi(SgiTargets::List(1 << 0), SGI_ACK);
 }
 
 /// SGI_BENCH on either vCPU: keep the handler's and the vector's timestamps.
@@ -284,7 +348,7 @@ fn on_bench_sgi(_intid: u32) {
             let irqs = hvc::exit_count(Counter::Irq).unwrap_or(u64::MAX);
             TARGET_IRQS.store(irqs, Ordering::Relaxed);
         }
-        let _ = gic::send_sgi(SgiTargets::List(1 << 0), SGI_ACK);
+        answer();
     }
 }
 
@@ -346,7 +410,7 @@ fn sgi_self_figures() -> (i64, i64) {
                 "str {sgi:w}, [{sgir}]",
                 "isb",
                 t0 = out(reg) t0,
-                sgi = in(reg) sgir(1 << 0, SGI_BENCH),
+                sgi = in(reg) SgiTargets::List(1 << 0).sgir(SGI_BENCH),
                 sgir = in(reg) GICD_SGIR,
                 options(nostack, preserves_flags)
             ),
@@ -359,13 +423,14 @@ fn sgi_self_figures() -> (i64, i64) {
     )
 }
 
-/// (send cost, vCPU 0's pre-WFI read -> vCPU 1's vector) for one SGI.
-fn sgi_remote_figures() -> (i64, i64) {
+/// (send cost, vCPU 0's pre-WFI read -> a target's vector) for one SGI to
+/// `targets`, `count` vCPUs, each of which answers.
+fn sgi_remote_figures(targets: SgiTargets, count: u64) -> (i64, i64) {
     let acks = ACKS.load(Ordering::Acquire);
     irq::disable();
     let (t0, t1): (u64, u64);
-    // SAFETY: sends SGI_BENCH to vCPU 1 and waits for an interrupt with
-    // IRQs masked: vCPU 1's answer wakes the WFI, and is taken once
+    // SAFETY: sends SGI_BENCH to the targets and waits for an interrupt
+    // with IRQs masked: an answer wakes the WFI, and they are taken once
     // `wait_until` unmasks.
     unsafe {
         match gic::version() {
@@ -377,7 +442,7 @@ fn sgi_remote_figures() -> (i64, i64) {
                 "wfi",
                 t0 = out(reg) t0,
                 t1 = out(reg) t1,
-                in("x2") SgiTargets::List(1 << 1).sgi1r(SGI_BENCH),
+                in("x2") targets.sgi1r(SGI_BENCH),
                 options(nostack, preserves_flags)
             ),
             Version::V2 => asm!(
@@ -388,13 +453,13 @@ fn sgi_remote_figures() -> (i64, i64) {
                 "wfi",
                 t0 = out(reg) t0,
                 t1 = out(reg) t1,
-                sgi = in(reg) sgir(1 << 1, SGI_BENCH),
+                sgi = in(reg) targets.sgir(SGI_BENCH),
                 sgir = in(reg) GICD_SGIR,
                 options(nostack, preserves_flags)
             ),
         }
     };
-    irq::wait_until(|| ACKS.load(Ordering::Acquire) > acks);
+    irq::wait_until(|| ACKS.load(Ordering::Acquire) >= acks + count);
     (
         ticks(t0, t1),
         ticks(t1, TARGET_VECTOR.load(Ordering::Relaxed)),
@@ -406,11 +471,11 @@ fn sgi_remote_figures() -> (i64, i64) {
 fn exits_per_ipi() -> (Option<PerEach>, Option<PerEach>) {
     COUNT_TARGET_IRQS.store(true, Ordering::Relaxed);
     // The baseline round: vCPU 1 stores its count before it answers.
-    sgi_remote_figures();
+    sgi_remote_figures(SgiTargets::List(1 << 1), 1);
     let sender_before = hvc::exit_count(Counter::SgiTrap);
     let target_before = TARGET_IRQS.load(Ordering::Relaxed);
     for _ in 0..IPI_ROUNDS {
-        sgi_remote_figures();
+        sgi_remote_figures(SgiTargets::List(1 << 1), 1);
     }
     let sender_after = hvc::exit_count(Counter::SgiTrap);
     let target_after = TARGET_IRQS.load(Ordering::Relaxed);
@@ -464,21 +529,23 @@ fn on_rtc(_intid: u32) {
     RTC_FIRED.store(true, Ordering::Release);
 }
 
-/// (assertion -> vector, assertion -> handler) of the PL031's alarm, the
-/// minimum over the repetitions; `None` if it never came.
-fn passthrough_figures() -> Option<(i64, i64)> {
+/// (assertion -> vector, assertion -> handler) of the PL031's alarm, over
+/// [`SAMPLES`] alarms; `None` if one never came.
+fn passthrough_figures() -> Option<(Spread, Spread)> {
     rtc_write(RTCICR, 1);
     rtc_write(RTCIMSC, 1);
     let _ = gic::enable(RTC_INTID);
     let frequency = timer::frequency();
     RTC_TIMED_OUT.store(false, Ordering::Relaxed);
     timer::start_one_shot_at(
-        counter() + RTC_TIMEOUT_SECONDS * frequency * (REPETITIONS as u64 + 1),
+        counter() + RTC_TIMEOUT_SECONDS * frequency * (SAMPLES as u64 + 1),
         |_| RTC_TIMED_OUT.store(true, Ordering::Release),
     );
-    let mut best: Option<(i64, i64)> = None;
+    let mut to_vector = [0; SAMPLES];
+    let mut to_handler = [0; SAMPLES];
     let mut rounds = 0;
-    while rounds < REPETITIONS {
+    let mut fired = true;
+    while rounds < SAMPLES {
         RTC_FIRED.store(false, Ordering::Relaxed);
         irq::disable();
         let before = physical_counter();
@@ -505,7 +572,7 @@ fn passthrough_figures() -> Option<(i64, i64)> {
             RTC_FIRED.load(Ordering::Acquire) || RTC_TIMED_OUT.load(Ordering::Acquire)
         });
         if !RTC_FIRED.load(Ordering::Acquire) {
-            best = None;
+            fired = false;
             break;
         }
         // RTCDR counts whole seconds of the same clock as CNTPCT. If it
@@ -514,21 +581,15 @@ fn passthrough_figures() -> Option<(i64, i64)> {
         if before / frequency != (at + 2) / frequency {
             continue;
         }
-        let figures = (
-            ticks(asserted, RTC_VECTOR.load(Ordering::Relaxed)),
-            ticks(asserted, RTC_HANDLER.load(Ordering::Relaxed)),
-        );
-        best = Some(match best {
-            Some((vector, handler)) => (vector.min(figures.0), handler.min(figures.1)),
-            None => figures,
-        });
+        to_vector[rounds] = ticks(asserted, RTC_VECTOR.load(Ordering::Relaxed));
+        to_handler[rounds] = ticks(asserted, RTC_HANDLER.load(Ordering::Relaxed));
         rounds += 1;
     }
     timer::stop();
     rtc_write(RTCIMSC, 0);
     rtc_write(RTCICR, 1);
     let _ = gic::disable(RTC_INTID);
-    best
+    fired.then(|| (Spread::of(&mut to_vector), Spread::of(&mut to_handler)))
 }
 
 fn hvc_null() -> Option<i64> {

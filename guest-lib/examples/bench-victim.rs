@@ -39,10 +39,12 @@
 //! the vector (QEMU 10 was not seen to: 47 in every phase). It shows
 //! QEMU's scheduling as much as the hypervisor's path.
 //!
-//! Prints `victim: schedule start=.. phase=.. margin=..`, then per phase
-//! `bench: interference_<phase>_guest_min=<ticks>`, `_guest_median`,
-//! `_guest_max` and `victim: <phase> samples=<n> first=<tick> last=<tick>`
-//! (when the phase's sampling began and ended, physical), then
+//! Prints `bench: boot_to_first_guest_instruction=<ticks>` (CNTPCT_EL0 as
+//! its first instruction read it) and `victim: schedule start=.. phase=..
+//! margin=..`, then per phase `bench:
+//! interference_<phase>_guest=<min>/<median>/<max>` (ticks) and `victim:
+//! <phase> samples=<n> first=<tick> last=<tick>` (when the phase's
+//! sampling began and ended, physical), then
 //! `bench: done`, and exits with code 0 (1 if a phase overran).
 #![no_std]
 #![no_main]
@@ -207,6 +209,12 @@ impl Lcg {
 }
 
 fn main() -> ! {
+    // Power-on to this guest's first instruction (read by boot.S): the
+    // growth rows' boot figure.
+    println!(
+        "bench: boot_to_first_guest_instruction={}",
+        timer::entry_timestamp()
+    );
     schedule::print("victim");
     let _ = irq::register(TIMER_INTID, on_timer);
     let _ = gic::enable(TIMER_INTID);
@@ -237,9 +245,10 @@ fn main() -> ! {
     sleep_until(START + PHASES.len() as u64 * PHASE);
     for (index, name) in PHASES.iter().enumerate() {
         let (min, median, max) = figures[index];
-        println!("bench: interference_{}_guest_min={}", name, min);
-        println!("bench: interference_{}_guest_median={}", name, median);
-        println!("bench: interference_{}_guest_max={}", name, max);
+        println!(
+            "bench: interference_{}_guest={}/{}/{}",
+            name, min, median, max
+        );
         let (first, last) = spans[index];
         println!(
             "victim: {} samples={} first={} last={}",
