@@ -145,8 +145,8 @@ pub(crate) fn partition_exit(code: u64) -> Status {
     Status::from_reg(x0).unwrap_or(Status::NotSupported)
 }
 
-/// `IRQ_UNMASK`: this vCPU has cleared its mask bit and found its pending
-/// bit set; the hypervisor injects what it deferred. [`crate::irq::unmask`]
+/// `IRQ_UNMASK`: this vCPU has cleared its mask byte and found the deferral
+/// bit set in its pending byte; the hypervisor injects what it deferred. [`crate::irq::unmask`]
 /// calls it when needed: a guest has no other reason to.
 pub fn irq_unmask() -> Result<(), Status> {
     let [x0, ..] = call(id::IRQ_UNMASK, []);
@@ -157,7 +157,7 @@ pub fn irq_unmask() -> Result<(), Status> {
 /// in generic counter ticks, since it started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeferStats {
-    /// Interrupts the hypervisor deferred because this vCPU's mask bit was set.
+    /// Interrupts the hypervisor deferred because this vCPU's mask byte was set.
     pub deferred: u64,
     /// The longest an interrupt waited behind the mask (arrival to injection).
     pub max_wait: u64,

@@ -1,26 +1,26 @@
 //! Mechanism 1: interrupt masking through the partition's shared flag word.
 //!
-//! vCPU n masks its interrupts by setting bit n of its control page's flag
+//! vCPU n masks its interrupts by setting byte n of its control page's flag
 //! word, without a trap. Everything that would put an interrupt into vCPU
 //! n's list registers goes through [`inject`] or [`flush`] here, on vCPU
-//! n's own CPU while vCPU n is stopped in EL2, so "check the bit, then
-//! inject" cannot race the guest. While the bit is set, interrupts wait in
-//! the vCPU's priority queue (the same one that holds list-register
-//! overflow) and bit n of the pending word tells the guest to ask for them
-//! with one hypercall when it unmasks; nothing is written to a list
-//! register, nothing is lost, nothing is delivered twice.
+//! n's own CPU while vCPU n is stopped in EL2, so "check the flag, then
+//! inject" cannot race the guest. While the flag is set, interrupts wait
+//! in the vCPU's priority queue (the same one that holds list-register
+//! overflow) and bit 0 of byte n of the pending word tells the guest to
+//! ask for them with one hypercall when it unmasks; nothing is written to
+//! a list register, nothing is lost, nothing is delivered twice.
 //!
-//! The page is guest memory: only bit n of the flag word is read, and the
-//! pending word is written, never believed. The hypervisor's own state is
+//! The page is guest memory: only byte n of the flag word is read, and the
+//! pending byte is written, never believed. The hypervisor's own state is
 //! the queue.
 
 use super::lr::{self, Delivery, Irq, ListRegisters, PendingQueue};
 
-/// vCPU n's bits of its partition's control page, and the clock.
+/// vCPU n's bytes of its partition's control page, and the clock.
 pub trait Gate {
-    /// Bit n of the flag word: the guest has masked its interrupts.
+    /// Byte n of the flag word: the guest has masked its interrupts.
     fn masked(&self) -> bool;
-    /// Sets or clears bit n of the pending word.
+    /// Sets or clears the deferral bit of byte n of the pending word.
     fn set_pending(&self, on: bool);
     /// The generic counter.
     fn now(&self) -> u64;
@@ -196,7 +196,7 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::BTreeSet;
 
-    /// The control page word bits of one vCPU, and a clock.
+    /// The control page bytes of one vCPU, and a clock.
     #[derive(Default)]
     struct Page {
         masked: Cell<bool>,

@@ -13,8 +13,6 @@ use core::mem::offset_of;
 
 #[cfg(not(gic = "v2"))]
 use aarch64_cpu::registers::SPSR_EL2;
-#[cfg(not(gic = "v2"))]
-use bulkhead_abi::control;
 
 use super::TrapFrame;
 #[cfg(not(gic = "v2"))]
@@ -41,7 +39,7 @@ global_asm!(
     include_str!("vectors.S"),
     include_str!("gic/gicv3/fast.S"),
     FRAME = const core::mem::size_of::<TrapFrame>(),
-    FC_PAGE = const fc!(page),
+    FC_MASK = const fc!(mask),
     FC_BIT = const fc!(bit),
     FC_PRIVATE = const fc!(private),
     FC_QUEUE_LEN = const fc!(queue_len),
@@ -60,7 +58,6 @@ global_asm!(
     PI_ENABLED = const state::PRIVATE_ENABLED,
     PI_PENDING = const state::PRIVATE_PENDING,
     PI_PRIORITY = const state::PRIVATE_PRIORITY,
-    CP_MASK = const control::OFFSET_MASK,
     CNT_IRQ = const COUNTER_IRQ,
     CNT_SGI_TRAP = const COUNTER_SGI_TRAP,
     VTIMER = const state::VTIMER_INTID,

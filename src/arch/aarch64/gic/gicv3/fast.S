@@ -10,8 +10,8 @@
  *
  * Constants (global_asm! operands): the per-CPU block's offsets (FC_*),
  * the PrivateIrqs and Spi offsets (PI_*, SPI_*; SPI_EDGE_BIT: `Spi::edge`
- * in the word at SPI_ENABLED), SPSR_I_BIT, ICH_HCR_EN_TALL1, the control page's mask
- * word offset (CP_MASK), the counter offsets (CNT_*), VTIMER,
+ * in the word at SPI_ENABLED), SPSR_I_BIT, ICH_HCR_EN_TALL1, the counter
+ * offsets (CNT_*), VTIMER,
  * KICK_DRAINED, the list-register, DRAIN_ALL, GICD_CTLR and ICC_SGI1R_EL1
  * values and bits the Rust definitions give (LR_*, DRAIN_ALL_BIT,
  * CTLR_GRP1_BIT, SGI1R_*), and FAST_PATHS: 0 when the `fast-paths` feature
@@ -27,17 +27,15 @@
 .endm
 
 /*
- * Branches to \slow unless the vCPU on this CPU is unmasked, nothing waits
- * in its queue and every list register is free. x1 = &PerCpu; clobbers
- * x2, x3.
+ * Branches to \slow unless the vCPU on this CPU is unmasked (its byte of
+ * the control page's flag word is zero), nothing waits in its queue and
+ * every list register is free. x1 = &PerCpu; clobbers x2, x3.
  */
 .macro FAST_DELIVERY_OK slow
-    ldr     x2, [x1, #{FC_PAGE}]
+    ldr     x2, [x1, #{FC_MASK}]
     cbz     x2, \slow
-    ldr     w2, [x2, #{CP_MASK}]
-    ldr     x3, [x1, #{FC_BIT}]
-    tst     x2, x3
-    b.ne    \slow
+    ldrb    w2, [x2]
+    cbnz    w2, \slow
     ldr     x2, [x1, #{FC_QUEUE_LEN}]
     ldr     x2, [x2]
     cbnz    x2, \slow
@@ -209,7 +207,7 @@ lower_sync:
     tst     x2, x3
     b.ne    .Lsync_to_rust
     mrs     x1, tpidr_el2
-    ldr     x3, [x1, #{FC_PAGE}]
+    ldr     x3, [x1, #{FC_MASK}]
     cbz     x3, .Lsync_to_rust
     and     x4, x2, #{SGI1R_TARGET_LIST}        /* TargetList */
     ldr     x5, [x1, #{FC_VCPUS}]

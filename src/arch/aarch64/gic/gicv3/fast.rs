@@ -33,9 +33,10 @@ use crate::vgic::{sgi, state};
 #[repr(C)]
 #[derive(Debug)]
 pub struct FastBlock {
-    /// The vCPU's control page (0: no vCPU here; the fast paths are off).
-    pub(in crate::arch) page: AtomicU64,
-    /// 1 << vCPU index: its bit in the flag word, and in target masks.
+    /// The vCPU's mask byte in its control page's flag word (0: no vCPU
+    /// here; the fast paths are off).
+    pub(in crate::arch) mask: AtomicU64,
+    /// 1 << vCPU index: its bit in target masks.
     pub(in crate::arch) bit: AtomicU64,
     /// &PrivateIrqs of the vCPU.
     pub(in crate::arch) private: AtomicU64,
@@ -62,7 +63,7 @@ impl FastBlock {
     /// A block with the fast paths off (no vCPU on the CPU).
     pub const fn new() -> Self {
         FastBlock {
-            page: AtomicU64::new(0),
+            mask: AtomicU64::new(0),
             bit: AtomicU64::new(0),
             private: AtomicU64::new(0),
             queue_len: AtomicU64::new(0),
@@ -117,9 +118,9 @@ pub(super) fn fill(f: &FastBlock, fill: &FastFill<'_>) {
         set(intid, i);
         set(spi, s);
     }
-    // Last: a non-zero page turns the fast paths on.
-    f.page
-        .store(fill.control as *const _ as u64, Ordering::Release);
+    // Last: a non-zero mask byte address turns the fast paths on.
+    f.mask
+        .store(&fill.control.mask[v] as *const _ as u64, Ordering::Release);
 }
 
 /// `Spi::edge` as a bit of the word the SPI fast path loads at
