@@ -59,7 +59,7 @@ global_asm!(
     FRAME_STAMP = const exception::FRAME_STAMP,
     PERCPU_FLAG = const percpu::OFFSET_FLAG,
     PENDING_FROM_MASK = const bulkhead_abi::control::PENDING_FROM_MASK,
-    PENDING_LAZY_MARK = const crate::irq::PENDING_LAZY_MARK,
+    PERCPU_LAZY_MARK = const percpu::OFFSET_LAZY_MARK,
     SPSR_I = const SPSR_I,
     SLOT_GICV2 = const exception::SLOT_GICV2,
 );

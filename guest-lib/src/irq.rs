@@ -36,7 +36,8 @@
 //! `vectors.S`): if this vCPU's mask byte is set it acknowledges nothing,
 //! sets PSTATE.I in the interrupted context and notes that it did
 //! ("lazily masked") in the vCPU's pending byte, whose bits 7:1 are the
-//! guest's own ([`PENDING_LAZY`]); [`unmask`] then clears PSTATE.I, after
+//! guest's own ([`PENDING_LAZY`], where the one store that notes it is
+//! explained); [`unmask`] then clears PSTATE.I, after
 //! its hypercall if it makes one, so the interrupt is taken then, in
 //! priority order with the deferred ones. So no handler ever runs while
 //! the byte is set, and nothing is lost. One consequence: code that sets
@@ -117,16 +118,16 @@ pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
 /// Bit 1 of the pending byte, one of the guest's own bits: guest-lib's
 /// IRQ vector held an interrupt back and set PSTATE.I in the interrupted
 /// context ("lazily masked"); the outermost [`unmask`] clears PSTATE.I.
+///
+/// The vector notes it with one store of the whole byte (its per-CPU
+/// "lazy mark", see `percpu.rs`), not a load, OR and store, which could
+/// lose a deferral the hypervisor noted in between (a physical interrupt
+/// reaches EL2 whatever PSTATE.I). So under Bulkhead the mark includes
+/// [`PENDING_DEFERRED`](control::PENDING_DEFERRED): the unmask then makes
+/// one `IRQ_UNMASK`, which may find nothing. Natively the mark is
+/// `PENDING_LAZY` alone, and DEFERRED is never set: the unmask never
+/// needs to ask what mode it runs in.
 pub const PENDING_LAZY: u8 = 1 << 1;
-
-/// What the IRQ vector stores in the pending byte when it masks lazily:
-/// [`PENDING_LAZY`] and the hypervisor's
-/// [`PENDING_DEFERRED`](control::PENDING_DEFERRED). One store, because a
-/// load, OR and store could lose a deferral the hypervisor notes in
-/// between (a physical interrupt reaches EL2 whatever PSTATE.I); the
-/// DEFERRED it may add without cause costs one `IRQ_UNMASK` that finds
-/// nothing.
-pub(crate) const PENDING_LAZY_MARK: u8 = PENDING_LAZY | control::PENDING_DEFERRED;
 const _: () = assert!(PENDING_LAZY & control::PENDING_DEFERRED == 0);
 
 /// What [`mask`] found, for [`unmask`]: this vCPU's mask byte and its
@@ -224,10 +225,11 @@ fn unmask_slow(state: MaskState) {
     }
     let pending = percpu::pending_of(state.flag);
     let seen = pending.load(Ordering::Relaxed);
-    if seen & control::PENDING_DEFERRED != 0 && crate::mode::control_page().is_some() {
+    if seen & control::PENDING_DEFERRED != 0 {
+        // Only under Bulkhead with a control page (see PENDING_LAZY).
         // Nothing to do about a failure: the hypervisor also injects them
         // at its next decision for this vCPU, now that the byte is clear.
-        let _ = crate::hvc::irq_unmask();
+        crate::hvc::irq_unmask_now();
     }
     // Only the vector notes a lazy masking, and only with PSTATE.I clear
     // in the context it masked: this one, since then with PSTATE.I set.

@@ -25,12 +25,14 @@
 //! | 8      | `masked`      | [`control::MASKED`], the value `mask` stores         |
 //! | 16     | `own_mask`    | the mask byte where there is no control page         |
 //! | 24     | `own_pending` | its pending byte (`own_mask` + 8, as in the page)    |
+//! | 32     | `lazy_mark`   | what the IRQ vector stores in the pending byte when  |
+//! |        |               | it masks lazily (see `irq::PENDING_LAZY`)            |
 //!
 //! `flag` points at `own_mask` from the start (the block is in .data, not
 //! .bss), so the vector and the mask functions always find a mask byte.
-//! `flag` is written only by its own CPU, in [`init_this_cpu`] (with IRQs
-//! masked, before anything masks), and only read after; `own_mask` and
-//! `own_pending` only by their own CPU.
+//! `flag` and `lazy_mark` are written only by their own CPU, in
+//! [`init_this_cpu`] (with IRQs masked, before anything masks), and only
+//! read after; `own_mask` and `own_pending` only by their own CPU.
 
 use core::arch::asm;
 use core::cell::UnsafeCell;
@@ -52,6 +54,8 @@ pub(crate) struct PerCpu {
     own_mask: AtomicU8,
     _gap: [u8; control::PENDING_FROM_MASK - 1],
     own_pending: AtomicU8,
+    _gap2: [u8; 7],
+    lazy_mark: UnsafeCell<u32>,
 }
 
 // SAFETY: each block is only written by its own CPU (see the module
@@ -60,12 +64,14 @@ pub(crate) struct PerCpu {
 unsafe impl Sync for PerCpu {}
 
 pub(crate) const OFFSET_FLAG: usize = offset_of!(PerCpu, flag);
+pub(crate) const OFFSET_LAZY_MARK: usize = offset_of!(PerCpu, lazy_mark);
 const _: () = assert!(size_of::<PerCpu>() == 1 << SHIFT);
 // The `ldp` pair, and the offsets vectors.S relies on.
 const _: () = assert!(OFFSET_FLAG == 0 && offset_of!(PerCpu, masked) == 8);
 const _: () = assert!(
     offset_of!(PerCpu, own_pending) - offset_of!(PerCpu, own_mask) == control::PENDING_FROM_MASK
 );
+const _: () = assert!(OFFSET_LAZY_MARK == 32);
 
 /// The blocks, indexed by MPIDR.Aff0. Each points at its own mask byte
 /// until [`init_this_cpu`] finds a control page: a safe state from the
@@ -79,6 +85,8 @@ pub(crate) static BLOCKS: [PerCpu; MAX_CPUS] = {
             own_mask: AtomicU8::new(0),
             _gap: [0; control::PENDING_FROM_MASK - 1],
             own_pending: AtomicU8::new(0),
+            _gap2: [0; 7],
+            lazy_mark: UnsafeCell::new(crate::irq::PENDING_LAZY as u32),
         }
     }; MAX_CPUS];
     while i < MAX_CPUS {
@@ -160,24 +168,30 @@ pub(crate) fn pending_of(flag: &'static AtomicU8) -> &'static AtomicU8 {
 pub(crate) fn init_this_cpu() {
     let block = this_cpu();
     let page = crate::mode::control_page();
-    let flag = match page {
+    let (flag, lazy_mark) = match page {
         // In range: a vCPU index is below MAX_CPUS = MAX_VCPUS, which the
         // page has a byte for (bulkhead_abi::limits).
-        Some(page) => (page + control::OFFSET_MASK + crate::arch::cpu_index()) as *const AtomicU8,
-        None => &raw const block.own_mask,
+        Some(page) => (
+            (page + control::OFFSET_MASK + crate::arch::cpu_index()) as *const AtomicU8,
+            crate::irq::PENDING_LAZY | control::PENDING_DEFERRED,
+        ),
+        None => (&raw const block.own_mask, crate::irq::PENDING_LAZY),
     };
     // SAFETY: this CPU's own block, not yet read by anything (IRQs are
     // masked and the mask functions are not in use on this CPU yet);
     // `flag` is a mask byte for the guest's whole life (the control page
     // is mapped for it, see `mode`).
-    unsafe { *block.flag.get() = flag };
+    unsafe {
+        *block.flag.get() = flag;
+        *block.lazy_mark.get() = u32::from(lazy_mark);
+    }
     let flag = block.flag();
     let pending = pending_of(flag);
     flag.store(0, Ordering::Release);
     // Only the hypervisor's bit survives (none natively).
     let deferred = pending.load(Ordering::Relaxed) & control::PENDING_DEFERRED;
     pending.store(if page.is_some() { deferred } else { 0 }, Ordering::Relaxed);
-    if page.is_some() && deferred != 0 {
+    if deferred != 0 && page.is_some() {
         let _ = crate::hvc::irq_unmask();
     }
 }

@@ -86,7 +86,7 @@ guest_lib_vectors_gicv2:
 // An IRQ. x0 = vector slot; the original x0/x1 are already in the frame.
 // Per-CPU block (percpu.rs): [0] the address of this vCPU's mask byte
 // (the control page's, or the block's own), whose pending byte is
-// {PENDING_FROM_MASK} bytes on.
+// {PENDING_FROM_MASK} bytes on; [{PERCPU_LAZY_MARK}] what to store there.
 irq_entry:
     stp     x2, x3, [sp, #16]
     mrs     x2, tpidr_el1
@@ -95,7 +95,7 @@ irq_entry:
     cbz     w3, save_from_x4        // not masked: handle it
     // Masked: leave it pending, note that in the pending byte (one store
     // of the lazy mark, see irq.rs) and return with PSTATE.I set.
-    mov     w3, #{PENDING_LAZY_MARK}
+    ldr     w3, [x2, #{PERCPU_LAZY_MARK}]
     strb    w3, [x1, #{PENDING_FROM_MASK}]
     mrs     x1, spsr_el1
     orr     x1, x1, #{SPSR_I}
