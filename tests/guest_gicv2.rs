@@ -103,6 +103,8 @@ const MASK_LINES: &[&str] = &[
     "mask: pairs=1000 traps=unsupported",
     "mask: pending_unmask hvc=unsupported",
     "mask: pending_unmask delivered=1",
+    "mask: timer_unmask deferred=0 delivered=1",
+    "mask: timer_stats unsupported",
     "mask: lazy inside=0 vector_masked=1 after=1",
     "mask: critical_section total=20000",
     "mask: critical_section handler_inside=0",

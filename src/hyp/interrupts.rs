@@ -90,10 +90,10 @@ unsafe fn queue() -> &'static mut PendingQueue {
     unsafe { &mut local().queue }
 }
 
-/// Where this CPU's queue keeps its length (for the assembly fast paths).
-pub fn queue_len_address() -> usize {
+/// Where this CPU's queue is (for the assembly fast paths).
+pub fn queue_address() -> usize {
     // SAFETY: used for this expression only.
-    unsafe { local() }.queue.len_address()
+    unsafe { local() }.queue.address()
 }
 
 /// vCPU `v`'s bytes of its partition's control page. The page is guest
@@ -115,11 +115,12 @@ impl Gate for PageGate<'_> {
         // the only writer the guest's protocol has, is stopped in EL2 on
         // this CPU; another vCPU of the partition that scribbles the byte
         // meanwhile only confuses its own partition, and a store cannot be
-        // made to wait by it as an exclusive loop could. Release: the
-        // queue's state is settled before the guest can see the bit.
+        // made to wait by it as an exclusive loop could. Relaxed: vCPU v
+        // reads the byte on this CPU, after the return from this exit (as
+        // the IRQ_UNMASK fast path in fast.S, which writes it the same way).
         let guest_bits = self.pending.load(Ordering::Relaxed) & !control::PENDING_DEFERRED;
         let deferred = if on { control::PENDING_DEFERRED } else { 0 };
-        self.pending.store(guest_bits | deferred, Ordering::Release);
+        self.pending.store(guest_bits | deferred, Ordering::Relaxed);
     }
     fn now(&self) -> u64 {
         arch::physical_counter()
@@ -290,6 +291,13 @@ pub fn ack_trap(part: &Partition, v: usize) {
         flush(part, v);
     }
     Gic::set_ack_trap(false);
+}
+
+/// Where this CPU keeps its vCPU's deferral statistics (for the assembly
+/// fast paths).
+pub fn stats_address() -> usize {
+    // SAFETY: used for this expression only.
+    &raw const unsafe { local() }.stats as usize
 }
 
 /// This CPU's vCPU's deferral statistics.
