@@ -504,6 +504,13 @@ fn masking_costs_no_trap_and_an_unmask_with_something_pending_one_hypercall() {
         "{}",
         run.dump()
     );
+    // A forwarded interrupt (the timer) deferred alone: listed by the
+    // unmask's hypercall with its physical INTID, taken once.
+    assert!(
+        run.has("[mask] mask: timer_unmask deferred=1 delivered=1"),
+        "{}",
+        run.dump()
+    );
 }
 
 #[test]
@@ -551,6 +558,18 @@ fn the_deferral_statistics_match_what_the_guest_measured() {
     );
     // Six deferred, four list registers: the last two wait for a refill.
     assert!(wait >= window, "{line}");
+    // Phase 2's timer, deferred alone for longer than phase 1's window and
+    // listed by the unmask's hypercall: the longest wait and window are
+    // its own (ended by the IRQ_UNMASK fast path, where it has one).
+    let timer = line_of(run, "mask", "mask: timer_stats ");
+    let guest = value(timer, "guest_wait");
+    for figure in ["max_wait", "max_window"] {
+        let hypervisor = value(timer, figure);
+        assert!(
+            hypervisor.abs_diff(guest) * 100 <= guest && hypervisor > window,
+            "{figure} {hypervisor} vs guest {guest} (phase 1: {window}): {timer}"
+        );
+    }
     // The report at the partition's stop says what the guest read last.
     let last = line_of(run, "mask", "mask: final_stats ");
     let report = format!(

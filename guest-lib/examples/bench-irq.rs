@@ -72,10 +72,10 @@
 //! - `mask_unmask_daif`: `mrs t0; msr daifset, #2; msr daifclr, #2; mrs t1`.
 //! - `mask_unmask_flag`: `mrs t0; irq::mask(); irq::unmask(); mrs t1`, with
 //!   nothing pending: under Bulkhead the control page's flag word (no trap),
-//!   natively the DAIF fallback behind the same API.
+//!   natively guest-lib's own mask byte, with the same instructions.
 //! - `mask_unmask_flag_pending`: `irq::mask()`, a self-SGI (deferred under
-//!   Bulkhead: the hypervisor sees the mask bit), then `mrs t0;
-//!   irq::unmask(); mrs t1`: the pending word read, the `IRQ_UNMASK`
+//!   Bulkhead: the hypervisor sees the mask byte), then `mrs t0;
+//!   irq::unmask(); mrs t1`: the pending byte read, the `IRQ_UNMASK`
 //!   hypercall and the interrupt taken (vector, handler, return), which
 //!   happens inside `unmask` as soon as it is injected.
 //! - `mask_unmask_hvc`: `mrs t0; hvc #0; hvc #0; mrs t1` (two null calls,

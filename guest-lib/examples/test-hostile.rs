@@ -40,7 +40,7 @@
 //! - `hvc`, `smc`: Bulkhead, PSCI and SMCCC calls with random arguments
 //!   (CPU_SUSPEND, CPU_ON of itself, random function numbers, garbage in
 //!   the upper half of x0), never the ones that end it on purpose;
-//! - `control`: garbage in its control page (mask and pending words,
+//! - `control`: garbage in its control page (flag and pending words,
 //!   magic, reserved space);
 //! - `console`: real lines through CONSOLE_WRITE and through the emulated
 //!   PL011, lines too long for the console, refused writes, random PL011
@@ -88,7 +88,7 @@ use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use core::time::Duration;
 
-use guest_lib::abi::{board, bulkhead_call, call, psci};
+use guest_lib::abi::{board, bulkhead_call, call, control, psci};
 use guest_lib::exception::probe;
 use guest_lib::gic::{self, INTID_LIMIT, SgiTargets};
 use guest_lib::{hvc, irq, pl031, println, smp, timer};
@@ -679,7 +679,7 @@ fn start_life(v: usize) {
 /// Puts back what this vCPU relies on: the CPU interface; its SGIs and
 /// timer enabled, mid priority and inactive (GICv3: in its redistributor,
 /// awake, group 1; GICv2: in the distributor's registers banked for it);
-/// its mask bit clear; vCPU 0 also the distributor and, with the PL031,
+/// its mask byte clear; vCPU 0 also the distributor and, with the PL031,
 /// its SPI routed to itself, and an alarm if none came for a while.
 fn repair(v: usize) {
     count(Ev::Repairs);
@@ -702,16 +702,14 @@ fn repair(v: usize) {
     // Every SGI (the random ones are counted when they arrive) and the timer.
     write32(private + ISENABLER, 0xffff | (1 << VTIMER));
     if let Some(page) = guest_lib::mode::control_page() {
-        // SAFETY: the control page's mask and pending words (offsets 8 and
-        // 12), Normal memory mapped for the guest's whole life, 4-aligned.
-        let (mask, pending) = unsafe {
-            (
-                &*((page + 8) as *const AtomicU32),
-                &*((page + 12) as *const AtomicU32),
-            )
-        };
-        mask.fetch_and(!(1 << v), Ordering::Release);
-        if pending.load(Ordering::Relaxed) & (1 << v) != 0 {
+        // SAFETY: the control page, Normal memory mapped for the guest's
+        // whole life, page aligned; its flags are atomics.
+        let page = unsafe { &*(page as *const control::ControlPage) };
+        page.mask[v].store(0, Ordering::Release);
+        // The guest's bits of the pending byte cleared too (scribbled).
+        let deferred = page.pending[v].load(Ordering::Relaxed) & control::PENDING_DEFERRED;
+        page.pending[v].store(deferred, Ordering::Relaxed);
+        if deferred != 0 {
             let _ = hvc::irq_unmask();
         }
     }
@@ -1250,10 +1248,10 @@ fn control_page(rng: &mut Rng) {
         return;
     };
     let offset = match rng.below(10) {
-        0..=4 => 8,  // the mask word
-        5 | 6 => 12, // the pending word
-        7 => rng.below(2) * 4,
-        _ => (16 + rng.below(4096 - 16)) & !3,
+        0..=4 => control::OFFSET_MASK as u64 + rng.below(2) * 4, // the flag word
+        5 | 6 => control::OFFSET_PENDING as u64 + rng.below(2) * 4, // the pending word
+        7 => rng.below(2) * 4,                                   // magic, version
+        _ => (24 + rng.below(4096 - 24)) & !3,
     };
     // SAFETY: a word of the control page, Normal memory mapped for the
     // guest's whole life; the hypervisor must accept any value there.

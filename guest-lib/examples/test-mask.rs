@@ -20,7 +20,11 @@
 //!    cause (all counters summed, the reads' own exits subtracted): 0.
 //!    Then one masked window with a self-SGI sent inside it: the unmask
 //!    makes one `IRQ_UNMASK` hypercall (`hvc=1`) and the SGI is handled
-//!    once (`delivered=1`).
+//!    once (`delivered=1`); and one with the timer firing inside it, alone:
+//!    `mask: timer_unmask deferred=1 delivered=1` (`deferred=0` natively,
+//!    where the IRQ vector holds it back), and the hypervisor's longest
+//!    wait and window, which that window sets, beside the guest's view
+//!    (`mask: timer_stats ...`).
 //!    Then the race the IRQ vector handles (an interrupt already signalled
 //!    when the flag is set): `mask: lazy inside=0 vector_masked=1 after=1`.
 //! 3. `critical_section::with` on both vCPUs, 10,000 increments each of a
@@ -34,8 +38,9 @@
 //! hypervisor's report at the partition's stop must repeat.
 //!
 //! Exits with code 0 (1 if vCPU 1 could not be started or stopped
-//! answering). Natively (`-smp 2`) every line prints too, with DAIF masking
-//! and "unsupported" where only the hypervisor can count.
+//! answering). Natively (`-smp 2`) every line prints too, guest-lib's own
+//! mask byte and its IRQ vector holding back what arrives, and
+//! "unsupported" where only the hypervisor can count.
 #![no_std]
 #![no_main]
 
@@ -86,7 +91,7 @@ static VCPU1: AtomicU32 = AtomicU32::new(0);
 static FIRST_DEADLINE: AtomicU64 = AtomicU64::new(0);
 /// Set by vCPU 0 right after `irq::mask()`, cleared right before `unmask`.
 static WINDOW_OPEN: AtomicBool = AtomicBool::new(false);
-/// Handler runs that found the window open or the mask bit set.
+/// Handler runs that found the window open or the mask byte set.
 static SEEN_MASKED: AtomicU64 = AtomicU64::new(0);
 /// Handler runs on vCPU 0, by SGI (index = INTID), and of the timer.
 static SGI_RUNS: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
@@ -281,17 +286,40 @@ fn cost() {
     let state = irq::mask();
     let _ = gic::send_sgi(SgiTargets::List(1 << 0), SELF_SGI);
     irq::unmask(state);
-    let timeout = deadline(TIMEOUT);
-    while SGI_RUNS[SELF_SGI as usize].load(Ordering::Relaxed) == delivered && timer::now() < timeout
-    {
-        spin_loop();
-    }
+    wait_while(|| SGI_RUNS[SELF_SGI as usize].load(Ordering::Relaxed) == delivered);
     let after = hvcs();
     println!("mask: pending_unmask hvc={}", Delta { before, after, own });
     println!(
         "mask: pending_unmask delivered={}",
         SGI_RUNS[SELF_SGI as usize].load(Ordering::Relaxed) - delivered
     );
+
+    // The timer alone deferred (a forwarded interrupt: the hypervisor's
+    // IRQ_UNMASK lists it with its physical INTID), for longer than phase
+    // 1's window, so that the wait it ends is the longest so far.
+    let runs = || TIMER_RUNS.load(Ordering::Relaxed);
+    let before = runs();
+    let state = irq::mask();
+    timer::start_one_shot(TIMER_PERIOD, on_timer);
+    let fires_at = compare();
+    timer::delay(WINDOW * 3 / 2);
+    let deferred = irq::deferred_pending();
+    let unmasked_at = timer::now();
+    irq::unmask(state);
+    wait_while(|| runs() == before);
+    println!(
+        "mask: timer_unmask deferred={} delivered={}",
+        u8::from(deferred),
+        runs() - before
+    );
+    let guest_wait = unmasked_at.wrapping_sub(fires_at) as i64;
+    match hvc::defer_stats() {
+        Some(stats) => println!(
+            "mask: timer_stats max_wait={} max_window={} guest_wait={}",
+            stats.max_wait, stats.max_window, guest_wait
+        ),
+        None => println!("mask: timer_stats unsupported"),
+    }
 }
 
 /// The race the IRQ vector handles: an interrupt already in a list register
@@ -299,13 +327,10 @@ fn cost() {
 /// delivered it) when the flag is set, then PSTATE.I cleared inside the
 /// masked section. The vector must leave it pending and set PSTATE.I in the
 /// interrupted context; the unmask then lets it in. Prints
-/// `mask: lazy inside=0 vector_masked=1 after=1`. Needs the flag: natively
-/// `irq::enable()` inside a DAIF-masked section simply unmasks.
+/// `mask: lazy inside=0 vector_masked=1 after=1`. Natively the same: the
+/// vector holds back every interrupt that arrives while guest-lib's own
+/// mask byte is set.
 fn lazy() {
-    if !irq::uses_mask_flag() {
-        println!("mask: lazy unsupported");
-        return;
-    }
     let runs = || SGI_RUNS[LAZY_SGI as usize].load(Ordering::Relaxed);
     let before = runs();
     irq::disable();
@@ -318,10 +343,7 @@ fn lazy() {
     let vector_masked = daif() & (1 << 7) != 0;
     WINDOW_OPEN.store(false, Ordering::SeqCst);
     irq::unmask(state);
-    let timeout = deadline(TIMEOUT);
-    while runs() == before && timer::now() < timeout {
-        spin_loop();
-    }
+    wait_while(|| runs() == before);
     println!(
         "mask: lazy inside={} vector_masked={} after={}",
         inside + SEEN_MASKED.load(Ordering::Relaxed),
@@ -427,6 +449,15 @@ fn secondary(_cpu: usize) -> ! {
 
 fn deadline(after: Duration) -> u64 {
     timer::now().saturating_add(timer::ticks(after))
+}
+
+/// Spins while `still()` holds, for TIMEOUT at most (what comes after
+/// tells whether it stopped holding).
+fn wait_while(mut still: impl FnMut() -> bool) {
+    let timeout = deadline(TIMEOUT);
+    while still() && timer::now() < timeout {
+        spin_loop();
+    }
 }
 
 /// Spins until `value` reaches `at_least`; exits with 1 on a timeout.

@@ -109,7 +109,7 @@ extern "C" fn rawgate_record() {
         if intid >= 1020 {
             return;
         }
-        if page().mask.load(Ordering::Acquire) & 1 != 0 {
+        if page().mask[0].load(Ordering::Acquire) != 0 {
             WHILE_MASKED.fetch_add(1, Ordering::Relaxed);
         }
         if intid == 27 {
@@ -126,19 +126,17 @@ extern "C" fn rawgate_record() {
     }
 }
 
+/// vCPU 0's mask byte.
 fn mask(on: bool) {
-    if on {
-        page().mask.fetch_or(1, Ordering::AcqRel);
-    } else {
-        page().mask.fetch_and(!1, Ordering::AcqRel);
-    }
+    let value = if on { control::MASKED } else { 0 };
+    page().mask[0].store(value, Ordering::Release);
 }
 
 /// The unmask protocol: clear the flag, then one hypercall only if the
 /// hypervisor holds something.
 fn unmask() {
     mask(false);
-    if page().pending.load(Ordering::Acquire) & 1 != 0 {
+    if page().pending[0].load(Ordering::Acquire) & control::PENDING_DEFERRED != 0 {
         hvc::call(call::IRQ_UNMASK, []);
     }
 }

@@ -1,5 +1,7 @@
 //! A guest that writes garbage into its own control page: the magic, the
-//! version, every mask bit, `pending = 0xdeadbeef` and some reserved words.
+//! version, every byte of the flag word (every vCPU masked), the pending
+//! word (`0xdeadbeef_ffffffff`: every vCPU's deferral bit and guest bits
+//! set) and some reserved words.
 //! The page is the guest's to write (the hypervisor must read it as
 //! untrusted); what this checks is that the hypervisor neither repairs nor
 //! otherwise rewrites it, and (in its partition set, beside a heartbeat
@@ -22,15 +24,17 @@ const WORDS: usize = control::SIZE / 4;
 const CHECKS: u32 = 10;
 const INTERVAL: Duration = Duration::from_millis(100);
 
-/// The garbage: (word index, value). Word 0 magic, 1 version, 2 mask,
-/// 3 pending, then reserved words at the start, middle and end.
-const GARBAGE: [(usize, u32); 8] = [
+/// The garbage: (32-bit word index, value). Word 0 magic, 1 version, 2
+/// and 3 the flag word, 4 and 5 the pending word, then reserved words at
+/// the start, middle and end.
+const GARBAGE: [(usize, u32); 9] = [
     (control::OFFSET_MAGIC / 4, 0x0bad_f00d),
     (control::OFFSET_VERSION / 4, 0xffff_fffe),
     (control::OFFSET_MASK / 4, 0xffff_ffff),
-    (control::OFFSET_PENDING / 4, 0xdead_beef),
-    (4, 0x1234_5678),
-    (5, 0xffff_ffff),
+    (control::OFFSET_MASK / 4 + 1, 0xffff_ffff),
+    (control::OFFSET_PENDING / 4, 0xffff_ffff),
+    (control::OFFSET_PENDING / 4 + 1, 0xdead_beef),
+    (6, 0x1234_5678),
     (WORDS / 2, 0x8000_0001),
     (WORDS - 1, 0xcafe_babe),
 ];

@@ -13,34 +13,41 @@
  * into it alone as Normal write-back memory at an address its
  * configuration fixes; BULKHEAD_CALL_VERSION returns it in x3 (0: none),
  * and a device tree node (compatible "bulkhead,control-page") describes it.
- * Map it Normal, inner shareable, in your stage 1: the mask word is updated
- * with exclusive loads/stores.
+ * Map it Normal write-back, inner shareable, in your stage 1, as the
+ * hypervisor does.
  *
- * vCPU n masks its interrupts by setting bit n of `mask` and unmasks by
- * clearing it (bulkhead_irq_mask / bulkhead_irq_unmask). Before injecting
- * anything into vCPU n, the hypervisor reads that bit; while it is set the
- * interrupt is deferred and bit n of `pending` is set. After clearing its
- * bit, the guest reads `pending` and, only if bit n is set there, makes one
- * BULKHEAD_CALL_IRQ_UNMASK hypercall: the hypervisor injects what it
- * deferred. With nothing pending, mask + unmask cost no trap.
+ * The page's flag word `mask` has one byte per vCPU: vCPU n masks its
+ * interrupts by storing BULKHEAD_CP_MASKED (any non-zero value masks) in
+ * mask[n] and unmasks by storing 0 there (bulkhead_irq_mask /
+ * bulkhead_irq_unmask). Plain byte stores: vCPU n alone writes mask[n],
+ * so no atomic read-modify-write is needed. Before injecting anything into
+ * vCPU n, the hypervisor reads mask[n]; while it is non-zero the interrupt
+ * is deferred and BULKHEAD_CP_PENDING_DEFERRED (bit 0) of pending[n] is
+ * set. After clearing mask[n], the guest reads pending[n] and, only if
+ * that bit is set, makes one BULKHEAD_CALL_IRQ_UNMASK hypercall: the
+ * hypervisor injects what it deferred and clears the bit. With nothing
+ * pending, mask + unmask cost no trap. Bits 7:1 of pending[n] are the
+ * guest's own: the hypervisor never changes them.
  *
  * The one race your IRQ vector must handle: an interrupt the hypervisor
- * put into a list register just before the guest set its bit can still be
+ * put into a list register just before the guest set mask[n] can still be
  * signalled after. To keep handlers out of masked sections, the IRQ vector
- * should first test bit n of `mask` (bulkhead_irq_is_masked) and, if it is
- * set, acknowledge nothing: set PSTATE.I (bit 7) in the interrupted
- * context's saved SPSR_EL1, note per CPU that it did ("lazily masked"), and
- * return with ERET. The interrupt stays pending in the list register and
- * cannot fire again. The outermost unmask, after bulkhead_irq_unmask(),
- * then clears PSTATE.I (`msr daifset`'s inverse, `msr daifclr, #2`) if and
- * only if that per-CPU note is set, and clears the note; the interrupt is
- * then taken, in priority order with the ones the hypercall injected.
- * guest-lib's vectors.S and irq.rs are a complete example.
+ * should first test mask[n] (bulkhead_irq_is_masked) and, if it is set,
+ * acknowledge nothing: set PSTATE.I (bit 7) in the interrupted context's
+ * saved SPSR_EL1, note that it did ("lazily masked", per CPU) and return
+ * with ERET. The interrupt stays pending in the list register and cannot
+ * fire again. The outermost unmask, after bulkhead_irq_unmask(), then
+ * clears PSTATE.I (`msr daifclr, #2`) if and only if that note is set,
+ * and clears the note; the interrupt is then taken, in priority order with
+ * the ones the hypercall injected. guest-lib keeps the note in bit 1 of
+ * pending[n], written by its vector as one store of 3 (the note and
+ * BULKHEAD_CP_PENDING_DEFERRED: a load, OR and store could lose a deferral
+ * the hypervisor noted in between), so that the unmask tests both with one
+ * load; its vectors.S and irq.rs are a complete example.
  *
- * Build notes: with GCC for ARMv8.0 (no LSE atomics, e.g. Cortex-A53),
- * pass -mno-outline-atomics so that the __atomic builtins become inline
- * LDXR/STXR loops instead of calls into libgcc; with -march=armv8.1-a or
- * later they become single LSE instructions. The hypercall helpers exist
+ * Build notes: the mask helpers use only __atomic loads and stores of
+ * bytes, which are single instructions on every AArch64 (no LSE atomics
+ * needed, no calls into libgcc). The hypercall helpers exist
  * only when compiling for AArch64; the layout and numbers are portable
  * (host tools can include this header).
  */
@@ -76,7 +83,7 @@
 
 /* x1 of VERSION: "BULKHEAD" in ASCII, little-endian. */
 #define BULKHEAD_MAGIC UINT64_C(0x444145484B4C5542)
-#define BULKHEAD_ABI_VERSION 1
+#define BULKHEAD_ABI_VERSION 2
 #define BULKHEAD_CONSOLE_WRITE_MAX 48
 
 /* Status in x0 (SMCCC/PSCI values). */
@@ -100,31 +107,43 @@
 #define BULKHEAD_COUNTER_EXTERNAL_ABORT 8
 #define BULKHEAD_COUNTER_COUNT 9
 
-/* ---- The control page (layout version 1) --------------------------------- */
+/* ---- The control page (layout version 2) --------------------------------- */
 
 /* "BKCP", little-endian. */
 #define BULKHEAD_CP_MAGIC UINT32_C(0x50434B42)
-#define BULKHEAD_CP_VERSION 1
+#define BULKHEAD_CP_VERSION 2
 #define BULKHEAD_CP_SIZE 4096
+/* vCPUs the page has flags for: a byte each in the 64-bit flag and pending
+ * words. */
+#define BULKHEAD_CP_VCPUS 8
 
 #define BULKHEAD_CP_OFFSET_MAGIC 0
 #define BULKHEAD_CP_OFFSET_VERSION 4
 #define BULKHEAD_CP_OFFSET_MASK 8
-#define BULKHEAD_CP_OFFSET_PENDING 12
-#define BULKHEAD_CP_RESERVED_WORDS (BULKHEAD_CP_SIZE / 4 - 4)
+#define BULKHEAD_CP_OFFSET_PENDING 16
+/* From vCPU n's mask byte to its pending byte. */
+#define BULKHEAD_CP_PENDING_FROM_MASK (BULKHEAD_CP_OFFSET_PENDING - BULKHEAD_CP_OFFSET_MASK)
+#define BULKHEAD_CP_RESERVED_WORDS (BULKHEAD_CP_SIZE / 4 - 6)
+
+/* mask[n] when vCPU n is masked (the hypervisor takes any non-zero value). */
+#define BULKHEAD_CP_MASKED 1
+/* pending[n], bit 0: the hypervisor holds interrupts deferred for vCPU n
+ * (the only bit it writes). */
+#define BULKHEAD_CP_PENDING_DEFERRED 1
 
 struct bulkhead_control_page {
 	/* BULKHEAD_CP_MAGIC, written by the hypervisor. */
 	uint32_t magic;
 	/* BULKHEAD_CP_VERSION, written by the hypervisor. */
 	uint32_t version;
-	/* Bit n set: vCPU n has masked its interrupts. Written by the guest
-	 * (atomically: vCPUs share the word), read by the hypervisor. */
-	uint32_t mask;
-	/* Bit n set: the hypervisor holds interrupts deferred for vCPU n.
-	 * Set by the hypervisor, cleared by it on IRQ_UNMASK. */
-	uint32_t pending;
-	/* Room to grow; reads as zero in version 1. */
+	/* The flag word: mask[n] non-zero = vCPU n has masked its
+	 * interrupts. Written by vCPU n only, read by the hypervisor. */
+	uint8_t mask[BULKHEAD_CP_VCPUS];
+	/* pending[n]: bit 0 (BULKHEAD_CP_PENDING_DEFERRED) set by the
+	 * hypervisor while it holds interrupts deferred for vCPU n, cleared
+	 * by it on IRQ_UNMASK; bits 7:1 vCPU n's own. */
+	uint8_t pending[BULKHEAD_CP_VCPUS];
+	/* Room to grow; reads as zero in version 2. */
 	uint32_t reserved[BULKHEAD_CP_RESERVED_WORDS];
 };
 
@@ -186,39 +205,40 @@ static inline struct bulkhead_control_page *bulkhead_find_control_page(void)
 
 /* ---- Masking ------------------------------------------------------------- */
 
-/* Whether vCPU `vcpu`'s mask bit is set (for the IRQ vector's check). */
+/* Whether vCPU `vcpu`'s mask byte is set (for the IRQ vector's check). */
 static inline int bulkhead_irq_is_masked(const struct bulkhead_control_page *page,
 					 unsigned int vcpu)
 {
-	return (__atomic_load_n(&page->mask, __ATOMIC_RELAXED) >> vcpu) & 1;
+	return __atomic_load_n(&page->mask[vcpu], __ATOMIC_RELAXED) != 0;
 }
 
-/* Masks vCPU `vcpu`'s interrupts: sets its bit in the mask word. Returns
- * non-zero if it was set already (a nested mask: do not unmask for it).
- * Relaxed is enough for the hypervisor, which reads the bit on this CPU
- * after an exception; the signal fence keeps the compiler from moving
- * the critical section's accesses above the store. */
+/* Masks vCPU `vcpu`'s interrupts: sets its mask byte. Returns non-zero if
+ * it was set already (a nested mask: do not unmask for it). Plain byte
+ * accesses: only vCPU `vcpu` writes the byte. Relaxed is enough for the
+ * hypervisor, which reads the byte on this CPU after an exception; the
+ * signal fence keeps the compiler from moving the critical section's
+ * accesses above the store. */
 static inline uint32_t bulkhead_irq_mask(struct bulkhead_control_page *page, unsigned int vcpu)
 {
-	uint32_t bit = UINT32_C(1) << vcpu;
-	uint32_t old = __atomic_fetch_or(&page->mask, bit, __ATOMIC_RELAXED);
+	uint8_t old = __atomic_load_n(&page->mask[vcpu], __ATOMIC_RELAXED);
+	__atomic_store_n(&page->mask[vcpu], (uint8_t)BULKHEAD_CP_MASKED, __ATOMIC_RELAXED);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	return old & bit;
+	return old;
 }
 
 #ifdef BULKHEAD_IRQ_UNMASK_CALL
-/* Unmasks vCPU `vcpu`'s interrupts: clears its bit (release: the critical
- * section's stores come first), then, only if the hypervisor deferred
- * something meanwhile (its pending bit), makes one IRQ_UNMASK hypercall.
- * Returns 1 if it made the call, else 0. A lazily masking IRQ vector's
- * PSTATE.I is the caller's to clear afterwards (see the top of this file). */
+/* Unmasks vCPU `vcpu`'s interrupts: clears its mask byte (release: the
+ * critical section's stores come first), then, only if the hypervisor
+ * deferred something meanwhile (BULKHEAD_CP_PENDING_DEFERRED in its
+ * pending byte), makes one IRQ_UNMASK hypercall. Returns 1 if it made the
+ * call, else 0. A lazily masking IRQ vector's PSTATE.I is the caller's to
+ * clear afterwards (see the top of this file). */
 static inline int bulkhead_irq_unmask(struct bulkhead_control_page *page, unsigned int vcpu)
 {
-	uint32_t bit = UINT32_C(1) << vcpu;
-	__atomic_fetch_and(&page->mask, ~bit, __ATOMIC_RELEASE);
-	/* The pending word must be read after the clear. */
+	__atomic_store_n(&page->mask[vcpu], (uint8_t)0, __ATOMIC_RELEASE);
+	/* The pending byte must be read after the store. */
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&page->pending, __ATOMIC_RELAXED) & bit) {
+	if (__atomic_load_n(&page->pending[vcpu], __ATOMIC_RELAXED) & BULKHEAD_CP_PENDING_DEFERRED) {
 		BULKHEAD_IRQ_UNMASK_CALL();
 		return 1;
 	}

@@ -57,8 +57,9 @@ global_asm!(
     FRAME_SPSR = const exception::FRAME_SPSR,
     FRAME_Q = const exception::FRAME_Q,
     FRAME_STAMP = const exception::FRAME_STAMP,
-    PERCPU_MASK_WORD = const percpu::OFFSET_MASK_WORD,
-    PERCPU_LAZY = const percpu::OFFSET_LAZY,
+    PERCPU_FLAG = const percpu::OFFSET_FLAG,
+    PENDING_FROM_MASK = const bulkhead_abi::control::PENDING_FROM_MASK,
+    PERCPU_LAZY_MARK = const percpu::OFFSET_LAZY_MARK,
     SPSR_I = const SPSR_I,
     SLOT_GICV2 = const exception::SLOT_GICV2,
 );
@@ -107,13 +108,6 @@ pub(crate) fn id_aa64pfr0() -> u64 {
 /// The interrupt mask bits (DAIF) as saved by [`irq_save_and_disable`].
 #[derive(Clone, Copy)]
 pub(crate) struct Daif(u64);
-
-impl Daif {
-    /// The DAIF register's value (PSTATE.I is [`SPSR_I`]).
-    pub(crate) const fn bits(self) -> u64 {
-        self.0
-    }
-}
 
 /// Masks IRQs on this CPU and returns the previous mask state.
 #[inline(always)]

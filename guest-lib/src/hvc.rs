@@ -145,19 +145,42 @@ pub(crate) fn partition_exit(code: u64) -> Status {
     Status::from_reg(x0).unwrap_or(Status::NotSupported)
 }
 
-/// `IRQ_UNMASK`: this vCPU has cleared its mask bit and found its pending
-/// bit set; the hypervisor injects what it deferred. [`crate::irq::unmask`]
+/// `IRQ_UNMASK`: this vCPU has cleared its mask byte and found the deferral
+/// bit set in its pending byte; the hypervisor injects what it deferred. [`crate::irq::unmask`]
 /// calls it when needed: a guest has no other reason to.
 pub fn irq_unmask() -> Result<(), Status> {
     let [x0, ..] = call(id::IRQ_UNMASK, []);
     status(x0)
 }
 
+/// `IRQ_UNMASK` for [`crate::irq::unmask`]'s slow path: the call and
+/// nothing else (no status: a failure leaves nothing to do). Under
+/// Bulkhead only (its caller knows), which follows SMCCC 1.1 and keeps
+/// x4..x17: only x0..x3 are declared clobbered, so the caller keeps its
+/// values in registers across the call.
+#[inline(always)]
+pub(crate) fn irq_unmask_now() {
+    // SAFETY: an HVC that Bulkhead answers by moving this vCPU's deferred
+    // interrupts into its list registers and writing x0..x3; no Rust
+    // memory is passed. Not `nomem`: a compiler barrier, like the unmask's
+    // store before it.
+    unsafe {
+        asm!(
+            "hvc #0",
+            inlateout("x0") id::IRQ_UNMASK => _,
+            lateout("x1") _,
+            lateout("x2") _,
+            lateout("x3") _,
+            options(nostack)
+        )
+    };
+}
+
 /// What [`defer_stats`] returns: this vCPU's interrupt deferral figures,
 /// in generic counter ticks, since it started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeferStats {
-    /// Interrupts the hypervisor deferred because this vCPU's mask bit was set.
+    /// Interrupts the hypervisor deferred because this vCPU's mask byte was set.
     pub deferred: u64,
     /// The longest an interrupt waited behind the mask (arrival to injection).
     pub max_wait: u64,

@@ -15,48 +15,56 @@
 //! Two ways to keep this CPU's handlers out of a critical section:
 //!
 //! - [`mask`] / [`unmask`] (and [`masked`], [`MaskGuard`]): the cheap one,
-//!   nesting-safe. Under Bulkhead, with a control page (see
-//!   [`crate::mode::control_page`]), they set and clear this vCPU's bit in
-//!   the page's mask word with one exclusive load/store loop each: no trap.
-//!   The hypervisor reads the bit before it injects anything into this vCPU
-//!   and, while it is set, defers the interrupt and sets this vCPU's bit in
-//!   the pending word; [`unmask`] reads that word after clearing its bit and
-//!   only if its bit is set makes one `IRQ_UNMASK` hypercall, which injects
-//!   what was deferred. Natively, or without a control page, they save
-//!   DAIF, `msr daifset, #2`, and clear PSTATE.I again if it was clear.
+//!   nesting-safe, no trap. They set and clear this vCPU's mask byte with
+//!   plain byte stores. Under Bulkhead, with a control page (see
+//!   [`crate::mode::control_page`]), it is the vCPU's byte of the page's
+//!   flag word: the hypervisor reads it before it injects anything into
+//!   this vCPU and, while it is set, defers the interrupt and sets
+//!   [`PENDING_DEFERRED`](bulkhead_abi::control::PENDING_DEFERRED) in the
+//!   vCPU's pending byte; [`unmask`] reads that byte after clearing the
+//!   mask byte and only if it is set makes one `IRQ_UNMASK` hypercall,
+//!   which injects what was deferred. Natively, or without a control page,
+//!   the mask byte is one of guest-lib's own per CPU (see `percpu.rs`),
+//!   which nobody but the IRQ vector looks at: the vector then holds back
+//!   every interrupt that arrives while it is set, as below.
 //! - [`disable`] / [`enable`] / [`without_interrupts`]: PSTATE.I (DAIF),
 //!   always. Use them around WFI and for guest-lib's own short sections.
 //!
 //! One race is inherent to the flag: the hypervisor may have put an
-//! interrupt into a list register just before the guest set its bit, and
+//! interrupt into a list register just before the guest set its byte, and
 //! the CPU can still signal it after. The IRQ vector handles it (see
-//! `vectors.S`): if this vCPU's bit is set it acknowledges nothing, sets
-//! PSTATE.I in the interrupted context and notes that it did ("lazily
-//! masked", per CPU); [`unmask`] then clears PSTATE.I, after its hypercall
-//! if it makes one, so the interrupt is taken then, in priority order with
-//! the deferred ones. So no handler ever runs while the bit is set, and
-//! nothing is lost. One consequence: code that sets PSTATE.I itself inside
-//! a flag-masked section ([`disable`]) may find it cleared again by the
-//! outermost [`unmask`] if the vector masked lazily meanwhile; do not rely
-//! on PSTATE.I surviving a flag-masked section.
+//! `vectors.S`): if this vCPU's mask byte is set it acknowledges nothing,
+//! sets PSTATE.I in the interrupted context and notes that it did
+//! ("lazily masked") in the vCPU's pending byte, whose bits 7:1 are the
+//! guest's own ([`PENDING_LAZY`], where the one store that notes it is
+//! explained); [`unmask`] then clears PSTATE.I, after
+//! its hypercall if it makes one, so the interrupt is taken then, in
+//! priority order with the deferred ones. So no handler ever runs while
+//! the byte is set, and nothing is lost. One consequence: code that sets
+//! PSTATE.I itself inside a flag-masked section ([`disable`]) may find it
+//! cleared again by the outermost [`unmask`] if the vector masked lazily
+//! meanwhile; do not rely on PSTATE.I surviving a flag-masked section.
 //!
-//! The fast path reaches the mask word and this vCPU's bit through the
-//! per-CPU block whose address is in TPIDR_EL1 (set by boot.S on every CPU,
-//! see `percpu.rs`): `mrs` + `ldp`. Without LSE atomics (Cortex-A53) the
-//! bit is set and cleared with an LDXR/STXR loop. Inlined, with nothing
-//! pending, a pair is 20 instructions: [`mask`] 8 (`mrs`, `ldp`, `cbz` for
-//! the mode, `ldxr`/`orr`/`stxr`/`cbnz`, `ands` for the state), the nesting
-//! test 1 (`b.ne`), [`unmask`] 11 (`mrs`, `ldp`, `ldxr`/`and`/`stlxr`/
-//! `cbnz`, `ldr`/`bics`/`b.ne` on the pending word, `ldr`/`cbnz` on the
-//! lazy flag); `msr daifset`/`daifclr` is 2, a hypercall each way two
-//! traps. bench-irq measures all three.
+//! The fast path reaches the mask byte through the per-CPU block whose
+//! address is in TPIDR_EL1 (set by boot.S on every CPU, see `percpu.rs`),
+//! where it was chosen once at start: the same instructions natively and
+//! under Bulkhead, no test of the mode. Inlined, with nothing pending, a
+//! pair is 7 instructions: [`mask`] 4 (`mrs`, `ldp` of the byte's address
+//! and the value that masks, `ldrb` of the old value for nesting, `strb`),
+//! [`unmask`] 3 (`stlrb` of the old value back, `ldrb` of the pending
+//! byte, `cbnz`): a nested unmask stores back the set byte it found, so
+//! the nesting test is off the fast path too. `msr daifset`/`daifclr` is
+//! 2, a hypercall each way two traps. bench-irq measures all three.
 
+use core::arch::asm;
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, compiler_fence};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+
+use bulkhead_abi::control;
 
 use crate::arch::{self, MAX_CPUS};
 use crate::gic::{self, CpuInterface, INTID_LIMIT, InvalidIntid};
-use crate::percpu::{self, PerCpu};
+use crate::percpu;
 
 /// An interrupt handler; it gets the INTID it was registered for.
 pub type Handler = fn(u32);
@@ -107,133 +115,130 @@ pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
     result
 }
 
-/// What [`mask`] found, for [`unmask`]: whether that call masked this
-/// CPU (with the flag or with DAIF) or it was masked already. Tied to the
-/// CPU that made it (not `Send`): unmask on the same CPU, innermost first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Bit 1 of the pending byte, one of the guest's own bits: guest-lib's
+/// IRQ vector held an interrupt back and set PSTATE.I in the interrupted
+/// context ("lazily masked"); the outermost [`unmask`] clears PSTATE.I.
+///
+/// The vector notes it with one store of the whole byte (its per-CPU
+/// "lazy mark", see `percpu.rs`), not a load, OR and store, which could
+/// lose a deferral the hypervisor noted in between (a physical interrupt
+/// reaches EL2 whatever PSTATE.I). So under Bulkhead the mark includes
+/// [`PENDING_DEFERRED`](control::PENDING_DEFERRED): the unmask then makes
+/// one `IRQ_UNMASK`, which may find nothing. Natively the mark is
+/// `PENDING_LAZY` alone, and DEFERRED is never set: the unmask never
+/// needs to ask what mode it runs in.
+pub const PENDING_LAZY: u8 = 1 << 1;
+const _: () = assert!(PENDING_LAZY & control::PENDING_DEFERRED == 0);
+
+/// What [`mask`] found, for [`unmask`]: this vCPU's mask byte and its
+/// value before (zero: this call masked; otherwise the CPU was masked
+/// already). Tied to the CPU that made it (not `Send`): unmask on the same
+/// CPU, innermost first.
+#[derive(Clone, Copy, Debug)]
 #[must_use = "pass it to irq::unmask"]
 pub struct MaskState {
-    raw: u32,
+    flag: &'static AtomicU8,
+    old: u32,
     _not_send: PhantomData<*const ()>,
 }
 
-/// `MaskState::raw`: this call set the vCPU's bit in the mask word.
-const STATE_FLAG_MASKED: u32 = 0;
-/// `MaskState::raw`: this call set PSTATE.I (no control page). Any other
-/// value (the bit, or PSTATE.I, found set) means "already masked".
-const STATE_DAIF_MASKED: u32 = 1 << 31;
-
 impl MaskState {
-    const fn new(raw: u32) -> MaskState {
-        MaskState {
-            raw,
-            _not_send: PhantomData,
-        }
-    }
-
     /// Whether the [`mask`] that returned this found the CPU masked
-    /// already (then the matching [`unmask`] does nothing).
+    /// already (then the matching [`unmask`] leaves it masked).
     pub const fn was_masked(self) -> bool {
-        self.raw != STATE_FLAG_MASKED && self.raw != STATE_DAIF_MASKED
+        self.old != 0
     }
 
-    /// The state as a number; bit 30 is never set (the `critical-section`
-    /// implementation keeps its own flag there).
+    /// The state as a number: the mask byte's old value (the mask byte
+    /// itself is this CPU's, found again by [`MaskState::from_raw`]). Bit
+    /// 30 is never set (the `critical-section` implementation keeps its
+    /// own flag there).
     #[cfg_attr(not(feature = "critical-section-impl"), allow(dead_code))]
     pub(crate) const fn into_raw(self) -> u32 {
-        self.raw
+        self.old
     }
 
-    /// The inverse of [`MaskState::into_raw`].
+    /// The inverse of [`MaskState::into_raw`], on the CPU that masked.
     #[cfg_attr(not(feature = "critical-section-impl"), allow(dead_code))]
-    pub(crate) const fn from_raw(raw: u32) -> MaskState {
-        MaskState::new(raw)
+    pub(crate) fn from_raw(raw: u32) -> MaskState {
+        MaskState {
+            flag: percpu::this_cpu().flag(),
+            old: raw,
+            _not_send: PhantomData,
+        }
     }
 }
 
 /// Masks this CPU's interrupts: no handler runs on it until the matching
-/// [`unmask`]. Nests: only the outermost pair masks and unmasks. Under
-/// Bulkhead with a control page this sets the vCPU's bit in the mask word
-/// (no trap); otherwise PSTATE.I. See the module documentation.
+/// [`unmask`]. Nests: only the outermost pair masks and unmasks. Sets the
+/// vCPU's mask byte, the control page's under Bulkhead (no trap). See the
+/// module documentation.
 #[inline(always)]
 pub fn mask() -> MaskState {
-    let (word, bit) = percpu::mask_word_and_bit();
-    if word == 0 {
-        return mask_daif();
+    let (flag, old) = percpu::set_flag();
+    MaskState {
+        flag,
+        old,
+        _not_send: PhantomData,
     }
-    // SAFETY: a non-zero `word` is the control page's mask word (percpu.rs),
-    // mapped Normal memory for the guest's whole life, 4-byte aligned.
-    let word = unsafe { &*(word as *const AtomicU32) };
-    // Relaxed: the hypervisor reads the bit on this same CPU, after an
-    // exception, so program order is all it needs. The compiler fence keeps
-    // the critical section's accesses after the store.
-    let old = word.fetch_or(bit, Ordering::Relaxed);
-    compiler_fence(Ordering::SeqCst);
-    MaskState::new(old & bit)
 }
 
-/// Ends the critical section [`mask`] began. If that call masked: under
-/// Bulkhead it clears the vCPU's bit, then asks the hypervisor for deferred
-/// interrupts if the pending word says there are some (one hypercall), and
-/// unmasks PSTATE.I if the IRQ vector masked lazily; natively it clears
-/// PSTATE.I. If the CPU was masked already, nothing.
+/// Ends the critical section [`mask`] began: stores the mask byte's old
+/// value back (zero if that call masked), then reads the pending byte. If
+/// anything is noted there and the CPU is now unmasked, it asks the
+/// hypervisor for deferred interrupts (one hypercall) and unmasks PSTATE.I
+/// if the IRQ vector masked lazily.
 #[inline(always)]
 pub fn unmask(state: MaskState) {
-    if state.raw != STATE_FLAG_MASKED {
-        // Masked already, or no control page: off the flag's fast path.
-        core::hint::cold_path();
-        if state.raw == STATE_DAIF_MASKED {
-            arch::irq_enable();
-        }
-        return;
-    }
-    let (block, word, not_bit) = percpu::block_word_and_not_bit();
-    // SAFETY: a `STATE_FLAG_MASKED` state comes from `mask` on this CPU with
-    // a non-zero `word`: the control page's mask word; the pending word is
-    // the next one (ABI layout, bulkhead_abi::control).
-    let (mask, pending) = unsafe {
-        (
-            &*(word as *const AtomicU32),
-            &*((word + 4) as *const AtomicU32),
+    let pending: u32;
+    // SAFETY: `state.flag` is this CPU's mask byte (from `mask` or
+    // `from_raw` on this CPU), mapped Normal memory for the guest's whole
+    // life, with its pending byte PENDING_FROM_MASK bytes on (percpu.rs).
+    // Store-release: the critical section's accesses stay before it (and
+    // the asm, without `nomem`, is a compiler barrier). The load needs no
+    // acquire: the only writers of the bits that matter are this CPU's own
+    // EL2 and IRQ vector, both behind an exception, which the load follows
+    // in program order as the store precedes it.
+    unsafe {
+        asm!(
+            "stlrb {old:w}, [{flag}]",
+            "ldrb {pending:w}, [{flag}, #{to_pending}]",
+            flag = in(reg) state.flag,
+            old = in(reg) state.old,
+            pending = lateout(reg) pending,
+            to_pending = const control::PENDING_FROM_MASK,
+            options(nostack, preserves_flags)
         )
     };
-    // Release: what the critical section wrote is visible before the bit
-    // clears. The fence keeps the loads below after the clear: the pending
-    // bit must be read after it (a deferral until then is seen), and so
-    // must the lazy flag (a lazy masking until then is seen).
-    mask.fetch_and(not_bit, Ordering::Release);
-    compiler_fence(Ordering::SeqCst);
-    if pending.load(Ordering::Relaxed) & !not_bit != 0 || block.lazy.load(Ordering::Relaxed) != 0 {
-        unmask_slow(block, pending, !not_bit);
+    if pending != 0 {
+        unmask_slow(state);
     }
 }
 
 /// The rare part of [`unmask`]: deferred interrupts, or a lazy masking.
 #[cold]
 #[inline(never)]
-fn unmask_slow(block: &PerCpu, pending: &AtomicU32, bit: u32) {
-    if pending.load(Ordering::Relaxed) & bit != 0 {
-        // Nothing to do about a failure: the hypervisor also injects them
-        // at its next decision for this vCPU, now that the bit is clear.
-        let _ = crate::hvc::irq_unmask();
+fn unmask_slow(state: MaskState) {
+    if state.was_masked() {
+        // Still masked (a nested unmask): the outermost one sees it all.
+        return;
     }
-    // Only the vector sets `lazy`, and only with PSTATE.I clear in the
-    // context it masked: this one, since then with PSTATE.I set.
-    if block.lazy.load(Ordering::Relaxed) != 0 {
-        block.lazy.store(0, Ordering::Relaxed);
+    let pending = percpu::pending_of(state.flag);
+    let seen = pending.load(Ordering::Relaxed);
+    if seen & control::PENDING_DEFERRED != 0 {
+        // Only under Bulkhead with a control page (see PENDING_LAZY).
+        // Nothing to do about a failure: the hypervisor also injects them
+        // at its next decision for this vCPU, now that the byte is clear.
+        crate::hvc::irq_unmask_now();
+    }
+    // Only the vector notes a lazy masking, and only with PSTATE.I clear
+    // in the context it masked: this one, since then with PSTATE.I set.
+    if seen & PENDING_LAZY != 0 {
+        // Unmasked, the hypervisor may clear DEFERRED but never sets it,
+        // and the call above has cleared it if it was set: zero is exact.
+        pending.store(0, Ordering::Relaxed);
         arch::irq_enable();
     }
-}
-
-/// `mask` without a control page: PSTATE.I.
-#[inline(always)]
-fn mask_daif() -> MaskState {
-    let daif = arch::irq_save_and_disable().bits();
-    MaskState::new(if daif & arch::SPSR_I != 0 {
-        arch::SPSR_I as u32
-    } else {
-        STATE_DAIF_MASKED
-    })
 }
 
 /// Runs `f` between [`mask`] and [`unmask`]: no handler runs on this CPU
@@ -272,38 +277,31 @@ impl Drop for MaskGuard {
     }
 }
 
-/// Whether this vCPU's bit is set in the control page's mask word (false
-/// without a control page). A handler that finds it set would be running
-/// inside a masked section: guest-lib's vector prevents that.
+/// Whether this vCPU's mask byte is set (the control page's under
+/// Bulkhead, else guest-lib's own). A handler that finds it set would be
+/// running inside a masked section: guest-lib's vector prevents that.
 pub fn mask_bit_set() -> bool {
-    let (word, bit) = percpu::mask_word_and_bit();
-    if word == 0 {
-        return false;
-    }
-    // SAFETY: as in `mask`.
-    let word = unsafe { &*(word as *const AtomicU32) };
-    word.load(Ordering::Relaxed) & bit != 0
+    percpu::this_cpu().flag().load(Ordering::Relaxed) != 0
 }
 
-/// Whether the hypervisor holds interrupts deferred for this vCPU (its bit
-/// in the control page's pending word; false without a control page). It
-/// is set at the first deferral behind the mask and cleared when the
-/// unmask's hypercall injects them: a masked guest can watch it to see
-/// when it started delaying something.
+/// Whether the hypervisor holds interrupts deferred for this vCPU (the
+/// deferral bit of its pending byte in the control page; false without a
+/// control page). It is set at the first deferral behind the mask and
+/// cleared when the unmask's hypercall injects them: a masked guest can
+/// watch it to see when it started delaying something. (The IRQ vector's
+/// lazy mark sets it too, until the unmask.)
 pub fn deferred_pending() -> bool {
-    let (word, bit) = percpu::mask_word_and_bit();
-    if word == 0 {
-        return false;
-    }
-    // SAFETY: as in `mask`; the pending word follows the mask word.
-    let pending = unsafe { &*((word + 4) as *const AtomicU32) };
-    pending.load(Ordering::Relaxed) & bit != 0
+    crate::mode::control_page().is_some()
+        && percpu::pending_of(percpu::this_cpu().flag()).load(Ordering::Relaxed)
+            & control::PENDING_DEFERRED
+            != 0
 }
 
 /// Whether [`mask`] uses the control page's flag word on this CPU (under
-/// Bulkhead with a usable control page) rather than DAIF.
+/// Bulkhead with a usable control page), which the hypervisor sees, rather
+/// than guest-lib's own mask byte, which only the IRQ vector sees.
 pub fn uses_mask_flag() -> bool {
-    percpu::mask_word_and_bit().0 != 0
+    crate::mode::control_page().is_some()
 }
 
 /// Sleeps until `done()` is true, taking interrupts meanwhile; returns with

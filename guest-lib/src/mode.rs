@@ -5,13 +5,14 @@
 //! The control page (see [`bulkhead_abi::control`]) is found with the same
 //! `VERSION` call: `x3` is its guest address, 0 if the partition has none.
 //! guest-lib uses it only if it is page aligned, inside the RAM range its
-//! identity map covers as Normal memory (`[1 GiB, 2 GiB)`: exclusive
-//! accesses need Normal memory) and carries the magic number and layout
-//! version it knows; otherwise interrupt masking falls back to DAIF, as it
-//! does natively.
+//! identity map covers as Normal memory (`[1 GiB, 2 GiB)`: the hypervisor
+//! maps the page Normal write-back, and the guest's attributes must match
+//! for the two to see each other's stores) and carries the magic number
+//! and layout version it knows; otherwise interrupt masking uses
+//! guest-lib's own mask byte, as it does natively (see [`crate::irq`]).
 
 use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 use bulkhead_abi::{MAGIC, call, control};
 
@@ -93,20 +94,6 @@ pub fn control_page() -> Option<usize> {
     match CONTROL_PAGE.load(Ordering::Relaxed) {
         0 => None,
         page => Some(page),
-    }
-}
-
-/// The control page's mask and pending words.
-pub(crate) fn control_words() -> Option<(&'static AtomicU32, &'static AtomicU32)> {
-    let page = control_page()?;
-    // SAFETY: `checked_control_page` found a control page there, mapped as
-    // Normal memory for the guest's whole life; the two words are 4-byte
-    // aligned and only ever accessed atomically by guest-lib.
-    unsafe {
-        Some((
-            &*((page + control::OFFSET_MASK) as *const AtomicU32),
-            &*((page + control::OFFSET_PENDING) as *const AtomicU32),
-        ))
     }
 }
 

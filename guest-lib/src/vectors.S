@@ -1,12 +1,14 @@
 // The EL1 exception vector table (VBAR_EL1) and the trap frame save/restore.
 //
 // IRQ entries first apply the interrupt mask flag (see irq.rs, "Masking"):
-// if this vCPU's bit is set in the control page's mask word, an interrupt
-// has arrived that the hypervisor put into a list register just before the
-// bit was set. It is not acknowledged (it stays pending in the list
-// register); the entry sets PSTATE.I in the interrupted context's SPSR_EL1,
-// records that in this CPU's block (`lazy`) and returns at once, so that it
-// cannot fire again until `irq::unmask` clears PSTATE.I. No handler runs.
+// if this vCPU's mask byte is set, an interrupt has arrived that the
+// hypervisor put into a list register just before the byte was set (or,
+// natively, any interrupt: nothing else holds them back). It is not
+// acknowledged (it stays pending in the list register or the GIC); the
+// entry sets PSTATE.I in the interrupted context's SPSR_EL1, records that
+// in the vCPU's pending byte (the lazy mark) and returns at once, so that
+// it cannot fire again until `irq::unmask` clears PSTATE.I. No handler
+// runs.
 //
 // Every entry saves the full interrupted state, integer and FP/SIMD, into a
 // `TrapFrame` (exception.rs) on the current stack, calls
@@ -82,19 +84,19 @@ guest_lib_vectors_gicv2:
     VECTOR_TABLE {SLOT_GICV2}
 
 // An IRQ. x0 = vector slot; the original x0/x1 are already in the frame.
-// Per-CPU block (percpu.rs): [0] mask word address (0: no control page),
-// [8] this vCPU's bit, [16] the 32-bit lazy flag.
+// Per-CPU block (percpu.rs): [0] the address of this vCPU's mask byte
+// (the control page's, or the block's own), whose pending byte is
+// {PENDING_FROM_MASK} bytes on; [{PERCPU_LAZY_MARK}] what to store there.
 irq_entry:
     stp     x2, x3, [sp, #16]
     mrs     x2, tpidr_el1
-    ldp     x1, x3, [x2, #{PERCPU_MASK_WORD}]
-    cbz     x1, save_from_x4        // no control page: DAIF masking only
-    ldr     w1, [x1]
-    tst     w1, w3
-    b.eq    save_from_x4            // not masked: handle it
-    // Masked: leave it pending, return with PSTATE.I set.
-    mov     w1, #1
-    str     w1, [x2, #{PERCPU_LAZY}]
+    ldr     x1, [x2, #{PERCPU_FLAG}]
+    ldrb    w3, [x1]
+    cbz     w3, save_from_x4        // not masked: handle it
+    // Masked: leave it pending, note that in the pending byte (one store
+    // of the lazy mark, see irq.rs) and return with PSTATE.I set.
+    ldr     w3, [x2, #{PERCPU_LAZY_MARK}]
+    strb    w3, [x1, #{PENDING_FROM_MASK}]
     mrs     x1, spsr_el1
     orr     x1, x1, #{SPSR_I}
     msr     spsr_el1, x1

@@ -7,10 +7,10 @@
 //! with the hypervisor's SGI; that CPU then drains the pending bits.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use bulkhead_abi::board::{CONSOLE_PL011_INTID, GUEST_GICV2_DISTRIBUTOR};
-use bulkhead_abi::control::ControlPage;
+use bulkhead_abi::control;
 
 use crate::arch::gic::{Gic, GicBackend};
 use crate::arch::{self};
@@ -90,40 +90,49 @@ unsafe fn queue() -> &'static mut PendingQueue {
     unsafe { &mut local().queue }
 }
 
-/// Where this CPU's queue keeps its length (for the assembly fast paths).
-pub fn queue_len_address() -> usize {
+/// Where this CPU's queue is (for the assembly fast paths).
+pub fn queue_address() -> usize {
     // SAFETY: used for this expression only.
-    unsafe { local() }.queue.len_address()
+    unsafe { local() }.queue.address()
 }
 
-/// vCPU `v`'s bits of its partition's control page. The page is guest
-/// memory: only bit `v` of the flag word is looked at.
+/// vCPU `v`'s bytes of its partition's control page. The page is guest
+/// memory: only byte `v` of the flag word is looked at, and only bit 0 of
+/// byte `v` of the pending word is changed (its other bits are the
+/// guest's).
 struct PageGate<'a> {
-    page: &'a ControlPage,
-    bit: u32,
+    mask: &'a AtomicU8,
+    pending: &'a AtomicU8,
 }
 
 impl Gate for PageGate<'_> {
     #[inline(always)]
     fn masked(&self) -> bool {
-        self.page.mask.load(Ordering::Relaxed) & self.bit != 0
+        self.mask.load(Ordering::Relaxed) != 0
     }
     fn set_pending(&self, on: bool) {
-        if on {
-            self.page.pending.fetch_or(self.bit, Ordering::Release);
-        } else {
-            self.page.pending.fetch_and(!self.bit, Ordering::Release);
-        }
+        // A plain load and store, not an atomic read-modify-write: vCPU v,
+        // the only writer the guest's protocol has, is stopped in EL2 on
+        // this CPU; another vCPU of the partition that scribbles the byte
+        // meanwhile only confuses its own partition, and a store cannot be
+        // made to wait by it as an exclusive loop could. Relaxed: vCPU v
+        // reads the byte on this CPU, after the return from this exit (as
+        // the IRQ_UNMASK fast path in fast.S, which writes it the same way).
+        let guest_bits = self.pending.load(Ordering::Relaxed) & !control::PENDING_DEFERRED;
+        let deferred = if on { control::PENDING_DEFERRED } else { 0 };
+        self.pending.store(guest_bits | deferred, Ordering::Relaxed);
     }
     fn now(&self) -> u64 {
         arch::physical_counter()
     }
 }
 
+/// vCPU `v` of `part` (below `MAX_VCPUS`, which the control page has a
+/// byte for: `bulkhead_abi::limits`).
 fn page_gate(part: &Partition, v: usize) -> PageGate<'_> {
     PageGate {
-        page: part.control,
-        bit: 1 << v,
+        mask: &part.control.mask[v],
+        pending: &part.control.pending[v],
     }
 }
 
@@ -282,6 +291,13 @@ pub fn ack_trap(part: &Partition, v: usize) {
         flush(part, v);
     }
     Gic::set_ack_trap(false);
+}
+
+/// Where this CPU keeps its vCPU's deferral statistics (for the assembly
+/// fast paths).
+pub fn stats_address() -> usize {
+    // SAFETY: used for this expression only.
+    &raw const unsafe { local() }.stats as usize
 }
 
 /// This CPU's vCPU's deferral statistics.

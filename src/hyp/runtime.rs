@@ -124,6 +124,12 @@ impl Partition {
         arch::clean_for_guest(self.control_at.0, control::SIZE as u64);
     }
 
+    /// Where vCPU `v`'s statistics are published (deferred, max wait, max
+    /// window), for the assembly fast paths.
+    pub fn published_stats(&self, v: usize) -> &[AtomicU64; 3] {
+        &self.defer_stats[v]
+    }
+
     /// (deferred, max wait, max window) of vCPU `v`, as last published.
     pub fn defer_stats(&self, v: usize) -> [u64; 3] {
         let s = &self.defer_stats[v];

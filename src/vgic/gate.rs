@@ -1,33 +1,39 @@
 //! Mechanism 1: interrupt masking through the partition's shared flag word.
 //!
-//! vCPU n masks its interrupts by setting bit n of its control page's flag
+//! vCPU n masks its interrupts by setting byte n of its control page's flag
 //! word, without a trap. Everything that would put an interrupt into vCPU
 //! n's list registers goes through [`inject`] or [`flush`] here, on vCPU
-//! n's own CPU while vCPU n is stopped in EL2, so "check the bit, then
-//! inject" cannot race the guest. While the bit is set, interrupts wait in
-//! the vCPU's priority queue (the same one that holds list-register
-//! overflow) and bit n of the pending word tells the guest to ask for them
-//! with one hypercall when it unmasks; nothing is written to a list
-//! register, nothing is lost, nothing is delivered twice.
+//! n's own CPU while vCPU n is stopped in EL2, so "check the flag, then
+//! inject" cannot race the guest. While the flag is set, interrupts wait
+//! in the vCPU's priority queue (the same one that holds list-register
+//! overflow) and bit 0 of byte n of the pending word tells the guest to
+//! ask for them with one hypercall when it unmasks; nothing is written to
+//! a list register, nothing is lost, nothing is delivered twice.
 //!
-//! The page is guest memory: only bit n of the flag word is read, and the
-//! pending word is written, never believed. The hypervisor's own state is
+//! The page is guest memory: only byte n of the flag word is read, and the
+//! pending byte is written, never believed. The hypervisor's own state is
 //! the queue.
 
 use super::lr::{self, Delivery, Irq, ListRegisters, PendingQueue};
 
-/// vCPU n's bits of its partition's control page, and the clock.
+/// vCPU n's bytes of its partition's control page, and the clock.
 pub trait Gate {
-    /// Bit n of the flag word: the guest has masked its interrupts.
+    /// Byte n of the flag word: the guest has masked its interrupts.
     fn masked(&self) -> bool;
-    /// Sets or clears bit n of the pending word.
+    /// Sets or clears the deferral bit of byte n of the pending word.
     fn set_pending(&self, on: bool);
     /// The generic counter.
     fn now(&self) -> u64;
 }
 
 /// What the flag lets the hypervisor see, per vCPU (counter ticks).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+///
+/// `repr(C)`, and a moment that is not there is [`Stats::NONE`] (zero)
+/// rather than an `Option`: the GICv3 backend's IRQ_UNMASK fast path
+/// (`fast.S`) ends a window in place, at the offsets it takes from here.
+/// All zero at first, so that each CPU's slot stays in .bss.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stats {
     /// Interrupts that arrived while masked.
     pub deferred: u64,
@@ -37,38 +43,68 @@ pub struct Stats {
     /// Longest masked window that delayed an interrupt, from its first
     /// deferral to the moment the unmask was seen.
     pub max_window: u64,
-    /// First deferral of the window now open.
-    window_start: Option<u64>,
-    /// Start of a window whose interrupts are still being moved out.
-    draining_since: Option<u64>,
+    /// First deferral of the window now open, or [`Stats::NONE`].
+    window_start: u64,
+    /// Start of a window whose interrupts are still being moved out, or
+    /// [`Stats::NONE`].
+    draining_since: u64,
+}
+
+/// Where [`Stats`] keeps what the IRQ_UNMASK fast path reads and writes:
+/// `max_wait` and `max_window` side by side (one pair), and
+/// `window_start` and `draining_since` side by side (one pair).
+pub const STATS_MAX_WAIT: usize = core::mem::offset_of!(Stats, max_wait);
+pub const STATS_WINDOW_START: usize = core::mem::offset_of!(Stats, window_start);
+const _: () = assert!(Stats::NONE == 0);
+const _: () = assert!(core::mem::offset_of!(Stats, max_window) == STATS_MAX_WAIT + 8);
+const _: () = assert!(core::mem::offset_of!(Stats, draining_since) == STATS_WINDOW_START + 8);
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Stats {
+    /// No moment. A deferral never happens at counter value 0: the
+    /// system counter has run through the firmware and the hypervisor's
+    /// boot before any partition runs.
+    pub const NONE: u64 = 0;
+
     pub const fn new() -> Stats {
         Stats {
             deferred: 0,
             max_wait: 0,
             max_window: 0,
-            window_start: None,
-            draining_since: None,
+            window_start: Self::NONE,
+            draining_since: Self::NONE,
         }
     }
 
     /// Whether an interrupt was deferred in a masked window whose unmask
     /// the hypervisor has not seen yet.
     pub fn window_open(&self) -> bool {
-        self.window_start.is_some()
+        self.window_start != Self::NONE
+    }
+
+    /// A deferral at `now`: the window opens if it was not open.
+    fn deferral(&mut self, now: impl FnOnce() -> u64) {
+        if !self.window_open() {
+            self.window_start = now();
+        }
     }
 
     fn window_ended(&mut self, now: u64) {
-        if let Some(start) = self.window_start.take() {
+        let start = core::mem::replace(&mut self.window_start, Self::NONE);
+        if start != Self::NONE {
             self.max_window = self.max_window.max(now.saturating_sub(start));
-            self.draining_since = Some(start);
+            self.draining_since = start;
         }
     }
 
     fn drained(&mut self, now: u64) {
-        if let Some(start) = self.draining_since.take() {
+        let start = core::mem::replace(&mut self.draining_since, Self::NONE);
+        if start != Self::NONE {
             self.max_wait = self.max_wait.max(now.saturating_sub(start));
         }
     }
@@ -113,9 +149,7 @@ pub fn inject(
                 full: true,
             };
         }
-        if stats.window_start.is_none() {
-            stats.window_start = Some(gate.now());
-        }
+        stats.deferral(|| gate.now());
         gate.set_pending(true);
         // Nothing moves while masked: the underflow interrupt would only
         // fire again and again.
@@ -126,7 +160,7 @@ pub fn inject(
     }
     // Unmasked (the guest may have unmasked without asking: it found its
     // pending bit clear, or did not look). What waits goes first.
-    let full = if stats.window_start.is_some() || !queue.is_empty() {
+    let full = if stats.window_open() || !queue.is_empty() {
         let after = flush_unmasked(lrs, queue, gate, stats);
         let delivery = lr::deliver(lrs, queue, irq);
         return After {
@@ -154,9 +188,7 @@ pub fn flush(
     if gate.masked() {
         if !queue.is_empty() {
             // Overflow that was waiting is now waiting behind the mask too.
-            if stats.window_start.is_none() {
-                stats.window_start = Some(gate.now());
-            }
+            stats.deferral(|| gate.now());
             gate.set_pending(true);
         }
         return After {
@@ -196,7 +228,7 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::BTreeSet;
 
-    /// The control page word bits of one vCPU, and a clock.
+    /// The control page bytes of one vCPU, and a clock.
     #[derive(Default)]
     struct Page {
         masked: Cell<bool>,

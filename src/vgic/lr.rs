@@ -23,18 +23,21 @@
 //! waits in the queue until that one is done (a software one joins it at
 //! the next refill, see [`refill`]).
 
-/// A virtual interrupt on its way to a vCPU.
+/// A virtual interrupt on its way to a vCPU. `repr(C)`: the GICv3
+/// backend's IRQ_UNMASK fast path reads one from the queue. (In the order
+/// Rust itself chose for it: the Rust paths' code is as before.)
+#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Irq {
     pub intid: u32,
     pub priority: u8,
-    /// Forwarded hardware interrupt (the same INTID physically): the guest's
-    /// deactivation deactivates the physical one, with no exit.
-    pub hw: bool,
     /// An SGI's source CPU interface (the sending vCPU) on a GICv2, which
     /// the guest's GICC_IAR shows as the CPUID; 0 for everything else and
     /// on a GICv3.
     pub source: u8,
+    /// Forwarded hardware interrupt (the same INTID physically): the guest's
+    /// deactivation deactivates the physical one, with no exit.
+    pub hw: bool,
 }
 
 impl Irq {
@@ -179,12 +182,20 @@ pub mod format {
 pub const QUEUE_CAPACITY: usize = 64;
 
 /// Pending interrupts waiting for a list register, highest priority first
-/// (lowest value), first come first served among equals.
+/// (lowest value), first come first served among equals. `repr(C)`: the
+/// hypervisor's assembly fast paths read the length ([`QUEUE_LEN`]), and
+/// the IRQ_UNMASK one the first interrupt ([`QUEUE_FIRST`]).
+#[repr(C)]
 #[derive(Clone, Debug)]
 pub struct PendingQueue {
     items: [Irq; QUEUE_CAPACITY],
     len: usize,
 }
+
+/// Where a queue keeps its length and its first (most urgent) interrupt,
+/// in bytes from its start.
+pub const QUEUE_LEN: usize = core::mem::offset_of!(PendingQueue, len);
+pub const QUEUE_FIRST: usize = core::mem::offset_of!(PendingQueue, items);
 
 impl Default for PendingQueue {
     fn default() -> Self {
@@ -209,10 +220,10 @@ impl PendingQueue {
         self.len
     }
 
-    /// Where the length is kept, for the hypervisor's assembly fast paths
-    /// (which only take the fast path when it is zero).
-    pub fn len_address(&self) -> usize {
-        core::ptr::addr_of!(self.len) as usize
+    /// Where the queue is, for the hypervisor's assembly fast paths (which
+    /// read it at [`QUEUE_LEN`] and [`QUEUE_FIRST`]).
+    pub fn address(&self) -> usize {
+        core::ptr::addr_of!(*self) as usize
     }
 
     pub fn is_empty(&self) -> bool {
@@ -940,15 +951,12 @@ mod tests {
         }
     }
 
-    /// The assembly fast paths read the length through this address: it is
-    /// that of the `usize` field that holds the length (checked without
+    /// The assembly fast paths read the length and the first interrupt at
+    /// these offsets from the queue's address (checked without
     /// dereferencing it, so the module stays free of unsafe code).
     #[test]
-    fn the_length_address_reads_the_length() {
+    fn the_fast_paths_find_the_length_and_the_first_interrupt() {
         let mut q = PendingQueue::new();
-        let field: &usize = &q.len;
-        assert_eq!(q.len_address(), field as *const usize as usize);
-        assert_eq!((q.len, q.len()), (0, 0));
         q.push(Irq {
             intid: 3,
             priority: 0x80,
@@ -956,7 +964,9 @@ mod tests {
             source: 0,
         });
         assert_eq!((q.len, q.len()), (1, 1));
-        assert_eq!(q.len_address(), core::ptr::addr_of!(q.len) as usize);
+        let at = |field: usize| field - q.address();
+        assert_eq!(at(core::ptr::addr_of!(q.len) as usize), QUEUE_LEN);
+        assert_eq!(at(core::ptr::addr_of!(q.items[0]) as usize), QUEUE_FIRST);
     }
 
     #[test]

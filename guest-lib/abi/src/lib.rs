@@ -48,12 +48,13 @@ pub mod call {
     /// [`super::Counter`] value). Returns `x0 = 0`, `x1` = its count since
     /// the vCPU started; `x0 = INVALID_PARAMETERS` for an unknown counter.
     pub const EXIT_COUNT: u64 = bulkhead_call(4);
-    /// The calling vCPU has cleared its mask bit and found its pending bit
-    /// set: inject the interrupts deferred while it was masked (highest
-    /// priority first) and clear the pending bit. Returns `x0 = 0`.
+    /// The calling vCPU has cleared its mask byte and found
+    /// [`super::control::PENDING_DEFERRED`] set in its pending byte: inject
+    /// the interrupts deferred while it was masked (highest priority first)
+    /// and clear that bit. Returns `x0 = 0`.
     pub const IRQ_UNMASK: u64 = bulkhead_call(5);
     /// The calling vCPU's deferral statistics, in generic counter ticks:
-    /// `x1` = interrupts deferred by its mask bit, `x2` = the longest an
+    /// `x1` = interrupts deferred by its mask byte, `x2` = the longest an
     /// interrupt waited behind the mask (its arrival to its injection),
     /// `x3` = the longest masked window that delayed one (from the first
     /// deferral in a window to the unmask that ended it).
@@ -64,41 +65,69 @@ pub mod call {
 /// and mapped into that partition only (normal memory, write-back, inner
 /// shareable). Its guest address is in the partition's device tree
 /// (`compatible = "bulkhead,control-page"`) and in `x3` of
-/// [`call::VERSION`]. Layout version 1; `guest-lib/include/bulkhead.h` is
+/// [`call::VERSION`]. Layout version 2; `guest-lib/include/bulkhead.h` is
 /// the same for C guests, and a test checks that the two agree.
 ///
-/// Interrupt masking without a trap: vCPU n sets bit n of
-/// [`ControlPage::mask`](control::ControlPage::mask) to mask its interrupts
-/// and clears it to unmask, with atomic accesses. The hypervisor reads the
-/// bit before it injects anything into vCPU n; if it is set, the interrupt
-/// is deferred and bit n of
-/// [`ControlPage::pending`](control::ControlPage::pending) is set. After
-/// unmasking, a vCPU reads the pending word and only if its bit is set
-/// makes one [`call::IRQ_UNMASK`].
+/// Interrupt masking without a trap. The page holds the partition's flag
+/// word, 64 bits at [`OFFSET_MASK`](control::OFFSET_MASK): byte n is vCPU
+/// n's mask flag ([`ControlPage::mask`](control::ControlPage::mask)\[n\]),
+/// written only by vCPU n with plain byte stores (no exclusive loop: no
+/// other vCPU shares the byte), non-zero = masked. The hypervisor reads
+/// vCPU n's byte before it injects anything into vCPU n; if it is
+/// non-zero, the interrupt is deferred and bit 0 ([`PENDING_DEFERRED`]) of
+/// vCPU n's pending byte
+/// ([`ControlPage::pending`](control::ControlPage::pending)\[n\], in the
+/// word after the flag word) is set. After clearing its mask byte, a vCPU
+/// reads its pending byte and only if [`PENDING_DEFERRED`] is set makes one
+/// [`call::IRQ_UNMASK`]. The pending byte's other bits are the guest's own:
+/// the hypervisor never changes them (guest-lib keeps its "lazily masked"
+/// note there, so that its unmask tests both with one load).
+///
+/// [`PENDING_DEFERRED`]: control::PENDING_DEFERRED
 pub mod control {
-    use core::sync::atomic::AtomicU32;
+    use core::sync::atomic::AtomicU8;
 
     /// [`ControlPage::magic`]: "BKCP", little-endian.
     pub const MAGIC: u32 = u32::from_le_bytes(*b"BKCP");
-    /// [`ControlPage::version`] of this layout.
-    pub const VERSION: u32 = 1;
+    /// [`ControlPage::version`] of this layout. Version 1 had a 32-bit
+    /// mask word and pending word with one bit per vCPU, set and cleared
+    /// with atomic read-modify-writes.
+    pub const VERSION: u32 = 2;
     /// Size of the control page in bytes (one 4 KiB page, also its
     /// alignment): what the hypervisor maps and a guest checks.
     pub const SIZE: usize = 4096;
+    /// vCPUs the page has flags for: one byte each in the 64-bit flag
+    /// word and in the pending word. A partition has at most
+    /// [`super::limits::MAX_VCPUS`], which is no more.
+    pub const VCPUS: usize = 8;
 
     /// Byte offset of [`ControlPage::magic`] in the page, for C and assembly.
     pub const OFFSET_MAGIC: usize = 0;
     /// Byte offset of [`ControlPage::version`] in the page.
     pub const OFFSET_VERSION: usize = 4;
-    /// Byte offset of [`ControlPage::mask`], the flag word the guest's and
-    /// the hypervisor's fast paths reach without the struct.
+    /// Byte offset of [`ControlPage::mask`], the flag word (vCPU n's byte
+    /// at `OFFSET_MASK + n`), which the guest's and the hypervisor's fast
+    /// paths reach without the struct.
     pub const OFFSET_MASK: usize = 8;
-    /// Byte offset of [`ControlPage::pending`]: the word after the mask word.
-    pub const OFFSET_PENDING: usize = 12;
+    /// Byte offset of [`ControlPage::pending`]: the word after the flag word.
+    pub const OFFSET_PENDING: usize = 16;
+    /// From vCPU n's mask byte to its pending byte: one immediate offset
+    /// for every vCPU, so an unmask reaches both from one address.
+    pub const PENDING_FROM_MASK: usize = OFFSET_PENDING - OFFSET_MASK;
 
-    /// The control page as laid out in memory (layout [`VERSION`]): 32-bit
-    /// little-endian words at the `OFFSET_*` byte offsets, [`SIZE`] bytes,
-    /// page aligned; `struct bulkhead_control_page` in `bulkhead.h`.
+    /// What guest-lib and `bulkhead.h` store in a mask byte to mask (the
+    /// hypervisor takes any non-zero value as masked).
+    pub const MASKED: u8 = 1;
+    /// Bit 0 of a pending byte: the hypervisor holds interrupts deferred
+    /// for the vCPU. The only bit the hypervisor writes: it sets it at a
+    /// deferral and clears it when it has injected them, on
+    /// [`super::call::IRQ_UNMASK`] or at its next decision for the vCPU
+    /// after the mask byte was cleared.
+    pub const PENDING_DEFERRED: u8 = 1 << 0;
+
+    /// The control page as laid out in memory (layout [`VERSION`]):
+    /// little-endian, at the `OFFSET_*` byte offsets, [`SIZE`] bytes, page
+    /// aligned; `struct bulkhead_control_page` in `bulkhead.h`.
     #[repr(C, align(4096))]
     #[derive(Debug)]
     pub struct ControlPage {
@@ -106,14 +135,15 @@ pub mod control {
         pub magic: u32,
         /// [`VERSION`], written by the hypervisor.
         pub version: u32,
-        /// The flag word: bit n set = vCPU n has its interrupts masked.
-        /// Written by the guest, read by the hypervisor.
-        pub mask: AtomicU32,
-        /// Bit n set = the hypervisor holds interrupts deferred for vCPU n.
-        /// Set by the hypervisor, cleared by it on [`super::call::IRQ_UNMASK`].
-        pub pending: AtomicU32,
-        /// Room to grow; reads as zero in version 1.
-        pub reserved: [u32; SIZE / 4 - 4],
+        /// The flag word: byte n non-zero = vCPU n has its interrupts
+        /// masked. Byte n is written by vCPU n only, read by the hypervisor.
+        pub mask: [AtomicU8; VCPUS],
+        /// Byte n: vCPU n's pending byte. Bit 0 ([`PENDING_DEFERRED`]) is
+        /// the hypervisor's; bits 7:1 are vCPU n's own, which the
+        /// hypervisor leaves as they are.
+        pub pending: [AtomicU8; VCPUS],
+        /// Room to grow; reads as zero in version 2.
+        pub reserved: [u32; SIZE / 4 - 6],
     }
 
     const _: () = {
@@ -122,6 +152,9 @@ pub mod control {
         assert!(core::mem::offset_of!(ControlPage, version) == OFFSET_VERSION);
         assert!(core::mem::offset_of!(ControlPage, mask) == OFFSET_MASK);
         assert!(core::mem::offset_of!(ControlPage, pending) == OFFSET_PENDING);
+        // The flag word is one naturally aligned 64-bit word.
+        assert!(OFFSET_MASK.is_multiple_of(8) && VCPUS == 8);
+        assert!(super::limits::MAX_VCPUS <= VCPUS);
     };
 }
 
@@ -196,8 +229,9 @@ impl Counter {
 
 /// `x1` of a successful [`call::VERSION`]: "BULKHEAD" in ASCII, little-endian.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"BULKHEAD");
-/// `x2` of a successful [`call::VERSION`]: bumped on any incompatible change.
-pub const ABI_VERSION: u64 = 1;
+/// `x2` of a successful [`call::VERSION`]: bumped on any incompatible change
+/// (2: the control page's layout version 2, a byte per vCPU).
+pub const ABI_VERSION: u64 = 2;
 /// Most bytes one [`call::CONSOLE_WRITE`] carries (six registers of eight).
 pub const CONSOLE_WRITE_MAX: usize = 48;
 
@@ -210,13 +244,14 @@ pub mod limits {
     /// Most physical CPUs a board may have: the hypervisor keeps an EL2
     /// stack and a per-CPU block for each.
     pub const MAX_CPUS: usize = 8;
-    /// Most vCPUs one partition may have: one bit each in the control
-    /// page's 32-bit mask and pending words, one stack each in guest-lib.
+    /// Most vCPUs one partition may have: one byte each in the control
+    /// page's 64-bit flag and pending words ([`super::control::VCPUS`]),
+    /// one stack each in guest-lib.
     pub const MAX_VCPUS: usize = 8;
     /// Most SPIs one partition may own (its virtual GIC's SPI table).
     pub const MAX_PARTITION_SPIS: usize = 32;
 
-    const _: () = assert!(MAX_VCPUS <= 32 && MAX_VCPUS <= MAX_CPUS);
+    const _: () = assert!(MAX_VCPUS <= super::control::VCPUS && MAX_VCPUS <= MAX_CPUS);
 }
 
 /// Status returned in `x0`. Zero is success; the negative values are those

@@ -9,8 +9,8 @@
 //!
 //! The header is also compiled for AArch64 with its hypercall helpers
 //! (`aarch64-linux-gnu-gcc`, or `$BULKHEAD_AARCH64_CC`; scripts/setup.sh
-//! installs it), and the mask helpers must come out as exclusive load/store
-//! loops (no calls) with `-mno-outline-atomics`.
+//! installs it), and the mask helpers must come out as plain byte stores
+//! (`strb`, and `stlrb` to unmask), with no exclusive loop and no call.
 
 use std::collections::BTreeMap;
 
@@ -26,7 +26,7 @@ const STRICT_C: [&str; 6] = [
 use std::mem::{offset_of, size_of, size_of_val};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::AtomicU8;
 
 use bulkhead_abi::control::{self, ControlPage};
 use bulkhead_abi::{ABI_VERSION, CONSOLE_WRITE_MAX, Counter, MAGIC, Status, call};
@@ -49,22 +49,30 @@ static struct bulkhead_control_page page;
 static int behaviour(void)
 {
 	memset(&page, 0, sizeof page);
-	page.mask = UINT32_C(1) << 2; /* another vCPU, masked */
-	if (bulkhead_irq_mask(&page, 1) != 0 || page.mask != 0x6)
+	page.mask[2] = 1; /* another vCPU, masked */
+	if (bulkhead_irq_mask(&page, 1) != 0 || page.mask[1] != BULKHEAD_CP_MASKED ||
+	    page.mask[2] != 1 || page.mask[0] != 0)
 		return __LINE__;
 	if (!bulkhead_irq_is_masked(&page, 1) || bulkhead_irq_is_masked(&page, 0))
 		return __LINE__;
-	if (bulkhead_irq_mask(&page, 1) == 0 || page.mask != 0x6) /* nested */
+	if (bulkhead_irq_mask(&page, 1) == 0 || page.mask[1] != BULKHEAD_CP_MASKED) /* nested */
 		return __LINE__;
-	if (bulkhead_irq_unmask(&page, 1) != 0 || page.mask != 0x4 || unmask_calls != 0)
+	if (bulkhead_irq_unmask(&page, 1) != 0 || page.mask[1] != 0 || page.mask[2] != 1 ||
+	    unmask_calls != 0)
 		return __LINE__;
 	bulkhead_irq_mask(&page, 1);
-	page.pending = UINT32_C(1) << 2; /* someone else's: no call */
+	page.pending[2] = BULKHEAD_CP_PENDING_DEFERRED; /* someone else's: no call */
+	page.pending[1] = 0xfe; /* the guest's own bits: no call */
 	if (bulkhead_irq_unmask(&page, 1) != 0 || unmask_calls != 0)
 		return __LINE__;
 	bulkhead_irq_mask(&page, 1);
-	page.pending = 0x6;
-	if (bulkhead_irq_unmask(&page, 1) != 1 || page.mask != 0x4 || unmask_calls != 1)
+	page.pending[1] = BULKHEAD_CP_PENDING_DEFERRED;
+	if (bulkhead_irq_unmask(&page, 1) != 1 || page.mask[1] != 0 || unmask_calls != 1)
+		return __LINE__;
+	/* The flag word as one 64-bit little-endian word: byte n is vCPU n. */
+	if (bulkhead_irq_mask(&page, 7) != 0 ||
+	    ((const unsigned char *)&page)[BULKHEAD_CP_OFFSET_MASK + 7] != BULKHEAD_CP_MASKED ||
+	    ((const unsigned char *)&page)[BULKHEAD_CP_OFFSET_MASK + 7 + BULKHEAD_CP_PENDING_FROM_MASK] != 0)
 		return __LINE__;
 	return 1;
 }
@@ -80,7 +88,9 @@ int main(void)
 	U("cp.sizeof.magic", sizeof page.magic);
 	U("cp.sizeof.version", sizeof page.version);
 	U("cp.sizeof.mask", sizeof page.mask);
+	U("cp.sizeof.mask_byte", sizeof page.mask[0]);
 	U("cp.sizeof.pending", sizeof page.pending);
+	U("cp.sizeof.pending_byte", sizeof page.pending[0]);
 	U("cp.sizeof.reserved_word", sizeof page.reserved[0]);
 	U("cp.reserved_words", sizeof page.reserved / sizeof page.reserved[0]);
 	U("BULKHEAD_CP_RESERVED_WORDS", BULKHEAD_CP_RESERVED_WORDS);
@@ -89,6 +99,10 @@ int main(void)
 	U("BULKHEAD_CP_OFFSET_VERSION", BULKHEAD_CP_OFFSET_VERSION);
 	U("BULKHEAD_CP_OFFSET_MASK", BULKHEAD_CP_OFFSET_MASK);
 	U("BULKHEAD_CP_OFFSET_PENDING", BULKHEAD_CP_OFFSET_PENDING);
+	U("BULKHEAD_CP_PENDING_FROM_MASK", BULKHEAD_CP_PENDING_FROM_MASK);
+	U("BULKHEAD_CP_VCPUS", BULKHEAD_CP_VCPUS);
+	U("BULKHEAD_CP_MASKED", BULKHEAD_CP_MASKED);
+	U("BULKHEAD_CP_PENDING_DEFERRED", BULKHEAD_CP_PENDING_DEFERRED);
 	U("BULKHEAD_CP_MAGIC", BULKHEAD_CP_MAGIC);
 	U("BULKHEAD_CP_VERSION", BULKHEAD_CP_VERSION);
 
@@ -156,14 +170,19 @@ fn expected() -> BTreeMap<String, i128> {
     let fields = ControlPage {
         magic: 0,
         version: 0,
-        mask: AtomicU32::new(0),
-        pending: AtomicU32::new(0),
-        reserved: [0; control::SIZE / 4 - 4],
+        mask: [const { AtomicU8::new(0) }; control::VCPUS],
+        pending: [const { AtomicU8::new(0) }; control::VCPUS],
+        reserved: [0; control::SIZE / 4 - 6],
     };
     put("cp.sizeof.magic", size_of_val(&fields.magic) as i128);
     put("cp.sizeof.version", size_of_val(&fields.version) as i128);
     put("cp.sizeof.mask", size_of_val(&fields.mask) as i128);
+    put("cp.sizeof.mask_byte", size_of_val(&fields.mask[0]) as i128);
     put("cp.sizeof.pending", size_of_val(&fields.pending) as i128);
+    put(
+        "cp.sizeof.pending_byte",
+        size_of_val(&fields.pending[0]) as i128,
+    );
     put(
         "cp.sizeof.reserved_word",
         size_of_val(&fields.reserved[0]) as i128,
@@ -181,6 +200,16 @@ fn expected() -> BTreeMap<String, i128> {
     put(
         "BULKHEAD_CP_OFFSET_PENDING",
         control::OFFSET_PENDING as i128,
+    );
+    put(
+        "BULKHEAD_CP_PENDING_FROM_MASK",
+        control::PENDING_FROM_MASK as i128,
+    );
+    put("BULKHEAD_CP_VCPUS", control::VCPUS as i128);
+    put("BULKHEAD_CP_MASKED", control::MASKED as i128);
+    put(
+        "BULKHEAD_CP_PENDING_DEFERRED",
+        control::PENDING_DEFERRED as i128,
     );
     put("BULKHEAD_CP_MAGIC", control::MAGIC as i128);
     put("BULKHEAD_CP_VERSION", control::VERSION as i128);
@@ -295,7 +324,7 @@ fn c_header_matches_the_rust_abi() {
 }
 
 /// The AArch64 side: the hypercall helpers compile, and the mask helpers
-/// are inline exclusive loops.
+/// are plain byte accesses: no exclusive loop, no call.
 #[test]
 fn c_header_compiles_for_aarch64() {
     let cc =
@@ -346,13 +375,16 @@ struct bulkhead_control_page *guest_find(void) { return bulkhead_find_control_pa
             .to_string()
     };
     let mask = function("guest_mask");
-    assert!(mask.contains("ldxr") && mask.contains("stxr"), "{mask}");
+    assert!(mask.contains("ldrb") && mask.contains("strb"), "{mask}");
     let unmask = function("guest_unmask");
     assert!(
-        unmask.contains("stlxr") && unmask.contains("hvc"),
+        unmask.contains("stlrb") && unmask.contains("ldrb") && unmask.contains("hvc"),
         "{unmask}"
     );
     for body in [&mask, &unmask] {
         assert!(!body.contains("\tbl\t"), "a call in the fast path:\n{body}");
+        for exclusive in ["ldxr", "ldaxr", "stxr", "stlxr"] {
+            assert!(!body.contains(exclusive), "an exclusive loop:\n{body}");
+        }
     }
 }

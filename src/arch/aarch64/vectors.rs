@@ -12,20 +12,21 @@ use core::arch::global_asm;
 use core::mem::offset_of;
 
 #[cfg(not(gic = "v2"))]
-use aarch64_cpu::registers::SPSR_EL2;
+use aarch64_cpu::registers::{ICH_HCR_EL2, SPSR_EL2};
 #[cfg(not(gic = "v2"))]
-use bulkhead_abi::control;
+use bulkhead_abi::{call, control};
 
 use super::TrapFrame;
 #[cfg(not(gic = "v2"))]
 use super::gic::gicv3::fast::{
-    COUNTER_IRQ, COUNTER_SGI_TRAP, FastBlock, ICH_HCR_EN_TALL1, KICK_DRAINED, LR_PENDING,
-    LR_PENDING_HW, SGI1R_ESR, SGI1R_NOT_FAST, SPI_EDGE_BIT,
+    COUNTER_HVC, COUNTER_IRQ, COUNTER_SGI_TRAP, FastBlock, HVC0_ESR, ICH_HCR_EN_TALL1, IRQ_HW,
+    IRQ_PRIORITY, KICK_DRAINED, LR_HW_BIT, LR_PENDING, LR_PENDING_HW, PUBLISHED_MAX_WAIT,
+    SGI1R_ESR, SGI1R_NOT_FAST, SPI_EDGE_BIT,
 };
 #[cfg(not(gic = "v2"))]
 use super::percpu::PerCpu;
 #[cfg(not(gic = "v2"))]
-use crate::vgic::{sgi, state};
+use crate::vgic::{gate, lr, sgi, state};
 
 /// The offset of a `FastBlock` field from the per-CPU block TPIDR_EL2
 /// points at.
@@ -41,10 +42,12 @@ global_asm!(
     include_str!("vectors.S"),
     include_str!("gic/gicv3/fast.S"),
     FRAME = const core::mem::size_of::<TrapFrame>(),
-    FC_PAGE = const fc!(page),
+    FC_MASK = const fc!(mask),
     FC_BIT = const fc!(bit),
     FC_PRIVATE = const fc!(private),
-    FC_QUEUE_LEN = const fc!(queue_len),
+    FC_QUEUE = const fc!(queue),
+    FC_STATS = const fc!(stats),
+    FC_DEFER_STATS = const fc!(defer_stats),
     FC_LR_ALL = const fc!(lr_all),
     FC_VGIC_CTLR = const fc!(vgic_ctlr),
     FC_COUNTERS = const fc!(counters),
@@ -60,9 +63,23 @@ global_asm!(
     PI_ENABLED = const state::PRIVATE_ENABLED,
     PI_PENDING = const state::PRIVATE_PENDING,
     PI_PRIORITY = const state::PRIVATE_PRIORITY,
-    CP_MASK = const control::OFFSET_MASK,
     CNT_IRQ = const COUNTER_IRQ,
     CNT_SGI_TRAP = const COUNTER_SGI_TRAP,
+    CNT_HVC = const COUNTER_HVC,
+    HVC0_ESR_HI = const HVC0_ESR >> 16,
+    IRQ_UNMASK_LO = const call::IRQ_UNMASK & 0xffff,
+    IRQ_UNMASK_HI = const call::IRQ_UNMASK >> 16,
+    ICH_HCR_UIE_BIT = const ICH_HCR_EL2::UIE.shift,
+    PENDING_FROM_MASK = const control::PENDING_FROM_MASK,
+    NOT_DEFERRED = const !control::PENDING_DEFERRED,
+    QUEUE_LEN = const lr::QUEUE_LEN,
+    QUEUE_FIRST = const lr::QUEUE_FIRST,
+    IRQ_PRIORITY = const IRQ_PRIORITY,
+    IRQ_HW = const IRQ_HW,
+    LR_HW_BIT = const LR_HW_BIT,
+    STATS_MAX_WAIT = const gate::STATS_MAX_WAIT,
+    STATS_WINDOW_START = const gate::STATS_WINDOW_START,
+    PUBLISHED_MAX_WAIT = const PUBLISHED_MAX_WAIT,
     VTIMER = const state::VTIMER_INTID,
     KICK_DRAINED = const KICK_DRAINED,
     SGI1R_ESR_LO = const SGI1R_ESR & 0xffff,

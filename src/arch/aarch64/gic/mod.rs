@@ -91,8 +91,14 @@ pub struct FastFill<'a> {
     pub control: &'a ControlPage,
     /// The vCPU's exit counters, indexed by `bulkhead_abi::Counter`.
     pub counters: &'a [AtomicU64],
-    /// Where this CPU's pending queue keeps its length.
-    pub queue_len: usize,
+    /// Where this CPU's pending queue is (`vgic::lr::PendingQueue`).
+    pub queue: usize,
+    /// Where this CPU keeps its vCPU's deferral statistics
+    /// (`vgic::gate::Stats`).
+    pub stats: usize,
+    /// Where the vCPU's statistics are published for other CPUs
+    /// (deferred, max wait, max window).
+    pub defer_stats: &'a [AtomicU64; 3],
     /// The partition's GICD_CTLR.
     pub ctlr: &'a AtomicU32,
     /// Every vCPU's private interrupts (vCPU n at index n), and the MPIDR of

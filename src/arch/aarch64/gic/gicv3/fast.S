@@ -9,9 +9,13 @@
  * numbered ones stay within a few lines.
  *
  * Constants (global_asm! operands): the per-CPU block's offsets (FC_*),
+ * the pending queue's (QUEUE_LEN; QUEUE_FIRST and IRQ_* for the IRQ_UNMASK
+ * path, which also takes HVC0_ESR_HI, IRQ_UNMASK_*, STATS_* into
+ * vgic::gate::Stats, PUBLISHED_MAX_WAIT, PENDING_FROM_MASK, NOT_DEFERRED,
+ * ICH_HCR_UIE_BIT and LR_HW_BIT),
  * the PrivateIrqs and Spi offsets (PI_*, SPI_*; SPI_EDGE_BIT: `Spi::edge`
- * in the word at SPI_ENABLED), SPSR_I_BIT, ICH_HCR_EN_TALL1, the control page's mask
- * word offset (CP_MASK), the counter offsets (CNT_*), VTIMER,
+ * in the word at SPI_ENABLED), SPSR_I_BIT, ICH_HCR_EN_TALL1, the counter
+ * offsets (CNT_*), VTIMER,
  * KICK_DRAINED, the list-register, DRAIN_ALL, GICD_CTLR and ICC_SGI1R_EL1
  * values and bits the Rust definitions give (LR_*, DRAIN_ALL_BIT,
  * CTLR_GRP1_BIT, SGI1R_*), and FAST_PATHS: 0 when the `fast-paths` feature
@@ -27,19 +31,17 @@
 .endm
 
 /*
- * Branches to \slow unless the vCPU on this CPU is unmasked, nothing waits
- * in its queue and every list register is free. x1 = &PerCpu; clobbers
- * x2, x3.
+ * Branches to \slow unless the vCPU on this CPU is unmasked (its byte of
+ * the control page's flag word is zero), nothing waits in its queue and
+ * every list register is free. x1 = &PerCpu; clobbers x2, x3.
  */
 .macro FAST_DELIVERY_OK slow
-    ldr     x2, [x1, #{FC_PAGE}]
+    ldr     x2, [x1, #{FC_MASK}]
     cbz     x2, \slow
-    ldr     w2, [x2, #{CP_MASK}]
-    ldr     x3, [x1, #{FC_BIT}]
-    tst     x2, x3
-    b.ne    \slow
-    ldr     x2, [x1, #{FC_QUEUE_LEN}]
-    ldr     x2, [x2]
+    ldrb    w2, [x2]
+    cbnz    w2, \slow
+    ldr     x2, [x1, #{FC_QUEUE}]
+    ldr     x2, [x2, #{QUEUE_LEN}]
     cbnz    x2, \slow
     mrs     x2, ich_elrsr_el2
     ldr     x3, [x1, #{FC_LR_ALL}]
@@ -182,7 +184,7 @@ lower_sync:
     movz    w2, #{SGI1R_ESR_LO}
     movk    w2, #{SGI1R_ESR_HI}, lsl #16
     cmp     w1, w2
-    b.ne    .Lsync_to_rust
+    b.ne    .Lsync_not_sgi
     ubfx    x1, x0, #5, #5                      /* Rt */
     cmp     x1, #8
     b.hs    1f
@@ -211,7 +213,7 @@ lower_sync:
     tst     x2, x3
     b.ne    .Lsgi_not_list
     mrs     x1, tpidr_el2
-    ldr     x3, [x1, #{FC_PAGE}]
+    ldr     x3, [x1, #{FC_MASK}]
     cbz     x3, .Lsync_to_rust
     and     x4, x2, #{SGI1R_TARGET_LIST}        /* TargetList */
     ldr     x5, [x1, #{FC_VCPUS}]
@@ -262,7 +264,7 @@ lower_sync:
      * the partition but itself (the other fields are ignored). */
     tbz     x2, #{SGI1R_IRM_BIT}, .Lsync_to_rust
     mrs     x1, tpidr_el2
-    ldr     x3, [x1, #{FC_PAGE}]
+    ldr     x3, [x1, #{FC_MASK}]
     cbz     x3, .Lsync_to_rust
     ldr     x4, [x1, #{FC_VCPUS}]
     ldr     x5, [x1, #{FC_BIT}]
@@ -274,6 +276,78 @@ lower_sync:
     mov     x0, sp
     bl      handle_local_drain
     RESTORE_ALL_AND_ERET
+
+.Lsync_not_sgi: /* x0 = ESR_EL2. `hvc #0` with W0 = IRQ_UNMASK? */
+    tbnz    w0, #31, .Lsync_to_rust             /* EC bit 5: an abort (0x20, 0x24) */
+    movz    w1, #{HVC0_ESR_HI}, lsl #16
+    cmp     w0, w1
+    b.ne    .Lsync_to_rust
+    ldr     x2, [sp]                            /* the guest's x0 */
+    movz    w3, #{IRQ_UNMASK_LO}
+    movk    w3, #{IRQ_UNMASK_HI}, lsl #16
+    cmp     w2, w3                              /* the function id is W0 */
+    b.ne    .Lsync_to_rust
+    /* IRQ_UNMASK: fast when the vCPU is unmasked, exactly one interrupt
+     * waits in its queue, every list register is free, the underflow
+     * interrupt is off and a masked window is open (an interrupt was
+     * deferred): then Rust's flush would list that one interrupt in LR0,
+     * clear the deferral bit and end the window. */
+    mrs     x1, tpidr_el2
+    ldr     x2, [x1, #{FC_MASK}]
+    cbz     x2, .Lsync_to_rust
+    ldrb    w3, [x2]
+    cbnz    w3, .Lsync_to_rust                  /* masked again: Rust keeps it */
+    ldr     x4, [x1, #{FC_QUEUE}]
+    ldr     x3, [x4, #{QUEUE_LEN}]
+    cmp     x3, #1
+    b.ne    .Lsync_to_rust                      /* none, or several: Rust orders them */
+    mrs     x3, ich_elrsr_el2
+    ldr     x5, [x1, #{FC_LR_ALL}]
+    cmp     x3, x5
+    b.ne    .Lsync_to_rust                      /* a list register in use: Rust joins */
+    mrs     x3, ich_hcr_el2
+    tbnz    x3, #{ICH_HCR_UIE_BIT}, .Lsync_to_rust
+    ldr     x6, [x1, #{FC_STATS}]
+    ldr     x5, [x6, #{STATS_WINDOW_START}]
+    cbz     x5, .Lsync_to_rust                  /* no window open (Stats::NONE) */
+    /* The queue's one interrupt: pending (62) | group 1 (60) | priority |
+     * vINTID, and for a forwarded PPI HW (61) | pINTID = vINTID. A
+     * forwarded SPI goes to Rust, which looks at its line first. */
+    ldr     w3, [x4, #{QUEUE_FIRST}]            /* INTID */
+    movz    x7, #{LR_PENDING_HI}, lsl #48
+    orr     x7, x7, x3
+    ldrb    w0, [x4, #{QUEUE_FIRST} + {IRQ_PRIORITY}]
+    orr     x7, x7, x0, lsl #48
+    ldrb    w0, [x4, #{QUEUE_FIRST} + {IRQ_HW}]
+    cbz     w0, 1f
+    cmp     w3, #32
+    b.hs    .Lsync_to_rust
+    orr     x7, x7, x3, lsl #32
+    orr     x7, x7, #(1 << {LR_HW_BIT})
+1:  msr     ich_lr0_el2, x7
+    str     xzr, [x4, #{QUEUE_LEN}]             /* the queue is empty */
+    /* The pending byte: the deferral bit cleared, the guest's bits kept. */
+    ldrb    w0, [x2, #{PENDING_FROM_MASK}]
+    and     w0, w0, #{NOT_DEFERRED}
+    strb    w0, [x2, #{PENDING_FROM_MASK}]
+    /* The window ends and its interrupts are all listed, now: max_window
+     * and max_wait both see now - start (saturating), and both moments
+     * become NONE (0). */
+    mrs     x0, cntpct_el0
+    subs    x3, x0, x5
+    csel    x3, x3, xzr, hs
+    ldp     x0, x7, [x6, #{STATS_MAX_WAIT}]     /* max_wait, max_window */
+    cmp     x0, x3
+    csel    x0, x0, x3, hs
+    cmp     x7, x3
+    csel    x7, x7, x3, hs
+    stp     x0, x7, [x6, #{STATS_MAX_WAIT}]
+    stp     xzr, xzr, [x6, #{STATS_WINDOW_START}] /* window_start, draining_since */
+    ldr     x5, [x1, #{FC_DEFER_STATS}]
+    stp     x0, x7, [x5, #{PUBLISHED_MAX_WAIT}] /* published for other CPUs */
+    COUNT   {CNT_HVC}
+    str     xzr, [sp]                           /* x0 = SUCCESS */
+    RESTORE_LOW_AND_ERET
 
 .Lsync_to_rust:
     SAVE_HIGH

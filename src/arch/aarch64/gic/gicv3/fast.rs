@@ -1,7 +1,7 @@
 //! The GICv3 backend's exit fast paths (`fast.S`): their per-CPU block,
 //! what fills it, and the values the assembly takes from Rust definitions.
 //!
-//! Four exits are handled in `fast.S` without entering Rust when the
+//! Five exits are handled in `fast.S` without entering Rust when the
 //! common case holds, and fall back to the Rust handlers otherwise:
 //! - the virtual timer's physical interrupt: vCPU not masked, nothing
 //!   queued, every list register free: one LR written with the HW bit;
@@ -13,7 +13,13 @@
 //!   pending in the model: taken and written to a list register;
 //! - a guest's ICC_SGI1R_EL1 write with plain affinity-0 targets, all
 //!   vCPUs of its partition, or to all but itself (IRM = 1): pending bits
-//!   set, target CPUs kicked (and a self-IPI delivered at once).
+//!   set, target CPUs kicked (and a self-IPI delivered at once);
+//! - the IRQ_UNMASK hypercall (`hvc #0`) of a vCPU that has cleared its
+//!   mask byte, with exactly one interrupt deferred (not a forwarded SPI,
+//!   whose line Rust looks at), every list register free, the underflow
+//!   interrupt off and a masked window open: the interrupt written to a
+//!   list register, the pending byte's deferral bit cleared, the window
+//!   ended in the statistics and published, as `interrupts::flush` would.
 //!
 //! Each does exactly what the Rust path would do in that case, and counts
 //! the exit the same way. The `fast-paths` cargo feature (on by default)
@@ -34,14 +40,21 @@ use crate::vgic::{sgi, state};
 #[repr(C)]
 #[derive(Debug)]
 pub struct FastBlock {
-    /// The vCPU's control page (0: no vCPU here; the fast paths are off).
-    pub(in crate::arch) page: AtomicU64,
-    /// 1 << vCPU index: its bit in the flag word, and in target masks.
+    /// The vCPU's mask byte in its control page's flag word (0: no vCPU
+    /// here; the fast paths are off).
+    pub(in crate::arch) mask: AtomicU64,
+    /// 1 << vCPU index: its bit in target masks.
     pub(in crate::arch) bit: AtomicU64,
     /// &PrivateIrqs of the vCPU.
     pub(in crate::arch) private: AtomicU64,
-    /// Address of this CPU's queue length.
-    pub(in crate::arch) queue_len: AtomicU64,
+    /// Address of this CPU's pending queue (its length at
+    /// `lr::QUEUE_LEN`, its first interrupt at `lr::QUEUE_FIRST`).
+    pub(in crate::arch) queue: AtomicU64,
+    /// Address of this CPU's deferral statistics (`vgic::gate::Stats`).
+    pub(in crate::arch) stats: AtomicU64,
+    /// Address of the vCPU's published statistics (deferred, max wait,
+    /// max window).
+    pub(in crate::arch) defer_stats: AtomicU64,
     /// ICH_ELRSR_EL2 when every list register is free.
     pub(in crate::arch) lr_all: AtomicU64,
     /// Address of the partition's GICD_CTLR state.
@@ -63,10 +76,12 @@ impl FastBlock {
     /// A block with the fast paths off (no vCPU on the CPU).
     pub const fn new() -> Self {
         FastBlock {
-            page: AtomicU64::new(0),
+            mask: AtomicU64::new(0),
             bit: AtomicU64::new(0),
             private: AtomicU64::new(0),
-            queue_len: AtomicU64::new(0),
+            queue: AtomicU64::new(0),
+            stats: AtomicU64::new(0),
+            defer_stats: AtomicU64::new(0),
             lr_all: AtomicU64::new(0),
             vgic_ctlr: AtomicU64::new(0),
             counters: AtomicU64::new(0),
@@ -91,7 +106,9 @@ pub(super) fn fill(f: &FastBlock, fill: &FastFill<'_>) {
     let v = fill.vcpu;
     set(&f.bit, 1 << v);
     set(&f.private, &fill.private[v] as *const _ as u64);
-    set(&f.queue_len, fill.queue_len as u64);
+    set(&f.queue, fill.queue as u64);
+    set(&f.stats, fill.stats as u64);
+    set(&f.defer_stats, fill.defer_stats.as_ptr() as u64);
     set(&f.lr_all, (1u64 << list_register_count()) - 1);
     set(&f.vgic_ctlr, fill.ctlr as *const _ as u64);
     set(&f.counters, fill.counters.as_ptr() as u64);
@@ -118,9 +135,9 @@ pub(super) fn fill(f: &FastBlock, fill: &FastFill<'_>) {
         set(intid, i);
         set(spi, s);
     }
-    // Last: a non-zero page turns the fast paths on.
-    f.page
-        .store(fill.control as *const _ as u64, Ordering::Release);
+    // Last: a non-zero mask byte address turns the fast paths on.
+    f.mask
+        .store(&fill.control.mask[v] as *const _ as u64, Ordering::Release);
 }
 
 /// `Spi::edge` as a bit of the word the SPI fast path loads at
@@ -135,6 +152,30 @@ pub(in crate::arch) const ICH_HCR_EN_TALL1: u64 = 1 | crate::arch::sysreg::ICH_H
 /// Offsets the assembly uses into other structures.
 pub(in crate::arch) const COUNTER_IRQ: usize = Counter::Irq as usize * 8;
 pub(in crate::arch) const COUNTER_SGI_TRAP: usize = Counter::SgiTrap as usize * 8;
+pub(in crate::arch) const COUNTER_HVC: usize = Counter::Hvc as usize * 8;
+
+/// ESR_EL2 of `hvc #0` from AArch64: EC 0x16, IL, ISS = the immediate, 0.
+/// Only this one takes the IRQ_UNMASK fast path (guest-lib and bulkhead.h
+/// use `hvc #0`); any other immediate goes to Rust, which answers it the
+/// same.
+pub(in crate::arch) const HVC0_ESR: u32 = (0x16 << 26) | (1 << 25);
+// The path tests it with one `movz` (bits 31:16), after a `tbnz` on bit 31
+// (EC bit 5) that sends the aborts (EC 0x20, 0x24) to Rust at once.
+const _: () = assert!(HVC0_ESR & 0xffff == 0 && HVC0_ESR & (1 << 31) == 0);
+
+/// Where the published statistics keep max wait and max window (a pair,
+/// after `deferred`: `Partition::publish_stats`), and the fast path's view
+/// of `Irq`.
+pub(in crate::arch) const PUBLISHED_MAX_WAIT: usize = 8;
+pub(in crate::arch) const IRQ_INTID: usize = core::mem::offset_of!(Irq, intid);
+pub(in crate::arch) const IRQ_PRIORITY: usize = core::mem::offset_of!(Irq, priority);
+pub(in crate::arch) const IRQ_HW: usize = core::mem::offset_of!(Irq, hw);
+const _: () = assert!(IRQ_INTID == 0);
+
+/// ICH_LR<n>_EL2's HW bit, as a bit number (what the IRQ_UNMASK fast
+/// path sets for a forwarded PPI, with the pINTID).
+pub(in crate::arch) const LR_HW_BIT: u32 = (LR_PENDING_HW ^ LR_PENDING).trailing_zeros();
+const _: () = assert!((LR_PENDING_HW ^ LR_PENDING).count_ones() == 1);
 
 /// What `lower_irq` passes to the Rust handler when the fast path consumed
 /// (dropped and deactivated) the kick but left the draining to Rust.
