@@ -37,7 +37,7 @@
 //! - `sgi_self_to_vector`, `sgi_self_to_handler`: `dsb ishst; mrs t0; msr
 //!   icc_sgi1r_el1, x2 (self); isb` (on a GICv2 `str` to GICD_SGIR instead,
 //!   here and below; the register is pinned: the GICv3 fast path reads x0-x7
-//!   from the trap frame and the others through a jump, 3 instructions
+//!   from the trap frame and the others through a jump, 5 instructions
 //!   more) with IRQs unmasked; the vector's timestamp,
 //!   and the handler's first read, minus t0.
 //! - `sgi_send`: `dsb ishst; mrs t0; msr icc_sgi1r_el1 (vCPU 1); mrs t1;

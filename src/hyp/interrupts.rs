@@ -640,6 +640,7 @@ pub fn leave_for_restart(part: &Partition, v: usize) {
 pub fn reset(part: &Partition) {
     let _vgic = part.vgic_lock.lock();
     part.vgic.reset();
+    follow_model(part);
     // Already disabled by each vCPU's CPU (`leave_for_restart`).
     for spi in part.vgic.forwarded_spis() {
         Gic::spi_set_pending(spi.intid, false);
@@ -875,6 +876,9 @@ pub fn mmio_write(
         // The partition's own lock: only its vCPUs take it, for bounded work.
         let _model = part.vgic_lock.lock();
         let effects = regs::write(&part.vgic, frame, offset, size, value).unwrap_or_default();
+        // Before the physical side: a timer that the physical enable lets
+        // through finds the copy up to date.
+        follow_model(part);
         if effects.spis_changed | effects.ppis_changed != 0 {
             sync_physical(part, effects.spis_changed, effects.ppis_changed);
         }
@@ -918,6 +922,18 @@ pub fn pl011_line(part: &Partition, v: usize, change: Option<bool>, level: bool)
         regs::set_line(&part.vgic, CONSOLE_PL011_INTID, high)
     };
     apply(part, v, effects);
+}
+
+/// The GIC backend's fast paths follow the partition's model (the copy
+/// `GicBackend::follow_model` describes), for every vCPU: after each
+/// register write (whichever vCPU's registers it reached), at reset and
+/// when a vCPU is bound to its CPU. The caller holds the vGIC lock, so the
+/// copies are stored in the order the model changed.
+pub fn follow_model(part: &Partition) {
+    let group1 = part.vgic.group1_enabled();
+    for (private, &cpu) in part.vgic.private.iter().zip(part.config.cpus) {
+        Gic::follow_model(cpu, private, group1);
+    }
 }
 
 fn apply(part: &Partition, v: usize, effects: Effects) {

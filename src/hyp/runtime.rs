@@ -41,14 +41,6 @@ impl TableAlloc for HeapTables {
     }
 }
 
-/// Exit counters of one vCPU, indexed by `Counter`. Only the vCPU's own
-/// CPU writes them (a plain load and store, no read-modify-write atomics);
-/// anyone may read them.
-pub type Counters = [AtomicU64; COUNTER_SLOTS];
-/// Slots per vCPU: the counters, rounded up to a power of two so that a
-/// vCPU's counters are found with a shift, not a multiply, on every exit.
-const COUNTER_SLOTS: usize = Counter::ALL.len().next_power_of_two();
-
 /// One partition's run-time state.
 pub struct Partition {
     pub config: &'static PartitionConfig,
@@ -63,7 +55,6 @@ pub struct Partition {
     pub vgic: VgicState,
     pub vgic_lock: spin::Mutex<()>,
     pub affinity: AffinityMap,
-    pub counters: [Counters; MAX_VCPUS],
     /// Its control page (hypervisor memory the guest also writes: untrusted).
     pub control: &'static ControlPage,
     /// Loading its memory, at boot and at each restart.
@@ -83,15 +74,17 @@ pub struct Partition {
 }
 
 impl Partition {
-    /// Counts one event of `counter` for vCPU `v` (on `v`'s own CPU).
+    /// Counts one event of `counter` for vCPU `v`, on `v`'s own CPU: the
+    /// counters are kept by the CPU (`percpu::counters_of`), where the
+    /// exit fast paths count too.
     #[inline(always)]
     pub fn count(&self, v: usize, counter: Counter, n: u64) {
-        let c = &self.counters[v][counter as usize];
-        c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+        debug_assert_eq!(arch::percpu::this_vcpu().1, v);
+        arch::percpu::count(counter, n);
     }
 
     pub fn counter(&self, v: usize, counter: Counter) -> u64 {
-        self.counters[v][counter as usize].load(Ordering::Relaxed)
+        arch::percpu::counters_of(self.config.cpus[v])[counter as usize].load(Ordering::Relaxed)
     }
 
     /// Makes vCPU `v`'s deferral statistics readable from any CPU.
@@ -386,7 +379,6 @@ impl Runtime {
                 vgic,
                 vgic_lock: spin::Mutex::new(()),
                 affinity: AffinityMap::new(p.vmpidrs),
-                counters: [const { [const { AtomicU64::new(0) }; COUNTER_SLOTS] }; MAX_VCPUS],
                 control,
                 control_at: page,
                 load: Load::new(),

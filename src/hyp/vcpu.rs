@@ -208,15 +208,15 @@ impl Runtime {
             &FastFill {
                 vcpu: v,
                 control: part.control,
-                counters: &part.counters[v],
                 queue: interrupts::queue_address(),
                 stats: interrupts::stats_address(),
                 defer_stats: part.published_stats(v),
-                ctlr: &part.vgic.ctlr,
                 private: &part.vgic.private[..vcpus],
                 cpu_mpidrs: &mpidrs[..vcpus],
                 spis: part.vgic.spis(),
             },
         );
+        let _model = part.vgic_lock.lock();
+        interrupts::follow_model(part);
     }
 }

@@ -81,9 +81,8 @@ pub const PRIORITY_MASK: u8 = 0xf8;
 pub const DEFAULT_PRIORITY: u8 = 0xa0;
 
 /// One vCPU's SGIs and PPIs: what its redistributor's SGI frame shows.
-/// `repr(C)`: the hypervisor's assembly fast paths read `enabled`,
-/// `pending` and `priority` at the offsets below.
-#[repr(C)]
+/// The hypervisor's assembly fast paths take `pending` bits and read
+/// `priority` bytes at their addresses.
 #[derive(Debug)]
 pub struct PrivateIrqs {
     /// Bit n: INTID n enabled (GICR_ISENABLER0).
@@ -120,11 +119,6 @@ pub struct PrivateIrqs {
     /// so an ordinary drain costs one load.
     pub withdraw_requested: AtomicBool,
 }
-
-/// Byte offsets of [`PrivateIrqs`] fields, for assembly.
-pub const PRIVATE_ENABLED: usize = core::mem::offset_of!(PrivateIrqs, enabled);
-pub const PRIVATE_PENDING: usize = core::mem::offset_of!(PrivateIrqs, pending);
-pub const PRIVATE_PRIORITY: usize = core::mem::offset_of!(PrivateIrqs, priority);
 
 impl PrivateIrqs {
     pub const fn new() -> Self {
@@ -325,9 +319,9 @@ impl VgicState {
 mod tests {
     use super::*;
 
-    /// The assembly fast path tests DRAIN_ALL as bit 31 (`tbnz w5, #31` in
-    /// fast.S's DELIVER_ONE): it must be that bit, and no interrupt of a
-    /// partition.
+    /// DRAIN_ALL must be bit 31 and no interrupt of a partition: the
+    /// assembly fast path (fast.S's DELIVER_ONE) takes a kick only when
+    /// the pending bits are one SGI, so a DRAIN_ALL sends it to Rust.
     #[test]
     fn drain_all_is_bit_31_and_no_owned_interrupt() {
         assert_eq!(DRAIN_ALL.trailing_zeros(), 31);

@@ -3,12 +3,27 @@
 //! their part of it ([`FastBlock`], the GIC backend's) through it.
 //!
 //! Each CPU writes only its own block (and reads it only on itself), except
-//! that boot writes each CPU's index before that CPU starts.
+//! that boot writes each CPU's index before that CPU starts, anyone may
+//! read its vCPU's exit counters ([`counters_of`]), and the GIC backend
+//! keeps a copy of parts of the vCPU's virtual GIC model in its fast-path
+//! block, which whichever CPU changes the model writes (under the
+//! partition's vGIC lock: `GicBackend::follow_model`).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use bulkhead_abi::Counter;
+
 use super::gic::{FastBlock, FastFill, Gic, GicBackend};
 use super::{MAX_CPUS, exception};
+
+/// Exit counters of the vCPU a CPU runs, indexed by `Counter`. Only that
+/// CPU writes them (a plain load and store, no read-modify-write atomics);
+/// anyone may read them. They are the CPU's, not the partition's: a vCPU
+/// runs on one CPU only, and here the exit fast paths reach them with one
+/// load from TPIDR_EL2.
+pub type Counters = [AtomicU64; COUNTER_SLOTS];
+/// Slots per vCPU: the counters, rounded up to a power of two.
+const COUNTER_SLOTS: usize = Counter::ALL.len().next_power_of_two();
 
 /// One CPU's block.
 #[repr(C)]
@@ -25,6 +40,8 @@ pub struct PerCpu {
     context: AtomicU64,
     /// What the GIC backend's fast paths read.
     pub(in crate::arch) fast: FastBlock,
+    /// The exit counters of the vCPU this CPU runs.
+    pub(in crate::arch) counters: Counters,
 }
 
 static PER_CPU: [PerCpu; MAX_CPUS] = [const {
@@ -34,6 +51,7 @@ static PER_CPU: [PerCpu; MAX_CPUS] = [const {
         vcpu: AtomicU64::new(0),
         context: AtomicU64::new(0),
         fast: FastBlock::new(),
+        counters: [const { AtomicU64::new(0) }; COUNTER_SLOTS],
     }
 }; MAX_CPUS];
 
@@ -98,4 +116,24 @@ pub fn set_vcpu(partition: usize, context: u64, fill: &FastFill<'_>) {
         .store((partition << 8 | fill.vcpu) as u64, Ordering::Relaxed);
     block.context.store(context, Ordering::Relaxed);
     Gic::fill_fast(&block.fast, fill);
+}
+
+/// Counts `n` events of `counter` for the vCPU this CPU runs.
+#[inline(always)]
+pub fn count(counter: Counter, n: u64) {
+    let c = &this().counters[counter as usize];
+    c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}
+
+/// The exit counters of the vCPU CPU `cpu` runs (below `MAX_CPUS`: a
+/// board's CPU index).
+pub fn counters_of(cpu: usize) -> &'static Counters {
+    &PER_CPU[cpu].counters
+}
+
+/// CPU `cpu`'s fast-path block, for the GIC backend's copy of the model
+/// there (`GicBackend::follow_model`), written from any CPU.
+#[cfg(not(gic = "v2"))]
+pub(in crate::arch) fn fast_of(cpu: usize) -> &'static FastBlock {
+    &PER_CPU[cpu].fast
 }

@@ -43,6 +43,7 @@ use crate::mm::{Ipa, PhysAddr};
 use crate::trap::{SysRegAccess, sysreg};
 use crate::vgic::lr::{Entry, ListRegisters, format};
 use crate::vgic::sgi::SgiRequest;
+use crate::vgic::state::PrivateIrqs;
 
 /// The physical SGI the hypervisor uses to kick another CPU into EL2.
 /// Guests never see physical SGIs, so any number is free; 0 it is.
@@ -565,5 +566,9 @@ impl GicBackend for GicV3 {
 
     fn fill_fast(block: &FastBlock, fill: &FastFill<'_>) {
         fast::fill(block, fill)
+    }
+
+    fn follow_model(cpu: usize, private: &PrivateIrqs, group1: bool) {
+        fast::follow_model(crate::arch::percpu::fast_of(cpu), private, group1)
     }
 }

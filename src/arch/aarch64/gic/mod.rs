@@ -27,7 +27,7 @@ pub mod gicv2;
 #[cfg(not(gic = "v2"))]
 pub mod gicv3;
 
-use core::sync::atomic::{AtomicU32, AtomicU64};
+use core::sync::atomic::AtomicU64;
 
 use bulkhead_abi::control::ControlPage;
 
@@ -89,8 +89,6 @@ pub struct FastFill<'a> {
     pub vcpu: usize,
     /// The partition's control page (its mask flag word).
     pub control: &'a ControlPage,
-    /// The vCPU's exit counters, indexed by `bulkhead_abi::Counter`.
-    pub counters: &'a [AtomicU64],
     /// Where this CPU's pending queue is (`vgic::lr::PendingQueue`).
     pub queue: usize,
     /// Where this CPU keeps its vCPU's deferral statistics
@@ -99,8 +97,6 @@ pub struct FastFill<'a> {
     /// Where the vCPU's statistics are published for other CPUs
     /// (deferred, max wait, max window).
     pub defer_stats: &'a [AtomicU64; 3],
-    /// The partition's GICD_CTLR.
-    pub ctlr: &'a AtomicU32,
     /// Every vCPU's private interrupts (vCPU n at index n), and the MPIDR of
     /// the physical CPU each runs on.
     pub private: &'a [PrivateIrqs],
@@ -191,6 +187,17 @@ pub trait GicBackend {
     /// Fills physical CPU `cpu`'s fast-path block for the vCPU it runs (on
     /// that CPU, before the vCPU first runs).
     fn fill_fast(block: &FastBlock, fill: &FastFill<'_>);
+
+    /// The fast paths of physical CPU `cpu` keep a copy of what the model
+    /// says its vCPU may take (`private`, its SGIs' and PPIs' enables and
+    /// priorities, and the partition's group 1 enable `group1`): called,
+    /// from any of the partition's CPUs under its vGIC lock, after every
+    /// change of the model and when the vCPU is bound. A fast path that
+    /// finds its copy not allowing what waits goes to the Rust path, which
+    /// reads the model: so a copy that lags the model is never worse than
+    /// a read of the model a moment earlier.
+    #[inline(always)]
+    fn follow_model(_cpu: usize, _private: &PrivateIrqs, _group1: bool) {}
 
     /// Every guest exit, before anything touches this CPU's list
     /// registers: EL2 takes them back from [`GicBackend::list_remote`]

@@ -1,94 +1,112 @@
 /*
  * The GICv3 backend's guest exits: the IRQ and synchronous exits, with fast
- * paths for the four hottest cases (see fast.rs for the conditions). It
+ * paths for the five hottest cases (see fast.rs for the conditions). It
  * follows vectors.S in one global_asm! and uses its frame macros: a fast
- * path works in x0-x7 and returns; anything else calls the Rust handler,
- * whose decisions are the reference.
+ * path works in the low registers and returns; anything else calls the
+ * Rust handler, whose decisions are the reference.
+ *
+ * The frame is SAVE_LOW's, but the IRQ exit saves x0-x3 first (the
+ * timer's path needs no more) and the rest only where a path needs them:
+ * x4 and x5 on the kick's, x4-x7 before Rust. The synchronous exit saves
+ * x0-x7 at once, as SAVE_LOW does. The stores allocate the frame and the
+ * loads free it (pre- and post-index), one instruction each way fewer.
  *
  * Labels that jump far are named (.Lirq_to_rust, .Lsync_to_rust, ...);
  * numbered ones stay within a few lines.
  *
- * Constants (global_asm! operands): the per-CPU block's offsets (FC_*),
- * the pending queue's (QUEUE_LEN; QUEUE_FIRST and IRQ_* for the IRQ_UNMASK
- * path, which also takes HVC0_ESR_HI, IRQ_UNMASK_*, STATS_* into
- * vgic::gate::Stats, PUBLISHED_MAX_WAIT, PENDING_FROM_MASK, NOT_DEFERRED,
- * ICH_HCR_UIE_BIT and LR_HW_BIT),
- * the PrivateIrqs and Spi offsets (PI_*, SPI_*; SPI_EDGE_BIT: `Spi::edge`
- * in the word at SPI_ENABLED), SPSR_I_BIT, ICH_HCR_EN_TALL1, the counter
- * offsets (CNT_*), VTIMER,
- * KICK_DRAINED, the list-register, DRAIN_ALL, GICD_CTLR and ICC_SGI1R_EL1
- * values and bits the Rust definitions give (LR_*, DRAIN_ALL_BIT,
- * CTLR_GRP1_BIT, SGI1R_*), and FAST_PATHS: 0 when the `fast-paths` feature
- * is off, and then every exit goes straight to Rust.
+ * Constants (global_asm! operands): the per-CPU block's offsets (FC_*:
+ * its FastBlock's fields; CNT_*: its exit counters), the pending queue's
+ * (QUEUE_LEN; QUEUE_FIRST and IRQ_* for the IRQ_UNMASK path, which also
+ * takes HVC0_ESR_HI, IRQ_UNMASK_*, STATS_* into vgic::gate::Stats,
+ * PUBLISHED_MAX_WAIT, PENDING_FROM_MASK, NOT_DEFERRED, ICH_HCR_UIE_BIT and
+ * LR_HW_BIT), the Spi offsets (SPI_*; SPI_EDGE_BIT: `Spi::edge` in the
+ * word at SPI_ENABLED), SPSR_I_BIT, ICH_HCR_EN_TALL1, VTIMER,
+ * KICK_DRAINED, the list-register and ICC_SGI1R_EL1 values and bits the
+ * Rust definitions give (LR_*, SGI1R_*), and FAST_PATHS: 0 when the
+ * `fast-paths` feature is off, and then every exit goes straight to Rust.
  */
 
-/* counters[offset] += 1; x1 = &PerCpu; clobbers x2, x3. */
+/* x0-x3 into a new frame; x4-x7 into the same frame. */
+.macro SAVE_X0_X3
+    stp     x0, x1, [sp, #-{FRAME}]!
+    stp     x2, x3, [sp, #16 * 1]
+.endm
+.macro SAVE_X4_X7
+    stp     x4, x5, [sp, #16 * 2]
+    stp     x6, x7, [sp, #16 * 3]
+.endm
+
+/* Back to the guest with x0-x3 (and x4-x7) from the frame, which is freed. */
+.macro RESTORE_X0_X3_AND_ERET
+    ldp     x2, x3, [sp, #16 * 1]
+    ldp     x0, x1, [sp], #{FRAME}
+    eret
+    dsb     nsh
+    isb
+.endm
+.macro RESTORE_X0_X7_AND_ERET
+    ldp     x6, x7, [sp, #16 * 3]
+    ldp     x4, x5, [sp, #16 * 2]
+    RESTORE_X0_X3_AND_ERET
+.endm
+
+/* The vCPU's exit counter at \offset of the per-CPU block += 1.
+ * x1 = &PerCpu; clobbers x2. */
 .macro COUNT offset
-    ldr     x2, [x1, #{FC_COUNTERS}]
-    ldr     x3, [x2, #\offset]
-    add     x3, x3, #1
-    str     x3, [x2, #\offset]
+    ldr     x2, [x1, #\offset]
+    add     x2, x2, #1
+    str     x2, [x1, #\offset]
 .endm
 
 /*
  * Branches to \slow unless the vCPU on this CPU is unmasked (its byte of
- * the control page's flag word is zero), nothing waits in its queue and
- * every list register is free. x1 = &PerCpu; clobbers x2, x3.
+ * the control page's flag word is zero; with no vCPU bound, the byte the
+ * block points at is not) and nothing waits in its queue. The caller tests
+ * the list registers. x1 = &PerCpu; clobbers x2, x3.
  */
-.macro FAST_DELIVERY_OK slow
-    ldr     x2, [x1, #{FC_MASK}]
-    cbz     x2, \slow
+.macro UNMASKED_NOTHING_QUEUED slow
+    ldp     x2, x3, [x1, #{FC_MASK}]            /* &mask byte, &queue */
     ldrb    w2, [x2]
-    cbnz    w2, \slow
-    ldr     x2, [x1, #{FC_QUEUE}]
-    ldr     x2, [x2, #{QUEUE_LEN}]
+    ldr     x3, [x3, #{QUEUE_LEN}]
+    orr     x2, x2, x3
     cbnz    x2, \slow
-    mrs     x2, ich_elrsr_el2
-    ldr     x3, [x1, #{FC_LR_ALL}]
-    cmp     x2, x3
-    b.ne    \slow
 .endm
 
 /*
- * Moves the one deliverable SGI/PPI pending in this vCPU's model (pending
- * and enabled) into list register 0. Falls through when done or when
- * nothing is deliverable; branches to \slow (exclusive monitor cleared)
- * when the fast conditions do not hold: the vCPU masked, something queued
- * or listed, group 1 off, more than one deliverable, or DRAIN_ALL set.
- * x1 = &PerCpu; clobbers x2-x7.
+ * Moves the one deliverable SGI pending in this vCPU's model into list
+ * register 0, and falls through. Branches to \none when nothing is
+ * pending, and to \slow when the fast conditions do not hold: the vCPU
+ * masked, something queued or listed, or anything pending but exactly one
+ * SGI that the block's copy of the model lets the vCPU take (`sgis`:
+ * enabled, group 1 on). So more than one, a disabled one, group 1 off,
+ * DRAIN_ALL (bit 31, never in `sgis`) or a copy behind the model go to
+ * Rust, which reads the model. Both leave the exclusive monitor to clear
+ * (clrex) to their target. x1 = &PerCpu; clobbers x0, x2-x5.
  */
-.macro DELIVER_ONE slow
-    FAST_DELIVERY_OK \slow
-    ldr     x2, [x1, #{FC_VGIC_CTLR}]
-    ldr     w2, [x2]
-    tbz     w2, #{CTLR_GRP1_BIT}, \slow        /* group 1 off: Rust keeps them pending */
-    ldr     x2, [x1, #{FC_PRIVATE}]
-    ldr     w3, [x2, #{PI_ENABLED}]
-    add     x4, x2, #{PI_PENDING}
-1:  ldaxr   w5, [x4]
-    tbnz    w5, #{DRAIN_ALL_BIT}, 3f            /* DRAIN_ALL: SPIs may wait too */
-    and     w6, w5, w3                          /* deliverable: pending and enabled */
-    cbz     w6, 2f
-    sub     w7, w6, #1
-    tst     w6, w7
-    b.ne    3f                                  /* more than one: Rust orders them */
-    bic     w5, w5, w6
-    stlxr   w7, w5, [x4]
-    cbnz    w7, 1b
-    rbit    w6, w6
-    clz     w6, w6                              /* the INTID */
-    add     x7, x2, #{PI_PRIORITY}
-    ldrb    w7, [x7, x6]
+.macro DELIVER_ONE slow, none
+    UNMASKED_NOTHING_QUEUED \slow
+    mrs     x0, ich_elrsr_el2
+    ldp     x2, x4, [x1, #{FC_LR_ALL}]          /* lr_all, &priority */
+    cmp     x0, x2
+    b.ne    \slow                               /* a list register in use */
+    ldp     x2, x3, [x1, #{FC_PENDING}]         /* &pending, sgis */
+1:  ldaxr   w0, [x2]
+    cbz     w0, \none                           /* nothing pending */
+    /* One bit, in sgis: p & ((p - 1) | ~sgis) == 0. */
+    sub     w5, w0, #1
+    orn     w5, w5, w3
+    tst     w0, w5
+    b.ne    \slow
+    stlxr   w5, wzr, [x2]                       /* taken: nothing else was pending */
+    cbnz    w5, 1b
+    rbit    w0, w0
+    clz     w0, w0                              /* the INTID */
+    ldrb    w4, [x4, x0]                        /* its priority */
     /* pending (62) | group 1 (60) | priority | vINTID */
     movz    x5, #{LR_PENDING_HI}, lsl #48
-    orr     x5, x5, x6
-    orr     x5, x5, x7, lsl #48
+    orr     x5, x5, x0
+    orr     x5, x5, x4, lsl #48
     msr     ich_lr0_el2, x5
-    b       4f
-3:  clrex
-    b       \slow
-2:  clrex                                       /* nothing deliverable */
-4:
 .endm
 
 .section .text.fast, "ax"
@@ -96,7 +114,7 @@
 /* ---- IRQ from the guest -------------------------------------------------- */
 .global lower_irq
 lower_irq:
-    SAVE_LOW
+    SAVE_X0_X3
     mrs     x0, icc_iar1_el1
 .if {FAST_PATHS} == 0
     b       .Lirq_to_rust                       /* no fast paths: Rust */
@@ -105,65 +123,88 @@ lower_irq:
     cmp     w0, #{VTIMER}
     b.ne    .Lirq_not_timer
 
-    /* The virtual timer: forward it with the HW bit (pINTID = vINTID = 27). */
-    FAST_DELIVERY_OK .Lirq_to_rust
-    ldr     x2, [x1, #{FC_PRIVATE}]
-    ldr     w3, [x2, #{PI_ENABLED}]
-    tbz     w3, #{VTIMER}, .Lirq_to_rust
-    ldrb    w3, [x2, #{PI_PRIORITY} + {VTIMER}]
+    /* The virtual timer: forwarded with the HW bit in the list register
+     * the block keeps for it (`timer_lr`, following the model: 0 while the
+     * model does not let the vCPU take it, and then Rust decides). */
+    UNMASKED_NOTHING_QUEUED .Lirq_timer_to_rust
+    mrs     x0, ich_elrsr_el2
+    ldp     x2, x3, [x1, #{FC_TIMER_LR}]        /* its list register, lr_all */
+    cmp     x0, x3
+    ccmp    x2, #0, #4, eq                      /* Z: a list register in use, or none to write */
+    b.eq    .Lirq_timer_to_rust
+    mov     w0, #{VTIMER}
     msr     icc_eoir1_el1, x0                   /* priority drop only (EOImode 1) */
-    /* pending (62) | HW (61) | group 1 (60) | priority | pINTID 27 | vINTID 27 */
-    movz    x2, #{VTIMER}
-    movk    x2, #{VTIMER}, lsl #32
-    movk    x2, #{LR_PENDING_HW_HI}, lsl #48
-    orr     x2, x2, x3, lsl #48
     msr     ich_lr0_el2, x2
     COUNT   {CNT_IRQ}
-    RESTORE_LOW_AND_ERET
+    RESTORE_X0_X3_AND_ERET
+.Lirq_timer_to_rust:
+    mov     w0, #{VTIMER}
+    b       .Lirq_to_rust
 
 .Lirq_not_timer:
     cbz     w0, .Lirq_kick
     /* The partition's own passthrough SPI? Forward it with the HW bit, like
      * the timer. The table of (INTID, &Spi) ends with INTID 0, which w0 is
      * not here: anything else (a PPI, a special INTID) goes to Rust. */
-    add     x3, x1, #{FC_SPIS}
-11: ldp     x5, x4, [x3], #16                   /* INTID, &Spi */
-    cmp     w5, w0
-    b.eq    12f
-    cbnz    w5, 11b
-    b       .Lirq_to_rust                       /* not the partition's: Rust */
-12: FAST_DELIVERY_OK .Lirq_to_rust
-    ldr     w2, [x4, #{SPI_ENABLED}]            /* enabled [0], edge [24] */
+    UNMASKED_NOTHING_QUEUED .Lirq_to_rust
+    mrs     x2, ich_elrsr_el2
+    ldr     x3, [x1, #{FC_LR_ALL}]
+    cmp     x2, x3
+    b.ne    .Lirq_to_rust                       /* a list register in use */
+    ldp     x2, x3, [x1, #{FC_SPIS}]            /* the first (INTID, &Spi) */
+    cmp     w2, w0
+    b.ne    .Lirq_spi_search
+.Lirq_spi: /* x0 = INTID, x3 = &Spi */
+    ldr     w2, [x3, #{SPI_ENABLED}]            /* enabled [0], edge [24] */
     tbz     w2, #0, .Lirq_to_rust               /* disabled (a race): Rust decides */
+    ldrb    w3, [x3, #{SPI_PRIORITY}]
     /* A level SPI listed while the guest masks IRQs: its line may drop
      * before the guest acknowledges it, so that acknowledge traps (TALL1;
      * Rust's `interrupts::ack_trap`). Nothing else is on in ICH_HCR_EL2
      * here: no underflow with an empty queue. */
-    mrs     x5, spsr_el2
-    tbz     x5, #{SPSR_I_BIT}, 13f
     tbnz    w2, #{SPI_EDGE_BIT}, 13f
-    mov     x5, #{ICH_HCR_EN_TALL1}
-    msr     ich_hcr_el2, x5
-13: ldrb    w3, [x4, #{SPI_PRIORITY}]
-    msr     icc_eoir1_el1, x0                   /* priority drop only (EOImode 1) */
+    mrs     x2, spsr_el2
+    tbz     x2, #{SPSR_I_BIT}, 13f
+    mov     x2, #{ICH_HCR_EN_TALL1}
+    msr     ich_hcr_el2, x2
+13: msr     icc_eoir1_el1, x0                   /* priority drop only (EOImode 1) */
     /* pending (62) | HW (61) | group 1 (60) | priority | pINTID | vINTID */
     orr     x2, x0, x0, lsl #32
-    movz    x5, #{LR_PENDING_HW_HI}, lsl #48
-    orr     x2, x2, x5
     orr     x2, x2, x3, lsl #48
+    movz    x3, #{LR_PENDING_HW_HI}, lsl #48
+    orr     x2, x2, x3
     msr     ich_lr0_el2, x2
     COUNT   {CNT_IRQ}
-    RESTORE_LOW_AND_ERET
+    RESTORE_X0_X3_AND_ERET
+.Lirq_spi_search: /* Not the first SPI of the table: the others, through x1. */
+    add     x1, x1, #{FC_SPIS}
+11: cbz     w2, .Lirq_to_rust                   /* the end: not the partition's */
+    ldp     x2, x3, [x1, #16]!
+    cmp     w2, w0
+    b.ne    11b
+    mrs     x1, tpidr_el2
+    b       .Lirq_spi
 
 .Lirq_kick: /* The kick: another CPU left SGIs pending in this vCPU's model. */
     msr     icc_eoir1_el1, x0
     msr     icc_dir_el1, x0                     /* consumed here: deactivate */
-    DELIVER_ONE .Lirq_kick_drained
+    stp     x4, x5, [sp, #16 * 2]
+    DELIVER_ONE .Lirq_kick_drained, .Lirq_kick_none
+.Lirq_kick_done:
     COUNT   {CNT_IRQ}
-    RESTORE_LOW_AND_ERET
+    ldp     x4, x5, [sp, #16 * 2]
+    RESTORE_X0_X3_AND_ERET
+.Lirq_kick_none: /* Nothing pending (taken by an earlier kick's exit). */
+    clrex
+    b       .Lirq_kick_done
 .Lirq_kick_drained:
+    clrex
     mov     x0, #{KICK_DRAINED}                 /* the kick is consumed: Rust drains */
+    b       .Lirq_to_rust_x4_saved
 .Lirq_to_rust: /* Rust: x0 = the acknowledged INTID (not yet dropped), or KICK_DRAINED. */
+    stp     x4, x5, [sp, #16 * 2]
+.Lirq_to_rust_x4_saved:
+    stp     x6, x7, [sp, #16 * 3]
     SAVE_HIGH
     mov     x1, x0
     mov     x0, sp
@@ -173,109 +214,102 @@ lower_irq:
 /* ---- synchronous exit from the guest -------------------------------------- */
 .global lower_sync
 lower_sync:
-    SAVE_LOW
+    SAVE_X0_X3
+    SAVE_X4_X7
 .if {FAST_PATHS} == 0
     b       .Lsync_to_rust                      /* no fast paths: Rust */
 .endif
     mrs     x0, esr_el2
-    /* EC 0x18 (MSR/MRS), IL, and ISS = ICC_SGI1R_EL1 written from any Rt:
-     * everything but Rt (bits 9:5) must match. */
-    and     w1, w0, #0xfffffc1f
-    movz    w2, #{SGI1R_ESR_LO}
-    movk    w2, #{SGI1R_ESR_HI}, lsl #16
-    cmp     w1, w2
-    b.ne    .Lsync_not_sgi
-    ubfx    x1, x0, #5, #5                      /* Rt */
-    cmp     x1, #8
-    b.hs    1f
-    ldr     x2, [sp, x1, lsl #3]                /* x0-x7: saved in the frame */
-    b       .Lsgi_value
-1:  adr     x3, 3f
-    add     x3, x3, x1, lsl #3
-    br      x3
-3:  .rept 8                                     /* Rt 0-7: never taken */
-    brk     #0
-    brk     #0
-    .endr
-    .irp n, 8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30
-    mov     x2, x\n
-    b       .Lsgi_value
-    .endr
-    mov     x2, xzr                             /* Rt 31: xzr */
-    b       .Lsgi_value
+    /* EC 0x18 (MSR/MRS), IL, and ISS = ICC_SGI1R_EL1 written from Rt:
+     * ESR_EL2 minus its value for Rt = 0 is Rt << 5, and nothing else, for
+     * exactly these. Rt 0-7 first: saved in the frame. */
+    ldr     w2, .Lsgi1r_esr
+    sub     w1, w0, w2
+    tst     w1, #0xffffff1f
+    b.ne    .Lsync_sgi_rt_high                  /* Rt 8-31, or not that write */
+    lsr     w1, w1, #2                          /* Rt * 8 */
+    ldr     x2, [sp, x1]
 .Lsgi_value: /* x2 = the value written. Fast for IRM = 1 (every other vCPU of
      * the partition; the other fields are ignored), and for IRM = 0 with
      * Aff3 = Aff2 = Aff1 = 0, RS = 0 and targets that are all vCPUs of this
      * partition. */
-    movz    x3, #{SGI1R_NOT_FAST_16}, lsl #16
-    movk    x3, #{SGI1R_NOT_FAST_32}, lsl #32
-    movk    x3, #{SGI1R_NOT_FAST_48}, lsl #48
+    ldr     x3, .Lsgi1r_not_fast
     tst     x2, x3
     b.ne    .Lsgi_not_list
     mrs     x1, tpidr_el2
-    ldr     x3, [x1, #{FC_MASK}]
-    cbz     x3, .Lsync_to_rust
     and     x4, x2, #{SGI1R_TARGET_LIST}        /* TargetList */
-    ldr     x5, [x1, #{FC_VCPUS}]
+    ldp     x5, x6, [x1, #{FC_VCPUS}]           /* vcpus, bit */
     bics    xzr, x4, x5
     b.ne    .Lsync_to_rust                      /* targets outside: Rust counts them */
-    ldr     x5, [x1, #{FC_BIT}]
-    and     x0, x4, x5                          /* itself among the targets */
-    bic     x4, x4, x5                          /* the others */
+    and     x0, x4, x6                          /* itself among the targets */
+    bic     x4, x4, x6                          /* the others */
 .Lsgi_targets: /* x0: itself a target, x4: the other targets. */
     ubfx    x2, x2, #{SGI1R_INTID_SHIFT}, #4
     mov     w6, #1
     lsl     w6, w6, w2                          /* the SGI's bit */
-    mov     x2, x0                              /* x2: itself a target (kept) */
     cbz     x4, 5f
 4:  rbit    x5, x4
     clz     x5, x5                              /* target vCPU */
     sub     x7, x4, #1
     and     x4, x4, x7
-    add     x7, x1, #{FC_SIBLING_PENDING}
-    ldr     x7, [x7, x5, lsl #3]
-6:  ldxr    w0, [x7]
-    orr     w0, w0, w6
-    stlxr   w3, w0, [x7]
+    add     x7, x1, x5, lsl #4
+    ldp     x7, x5, [x7, #{FC_TARGETS}]         /* its &pending, its kick */
+6:  ldxr    w2, [x7]
+    orr     w2, w2, w6
+    stlxr   w3, w2, [x7]
     cbnz    w3, 6b
-    add     x7, x1, #{FC_KICK}
-    ldr     x7, [x7, x5, lsl #3]
     dsb     ish                                 /* the pending bit before the kick */
-    msr     icc_sgi1r_el1, x7
+    msr     icc_sgi1r_el1, x5
     cbnz    x4, 4b
-    isb
-5:  mov     x0, x2
-    COUNT   {CNT_SGI_TRAP}
+    /* No isb: the eret below synchronizes the kicks' writes. */
+5:  COUNT   {CNT_SGI_TRAP}
     mrs     x3, elr_el2
     add     x3, x3, #4
     msr     elr_el2, x3
     cbz     x0, .Lsync_return
     /* A self-IPI: pending in this vCPU's model, then delivered right here. */
-    ldr     x7, [x1, #{FC_PRIVATE}]
-    add     x7, x7, #{PI_PENDING}
+    ldr     x7, [x1, #{FC_PENDING}]
 6:  ldxr    w3, [x7]
     orr     w3, w3, w6
     stxr    w2, w3, [x7]
     cbnz    w2, 6b
-    DELIVER_ONE .Lsync_drain
+    DELIVER_ONE .Lsync_drain, .Lsync_none
 .Lsync_return:
-    RESTORE_LOW_AND_ERET
+    RESTORE_X0_X7_AND_ERET
+.Lsync_none: /* Nothing pending: not after its own bit, but as for the kick. */
+    clrex
+    b       .Lsync_return
 .Lsgi_not_list: /* Not a plain list: fast only for IRM = 1, every vCPU of
      * the partition but itself (the other fields are ignored). */
     tbz     x2, #{SGI1R_IRM_BIT}, .Lsync_to_rust
     mrs     x1, tpidr_el2
-    ldr     x3, [x1, #{FC_MASK}]
-    cbz     x3, .Lsync_to_rust
-    ldr     x4, [x1, #{FC_VCPUS}]
-    ldr     x5, [x1, #{FC_BIT}]
+    ldp     x4, x5, [x1, #{FC_VCPUS}]           /* vcpus, bit */
     bic     x4, x4, x5
     mov     x0, xzr
     b       .Lsgi_targets
 .Lsync_drain: /* The SGI is sent and counted, ELR advanced: only the drain is left. */
+    clrex
     SAVE_HIGH
     mov     x0, sp
     bl      handle_local_drain
     RESTORE_ALL_AND_ERET
+.balign 8
+.Lsgi1r_not_fast:
+    .quad   {SGI1R_NOT_FAST}
+.Lsgi1r_esr: /* ESR_EL2 of the write from x0 */
+    .word   {SGI1R_ESR}
+.Lsync_sgi_rt_high: /* x1 = ESR_EL2 minus the write's from x0. */
+    tst     w1, #0xfffffc1f
+    b.ne    .Lsync_not_sgi
+    adr     x3, 1f - 8 * 8                      /* entries from Rt 8 */
+    add     x3, x3, x1, lsr #2
+    br      x3
+1:  .irp n, 8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30
+    mov     x2, x\n
+    b       .Lsgi_value
+    .endr
+    mov     x2, xzr                             /* Rt 31: xzr */
+    b       .Lsgi_value
 
 .Lsync_not_sgi: /* x0 = ESR_EL2. `hvc #0` with W0 = IRQ_UNMASK? */
     tbnz    w0, #31, .Lsync_to_rust             /* EC bit 5: an abort (0x20, 0x24) */

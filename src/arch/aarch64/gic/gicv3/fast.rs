@@ -4,13 +4,15 @@
 //! Five exits are handled in `fast.S` without entering Rust when the
 //! common case holds, and fall back to the Rust handlers otherwise:
 //! - the virtual timer's physical interrupt: vCPU not masked, nothing
-//!   queued, every list register free: one LR written with the HW bit;
+//!   queued, every list register free, and the model lets the vCPU take
+//!   it (enabled, group 1 on): one LR written with the HW bit;
 //! - a physical SPI the partition owns (a passthrough device's): the same
 //!   conditions and the SPI enabled: one LR written with the HW bit (and,
 //!   for a level one while the guest masks IRQs, ICH_HCR_EL2.TALL1, as
 //!   the Rust path's `after` sets it);
-//! - the kick SGI: the same conditions and exactly one deliverable SGI
-//!   pending in the model: taken and written to a list register;
+//! - the kick SGI: the same conditions and exactly one interrupt pending
+//!   in the model, an SGI the model lets the vCPU take: taken and written
+//!   to a list register;
 //! - a guest's ICC_SGI1R_EL1 write with plain affinity-0 targets, all
 //!   vCPUs of its partition, or to all but itself (IRM = 1): pending bits
 //!   set, target CPUs kicked (and a self-IPI delivered at once);
@@ -22,72 +24,110 @@
 //!   ended in the statistics and published, as `interrupts::flush` would.
 //!
 //! Each does exactly what the Rust path would do in that case, and counts
-//! the exit the same way. The `fast-paths` cargo feature (on by default)
+//! the exit the same way. What the timer and the kick ask of the model
+//! (enables, group 1, the timer's priority) they read from a copy in the
+//! block ([`follow_model`], kept by whichever CPU changes the model, under
+//! its lock, before the change's physical side and kicks): a copy that
+//! does not allow what arrived sends it to Rust, which reads the model
+//! itself. So a copy a moment behind the model either costs a trip to
+//! Rust or allows what the model allowed a moment before, as a read of
+//! the model racing the same write would. The `fast-paths` cargo feature (on by default)
 //! switches them off: every exit then goes to Rust, the reference.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use bulkhead_abi::Counter;
 use bulkhead_abi::limits::MAX_VCPUS;
 
 use super::super::FastFill;
 use super::{KICK_SGI, list_register_count, sgi1r_value};
+use crate::arch::percpu::PerCpu;
 use crate::trap::sysreg;
 use crate::vgic::lr::{Entry, Irq, format};
-use crate::vgic::{sgi, state};
+use crate::vgic::sgi;
+use crate::vgic::state::{self, PrivateIrqs, VTIMER_INTID};
 
-/// One CPU's block. Field offsets are passed to the assembly as constants.
+/// What `FastBlock::mask` points at while no vCPU is bound to the CPU: a
+/// mask byte that is always set, so that the fast paths' one test of the
+/// vCPU's mask byte also sends everything to Rust then.
+static NO_VCPU: u8 = 1;
+
+/// One CPU's block. Field offsets are passed to the assembly as constants;
+/// fields that a path loads together are neighbours, for one `ldp`: the
+/// mask byte's address and the queue's, the timer's list register and
+/// `lr_all` (the timer), `lr_all` and the priorities (the kick), the
+/// pending bits' address and `sgis` (the kick), `vcpus` and `bit` (the
+/// SGI send), each target's pending bits and kick.
 #[repr(C)]
 #[derive(Debug)]
 pub struct FastBlock {
-    /// The vCPU's mask byte in its control page's flag word (0: no vCPU
-    /// here; the fast paths are off).
-    pub(in crate::arch) mask: AtomicU64,
-    /// 1 << vCPU index: its bit in target masks.
-    pub(in crate::arch) bit: AtomicU64,
-    /// &PrivateIrqs of the vCPU.
-    pub(in crate::arch) private: AtomicU64,
+    /// The vCPU's mask byte in its control page's flag word (`NO_VCPU`
+    /// while none is bound here: the fast paths are off).
+    pub(in crate::arch) mask: AtomicPtr<u8>,
     /// Address of this CPU's pending queue (its length at
     /// `lr::QUEUE_LEN`, its first interrupt at `lr::QUEUE_FIRST`).
     pub(in crate::arch) queue: AtomicU64,
+    /// The list register that delivers the vCPU's virtual timer (PPI 27,
+    /// HW bit, its priority), or 0 while the model says it may not be
+    /// delivered (disabled, or group 1 off): a copy of the model that
+    /// `follow_model` keeps.
+    pub(in crate::arch) timer_lr: AtomicU64,
+    /// ICH_ELRSR_EL2 when every list register is free.
+    pub(in crate::arch) lr_all: AtomicU64,
+    /// &PrivateIrqs.priority of the vCPU.
+    pub(in crate::arch) priority: AtomicU64,
+    /// &PrivateIrqs.pending of the vCPU.
+    pub(in crate::arch) pending: AtomicU64,
+    /// The vCPU's SGIs the model lets it take (enabled, group 1 on), as
+    /// bits of `pending`: a copy `follow_model` keeps.
+    pub(in crate::arch) sgis: AtomicU64,
+    /// Bit n: vCPU n is in the partition.
+    pub(in crate::arch) vcpus: AtomicU64,
+    /// 1 << vCPU index: its bit in target masks.
+    pub(in crate::arch) bit: AtomicU64,
     /// Address of this CPU's deferral statistics (`vgic::gate::Stats`).
     pub(in crate::arch) stats: AtomicU64,
     /// Address of the vCPU's published statistics (deferred, max wait,
     /// max window).
     pub(in crate::arch) defer_stats: AtomicU64,
-    /// ICH_ELRSR_EL2 when every list register is free.
-    pub(in crate::arch) lr_all: AtomicU64,
-    /// Address of the partition's GICD_CTLR state.
-    pub(in crate::arch) vgic_ctlr: AtomicU64,
-    /// Address of the vCPU's exit counters (an array indexed by `Counter`).
-    pub(in crate::arch) counters: AtomicU64,
-    /// Bit n: vCPU n is in the partition.
-    pub(in crate::arch) vcpus: AtomicU64,
-    /// &PrivateIrqs.pending of each vCPU of the partition.
-    pub(in crate::arch) sibling_pending: [AtomicU64; MAX_VCPUS],
-    /// The ICC_SGI1R_EL1 value that kicks each vCPU's CPU.
-    pub(in crate::arch) kick: [AtomicU64; MAX_VCPUS],
+    /// For each vCPU of the partition: &PrivateIrqs.pending, and the
+    /// ICC_SGI1R_EL1 value that kicks its CPU.
+    pub(in crate::arch) targets: [[AtomicU64; 2]; MAX_VCPUS],
     /// (INTID, &Spi) of each SPI the partition owns that is forwarded
     /// from hardware, then INTID 0 (the end).
     pub(in crate::arch) spis: [[AtomicU64; 2]; state::MAX_SPIS + 1],
 }
 
+// The neighbours the assembly loads with one `ldp` (see `FastBlock`).
+macro_rules! neighbours {
+    ($a:ident, $b:ident) => {
+        const _: () = assert!(
+            core::mem::offset_of!(FastBlock, $b) == core::mem::offset_of!(FastBlock, $a) + 8
+        );
+    };
+}
+neighbours!(mask, queue);
+neighbours!(timer_lr, lr_all);
+neighbours!(lr_all, priority);
+neighbours!(pending, sgis);
+neighbours!(vcpus, bit);
+
 impl FastBlock {
     /// A block with the fast paths off (no vCPU on the CPU).
     pub const fn new() -> Self {
         FastBlock {
-            mask: AtomicU64::new(0),
-            bit: AtomicU64::new(0),
-            private: AtomicU64::new(0),
+            mask: AtomicPtr::new((&raw const NO_VCPU).cast_mut()),
             queue: AtomicU64::new(0),
+            timer_lr: AtomicU64::new(0),
+            lr_all: AtomicU64::new(0),
+            priority: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
+            sgis: AtomicU64::new(0),
+            vcpus: AtomicU64::new(0),
+            bit: AtomicU64::new(0),
             stats: AtomicU64::new(0),
             defer_stats: AtomicU64::new(0),
-            lr_all: AtomicU64::new(0),
-            vgic_ctlr: AtomicU64::new(0),
-            counters: AtomicU64::new(0),
-            vcpus: AtomicU64::new(0),
-            sibling_pending: [const { AtomicU64::new(0) }; MAX_VCPUS],
-            kick: [const { AtomicU64::new(0) }; MAX_VCPUS],
+            targets: [const { [const { AtomicU64::new(0) }; 2] }; MAX_VCPUS],
             spis: [const { [const { AtomicU64::new(0) }; 2] }; state::MAX_SPIS + 1],
         }
     }
@@ -100,25 +140,23 @@ impl Default for FastBlock {
 }
 
 /// Fills `f` for the vCPU `fill` describes (on that vCPU's CPU, before the
-/// vCPU first runs).
+/// vCPU first runs). What it copies of the model, `timer_lr` and `sgis`,
+/// `follow_model` fills.
 pub(super) fn fill(f: &FastBlock, fill: &FastFill<'_>) {
     let set = |a: &AtomicU64, value: u64| a.store(value, Ordering::Relaxed);
     let v = fill.vcpu;
     set(&f.bit, 1 << v);
-    set(&f.private, &fill.private[v] as *const _ as u64);
+    set(&f.pending, &fill.private[v].pending as *const _ as u64);
+    set(&f.priority, fill.private[v].priority.as_ptr() as u64);
     set(&f.queue, fill.queue as u64);
     set(&f.stats, fill.stats as u64);
     set(&f.defer_stats, fill.defer_stats.as_ptr() as u64);
     set(&f.lr_all, (1u64 << list_register_count()) - 1);
-    set(&f.vgic_ctlr, fill.ctlr as *const _ as u64);
-    set(&f.counters, fill.counters.as_ptr() as u64);
     set(&f.vcpus, (1u64 << fill.cpu_mpidrs.len()) - 1);
     for (t, &mpidr) in fill.cpu_mpidrs.iter().enumerate() {
-        set(
-            &f.sibling_pending[t],
-            &fill.private[t].pending as *const _ as u64,
-        );
-        set(&f.kick[t], sgi1r_value(KICK_SGI, mpidr));
+        let [pending, kick] = &f.targets[t];
+        set(pending, &fill.private[t].pending as *const _ as u64);
+        set(kick, sgi1r_value(KICK_SGI, mpidr));
     }
     // Only SPIs with a physical counterpart: a purely virtual one (the
     // emulated PL011's) shares its INTID with a physical interrupt that is
@@ -135,9 +173,35 @@ pub(super) fn fill(f: &FastBlock, fill: &FastFill<'_>) {
         set(intid, i);
         set(spi, s);
     }
-    // Last: a non-zero mask byte address turns the fast paths on.
-    f.mask
-        .store(&fill.control.mask[v] as *const _ as u64, Ordering::Release);
+    // Last: the vCPU's mask byte in place of `NO_VCPU` turns the fast
+    // paths on.
+    let mask = &fill.control.mask[v] as *const _ as *mut u8;
+    f.mask.store(mask, Ordering::Release);
+}
+
+/// `GicBackend::follow_model`: the copy in `f` of what the model lets the
+/// vCPU take, from `private` and the partition's group 1 enable. Each
+/// value is one store, which the fast paths read with one load: either
+/// this one or the one before. A timer or SGI that the copy does not
+/// allow goes to Rust, which reads the model.
+pub(super) fn follow_model(f: &FastBlock, private: &PrivateIrqs, group1: bool) {
+    let enabled = if group1 {
+        private.enabled.load(Ordering::Acquire)
+    } else {
+        0
+    };
+    let timer_lr = if enabled & (1 << VTIMER_INTID) != 0 {
+        format::gicv3::encode(Entry::pending(Irq {
+            intid: VTIMER_INTID,
+            priority: private.priority[VTIMER_INTID as usize].load(Ordering::Relaxed),
+            hw: true,
+            source: 0,
+        }))
+    } else {
+        0
+    };
+    f.timer_lr.store(timer_lr, Ordering::Release);
+    f.sgis.store(u64::from(enabled & 0xffff), Ordering::Release);
 }
 
 /// `Spi::edge` as a bit of the word the SPI fast path loads at
@@ -149,10 +213,13 @@ const _: () = assert!(state::SPI_ENABLED.is_multiple_of(4) && SPI_EDGE_BIT < 32)
 /// only with an empty queue, so without the underflow interrupt).
 pub(in crate::arch) const ICH_HCR_EN_TALL1: u64 = 1 | crate::arch::sysreg::ICH_HCR_EL2_TALL1;
 
-/// Offsets the assembly uses into other structures.
-pub(in crate::arch) const COUNTER_IRQ: usize = Counter::Irq as usize * 8;
-pub(in crate::arch) const COUNTER_SGI_TRAP: usize = Counter::SgiTrap as usize * 8;
-pub(in crate::arch) const COUNTER_HVC: usize = Counter::Hvc as usize * 8;
+/// The exit counters' offsets from the per-CPU block (`COUNT` in fast.S).
+const fn counter(c: Counter) -> usize {
+    core::mem::offset_of!(PerCpu, counters) + c as usize * 8
+}
+pub(in crate::arch) const COUNTER_IRQ: usize = counter(Counter::Irq);
+pub(in crate::arch) const COUNTER_SGI_TRAP: usize = counter(Counter::SgiTrap);
+pub(in crate::arch) const COUNTER_HVC: usize = counter(Counter::Hvc);
 
 /// ESR_EL2 of `hvc #0` from AArch64: EC 0x16, IL, ISS = the immediate, 0.
 /// Only this one takes the IRQ_UNMASK fast path (guest-lib and bulkhead.h
@@ -219,8 +286,8 @@ const _: () = assert!(LR_PENDING & 0xffff_ffff_ffff == 0 && LR_PENDING_HW & 0xff
 
 /// The ICC_SGI1R_EL1 fields that send an SGI with IRM = 0 off the fast
 /// path when not zero: Aff1, Aff2, IRM, RS and Aff3 (only plain
-/// affinity-0 targets are fast; IRM = 1 is tested first). Written as three
-/// 16-bit chunks (bits 31:16, 47:32, 63:48).
+/// affinity-0 targets are fast; IRM = 1 is tested after). The path loads
+/// it from a literal.
 pub(in crate::arch) const SGI1R_NOT_FAST: u64 =
     sgi::field::AFF1 | sgi::field::AFF2 | sgi::field::IRM | sgi::field::RS | sgi::field::AFF3;
 const _: () = assert!(SGI1R_NOT_FAST & 0xffff == 0);
