@@ -12,23 +12,33 @@
  * Constants (global_asm! operands): FRAME, the TrapFrame's size.
  */
 
-.macro SAVE_LOW
-    sub     sp, sp, #{FRAME}
-    stp     x0, x1, [sp, #16 * 0]
+/* x0-x3 into a new frame; x4-x7 into the same frame. A fast path that
+ * needs fewer registers saves x0-x3 first and the rest only if it must. */
+.macro SAVE_X0_X3
+    stp     x0, x1, [sp, #-{FRAME}]!
     stp     x2, x3, [sp, #16 * 1]
+.endm
+.macro SAVE_X4_X7
     stp     x4, x5, [sp, #16 * 2]
     stp     x6, x7, [sp, #16 * 3]
 .endm
+.macro SAVE_LOW
+    SAVE_X0_X3
+    SAVE_X4_X7
+.endm
 
-.macro RESTORE_LOW_AND_ERET
-    ldp     x6, x7, [sp, #16 * 3]
-    ldp     x4, x5, [sp, #16 * 2]
+/* Back to the guest with x0-x3 (and x4-x7) from the frame, which is freed. */
+.macro RESTORE_X0_X3_AND_ERET
     ldp     x2, x3, [sp, #16 * 1]
-    ldp     x0, x1, [sp, #16 * 0]
-    add     sp, sp, #{FRAME}
+    ldp     x0, x1, [sp], #{FRAME}
     eret
     dsb     nsh
     isb
+.endm
+.macro RESTORE_LOW_AND_ERET
+    ldp     x6, x7, [sp, #16 * 3]
+    ldp     x4, x5, [sp, #16 * 2]
+    RESTORE_X0_X3_AND_ERET
 .endm
 
 .macro SAVE_HIGH

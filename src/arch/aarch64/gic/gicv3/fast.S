@@ -7,9 +7,8 @@
  *
  * The frame is SAVE_LOW's, but the IRQ exit saves x0-x3 first (the
  * timer's path needs no more) and the rest only where a path needs them:
- * x4 and x5 on the kick's, x4-x7 before Rust. The synchronous exit saves
- * x0-x7 at once, as SAVE_LOW does. The stores allocate the frame and the
- * loads free it (pre- and post-index), one instruction each way fewer.
+ * x4 and x5 on the kick's, x4-x7 before Rust (vectors.S's SAVE_X0_X3 and
+ * SAVE_X4_X7). The synchronous exit saves x0-x7 at once (SAVE_LOW).
  *
  * Labels that jump far are named (.Lirq_to_rust, .Lsync_to_rust, ...);
  * numbered ones stay within a few lines.
@@ -25,30 +24,6 @@
  * Rust definitions give (LR_*, SGI1R_*), and FAST_PATHS: 0 when the
  * `fast-paths` feature is off, and then every exit goes straight to Rust.
  */
-
-/* x0-x3 into a new frame; x4-x7 into the same frame. */
-.macro SAVE_X0_X3
-    stp     x0, x1, [sp, #-{FRAME}]!
-    stp     x2, x3, [sp, #16 * 1]
-.endm
-.macro SAVE_X4_X7
-    stp     x4, x5, [sp, #16 * 2]
-    stp     x6, x7, [sp, #16 * 3]
-.endm
-
-/* Back to the guest with x0-x3 (and x4-x7) from the frame, which is freed. */
-.macro RESTORE_X0_X3_AND_ERET
-    ldp     x2, x3, [sp, #16 * 1]
-    ldp     x0, x1, [sp], #{FRAME}
-    eret
-    dsb     nsh
-    isb
-.endm
-.macro RESTORE_X0_X7_AND_ERET
-    ldp     x6, x7, [sp, #16 * 3]
-    ldp     x4, x5, [sp, #16 * 2]
-    RESTORE_X0_X3_AND_ERET
-.endm
 
 /* The vCPU's exit counter at \offset of the per-CPU block += 1.
  * x1 = &PerCpu; clobbers x2. */
@@ -214,8 +189,7 @@ lower_irq:
 /* ---- synchronous exit from the guest -------------------------------------- */
 .global lower_sync
 lower_sync:
-    SAVE_X0_X3
-    SAVE_X4_X7
+    SAVE_LOW
 .if {FAST_PATHS} == 0
     b       .Lsync_to_rust                      /* no fast paths: Rust */
 .endif
@@ -275,7 +249,7 @@ lower_sync:
     cbnz    w2, 6b
     DELIVER_ONE .Lsync_drain, .Lsync_none
 .Lsync_return:
-    RESTORE_X0_X7_AND_ERET
+    RESTORE_LOW_AND_ERET
 .Lsync_none: /* Nothing pending: not after its own bit, but as for the kick. */
     clrex
     b       .Lsync_return
