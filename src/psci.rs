@@ -108,7 +108,7 @@ pub fn handle(
         // and NOT_SUPPORTED for the rest (no workaround to discover, no
         // SoC id, no PV time or TRNG).
         SMCCC_ARCH_FEATURES => match args[0] & 0xffff_ffff {
-            SMCCC_VERSION | SMCCC_ARCH_FEATURES => Some(Outcome::Return(0)),
+            f if arch_supported(f) => Some(Outcome::Return(0)),
             _ => status(Status::NotSupported),
         },
         // Every other PSCI (0x84/0xC4) and SMCCC architecture (0x80) call.
@@ -148,7 +148,8 @@ fn cpu_suspend(power_state: u64, entry: u64, memory: &[MemoryRegion]) -> Option<
     status(Status::Success)
 }
 
-fn supported(fid: u64) -> bool {
+/// Whether PSCI_FEATURES answers 0 (implemented, no flags) for `fid`.
+pub const fn supported(fid: u64) -> bool {
     matches!(
         fid,
         PSCI_VERSION
@@ -165,6 +166,28 @@ fn supported(fid: u64) -> bool {
             | PSCI_FEATURES
             | SMCCC_VERSION
     )
+}
+
+/// Whether SMCCC_ARCH_FEATURES answers 0 for `fid`: the two architecture
+/// calls Bulkhead implements, SMCCC_VERSION and itself.
+pub const fn arch_supported(fid: u64) -> bool {
+    matches!(fid, SMCCC_VERSION | SMCCC_ARCH_FEATURES)
+}
+
+/// [`supported`] for the PSCI ids `base + n`, n < 32, as bit n: what the
+/// calls' assembly fast path answers PSCI_FEATURES from (`base` is
+/// 0x8400_0000, SMC32, or 0xC400_0000, SMC64; [`supported`] is false for
+/// every other id but SMCCC_VERSION, which a test checks).
+pub const fn supported_mask(base: u64) -> u32 {
+    let mut mask = 0;
+    let mut n = 0;
+    while n < 32 {
+        if supported(base + n) {
+            mask |= 1 << n;
+        }
+        n += 1;
+    }
+    mask
 }
 
 #[cfg(test)]
@@ -215,6 +238,30 @@ mod tests {
             call(PSCI_FEATURES, [SMCCC_VERSION, 0, 0], &vcpus),
             Some(Outcome::Return(0))
         );
+    }
+
+    /// The masks the calls' fast path answers PSCI_FEATURES from say what
+    /// `supported` says, for every id it could be asked about: SMCCC_VERSION
+    /// apart, only PSCI ids below 32 are supported.
+    #[test]
+    fn the_fast_path_masks_agree_with_supported() {
+        let (smc32, smc64) = (supported_mask(0x8400_0000), supported_mask(0xC400_0000));
+        let fast = |f: u64| {
+            f == SMCCC_VERSION
+                || match f & !0x4000_001f {
+                    0x8400_0000 if f & 0x4000_0000 == 0 => smc32 >> (f & 0x1f) & 1 == 1,
+                    0x8400_0000 => smc64 >> (f & 0x1f) & 1 == 1,
+                    _ => false,
+                }
+        };
+        for owner in [0x80, 0x84, 0x86, 0xC4, 0xC6, 0x00, 0xff] {
+            for n in (0..0x400).chain([0xffff, 0x1_0000, 0xff_ffff]) {
+                let f = owner << 24 | n;
+                assert_eq!(supported(f), fast(f), "{f:#x}");
+            }
+        }
+        assert!(arch_supported(SMCCC_VERSION) && arch_supported(SMCCC_ARCH_FEATURES));
+        assert!(!arch_supported(0x8000_0002) && !arch_supported(0x8000_8000));
     }
 
     #[test]

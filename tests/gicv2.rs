@@ -204,6 +204,15 @@ fn sgis_outside_the_partition_are_refused_on_the_raspberry_pi_4() {
 /// GICv2 machine, given a device tree that claims a GICv3 so that the
 /// device-tree check passes) stops with a sentence at boot rather than an
 /// UNDEFINED exception at its first ICC_ access.
+/// The calls the GICv2 image answers at its exit vector answer as its Rust
+/// handler does (test-badcall alone, tests/configs/gicv2-calls.toml).
+#[test]
+fn the_calls_answered_at_the_vector_answer_as_the_reference_does_on_a_gicv2() {
+    let run = run(&VIRT.config("calls"), VIRT.machine(), 60, |_| false);
+    support::assert_call_answers(&run, "badcall", 0);
+    assert!(run.exited, "{}", run.dump());
+}
+
 #[test]
 fn a_gicv3_image_without_gic_system_registers_is_a_clear_boot_error() {
     use bulkhead_config::qemu::{QEMU, Qemu};

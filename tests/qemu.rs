@@ -204,6 +204,15 @@ fn an_undefined_hypercall_returns_an_error_and_the_guest_continues() {
     assert!(run.has("[bulkhead] partition badcall stopped: vCPU 0 exited with code 0"));
 }
 
+/// The calls the hypervisor answers at its exit vector give exactly what
+/// its Rust handler gives, in both runs of these tests (see
+/// `support::assert_call_answers`).
+#[test]
+fn the_calls_answered_at_the_vector_answer_as_the_reference_does() {
+    let run = isolation_run();
+    support::assert_call_answers(run, "badcall", 2);
+}
+
 #[test]
 fn a_guest_printing_through_the_emulated_pl011_gets_its_prefix() {
     let run = isolation_run();

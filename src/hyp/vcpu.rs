@@ -208,6 +208,7 @@ impl Runtime {
             &FastFill {
                 vcpu: v,
                 control: part.control,
+                control_ipa: part.config.control_page,
                 queue: interrupts::queue_address(),
                 stats: interrupts::stats_address(),
                 defer_stats: part.published_stats(v),

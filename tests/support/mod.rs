@@ -304,6 +304,51 @@ pub fn assert_sgi_isolation(run: &Run) {
     assert!(run.exited, "{}", run.dump());
 }
 
+/// What test-badcall (partition `name`, the set's `index`th, on one vCPU)
+/// prints of the calls the hypervisor answers at its exit vector (VERSION,
+/// VCPU_INFO, EXIT_COUNT, PSCI's and SMCCC's versions and feature
+/// queries): the Rust handler's answers, so the same with the fast paths
+/// on and off. x0..x3 (x1..x3 kept where a call returns only x0), x4..x17
+/// kept, function ids and 32-bit arguments read from their low halves,
+/// bad counters refused.
+pub fn assert_call_answers(run: &Run, name: &str, index: usize) {
+    let calls: Vec<&str> = run
+        .of(name)
+        .into_iter()
+        .filter_map(|l| l.strip_prefix("calls: "))
+        .collect();
+    // "BULKHEAD", the ABI's version, the default control page.
+    let version = format!(
+        "0x0 0x444145484b4c5542 {:#x} 0x7ffff000 true",
+        bulkhead_abi::ABI_VERSION
+    );
+    let vcpu_info = format!("vcpu-info 0x0 {index:#x} 0x0 0x1 true");
+    let not_supported = "0xffffffffffffffff";
+    let expected = [
+        &format!("version {version}"),
+        &format!("version-w0 {version}"),
+        &vcpu_info,
+        "exit-count-bad 0xfffffffffffffffe 0x9 0x2222 0x3333 true",
+        "exit-count-huge 0xfffffffffffffffe 0xdead000000000002 0x2222 0x3333 true",
+        "exit-count 0x0 +1",
+        "psci-version 0x10001 0x1111 0x2222 0x3333 true",
+        "psci-version-w0 0x10001 0x1111 0x2222 0x3333 true",
+        "migrate-info-type 0x2 0x1111 0x2222 0x3333 true",
+        "smccc-version 0x10001 0x1111 0x2222 0x3333 true",
+        "psci-features cpu-on-64 0x0 0xc4000003 0x2222 0x3333 true",
+        "psci-features cpu-on-32-w1 0x0 0xdead000084000003 0x2222 0x3333 true",
+        &format!("psci-features cpu-off-64 {not_supported} 0xc4000002 0x2222 0x3333 true"),
+        "psci-features smccc-version 0x0 0x80000000 0x2222 0x3333 true",
+        &format!("psci-features psci-31 {not_supported} 0x8400001f 0x2222 0x3333 true"),
+        &format!("psci-features owner-5 {not_supported} 0x85000000 0x2222 0x3333 true"),
+        "arch-features smccc-version 0x0 0x80000000 0x2222 0x3333 true",
+        "arch-features arch-features 0x0 0x80000001 0x2222 0x3333 true",
+        &format!("arch-features workaround-1 {not_supported} 0x80008000 0x2222 0x3333 true"),
+        &format!("arch-features next {not_supported} 0x80000002 0x2222 0x3333 true"),
+    ];
+    assert_eq!(calls, expected, "{}", run.dump());
+}
+
 /// Boots a partition set on the default board until it powers off (or `limit`).
 pub fn boot_config(config: &str, limit: Duration) -> Run {
     boot(&board_machine(), &image(config), limit, |_| false)

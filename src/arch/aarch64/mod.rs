@@ -8,11 +8,13 @@
 //!   exit fast paths;
 //! - [`percpu`]: the per-CPU block TPIDR_EL2 points at;
 //! - `vectors`: the EL2 vector table and the guest exits' assembly;
+//! - `calls`: the calls' fast path, the hypercalls answered at the vector;
 //! - [`mmu`], [`pl011`]: the EL2 MMU and the board UART;
 //! - [`sysreg`]: the system registers `aarch64-cpu` lacks, typed in its
 //!   style (every other one is `aarch64_cpu::registers`'s).
 
 mod bcm2835_pm;
+mod calls;
 pub mod exception;
 pub mod gic;
 pub mod mmu;

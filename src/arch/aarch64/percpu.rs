@@ -1,6 +1,7 @@
 //! The per-CPU block: TPIDR_EL2 points at this CPU's [`PerCpu`] from the
 //! first instruction of Rust on it, and the exit vectors' fast paths read
-//! their part of it ([`FastBlock`], the GIC backend's) through it.
+//! their parts of it through it ([`CallBlock`], the calls', and
+//! [`FastBlock`], the GIC backend's).
 //!
 //! Each CPU writes only its own block (and reads it only on itself), except
 //! that boot writes each CPU's index before that CPU starts, anyone may
@@ -13,6 +14,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use bulkhead_abi::Counter;
 
+use super::calls::CallBlock;
 use super::gic::{FastBlock, FastFill, Gic, GicBackend};
 use super::{MAX_CPUS, exception};
 
@@ -38,6 +40,8 @@ pub struct PerCpu {
     /// What `hyp` keeps for the exits of that vCPU (the address of its
     /// partition), so an exit finds it in one load; opaque to `arch`.
     context: AtomicU64,
+    /// What the calls' fast path reads.
+    pub(in crate::arch) calls: CallBlock,
     /// What the GIC backend's fast paths read.
     pub(in crate::arch) fast: FastBlock,
     /// The exit counters of the vCPU this CPU runs.
@@ -50,6 +54,7 @@ static PER_CPU: [PerCpu; MAX_CPUS] = [const {
         stack_top: AtomicU64::new(0),
         vcpu: AtomicU64::new(0),
         context: AtomicU64::new(0),
+        calls: CallBlock::new(),
         fast: FastBlock::new(),
         counters: [const { AtomicU64::new(0) }; COUNTER_SLOTS],
     }
@@ -107,15 +112,25 @@ pub fn set_stack_top(top: u64) {
 }
 
 /// Records that this CPU runs vCPU `fill.vcpu` of partition `partition`,
-/// with `context` for [`this_vcpu_and_context`], and fills the backend's fast-path
-/// block for it (before it first runs).
+/// with `context` for [`this_vcpu_and_context`], and fills the fast paths'
+/// blocks for it (before it first runs).
 pub fn set_vcpu(partition: usize, context: u64, fill: &FastFill<'_>) {
     let block = this();
     block
         .vcpu
         .store((partition << 8 | fill.vcpu) as u64, Ordering::Relaxed);
     block.context.store(context, Ordering::Relaxed);
+    block.calls.fill(
+        fill.control_ipa,
+        [partition, fill.vcpu, fill.cpu_mpidrs.len()],
+    );
     Gic::fill_fast(&block.fast, fill);
+}
+
+/// The offset of `counter`'s slot from the per-CPU block (the exit
+/// vectors' fast paths count there).
+pub(in crate::arch) const fn counter_offset(counter: Counter) -> usize {
+    core::mem::offset_of!(PerCpu, counters) + counter as usize * 8
 }
 
 /// Counts `n` events of `counter` for the vCPU this CPU runs.

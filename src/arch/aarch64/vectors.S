@@ -6,8 +6,9 @@
  * (RESTORE_LOW_AND_ERET); anything else saves x8-x30 into the same frame
  * (SAVE_HIGH) and calls the Rust handler, whose decisions are the
  * reference. The IRQ and synchronous exits, with the fast paths, are the
- * GIC backend's file, which follows this one in the same global_asm!
- * (src/arch/aarch64/vectors.rs) and uses these macros.
+ * GIC backend's file, which follows this one and calls.S (the calls'
+ * fast path) in the same global_asm! (src/arch/aarch64/vectors.rs) and
+ * uses these macros.
  *
  * Constants (global_asm! operands): FRAME, the TrapFrame's size.
  */
@@ -27,13 +28,18 @@
     SAVE_X4_X7
 .endm
 
+/* Back to the guest; nothing runs speculatively past the ERET. */
+.macro ERET
+    eret
+    dsb     nsh
+    isb
+.endm
+
 /* Back to the guest with x0-x3 (and x4-x7) from the frame, which is freed. */
 .macro RESTORE_X0_X3_AND_ERET
     ldp     x2, x3, [sp, #16 * 1]
     ldp     x0, x1, [sp], #{FRAME}
-    eret
-    dsb     nsh
-    isb
+    ERET
 .endm
 .macro RESTORE_LOW_AND_ERET
     ldp     x6, x7, [sp, #16 * 3]

@@ -1,14 +1,14 @@
 //! The EL2 exception vectors and the guest exits, in one `global_asm!`:
 //! `vectors.S` (the table, the trap-frame macros, the SError and AArch32
-//! exits) followed by the GIC backend's IRQ and synchronous exits with
-//! their fast paths (`gic/gicv3/fast.S`). The assembly's constants are the
-//! Rust definitions they stand for, passed as operands.
+//! exits), `calls.S` (the calls' fast path) and the GIC backend's IRQ and
+//! synchronous exits with their fast paths (`gic/gicv3/fast.S`, or
+//! `gic/gicv2/exits.S`). The assembly's constants are the Rust definitions
+//! they stand for, passed as operands.
 //!
 //! The handlers it calls are `hyp`'s `handle_lower_*`, `handle_local_drain`
 //! and `handle_hyp_exception`.
 
 use core::arch::global_asm;
-#[cfg(not(gic = "v2"))]
 use core::mem::offset_of;
 
 #[cfg(not(gic = "v2"))]
@@ -17,16 +17,65 @@ use aarch64_cpu::registers::{ICH_HCR_EL2, SPSR_EL2};
 use bulkhead_abi::{call, control};
 
 use super::TrapFrame;
+use super::calls::{self, CallBlock};
 #[cfg(not(gic = "v2"))]
 use super::gic::gicv3::fast::{
-    COUNTER_HVC, COUNTER_IRQ, COUNTER_SGI_TRAP, FastBlock, HVC0_ESR, ICH_HCR_EN_TALL1, IRQ_HW,
-    IRQ_PRIORITY, KICK_DRAINED, LR_HW_BIT, LR_PENDING, LR_PENDING_HW, PUBLISHED_MAX_WAIT,
-    SGI1R_ESR, SGI1R_NOT_FAST, SPI_EDGE_BIT,
+    COUNTER_IRQ, COUNTER_SGI_TRAP, FastBlock, HVC0_ESR, ICH_HCR_EN_TALL1, IRQ_HW, IRQ_PRIORITY,
+    KICK_DRAINED, LR_HW_BIT, LR_PENDING, LR_PENDING_HW, PUBLISHED_MAX_WAIT, SGI1R_ESR,
+    SGI1R_NOT_FAST, SPI_EDGE_BIT,
 };
-#[cfg(not(gic = "v2"))]
 use super::percpu::PerCpu;
+#[cfg(gic = "v2")]
+use crate::trap::ec;
 #[cfg(not(gic = "v2"))]
 use crate::vgic::{gate, lr, sgi, state};
+
+/// The offset of a `CallBlock` field from the per-CPU block TPIDR_EL2
+/// points at.
+macro_rules! cb {
+    ($field:ident) => {
+        offset_of!(PerCpu, calls) + offset_of!(CallBlock, $field)
+    };
+}
+
+/// The `global_asm!` of the vectors, the calls' fast path and the backend's
+/// exits (`$backend`, with its own operands): the operands they share are
+/// written once, here.
+macro_rules! exits_asm {
+    ($backend:literal, $($operands:tt)*) => {
+        global_asm!(
+            include_str!("vectors.S"),
+            include_str!("calls.S"),
+            include_str!($backend),
+            FRAME = const core::mem::size_of::<TrapFrame>(),
+            FAST_PATHS = const cfg!(feature = "fast-paths") as u32,
+            CB_CONTROL = const cb!(control),
+            CB_INFO = const cb!(info),
+            PC_COUNTERS = const calls::PER_CPU_COUNTERS,
+            CNT_HVC = const calls::COUNTER_HVC,
+            COUNTERS = const calls::COUNTERS,
+            BULKHEAD_BASE_HI = const calls::BULKHEAD_BASE_HI,
+            VCPU_INFO_N = const calls::VCPU_INFO_N,
+            EXIT_COUNT_N = const calls::EXIT_COUNT_N,
+            BULKHEAD_N_MAX = const calls::BULKHEAD_N_MAX,
+            PSCI_BASE_HI = const calls::PSCI_BASE_HI,
+            PSCI_FEATURES_N = const calls::PSCI_FEATURES_N,
+            MIGRATE_INFO_TYPE_N = const calls::MIGRATE_INFO_TYPE_N,
+            SMCCC_BASE_HI = const calls::SMCCC_BASE_HI,
+            ARCH_FEATURES_N = const calls::ARCH_FEATURES_N,
+            MAGIC = const bulkhead_abi::MAGIC,
+            ABI_VERSION = const bulkhead_abi::ABI_VERSION,
+            PSCI_VERSION_VALUE = const bulkhead_abi::psci::VERSION_1_1,
+            SMCCC_VERSION_VALUE = const bulkhead_abi::psci::SMCCC_1_1,
+            TOS_NOT_PRESENT = const bulkhead_abi::psci::TOS_NOT_PRESENT,
+            NOT_SUPPORTED = const calls::NOT_SUPPORTED,
+            INVALID_PARAMETERS = const calls::INVALID_PARAMETERS,
+            FEATURES_SMC32 = const calls::FEATURES_SMC32,
+            FEATURES_SMC64 = const calls::FEATURES_SMC64,
+            $($operands)*
+        );
+    };
+}
 
 /// The offset of a `FastBlock` field from the per-CPU block TPIDR_EL2
 /// points at.
@@ -38,10 +87,8 @@ macro_rules! fc {
 }
 
 #[cfg(not(gic = "v2"))]
-global_asm!(
-    include_str!("vectors.S"),
-    include_str!("gic/gicv3/fast.S"),
-    FRAME = const core::mem::size_of::<TrapFrame>(),
+exits_asm!(
+    "gic/gicv3/fast.S",
     FC_MASK = const fc!(mask),
     FC_QUEUE = const fc!(queue),
     FC_TIMER_LR = const fc!(timer_lr),
@@ -59,7 +106,6 @@ global_asm!(
     SPI_PRIORITY = const state::SPI_PRIORITY,
     CNT_IRQ = const COUNTER_IRQ,
     CNT_SGI_TRAP = const COUNTER_SGI_TRAP,
-    CNT_HVC = const COUNTER_HVC,
     HVC0_ESR_HI = const HVC0_ESR >> 16,
     IRQ_UNMASK_LO = const call::IRQ_UNMASK & 0xffff,
     IRQ_UNMASK_HI = const call::IRQ_UNMASK >> 16,
@@ -77,7 +123,6 @@ global_asm!(
     VTIMER = const state::VTIMER_INTID,
     KICK_DRAINED = const KICK_DRAINED,
     SGI1R_ESR = const SGI1R_ESR,
-    FAST_PATHS = const cfg!(feature = "fast-paths") as u32,
     LR_PENDING_HI = const LR_PENDING >> 48,
     LR_PENDING_HW_HI = const LR_PENDING_HW >> 48,
     SGI1R_NOT_FAST = const SGI1R_NOT_FAST,
@@ -86,10 +131,6 @@ global_asm!(
     SGI1R_IRM_BIT = const sgi::field::IRM.trailing_zeros(),
 );
 
-// The GICv2 backend's exits: no fast paths yet, every exit in Rust.
+// The GICv2 backend's exits: no fast paths of their own yet.
 #[cfg(gic = "v2")]
-global_asm!(
-    include_str!("vectors.S"),
-    include_str!("gic/gicv2/exits.S"),
-    FRAME = const core::mem::size_of::<TrapFrame>(),
-);
+exits_asm!("gic/gicv2/exits.S", EC_HVC64 = const ec::HVC64);

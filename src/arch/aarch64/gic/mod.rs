@@ -87,8 +87,10 @@ pub struct SgiWrite {
 pub struct FastFill<'a> {
     /// The vCPU's index in its partition.
     pub vcpu: usize,
-    /// The partition's control page (its mask flag word).
+    /// The partition's control page (its mask flag word), and its guest
+    /// address.
     pub control: &'a ControlPage,
+    pub control_ipa: Ipa,
     /// Where this CPU's pending queue is (`vgic::lr::PendingQueue`).
     pub queue: usize,
     /// Where this CPU keeps its vCPU's deferral statistics

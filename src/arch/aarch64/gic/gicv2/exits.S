@@ -1,9 +1,12 @@
 /* The GICv2 backend's guest exits (src/arch/aarch64/gic/gicv2.rs), after
- * vectors.S in one global_asm! (src/arch/aarch64/vectors.rs): no fast
- * paths yet; every exit saves the whole frame and calls Rust. Around the
- * handler, EL2 takes this CPU's list registers back from other CPUs
- * (gicv2_exit_entry) and opens them again before the ERET
- * (gicv2_guest_entry): see LR_OWNER. */
+ * vectors.S and calls.S in one global_asm! (src/arch/aarch64/vectors.rs):
+ * no fast paths of its own yet, only the calls' (calls.S); every other
+ * exit saves the whole frame and calls Rust. Around the handler, EL2
+ * takes this CPU's list registers back from other CPUs (gicv2_exit_entry)
+ * and opens them again before the ERET (gicv2_guest_entry): see LR_OWNER.
+ *
+ * Constants (global_asm! operands): calls.S's, and FAST_PATHS (0 when the
+ * `fast-paths` feature is off: every call goes to Rust). */
 
 .section .text.fast, "ax"
 
@@ -21,7 +24,16 @@ lower_irq:
 /* ---- synchronous exit from the guest -------------------------------------- */
 .global lower_sync
 lower_sync:
-    SAVE_LOW
+    SAVE_X0_X3
+.if {FAST_PATHS}
+    mrs     x1, esr_el2
+    lsr     w2, w1, #26
+    cmp     w2, #{EC_HVC64}
+    b.ne    .Lsync_not_call
+    CALL_FAST .Lsync_not_call                   /* the calls' fast path (calls.S) */
+.endif
+.Lsync_not_call:
+    SAVE_X4_X7
     SAVE_HIGH
     bl      gicv2_exit_entry
     mov     x0, sp

@@ -1,7 +1,8 @@
 /*
  * The GICv3 backend's guest exits: the IRQ and synchronous exits, with fast
- * paths for the five hottest cases (see fast.rs for the conditions). It
- * follows vectors.S in one global_asm! and uses its frame macros: a fast
+ * paths for the five hottest cases (see fast.rs for the conditions) and
+ * the calls' (calls.S, for an `hvc #0` other than IRQ_UNMASK). It follows
+ * vectors.S and calls.S in one global_asm! and uses their macros: a fast
  * path works in the low registers and returns; anything else calls the
  * Rust handler, whose decisions are the reference.
  *
@@ -294,7 +295,7 @@ lower_sync:
     movz    w3, #{IRQ_UNMASK_LO}
     movk    w3, #{IRQ_UNMASK_HI}, lsl #16
     cmp     w2, w3                              /* the function id is W0 */
-    b.ne    .Lsync_to_rust
+    b.ne    .Lsync_call
     /* IRQ_UNMASK: fast when the vCPU is unmasked, exactly one interrupt
      * waits in its queue, every list register is free, the underflow
      * interrupt is off and a masked window is open (an interrupt was
@@ -356,6 +357,10 @@ lower_sync:
     COUNT   {CNT_HVC}
     str     xzr, [sp]                           /* x0 = SUCCESS */
     RESTORE_LOW_AND_ERET
+
+.Lsync_call: /* Another call: the calls' fast path (calls.S), x2 = the guest's x0. */
+    mov     x0, x2
+    CALL_FAST .Lsync_to_rust
 
 .Lsync_to_rust:
     SAVE_HIGH

@@ -41,7 +41,7 @@ use bulkhead_abi::limits::MAX_VCPUS;
 
 use super::super::FastFill;
 use super::{KICK_SGI, list_register_count, sgi1r_value};
-use crate::arch::percpu::PerCpu;
+use crate::arch::percpu::counter_offset;
 use crate::trap::sysreg;
 use crate::vgic::lr::{Entry, Irq, format};
 use crate::vgic::sgi;
@@ -214,12 +214,8 @@ const _: () = assert!(state::SPI_ENABLED.is_multiple_of(4) && SPI_EDGE_BIT < 32)
 pub(in crate::arch) const ICH_HCR_EN_TALL1: u64 = 1 | crate::arch::sysreg::ICH_HCR_EL2_TALL1;
 
 /// The exit counters' offsets from the per-CPU block (`COUNT` in fast.S).
-const fn counter(c: Counter) -> usize {
-    core::mem::offset_of!(PerCpu, counters) + c as usize * 8
-}
-pub(in crate::arch) const COUNTER_IRQ: usize = counter(Counter::Irq);
-pub(in crate::arch) const COUNTER_SGI_TRAP: usize = counter(Counter::SgiTrap);
-pub(in crate::arch) const COUNTER_HVC: usize = counter(Counter::Hvc);
+pub(in crate::arch) const COUNTER_IRQ: usize = counter_offset(Counter::Irq);
+pub(in crate::arch) const COUNTER_SGI_TRAP: usize = counter_offset(Counter::SgiTrap);
 
 /// ESR_EL2 of `hvc #0` from AArch64: EC 0x16, IL, ISS = the immediate, 0.
 /// Only this one takes the IRQ_UNMASK fast path (guest-lib and bulkhead.h
