@@ -76,14 +76,25 @@ pub enum Exit {
     },
 }
 
+/// The exception class of `esr` (ESR_EL2.EC): which exit to decode.
+#[inline(always)]
+fn class(esr: u64) -> u8 {
+    ((esr >> 26) & 0x3f) as u8
+}
+
+/// The faulting IPA of a stage-2 abort: HPFAR_EL2.FIPA holds IPA[51:12] in
+/// bits [43:4]; FAR gives the page offset.
+#[inline(always)]
+fn abort_ipa(far: u64, hpfar: u64) -> Ipa {
+    Ipa(((hpfar & 0x0fff_ffff_fff0) << 8) | (far & 0xfff))
+}
+
 impl Exit {
     /// Decodes one exit. `far` is FAR_EL2, `hpfar` is HPFAR_EL2 (both only
     /// meaningful for aborts).
     pub fn decode(esr: u64, far: u64, hpfar: u64) -> Exit {
-        let ec = ((esr >> 26) & 0x3f) as u8;
+        let ec = class(esr);
         let iss = esr & 0x1ff_ffff;
-        // HPFAR_EL2.FIPA holds IPA[51:12] in bits [43:4]; FAR gives the page offset.
-        let ipa = Ipa(((hpfar & 0x0fff_ffff_fff0) << 8) | (far & 0xfff));
         match ec {
             ec::HVC64 => Exit::Hvc { imm: iss as u16 },
             ec::SMC64 => Exit::Smc { imm: iss as u16 },
@@ -99,38 +110,45 @@ impl Exit {
                     read: iss & 1 == 1,
                 })
             }
-            ec::DABT_LOWER => Exit::DataAbort(DataAbort {
-                ipa,
-                valid: iss & (1 << 24) != 0,
-                write: iss & (1 << 6) != 0,
-                size: 1 << ((iss >> 22) & 3),
-                reg: ((iss >> 16) & 0x1f) as u8,
-                sign_extend: iss & (1 << 21) != 0,
-                wide: iss & (1 << 15) != 0,
-                dfsc: (iss & 0x3f) as u8,
-            }),
-            ec::IABT_LOWER => Exit::InstructionAbort { ipa },
+            ec::DABT_LOWER => Exit::DataAbort(DataAbort::decode(esr, far, hpfar)),
+            ec::IABT_LOWER => Exit::InstructionAbort {
+                ipa: abort_ipa(far, hpfar),
+            },
             _ => Exit::Other { ec },
         }
     }
 }
 
 impl DataAbort {
+    /// Decodes the ISS of a stage-2 data abort (EC 0x24, which the caller
+    /// has seen: [`Exit::decode`] for any exit) with its fault addresses.
+    #[inline(always)]
+    pub fn decode(esr: u64, far: u64, hpfar: u64) -> DataAbort {
+        let iss = esr & 0x1ff_ffff;
+        DataAbort {
+            ipa: abort_ipa(far, hpfar),
+            valid: iss & (1 << 24) != 0,
+            write: iss & (1 << 6) != 0,
+            size: 1 << ((iss >> 22) & 3),
+            reg: ((iss >> 16) & 0x1f) as u8,
+            sign_extend: iss & (1 << 21) != 0,
+            wide: iss & (1 << 15) != 0,
+            dfsc: (iss & 0x3f) as u8,
+        }
+    }
+
     /// The value a load of `raw` (already the `size` bytes read) leaves in
     /// the destination register, with the sign extension and width the
     /// syndrome asks for.
     pub fn load_value(&self, raw: u64) -> u64 {
-        let bits = u32::from(self.size) * 8;
-        let raw = if bits == 64 {
-            raw
-        } else {
-            raw & ((1u64 << bits) - 1)
-        };
-        let value = if self.sign_extend && bits < 64 {
-            let shift = 64 - bits;
+        // The access's bits moved to the top of the register and back,
+        // arithmetically for a sign extension: 64 - 8 * size, 0 for 8
+        // bytes (and never out of range, whatever `size` holds).
+        let shift = (u32::from(self.size) * 8).wrapping_neg() & 63;
+        let value = if self.sign_extend {
             (((raw << shift) as i64) >> shift) as u64
         } else {
-            raw
+            (raw << shift) >> shift
         };
         if self.wide {
             value

@@ -205,11 +205,14 @@ fn sgis_outside_the_partition_are_refused_on_the_raspberry_pi_4() {
 /// device-tree check passes) stops with a sentence at boot rather than an
 /// UNDEFINED exception at its first ICC_ access.
 /// The calls the GICv2 image answers at its exit vector answer as its Rust
-/// handler does (test-badcall alone, tests/configs/gicv2-calls.toml).
+/// handler does, and a trapped access to its virtual distributor touches
+/// only the register it names (test-badcall alone,
+/// tests/configs/gicv2-calls.toml).
 #[test]
-fn the_calls_answered_at_the_vector_answer_as_the_reference_does_on_a_gicv2() {
+fn calls_and_register_accesses_answer_as_the_reference_does_on_a_gicv2() {
     let run = run(&VIRT.config("calls"), VIRT.machine(), 60, |_| false);
     support::assert_call_answers(&run, "badcall", 0);
+    support::assert_register_probes(&run, "badcall");
     assert!(run.exited, "{}", run.dump());
 }
 

@@ -213,6 +213,14 @@ fn the_calls_answered_at_the_vector_answer_as_the_reference_does() {
     support::assert_call_answers(run, "badcall", 2);
 }
 
+/// A trapped access to a virtual GIC register reads into or writes from
+/// exactly the register it names, whichever it is, and leaves every other
+/// one as it was (see `support::assert_register_probes`).
+#[test]
+fn an_emulated_access_touches_only_the_register_it_names() {
+    support::assert_register_probes(isolation_run(), "badcall");
+}
+
 #[test]
 fn a_guest_printing_through_the_emulated_pl011_gets_its_prefix() {
     let run = isolation_run();

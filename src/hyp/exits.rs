@@ -19,6 +19,7 @@ use crate::mm::Ipa;
 use crate::partition::{Fault, FaultKind, Power, RestartReason, StopReason};
 use crate::psci::{self, Outcome};
 use crate::trap::{DataAbort, Exit, SysRegAccess, sysreg};
+use crate::vgic::regs::Frame;
 use crate::vgic::sgi::SgiRequest;
 use crate::vgic::state::is_forwarded_ppi;
 
@@ -62,6 +63,60 @@ fn fault(kind: FaultKind, v: usize) -> StopReason {
     })
 }
 
+/// A stage-2 data abort (EC 0x24, which the vector sends here rather than
+/// to [`handle_lower_sync`]): an emulated device's register (the virtual
+/// GIC, the PL011), or an address with nothing behind it (an external
+/// abort for the guest, see [`unbacked`]). An access to an emulated
+/// register that the syndrome does not describe (ISV = 0: a load or store
+/// pair, a post-indexed access, an exclusive, ...) cannot be emulated: the
+/// guest takes a synchronous external abort, as from a device that rejects
+/// the access, and decides for itself.
+///
+/// `frame` holds the one register the access names (ISS.SRT) and x0-x19
+/// and x30: the vector saves x20-x29 only when the access names one of
+/// them (this handler touches no other register). A read of a virtual GIC
+/// register, what guests trap for most (Linux polls GICD_CTLR and
+/// GICR_CTLR after every configuration change), is done here; the rest in
+/// functions of their own.
+#[unsafe(no_mangle)]
+extern "C" fn handle_lower_dabt(frame: &mut TrapFrame) {
+    let esr = exception::esr();
+    let (part, p, v) = current();
+    part.count(v, Counter::DataAbort, 1);
+    let syndrome = exception::syndrome();
+    let abort = DataAbort::decode(esr, syndrome.far, syndrome.hpfar);
+    // The register the access names; xzr reads as zero, writes to it vanish.
+    let mut zr = 0;
+    let rt = frame.x.get_mut(usize::from(abort.reg)).unwrap_or(&mut zr);
+    match interrupts::frame_of(part, v, abort.ipa) {
+        Some((gic, offset)) if abort.valid => {
+            if abort.write {
+                gic_write(part, v, gic, offset, abort.size, abort.store_value(*rt));
+            } else {
+                let value = interrupts::mmio_read(part, v, gic, offset, abort.size);
+                *rt = abort.load_value(value);
+            }
+            exception::skip_instruction();
+        }
+        Some(_) => exception::inject_external_abort(abort.write),
+        None => device_abort(rt, part, p, v, abort),
+    }
+    output::pump_if_waiting(part, p);
+}
+
+/// A guest's write of a virtual GIC register. A GICv2 SGI, one trapped
+/// write of GICD_SGIR as ICC_SGI1R_EL1's on GICv3, is counted the same
+/// (the sender's trap) and delivered.
+#[inline(never)]
+fn gic_write(part: &Partition, v: usize, gic: Frame, offset: u64, size: u8, value: u64) {
+    if let Some(sgi) = interrupts::mmio_write(part, v, gic, offset, size, value) {
+        part.count(v, Counter::SgiTrap, 1);
+        deliver_sgi(part, v, sgi);
+    }
+}
+
+/// A guest's synchronous exit past the vector's fast paths, but a data
+/// abort's (`handle_lower_dabt`).
 #[unsafe(no_mangle)]
 extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
     let (part, p, v) = current();
@@ -78,10 +133,8 @@ extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
             exception::skip_instruction();
             call(frame, part, p, v)
         }
-        Exit::DataAbort(abort) => {
-            part.count(v, Counter::DataAbort, 1);
-            data_abort(frame, part, p, v, abort)
-        }
+        // The vector sends these to their own handler.
+        Exit::DataAbort(_) => handle_lower_dabt(frame),
         Exit::SysReg(access) => match Gic::sgi_write(&access, frame.reg(access.rt)) {
             Some(SgiWrite {
                 request,
@@ -280,34 +333,10 @@ fn call(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize) {
     };
 }
 
-/// A stage-2 data abort: an emulated device's register (the virtual GIC,
-/// the PL011), or an address with nothing behind it (an external abort for
-/// the guest, see [`unbacked`]). An access to an
-/// emulated register that the syndrome does not describe (ISV = 0: a load
-/// or store pair, a post-indexed access, an exclusive, ...) cannot be
-/// emulated: the guest takes a synchronous external abort, as from a
-/// device that rejects the access, and decides for itself.
-fn data_abort(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize, abort: DataAbort) {
-    if let Some((gic_frame, offset)) = interrupts::frame_of(part, v, abort.ipa) {
-        if !abort.valid {
-            return exception::inject_external_abort(abort.write);
-        }
-        if abort.write {
-            let value = abort.store_value(frame.reg(abort.reg));
-            // A GICv2 SGI: one trapped write of GICD_SGIR, as ICC_SGI1R_EL1's
-            // on GICv3 (counted the same: the sender's trap).
-            if let Some(sgi) = interrupts::mmio_write(part, v, gic_frame, offset, abort.size, value)
-            {
-                part.count(v, Counter::SgiTrap, 1);
-                deliver_sgi(part, v, sgi);
-            }
-        } else {
-            let value = interrupts::mmio_read(part, v, gic_frame, offset, abort.size);
-            frame.set_reg(abort.reg, abort.load_value(value));
-        }
-        exception::skip_instruction();
-        return;
-    }
+/// A data abort outside the virtual GIC's frames: the emulated PL011's
+/// register (`rt` the register the access names), or nothing.
+#[inline(never)]
+fn device_abort(rt: &mut u64, part: &Partition, p: usize, v: usize, abort: DataAbort) {
     let uart = part
         .config
         .console_pl011
@@ -322,7 +351,7 @@ fn data_abort(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize, abort
     }
     let offset = abort.ipa.0 - base.0;
     let value = if abort.write {
-        abort.store_value(frame.reg(abort.reg))
+        abort.store_value(*rt)
     } else {
         0
     };
@@ -343,7 +372,7 @@ fn data_abort(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize, abort
             output::partition_write(part, p, output::Via::Pl011, core::iter::once(byte));
         }
     } else {
-        frame.set_reg(abort.reg, abort.load_value(u64::from(raw)));
+        *rt = abort.load_value(u64::from(raw));
     }
     exception::skip_instruction();
 }

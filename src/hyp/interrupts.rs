@@ -855,7 +855,8 @@ pub fn frame_of(part: &Partition, v: usize, ipa: Ipa) -> Option<(Frame, u64)> {
 }
 
 /// A guest's read of a virtual GIC register. A bad access (width,
-/// alignment) reads as zero.
+/// alignment) reads as zero. Inlined into the data abort's exit.
+#[inline(always)]
 pub fn mmio_read(part: &Partition, v: usize, frame: Frame, offset: u64, size: u8) -> u64 {
     let live = LocalView { part, vcpu: v };
     regs::read(&part.vgic, frame, offset, size, &live).unwrap_or(0)

@@ -349,6 +349,16 @@ pub fn assert_call_answers(run: &Run, name: &str, index: usize) {
     assert_eq!(calls, expected, "{}", run.dump());
 }
 
+/// What test-badcall (partition `name`) prints after it loaded a virtual
+/// GIC register into each of x0..x30 and xzr and stored one from each,
+/// every other register holding a value of its own: each access left the
+/// value in the register it names and every other register as it was (the
+/// hypervisor saves x20..x29 for a data abort only when it names one).
+pub fn assert_register_probes(run: &Run, name: &str) {
+    let line = "registers: loads 32 ok, stores 32 ok";
+    assert!(run.of(name).contains(&line), "no {line:?}:\n{}", run.dump());
+}
+
 /// Boots a partition set on the default board until it powers off (or `limit`).
 pub fn boot_config(config: &str, limit: Duration) -> Run {
     boot(&board_machine(), &image(config), limit, |_| false)

@@ -47,35 +47,81 @@
     RESTORE_X0_X3_AND_ERET
 .endm
 
-.macro SAVE_HIGH
+/* x8-x19 and x30: with x0-x7, every register a Rust function may change
+ * (AAPCS64: x19-x29 it preserves; x19 comes with x18's pair), which is all
+ * the frame needs when the exit's handler touches no other register. */
+.macro SAVE_X8_X19_X30
     stp     x8, x9, [sp, #16 * 4]
     stp     x10, x11, [sp, #16 * 5]
     stp     x12, x13, [sp, #16 * 6]
     stp     x14, x15, [sp, #16 * 7]
     stp     x16, x17, [sp, #16 * 8]
     stp     x18, x19, [sp, #16 * 9]
-    stp     x20, x21, [sp, #16 * 10]
-    stp     x22, x23, [sp, #16 * 11]
-    stp     x24, x25, [sp, #16 * 12]
-    stp     x26, x27, [sp, #16 * 13]
-    stp     x28, x29, [sp, #16 * 14]
     str     x30, [sp, #16 * 15]
 .endm
 
-.macro RESTORE_ALL_AND_ERET
+.macro RESTORE_X8_X19_X30_AND_ERET
     ldp     x8, x9, [sp, #16 * 4]
     ldp     x10, x11, [sp, #16 * 5]
     ldp     x12, x13, [sp, #16 * 6]
     ldp     x14, x15, [sp, #16 * 7]
     ldp     x16, x17, [sp, #16 * 8]
     ldp     x18, x19, [sp, #16 * 9]
+    ldr     x30, [sp, #16 * 15]
+    RESTORE_LOW_AND_ERET
+.endm
+
+.macro SAVE_HIGH
+    SAVE_X8_X19_X30
+    stp     x20, x21, [sp, #16 * 10]
+    stp     x22, x23, [sp, #16 * 11]
+    stp     x24, x25, [sp, #16 * 12]
+    stp     x26, x27, [sp, #16 * 13]
+    stp     x28, x29, [sp, #16 * 14]
+.endm
+
+.macro RESTORE_ALL_AND_ERET
     ldp     x20, x21, [sp, #16 * 10]
     ldp     x22, x23, [sp, #16 * 11]
     ldp     x24, x25, [sp, #16 * 12]
     ldp     x26, x27, [sp, #16 * 13]
     ldp     x28, x29, [sp, #16 * 14]
-    ldr     x30, [sp, #16 * 15]
-    RESTORE_LOW_AND_ERET
+    RESTORE_X8_X19_X30_AND_ERET
+.endm
+
+
+/* Rust's \handler with the frame, between the backend's \enter and
+ * \leave calls (GICv2's list-register handovers), if it has them. */
+.macro CALL_HANDLER handler, enter, leave
+.ifnb \enter
+    bl      \enter
+.endif
+    mov     x0, sp
+    bl      \handler
+.ifnb \leave
+    bl      \leave
+.endif
+.endm
+
+/*
+ * A data abort's exit (EC 0x24) to Rust (handle_lower_dabt), x0-x7 saved
+ * and x1 = ESR_EL2. The access names one register, ISS.SRT, the only one
+ * the handler touches in the frame; Rust preserves x20-x29 (AAPCS64), so
+ * the frame gets them only when SRT is one of them, and otherwise only
+ * x8-x19 and x30 beside x0-x7. (Without ISS.ISV the handler touches no
+ * register: SRT is then whatever it is.)
+ */
+.macro DABT_TO_RUST enter=, leave=
+    ubfx    x2, x1, #16, #5                     /* SRT */
+    sub     w2, w2, #20
+    cmp     w2, #29 - 20
+    b.ls    1f
+    SAVE_X8_X19_X30
+    CALL_HANDLER handle_lower_dabt, \enter, \leave
+    RESTORE_X8_X19_X30_AND_ERET
+1:  SAVE_HIGH                                   /* x20-x29: the whole frame */
+    CALL_HANDLER handle_lower_dabt, \enter, \leave
+    RESTORE_ALL_AND_ERET
 .endm
 
 

@@ -25,7 +25,6 @@ use super::gic::gicv3::fast::{
     SGI1R_NOT_FAST, SPI_EDGE_BIT,
 };
 use super::percpu::PerCpu;
-#[cfg(gic = "v2")]
 use crate::trap::ec;
 #[cfg(not(gic = "v2"))]
 use crate::vgic::{gate, lr, sgi, state};
@@ -49,6 +48,7 @@ macro_rules! exits_asm {
             include_str!($backend),
             FRAME = const core::mem::size_of::<TrapFrame>(),
             FAST_PATHS = const cfg!(feature = "fast-paths") as u32,
+            EC_DABT_LOWER = const ec::DABT_LOWER,
             CB_CONTROL = const cb!(control),
             CB_INFO = const cb!(info),
             PC_COUNTERS = const calls::PER_CPU_COUNTERS,

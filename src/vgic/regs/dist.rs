@@ -84,6 +84,7 @@ pub(super) enum Reg {
 }
 
 /// The register at `offset` (< 64 KiB) and the access sizes it takes.
+#[inline(always)]
 pub(super) fn decode(offset: u64) -> (Reg, Sizes) {
     // Which 32-bit word of a bank, from its start.
     let word = |start: u64| ((offset - start) / 4) as u32;
@@ -129,6 +130,7 @@ pub(super) fn decode(offset: u64) -> (Reg, Sizes) {
 }
 
 /// The value of the whole register `reg`.
+#[inline(always)]
 pub(super) fn read(state: &VgicState, reg: Reg, live: &dyn Live) -> u64 {
     let value = match reg {
         Reg::Ctlr => {
@@ -231,11 +233,16 @@ fn all_spis(state: &VgicState) -> u32 {
 
 /// GICD_TYPER.ITLinesNumber: enough 32-INTID blocks for the highest owned
 /// SPI, so Linux looks at no register beyond the partition's SPIs.
+#[inline(always)]
 pub(super) fn it_lines_number(state: &VgicState) -> u32 {
-    owned(state, 32, 1020 - 32)
-        .map(|(_, spi)| spi.intid / 32)
-        .max()
-        .unwrap_or(0)
+    // The owned SPIs are kept ascending: the highest is the last one in
+    // range (the configuration check admits no other).
+    state
+        .spis()
+        .iter()
+        .rev()
+        .find(|spi| (32..1020).contains(&spi.intid))
+        .map_or(0, |spi| spi.intid / 32)
         .min(TYPER_ITLINES_MAX)
 }
 

@@ -91,6 +91,7 @@ pub(super) enum Reg {
 }
 
 /// The register at `offset` (< 4 KiB) and the access sizes it takes.
+#[inline(always)]
 pub(super) fn decode(offset: u64) -> (Reg, Sizes) {
     match offset {
         GICD_CTLR => (Reg::Ctlr, Sizes::WORD),
@@ -134,6 +135,7 @@ fn is_private(offset: u64) -> bool {
 }
 
 /// The value of the whole register `reg`, as vCPU `vcpu` reads it.
+#[inline(always)]
 pub(super) fn read(state: &VgicState, vcpu: usize, reg: Reg, live: &dyn Live) -> u64 {
     let value = match reg {
         Reg::Ctlr => {

@@ -89,6 +89,7 @@ pub(super) enum Reg {
 }
 
 /// The register at `offset` (< 128 KiB) and the access sizes it takes.
+#[inline(always)]
 pub(super) fn decode(offset: u64) -> (Reg, Sizes) {
     match offset {
         GICR_CTLR | GICR_STATUSR => (Reg::Razwi, Sizes::WORD),
@@ -126,6 +127,7 @@ fn is_lpi_register(base: u64) -> bool {
 }
 
 /// The value of the whole register `reg` of `vcpu`'s redistributor.
+#[inline(always)]
 pub(super) fn read(state: &VgicState, vcpu: usize, reg: Reg, live: &dyn Live) -> u64 {
     let private = &state.private[vcpu];
     let value = match reg {

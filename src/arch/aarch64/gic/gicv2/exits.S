@@ -15,19 +15,18 @@
 lower_irq:
     SAVE_LOW
     SAVE_HIGH
-    bl      gicv2_exit_entry
-    mov     x0, sp
-    bl      gicv2_lower_irq
-    bl      gicv2_guest_entry
+    CALL_HANDLER gicv2_lower_irq, gicv2_exit_entry, gicv2_guest_entry
     RESTORE_ALL_AND_ERET
 
 /* ---- synchronous exit from the guest -------------------------------------- */
 .global lower_sync
 lower_sync:
     SAVE_X0_X3
-.if {FAST_PATHS}
     mrs     x1, esr_el2
     lsr     w2, w1, #26
+    cmp     w2, #{EC_DABT_LOWER}
+    b.eq    .Lsync_dabt                         /* Rust's handler of its own */
+.if {FAST_PATHS}
     cmp     w2, #{EC_HVC64}
     b.ne    .Lsync_not_call
     CALL_FAST .Lsync_not_call                   /* the calls' fast path (calls.S) */
@@ -35,8 +34,8 @@ lower_sync:
 .Lsync_not_call:
     SAVE_X4_X7
     SAVE_HIGH
-    bl      gicv2_exit_entry
-    mov     x0, sp
-    bl      handle_lower_sync
-    bl      gicv2_guest_entry
+    CALL_HANDLER handle_lower_sync, gicv2_exit_entry, gicv2_guest_entry
     RESTORE_ALL_AND_ERET
+.Lsync_dabt:
+    SAVE_X4_X7
+    DABT_TO_RUST gicv2_exit_entry, gicv2_guest_entry

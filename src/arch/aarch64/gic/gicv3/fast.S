@@ -287,7 +287,7 @@ lower_sync:
     b       .Lsgi_value
 
 .Lsync_not_sgi: /* x0 = ESR_EL2. `hvc #0` with W0 = IRQ_UNMASK? */
-    tbnz    w0, #31, .Lsync_to_rust             /* EC bit 5: an abort (0x20, 0x24) */
+    tbnz    w0, #31, .Lsync_abort               /* EC bit 5: an abort (0x20, 0x24) */
     movz    w1, #{HVC0_ESR_HI}, lsl #16
     cmp     w0, w1
     b.ne    .Lsync_to_rust
@@ -357,6 +357,13 @@ lower_sync:
     COUNT   {CNT_HVC}
     str     xzr, [sp]                           /* x0 = SUCCESS */
     RESTORE_LOW_AND_ERET
+
+.Lsync_abort: /* x0 = ESR_EL2, EC 0x20-0x3f: a data abort has a handler of its own. */
+    lsr     w2, w0, #26
+    cmp     w2, #{EC_DABT_LOWER}
+    b.ne    .Lsync_to_rust
+    mov     x1, x0
+    DABT_TO_RUST
 
 .Lsync_call: /* Another call: the calls' fast path (calls.S), x2 = the guest's x0. */
     mov     x0, x2
