@@ -115,25 +115,34 @@ fn gic_write(part: &Partition, v: usize, gic: Frame, offset: u64, size: u8, valu
     }
 }
 
+/// A guest's HVC (EC 0x16) that the calls' fast path did not answer (every
+/// one without it), which the vector sends here: Bulkhead's calls and
+/// PSCI. `frame` holds x0-x19 and x30: a call reads x0-x7 and returns
+/// x0-x3 (one that does not return enters the guest afresh).
+#[unsafe(no_mangle)]
+extern "C" fn handle_lower_hvc(frame: &mut TrapFrame) {
+    let (part, p, v) = current();
+    part.count(v, Counter::Hvc, 1);
+    call(frame, part, p, v);
+    output::pump_if_waiting(part, p);
+}
+
 /// A guest's synchronous exit past the vector's fast paths, but a data
-/// abort's (`handle_lower_dabt`).
+/// abort's (`handle_lower_dabt`) or an HVC's (`handle_lower_hvc`).
 #[unsafe(no_mangle)]
 extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
     let (part, p, v) = current();
     let syndrome = exception::syndrome();
     let exit = Exit::decode(syndrome.esr, syndrome.far, syndrome.hpfar);
     match exit {
-        Exit::Hvc { .. } => {
-            part.count(v, Counter::Hvc, 1);
-            call(frame, part, p, v)
-        }
+        // The vector sends these to their own handlers.
+        Exit::Hvc { .. } => handle_lower_hvc(frame),
         Exit::Smc { .. } => {
             part.count(v, Counter::Smc, 1);
             // A trapped SMC returns to itself; the call is done once.
             exception::skip_instruction();
             call(frame, part, p, v)
         }
-        // The vector sends these to their own handler.
         Exit::DataAbort(_) => handle_lower_dabt(frame),
         Exit::SysReg(access) => match Gic::sgi_write(&access, frame.reg(access.rt)) {
             Some(SgiWrite {

@@ -829,15 +829,16 @@ pub fn frame_of(part: &Partition, v: usize, ipa: Ipa) -> Option<(Frame, u64)> {
             redistributor,
             ..
         } => {
-            let (distributor, redistributor) = (distributor.0, redistributor.0);
             const GICD_SIZE: u64 = 0x1_0000;
             const GICR_STRIDE: u64 = 0x2_0000;
-            if ipa >= distributor && ipa - distributor < GICD_SIZE {
-                return Some((Frame::Distributor, ipa - distributor));
+            // An address below a frame's base wraps to beyond its end.
+            let offset = ipa.wrapping_sub(distributor.0);
+            if offset < GICD_SIZE {
+                return Some((Frame::Distributor, offset));
             }
             let frames = part.config.cpus.len() as u64 * GICR_STRIDE;
-            if ipa >= redistributor && ipa - redistributor < frames {
-                let offset = ipa - redistributor;
+            let offset = ipa.wrapping_sub(redistributor.0);
+            if offset < frames {
                 let vcpu = (offset / GICR_STRIDE) as usize;
                 return Some((Frame::Redistributor { vcpu }, offset % GICR_STRIDE));
             }
@@ -847,9 +848,8 @@ pub fn frame_of(part: &Partition, v: usize, ipa: Ipa) -> Option<(Frame, u64)> {
         // mapped by stage 2.
         GicConfig::V2 { .. } => {
             const GICD_SIZE: u64 = 0x1000;
-            let distributor = GUEST_GICV2_DISTRIBUTOR.0;
-            (ipa >= distributor && ipa - distributor < GICD_SIZE)
-                .then(|| (Frame::DistributorV2 { vcpu: v }, ipa - distributor))
+            let offset = ipa.wrapping_sub(GUEST_GICV2_DISTRIBUTOR.0);
+            (offset < GICD_SIZE).then_some((Frame::DistributorV2 { vcpu: v }, offset))
         }
     }
 }

@@ -103,6 +103,16 @@
 .endif
 .endm
 
+/* An HVC's exit to Rust (handle_lower_hvc: every call the calls' fast
+ * path does not answer), x0-x7 saved: a call reads x0-x7 and writes x0-x3
+ * (a call that does not return enters the guest afresh), so the frame
+ * gets only what Rust may change. */
+.macro HVC_TO_RUST enter=, leave=
+    SAVE_X8_X19_X30
+    CALL_HANDLER handle_lower_hvc, \enter, \leave
+    RESTORE_X8_X19_X30_AND_ERET
+.endm
+
 /*
  * A data abort's exit (EC 0x24) to Rust (handle_lower_dabt), x0-x7 saved
  * and x1 = ESR_EL2. The access names one register, ISS.SRT, the only one

@@ -25,13 +25,16 @@ lower_sync:
     mrs     x1, esr_el2
     lsr     w2, w1, #26
     cmp     w2, #{EC_DABT_LOWER}
-    b.eq    .Lsync_dabt                         /* Rust's handler of its own */
-.if {FAST_PATHS}
+    b.eq    .Lsync_dabt                         /* Rust's handlers of their own */
     cmp     w2, #{EC_HVC64}
-    b.ne    .Lsync_not_call
-    CALL_FAST .Lsync_not_call                   /* the calls' fast path (calls.S) */
+    b.ne    .Lsync_other
+.if {FAST_PATHS}
+    CALL_FAST .Lsync_hvc                        /* the calls' fast path (calls.S) */
 .endif
-.Lsync_not_call:
+.Lsync_hvc:
+    SAVE_X4_X7
+    HVC_TO_RUST gicv2_exit_entry, gicv2_guest_entry
+.Lsync_other:
     SAVE_X4_X7
     SAVE_HIGH
     CALL_HANDLER handle_lower_sync, gicv2_exit_entry, gicv2_guest_entry

@@ -367,7 +367,9 @@ lower_sync:
 
 .Lsync_call: /* Another call: the calls' fast path (calls.S), x2 = the guest's x0. */
     mov     x0, x2
-    CALL_FAST .Lsync_to_rust
+    CALL_FAST .Lsync_hvc
+.Lsync_hvc: /* The rest to Rust's handler of their own. */
+    HVC_TO_RUST
 
 .Lsync_to_rust:
     SAVE_HIGH
