@@ -8,9 +8,14 @@
 //! The schedule is the victim's (bench-schedule/mod.rs): one phase after
 //! another on the physical counter. The victim samples from `MARGIN` after
 //! a phase's start, so what this guest started at the end of the previous
-//! phase has finished by then.
+//! phase has finished by then. Neither vCPU starts an operation in the
+//! last [`GAP`] ticks of a phase (each sleeps to the next): an operation
+//! that waits for the partition's console lock while the other vCPU,
+//! already in the next phase, keeps taking it on its turns of QEMU's
+//! round robin, ran into the next phase by up to 316,000 ticks.
 //!
-//! The phases, each operation repeated until the phase ends:
+//! The phases, each operation repeated until [`GAP`] before the phase
+//! ends:
 //!
 //! 0. `idle`: both vCPUs in WFI; vCPU 0's timer is armed only for the
 //!    phase's end (the victim has finished sampling by then), and it then
@@ -84,6 +89,11 @@ const GICD_TYPER: usize = 0x0800_0004;
 const LINE: &[u8; 161] = b"flood flood flood flood flood flood flood flood flood flood \
 flood flood flood flood flood flood flood flood flood flood flood flood flood flood flood \
 flood floo\n";
+
+/// The end of each phase in which no operation starts (see the module
+/// documentation): a tenth of the phase, long after the victim's samples
+/// have ended.
+const GAP: u64 = PHASE / 10;
 
 static OPS: [AtomicU64; PHASES.len()] = [const { AtomicU64::new(0) }; PHASES.len()];
 /// Ticks past each phase's end at which its last operation ended.
@@ -188,6 +198,10 @@ fn run(cpu: usize) {
         let current = phase();
         if current >= PHASES.len() {
             break;
+        }
+        if timer::physical_now() >= phase_end(current) - GAP {
+            sleep_until(phase_end(current));
+            continue;
         }
         match current {
             CONSOLE_HVC => console(cpu, true),
