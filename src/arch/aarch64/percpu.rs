@@ -63,6 +63,7 @@ static PER_CPU: [PerCpu; MAX_CPUS] = [const {
 /// Points TPIDR_EL2 at CPU `cpu`'s block (before anything reads it).
 pub fn install(cpu: usize) {
     PER_CPU[cpu].cpu.store(cpu as u64, Ordering::Relaxed);
+    Gic::install_fast(&PER_CPU[cpu].fast);
     exception::set_per_cpu(&PER_CPU[cpu] as *const PerCpu as u64);
 }
 

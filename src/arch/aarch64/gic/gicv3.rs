@@ -564,6 +564,10 @@ impl GicBackend for GicV3 {
         })
     }
 
+    fn install_fast(block: &FastBlock) {
+        fast::install(block)
+    }
+
     fn fill_fast(block: &FastBlock, fill: &FastFill<'_>) {
         fast::fill(block, fill)
     }

@@ -186,6 +186,11 @@ pub trait GicBackend {
     /// SGIs through the distributor).
     fn sgi_write(access: &SysRegAccess, value: u64) -> Option<SgiWrite>;
 
+    /// Sets up this CPU's fast-path block, which starts all zero, with no
+    /// vCPU bound (when the CPU installs its per-CPU block, before any
+    /// guest runs on it).
+    fn install_fast(_block: &FastBlock) {}
+
     /// Fills physical CPU `cpu`'s fast-path block for the vCPU it runs (on
     /// that CPU, before the vCPU first runs).
     fn fill_fast(block: &FastBlock, fill: &FastFill<'_>);

@@ -62,7 +62,9 @@ static NO_VCPU: u8 = 1;
 #[derive(Debug)]
 pub struct FastBlock {
     /// The vCPU's mask byte in its control page's flag word (`NO_VCPU`
-    /// while none is bound here: the fast paths are off).
+    /// while none is bound here: the fast paths are off). Null only until
+    /// `install` runs, before the CPU's first guest exit can happen: the
+    /// block starts all zero, in .bss.
     pub(in crate::arch) mask: AtomicPtr<u8>,
     /// Address of this CPU's pending queue (its length at
     /// `lr::QUEUE_LEN`, its first interrupt at `lr::QUEUE_FIRST`).
@@ -116,7 +118,7 @@ impl FastBlock {
     /// A block with the fast paths off (no vCPU on the CPU).
     pub const fn new() -> Self {
         FastBlock {
-            mask: AtomicPtr::new((&raw const NO_VCPU).cast_mut()),
+            mask: AtomicPtr::new(core::ptr::null_mut()),
             queue: AtomicU64::new(0),
             timer_lr: AtomicU64::new(0),
             lr_all: AtomicU64::new(0),
@@ -177,6 +179,12 @@ pub(super) fn fill(f: &FastBlock, fill: &FastFill<'_>) {
     // paths on.
     let mask = &fill.control.mask[v] as *const _ as *mut u8;
     f.mask.store(mask, Ordering::Release);
+}
+
+/// `GicBackend::install_fast`: no vCPU bound yet, the fast paths off.
+pub(super) fn install(f: &FastBlock) {
+    f.mask
+        .store((&raw const NO_VCPU).cast_mut(), Ordering::Relaxed);
 }
 
 /// `GicBackend::follow_model`: the copy in `f` of what the model lets the
