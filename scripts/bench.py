@@ -559,6 +559,17 @@ def svg(entries, gicv2, path):
 # holds) and the hypervisor's image size.
 HELD = ("instructions", "ticks", "exits", "traps", "entries")
 
+def unheld(name):
+    """The growth victim's own CVAL -> vector ticks beside busy neighbours
+    (growth_timer_partitions_<n>_guest) are reported but not held: under
+    -icount QEMU runs every CPU in one thread, round robin, so a neighbour's
+    turn between the expiry and the vector lands in the victim's figure and
+    moves with any change to the neighbours' exit paths (30 -> 881 -> 1,327
+    beside three). What the hypervisor does for the victim is held: the
+    traced figure, growth_timer_partitions_<n>, EL2 entry -> vector on the
+    victim's CPU, and its EL2 entries."""
+    return name.startswith("growth_timer_partitions_") and name.endswith("_guest")
+
 def budget(report_json, budget_toml):
     """Fails, naming each, if a figure of report.json is above its budget:
     a latency's max (Bulkhead's), an exit count, the hypervisor's image
@@ -568,6 +579,8 @@ def budget(report_json, budget_toml):
     for e in json.load(open(report_json)):
         b = e["bulkhead"]
         if b is None:
+            continue
+        if unheld(e["name"]):
             continue
         if is_spread(b) or e["unit"] in HELD or e["name"] == "image_hypervisor":
             checked[e["name"]] = (headline(b), e["unit"])
