@@ -142,6 +142,63 @@ pub struct PartitionConfig {
     pub control_page: Ipa,
     /// What a fault of the partition does.
     pub on_fault: OnFault,
+    /// The shared regions it maps ([`Config::shared`] from its side), in
+    /// the partition set's order.
+    pub shared: &'static [SharedMapping],
+    /// Guest address of its doorbell register page, when it rings a
+    /// doorbell ([`Config::doorbells`] with it as `from`).
+    pub doorbell_page: Option<Ipa>,
+}
+
+/// A partition's rights to a shared region, enforced by stage 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Read and write.
+    ReadWrite,
+    /// Read only: a write is a stage-2 permission fault, for the writer a
+    /// synchronous external abort.
+    ReadOnly,
+}
+
+/// A shared region as one partition maps it: `size` bytes at `ipa` in the
+/// guest, `phys` in the machine (the region's, the same in every partition
+/// that maps it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedMapping {
+    /// The region's name (its `label` in the device tree).
+    pub name: &'static str,
+    pub ipa: Ipa,
+    pub phys: PhysAddr,
+    pub size: u64,
+    pub access: Access,
+}
+
+/// A region of board RAM shared between the partitions that map it
+/// ([`PartitionConfig::shared`]): zeroed once at boot, never when one of
+/// them restarts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedRegion {
+    pub name: &'static str,
+    pub phys: PhysAddr,
+    pub size: u64,
+}
+
+/// A doorbell: partition `from` writes `channel` to its doorbell page, and
+/// vCPU `vcpu` of partition `to` takes virtual SPI `intid`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DoorbellConfig {
+    pub name: &'static str,
+    /// The ringing partition (index into [`Config::partitions`]).
+    pub from: usize,
+    /// The target partition (index into [`Config::partitions`]), never `from`.
+    pub to: usize,
+    /// The target's vCPU, one it has.
+    pub vcpu: usize,
+    /// The virtual SPI (32..=1019) the target takes, none of its others.
+    pub intid: u32,
+    /// The number `from` writes to ring it: its index among the doorbells
+    /// `from` rings, in the partition set's order.
+    pub channel: u32,
 }
 
 /// Everything the hypervisor is built for.
@@ -151,6 +208,10 @@ pub struct Config {
     pub source: &'static str,
     pub board: BoardConfig,
     pub partitions: &'static [PartitionConfig],
+    /// Memory shared between partitions, each region once.
+    pub shared: &'static [SharedRegion],
+    /// The doorbells between partitions.
+    pub doorbells: &'static [DoorbellConfig],
 }
 
 #[cfg(test)]

@@ -98,7 +98,7 @@ impl Need {
 
 /// At most how many tables partition `p`'s stage-2 map takes: its root,
 /// and for each mapping (memory, devices, the GIC's CPU interface, the
-/// control page) a level-2 table per 1 GiB it touches and a level-3 table
+/// control page, the shared regions) a level-2 table per 1 GiB it touches and a level-3 table
 /// per 2 MiB it touches that no 2 MiB block can map. The hypervisor maps
 /// a block wherever the input and output are aligned to it
 /// (`mm::pagetable`), so where guest and machine addresses agree modulo
@@ -129,6 +129,9 @@ pub fn stage2_tables(gic: &GicConfig, p: &Partition) -> u64 {
     }
     // The control page is on the heap: its address is chosen at boot.
     mappings.push((p.control_page, None, PAGE));
+    // Shared regions, counted as if their machine addresses were unknown:
+    // the hypervisor is sized before the build places them.
+    mappings.extend(p.shared.iter().map(|m| (m.ipa, None, m.size)));
     1 + mappings
         .iter()
         .map(|&(ipa, phys, size)| mapping_tables(ipa, phys, size))

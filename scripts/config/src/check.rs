@@ -17,6 +17,7 @@ use bulkhead_abi::board::{
 
 use crate::arm64_image::ImageHeader;
 use crate::budget::Need;
+use crate::channels::{self, Doorbell, DoorbellEnd, SharedMapping, SharedRegion};
 use crate::dtb;
 use crate::elf::{self, Elf};
 use crate::error::{ConfigError, ErrorKind};
@@ -348,6 +349,14 @@ pub struct Partition {
     pub control_page: u64,
     /// What a fault does.
     pub on_fault: bulkhead_abi::board::OnFault,
+    /// The shared regions it maps, in file order.
+    pub shared: Vec<SharedMapping>,
+    /// The IPA of its doorbell register page, if it has one.
+    pub doorbell_page: Option<u64>,
+    /// The doorbells it rings, by channel number.
+    pub rings: Vec<DoorbellEnd>,
+    /// The doorbells that interrupt it.
+    pub receives: Vec<DoorbellEnd>,
 }
 
 impl Partition {
@@ -378,6 +387,10 @@ pub struct Checked {
     pub board: Board,
     /// The partitions, in file order.
     pub partitions: Vec<Partition>,
+    /// The shared regions, in file order, each placed.
+    pub shared: Vec<SharedRegion>,
+    /// The doorbells, in file order.
+    pub doorbells: Vec<Doorbell>,
     /// The RAM the hypervisor keeps: from the board's `[hypervisor].base`,
     /// its fixed size or else [`Need::total`].
     pub hypervisor: Range,
@@ -387,9 +400,9 @@ pub struct Checked {
 
 /// Where errors found now are reported.
 #[derive(Clone, Copy)]
-struct Ctx<'a> {
-    file: &'a str,
-    partition: Option<&'a str>,
+pub(crate) struct Ctx<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) partition: Option<&'a str>,
 }
 
 impl<'a> Ctx<'a> {
@@ -400,14 +413,14 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn err(&self, field: impl AsRef<str>, kind: ErrorKind) -> ConfigError {
+    pub(crate) fn err(&self, field: impl AsRef<str>, kind: ErrorKind) -> ConfigError {
         ConfigError::new(self.file, None, self.partition, Some(field.as_ref()), kind)
     }
 
     /// A range from the file: non-empty, 4 KiB aligned, not wrapping.
     /// `base_field` is the key of the base (`ipa`, `base`...), `size_field`
     /// the key of the size.
-    fn range(
+    pub(crate) fn range(
         &self,
         base_field: &str,
         base: u64,
@@ -422,14 +435,14 @@ impl<'a> Ctx<'a> {
         Range::new(base, size).ok_or_else(|| self.err(base_field, ErrorKind::Wraps { base, size }))
     }
 
-    fn aligned(&self, field: &str, value: u64) -> Result<(), ConfigError> {
+    pub(crate) fn aligned(&self, field: &str, value: u64) -> Result<(), ConfigError> {
         if !value.is_multiple_of(PAGE) {
             return Err(self.err(field, ErrorKind::Misaligned { value, align: PAGE }));
         }
         Ok(())
     }
 
-    fn name(&self, field: &str, name: &str, max: usize) -> Result<(), ConfigError> {
+    pub(crate) fn name(&self, field: &str, name: &str, max: usize) -> Result<(), ConfigError> {
         let ok = (1..=max).contains(&name.len())
             && name
                 .bytes()
@@ -830,13 +843,18 @@ struct Claims {
 /// `initrd.file`) field (typically [`ErrorKind::ImageNotFound`]).
 pub type ImageLoader<'a> = dyn Fn(&str) -> Result<Vec<u8>, ErrorKind> + 'a;
 
+/// What [`check_partitions`] returns: the partitions (each with its
+/// device tree and its ends of the channels), the shared regions (not yet
+/// placed where the set gives no `phys`) and the doorbells.
+pub type CheckedPartitions = (Vec<Partition>, Vec<SharedRegion>, Vec<Doorbell>);
+
 /// Checks a partition set against a checked board; `file` names the set in errors.
 pub fn check_partitions(
     set: &PartitionSetFile,
     file: &str,
     board: &Board,
     images: &ImageLoader<'_>,
-) -> Result<Vec<Partition>, ConfigError> {
+) -> Result<CheckedPartitions, ConfigError> {
     let ctx = Ctx::file(file);
     if set.board != board.name {
         return Err(ctx.err(
@@ -850,8 +868,10 @@ pub fn check_partitions(
     if set.partition.is_empty() {
         return Err(ctx.err("partition", ErrorKind::NoPartitions));
     }
+    let shared = channels::declare(set, file)?;
     let mut claims = Claims::default();
     let mut partitions: Vec<Partition> = Vec::new();
+    let mut device_tree_areas = Vec::new();
     for p in &set.partition {
         // Name errors are reported before the partition has a trusted name.
         ctx.name(
@@ -871,21 +891,45 @@ pub fn check_partitions(
                 },
             ));
         }
-        let partition = check_partition(&pctx, p, board, &mut claims, images)?;
+        let windows = channels::windows_of(&shared, partitions.len());
+        let (partition, area) = check_partition(&pctx, p, board, &mut claims, &windows, images)?;
         partitions.push(partition);
+        device_tree_areas.push(area);
     }
-    Ok(partitions)
+    let doorbells = channels::doorbells(set, file, &partitions)?;
+    channels::attach(&mut partitions, &shared, &doorbells);
+    // The device trees last: they describe the channels too.
+    for (partition, area) in partitions.iter_mut().zip(device_tree_areas) {
+        let Some(area) = area else { continue };
+        let pctx = Ctx {
+            file,
+            partition: Some(&partition.name),
+        };
+        let bytes = dtb::device_tree(board, partition)
+            .map_err(|error| pctx.err("device_tree", ErrorKind::DeviceTree { error }))?;
+        if bytes.len() as u64 > area.size {
+            let error = vm_fdt::Error::TotalSizeTooLarge;
+            return Err(pctx.err("device_tree", ErrorKind::DeviceTree { error }));
+        }
+        partition.device_tree = Some(Blob {
+            ipa: area.base,
+            bytes,
+        });
+    }
+    Ok((partitions, shared, doorbells))
 }
 
 /// Sizes the hypervisor's RAM for the checked `partitions` of `set`
 /// ([`crate::budget`]) and checks that it fits where the board lets it
-/// grow and that no partition's memory is in it. Returns the range and
+/// grow and that no partition's memory, and no `shared` region the set
+/// places, is in it. Returns the range and
 /// what it holds.
 pub fn size_hypervisor(
     set: &PartitionSetFile,
     file: &str,
     board: &Board,
     partitions: &[Partition],
+    shared: &[SharedRegion],
 ) -> Result<(Range, Need), ConfigError> {
     let need = Need::of(&board.gic, partitions);
     if need.total() > board.hypervisor.room {
@@ -910,44 +954,56 @@ pub fn size_hypervisor(
                 base: m.phys,
                 size: m.size,
             };
-            if phys.overlaps(&hypervisor) {
-                return Err(ctx.err(
-                    format!("memory[{i}].phys"),
-                    ErrorKind::OverlapsHypervisor {
-                        range: phys,
-                        hypervisor,
-                    },
-                ));
-            }
-            // The firmware's spin table: a partition writing there could
-            // start a CPU of another partition's at its own code.
-            let spin_table = board
-                .spin_tables
-                .iter()
-                .flatten()
-                .copied()
-                .find(|&a| Range::new(a, 8).is_some_and(|w| w.overlaps(&phys)));
-            if let Some(address) = spin_table {
-                return Err(ctx.err(
-                    format!("memory[{i}].phys"),
-                    ErrorKind::OverlapsSpinTable {
-                        range: phys,
-                        address,
-                    },
-                ));
-            }
+            clear_of_hypervisor(&ctx, &format!("memory[{i}].phys"), phys, board, hypervisor)?;
         }
+    }
+    let ctx = Ctx::file(file);
+    for (i, r) in shared.iter().enumerate() {
+        let Some(base) = r.phys else { continue };
+        // Checked: the range does not wrap.
+        let range = Range { base, size: r.size };
+        clear_of_hypervisor(&ctx, &format!("shared[{i}].phys"), range, board, hypervisor)?;
     }
     Ok((hypervisor, need))
 }
 
+/// Checks that machine memory a partition gets (its own `range`, at
+/// `field`) is clear of the hypervisor's RAM and of the firmware's spin
+/// tables: a partition writing there could start a CPU of another
+/// partition's at its own code.
+fn clear_of_hypervisor(
+    ctx: &Ctx<'_>,
+    field: &str,
+    range: Range,
+    board: &Board,
+    hypervisor: Range,
+) -> Result<(), ConfigError> {
+    if range.overlaps(&hypervisor) {
+        let kind = ErrorKind::OverlapsHypervisor { range, hypervisor };
+        return Err(ctx.err(field, kind));
+    }
+    let spin_table = board
+        .spin_tables
+        .iter()
+        .flatten()
+        .copied()
+        .find(|&a| Range::new(a, 8).is_some_and(|w| w.overlaps(&range)));
+    if let Some(address) = spin_table {
+        return Err(ctx.err(field, ErrorKind::OverlapsSpinTable { range, address }));
+    }
+    Ok(())
+}
+
+/// Checks one partition; its device tree is written once the channels are
+/// known: returned is the area it goes to.
 fn check_partition(
     ctx: &Ctx<'_>,
     p: &PartitionFile,
     board: &Board,
     claims: &mut Claims,
+    shared: &[(String, String, Range)],
     images: &ImageLoader<'_>,
-) -> Result<Partition, ConfigError> {
+) -> Result<(Partition, Option<Range>), ConfigError> {
     let name = &p.name;
 
     // CPUs.
@@ -1085,8 +1141,11 @@ fn check_partition(
     if let Some(base) = p.control_page {
         ctx.aligned("control_page", base)?;
     }
+    if let Some(base) = p.doorbell_page {
+        ctx.aligned("doorbell_page", base)?;
+    }
 
-    check_ipa_map(ctx, p, board, &memory, &devices)?;
+    check_ipa_map(ctx, p, board, &memory, &devices, shared)?;
 
     let mut memory_sorted: Vec<MemoryRegion> = p
         .memory
@@ -1118,7 +1177,7 @@ fn check_partition(
     };
 
     let vcpus = p.cpus.len();
-    let mut partition = Partition {
+    let partition = Partition {
         name: name.clone(),
         cpus: p.cpus.clone(),
         vmpidrs: (0..vcpus as u64).collect(),
@@ -1133,20 +1192,12 @@ fn check_partition(
         console_pl011: p.console_pl011,
         control_page: p.control_page.unwrap_or(DEFAULT_CONTROL_PAGE),
         on_fault: p.on_fault.into(),
+        shared: Vec::new(),
+        doorbell_page: p.doorbell_page,
+        rings: Vec::new(),
+        receives: Vec::new(),
     };
-    if let Some(area) = device_tree_area {
-        let bytes = dtb::device_tree(board, &partition)
-            .map_err(|error| ctx.err("device_tree", ErrorKind::DeviceTree { error }))?;
-        if bytes.len() as u64 > area.size {
-            let error = vm_fdt::Error::TotalSizeTooLarge;
-            return Err(ctx.err("device_tree", ErrorKind::DeviceTree { error }));
-        }
-        partition.device_tree = Some(Blob {
-            ipa: area.base,
-            bytes,
-        });
-    }
-    Ok(partition)
+    Ok((partition, device_tree_area))
 }
 
 /// The partition's device-tree area: [`DEVICE_TREE_AREA`] bytes at
@@ -1285,13 +1336,16 @@ struct Window {
 }
 
 /// Checks that nothing in the partition's IPA space overlaps: its memory,
-/// its devices, its emulated PL011 page and the GIC windows it sees.
+/// its devices, its emulated PL011 page, its control and doorbell pages,
+/// the shared regions it maps (`shared`: what, field, range, from
+/// [`channels::windows_of`]) and the GIC windows it sees.
 fn check_ipa_map(
     ctx: &Ctx<'_>,
     p: &PartitionFile,
     board: &Board,
     memory: &[(usize, Range)],
     devices: &[Device],
+    shared: &[(String, String, Range)],
 ) -> Result<(), ConfigError> {
     let mut windows: Vec<Window> = memory
         .iter()
@@ -1306,30 +1360,31 @@ fn check_ipa_map(
         field: Some(format!("devices[{j}]")),
         range: d.range,
     }));
-    if let Some(base) = p.console_pl011 {
+    // The one-page windows: (field, what a message calls it, IPA).
+    let pages = [
+        ("console_pl011", "the emulated PL011", p.console_pl011),
+        (
+            "control_page",
+            "the control page",
+            Some(p.control_page.unwrap_or(DEFAULT_CONTROL_PAGE)),
+        ),
+        ("doorbell_page", "the doorbell page", p.doorbell_page),
+    ];
+    for (field, what, base) in pages {
+        let Some(base) = base else { continue };
         let range = Range::new(base, PAGE)
-            .ok_or_else(|| ctx.err("console_pl011", ErrorKind::Wraps { base, size: PAGE }))?;
+            .ok_or_else(|| ctx.err(field, ErrorKind::Wraps { base, size: PAGE }))?;
         windows.push(Window {
-            what: "the emulated PL011 (console_pl011)".to_owned(),
-            field: Some("console_pl011".to_owned()),
+            what: format!("{what} ({field})"),
+            field: Some(field.to_owned()),
             range,
         });
     }
-    let control = p.control_page.unwrap_or(DEFAULT_CONTROL_PAGE);
-    let range = Range::new(control, PAGE).ok_or_else(|| {
-        ctx.err(
-            "control_page",
-            ErrorKind::Wraps {
-                base: control,
-                size: PAGE,
-            },
-        )
-    })?;
-    windows.push(Window {
-        what: "the control page (control_page)".to_owned(),
-        field: Some("control_page".to_owned()),
-        range,
-    });
+    windows.extend(shared.iter().map(|(what, field, range)| Window {
+        what: what.clone(),
+        field: Some(field.clone()),
+        range: *range,
+    }));
     windows.extend(
         board
             .gic
@@ -1533,13 +1588,37 @@ pub fn check_all(
 ) -> Result<Checked, ConfigError> {
     check_board_name(&set.board, set_file)?;
     let board_checked = check_board(board, board_file)?;
-    let partitions = check_partitions(set, set_file, &board_checked, images)?;
-    let (hypervisor, need) = size_hypervisor(set, set_file, &board_checked, &partitions)?;
+    let (mut partitions, mut shared, doorbells) =
+        check_partitions(set, set_file, &board_checked, images)?;
+    channels::check_phys(set, set_file, &board_checked, &shared)?;
+    let (hypervisor, need) = size_hypervisor(set, set_file, &board_checked, &partitions, &shared)?;
+    // What a region placed by the build must stay clear of.
+    let taken: Vec<Range> = partitions
+        .iter()
+        .flat_map(|p| p.memory.iter().map(|m| Range::new(m.phys, m.size)))
+        .chain(
+            board_checked
+                .spin_tables
+                .iter()
+                .flatten()
+                .map(|&a| Range::new(a, 8)),
+        )
+        .flatten()
+        .chain([hypervisor])
+        .collect();
+    channels::place(set_file, &board_checked, &taken, &mut shared)?;
+    for p in &mut partitions {
+        for m in &mut p.shared {
+            m.phys = shared[m.region].phys;
+        }
+    }
     Ok(Checked {
         source: set_file.to_owned(),
         board_source: board_file.to_owned(),
         board: board_checked,
         partitions,
+        shared,
+        doorbells,
         hypervisor,
         need,
     })

@@ -149,12 +149,27 @@ fn partition(out: &mut String, p: &Partition) {
         Some(base) => format!("Some({})", ipa(base)),
         None => "None".to_owned(),
     };
+    let doorbell_page = match p.doorbell_page {
+        Some(base) => format!("Some({})", ipa(base)),
+        None => "None".to_owned(),
+    };
+    let shared = list(&p.shared, |m| {
+        let access = if m.writable { "ReadWrite" } else { "ReadOnly" };
+        format!(
+            "SharedMapping {{ name: {:?}, ipa: {}, phys: {}, size: {}, access: Access::{access} }}",
+            m.name,
+            ipa(m.ipa),
+            // Placed by the check: every region has an address by now.
+            phys(m.phys.unwrap_or_default()),
+            hex(m.size),
+        )
+    });
     out.push_str(&format!(
         "        PartitionConfig {{\n            name: {:?},\n            cpus: {},\n            \
          vmpidrs: {},\n            memory: &[\n{}            ],\n            devices: {},\n            \
          image: {},\n            entry: {},\n            initrd: {},\n            \
          device_tree: {},\n            console_pl011: {},\n            control_page: {},\n            \
-         on_fault: OnFault::{:?},\n        }},\n",
+         on_fault: OnFault::{:?},\n            shared: {},\n            doorbell_page: {},\n        }},\n",
         p.name,
         list(&p.cpus, usize::to_string),
         list(&p.vmpidrs, |m| hex(*m)),
@@ -167,6 +182,8 @@ fn partition(out: &mut String, p: &Partition) {
         console,
         ipa(p.control_page),
         p.on_fault,
+        shared,
+        doorbell_page,
     ));
 }
 
@@ -182,7 +199,24 @@ pub fn config_rs(c: &Checked) -> String {
     for p in &c.partitions {
         partition(&mut out, p);
     }
-    out.push_str("    ],\n};\n");
+    out.push_str("    ],\n");
+    let shared = list(&c.shared, |r| {
+        format!(
+            "SharedRegion {{ name: {:?}, phys: {}, size: {} }}",
+            r.name,
+            phys(r.phys.unwrap_or_default()),
+            hex(r.size),
+        )
+    });
+    let doorbells = list(&c.doorbells, |d| {
+        format!(
+            "DoorbellConfig {{ name: {:?}, from: {}, to: {}, vcpu: {}, intid: {}, channel: {} }}",
+            d.name, d.from, d.to, d.vcpu, d.intid, d.channel,
+        )
+    });
+    out.push_str(&format!(
+        "    shared: {shared},\n    doorbells: {doorbells},\n}};\n"
+    ));
     // The limits the check applied, asserted again where the tables they
     // size are built: a mismatch is a build error, never a boot-time one.
     out.push_str(&format!(

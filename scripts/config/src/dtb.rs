@@ -6,6 +6,19 @@
 //! emulated PL011 if it has one, and its passthrough devices at their
 //! physical addresses; and in `/chosen`, the console, the kernel command
 //! line (`bootargs`) and the initrd's range (`linux,initrd-start/end`).
+//!
+//! Channels between partitions (the README's "Channels between
+//! partitions" documents the binding):
+//! - each shared region it maps: `shared-memory@<ipa>`, compatible
+//!   `"bulkhead,shared-memory", "generic-uio"`, `reg` its IPA and size,
+//!   `label` its name, `read-only` when the partition may not write;
+//! - its doorbell page, if it rings any: `doorbell@<ipa>`, compatible
+//!   `"bulkhead,doorbell", "generic-uio"`, `reg` the page, `channel-names`
+//!   the doorbells it rings (entry n is channel n);
+//! - each doorbell it receives: `doorbell-<name>`, compatible
+//!   `"bulkhead,doorbell-interrupt", "generic-uio"`, `label` its name,
+//!   `interrupts` its SPI (edge-triggered), `bulkhead,vcpu` the vCPU it
+//!   goes to.
 
 use vm_fdt::{Error, FdtWriter};
 
@@ -27,10 +40,15 @@ const IRQ_TYPE_EDGE_RISING: u32 = 1;
 const TIMER_PPIS: [u32; 4] = [13, 14, 11, 10];
 /// SPIs are numbered from INTID 32 in the device tree's second cell.
 const SPI_BASE: u32 = 32;
+/// The compatible every channel node ends with: Linux's
+/// `uio_pdrv_genirq.of_id=generic-uio` makes each one a UIO device.
+const GENERIC_UIO: &str = "generic-uio";
 /// The PL011's reference clock, as QEMU models it.
 const APB_CLOCK_HZ: u32 = 24_000_000;
 /// PL011 register window.
 const PL011_SIZE: u64 = 0x1000;
+/// The doorbell register page.
+const DOORBELL_PAGE_SIZE: u64 = 0x1000;
 const GIC_PHANDLE: u32 = 1;
 const CLOCK_PHANDLE: u32 = 2;
 
@@ -168,8 +186,47 @@ pub fn device_tree(board: &Board, p: &Partition) -> Result<Vec<u8>, Error> {
         fdt.end_node(node)?;
     }
 
+    write_channels(&mut fdt, p)?;
+
     fdt.end_node(root)?;
     fdt.finish()
+}
+
+/// The partition's ends of the channels: its shared regions, its doorbell
+/// page and the doorbells' interrupts it receives.
+fn write_channels(fdt: &mut FdtWriter, p: &Partition) -> Result<(), Error> {
+    let compatible = |ours: &str| vec![ours.to_owned(), GENERIC_UIO.to_owned()];
+    for m in &p.shared {
+        let node = fdt.begin_node(&format!("shared-memory@{:x}", m.ipa))?;
+        fdt.property_string_list("compatible", compatible("bulkhead,shared-memory"))?;
+        fdt.property_array_u64("reg", &[m.ipa, m.size])?;
+        fdt.property_string("label", &m.name)?;
+        if !m.writable {
+            fdt.property_null("read-only")?;
+        }
+        fdt.end_node(node)?;
+    }
+    if let (Some(page), false) = (p.doorbell_page, p.rings.is_empty()) {
+        let node = fdt.begin_node(&format!("doorbell@{page:x}"))?;
+        fdt.property_string_list("compatible", compatible("bulkhead,doorbell"))?;
+        fdt.property_array_u64("reg", &[page, DOORBELL_PAGE_SIZE])?;
+        // `rings` is in channel order: entry n names channel n.
+        let names = p.rings.iter().map(|d| d.name.clone()).collect();
+        fdt.property_string_list("channel-names", names)?;
+        fdt.end_node(node)?;
+    }
+    for d in &p.receives {
+        let node = fdt.begin_node(&format!("doorbell-{}", d.name))?;
+        fdt.property_string_list("compatible", compatible("bulkhead,doorbell-interrupt"))?;
+        fdt.property_string("label", &d.name)?;
+        fdt.property_array_u32(
+            "interrupts",
+            &[GIC_SPI, d.intid - SPI_BASE, IRQ_TYPE_EDGE_RISING],
+        )?;
+        fdt.property_u32("bulkhead,vcpu", d.vcpu as u32)?;
+        fdt.end_node(node)?;
+    }
+    Ok(())
 }
 
 /// The interrupt controller node, with the windows [`GicWindows::guest_windows`] gives.

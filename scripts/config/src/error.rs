@@ -208,6 +208,25 @@ pub enum ErrorKind {
     KernelInitrdApart { kernel: Range, initrd: Range },
     /// A `[qemu]` value QEMU would refuse, or one that contradicts the board.
     Qemu { problem: String },
+    /// A shared region or doorbell name used by an earlier one (`what`).
+    NameTwice { name: String, what: &'static str },
+    /// A partition name that no `[[partition]]` has.
+    UnknownPartition { name: String },
+    /// A shared region that no partition maps.
+    NotMapped,
+    /// A partition that maps a shared region twice, the same way;
+    /// `first` is the index of the earlier mapping in the region's `map`.
+    MappedTwice { region: String, first: usize },
+    /// A partition that maps a shared region both read-only and writable.
+    AccessConflict { region: String, first: usize },
+    /// A doorbell whose `from` and `to` are one partition.
+    DoorbellToItself,
+    /// A partition that rings a doorbell and has no `doorbell_page`.
+    NoDoorbellPage { doorbell: String },
+    /// A vCPU index the partition does not have.
+    NoSuchVcpu { vcpu: usize, vcpus: usize },
+    /// No free board RAM holds a shared region the build is to place.
+    NoRoomForShared { size: u64 },
 }
 
 impl fmt::Display for ConfigError {
@@ -424,6 +443,45 @@ impl fmt::Display for ErrorKind {
                  aligned window of at most 32 GiB (arm64 boot protocol)"
             ),
             Qemu { problem } => f.write_str(problem),
+            NameTwice { name, what } => {
+                write!(f, "name \"{name}\" is already used by an earlier {what}")
+            }
+            UnknownPartition { name } => {
+                write!(f, "there is no partition \"{name}\" in this set")
+            }
+            NotMapped => f.write_str(
+                "a shared region needs at least one [[shared.map]]: the partitions that see it",
+            ),
+            MappedTwice { region, first } => write!(
+                f,
+                "this partition already maps shared region \"{region}\" (map[{first}]); \
+                 a partition sees a region once"
+            ),
+            AccessConflict { region, first } => write!(
+                f,
+                "this partition already maps shared region \"{region}\" (map[{first}]) with \
+                 the other access: a region is read-only (\"ro\") or writable (\"rw\") for a \
+                 partition, not both"
+            ),
+            DoorbellToItself => f.write_str(
+                "a doorbell rings another partition (`from` and `to` are the same); within a \
+                 partition, send an SGI",
+            ),
+            NoDoorbellPage { doorbell } => write!(
+                f,
+                "the partition rings doorbell \"{doorbell}\" and needs a doorbell_page: the \
+                 guest address of its doorbell register page"
+            ),
+            NoSuchVcpu { vcpu, vcpus } => write!(
+                f,
+                "vCPU {vcpu} does not exist: the partition has {vcpus} (0..={})",
+                vcpus.saturating_sub(1)
+            ),
+            NoRoomForShared { size } => write!(
+                f,
+                "no free board RAM holds {size:#x} bytes clear of the partitions, the \
+                 hypervisor and the other regions (give `phys`, or free some RAM)"
+            ),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! Layering, one module per step, data flowing one way:
 //! - [`model`]: the file formats as serde structs; parse errors located.
 //! - [`mod@check`]: every rule, producing the checked model [`check::Checked`].
+//! - [`channels`]: the rules of shared regions and doorbells, for `check`.
 //! - [`elf`]: guest ELFs read and flattened into blobs.
 //! - [`arm64_image`]: the arm64 Linux Image header of a raw image.
 //! - [`budget`]: what the hypervisor's own RAM must hold for a set.
@@ -26,6 +27,7 @@
 
 pub mod arm64_image;
 pub mod budget;
+pub mod channels;
 pub mod check;
 pub mod codegen;
 pub mod dtb;

@@ -178,6 +178,72 @@ pub struct PartitionSetFile {
     /// The partitions, in order: partition index n is the nth table.
     #[serde(default)]
     pub partition: Vec<PartitionFile>,
+    /// Memory shared between partitions, each region named with who maps
+    /// it where and how.
+    #[serde(default)]
+    pub shared: Vec<SharedFile>,
+    /// Doorbells: which partition may interrupt which vCPU of another.
+    #[serde(default)]
+    pub doorbell: Vec<DoorbellFile>,
+}
+
+/// One `[[shared]]`: a region of board RAM that the partitions its `map`
+/// names (and no others) see.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedFile {
+    /// 1..=32 characters of `[a-z0-9-]`, unique among the regions: its
+    /// `label` in the device trees.
+    pub name: String,
+    /// Length in bytes, a whole number of 4 KiB pages.
+    pub size: u64,
+    /// Where it is in the machine; default: placed by the build in board
+    /// RAM that nothing else uses.
+    pub phys: Option<u64>,
+    /// Who sees it: one entry per partition.
+    #[serde(default)]
+    pub map: Vec<SharedMapFile>,
+}
+
+/// One `[[shared.map]]`: a partition's view of a shared region.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedMapFile {
+    /// The partition's name.
+    pub partition: String,
+    /// Where the partition sees the region.
+    pub ipa: u64,
+    /// `"rw"` or `"ro"`.
+    pub access: Access,
+}
+
+/// A partition's rights to a shared region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Read and write.
+    Rw,
+    /// Read only: a write is a synchronous external abort for the writer.
+    Ro,
+}
+
+/// One `[[doorbell]]`: a channel from one partition to a virtual interrupt
+/// of a vCPU of another.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoorbellFile {
+    /// 1..=32 characters of `[a-z0-9-]`, unique among the doorbells.
+    pub name: String,
+    /// The partition that rings it (through its `doorbell_page`).
+    pub from: String,
+    /// The partition it interrupts.
+    pub to: String,
+    /// The vCPU of `to` that takes the interrupt (default 0).
+    #[serde(default)]
+    pub vcpu: usize,
+    /// The virtual interrupt `to` takes: an SPI (INTID 32..=1019) none of
+    /// its devices, its emulated PL011 or another doorbell uses.
+    pub intid: u32,
 }
 
 /// One `[[partition]]`.
@@ -206,6 +272,9 @@ pub struct PartitionFile {
     /// Board devices given to this partition as passthrough.
     #[serde(default)]
     pub devices: Vec<String>,
+    /// The IPA of the partition's doorbell register page: required when it
+    /// rings a `[[doorbell]]`.
+    pub doorbell_page: Option<u64>,
     /// The IPA the device tree goes to; default: the last
     /// `check::DEVICE_TREE_AREA` bytes of the lowest memory region.
     pub device_tree_at: Option<u64>,

@@ -2273,17 +2273,29 @@ fn generated_rust_has_the_expected_shape() {
         "on_fault: OnFault::Stop,",
         "devices: &[DeviceConfig { name: \"rtc\", ipa: Ipa(0x901_0000), phys: PhysAddr(0x901_0000), size: 0x1000, \
          interrupts: &[34], edge: false }],",
+        "doorbell_page: Some(Ipa(0xa00_0000)),",
+        // Placed from the top of RAM down, in file order.
+        "SharedMapping { name: \"bulletin\", ipa: Ipa(0x7000_2000), phys: PhysAddr(0x7fff_d000), size: 0x1000, \
+         access: Access::ReadOnly }",
+        "SharedMapping { name: \"ring-alpha-beta\", ipa: Ipa(0x7000_0000), phys: PhysAddr(0x7fff_f000), \
+         size: 0x1000, access: Access::ReadWrite }",
+        "shared: &[SharedRegion { name: \"ring-alpha-beta\", phys: PhysAddr(0x7fff_f000), size: 0x1000 }, \
+         SharedRegion { name: \"ring-beta-alpha\", phys: PhysAddr(0x7fff_e000), size: 0x1000 }, \
+         SharedRegion { name: \"bulletin\", phys: PhysAddr(0x7fff_d000), size: 0x1000 }],",
+        "doorbells: &[DoorbellConfig { name: \"alpha-to-beta\", from: 0, to: 1, vcpu: 0, intid: 48, channel: 0 }, \
+         DoorbellConfig { name: \"beta-to-alpha\", from: 1, to: 0, vcpu: 0, intid: 48, channel: 0 }],",
     ] {
         assert!(rs.contains(piece), "missing {piece:?} in:\n{rs}");
     }
     assert_eq!(rs.matches("pub static").count(), 1);
     // The board fixes the range (32 MiB); the heap is what the build
-    // counted: 256 KiB, 64 KiB a partition, and 10 stage-2 tables (alpha:
+    // counted: 256 KiB, 64 KiB a partition, and 22 stage-2 tables (alpha:
     // its root, a level-2 table for its memory, which 2 MiB blocks map,
-    // and 2 for its control page; beta: the same and 2 for its RTC).
+    // 2 for its control page and 2 for each of its 3 shared regions; beta:
+    // the same and 2 for its RTC).
     assert_eq!(
         crate::codegen::memory_ld(&c),
-        "HYP_BASE = 0x40000000;\nHYP_SIZE = 0x2000000;\nHYP_HEAP = 0x6a000;\n"
+        "HYP_BASE = 0x40000000;\nHYP_SIZE = 0x2000000;\nHYP_HEAP = 0x76000;\n"
     );
 }
 
@@ -2344,7 +2356,7 @@ fn build_writes_the_generated_files() {
     let read = |f: &str| std::fs::read(root.join("out").join(f)).expect("generated file");
     assert_eq!(
         read("memory.ld"),
-        b"HYP_BASE = 0x40000000;\nHYP_SIZE = 0x2000000;\nHYP_HEAP = 0x6a000;\n"
+        b"HYP_BASE = 0x40000000;\nHYP_SIZE = 0x2000000;\nHYP_HEAP = 0x76000;\n"
     );
     assert_eq!(&read("alpha.img")[0x1000..], b"DATA");
     assert!(fdt::Fdt::new(&read("beta.dtb")).is_ok());
@@ -2552,4 +2564,546 @@ fn a_qemu_device_tree_is_a_path_inside_the_kernel_package() {
     let qemu = run(&board, &two()).unwrap().board.qemu.unwrap();
     assert_eq!(qemu.dtb.as_deref(), Some("broadcom/bcm2711-rpi-4-b.dtb"));
     assert_eq!(qemu.memory.as_deref(), Some("2G"));
+}
+
+// ---- channels: shared regions and doorbells ----------------------------------
+
+/// alpha (2 vCPUs, doorbell page at 0x0a00_0000, PL011) and beta (1 vCPU,
+/// the rtc, doorbell page), then `channels` ([[shared]] and [[doorbell]]).
+fn with_channels(channels: &str) -> String {
+    set(&(part(
+        "alpha",
+        "[0, 1]",
+        0x5000_0000,
+        "console_pl011 = 0x0900_0000\ndoorbell_page = 0x0a00_0000",
+    ) + &part(
+        "beta",
+        "[2]",
+        0x5400_0000,
+        "devices = [\"rtc\"]\ndoorbell_page = 0x0a00_0000",
+    ) + channels))
+}
+
+/// A [[shared]] region `name` of `size` bytes, `phys` extra lines, mapped
+/// by each (partition, ipa, access) of `maps`.
+fn shared(name: &str, size: u64, extra: &str, maps: &[(&str, u64, &str)]) -> String {
+    let mut out = format!("[[shared]]\nname = \"{name}\"\nsize = {size:#x}\n{extra}\n");
+    for (partition, ipa, access) in maps {
+        out += &format!(
+            "[[shared.map]]\npartition = \"{partition}\"\nipa = {ipa:#x}\naccess = \"{access}\"\n"
+        );
+    }
+    out
+}
+
+/// A [[doorbell]] `name` from `from` to `to`'s vCPU `vcpu`, interrupt `intid`.
+fn doorbell(name: &str, from: &str, to: &str, vcpu: usize, intid: u32) -> String {
+    format!(
+        "[[doorbell]]\nname = \"{name}\"\nfrom = \"{from}\"\nto = \"{to}\"\nvcpu = {vcpu}\nintid = {intid}\n"
+    )
+}
+
+/// A region both map read-write at 0x7000_0000.
+fn ring() -> String {
+    shared(
+        "ring",
+        0x1000,
+        "",
+        &[("alpha", 0x7000_0000, "rw"), ("beta", 0x7000_0000, "rw")],
+    )
+}
+
+#[test]
+fn shared_regions_and_doorbells_reach_both_partitions() {
+    let channels = ring()
+        + &shared(
+            "bulletin",
+            0x4000,
+            "phys = 0x6000_0000",
+            &[("alpha", 0x7100_0000, "rw"), ("beta", 0x7200_0000, "ro")],
+        )
+        + &doorbell("a-to-b", "alpha", "beta", 0, 48)
+        + &doorbell("b-to-a", "beta", "alpha", 1, 48)
+        + &doorbell("a-to-b-2", "alpha", "beta", 0, 49);
+    let c = run(BOARD, &with_channels(&channels)).expect("valid");
+    // The region without `phys` at the top of RAM; the other where given.
+    let phys: Vec<Option<u64>> = c.shared.iter().map(|r| r.phys).collect();
+    assert_eq!(phys, [Some(0x7fff_f000), Some(0x6000_0000)]);
+    let [alpha, beta] = &c.partitions[..] else {
+        panic!("two partitions")
+    };
+    let view = |p: &crate::check::Partition| -> Vec<(String, u64, Option<u64>, bool)> {
+        p.shared
+            .iter()
+            .map(|m| (m.name.clone(), m.ipa, m.phys, m.writable))
+            .collect()
+    };
+    assert_eq!(
+        view(alpha),
+        [
+            ("ring".to_owned(), 0x7000_0000, Some(0x7fff_f000), true),
+            ("bulletin".to_owned(), 0x7100_0000, Some(0x6000_0000), true),
+        ]
+    );
+    assert_eq!(
+        view(beta),
+        [
+            ("ring".to_owned(), 0x7000_0000, Some(0x7fff_f000), true),
+            ("bulletin".to_owned(), 0x7200_0000, Some(0x6000_0000), false),
+        ]
+    );
+    // Channel numbers count per ringing partition, in file order.
+    let numbered: Vec<(&str, usize, usize, usize, u32, u32)> = c
+        .doorbells
+        .iter()
+        .map(|d| (d.name.as_str(), d.from, d.to, d.vcpu, d.intid, d.channel))
+        .collect();
+    assert_eq!(
+        numbered,
+        [
+            ("a-to-b", 0, 1, 0, 48, 0),
+            ("b-to-a", 1, 0, 1, 48, 0),
+            ("a-to-b-2", 0, 1, 0, 49, 1),
+        ]
+    );
+    let rings: Vec<(&str, u32)> = alpha
+        .rings
+        .iter()
+        .map(|d| (d.name.as_str(), d.channel))
+        .collect();
+    assert_eq!(rings, [("a-to-b", 0), ("a-to-b-2", 1)]);
+    let receives: Vec<(&str, u32, &str)> = beta
+        .receives
+        .iter()
+        .map(|d| (d.name.as_str(), d.intid, d.peer.as_str()))
+        .collect();
+    assert_eq!(
+        receives,
+        [("a-to-b", 48, "alpha"), ("a-to-b-2", 49, "alpha")]
+    );
+}
+
+#[test]
+fn the_device_tree_describes_the_channels() {
+    let channels = ring()
+        + &shared(
+            "bulletin",
+            0x4000,
+            "",
+            &[("alpha", 0x7100_0000, "rw"), ("beta", 0x7200_0000, "ro")],
+        )
+        + &doorbell("a-to-b", "alpha", "beta", 0, 48)
+        + &doorbell("a-to-b-2", "alpha", "beta", 0, 50);
+    let c = run(BOARD, &with_channels(&channels)).expect("valid");
+    let reg_of = |node: &fdt::node::FdtNode| {
+        let reg = node.reg().and_then(|mut r| r.next()).expect("reg");
+        (reg.starting_address as u64, reg.size)
+    };
+    let compatible = |node: &fdt::node::FdtNode| -> Vec<String> {
+        node.compatible()
+            .expect("compatible")
+            .all()
+            .map(str::to_owned)
+            .collect()
+    };
+
+    // beta: both regions (the bulletin read-only), no doorbell page (it
+    // rings nothing), the two doorbells' interrupts.
+    let fdt = fdt::Fdt::new(dtb_of(&c, 1)).expect("valid DTB");
+    let ring = fdt.find_node("/shared-memory@70000000").expect("ring node");
+    assert_eq!(compatible(&ring), ["bulkhead,shared-memory", "generic-uio"]);
+    assert_eq!(reg_of(&ring), (0x7000_0000, Some(0x1000)));
+    assert_eq!(
+        ring.property("label").and_then(|p| p.as_str()),
+        Some("ring")
+    );
+    assert!(ring.property("read-only").is_none());
+    let bulletin = fdt
+        .find_node("/shared-memory@72000000")
+        .expect("bulletin node");
+    assert_eq!(reg_of(&bulletin), (0x7200_0000, Some(0x4000)));
+    assert!(bulletin.property("read-only").is_some());
+    assert!(fdt.find_compatible(&["bulkhead,doorbell"]).is_none());
+    let irq = fdt.find_node("/doorbell-a-to-b-2").expect("doorbell node");
+    assert_eq!(
+        compatible(&irq),
+        ["bulkhead,doorbell-interrupt", "generic-uio"]
+    );
+    assert_eq!(
+        irq.property("interrupts").map(|p| p.value),
+        Some(&be_cells(&[0, 50 - 32, 1])[..]),
+        "GIC_SPI, INTID - 32, IRQ_TYPE_EDGE_RISING"
+    );
+    assert_eq!(
+        irq.property("bulkhead,vcpu").and_then(|p| p.as_usize()),
+        Some(0)
+    );
+    assert!(fdt.find_node("/doorbell-a-to-b").is_some());
+
+    // alpha: the bulletin writable, its doorbell page with its channels.
+    let fdt = fdt::Fdt::new(dtb_of(&c, 0)).expect("valid DTB");
+    let bulletin = fdt
+        .find_node("/shared-memory@71000000")
+        .expect("bulletin node");
+    assert!(bulletin.property("read-only").is_none());
+    let page = fdt.find_node("/doorbell@a000000").expect("doorbell page");
+    assert_eq!(compatible(&page), ["bulkhead,doorbell", "generic-uio"]);
+    assert_eq!(reg_of(&page), (0x0a00_0000, Some(0x1000)));
+    assert_eq!(
+        page.property("channel-names").map(|p| p.value),
+        Some(&b"a-to-b\0a-to-b-2\0"[..]),
+        "channel n is entry n"
+    );
+    assert!(
+        fdt.find_compatible(&["bulkhead,doorbell-interrupt"])
+            .is_none()
+    );
+}
+
+#[test]
+fn a_shared_region_over_other_physical_memory_is_rejected() {
+    // Over a partition's memory, the hypervisor's RAM, another region,
+    // outside RAM (the rtc's MMIO): each reported on the region's `phys`.
+    let cases: [(u64, &str); 4] = [
+        (0x5400_0000, "partition \"beta\" memory[0]"),
+        (0x4100_0000, "the hypervisor's RAM"),
+        (0x6000_1000, "shared region \"first\" (shared[0])"),
+        (0x0901_0000, "not inside one board RAM range"),
+    ];
+    for (phys, says) in cases {
+        let channels = shared(
+            "first",
+            0x2000,
+            "phys = 0x6000_0000",
+            &[("alpha", 0x7000_0000, "rw")],
+        ) + &shared(
+            "second",
+            0x1000,
+            &format!("phys = {phys:#x}"),
+            &[("beta", 0x7000_0000, "rw")],
+        );
+        let e = match run(BOARD, &with_channels(&channels)) {
+            Ok(_) => panic!("{phys:#x} was accepted"),
+            Err(e) => e,
+        };
+        assert!(
+            matches!(
+                e.kind(),
+                ErrorKind::Overlap { .. }
+                    | ErrorKind::OverlapsHypervisor { .. }
+                    | ErrorKind::OutsideRam { .. }
+            ),
+            "{e}"
+        );
+        assert_eq!(
+            (e.file(), e.partition(), e.field()),
+            (SET_FILE, None, Some("shared[1].phys"))
+        );
+        assert!(e.to_string().contains(says), "{e}");
+    }
+}
+
+#[test]
+fn a_shared_mapping_over_anything_else_in_the_guest_address_space_is_rejected() {
+    // alpha's memory, console, control page, doorbell page, the GIC, and
+    // an earlier mapping; beta's rtc.
+    let cases: [(&str, u64, &str); 7] = [
+        ("alpha", 0x43ff_f000, "memory[0]"),
+        ("alpha", 0x0900_0000, "the emulated PL011"),
+        ("alpha", 0x7fff_f000, "the control page"),
+        ("alpha", 0x0a00_0000, "the doorbell page"),
+        ("alpha", 0x0800_0000, "the GIC distributor"),
+        (
+            "alpha",
+            0x7000_1000,
+            "shared region \"ring\" (shared[0].map[0])",
+        ),
+        ("beta", 0x0901_0000, "device \"rtc\""),
+    ];
+    for (partition, ipa, says) in cases {
+        let channels = shared(
+            "ring",
+            0x2000,
+            "",
+            &[("alpha", 0x7000_0000, "rw"), ("beta", 0x7000_0000, "rw")],
+        ) + &shared("other", 0x1000, "", &[(partition, ipa, "ro")]);
+        let e = assert_error!(
+            run(BOARD, &with_channels(&channels)),
+            SET_FILE,
+            Some(partition),
+            Some("shared[1].map[0].ipa"),
+            ErrorKind::Overlap { .. }
+        );
+        assert!(e.to_string().contains(says), "{ipa:#x}: {e}");
+    }
+    // A misaligned one.
+    let channels = shared("odd", 0x1000, "", &[("beta", 0x7000_0800, "rw")]);
+    assert_error!(
+        run(BOARD, &with_channels(&channels)),
+        SET_FILE,
+        Some("beta"),
+        Some("shared[0].map[0].ipa"),
+        ErrorKind::Misaligned { .. }
+    );
+}
+
+#[test]
+fn a_region_shared_with_a_partition_that_does_not_exist_is_rejected() {
+    let channels = shared(
+        "ring",
+        0x1000,
+        "",
+        &[("alpha", 0x7000_0000, "rw"), ("gamma", 0x7000_0000, "rw")],
+    );
+    let e = assert_error!(
+        run(BOARD, &with_channels(&channels)),
+        SET_FILE,
+        None,
+        Some("shared[0].map[1].partition"),
+        ErrorKind::UnknownPartition { .. }
+    );
+    assert!(e.to_string().contains("no partition \"gamma\""), "{e}");
+}
+
+#[test]
+fn a_region_mapped_read_only_and_writable_by_one_partition_is_rejected() {
+    let channels = shared(
+        "ring",
+        0x1000,
+        "",
+        &[
+            ("alpha", 0x7000_0000, "rw"),
+            ("beta", 0x7000_0000, "ro"),
+            ("beta", 0x7100_0000, "rw"),
+        ],
+    );
+    let e = assert_error!(
+        run(BOARD, &with_channels(&channels)),
+        SET_FILE,
+        Some("beta"),
+        Some("shared[0].map[2].access"),
+        ErrorKind::AccessConflict { first: 1, .. }
+    );
+    assert!(e.to_string().contains("not both"), "{e}");
+    // The same access twice: mapped twice.
+    let channels = shared(
+        "ring",
+        0x1000,
+        "",
+        &[("beta", 0x7000_0000, "ro"), ("beta", 0x7100_0000, "ro")],
+    );
+    assert_error!(
+        run(BOARD, &with_channels(&channels)),
+        SET_FILE,
+        Some("beta"),
+        Some("shared[0].map[1].partition"),
+        ErrorKind::MappedTwice { first: 0, .. }
+    );
+    // And an access that is neither.
+    let channels = shared("ring", 0x1000, "", &[("beta", 0x7000_0000, "wo")]);
+    let e = run(BOARD, &with_channels(&channels)).expect_err("\"wo\" is no access");
+    assert_eq!(e.field(), Some("shared[0].map[0].access"), "{e}");
+}
+
+#[test]
+fn a_shared_region_needs_a_unique_name_pages_and_a_partition() {
+    let map = [("alpha", 0x7000_0000, "rw")];
+    let twice = shared("ring", 0x1000, "", &map)
+        + &shared("ring", 0x1000, "", &[("beta", 0x7000_0000, "rw")]);
+    assert_error!(
+        run(BOARD, &with_channels(&twice)),
+        SET_FILE,
+        None,
+        Some("shared[1].name"),
+        ErrorKind::NameTwice { .. }
+    );
+    assert_error!(
+        run(BOARD, &with_channels(&shared("ring", 0x1800, "", &map))),
+        SET_FILE,
+        None,
+        Some("shared[0].size"),
+        ErrorKind::Misaligned { .. }
+    );
+    assert_error!(
+        run(BOARD, &with_channels(&shared("ring", 0, "", &map))),
+        SET_FILE,
+        None,
+        Some("shared[0].size"),
+        ErrorKind::ZeroSize
+    );
+    assert_error!(
+        run(BOARD, &with_channels(&shared("ring", 0x1000, "", &[]))),
+        SET_FILE,
+        None,
+        Some("shared[0].map"),
+        ErrorKind::NotMapped
+    );
+    // Larger than any free RAM.
+    assert_error!(
+        run(
+            BOARD,
+            &with_channels(&shared(
+                "ring",
+                0x3000_0000, // the largest gap is 640 MiB
+                "",
+                &[("alpha", 0x1_0000_0000, "rw")]
+            ))
+        ),
+        SET_FILE,
+        None,
+        Some("shared[0].size"),
+        ErrorKind::NoRoomForShared { .. }
+    );
+}
+
+#[test]
+fn a_doorbell_intid_already_used_in_the_target_is_rejected() {
+    // beta's rtc (34), its PL011 (33), an earlier doorbell (48); a PPI
+    // (the virtual timer's 27) and an SGI are no SPIs.
+    let cases: [(u32, &str); 3] = [
+        (34, "device \"rtc\""),
+        (33, "emulated PL011"),
+        (48, "doorbell \"first\""),
+    ];
+    let partitions = set(&(part(
+        "alpha",
+        "[0, 1]",
+        0x5000_0000,
+        "doorbell_page = 0x0a00_0000",
+    ) + &part(
+        "beta",
+        "[2]",
+        0x5400_0000,
+        "devices = [\"rtc\"]\nconsole_pl011 = 0x0900_0000",
+    )));
+    for (intid, says) in cases {
+        let config = partitions.clone()
+            + &doorbell("first", "alpha", "beta", 0, 48)
+            + &doorbell("second", "alpha", "beta", 0, intid);
+        let e = assert_error!(
+            run(BOARD, &config),
+            SET_FILE,
+            Some("beta"),
+            Some("doorbell[1].intid"),
+            ErrorKind::InterruptTwice { .. }
+        );
+        assert!(e.to_string().contains(says), "{intid}: {e}");
+    }
+    for intid in [27, 7, 1020] {
+        let config = partitions.clone() + &doorbell("first", "alpha", "beta", 0, intid);
+        assert_error!(
+            run(BOARD, &config),
+            SET_FILE,
+            Some("beta"),
+            Some("doorbell[0].intid"),
+            ErrorKind::NotSpi { .. }
+        );
+    }
+    // The same INTID in another target is another interrupt.
+    let config = with_channels(
+        &(doorbell("ab", "alpha", "beta", 0, 48) + &doorbell("ba", "beta", "alpha", 0, 48)),
+    );
+    run(BOARD, &config).expect("one INTID per target");
+}
+
+#[test]
+fn a_doorbell_to_itself_is_rejected() {
+    let e = assert_error!(
+        run(
+            BOARD,
+            &with_channels(&doorbell("echo", "alpha", "alpha", 1, 48))
+        ),
+        SET_FILE,
+        Some("alpha"),
+        Some("doorbell[0].to"),
+        ErrorKind::DoorbellToItself
+    );
+    assert!(e.to_string().contains("send an SGI"), "{e}");
+}
+
+#[test]
+fn a_doorbell_between_partitions_that_do_not_exist_is_rejected() {
+    for (from, to, field) in [
+        ("gamma", "beta", "doorbell[0].from"),
+        ("alpha", "gamma", "doorbell[0].to"),
+    ] {
+        assert_error!(
+            run(BOARD, &with_channels(&doorbell("d", from, to, 0, 48))),
+            SET_FILE,
+            None,
+            Some(field),
+            ErrorKind::UnknownPartition { .. }
+        );
+    }
+}
+
+#[test]
+fn a_doorbell_to_a_vcpu_the_target_does_not_have_is_rejected() {
+    // alpha has vCPUs 0 and 1, beta only 0.
+    run(
+        BOARD,
+        &with_channels(&doorbell("d", "beta", "alpha", 1, 48)),
+    )
+    .expect("alpha's vCPU 1");
+    let e = assert_error!(
+        run(
+            BOARD,
+            &with_channels(&doorbell("d", "alpha", "beta", 1, 48))
+        ),
+        SET_FILE,
+        Some("beta"),
+        Some("doorbell[0].vcpu"),
+        ErrorKind::NoSuchVcpu { vcpu: 1, vcpus: 1 }
+    );
+    assert!(e.to_string().contains("has 1 (0..=0)"), "{e}");
+}
+
+#[test]
+fn a_partition_that_rings_needs_a_doorbell_page() {
+    // beta rings without one; alpha only receives, which needs none.
+    let config =
+        set(&(part("alpha", "[0]", 0x5000_0000, "") + &part("beta", "[1]", 0x5400_0000, "")))
+            + &doorbell("up", "beta", "alpha", 0, 40);
+    let e = assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("beta"),
+        Some("doorbell_page"),
+        ErrorKind::NoDoorbellPage { .. }
+    );
+    assert!(e.to_string().contains("doorbell \"up\""), "{e}");
+    let config = set(&(part("alpha", "[0]", 0x5000_0000, "")
+        + &part("beta", "[1]", 0x5400_0000, "doorbell_page = 0x0a00_0800")));
+    assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        Some("beta"),
+        Some("doorbell_page"),
+        ErrorKind::Misaligned { .. }
+    );
+}
+
+#[test]
+fn doorbell_names_are_unique() {
+    let config = with_channels(
+        &(doorbell("d", "alpha", "beta", 0, 48) + &doorbell("d", "beta", "alpha", 0, 48)),
+    );
+    assert_error!(
+        run(BOARD, &config),
+        SET_FILE,
+        None,
+        Some("doorbell[1].name"),
+        ErrorKind::NameTwice { .. }
+    );
+}
+
+#[test]
+fn shared_regions_count_in_the_stage2_budget() {
+    let plain = run(BOARD, &with_channels("")).expect("valid");
+    let c = run(BOARD, &with_channels(&ring())).expect("valid");
+    // A 4 KiB region in a 1 GiB slot of its own: a level-2 and a level-3 table.
+    assert_eq!(
+        budget::stage2_tables(&c.board.gic, &c.partitions[1]),
+        budget::stage2_tables(&plain.board.gic, &plain.partitions[1]) + 2
+    );
 }
