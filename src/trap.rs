@@ -157,6 +157,16 @@ impl DataAbort {
         }
     }
 
+    /// A permission fault (DFSC 0b0011xx, any level): the address is
+    /// mapped, without the right the access needs (a write to a shared
+    /// region mapped read-only). Emulated registers are never mapped, so
+    /// it is never theirs; and HPFAR_EL2, which [`Self::ipa`] comes from,
+    /// need not hold the faulting IPA for it (Arm ARM: UNKNOWN for a
+    /// stage-2 permission fault outside a stage-1 walk).
+    pub fn permission_fault(&self) -> bool {
+        self.dfsc & 0x3c == 0x0c
+    }
+
     /// The bytes a store writes, from the source register's value.
     pub fn store_value(&self, reg_value: u64) -> u64 {
         match self.size {
@@ -169,6 +179,28 @@ impl DataAbort {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_permission_fault_at_any_level_is_told_from_a_translation_fault() {
+        // str at a read-only page: DFSC 0b0011 11 (level 3); 0b0001 11 is a
+        // level-3 translation fault (nothing mapped).
+        let abort = |dfsc: u64| {
+            let esr = (0x24u64 << 26) | (1 << 25) | (1 << 24) | (2 << 22) | (1 << 6) | dfsc;
+            let Exit::DataAbort(d) = Exit::decode(esr, 0x7000_2000, 0x70_0020 << 4) else {
+                panic!("a data abort");
+            };
+            d
+        };
+        for level in 0..4 {
+            assert!(abort(0b00_1100 | level).permission_fault(), "level {level}");
+            assert!(
+                !abort(0b00_0100 | level).permission_fault(),
+                "level {level}"
+            );
+            assert!(!abort(0b00_1000 | level).permission_fault(), "access flag");
+        }
+        assert!(!abort(0b01_0000).permission_fault(), "external abort");
+    }
 
     #[test]
     fn decodes_a_word_store_to_an_unmapped_page() {

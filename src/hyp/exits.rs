@@ -88,6 +88,15 @@ extern "C" fn handle_lower_dabt(frame: &mut TrapFrame) {
     // The register the access names; xzr reads as zero, writes to it vanish.
     let mut zr = 0;
     let rt = frame.x.get_mut(usize::from(abort.reg)).unwrap_or(&mut zr);
+    // A write to a region the partition may only read: the writer takes
+    // the same abort as for nothing there; whoever else maps it is
+    // untouched. (The IPA shown is HPFAR_EL2's, which the architecture
+    // leaves UNKNOWN for a permission fault; QEMU gives it.)
+    if abort.permission_fault() {
+        let what = format_args!("write to IPA {}", abort.ipa);
+        refused(part, v, what, "mapped read-only");
+        return exception::inject_external_abort(abort.write);
+    }
     match interrupts::frame_of(part, v, abort.ipa) {
         Some((gic, offset)) if abort.valid => {
             if abort.write {
@@ -210,13 +219,24 @@ fn sysreg_access(frame: &mut TrapFrame, access: SysRegAccess) {
 /// on the console the first time only: a guest cannot flood the console
 /// with them.
 fn unbacked(part: &Partition, v: usize, what: &str, ipa: Ipa) {
+    refused(
+        part,
+        v,
+        format_args!("{what} IPA {ipa}"),
+        "with nothing behind it",
+    );
+}
+
+/// An access the partition may not make (`what`, `why`), answered as
+/// [`unbacked`] answers one: counted, reported once, the guest's external abort.
+fn refused(part: &Partition, v: usize, what: core::fmt::Arguments, why: &str) {
     part.count(v, Counter::ExternalAbort, 1);
     if !part
         .unbacked_reported
         .swap(true, core::sync::atomic::Ordering::Relaxed)
     {
         hyp_println!(
-            "partition {} vCPU {v}: {what} IPA {ipa} (PC {:#x}) with nothing behind it: \
+            "partition {} vCPU {v}: {what} (PC {:#x}) {why}: \
              a synchronous external abort for the guest (reported once; all are counted \
              as external-abort)",
             part.config.name,

@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::arch;
 use crate::arch::gic::{Gic, GicBackend};
-use crate::config::{BoardConfig, Config, PartitionConfig};
+use crate::config::{Access, BoardConfig, Config, PartitionConfig};
 use crate::console::input::Port;
 use crate::mm::PhysAddr;
 use crate::mm::pagetable::{MapError, MemKind, PageTable, Stage2, Table, TableAlloc};
@@ -318,6 +318,18 @@ impl Runtime {
                 s2.map(&mut tables, d.ipa, d.phys, d.size, MemKind::Device)
                     .map_err(map_err)?;
             }
+            // Shared regions with the rights the configuration gives: a
+            // write to a read-only one is a permission fault, which the
+            // data-abort exit answers as it answers an access to nothing
+            // (a synchronous external abort for the writer only).
+            for m in p.shared {
+                let kind = match m.access {
+                    Access::ReadWrite => MemKind::Normal,
+                    Access::ReadOnly => MemKind::ReadOnly,
+                };
+                s2.map(&mut tables, m.ipa, m.phys, m.size, kind)
+                    .map_err(map_err)?;
+            }
             // The guest's CPU interface, where the GIC has it in memory.
             if let Some((ipa, frame, size)) = Gic::guest_cpu_interface(&config.board.gic) {
                 s2.map(&mut tables, ipa, frame, size, MemKind::Device)
@@ -389,6 +401,16 @@ impl Runtime {
                 // VMID 0 is left unused, so a stale TLB entry of "no guest" never matches.
                 vmid: index as u16 + 1,
             });
+        }
+        // Shared regions start zeroed, once, before any partition runs. A
+        // partition's restart reloads only its own memory (`load_chunk`):
+        // what the other side wrote survives it.
+        for r in config.shared {
+            // SAFETY: board RAM clear of the hypervisor's and of every
+            // partition's memory (the configuration check), mapped Normal at
+            // EL2 by identity; no partition runs yet.
+            unsafe { arch::zero(r.phys.0, r.size) };
+            arch::clean_data(r.phys.0, r.size);
         }
         Ok(Runtime {
             running: AtomicUsize::new(partitions.len()),

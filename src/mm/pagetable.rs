@@ -27,11 +27,15 @@ pub const START_LEVEL: usize = 1;
 #[derive(Debug)]
 pub struct Table(pub [u64; ENTRIES]);
 
-/// How a mapping is cached.
+/// How a mapping is cached, and whether it may be written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemKind {
     /// RAM: write-back cacheable, inner shareable, executable.
     Normal,
+    /// RAM as [`MemKind::Normal`] that may be read and not written (a
+    /// shared region a partition maps read-only): a write is a permission
+    /// fault.
+    ReadOnly,
     /// MMIO: Device-nGnRE (stage 2) / nGnRnE (stage 1), never executable.
     Device,
 }
@@ -196,6 +200,12 @@ const AF: u64 = 1 << 10;
 const SH_INNER: u64 = 3 << 8;
 /// XN (stage 1, EL2) / XN[1] (stage 2): no execution at any level.
 const XN: u64 = 1 << 54;
+/// Stage 2 S2AP[7:6] = 11: the guest may read and write.
+const S2AP_RW: u64 = 0b11 << 6;
+/// S2AP = 01: the guest may read; a write is a stage-2 permission fault.
+const S2AP_RO: u64 = 0b01 << 6;
+/// EL2 stage 1 AP[2] (bit 7): read-only.
+const EL2_AP_READ_ONLY: u64 = 1 << 7;
 
 fn leaf_type(level: usize) -> u64 {
     if level == 3 {
@@ -205,19 +215,14 @@ fn leaf_type(level: usize) -> u64 {
     }
 }
 
-fn decode_arm(desc: u64, level: usize, is_normal: impl Fn(u64) -> bool) -> Entry {
+fn decode_arm(desc: u64, level: usize, kind_of: impl Fn(u64) -> MemKind) -> Entry {
     let addr = PhysAddr(desc & ADDR_MASK);
     if desc & VALID == 0 {
         Entry::Invalid
     } else if level < 3 && desc & TABLE_OR_PAGE != 0 {
         Entry::Table(addr)
     } else {
-        let kind = if is_normal(desc) {
-            MemKind::Normal
-        } else {
-            MemKind::Device
-        };
-        Entry::Leaf(addr, kind)
+        Entry::Leaf(addr, kind_of(desc))
     }
 }
 
@@ -237,9 +242,10 @@ impl Format for El2Stage1 {
     type Input = PhysAddr;
 
     fn leaf(pa: PhysAddr, level: usize, kind: MemKind) -> u64 {
-        // AP[2:1] = 00: read/write at EL2.
+        // AP[2:1] = 00: read/write at EL2, 10: read-only.
         let attrs = match kind {
             MemKind::Normal => (1 << 2) | SH_INNER,
+            MemKind::ReadOnly => (1 << 2) | SH_INNER | EL2_AP_READ_ONLY,
             MemKind::Device => XN,
         };
         (pa.0 & ADDR_MASK) | attrs | AF | leaf_type(level)
@@ -250,7 +256,13 @@ impl Format for El2Stage1 {
     }
 
     fn decode(desc: u64, level: usize) -> Entry {
-        decode_arm(desc, level, |d| (d >> 2) & 7 == 1)
+        decode_arm(desc, level, |d| {
+            match ((d >> 2) & 7, d & EL2_AP_READ_ONLY) {
+                (1, 0) => MemKind::Normal,
+                (1, _) => MemKind::ReadOnly,
+                _ => MemKind::Device,
+            }
+        })
     }
 }
 
@@ -262,14 +274,14 @@ impl Format for Stage2 {
     type Input = Ipa;
 
     fn leaf(pa: PhysAddr, level: usize, kind: MemKind) -> u64 {
-        // S2AP[7:6] = 11: read/write. MemAttr[5:2]: 0b1111 Normal write-back,
-        // 0b0001 Device-nGnRE.
-        const S2AP_RW: u64 = 3 << 6;
+        // S2AP[7:6]: 11 read/write, 01 read-only. MemAttr[5:2]: 0b1111
+        // Normal write-back, 0b0001 Device-nGnRE.
         let attrs = match kind {
-            MemKind::Normal => (0b1111 << 2) | SH_INNER,
-            MemKind::Device => (0b0001 << 2) | XN,
+            MemKind::Normal => (0b1111 << 2) | SH_INNER | S2AP_RW,
+            MemKind::ReadOnly => (0b1111 << 2) | SH_INNER | S2AP_RO,
+            MemKind::Device => (0b0001 << 2) | XN | S2AP_RW,
         };
-        (pa.0 & ADDR_MASK) | attrs | S2AP_RW | AF | leaf_type(level)
+        (pa.0 & ADDR_MASK) | attrs | AF | leaf_type(level)
     }
 
     fn table(pa: PhysAddr) -> u64 {
@@ -277,7 +289,11 @@ impl Format for Stage2 {
     }
 
     fn decode(desc: u64, level: usize) -> Entry {
-        decode_arm(desc, level, |d| (d >> 2) & 0xf == 0b1111)
+        decode_arm(desc, level, |d| match ((d >> 2) & 0xf, d & S2AP_RW) {
+            (0b1111, S2AP_RO) => MemKind::ReadOnly,
+            (0b1111, _) => MemKind::Normal,
+            _ => MemKind::Device,
+        })
     }
 }
 
@@ -338,17 +354,23 @@ mod tests {
     impl Format for Fake {
         type Input = u64;
         fn leaf(pa: PhysAddr, _level: usize, kind: MemKind) -> u64 {
-            (1 << 63) | (pa.0 >> 4) | u64::from(kind == MemKind::Device)
+            let kind = match kind {
+                MemKind::Normal => 0,
+                MemKind::Device => 1,
+                MemKind::ReadOnly => 2,
+            };
+            (1 << 63) | (pa.0 >> 4) | kind
         }
         fn table(pa: PhysAddr) -> u64 {
             (1 << 63) | (1 << 62) | (pa.0 >> 4)
         }
         fn decode(desc: u64, _level: usize) -> Entry {
-            let addr = PhysAddr((desc & !(3 << 62) & !1) << 4);
+            let addr = PhysAddr((desc & !(3 << 62) & !3) << 4);
             match desc >> 62 {
                 0 | 1 => Entry::Invalid,
                 3 => Entry::Table(addr),
                 _ if desc & 1 == 1 => Entry::Leaf(addr, MemKind::Device),
+                _ if desc & 2 == 2 => Entry::Leaf(addr, MemKind::ReadOnly),
                 _ => Entry::Leaf(addr, MemKind::Normal),
             }
         }
@@ -485,6 +507,52 @@ mod tests {
         );
     }
 
+    /// A read-only mapping beside a writable one keeps its kind through
+    /// the builder, in blocks and pages, whatever the encoding.
+    fn read_only_beside_writable<F: Format<Input: Input>>() {
+        let mut alloc = VecAlloc(Vec::new());
+        let mut pt = PageTable::<F>::new(&mut alloc).unwrap();
+        let map = |pt: &mut PageTable<F>, alloc: &mut VecAlloc, va: u64, size, kind| {
+            pt.map(
+                alloc,
+                F::Input::at(va),
+                PhysAddr(va + 0x1000_0000),
+                size,
+                kind,
+            )
+        };
+        map(&mut pt, &mut alloc, 0x4000_0000, 0x20_0000, MemKind::Normal).unwrap();
+        map(
+            &mut pt,
+            &mut alloc,
+            0x4020_0000,
+            0x20_1000,
+            MemKind::ReadOnly,
+        )
+        .unwrap();
+        for (va, kind, level) in [
+            (0x401f_f000, MemKind::Normal, 2),
+            (0x4020_0000, MemKind::ReadOnly, 2),
+            (0x4040_0fff, MemKind::ReadOnly, 3),
+        ] {
+            let (pa, found, at) = pt.translate(&mut alloc, F::Input::at(va)).expect("mapped");
+            assert_eq!((pa, found, at), (PhysAddr(va + 0x1000_0000), kind, level));
+        }
+        assert_eq!(pt.translate(&mut alloc, F::Input::at(0x4040_1000)), None);
+    }
+
+    #[test]
+    fn read_only_mappings_stay_read_only() {
+        read_only_beside_writable::<Stage2>();
+        read_only_beside_writable::<El2Stage1>();
+        read_only_beside_writable::<Fake>();
+    }
+
+    /// A stage-2 read/write RAM page at `pa`.
+    fn normal_page(pa: u64) -> u64 {
+        Stage2::leaf(PhysAddr(pa), 3, MemKind::Normal)
+    }
+
     #[test]
     fn stage2_descriptors_have_the_architected_bits() {
         let normal = Stage2::leaf(PhysAddr(0x5000_0000), 2, MemKind::Normal);
@@ -502,6 +570,17 @@ mod tests {
             Stage2::decode(dev, 3),
             Entry::Leaf(PhysAddr(0x0901_0000), MemKind::Device)
         );
+        // Read-only RAM: the same memory, S2AP 01; each kind decodes back.
+        let ro = Stage2::leaf(PhysAddr(0x7fff_f000), 3, MemKind::ReadOnly);
+        assert_eq!((ro >> 6) & 3, 0b01, "S2AP read-only");
+        assert_eq!(ro & !(3 << 6), normal_page(0x7fff_f000) & !(3 << 6));
+        for kind in [MemKind::Normal, MemKind::ReadOnly, MemKind::Device] {
+            let desc = Stage2::leaf(PhysAddr(0x7fff_f000), 3, kind);
+            assert_eq!(
+                Stage2::decode(desc, 3),
+                Entry::Leaf(PhysAddr(0x7fff_f000), kind)
+            );
+        }
         // A level-3 descriptor with bit 1 clear is reserved: not a valid page.
         assert_eq!(Stage2::table(PhysAddr(0x1000)) & 3, 0b11);
         assert_eq!(VTCR_EL2_VALUE & 0x3f, 25);
@@ -569,6 +648,17 @@ mod tests {
         assert_ne!(normal & AF, 0);
         assert_eq!(normal & XN, 0);
         assert_eq!(normal & ADDR_MASK, 0x4000_0000);
+        let ro = El2Stage1::leaf(PhysAddr(0x4000_0000), 3, MemKind::ReadOnly);
+        assert_eq!((ro >> 6) & 3, 0b10, "AP: read-only at EL2");
+        assert_eq!(ro & !(3 << 6), normal);
+        assert_eq!(
+            El2Stage1::decode(ro, 3),
+            Entry::Leaf(PhysAddr(0x4000_0000), MemKind::ReadOnly)
+        );
+        assert_eq!(
+            El2Stage1::decode(normal, 3),
+            Entry::Leaf(PhysAddr(0x4000_0000), MemKind::Normal)
+        );
         let dev = El2Stage1::leaf(PhysAddr(0x0900_0000), 2, MemKind::Device);
         assert_eq!(dev & 3, 0b01, "block");
         assert_eq!((dev >> 2) & 7, 0, "AttrIndx 0: Device");
