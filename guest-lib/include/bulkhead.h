@@ -80,6 +80,8 @@
 /* -> x1 = interrupts deferred, x2 = longest wait behind the mask,
  *    x3 = longest masked window that delayed one (counter ticks). */
 #define BULKHEAD_CALL_DEFER_STATS BULKHEAD_CALL(6)
+/* x1 = channel number: rings that doorbell, as a write to the doorbell page. */
+#define BULKHEAD_CALL_DOORBELL BULKHEAD_CALL(7)
 
 /* x1 of VERSION: "BULKHEAD" in ASCII, little-endian. */
 #define BULKHEAD_MAGIC UINT64_C(0x444145484B4C5542)
@@ -157,6 +159,69 @@ _Static_assert(offsetof(struct bulkhead_control_page, mask) == BULKHEAD_CP_OFFSE
 	       "mask offset");
 _Static_assert(offsetof(struct bulkhead_control_page, pending) == BULKHEAD_CP_OFFSET_PENDING,
 	       "pending offset");
+
+/* ---- Channels between partitions ----------------------------------------- */
+
+/* The doorbell page (device tree: compatible "bulkhead,doorbell"): a 32-bit
+ * write of a channel number at BULKHEAD_DOORBELL_RING rings that doorbell.
+ * Channel n is entry n of the node's channel-names. */
+#define BULKHEAD_DOORBELL_SIZE 4096
+#define BULKHEAD_DOORBELL_RING 0
+
+/* A single-producer single-consumer ring of BULKHEAD_RING_SLOT_SIZE-byte
+ * slots over a shared region (compatible "bulkhead,shared-memory", mapped
+ * read-write by both sides), as guest-lib's channel API (bulkhead-abi's
+ * `ring`) lays it out. The region starts zeroed; whoever attaches first
+ * writes magic, version, slot_size and slots (slots: the largest power of
+ * two that fits after the header; magic last, with release).
+ * The producer fills slot head % slots, then stores head + 1 (release),
+ * then, after a full fence, if wants_doorbell is set, clears it and rings
+ * the doorbell. The consumer loads head (acquire), copies slot
+ * tail % slots, stores tail + 1 (release). Before it waits, it sets
+ * wants_doorbell, fences, and looks at head again. head and tail count
+ * messages ever sent and received, wrapping at 2^32: empty when equal,
+ * full when head - tail == slots. */
+#define BULKHEAD_RING_MAGIC UINT32_C(0x47524B42) /* "BKRG" */
+#define BULKHEAD_RING_VERSION 1
+#define BULKHEAD_RING_SLOT_SIZE 64
+#define BULKHEAD_RING_MESSAGE_MAX (BULKHEAD_RING_SLOT_SIZE - 4)
+#define BULKHEAD_RING_HEADER_SIZE 192
+#define BULKHEAD_RING_OFFSET_MAGIC 0
+#define BULKHEAD_RING_OFFSET_VERSION 4
+#define BULKHEAD_RING_OFFSET_SLOT_SIZE 8
+#define BULKHEAD_RING_OFFSET_SLOTS 12
+#define BULKHEAD_RING_OFFSET_HEAD 64
+#define BULKHEAD_RING_OFFSET_TAIL 128
+#define BULKHEAD_RING_OFFSET_WANTS_DOORBELL 132
+
+struct bulkhead_ring {
+	uint32_t magic;
+	uint32_t version;
+	uint32_t slot_size;
+	uint32_t slots;
+	uint32_t reserved0[12];
+	/* Messages ever sent: the producer's, on a cache line of its own. */
+	uint32_t head;
+	uint32_t reserved1[15];
+	/* Messages ever received: the consumer's. */
+	uint32_t tail;
+	/* Non-zero: the consumer waits for a doorbell. */
+	uint32_t wants_doorbell;
+	uint32_t reserved2[14];
+};
+
+struct bulkhead_ring_slot {
+	/* Bytes of the message, at most BULKHEAD_RING_MESSAGE_MAX. */
+	uint32_t len;
+	uint8_t data[BULKHEAD_RING_MESSAGE_MAX];
+};
+
+_Static_assert(sizeof(struct bulkhead_ring) == BULKHEAD_RING_HEADER_SIZE, "ring header size");
+_Static_assert(offsetof(struct bulkhead_ring, head) == BULKHEAD_RING_OFFSET_HEAD, "head offset");
+_Static_assert(offsetof(struct bulkhead_ring, tail) == BULKHEAD_RING_OFFSET_TAIL, "tail offset");
+_Static_assert(offsetof(struct bulkhead_ring, wants_doorbell) == BULKHEAD_RING_OFFSET_WANTS_DOORBELL,
+	       "wants_doorbell offset");
+_Static_assert(sizeof(struct bulkhead_ring_slot) == BULKHEAD_RING_SLOT_SIZE, "slot size");
 
 /* ---- Calls (AArch64 only) ------------------------------------------------ */
 

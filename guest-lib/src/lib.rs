@@ -32,6 +32,8 @@
 //!   are programmed the same way in both modes (a partition has a virtual
 //!   GIC at QEMU virt's addresses); the GIC's version is detected once, at
 //!   boot; the console picks its path by mode.
+//! - [`channel`]: rings over shared regions to other partitions, and
+//!   their doorbells.
 //! - [`irq`], [`exception`], [`smp`]: what a guest uses: handlers by INTID,
 //!   interrupt masking (the control page's flag word under Bulkhead, see
 //!   [`irq`]), fault reports, secondary CPUs. `percpu`: each CPU's block,
@@ -44,6 +46,7 @@
 #![warn(missing_docs)]
 
 mod arch;
+pub mod channel;
 pub mod console;
 #[cfg(feature = "critical-section-impl")]
 mod critical;

@@ -10,6 +10,9 @@
 //! range (owner 6), so they can never collide with PSCI or the Arm
 //! architecture calls, which the hypervisor also answers.
 //!
+//! [`ring`] is the layout of a channel between partitions (a ring over a
+//! shared region) and [`doorbell`] the register that rings its consumer.
+//!
 //! Beside the ABI, [`board`] holds the board description types the
 //! configuration tool (bulkhead-config) and the hypervisor share, and
 //! [`limits`] the limits every side sizes itself by.
@@ -17,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod board;
+pub mod ring;
 
 /// Builds a Bulkhead function id: SMCCC fast call (bit 31), SMC64 (bit 30),
 /// owning entity 6 = vendor specific hypervisor service (bits 29:24).
@@ -59,6 +63,25 @@ pub mod call {
     /// `x3` = the longest masked window that delayed one (from the first
     /// deferral in a window to the unmask that ended it).
     pub const DEFER_STATS: u64 = bulkhead_call(6);
+    /// Ring a doorbell: `x1` = the channel number, as a write of it to the
+    /// partition's doorbell page does (see [`super::doorbell`]). Returns
+    /// `x0 = 0`, or `INVALID_PARAMETERS` for a channel the partition does
+    /// not have.
+    pub const DOORBELL: u64 = bulkhead_call(7);
+}
+
+/// The doorbell page: one 4 KiB page at the partition's `doorbell_page`
+/// (its device tree's `bulkhead,doorbell` node), emulated by the
+/// hypervisor. A 32-bit write of a channel number to [`RING`](doorbell::RING)
+/// rings that doorbell: the interrupt its configuration names is made
+/// pending in the target partition's vCPU. Channel n is the nth doorbell
+/// the partition rings, in the partition set's order (the node's
+/// `channel-names`).
+pub mod doorbell {
+    /// Size of the page.
+    pub const SIZE: usize = 4096;
+    /// Byte offset of the register a channel number is written to.
+    pub const RING: usize = 0;
 }
 
 /// The control page: one 4 KiB page per partition, owned by the hypervisor

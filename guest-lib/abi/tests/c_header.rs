@@ -26,10 +26,11 @@ const STRICT_C: [&str; 6] = [
 use std::mem::{offset_of, size_of, size_of_val};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::AtomicU8;
+use std::sync::atomic::{AtomicU8, AtomicU32};
 
 use bulkhead_abi::control::{self, ControlPage};
-use bulkhead_abi::{ABI_VERSION, CONSOLE_WRITE_MAX, Counter, MAGIC, Status, call};
+use bulkhead_abi::ring::{self, RingHeader, Slot};
+use bulkhead_abi::{ABI_VERSION, CONSOLE_WRITE_MAX, Counter, MAGIC, Status, call, doorbell};
 
 const PROGRAM: &str = r#"
 #include <inttypes.h>
@@ -113,6 +114,36 @@ int main(void)
 	U("BULKHEAD_CALL_EXIT_COUNT", BULKHEAD_CALL_EXIT_COUNT);
 	U("BULKHEAD_CALL_IRQ_UNMASK", BULKHEAD_CALL_IRQ_UNMASK);
 	U("BULKHEAD_CALL_DEFER_STATS", BULKHEAD_CALL_DEFER_STATS);
+	U("BULKHEAD_CALL_DOORBELL", BULKHEAD_CALL_DOORBELL);
+	U("BULKHEAD_DOORBELL_SIZE", BULKHEAD_DOORBELL_SIZE);
+	U("BULKHEAD_DOORBELL_RING", BULKHEAD_DOORBELL_RING);
+
+	U("ring.size", sizeof(struct bulkhead_ring));
+	U("ring.offsetof.magic", offsetof(struct bulkhead_ring, magic));
+	U("ring.offsetof.version", offsetof(struct bulkhead_ring, version));
+	U("ring.offsetof.slot_size", offsetof(struct bulkhead_ring, slot_size));
+	U("ring.offsetof.slots", offsetof(struct bulkhead_ring, slots));
+	U("ring.offsetof.head", offsetof(struct bulkhead_ring, head));
+	U("ring.offsetof.tail", offsetof(struct bulkhead_ring, tail));
+	U("ring.offsetof.wants_doorbell", offsetof(struct bulkhead_ring, wants_doorbell));
+	U("ring.sizeof.head", sizeof(((struct bulkhead_ring *)0)->head));
+	U("ring.sizeof.wants_doorbell", sizeof(((struct bulkhead_ring *)0)->wants_doorbell));
+	U("slot.size", sizeof(struct bulkhead_ring_slot));
+	U("slot.offsetof.len", offsetof(struct bulkhead_ring_slot, len));
+	U("slot.offsetof.data", offsetof(struct bulkhead_ring_slot, data));
+	U("slot.sizeof.data", sizeof(((struct bulkhead_ring_slot *)0)->data));
+	U("BULKHEAD_RING_MAGIC", BULKHEAD_RING_MAGIC);
+	U("BULKHEAD_RING_VERSION", BULKHEAD_RING_VERSION);
+	U("BULKHEAD_RING_SLOT_SIZE", BULKHEAD_RING_SLOT_SIZE);
+	U("BULKHEAD_RING_MESSAGE_MAX", BULKHEAD_RING_MESSAGE_MAX);
+	U("BULKHEAD_RING_HEADER_SIZE", BULKHEAD_RING_HEADER_SIZE);
+	U("BULKHEAD_RING_OFFSET_MAGIC", BULKHEAD_RING_OFFSET_MAGIC);
+	U("BULKHEAD_RING_OFFSET_VERSION", BULKHEAD_RING_OFFSET_VERSION);
+	U("BULKHEAD_RING_OFFSET_SLOT_SIZE", BULKHEAD_RING_OFFSET_SLOT_SIZE);
+	U("BULKHEAD_RING_OFFSET_SLOTS", BULKHEAD_RING_OFFSET_SLOTS);
+	U("BULKHEAD_RING_OFFSET_HEAD", BULKHEAD_RING_OFFSET_HEAD);
+	U("BULKHEAD_RING_OFFSET_TAIL", BULKHEAD_RING_OFFSET_TAIL);
+	U("BULKHEAD_RING_OFFSET_WANTS_DOORBELL", BULKHEAD_RING_OFFSET_WANTS_DOORBELL);
 	U("BULKHEAD_MAGIC", BULKHEAD_MAGIC);
 	U("BULKHEAD_ABI_VERSION", BULKHEAD_ABI_VERSION);
 	U("BULKHEAD_CONSOLE_WRITE_MAX", BULKHEAD_CONSOLE_WRITE_MAX);
@@ -221,6 +252,46 @@ fn expected() -> BTreeMap<String, i128> {
     put("BULKHEAD_CALL_EXIT_COUNT", call::EXIT_COUNT as i128);
     put("BULKHEAD_CALL_IRQ_UNMASK", call::IRQ_UNMASK as i128);
     put("BULKHEAD_CALL_DEFER_STATS", call::DEFER_STATS as i128);
+    put("BULKHEAD_CALL_DOORBELL", call::DOORBELL as i128);
+    put("BULKHEAD_DOORBELL_SIZE", doorbell::SIZE as i128);
+    put("BULKHEAD_DOORBELL_RING", doorbell::RING as i128);
+
+    let n = |value: usize| value as i128;
+    put("ring.size", n(size_of::<RingHeader>()));
+    put("ring.offsetof.magic", n(offset_of!(RingHeader, magic)));
+    put("ring.offsetof.version", n(offset_of!(RingHeader, version)));
+    put(
+        "ring.offsetof.slot_size",
+        n(offset_of!(RingHeader, slot_size)),
+    );
+    put("ring.offsetof.slots", n(offset_of!(RingHeader, slots)));
+    put("ring.offsetof.head", n(offset_of!(RingHeader, head)));
+    put("ring.offsetof.tail", n(offset_of!(RingHeader, tail)));
+    put(
+        "ring.offsetof.wants_doorbell",
+        n(offset_of!(RingHeader, wants_doorbell)),
+    );
+    put("ring.sizeof.head", n(size_of::<AtomicU32>()));
+    put("ring.sizeof.wants_doorbell", n(size_of::<AtomicU32>()));
+    put("slot.size", n(size_of::<Slot>()));
+    put("slot.offsetof.len", n(offset_of!(Slot, len)));
+    put("slot.offsetof.data", n(offset_of!(Slot, data)));
+    put("slot.sizeof.data", n(ring::MESSAGE_MAX));
+    put("BULKHEAD_RING_MAGIC", n(ring::MAGIC as usize));
+    put("BULKHEAD_RING_VERSION", n(ring::VERSION as usize));
+    put("BULKHEAD_RING_SLOT_SIZE", n(ring::SLOT_SIZE));
+    put("BULKHEAD_RING_MESSAGE_MAX", n(ring::MESSAGE_MAX));
+    put("BULKHEAD_RING_HEADER_SIZE", n(ring::HEADER_SIZE));
+    put("BULKHEAD_RING_OFFSET_MAGIC", n(ring::OFFSET_MAGIC));
+    put("BULKHEAD_RING_OFFSET_VERSION", n(ring::OFFSET_VERSION));
+    put("BULKHEAD_RING_OFFSET_SLOT_SIZE", n(ring::OFFSET_SLOT_SIZE));
+    put("BULKHEAD_RING_OFFSET_SLOTS", n(ring::OFFSET_SLOTS));
+    put("BULKHEAD_RING_OFFSET_HEAD", n(ring::OFFSET_HEAD));
+    put("BULKHEAD_RING_OFFSET_TAIL", n(ring::OFFSET_TAIL));
+    put(
+        "BULKHEAD_RING_OFFSET_WANTS_DOORBELL",
+        n(ring::OFFSET_WANTS_DOORBELL),
+    );
     put("BULKHEAD_MAGIC", MAGIC as i128);
     put("BULKHEAD_ABI_VERSION", ABI_VERSION as i128);
     put("BULKHEAD_CONSOLE_WRITE_MAX", CONSOLE_WRITE_MAX as i128);
