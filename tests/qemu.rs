@@ -434,6 +434,39 @@ fn more_pending_interrupts_than_list_registers_arrive_all_once_in_priority_order
     assert!(run.exited, "{}", run.dump());
 }
 
+/// A shared region: what one partition writes the other reads; the one
+/// that maps it read-only takes an external abort when it writes, and the
+/// value stays the writer's.
+#[test]
+fn a_read_only_shared_region_is_read_by_one_and_written_by_the_other_only() {
+    let run = support::boot_config("tests/configs/shared.toml", Duration::from_secs(60));
+    assert!(
+        run.of("writer").contains(&"shared: wrote 0x5eed"),
+        "{}",
+        run.dump()
+    );
+    let reader = run.of("reader");
+    for line in [
+        "shared: read 0x5eed",
+        "shared: write aborted EC=0x25 DFSC=0x10 WnR=1",
+        "shared: still 0x5eed",
+    ] {
+        assert!(reader.contains(&line), "missing {line:?}:\n{}", run.dump());
+    }
+    assert!(
+        run.lines.iter().any(|l| l
+            .starts_with("[bulkhead] partition reader vCPU 0: write to IPA 0x70000000 (PC 0x4000")
+            && l.contains("mapped read-only")),
+        "{}",
+        run.dump()
+    );
+    assert!(
+        run.has("[bulkhead] partition reader stopped: vCPU 0 exited with code 0"),
+        "{}",
+        run.dump()
+    );
+}
+
 #[test]
 fn sgis_to_vcpus_outside_the_partition_reach_nobody_and_are_counted() {
     static RUN: OnceLock<Run> = OnceLock::new();
