@@ -22,6 +22,11 @@ pub enum Hypercall {
     },
     IrqUnmask,
     DeferStats,
+    /// Ring doorbell `channel` (checked against the configuration when
+    /// rung).
+    Doorbell {
+        channel: u64,
+    },
 }
 
 impl Hypercall {
@@ -49,6 +54,7 @@ impl Hypercall {
             call::PARTITION_EXIT => Hypercall::Exit { code: x[1] },
             call::IRQ_UNMASK => Hypercall::IrqUnmask,
             call::DEFER_STATS => Hypercall::DeferStats,
+            call::DOORBELL => Hypercall::Doorbell { channel: x[1] },
             call::EXIT_COUNT => match Counter::from_index(x[1]) {
                 Some(counter) => Hypercall::ExitCount { counter },
                 None => return Some(Err(Status::InvalidParameters)),
@@ -86,6 +92,18 @@ mod tests {
             Hypercall::decode(&regs(call::CONSOLE_WRITE, u64::MAX)),
             Some(Err(Status::InvalidParameters))
         );
+    }
+
+    /// DOORBELL passes its channel through whole (a value past 32 bits
+    /// included): the ring checks it against the configuration.
+    #[test]
+    fn doorbell_carries_its_channel() {
+        for channel in [0, 7, 1 << 32] {
+            assert_eq!(
+                Hypercall::decode(&regs(call::DOORBELL, channel)),
+                Some(Ok(Hypercall::Doorbell { channel }))
+            );
+        }
     }
 
     #[test]

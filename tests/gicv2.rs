@@ -204,6 +204,15 @@ fn sgis_outside_the_partition_are_refused_on_the_raspberry_pi_4() {
 /// GICv2 machine, given a device tree that claims a GICv3 so that the
 /// device-tree check passes) stops with a sentence at boot rather than an
 /// UNDEFINED exception at its first ICC_ access.
+/// Channels between partitions on the GICv2 backend: the exchange, the
+/// restart and the refused channels of tests/qemu.rs's test
+/// (tests/configs/gicv2-channel.toml).
+#[test]
+fn rtos_partitions_exchange_messages_through_channels_on_a_gicv2() {
+    let run = run(&VIRT.config("channel"), VIRT.machine(), 120, |_| false);
+    support::assert_channel_exchange(&run);
+}
+
 /// The calls the GICv2 image answers at its exit vector answer as its Rust
 /// handler does, and a trapped access to its virtual distributor touches
 /// only the register it names (test-badcall alone,

@@ -107,7 +107,8 @@
 #define BULKHEAD_COUNTER_OTHER 6
 #define BULKHEAD_COUNTER_SGI_REFUSED 7
 #define BULKHEAD_COUNTER_EXTERNAL_ABORT 8
-#define BULKHEAD_COUNTER_COUNT 9
+#define BULKHEAD_COUNTER_DOORBELL_REFUSED 9
+#define BULKHEAD_COUNTER_COUNT 10
 
 /* ---- The control page (layout version 2) --------------------------------- */
 
@@ -167,6 +168,8 @@ _Static_assert(offsetof(struct bulkhead_control_page, pending) == BULKHEAD_CP_OF
  * Channel n is entry n of the node's channel-names. */
 #define BULKHEAD_DOORBELL_SIZE 4096
 #define BULKHEAD_DOORBELL_RING 0
+/* Read-only: how many channels the partition may ring. */
+#define BULKHEAD_DOORBELL_CHANNELS 4
 
 /* A single-producer single-consumer ring of BULKHEAD_RING_SLOT_SIZE-byte
  * slots over a shared region (compatible "bulkhead,shared-memory", mapped

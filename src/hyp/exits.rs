@@ -23,6 +23,7 @@ use crate::vgic::regs::Frame;
 use crate::vgic::sgi::SgiRequest;
 use crate::vgic::state::is_forwarded_ppi;
 
+use super::doorbell;
 use super::input;
 use super::interrupts;
 use super::output::{self, hyp_println};
@@ -327,6 +328,12 @@ fn call(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize) {
                 frame.x[1] = part.counter(v, counter);
                 0
             }
+            Ok(Hypercall::Doorbell { channel }) => {
+                match doorbell::ring(super::runtime_of(), p, v, channel) {
+                    Ok(()) => 0,
+                    Err(status) => status.as_reg(),
+                }
+            }
         };
         return;
     }
@@ -366,6 +373,9 @@ fn call(frame: &mut TrapFrame, part: &Partition, p: usize, v: usize) {
 /// register (`rt` the register the access names), or nothing.
 #[inline(never)]
 fn device_abort(rt: &mut u64, part: &Partition, p: usize, v: usize, abort: DataAbort) {
+    if let Some(offset) = doorbell::page_offset(part, abort.ipa) {
+        return doorbell_access(rt, p, v, abort, offset);
+    }
     let uart = part
         .config
         .console_pl011
@@ -402,6 +412,36 @@ fn device_abort(rt: &mut u64, part: &Partition, p: usize, v: usize, abort: DataA
         }
     } else {
         *rt = abort.load_value(u64::from(raw));
+    }
+    exception::skip_instruction();
+}
+
+/// An access to the partition's doorbell page (`bulkhead_abi::doorbell`):
+/// a 32-bit write of a channel number to `RING` rings it (an undeclared
+/// channel is refused and counted, as the DOORBELL call refuses it); a
+/// 32-bit read of `CHANNELS` gives how many channels the partition may
+/// ring. Everything else reads as zero and ignores writes; an access the
+/// syndrome does not describe is the guest's external abort, as on the
+/// virtual GIC.
+#[inline(never)]
+fn doorbell_access(rt: &mut u64, p: usize, v: usize, abort: DataAbort, offset: u64) {
+    if !abort.valid {
+        return exception::inject_external_abort(abort.write);
+    }
+    let runtime = super::runtime_of();
+    let word = abort.size == 4;
+    if abort.write {
+        if word && offset == bulkhead_abi::doorbell::RING as u64 {
+            // Refused channels are counted there; the write is done either way.
+            let _ = doorbell::ring(runtime, p, v, abort.store_value(*rt));
+        }
+    } else {
+        let value = if word && offset == bulkhead_abi::doorbell::CHANNELS as u64 {
+            doorbell::channels(runtime, p)
+        } else {
+            0
+        };
+        *rt = abort.load_value(u64::from(value));
     }
     exception::skip_instruction();
 }

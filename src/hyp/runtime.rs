@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::arch;
 use crate::arch::gic::{Gic, GicBackend};
-use crate::config::{Access, BoardConfig, Config, PartitionConfig};
+use crate::config::{Access, BoardConfig, Config, DoorbellConfig, PartitionConfig};
 use crate::console::input::Port;
 use crate::mm::PhysAddr;
 use crate::mm::pagetable::{MapError, MemKind, PageTable, Stage2, Table, TableAlloc};
@@ -133,6 +133,8 @@ impl Partition {
 /// All partitions, and how many still run.
 pub struct Runtime {
     pub partitions: Vec<Partition>,
+    /// The doorbells between them (`doorbell`).
+    pub doorbells: &'static [DoorbellConfig],
     pub(super) running: AtomicUsize,
     board: &'static BoardConfig,
 }
@@ -365,6 +367,15 @@ impl Runtime {
             if p.console_pl011.is_some() {
                 spis.push(CONSOLE_PL011_INTID);
             }
+            // Its incoming doorbells': purely virtual too, each raised by a
+            // ring from the partition the configuration names (`doorbell`).
+            spis.extend(
+                config
+                    .doorbells
+                    .iter()
+                    .filter(|d| d.to == index)
+                    .map(|d| d.intid),
+            );
             let vgic = VgicState::new(p.vmpidrs, &spis);
             // Its devices' SPIs and each vCPU's EL1 timers are forwarded
             // from hardware (their pending and active states are the
@@ -412,7 +423,11 @@ impl Runtime {
             unsafe { arch::zero(r.phys.0, r.size) };
             arch::clean_data(r.phys.0, r.size);
         }
+        for (p, part) in partitions.iter().enumerate() {
+            super::doorbell::route_incoming(config.doorbells, p, part);
+        }
         Ok(Runtime {
+            doorbells: config.doorbells,
             running: AtomicUsize::new(partitions.len()),
             partitions,
             board: &config.board,

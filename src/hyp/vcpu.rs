@@ -121,6 +121,7 @@ impl Runtime {
     fn reload(&self, p: usize) -> ! {
         let part = &self.partitions[p];
         interrupts::reset(part);
+        super::doorbell::route_incoming(self.doorbells, p, part);
         // SAFETY: every vCPU of the partition is out of its guest and
         // stays out until vCPU 0 (this one) starts.
         unsafe { part.reset_control_page() };

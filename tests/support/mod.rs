@@ -328,7 +328,10 @@ pub fn assert_call_answers(run: &Run, name: &str, index: usize) {
         &format!("version {version}"),
         &format!("version-w0 {version}"),
         &vcpu_info,
-        "exit-count-bad 0xfffffffffffffffe 0x9 0x2222 0x3333 true",
+        &format!(
+            "exit-count-bad 0xfffffffffffffffe {:#x} 0x2222 0x3333 true",
+            bulkhead_abi::Counter::ALL.len()
+        ),
         "exit-count-huge 0xfffffffffffffffe 0xdead000000000002 0x2222 0x3333 true",
         "exit-count 0x0 +1",
         "psci-version 0x10001 0x1111 0x2222 0x3333 true",
@@ -407,4 +410,56 @@ pub fn assert_timer_report(run: &Run) {
         assert!(value(line, "min") > 0, "{line}");
     }
     assert!(run.exited, "{}", run.dump());
+}
+
+/// What test-channel's two partitions (`alpha`, `beta`) print when the
+/// exchange of tests/configs/channel.toml went as it must (see
+/// `rtos_partitions_exchange_messages_through_channels_across_a_restart`
+/// in tests/qemu.rs).
+pub fn assert_channel_exchange(run: &Run) {
+    let alpha = run.of("alpha");
+    let beta = run.of("beta");
+    for line in [
+        "channel: alpha may ring 1 channel(s)",
+        "channel: alpha sent 100000 echoed 100000 bad 0",
+        "channel: alpha wrong channels call=InvalidParameters wide=Some(InvalidParameters) refused=3",
+        "channel: alpha rang channel 0 by call: Success",
+    ] {
+        assert!(alpha.contains(&line), "missing {line:?}:\n{}", run.dump());
+    }
+    for line in [
+        "channel: beta boot 1 goes on from message 0",
+        "channel: beta restarts after 50000",
+        "channel: beta boot 2 goes on from message 50000",
+        "channel: beta took 100000 bad 0 boots 2",
+        "channel: beta doorbells during the wrong rings 0, then 1",
+    ] {
+        assert!(beta.contains(&line), "missing {line:?}:\n{}", run.dump());
+    }
+    let exits = |name: &str| {
+        run.lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("[bulkhead] partition {name} vCPU 0 exits: ")))
+            .unwrap_or_else(|| panic!("no exit report of {name}:\n{}", run.dump()))
+            .to_string()
+    };
+    assert!(
+        exits("alpha").ends_with(" doorbell-refused=3"),
+        "{}",
+        run.dump()
+    );
+    assert!(
+        exits("beta").ends_with(" doorbell-refused=0"),
+        "{}",
+        run.dump()
+    );
+    for name in ["alpha", "beta"] {
+        assert!(
+            run.has(&format!(
+                "[bulkhead] partition {name} stopped: vCPU 0 exited with code 0"
+            )),
+            "{}",
+            run.dump()
+        );
+    }
 }

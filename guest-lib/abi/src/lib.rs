@@ -80,8 +80,14 @@ pub mod call {
 pub mod doorbell {
     /// Size of the page.
     pub const SIZE: usize = 4096;
-    /// Byte offset of the register a channel number is written to.
+    /// Byte offset of the register a channel number is written to (32-bit,
+    /// write-only: reads as zero). A channel the partition does not have
+    /// is refused and counted ([`Counter::DoorbellRefused`](super::Counter)).
     pub const RING: usize = 0;
+    /// Byte offset of the number of channels the partition may ring
+    /// (32-bit, read-only). Every other offset reads as zero and ignores
+    /// writes.
+    pub const CHANNELS: usize = 4;
 }
 
 /// The control page: one 4 KiB page per partition, owned by the hypervisor
@@ -209,11 +215,14 @@ pub enum Counter {
     /// hardware would (not an exit of its own: the abort is counted as a
     /// data abort or as other).
     ExternalAbort = 8,
+    /// Doorbell rings of a channel the partition does not have, refused
+    /// (through its doorbell page or the DOORBELL call; not an exit).
+    DoorbellRefused = 9,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 9] = [
+    pub const ALL: [Counter; 10] = [
         Counter::Irq,
         Counter::SgiTrap,
         Counter::Hvc,
@@ -223,6 +232,7 @@ impl Counter {
         Counter::Other,
         Counter::SgiRefused,
         Counter::ExternalAbort,
+        Counter::DoorbellRefused,
     ];
 
     /// The counter with index `n`, if there is one.
@@ -246,6 +256,7 @@ impl Counter {
             Counter::Other => "other",
             Counter::SgiRefused => "sgi-refused",
             Counter::ExternalAbort => "external-abort",
+            Counter::DoorbellRefused => "doorbell-refused",
         }
     }
 }

@@ -117,6 +117,7 @@ int main(void)
 	U("BULKHEAD_CALL_DOORBELL", BULKHEAD_CALL_DOORBELL);
 	U("BULKHEAD_DOORBELL_SIZE", BULKHEAD_DOORBELL_SIZE);
 	U("BULKHEAD_DOORBELL_RING", BULKHEAD_DOORBELL_RING);
+	U("BULKHEAD_DOORBELL_CHANNELS", BULKHEAD_DOORBELL_CHANNELS);
 
 	U("ring.size", sizeof(struct bulkhead_ring));
 	U("ring.offsetof.magic", offsetof(struct bulkhead_ring, magic));
@@ -165,6 +166,7 @@ int main(void)
 	U("BULKHEAD_COUNTER_OTHER", BULKHEAD_COUNTER_OTHER);
 	U("BULKHEAD_COUNTER_SGI_REFUSED", BULKHEAD_COUNTER_SGI_REFUSED);
 	U("BULKHEAD_COUNTER_EXTERNAL_ABORT", BULKHEAD_COUNTER_EXTERNAL_ABORT);
+	U("BULKHEAD_COUNTER_DOORBELL_REFUSED", BULKHEAD_COUNTER_DOORBELL_REFUSED);
 	U("BULKHEAD_COUNTER_COUNT", BULKHEAD_COUNTER_COUNT);
 
 	S("behaviour", behaviour());
@@ -255,6 +257,7 @@ fn expected() -> BTreeMap<String, i128> {
     put("BULKHEAD_CALL_DOORBELL", call::DOORBELL as i128);
     put("BULKHEAD_DOORBELL_SIZE", doorbell::SIZE as i128);
     put("BULKHEAD_DOORBELL_RING", doorbell::RING as i128);
+    put("BULKHEAD_DOORBELL_CHANNELS", doorbell::CHANNELS as i128);
 
     let n = |value: usize| value as i128;
     put("ring.size", n(size_of::<RingHeader>()));
