@@ -406,7 +406,8 @@ def report(out, root):
     victim = interference_entries(out)
     gicv2 = gicv2_entries(out)
     grown = growth_entries(out)
-    json.dump(entries + victim + gicv2 + grown, open(f"{out}/report.json", "w"), indent=2)
+    channels = channel_entries(out)
+    json.dump(entries + victim + gicv2 + grown + channels, open(f"{out}/report.json", "w"), indent=2)
     svg(entries, gicv2, f"{out}/report.svg")
 
     table = open(f"{out}/report.md", "w")
@@ -454,6 +455,19 @@ def report(out, root):
         name = e["name"][len("gicv2_"):]
         on_v3 = v3.get(name)
         row(f"{compared(e, name)} {show(None if on_v3 is None else headline(on_v3))} |")
+    row("")
+    row("| channels between partitions | Bulkhead max | min | median | baseline: SGI inside a partition (max) |")
+    row("|---|---:|---:|---:|---:|")
+    value = {e["name"]: e for e in channels}
+    for name, e in value.items():
+        if name in CHANNEL_BASELINE.values():
+            continue
+        b = e["bulkhead"]
+        cells = [b["max"], b["min"], b["median"]] if is_spread(b) else [b, None, None]
+        base = value[CHANNEL_BASELINE[name]]["bulkhead"]["max"] if name in CHANNEL_BASELINE else None
+        path = name if e["unit"] == "instructions" else f"{name} ({e['unit']})"
+        row(f"| {path} | {' | '.join(show(c) if c is not None else '' for c in cells)}"
+            f" | {show(base) if base is not None else '-'} |")
     row("")
     row("| growth | Bulkhead max | min | median |")
     row("|---|---:|---:|---:|")
@@ -509,6 +523,27 @@ def growth_entries(out):
                 {"name": "growth_boot_per_mib", "native": None, "bulkhead": (large - small) // 240,
                  "unit": "instructions per MiB"}]
     return entries
+
+# The channel rows and, for each, the like-for-like baseline inside one
+# partition: the same code around a one-write SGI between its two vCPUs.
+CHANNEL_BASELINE = {"doorbell_ring": "channel_sgi_send",
+                    "doorbell_to_handler": "channel_sgi_to_handler",
+                    "doorbell_wfi_to_handler": "channel_sgi_wfi_to_handler"}
+CHANNEL_UNITS = {"ring_messages_per_million_instructions": "messages per million instructions",
+                 "ring_doorbells_per_1000_messages": "doorbells per 1000 messages"}
+
+def channel_entries(out):
+    """The channel benchmark's rows (bench-channel.rs: a doorbell between
+    two partitions, the same with an SGI inside one, a ring's throughput),
+    its two runs agreeing."""
+    pair = [figures_of(f"{out}/channel-{i}.log") for i in (1, 2)]
+    agree("channels", *pair)
+    figures = pair[0]
+    expected = set(CHANNEL_BASELINE) | set(CHANNEL_BASELINE.values()) | set(CHANNEL_UNITS)
+    if set(figures) != expected:
+        fail(f"{out}/channel-1.log: figures {sorted(figures)}, not {sorted(expected)}")
+    return [{"name": name, "native": None, "bulkhead": value,
+             "unit": CHANNEL_UNITS.get(name, "instructions")} for name, value in figures.items()]
 
 def svg(entries, gicv2, path):
     """report.svg: per latency path (instructions, a spread both natively

@@ -101,6 +101,8 @@ cp "${interference_image%.bin}.elf" "$out/interference.elf"
 cp "$examples/bench-victim" "$out/bench-victim.elf"
 gicv2_image=$(scripts/build.sh --config tests/configs/gicv2-bench.toml)
 cp "$gicv2_image" "$out/gicv2-bench.bin"
+channel_image=$(scripts/build.sh --config tests/configs/bench-channel.toml)
+cp "$channel_image" "$out/bench-channel.bin"
 growth=(bench-growth-1 bench-growth-2 bench-growth-3 bench-growth-4 bench-boot-256)
 for config in "${growth[@]}"; do
     growth_image=$(scripts/build.sh --config "tests/configs/$config.toml")
@@ -201,6 +203,10 @@ for n in 1 2; do
     run_qemu "$out/gicv2-bulkhead-$n.log" --kernel "$out/gicv2-bench.bin"
 done
 board=qemu-virt
+for n in 1 2; do
+    step "channels run $n"
+    run_qemu "$out/channel-$n.log" --kernel "$out/bench-channel.bin"
+done
 for config in "${growth[@]}"; do
     for n in 1 2; do
         step "growth: $config run $n"

@@ -157,7 +157,15 @@ fn linux_beside_an_rtos(machine: Machine, config: &str, counter_hz: u64) {
             .iter()
             .filter_map(|l| l.strip_prefix("[linux] "))
             .collect();
-        for line in ["init reached", "nproc 2", "cpus online 0-1"] {
+        for line in [
+            "init reached",
+            "nproc 2",
+            "cpus online 0-1",
+            // A message through the channel to the RTOS, from user space
+            // (/dev/mem), and its answer through the channel back.
+            "channel: sent hello-from-linux",
+            "channel: the rtos answered echo: hello-from-linux",
+        ] {
             assert!(
                 boot.contains(&format!("{MARK}{line}").as_str()),
                 "boot {}: no {line:?} from Linux:\n{}",
@@ -180,6 +188,15 @@ fn linux_beside_an_rtos(machine: Machine, config: &str, counter_hz: u64) {
             );
         }
     }
+    // The RTOS took Linux's message once per boot of Linux.
+    assert_eq!(
+        rtos.iter()
+            .filter(|l| **l == "channel: got hello-from-linux")
+            .count(),
+        2,
+        "{}",
+        run.dump()
+    );
     // Each partition got exactly what was typed while it had the focus.
     assert!(
         linux.contains(&format!("{MARK}got not-a-command").as_str()),

@@ -88,6 +88,10 @@ fn demo_partitions_run_side_by_side_on_their_own_cpus() {
         overlap(&vcpu0, &vcpu1),
         "alpha's two vCPUs did not run at the same time"
     );
+    // Their channel: alpha's greeting through the ring, beta's answer back.
+    for line in support::DEMO_CHANNEL {
+        assert!(run.has(line), "no {line:?}:\n{}", run.dump());
+    }
 }
 
 #[test]

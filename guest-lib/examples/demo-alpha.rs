@@ -1,11 +1,15 @@
-//! Two vCPUs, each with a 200 ms heartbeat from its own virtual timer.
-//! Runs forever.
+//! Two vCPUs, each with a 200 ms heartbeat from its own virtual timer;
+//! vCPU 0 greets beta through their channel (`channel-echo`) and prints
+//! its answer (`channel: answered echo: hello from alpha`). Runs forever.
 #![no_std]
 #![no_main]
 
 use core::time::Duration;
 
 use guest_lib::{println, smp, timer};
+
+#[path = "channel-echo/mod.rs"]
+mod channel_echo;
 
 guest_lib::entry!(main);
 
@@ -17,6 +21,7 @@ fn main() -> ! {
         smp::cpu_index(),
         guest_lib::hypervisor()
     );
+    channel_echo::greet(b"hello from alpha");
     if let Err(error) = smp::start_cpu(1, beat) {
         println!("alpha: could not start vcpu 1: {:?}", error);
     }

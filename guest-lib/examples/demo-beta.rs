@@ -1,5 +1,6 @@
 //! One vCPU: counts primes, a block of numbers per 300 ms heartbeat, and
-//! prints its progress. Runs forever.
+//! prints its progress; answers what comes in through its channel
+//! (`channel-echo`: `channel: got <text>`). Runs forever.
 #![no_std]
 #![no_main]
 
@@ -7,6 +8,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 
 use guest_lib::{println, timer};
+
+#[path = "channel-echo/mod.rs"]
+mod channel_echo;
 
 guest_lib::entry!(main);
 
@@ -20,6 +24,7 @@ static BEATS: AtomicU64 = AtomicU64::new(0);
 fn main() -> ! {
     println!("beta: booted ({})", guest_lib::hypervisor());
     timer::start_periodic(PERIOD, heartbeat);
+    channel_echo::answer();
     guest_lib::irq::enable();
 
     let (mut below, mut count, mut done) = (0u64, 0u64, 0u64);

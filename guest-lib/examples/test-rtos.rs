@@ -4,7 +4,8 @@
 //! that interrupt's handler: each line typed while it has the console's
 //! focus comes back as `got: <line>`. The line `exit` ends it: `done
 //! beats=<n>`, exit code 0. It runs as long as the test needs, through
-//! Linux's boots, reboot and power-off beside it.
+//! Linux's boots, reboot and power-off beside it. It answers what Linux
+//! sends through their channel (`channel-echo`: `channel: got <text>`).
 
 #![no_std]
 #![no_main]
@@ -14,6 +15,9 @@ use core::time::Duration;
 
 use guest_lib::console::{self, Line};
 use guest_lib::{irq, println, timer};
+
+#[path = "channel-echo/mod.rs"]
+mod channel_echo;
 
 guest_lib::entry!(main);
 
@@ -26,6 +30,7 @@ fn main() -> ! {
     console::receive_with(on_input);
     println!("rtos: ready");
     timer::start_periodic(Duration::from_millis(100), heartbeat);
+    channel_echo::answer();
     irq::wait_until(|| EXIT.load(Ordering::Relaxed));
     timer::stop();
     println!("done beats={}", BEATS.load(Ordering::Relaxed));

@@ -94,9 +94,7 @@ extern "C" fn handle_lower_dabt(frame: &mut TrapFrame) {
     // untouched. (The IPA shown is HPFAR_EL2's, which the architecture
     // leaves UNKNOWN for a permission fault; QEMU gives it.)
     if abort.permission_fault() {
-        let what = format_args!("write to IPA {}", abort.ipa);
-        refused(part, v, what, "mapped read-only");
-        return exception::inject_external_abort(abort.write);
+        return read_only(part, v, abort);
     }
     match interrupts::frame_of(part, v, abort.ipa) {
         Some((gic, offset)) if abort.valid => {
@@ -112,6 +110,17 @@ extern "C" fn handle_lower_dabt(frame: &mut TrapFrame) {
         None => device_abort(rt, part, p, v, abort),
     }
     output::pump_if_waiting(part, p);
+}
+
+/// A write to a shared region the partition maps read-only: the writer's
+/// external abort, as for an address with nothing behind it. Out of line:
+/// the trapped register accesses pass its test only.
+#[cold]
+#[inline(never)]
+fn read_only(part: &Partition, v: usize, abort: DataAbort) {
+    let what = format_args!("write to IPA {}", abort.ipa);
+    refused(part, v, what, "mapped read-only");
+    exception::inject_external_abort(abort.write);
 }
 
 /// A guest's write of a virtual GIC register. A GICv2 SGI, one trapped

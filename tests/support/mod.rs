@@ -264,6 +264,13 @@ const DEMO_HEARTBEATS: [&str; 3] = [
     "[beta] heartbeat 3 ",
 ];
 
+/// The demo's channel at work: alpha's greeting through the ring to beta,
+/// and beta's answer back (guest-lib/examples/channel-echo).
+pub const DEMO_CHANNEL: [&str; 2] = [
+    "[beta] channel: got hello from alpha",
+    "[alpha] channel: answered echo: hello from alpha",
+];
+
 /// Boots a demo set's image on `machine` until every partition has beaten
 /// three times (60 s at most), and checks what it printed: the hypervisor's
 /// banner naming `board`, alpha's second vCPU started, the heartbeats.
@@ -271,6 +278,7 @@ pub fn assert_demo_runs(machine: &Machine, board: &str, kernel: &Path) -> Run {
     let run = boot(machine, kernel, Duration::from_secs(60), |lines| {
         DEMO_HEARTBEATS
             .iter()
+            .chain(&DEMO_CHANNEL)
             .all(|want| lines.iter().any(|l| l.starts_with(want)))
     });
     let banner = format!(
@@ -280,6 +288,7 @@ pub fn assert_demo_runs(machine: &Machine, board: &str, kernel: &Path) -> Run {
     for want in [banner.as_str(), "[alpha] alpha: vcpu 1 running"]
         .into_iter()
         .chain(DEMO_HEARTBEATS)
+        .chain(DEMO_CHANNEL)
     {
         assert!(
             run.lines.iter().any(|l| l.starts_with(want)),
