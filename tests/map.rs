@@ -230,16 +230,28 @@ fn strings(table: &toml::Table, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The lines of the table's section headed `heading`, up to the next blank line.
-fn section<'a>(table: &'a str, heading: &str) -> Vec<&'a str> {
+/// The rows of the table's section headed `heading`, up to the next blank
+/// line: a description the table wrapped onto further lines (indented past
+/// the row's first column) joined back to its row.
+fn section(table: &str, heading: &str) -> Vec<String> {
     let mut lines = table.lines().skip_while(|l| *l != heading);
     assert!(lines.next().is_some(), "no section {heading:?} in\n{table}");
-    lines.take_while(|l| !l.is_empty()).collect()
+    let mut rows: Vec<String> = Vec::new();
+    for line in lines.take_while(|l| !l.is_empty()) {
+        match rows.last_mut() {
+            Some(row) if line.starts_with("    ") => {
+                row.push(' ');
+                row.push_str(line.trim_start());
+            }
+            _ => rows.push(line.to_owned()),
+        }
+    }
+    rows
 }
 
 /// Asserts that `lines` has a row from `start` to `end` whose description
 /// holds every one of `says`.
-fn assert_row(lines: &[&str], start: u64, end: u64, says: &[&str]) {
+fn assert_row(lines: &[String], start: u64, end: u64, says: &[&str]) {
     let (start, end) = (addr(start), addr(end));
     let found = lines.iter().any(|line| {
         let mut words = line.split_whitespace();
@@ -376,6 +388,63 @@ fn the_demo_table_lists_everything_its_configuration_says() {
         }
     }
 
+    // Every shared region in RAM, with who maps it where, and in each
+    // partition that maps it with its rights; each doorbell page with the
+    // channels it rings.
+    for region in tables(&set, "shared") {
+        let name = region
+            .get("name")
+            .and_then(toml::Value::as_str)
+            .expect("name");
+        let size = int(region, "size");
+        let shared = format!("shared {name}: ");
+        assert!(
+            physical.iter().any(|l| l.contains(&shared)),
+            "no {shared:?} in\n{}",
+            physical.join("\n")
+        );
+        for map in tables(region, "map") {
+            let who = map
+                .get("partition")
+                .and_then(toml::Value::as_str)
+                .expect("partition");
+            let ipa = int(map, "ipa");
+            let access = match map.get("access").and_then(toml::Value::as_str) {
+                Some("ro") => "read-only",
+                _ => "rw",
+            };
+            let view = section(table, &format!("Partition {who}: guest-physical (IPA) map"));
+            assert_row(
+                &view,
+                ipa,
+                ipa + size,
+                &[&format!("shared {name}: {access}; phys ")],
+            );
+        }
+    }
+    for p in &partitions {
+        let Some(page) = p.get("doorbell_page").map(|_| int(p, "doorbell_page")) else {
+            continue;
+        };
+        let name = p.get("name").and_then(toml::Value::as_str).expect("name");
+        let view = section(
+            table,
+            &format!("Partition {name}: guest-physical (IPA) map"),
+        );
+        let rings: Vec<String> = tables(&set, "doorbell")
+            .iter()
+            .filter(|d| d.get("from").and_then(toml::Value::as_str) == Some(name))
+            .enumerate()
+            .map(|(n, d)| {
+                let doorbell = d.get("name").and_then(toml::Value::as_str).expect("name");
+                format!("channel {n}: {doorbell}")
+            })
+            .collect();
+        let mut says = vec!["doorbell page: emulated (hypervisor)"];
+        says.extend(rings.iter().map(String::as_str));
+        assert_row(&view, page, page + 0x1000, &says);
+    }
+
     // Every CPU with what runs on it.
     let cpu_lines = section(table, "CPUs");
     for (index, cpu) in cpus.iter().enumerate() {
@@ -392,10 +461,7 @@ fn the_demo_table_lists_everything_its_configuration_says() {
             int(cpu, "mpidr"),
             runs.unwrap_or_else(|| "unassigned".to_owned())
         );
-        assert!(
-            cpu_lines.contains(&line.as_str()),
-            "no {line:?} in\n{table}"
-        );
+        assert!(cpu_lines.contains(&line), "no {line:?} in\n{table}");
     }
     assert_eq!(cpu_lines.len(), cpus.len());
 
@@ -459,7 +525,7 @@ fn the_demo_table_lists_everything_its_configuration_says() {
         for (vcpu, cpu) in vcpus.iter().enumerate() {
             let mpidr = int(cpus[*cpu as usize], "mpidr");
             let line = format!("  vCPU {vcpu} on CPU {cpu} (MPIDR {mpidr:#x})");
-            assert!(view.contains(&line.as_str()), "no {line:?} in\n{table}");
+            assert!(view.contains(&line), "no {line:?} in\n{table}");
         }
         assert!(
             view.iter().any(|l| l.starts_with("  entry 0x")),

@@ -36,6 +36,8 @@ enum Owner {
     Unassigned,
     /// RAM nobody uses.
     Free,
+    /// A region partitions share (`[[shared]]`).
+    Shared,
 }
 
 /// One range of a map.
@@ -96,6 +98,8 @@ struct Map {
     physical: Vec<Row>,
     cpus: Vec<Cpu>,
     views: Vec<View>,
+    /// The set shares memory between partitions.
+    shared: bool,
 }
 
 /// `0x0800_0000`: hex, at least eight digits, `_` every four.
@@ -288,6 +292,28 @@ fn physical(checked: &Checked) -> Vec<Row> {
                 inside.push(row);
             }
         }
+        for r in &checked.shared {
+            let Some(base) = r.phys else { continue };
+            let phys = Range { base, size: r.size };
+            if !ram.encloses(&phys) {
+                continue;
+            }
+            let details = r
+                .maps
+                .iter()
+                .map(|m| {
+                    let access = if m.writable { "rw" } else { "read-only" };
+                    let name = &checked.partitions[m.partition].name;
+                    format!("{name} at IPA {} {access}", addr(m.ipa))
+                })
+                .collect();
+            inside.push(Row::new(
+                phys,
+                format!("shared {}", r.name),
+                Owner::Shared,
+                details,
+            ));
+        }
         let mut row = Row::new(ram, "RAM", Owner::Free, Vec::new());
         row.parts = tile(ram, inside);
         rows.push(row);
@@ -296,7 +322,8 @@ fn physical(checked: &Checked) -> Vec<Row> {
     rows
 }
 
-fn view(board: &check::Board, i: usize, p: &Partition) -> View {
+fn view(checked: &Checked, i: usize, p: &Partition) -> View {
+    let board = &checked.board;
     let virtual_ = || vec!["virtual (hypervisor)".to_owned()];
     let mut rows: Vec<Row> = board
         .gic
@@ -356,6 +383,47 @@ fn view(board: &check::Board, i: usize, p: &Partition) -> View {
         Owner::Hypervisor,
         details,
     ));
+    for m in &p.shared {
+        let access = if m.writable { "rw" } else { "read-only" };
+        let others: Vec<&str> = checked.shared[m.region]
+            .maps
+            .iter()
+            .filter(|o| o.partition != i)
+            .map(|o| checked.partitions[o.partition].name.as_str())
+            .collect();
+        let mut details = vec![access.to_owned()];
+        if let Some(phys) = m.phys {
+            details.push(format!("phys {}", addr(phys)));
+        }
+        if !others.is_empty() {
+            details.push(format!("with {}", others.join(", ")));
+        }
+        let range = Range {
+            base: m.ipa,
+            size: m.size,
+        };
+        rows.push(Row::new(
+            range,
+            format!("shared {}", m.name),
+            Owner::Shared,
+            details,
+        ));
+    }
+    if let Some(base) = p.doorbell_page {
+        let range = Range {
+            base,
+            size: check::PAGE,
+        };
+        let rings: Vec<String> = checked
+            .doorbells
+            .iter()
+            .filter(|d| d.from == i)
+            .map(|d| format!("channel {}: {}", d.channel, d.name))
+            .collect();
+        let mut details = vec!["emulated (hypervisor)".to_owned()];
+        details.extend(rings);
+        rows.push(Row::new(range, "doorbell page", Owner::Hypervisor, details));
+    }
     rows.sort_by_key(|r| r.range.base);
     View {
         name: p.name.clone(),
@@ -391,8 +459,9 @@ fn model(checked: &Checked) -> Map {
             .partitions
             .iter()
             .enumerate()
-            .map(|(i, p)| view(board, i, p))
+            .map(|(i, p)| view(checked, i, p))
             .collect(),
+        shared: !checked.shared.is_empty(),
     }
 }
 
@@ -568,6 +637,8 @@ const HYPERVISOR_FILL: &str = "#c9c9c9";
 const HYPERVISOR_STROKE: &str = "#6b6b6b";
 const UNASSIGNED_FILL: &str = "#f0f0f0";
 const GREY_STROKE: &str = "#9a9a9a";
+/// Shared regions: one colour whoever maps them, dashed.
+const SHARED_STROKE: &str = "#8a6d00";
 const BAND_FILL: &str = "#f4f4f4";
 const INK: &str = "#1a1a1a";
 const FAINT: &str = "#555555";
@@ -678,6 +749,7 @@ fn style(owner: Owner) -> Style {
         }
         Owner::Unassigned => (UNASSIGNED_FILL.to_owned(), GREY_STROKE, "4 3"),
         Owner::Free => ("url(#free)".to_owned(), GREY_STROKE, ""),
+        Owner::Shared => (tint(SHARED_STROKE), SHARED_STROKE, "6 2"),
     };
     Style { fill, stroke, dash }
 }
@@ -1073,6 +1145,12 @@ impl Drawing {
             Owner::Unassigned,
             "unassigned: a board device or CPU no partition takes".to_owned(),
         ));
+        if map.shared {
+            owners.push((
+                Owner::Shared,
+                "shared: a region partitions share ([[shared]])".to_owned(),
+            ));
+        }
         owners.push((Owner::Free, "free RAM".to_owned()));
         let label_x = MARGIN + 40;
         let mut y = y + 12;
