@@ -235,15 +235,7 @@ fn all_spis(state: &VgicState) -> u32 {
 /// SPI, so Linux looks at no register beyond the partition's SPIs.
 #[inline(always)]
 pub(super) fn it_lines_number(state: &VgicState) -> u32 {
-    // The owned SPIs are kept ascending: the highest is the last one in
-    // range (the configuration check admits no other).
-    state
-        .spis()
-        .iter()
-        .rev()
-        .find(|spi| (32..1020).contains(&spi.intid))
-        .map_or(0, |spi| spi.intid / 32)
-        .min(TYPER_ITLINES_MAX)
+    state.highest_spi_block().min(TYPER_ITLINES_MAX)
 }
 
 /// Whether `spi`'s bit in a register of kind `reg` reads as one.
