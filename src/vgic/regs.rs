@@ -289,11 +289,9 @@ impl Window {
     fn new(offset: u64, size: u8, sizes: Sizes) -> Self {
         // `offset - base` < 8 and size <= 8: neither shift can overflow.
         let shift = ((offset - sizes.base(offset)) * 8) as u32;
-        let mask = if size >= 8 {
-            u64::MAX
-        } else {
-            (1u64 << (u32::from(size) * 8)) - 1
-        };
+        // The low `size` bytes: all but the top 64 - 8 * size bits (none
+        // for 8 bytes; `size` is 1, 2, 4 or 8, checked before).
+        let mask = u64::MAX >> ((u32::from(size) * 8).wrapping_neg() & 63);
         Self { shift, mask }
     }
 
