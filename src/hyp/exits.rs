@@ -46,7 +46,18 @@ const PMUSERENR_EL0: u32 = sysreg(3, 3, 9, 14, 0);
 /// the vCPU's.
 #[inline(always)]
 fn current() -> (&'static Partition, usize, usize) {
-    let ((p, v), context) = percpu::this_vcpu_and_context();
+    partition_of(percpu::this_vcpu_and_context())
+}
+
+/// [`current`], with the exit counted as `counter`.
+#[inline(always)]
+fn current_counting(counter: Counter) -> (&'static Partition, usize, usize) {
+    partition_of(percpu::this_vcpu_and_context_counting(counter))
+}
+
+/// The running vCPU from what `percpu` keeps of it.
+#[inline(always)]
+fn partition_of(((p, v), context): ((usize, usize), u64)) -> (&'static Partition, usize, usize) {
     let part = context as *const Partition;
     // SAFETY: `Runtime::bind_this_cpu` stored this CPU's vCPU's partition,
     // an element of the runtime that lives in a static for good, before the
@@ -82,8 +93,7 @@ fn fault(kind: FaultKind, v: usize) -> StopReason {
 /// need; a write calls out for its effects; the rest is [`other_abort`]'s.
 #[unsafe(no_mangle)]
 extern "C" fn handle_lower_dabt(frame: &mut TrapFrame, esr: u64) {
-    let (part, p, v) = current();
-    part.count(v, Counter::DataAbort, 1);
+    let (part, p, v) = current_counting(Counter::DataAbort);
     let syndrome = exception::syndrome();
     let abort = DataAbort::decode(esr, syndrome.far, syndrome.hpfar);
     // A permission fault's IPA is not to be trusted (see below): never
