@@ -47,7 +47,18 @@ const PMUSERENR_EL0: u32 = sysreg(3, 3, 9, 14, 0);
 /// the vCPU's.
 #[inline(always)]
 fn current() -> (&'static Partition, usize, usize) {
-    let ((p, v), context) = percpu::this_vcpu_and_context();
+    partition_of(percpu::this_vcpu_and_context())
+}
+
+/// [`current`], with the exit counted as `counter`.
+#[inline(always)]
+fn current_counting(counter: Counter) -> (&'static Partition, usize, usize) {
+    partition_of(percpu::this_vcpu_and_context_counting(counter))
+}
+
+/// The running vCPU from what `percpu` keeps of it.
+#[inline(always)]
+fn partition_of(((p, v), context): ((usize, usize), u64)) -> (&'static Partition, usize, usize) {
     let part = context as *const Partition;
     // SAFETY: `Runtime::bind_this_cpu` stored this CPU's vCPU's partition,
     // an element of the runtime that lives in a static for good, before the
@@ -75,15 +86,42 @@ fn fault(kind: FaultKind, v: usize) -> StopReason {
 ///
 /// `frame` holds the one register the access names (ISS.SRT) and x0-x19
 /// and x30: the vector saves x20-x29 only when the access names one of
-/// them (this handler touches no other register). A read of a virtual GIC
-/// register, what guests trap for most (Linux polls GICD_CTLR and
-/// GICR_CTLR after every configuration change), is done here; the rest in
-/// functions of their own.
+/// them (this handler touches no other register); `esr` is ESR_EL2, which
+/// the vector has read. A read of a virtual GIC register, what guests trap
+/// for most (Linux polls GICD_CTLR and GICR_CTLR after every
+/// configuration change and reads the GIC's registers by the thousand at
+/// boot), is done here, with nothing beside it that only other accesses
+/// need; a write calls out for its effects; the rest is [`other_abort`]'s.
 #[unsafe(no_mangle)]
-extern "C" fn handle_lower_dabt(frame: &mut TrapFrame) {
-    let esr = exception::esr();
+extern "C" fn handle_lower_dabt(frame: &mut TrapFrame, esr: u64) {
+    let (part, p, v) = current_counting(Counter::DataAbort);
+    let syndrome = exception::syndrome();
+    let abort = DataAbort::decode(esr, syndrome.far, syndrome.hpfar);
+    // A permission fault's IPA is not to be trusted (see below): never
+    // taken for a GIC register's.
+    if abort.valid
+        && !abort.permission_fault()
+        && let Some((gic, offset)) = interrupts::frame_of(part, v, abort.ipa)
+    {
+        if abort.write {
+            let value = abort.store_value(frame.reg(abort.reg));
+            gic_write(part, v, gic, offset, abort.size, value);
+        } else {
+            let value = interrupts::mmio_read(part, v, gic, offset, abort.size);
+            frame.set_reg(abort.reg, abort.load_value(value));
+        }
+        exception::skip_instruction();
+        output::pump_if_waiting(part, p);
+        return;
+    }
+    other_abort(frame, esr);
+}
+
+/// A stage-2 data abort other than a virtual GIC register's (see
+/// [`handle_lower_dabt`], which counted it).
+#[inline(never)]
+fn other_abort(frame: &mut TrapFrame, esr: u64) {
     let (part, p, v) = current();
-    part.count(v, Counter::DataAbort, 1);
     let syndrome = exception::syndrome();
     let abort = DataAbort::decode(esr, syndrome.far, syndrome.hpfar);
     // The register the access names; xzr reads as zero, writes to it vanish.
@@ -97,15 +135,7 @@ extern "C" fn handle_lower_dabt(frame: &mut TrapFrame) {
         return read_only(part, v, abort);
     }
     match interrupts::frame_of(part, v, abort.ipa) {
-        Some((gic, offset)) if abort.valid => {
-            if abort.write {
-                gic_write(part, v, gic, offset, abort.size, abort.store_value(*rt));
-            } else {
-                let value = interrupts::mmio_read(part, v, gic, offset, abort.size);
-                *rt = abort.load_value(value);
-            }
-            exception::skip_instruction();
-        }
+        // A valid access is `handle_lower_dabt`'s.
         Some(_) => exception::inject_external_abort(abort.write),
         None => device_abort(rt, part, p, v, abort),
     }
@@ -162,7 +192,7 @@ extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
             exception::skip_instruction();
             call(frame, part, p, v)
         }
-        Exit::DataAbort(_) => handle_lower_dabt(frame),
+        Exit::DataAbort(_) => handle_lower_dabt(frame, syndrome.esr),
         Exit::SysReg(access) => match Gic::sgi_write(&access, frame.reg(access.rt)) {
             Some(SgiWrite {
                 request,

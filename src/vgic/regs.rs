@@ -131,19 +131,20 @@ pub fn read(
     live: &dyn Live,
 ) -> Result<u64, BadAccess> {
     match frame {
-        Frame::Distributor => {
-            let (reg, window) = decode(offset, size, DIST_FRAME_SIZE, dist::decode)?;
-            Ok(window.extract(dist::read(state, reg, live)))
-        }
+        Frame::Distributor => read_register(offset, size, DIST_FRAME_SIZE, |offset| {
+            dist::read(state, offset, live)
+        }),
         Frame::Redistributor { vcpu } => {
             check_vcpu(state, vcpu)?;
-            let (reg, window) = decode(offset, size, REDIST_FRAME_SIZE, redist::decode)?;
-            Ok(window.extract(redist::read(state, vcpu, reg, live)))
+            read_register(offset, size, REDIST_FRAME_SIZE, |offset| {
+                redist::read(state, vcpu, offset, live)
+            })
         }
         Frame::DistributorV2 { vcpu } => {
             check_vcpu(state, vcpu)?;
-            let (reg, window) = decode(offset, size, dist_v2::FRAME_SIZE, dist_v2::decode)?;
-            Ok(window.extract(dist_v2::read(state, vcpu, reg, live)))
+            read_register(offset, size, dist_v2::FRAME_SIZE, |offset| {
+                dist_v2::read(state, vcpu, offset, live)
+            })
         }
     }
 }
@@ -275,14 +276,22 @@ struct Window {
 }
 
 impl Window {
+    /// The window of an access the register accepts (a `size` of
+    /// `sizes`, the last check).
+    #[inline(always)]
+    fn of(offset: u64, size: u8, sizes: Sizes) -> Result<Self, BadAccess> {
+        if size & sizes.0 == 0 {
+            return Err(BadAccess::Width);
+        }
+        Ok(Self::new(offset, size, sizes))
+    }
+
     fn new(offset: u64, size: u8, sizes: Sizes) -> Self {
         // `offset - base` < 8 and size <= 8: neither shift can overflow.
         let shift = ((offset - sizes.base(offset)) * 8) as u32;
-        let mask = if size >= 8 {
-            u64::MAX
-        } else {
-            (1u64 << (u32::from(size) * 8)) - 1
-        };
+        // The low `size` bytes: all but the top 64 - 8 * size bits (none
+        // for 8 bytes; `size` is 1, 2, 4 or 8, checked before).
+        let mask = u64::MAX >> ((u32::from(size) * 8).wrapping_neg() & 63);
         Self { shift, mask }
     }
 
@@ -327,6 +336,22 @@ impl Write {
     }
 }
 
+/// A read through the checks [`decode`] makes, in the same order, with
+/// the frame's `read_register`, which gives the value of the whole
+/// register at an offset and the sizes it accepts in one pass: the
+/// accessed bytes.
+#[inline(always)]
+fn read_register(
+    offset: u64,
+    size: u8,
+    frame_size: u64,
+    read_register: impl FnOnce(u64) -> (u64, Sizes),
+) -> Result<u64, BadAccess> {
+    check_access(offset, size, frame_size)?;
+    let (value, sizes) = read_register(offset);
+    Ok(Window::of(offset, size, sizes)?.extract(value))
+}
+
 /// The checks every access goes through, in order: within the frame, a
 /// size of 1, 2, 4 or 8 bytes, naturally aligned, and one the register
 /// accepts. Gives the register and where in it the access falls. Inlined
@@ -338,6 +363,15 @@ fn decode<R>(
     frame_size: u64,
     decode_register: fn(u64) -> (R, Sizes),
 ) -> Result<(R, Window), BadAccess> {
+    check_access(offset, size, frame_size)?;
+    let (reg, sizes) = decode_register(offset);
+    Ok((reg, Window::of(offset, size, sizes)?))
+}
+
+/// The checks of an access before its register: within the frame, a size
+/// of 1, 2, 4 or 8 bytes, naturally aligned.
+#[inline(always)]
+fn check_access(offset: u64, size: u8, frame_size: u64) -> Result<(), BadAccess> {
     if offset >= frame_size {
         return Err(BadAccess::Offset);
     }
@@ -349,11 +383,7 @@ fn decode<R>(
     if offset & (u64::from(size) - 1) != 0 {
         return Err(BadAccess::Alignment);
     }
-    let (reg, sizes) = decode_register(offset);
-    if size & sizes.0 == 0 {
-        return Err(BadAccess::Width);
-    }
-    Ok((reg, Window::new(offset, size, sizes)))
+    Ok(())
 }
 
 fn check_vcpu(state: &VgicState, vcpu: usize) -> Result<(), BadAccess> {

@@ -201,6 +201,9 @@ pub struct VgicState {
     /// The SPIs the partition owns, ascending by INTID.
     spis: [Spi; MAX_SPIS],
     spi_count: usize,
+    /// INTID / 32 of the highest owned SPI (0 if none): fixed with the
+    /// SPIs, so a read of GICD_TYPER need not look for it.
+    highest_spi_block: u32,
     vcpus: usize,
     /// Each vCPU's virtual MPIDR affinity (Aff3 in bits 39:32, Aff2..Aff0 in 23:0).
     vmpidrs: [u64; MAX_VCPUS],
@@ -216,6 +219,7 @@ impl VgicState {
             private: [const { PrivateIrqs::new() }; MAX_VCPUS],
             spis: [const { Spi::new(0) }; MAX_SPIS],
             spi_count: spis.len().min(MAX_SPIS),
+            highest_spi_block: 0,
             vcpus: vmpidrs.len().min(MAX_VCPUS),
             vmpidrs: [0; MAX_VCPUS],
         };
@@ -231,7 +235,20 @@ impl VgicState {
             state.spis[at] = Spi::new(intid);
         }
         state.vmpidrs[..state.vcpus].copy_from_slice(&vmpidrs[..state.vcpus]);
+        // Ascending: the highest is the last one in range (the
+        // configuration check admits no other).
+        state.highest_spi_block = state
+            .spis()
+            .iter()
+            .rev()
+            .find(|spi| (32..1020).contains(&spi.intid))
+            .map_or(0, |spi| spi.intid / 32);
         state
+    }
+
+    /// INTID / 32 of the highest owned SPI, 0 if none.
+    pub fn highest_spi_block(&self) -> u32 {
+        self.highest_spi_block
     }
 
     pub fn vcpus(&self) -> usize {

@@ -102,6 +102,21 @@ pub fn this_vcpu_and_context() -> ((usize, usize), u64) {
     )
 }
 
+/// [`this_vcpu_and_context`], with one more event of `counter` counted
+/// for that vCPU, from the same read of the per-CPU pointer: what an exit
+/// does first.
+#[inline(always)]
+pub fn this_vcpu_and_context_counting(counter: Counter) -> ((usize, usize), u64) {
+    let block = this();
+    let c = &block.counters[counter as usize];
+    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    let packed = block.vcpu.load(Ordering::Relaxed) as usize;
+    (
+        (packed >> 8, packed & 0xff),
+        block.context.load(Ordering::Relaxed),
+    )
+}
+
 /// The top of this CPU's EL2 stack.
 pub fn this_stack_top() -> u64 {
     this().stack_top.load(Ordering::Relaxed)

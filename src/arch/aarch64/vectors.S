@@ -115,22 +115,35 @@
 
 /*
  * A data abort's exit (EC 0x24) to Rust (handle_lower_dabt), x0-x7 saved
- * and x1 = ESR_EL2. The access names one register, ISS.SRT, the only one
- * the handler touches in the frame; Rust preserves x20-x29 (AAPCS64), so
- * the frame gets them only when SRT is one of them, and otherwise only
- * x8-x19 and x30 beside x0-x7. (Without ISS.ISV the handler touches no
- * register: SRT is then whatever it is.)
+ * and x1 = ESR_EL2, which the handler takes as its second argument. The
+ * access names one register, ISS.SRT, the only one the handler touches in
+ * the frame; Rust preserves x20-x29 (AAPCS64), so the frame gets them
+ * only when SRT is one of them, and otherwise only x8-x19 and x30 beside
+ * x0-x7. (Without ISS.ISV the handler touches no register: SRT is then
+ * whatever it is.) The backend's \enter call keeps ESR_EL2 in x19, saved.
  */
+.macro DABT_CALL enter, leave
+.ifnb \enter
+    mov     x19, x1
+    bl      \enter
+    mov     x1, x19
+.endif
+    mov     x0, sp
+    bl      handle_lower_dabt
+.ifnb \leave
+    bl      \leave
+.endif
+.endm
 .macro DABT_TO_RUST enter=, leave=
     ubfx    x2, x1, #16, #5                     /* SRT */
     sub     w2, w2, #20
     cmp     w2, #29 - 20
     b.ls    1f
     SAVE_X8_X19_X30
-    CALL_HANDLER handle_lower_dabt, \enter, \leave
+    DABT_CALL \enter, \leave
     RESTORE_X8_X19_X30_AND_ERET
 1:  SAVE_HIGH                                   /* x20-x29: the whole frame */
-    CALL_HANDLER handle_lower_dabt, \enter, \leave
+    DABT_CALL \enter, \leave
     RESTORE_ALL_AND_ERET
 .endm
 

@@ -129,34 +129,62 @@ pub(super) fn decode(offset: u64) -> (Reg, Sizes) {
     }
 }
 
-/// The value of the whole register `reg`.
+/// The value of the whole register at `offset` (< 64 KiB) and the access
+/// sizes it takes: [`decode`]'s map (which a test holds this one to), with
+/// each value computed where its register is found, so that a read, the
+/// access guests trap for most, decides its register once.
 #[inline(always)]
-pub(super) fn read(state: &VgicState, reg: Reg, live: &dyn Live) -> u64 {
-    let value = match reg {
-        Reg::Ctlr => {
+pub(super) fn read(state: &VgicState, offset: u64, live: &dyn Live) -> (u64, Sizes) {
+    // Which 32-bit word of a bank, from its start.
+    let word = |start: u64| ((offset - start) / 4) as u32;
+    let (value, sizes) = match offset {
+        GICD_CTLR => {
             let enables = state.ctlr.load(ORDER) & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1);
             // RWP [31] reads 0: writes take effect at once.
-            enables | CTLR_ARE | CTLR_DS
+            (enables | CTLR_ARE | CTLR_DS, Sizes::WORD)
         }
-        Reg::Typer => TYPER_IDBITS | TYPER_A3V | it_lines_number(state),
-        Reg::Iidr => IIDR_VALUE,
-        Reg::Pidr2 => PIDR2_VALUE,
-        Reg::Bits { reg, first } => owned(state, first, 32)
-            .filter(|(_, spi)| bit_is_set(spi, reg, live))
-            .fold(0, |bits, (_, spi)| bits | 1 << (spi.intid - first)),
-        Reg::Priority { first } => owned(state, first, 4).fold(0, |bytes, (_, spi)| {
-            bytes | u32::from(spi.priority.load(ORDER)) << ((spi.intid - first) * 8)
-        }),
-        // Int_config[1] (bit 2n + 1) is edge; Int_config[0] is RES0.
-        Reg::Config { first } => owned(state, first, 16)
-            .filter(|(_, spi)| spi.edge.load(ORDER))
-            .fold(0, |bits, (_, spi)| bits | 2 << ((spi.intid - first) * 2)),
-        Reg::Router { intid } => {
-            return state.spi(intid).map_or(0, |spi| spi.router.load(ORDER));
+        GICD_TYPER => (
+            TYPER_IDBITS | TYPER_A3V | it_lines_number(state),
+            Sizes::WORD,
+        ),
+        GICD_IIDR => (IIDR_VALUE, Sizes::WORD),
+        GICD_IGROUPR..GICD_IPRIORITYR => {
+            let from = offset - GICD_IGROUPR;
+            let first = ((from % BIT_BANK_SIZE) / 4 * 32) as u32;
+            let bits = BitReg::from_bank(from / BIT_BANK_SIZE).map_or(0, |reg| {
+                owned(state, first, 32)
+                    .filter(|(_, spi)| bit_is_set(spi, reg, live))
+                    .fold(0, |bits, (_, spi)| bits | 1 << (spi.intid - first))
+            });
+            (bits, Sizes::WORD)
         }
-        Reg::Razwi => 0,
+        GICD_IPRIORITYR..GICD_ITARGETSR => {
+            let first = word(GICD_IPRIORITYR) * 4;
+            let bytes = owned(state, first, 4).fold(0, |bytes, (_, spi)| {
+                bytes | u32::from(spi.priority.load(ORDER)) << ((spi.intid - first) * 8)
+            });
+            (bytes, Sizes::BYTE_OR_WORD)
+        }
+        // ITARGETSR, CPENDSGIR and SPENDSGIR are byte-accessible too.
+        GICD_ITARGETSR..GICD_ICFGR | GICD_CPENDSGIR..GICD_SPENDSGIR_END => (0, Sizes::BYTE_OR_WORD),
+        GICD_ICFGR..GICD_IGRPMODR => {
+            let first = word(GICD_ICFGR) * 16;
+            // Int_config[1] (bit 2n + 1) is edge; Int_config[0] is RES0.
+            let bits = owned(state, first, 16)
+                .filter(|(_, spi)| spi.edge.load(ORDER))
+                .fold(0, |bits, (_, spi)| bits | 2 << ((spi.intid - first) * 2));
+            (bits, Sizes::WORD)
+        }
+        GICD_IROUTER..GICD_IROUTER_END => {
+            let intid = ((offset - GICD_IROUTER) / 8) as u32;
+            let router = state.spi(intid).map_or(0, |spi| spi.router.load(ORDER));
+            return (router, Sizes::DOUBLE_OR_WORD);
+        }
+        PIDR2 => (PIDR2_VALUE, Sizes::WORD),
+        // Reserved or without effect here (see `Reg::Razwi`).
+        _ => (0, Sizes::WORD),
     };
-    u64::from(value)
+    (u64::from(value), sizes)
 }
 
 /// Performs a write to `reg`.
@@ -235,15 +263,7 @@ fn all_spis(state: &VgicState) -> u32 {
 /// SPI, so Linux looks at no register beyond the partition's SPIs.
 #[inline(always)]
 pub(super) fn it_lines_number(state: &VgicState) -> u32 {
-    // The owned SPIs are kept ascending: the highest is the last one in
-    // range (the configuration check admits no other).
-    state
-        .spis()
-        .iter()
-        .rev()
-        .find(|spi| (32..1020).contains(&spi.intid))
-        .map_or(0, |spi| spi.intid / 32)
-        .min(TYPER_ITLINES_MAX)
+    state.highest_spi_block().min(TYPER_ITLINES_MAX)
 }
 
 /// Whether `spi`'s bit in a register of kind `reg` reads as one.

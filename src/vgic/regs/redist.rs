@@ -126,36 +126,55 @@ fn is_lpi_register(base: u64) -> bool {
     )
 }
 
-/// The value of the whole register `reg` of `vcpu`'s redistributor.
+/// The value of the whole register at `offset` (< 128 KiB) of `vcpu`'s
+/// redistributor and the access sizes it takes: [`decode`]'s map (which a
+/// test holds this one to), with each value computed where its register
+/// is found, as `dist::read` does.
 #[inline(always)]
-pub(super) fn read(state: &VgicState, vcpu: usize, reg: Reg, live: &dyn Live) -> u64 {
+pub(super) fn read(state: &VgicState, vcpu: usize, offset: u64, live: &dyn Live) -> (u64, Sizes) {
     let private = &state.private[vcpu];
-    let value = match reg {
-        Reg::Typer => return typer(state, vcpu),
-        Reg::Iidr => IIDR_VALUE,
-        Reg::Pidr2 => PIDR2_VALUE,
-        Reg::Waker => {
+    let (value, sizes) = match offset {
+        GICR_IIDR => (IIDR_VALUE, Sizes::WORD),
+        GICR_TYPER | GICR_TYPER_HIGH => return (typer(state, vcpu), Sizes::DOUBLE_OR_WORD),
+        GICR_WAKER => {
             // Sleep and wake take effect at once: ChildrenAsleep follows.
-            if private.asleep.load(ORDER) {
+            let asleep = private.asleep.load(ORDER);
+            let waker = if asleep {
                 WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP
             } else {
                 0
-            }
+            };
+            (waker, Sizes::WORD)
         }
-        Reg::Bits(reg) => PRIVATE_OWNED & bits(private, reg, || live.private(vcpu)),
-        Reg::Priority { first } => {
-            (first..first + 4)
+        // Either half of one of the LPI registers.
+        _ if is_lpi_register(offset & !7) => (0, Sizes::DOUBLE_OR_WORD),
+        PIDR2 => (PIDR2_VALUE, Sizes::WORD),
+        GICR_IGROUPR0..GICR_IPRIORITYR => {
+            let from = offset - GICR_IGROUPR0;
+            let bits = match BitReg::from_bank(from / BIT_BANK_SIZE) {
+                Some(reg) if from.is_multiple_of(BIT_BANK_SIZE) => {
+                    PRIVATE_OWNED & bits(private, reg, || live.private(vcpu))
+                }
+                _ => 0,
+            };
+            (bits, Sizes::WORD)
+        }
+        GICR_IPRIORITYR..GICR_IPRIORITYR_END => {
+            let first = (offset - GICR_IPRIORITYR) as u32 & !3;
+            let bytes = (first..first + 4)
                 .filter_map(owned_private)
                 .fold(0, |bytes, intid| {
                     let priority = u32::from(private.priority[intid].load(ORDER));
                     bytes | priority << ((intid as u32 - first) * 8)
-                })
+                });
+            (bytes, Sizes::BYTE_OR_WORD)
         }
-        Reg::Config0 => ICFGR0_SGIS_EDGE,
-        Reg::Config1 => private.icfgr1.load(ORDER) & ICFGR1_OWNED,
-        Reg::Razwi => 0,
+        GICR_ICFGR0 => (ICFGR0_SGIS_EDGE, Sizes::WORD),
+        GICR_ICFGR1 => (private.icfgr1.load(ORDER) & ICFGR1_OWNED, Sizes::WORD),
+        // CTLR (no LPIs), STATUSR and the rest (see `Reg::Razwi`).
+        _ => (0, Sizes::WORD),
     };
-    u64::from(value)
+    (u64::from(value), sizes)
 }
 
 /// Performs a write to `reg` of `vcpu`'s redistributor.

@@ -274,6 +274,7 @@ lower_sync:
 .Lsgi1r_esr: /* ESR_EL2 of the write from x0 */
     .word   {SGI1R_ESR}
 .Lsync_sgi_rt_high: /* x1 = ESR_EL2 minus the write's from x0. */
+    tbnz    w0, #31, .Lsync_abort               /* EC bit 5: an abort (0x20, 0x24) */
     tst     w1, #0xfffffc1f
     b.ne    .Lsync_not_sgi
     adr     x3, 1f - 8 * 8                      /* entries from Rt 8 */
@@ -286,8 +287,7 @@ lower_sync:
     mov     x2, xzr                             /* Rt 31: xzr */
     b       .Lsgi_value
 
-.Lsync_not_sgi: /* x0 = ESR_EL2. `hvc #0` with W0 = IRQ_UNMASK? */
-    tbnz    w0, #31, .Lsync_abort               /* EC bit 5: an abort (0x20, 0x24) */
+.Lsync_not_sgi: /* x0 = ESR_EL2, not an abort. `hvc #0` with W0 = IRQ_UNMASK? */
     movz    w1, #{HVC0_ESR_HI}, lsl #16
     cmp     w0, w1
     b.ne    .Lsync_to_rust
