@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetches and builds what a Linux partition boots, from Debian bookworm's
 # arm64 archive: its cloud kernel (a raw arm64 Image) and an initramfs of
-# busybox-static with scripts/linux-init.sh as /init.
+# busybox-static with scripts/linux-init.sh as /init and
+# scripts/linux-channel.sh as /bin/bulkhead-channel.
 #
 #   scripts/linux.sh     prints the two paths on stdout:
 #                          target/linux/Image
@@ -20,7 +21,8 @@
 # target/linux/ (boards/qemu-virt/linux.toml, tests/configs/linux.toml).
 # Everything is cached under target/linux/ (never committed): a second run
 # downloads nothing; the initramfs is packed again only when
-# scripts/linux-init.sh or scripts/initramfs.py changed. rm -r target/linux
+# scripts/linux-init.sh, scripts/linux-channel.sh or scripts/initramfs.py
+# changed. rm -r target/linux
 # fetches the newest kernel again.
 #
 # The system's apt configuration is read (its Debian mirror, as
@@ -46,6 +48,7 @@ out=$root/target/linux
 image=$out/Image
 initrd=$out/initramfs.cpio
 init=$root/scripts/linux-init.sh
+channel=$root/scripts/linux-channel.sh
 packer=$root/scripts/initramfs.py
 log() { echo "linux.sh: $*" >&2; }
 die() { log "$@"; exit 1; }
@@ -203,8 +206,9 @@ if [ ! -s "$busybox" ]; then
     extract "$(download busybox-static)" ./bin/busybox "$busybox"
 fi
 if [ ! -s "$initrd" ] || [ "$init" -nt "$initrd" ] || [ "$packer" -nt "$initrd" ] ||
-    [ "$busybox" -nt "$initrd" ]; then
+    [ "$busybox" -nt "$initrd" ] || [ "$channel" -nt "$initrd" ]; then
     cp "$init" "$out/rootfs/init"
+    cp "$channel" "$out/rootfs/bulkhead-channel"
     python3 "$packer" "$initrd.new" <<EOF
 dir /bin 755 0 0
 dir /dev 755 0 0
@@ -214,6 +218,7 @@ nod /dev/console 600 0 0 c 5 1
 file /bin/busybox $busybox 755 0 0
 slink /bin/sh busybox 777 0 0
 file /init $out/rootfs/init 755 0 0
+file /bin/bulkhead-channel $out/rootfs/bulkhead-channel 755 0 0
 EOF
     mv "$initrd.new" "$initrd"
     log "initramfs: $(stat -c %s "$initrd") bytes"
