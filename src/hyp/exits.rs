@@ -90,8 +90,12 @@ fn fault(kind: FaultKind, v: usize) -> StopReason {
 /// the vector has read. A read of a virtual GIC register, what guests trap
 /// for most (Linux polls GICD_CTLR and GICR_CTLR after every
 /// configuration change and reads the GIC's registers by the thousand at
-/// boot), is done here, with nothing beside it that only other accesses
-/// need; a write calls out for its effects; the rest is [`other_abort`]'s.
+/// boot), is done here when the model's own state answers it (all but the
+/// pending and active registers), without a call: nothing is saved but
+/// what the vector saved. Everything else leaves by a tail call, with this
+/// handler's frame gone: a write ([`gic_write`]), a read that needs the
+/// live state ([`gic_read`]), the rest ([`other_abort`]); and so does the
+/// console's turn, when it has one.
 #[unsafe(no_mangle)]
 extern "C" fn handle_lower_dabt(frame: &mut TrapFrame, esr: u64) {
     let (part, p, v) = current_counting(Counter::DataAbort);
@@ -99,22 +103,36 @@ extern "C" fn handle_lower_dabt(frame: &mut TrapFrame, esr: u64) {
     let abort = DataAbort::decode(esr, syndrome.far, syndrome.hpfar);
     // A permission fault's IPA is not to be trusted (see below): never
     // taken for a GIC register's.
-    if abort.valid
-        && !abort.permission_fault()
-        && let Some((gic, offset)) = interrupts::frame_of(part, v, abort.ipa)
-    {
-        if abort.write {
-            let value = abort.store_value(frame.reg(abort.reg));
-            gic_write(part, v, gic, offset, abort.size, value);
-        } else {
-            let value = interrupts::mmio_read(part, v, gic, offset, abort.size);
-            frame.set_reg(abort.reg, abort.load_value(value));
-        }
-        exception::skip_instruction();
-        output::pump_if_waiting(part, p);
-        return;
+    if !abort.valid || abort.permission_fault() {
+        return other_abort(frame, esr);
     }
-    other_abort(frame, esr);
+    let Some((gic, offset)) = interrupts::frame_of(part, v, abort.ipa) else {
+        return other_abort(frame, esr);
+    };
+    if abort.write {
+        let value = abort.store_value(frame.reg(abort.reg));
+        return gic_write(part, p, v, gic, offset, abort.size, value);
+    }
+    let Some(value) = interrupts::mmio_read_plain(part, gic, offset, abort.size) else {
+        return gic_read(frame, gic, offset, esr);
+    };
+    frame.set_reg(abort.reg, abort.load_value(value));
+    exception::skip_instruction();
+    output::pump_if_waiting(part, p);
+}
+
+/// A guest's read of a virtual GIC register that needs the live state
+/// (`esr` its syndrome), or that the model refuses (it reads as zero): see
+/// [`handle_lower_dabt`], which counted it and found the register.
+#[inline(never)]
+fn gic_read(frame: &mut TrapFrame, gic: Frame, offset: u64, esr: u64) {
+    let (part, p, v) = current();
+    // The syndrome's fields only: the IPA is `offset`'s.
+    let abort = DataAbort::decode(esr, 0, 0);
+    let value = interrupts::mmio_read(part, v, gic, offset, abort.size);
+    frame.set_reg(abort.reg, abort.load_value(value));
+    exception::skip_instruction();
+    output::pump_if_waiting(part, p);
 }
 
 /// A stage-2 data abort other than a virtual GIC register's (see
@@ -153,15 +171,18 @@ fn read_only(part: &Partition, v: usize, abort: DataAbort) {
     exception::inject_external_abort(abort.write);
 }
 
-/// A guest's write of a virtual GIC register. A GICv2 SGI, one trapped
-/// write of GICD_SGIR as ICC_SGI1R_EL1's on GICv3, is counted the same
-/// (the sender's trap) and delivered.
+/// A guest's write of a virtual GIC register (see [`handle_lower_dabt`],
+/// which counted it). A GICv2 SGI, one trapped write of GICD_SGIR as
+/// ICC_SGI1R_EL1's on GICv3, is counted the same (the sender's trap) and
+/// delivered.
 #[inline(never)]
-fn gic_write(part: &Partition, v: usize, gic: Frame, offset: u64, size: u8, value: u64) {
+fn gic_write(part: &Partition, p: usize, v: usize, gic: Frame, offset: u64, size: u8, value: u64) {
     if let Some(sgi) = interrupts::mmio_write(part, v, gic, offset, size, value) {
         part.count(v, Counter::SgiTrap, 1);
         deliver_sgi(part, v, sgi);
     }
+    exception::skip_instruction();
+    output::pump_if_waiting(part, p);
 }
 
 /// A guest's HVC (EC 0x16) that the calls' fast path did not answer (every

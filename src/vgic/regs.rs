@@ -121,7 +121,8 @@ pub struct Physical {
 }
 
 /// Reads `size` bytes at `offset` of `frame`. Inlined: it is the hot part
-/// of every trapped GIC register read.
+/// of every trapped GIC register read the caller does not answer with
+/// [`read_plain`].
 #[inline(always)]
 pub fn read(
     state: &VgicState,
@@ -130,23 +131,58 @@ pub fn read(
     size: u8,
     live: &dyn Live,
 ) -> Result<u64, BadAccess> {
-    match frame {
-        Frame::Distributor => read_register(offset, size, DIST_FRAME_SIZE, |offset| {
-            dist::read(state, offset, live)
-        }),
+    // With a live view every register has a value: never `None`.
+    read_with(state, frame, offset, size, Some(live)).unwrap_or(Ok(0))
+}
+
+/// [`read`] without a live view: the value of a register that the model's
+/// own state gives (everything but the pending and active bits), `None`
+/// for the others and for an access [`read`] refuses. Where it gives a
+/// value, it is [`read`]'s. Inlined and without calls, so that the trapped
+/// read of such a register (what guests trap for most) costs its caller
+/// no saved registers; the rest go through [`read`].
+#[inline(always)]
+pub fn read_plain(state: &VgicState, frame: Frame, offset: u64, size: u8) -> Option<u64> {
+    read_with(state, frame, offset, size, None)?.ok()
+}
+
+/// [`read`] with the live view if there is one: `None` for a register
+/// that needs it, when there is not.
+#[inline(always)]
+fn read_with(
+    state: &VgicState,
+    frame: Frame,
+    offset: u64,
+    size: u8,
+    live: Option<&dyn Live>,
+) -> Option<Result<u64, BadAccess>> {
+    // The checks `decode` makes, in the same order, then the register's
+    // value and the sizes it accepts, found in one pass.
+    let (value, sizes) = match frame {
+        Frame::Distributor => {
+            if let Err(e) = check_access(offset, size, DIST_FRAME_SIZE) {
+                return Some(Err(e));
+            }
+            dist::read(state, offset, live)?
+        }
         Frame::Redistributor { vcpu } => {
-            check_vcpu(state, vcpu)?;
-            read_register(offset, size, REDIST_FRAME_SIZE, |offset| {
-                redist::read(state, vcpu, offset, live)
-            })
+            if let Err(e) =
+                check_vcpu(state, vcpu).and_then(|()| check_access(offset, size, REDIST_FRAME_SIZE))
+            {
+                return Some(Err(e));
+            }
+            redist::read(state, vcpu, offset, live)?
         }
         Frame::DistributorV2 { vcpu } => {
-            check_vcpu(state, vcpu)?;
-            read_register(offset, size, dist_v2::FRAME_SIZE, |offset| {
-                dist_v2::read(state, vcpu, offset, live)
-            })
+            if let Err(e) = check_vcpu(state, vcpu)
+                .and_then(|()| check_access(offset, size, dist_v2::FRAME_SIZE))
+            {
+                return Some(Err(e));
+            }
+            dist_v2::read(state, vcpu, offset, live)?
         }
-    }
+    };
+    Some(Window::of(offset, size, sizes).map(|window| window.extract(value)))
 }
 
 /// Writes the low `size` bytes of `value` at `offset` of `frame`.
@@ -257,12 +293,17 @@ impl Sizes {
     const DOUBLE_OR_WORD: Self = Self(4 | 8);
 
     /// The aligned base of the register at `offset`.
+    #[cfg(test)]
     fn base(self, offset: u64) -> u64 {
-        if self.0 & 8 != 0 {
-            offset & !7
-        } else {
-            offset & !3
-        }
+        offset & !self.offset_mask()
+    }
+
+    /// The bits of an offset inside its register: 7 for a 64-bit register
+    /// (one that takes doublewords), 3 for a 32-bit one. Without a branch
+    /// or a select: the sizes' bit 3 (8 bytes) moved to bit 2.
+    #[inline(always)]
+    fn offset_mask(self) -> u64 {
+        u64::from((self.0 & 8) >> 1 | 3)
     }
 }
 
@@ -288,7 +329,7 @@ impl Window {
 
     fn new(offset: u64, size: u8, sizes: Sizes) -> Self {
         // `offset - base` < 8 and size <= 8: neither shift can overflow.
-        let shift = ((offset - sizes.base(offset)) * 8) as u32;
+        let shift = ((offset & sizes.offset_mask()) * 8) as u32;
         // The low `size` bytes: all but the top 64 - 8 * size bits (none
         // for 8 bytes; `size` is 1, 2, 4 or 8, checked before).
         let mask = u64::MAX >> ((u32::from(size) * 8).wrapping_neg() & 63);
@@ -336,22 +377,6 @@ impl Write {
     }
 }
 
-/// A read through the checks [`decode`] makes, in the same order, with
-/// the frame's `read_register`, which gives the value of the whole
-/// register at an offset and the sizes it accepts in one pass: the
-/// accessed bytes.
-#[inline(always)]
-fn read_register(
-    offset: u64,
-    size: u8,
-    frame_size: u64,
-    read_register: impl FnOnce(u64) -> (u64, Sizes),
-) -> Result<u64, BadAccess> {
-    check_access(offset, size, frame_size)?;
-    let (value, sizes) = read_register(offset);
-    Ok(Window::of(offset, size, sizes)?.extract(value))
-}
-
 /// The checks every access goes through, in order: within the frame, a
 /// size of 1, 2, 4 or 8 bytes, naturally aligned, and one the register
 /// accepts. Gives the register and where in it the access falls. Inlined
@@ -386,6 +411,7 @@ fn check_access(offset: u64, size: u8, frame_size: u64) -> Result<(), BadAccess>
     Ok(())
 }
 
+#[inline(always)]
 fn check_vcpu(state: &VgicState, vcpu: usize) -> Result<(), BadAccess> {
     if vcpu < state.vcpus() {
         Ok(())
@@ -412,6 +438,13 @@ enum BitReg {
 }
 
 impl BitReg {
+    /// Whether the register's bits include the live state (pending,
+    /// active), which only a read with a live view gives.
+    #[inline(always)]
+    fn is_live(self) -> bool {
+        !matches!(self, Self::Group | Self::SetEnable | Self::ClearEnable)
+    }
+
     /// The `index`th bank of bit registers, in their architectural order
     /// (IGROUPR, ISENABLER, ICENABLER, ISPENDR, ICPENDR, ISACTIVER,
     /// ICACTIVER), in both the GICD and the SGI_base frames.
@@ -430,6 +463,7 @@ impl BitReg {
 }
 
 /// Bit `n` of a vCPU mask (no bit for a vCPU past the mask).
+#[inline(always)]
 fn vcpu_bit(vcpu: usize) -> u32 {
     1u32.checked_shl(vcpu as u32).unwrap_or(0)
 }
@@ -440,6 +474,7 @@ fn all_vcpus(state: &VgicState) -> u32 {
 }
 
 /// A private interrupt's priority byte index, if the partition owns it.
+#[inline(always)]
 fn owned_private(intid: u32) -> Option<usize> {
     (intid < 32 && PRIVATE_OWNED & (1 << intid) != 0).then_some(intid as usize)
 }

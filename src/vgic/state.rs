@@ -261,7 +261,9 @@ impl VgicState {
 
     /// The owned SPIs, ascending by INTID.
     pub fn spis(&self) -> &[Spi] {
-        &self.spis[..self.spi_count]
+        // `new` keeps `spi_count` <= MAX_SPIS: never the empty default (a
+        // panic's call would cost the register reads their saved registers).
+        self.spis.get(..self.spi_count).unwrap_or_default()
     }
 
     /// The owned SPIs forwarded from hardware (passthrough devices').
@@ -271,7 +273,9 @@ impl VgicState {
             .filter(|s| s.forwarded.load(Ordering::Relaxed))
     }
 
-    /// The owned SPI with this INTID.
+    /// The owned SPI with this INTID. Inlined: the register reads look
+    /// for one without a call.
+    #[inline(always)]
     pub fn spi(&self, intid: u32) -> Option<&Spi> {
         self.spis().iter().find(|s| s.intid == intid)
     }

@@ -132,9 +132,14 @@ pub(super) fn decode(offset: u64) -> (Reg, Sizes) {
 /// The value of the whole register at `offset` (< 64 KiB) and the access
 /// sizes it takes: [`decode`]'s map (which a test holds this one to), with
 /// each value computed where its register is found, so that a read, the
-/// access guests trap for most, decides its register once.
+/// access guests trap for most, decides its register once. `None` for a
+/// pending or active register without `live`, the live view.
 #[inline(always)]
-pub(super) fn read(state: &VgicState, offset: u64, live: &dyn Live) -> (u64, Sizes) {
+pub(super) fn read(
+    state: &VgicState,
+    offset: u64,
+    live: Option<&dyn Live>,
+) -> Option<(u64, Sizes)> {
     // Which 32-bit word of a bank, from its start.
     let word = |start: u64| ((offset - start) / 4) as u32;
     let (value, sizes) = match offset {
@@ -151,40 +156,35 @@ pub(super) fn read(state: &VgicState, offset: u64, live: &dyn Live) -> (u64, Siz
         GICD_IGROUPR..GICD_IPRIORITYR => {
             let from = offset - GICD_IGROUPR;
             let first = ((from % BIT_BANK_SIZE) / 4 * 32) as u32;
-            let bits = BitReg::from_bank(from / BIT_BANK_SIZE).map_or(0, |reg| {
-                owned(state, first, 32)
-                    .filter(|(_, spi)| bit_is_set(spi, reg, live))
-                    .fold(0, |bits, (_, spi)| bits | 1 << (spi.intid - first))
-            });
+            let bits = match BitReg::from_bank(from / BIT_BANK_SIZE) {
+                Some(reg) if reg.is_live() && live.is_none() => return None,
+                Some(reg) => fold_owned(state, first, 32, Field::Bit(reg), live),
+                None => 0,
+            };
             (bits, Sizes::WORD)
         }
         GICD_IPRIORITYR..GICD_ITARGETSR => {
             let first = word(GICD_IPRIORITYR) * 4;
-            let bytes = owned(state, first, 4).fold(0, |bytes, (_, spi)| {
-                bytes | u32::from(spi.priority.load(ORDER)) << ((spi.intid - first) * 8)
-            });
+            let bytes = fold_owned(state, first, 4, Field::Priority, live);
             (bytes, Sizes::BYTE_OR_WORD)
         }
         // ITARGETSR, CPENDSGIR and SPENDSGIR are byte-accessible too.
         GICD_ITARGETSR..GICD_ICFGR | GICD_CPENDSGIR..GICD_SPENDSGIR_END => (0, Sizes::BYTE_OR_WORD),
         GICD_ICFGR..GICD_IGRPMODR => {
             let first = word(GICD_ICFGR) * 16;
-            // Int_config[1] (bit 2n + 1) is edge; Int_config[0] is RES0.
-            let bits = owned(state, first, 16)
-                .filter(|(_, spi)| spi.edge.load(ORDER))
-                .fold(0, |bits, (_, spi)| bits | 2 << ((spi.intid - first) * 2));
+            let bits = fold_owned(state, first, 16, Field::Edge, live);
             (bits, Sizes::WORD)
         }
         GICD_IROUTER..GICD_IROUTER_END => {
             let intid = ((offset - GICD_IROUTER) / 8) as u32;
             let router = state.spi(intid).map_or(0, |spi| spi.router.load(ORDER));
-            return (router, Sizes::DOUBLE_OR_WORD);
+            return Some((router, Sizes::DOUBLE_OR_WORD));
         }
         PIDR2 => (PIDR2_VALUE, Sizes::WORD),
         // Reserved or without effect here (see `Reg::Razwi`).
         _ => (0, Sizes::WORD),
     };
-    (u64::from(value), sizes)
+    Some((u64::from(value), sizes))
 }
 
 /// Performs a write to `reg`.
@@ -254,6 +254,45 @@ fn owned(state: &VgicState, first: u32, count: u32) -> impl Iterator<Item = (usi
         .filter(move |(_, spi)| spi.intid >= first && spi.intid - first < count)
 }
 
+/// What a register holds of each SPI, for [`fold_owned`].
+#[derive(Clone, Copy)]
+enum Field {
+    /// A bit, of a bit-per-interrupt register of this kind.
+    Bit(BitReg),
+    /// The priority byte.
+    Priority,
+    /// Int_config, two bits: Int_config[1] (bit 2n + 1) is edge;
+    /// Int_config[0] is RES0.
+    Edge,
+}
+
+/// The bits of a register holding `field` of INTIDs `first..first +
+/// count`, from [`owned`]'s SPIs among them (`live` as for
+/// [`bit_is_set`]): a plain loop, without calls, inlined into the reads.
+#[inline(always)]
+fn fold_owned(
+    state: &VgicState,
+    first: u32,
+    count: u32,
+    field: Field,
+    live: Option<&dyn Live>,
+) -> u32 {
+    let mut bits = 0;
+    for spi in state.spis() {
+        // `owned`'s test.
+        if !(32..1020).contains(&spi.intid) || spi.intid < first || spi.intid - first >= count {
+            continue;
+        }
+        let n = spi.intid - first;
+        bits |= match field {
+            Field::Bit(reg) => u32::from(bit_is_set(spi, reg, live)) << n,
+            Field::Priority => u32::from(spi.priority.load(ORDER)) << (n * 8),
+            Field::Edge => u32::from(spi.edge.load(ORDER)) << (n * 2 + 1),
+        };
+    }
+    bits
+}
+
 /// Every owned SPI's bit in [`Effects::spis_changed`].
 fn all_spis(state: &VgicState) -> u32 {
     (1u64 << state.spis().len()).wrapping_sub(1) as u32
@@ -266,15 +305,25 @@ pub(super) fn it_lines_number(state: &VgicState) -> u32 {
     state.highest_spi_block().min(TYPER_ITLINES_MAX)
 }
 
-/// Whether `spi`'s bit in a register of kind `reg` reads as one.
-fn bit_is_set(spi: &Spi, reg: BitReg, live: &dyn Live) -> bool {
-    match reg {
-        BitReg::Group => true,
-        BitReg::SetEnable | BitReg::ClearEnable => spi.enabled.load(ORDER),
-        BitReg::SetPending | BitReg::ClearPending => {
-            spi.pending.load(ORDER) || live.spi(spi.intid).0
+/// Whether `spi`'s bit in a register of kind `reg` reads as one (`live`
+/// is there for the pending and active registers).
+#[inline(always)]
+fn bit_is_set(spi: &Spi, reg: BitReg, live: Option<&dyn Live>) -> bool {
+    let (pending, active) = match reg {
+        BitReg::Group => return true,
+        BitReg::SetEnable | BitReg::ClearEnable => return spi.enabled.load(ORDER),
+        BitReg::SetPending | BitReg::ClearPending => (true, false),
+        BitReg::SetActive | BitReg::ClearActive => (false, true),
+    };
+    if pending && spi.pending.load(ORDER) || active && spi.active.load(ORDER) {
+        return true;
+    }
+    match live {
+        Some(live) => {
+            let (live_pending, live_active) = live.spi(spi.intid);
+            pending && live_pending || active && live_active
         }
-        BitReg::SetActive | BitReg::ClearActive => spi.active.load(ORDER) || live.spi(spi.intid).1,
+        None => false,
     }
 }
 

@@ -137,9 +137,15 @@ fn is_private(offset: u64) -> bool {
 /// The value of the whole register at `offset` (< 4 KiB), as vCPU `vcpu`
 /// reads it, and the access sizes it takes: [`decode`]'s map (which a test
 /// holds this one to), with each value computed where its register is
-/// found, as `dist::read` does.
+/// found, as `dist::read` does (`None` for a pending or active register
+/// without `live`).
 #[inline(always)]
-pub(super) fn read(state: &VgicState, vcpu: usize, offset: u64, live: &dyn Live) -> (u64, Sizes) {
+pub(super) fn read(
+    state: &VgicState,
+    vcpu: usize,
+    offset: u64,
+    live: Option<&dyn Live>,
+) -> Option<(u64, Sizes)> {
     let (value, sizes) = match offset {
         GICD_CTLR => {
             let on = state.ctlr.load(ORDER) & CTLR_ENABLE_GRP1 != 0;
@@ -156,44 +162,58 @@ pub(super) fn read(state: &VgicState, vcpu: usize, offset: u64, live: &dyn Live)
         GICD_SGIR | GICD_IGROUPR..GICD_ISENABLER => (0, Sizes::WORD),
         GICD_ITARGETSR..GICD_ICFGR => {
             let first = (offset - GICD_ITARGETSR) as u32 & !3;
-            let bytes = (0..4).fold(0, |bytes, i| {
-                bytes | u32::from(target_byte(state, vcpu, first + i)) << (i * 8)
-            });
-            (bytes, Sizes::BYTE_OR_WORD)
+            (targets(state, vcpu, first), Sizes::BYTE_OR_WORD)
         }
         GICD_CPENDSGIR..GICD_SPENDSGIR_END => {
             let first = (offset & 0xf) as u32 & !3;
-            let sources = &state.private[vcpu].sgi_sources;
-            let bytes = (0..4).fold(0, |bytes, i| {
-                bytes | u32::from(sources[(first + i) as usize].load(ORDER)) << (i * 8)
-            });
+            // Never `None`: the caller checked `vcpu` (see `redist::read`).
+            let sources = &state.private.get(vcpu)?.sgi_sources;
+            // A plain loop, as in `targets`.
+            let mut bytes = 0;
+            for i in 0..4 {
+                // Never `None`: `first` + 3 < 16.
+                let source = sources
+                    .get((first + i) as usize)
+                    .map_or(0, |s| s.load(ORDER));
+                bytes |= u32::from(source) << (i * 8);
+            }
             (bytes, Sizes::BYTE_OR_WORD)
         }
         _ if is_private(offset) => return redist::read(state, vcpu, SGI_BASE + offset, live),
         _ => return dist::read(state, offset, live),
     };
-    (u64::from(value), sizes)
+    Some((u64::from(value), sizes))
 }
 
-/// ITARGETSR's byte for `intid` as vCPU `vcpu` reads it: for an owned
-/// private interrupt its own CPU interface, for an owned SPI the vCPU it is
-/// routed to, otherwise nothing.
-fn target_byte(state: &VgicState, vcpu: usize, intid: u32) -> u8 {
-    if intid < 32 {
-        return if owned_private(intid).is_some() {
-            vcpu_bit(vcpu) as u8
-        } else {
-            0
-        };
-    }
-    state.spi(intid).map_or(0, |spi| {
-        let target = spi.target.load(ORDER);
-        if target == NO_TARGET {
-            0
-        } else {
-            vcpu_bit(usize::from(target)) as u8
+/// ITARGETSR's word for INTIDs `first..first + 4` (`first` a multiple of
+/// 4) as vCPU `vcpu` reads it, a byte each: for an owned private
+/// interrupt its own CPU interface, for an owned SPI the vCPU it is routed
+/// to, otherwise nothing. Plain loops (one pass over the SPIs), without
+/// calls: inlined into the register reads.
+#[inline(always)]
+fn targets(state: &VgicState, vcpu: usize, first: u32) -> u32 {
+    let mut bytes = 0;
+    if first < 32 {
+        let me = u32::from(vcpu_bit(vcpu) as u8);
+        for i in 0..4 {
+            if owned_private(first + i).is_some() {
+                bytes |= me << (i * 8);
+            }
         }
-    })
+        return bytes;
+    }
+    // SPIs are owned once each.
+    for spi in state.spis() {
+        if spi.intid < first || spi.intid - first >= 4 {
+            continue;
+        }
+        let target = spi.target.load(ORDER);
+        if target != NO_TARGET {
+            let byte = u32::from(vcpu_bit(usize::from(target)) as u8);
+            bytes |= byte << ((spi.intid - first) * 8);
+        }
+    }
+    bytes
 }
 
 /// Performs vCPU `vcpu`'s write to `reg`.
@@ -332,7 +352,7 @@ mod tests {
     }
 
     fn read32(s: &VgicState, vcpu: usize, offset: u64) -> u32 {
-        let (value, sizes) = read(s, vcpu, offset, &NoLive);
+        let (value, sizes) = read(s, vcpu, offset, Some(&NoLive)).unwrap();
         assert_eq!(sizes.base(offset), offset);
         value as u32
     }

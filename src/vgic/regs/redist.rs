@@ -129,13 +129,23 @@ fn is_lpi_register(base: u64) -> bool {
 /// The value of the whole register at `offset` (< 128 KiB) of `vcpu`'s
 /// redistributor and the access sizes it takes: [`decode`]'s map (which a
 /// test holds this one to), with each value computed where its register
-/// is found, as `dist::read` does.
+/// is found, as `dist::read` does (`None` for a pending or active
+/// register without `live`).
 #[inline(always)]
-pub(super) fn read(state: &VgicState, vcpu: usize, offset: u64, live: &dyn Live) -> (u64, Sizes) {
-    let private = &state.private[vcpu];
+pub(super) fn read(
+    state: &VgicState,
+    vcpu: usize,
+    offset: u64,
+    live: Option<&dyn Live>,
+) -> Option<(u64, Sizes)> {
+    // Never `None`: the caller checked `vcpu` (a panic's call would cost
+    // every read its saved registers).
+    let private = state.private.get(vcpu)?;
     let (value, sizes) = match offset {
         GICR_IIDR => (IIDR_VALUE, Sizes::WORD),
-        GICR_TYPER | GICR_TYPER_HIGH => return (typer(state, vcpu), Sizes::DOUBLE_OR_WORD),
+        GICR_TYPER | GICR_TYPER_HIGH => {
+            return Some((typer(state, vcpu), Sizes::DOUBLE_OR_WORD));
+        }
         GICR_WAKER => {
             // Sleep and wake take effect at once: ChildrenAsleep follows.
             let asleep = private.asleep.load(ORDER);
@@ -153,7 +163,12 @@ pub(super) fn read(state: &VgicState, vcpu: usize, offset: u64, live: &dyn Live)
             let from = offset - GICR_IGROUPR0;
             let bits = match BitReg::from_bank(from / BIT_BANK_SIZE) {
                 Some(reg) if from.is_multiple_of(BIT_BANK_SIZE) => {
-                    PRIVATE_OWNED & bits(private, reg, || live.private(vcpu))
+                    if reg.is_live() && live.is_none() {
+                        return None;
+                    }
+                    // Asked for only where there is a live view.
+                    let live = || live.map_or((0, 0), |live| live.private(vcpu));
+                    PRIVATE_OWNED & bits(private, reg, live)
                 }
                 _ => 0,
             };
@@ -174,7 +189,7 @@ pub(super) fn read(state: &VgicState, vcpu: usize, offset: u64, live: &dyn Live)
         // CTLR (no LPIs), STATUSR and the rest (see `Reg::Razwi`).
         _ => (0, Sizes::WORD),
     };
-    (u64::from(value), sizes)
+    Some((u64::from(value), sizes))
 }
 
 /// Performs a write to `reg` of `vcpu`'s redistributor.
@@ -214,6 +229,7 @@ pub(super) fn write(state: &VgicState, vcpu: usize, reg: Reg, write: Write) -> E
 /// GICR_TYPER of `vcpu`: its affinity, its number, and Last on the last
 /// one (Linux walks the frames until Last and matches the affinity against
 /// each CPU's MPIDR). No LPIs, no VLPIs, PPInum 0 (PPIs 16..32 only).
+#[inline(always)]
 fn typer(state: &VgicState, vcpu: usize) -> u64 {
     let vmpidr = state.vmpidr(vcpu);
     // vMPIDR: Aff3 [39:32], Aff2..Aff0 [23:0]; TYPER wants them packed.
@@ -228,6 +244,7 @@ fn typer(state: &VgicState, vcpu: usize) -> u64 {
 
 /// The bits of a bit-per-interrupt register of kind `reg`, before masking
 /// to the owned interrupts; `live` is asked only when needed.
+#[inline(always)]
 fn bits(private: &PrivateIrqs, reg: BitReg, live: impl FnOnce() -> (u32, u32)) -> u32 {
     match reg {
         BitReg::Group => u32::MAX,
