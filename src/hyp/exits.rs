@@ -123,13 +123,15 @@ extern "C" fn handle_lower_dabt(frame: &mut TrapFrame, esr: u64) {
 
 /// A guest's read of a virtual GIC register that needs the live state
 /// (`esr` its syndrome), or that the model refuses (it reads as zero): see
-/// [`handle_lower_dabt`], which counted it and found the register.
+/// [`handle_lower_dabt`], which counted it, found the register and left
+/// it here (the model's own registers are answered there, never here).
 #[inline(never)]
 fn gic_read(frame: &mut TrapFrame, gic: Frame, offset: u64, esr: u64) {
     let (part, p, v) = current();
     // The syndrome's fields only: the IPA is `offset`'s.
     let abort = DataAbort::decode(esr, 0, 0);
-    let value = interrupts::mmio_read(part, v, gic, offset, abort.size);
+    // `None`: a width a register answered there refuses; zero, as refused.
+    let value = interrupts::mmio_read_live(part, v, gic, offset, abort.size).unwrap_or(0);
     frame.set_reg(abort.reg, abort.load_value(value));
     exception::skip_instruction();
     output::pump_if_waiting(part, p);

@@ -855,19 +855,29 @@ pub fn frame_of(part: &Partition, v: usize, ipa: Ipa) -> Option<(Frame, u64)> {
 }
 
 /// A guest's read of a virtual GIC register that the model's own state
-/// answers (`regs::read_plain`): [`mmio_read`]'s value, without a call;
-/// `None` for the others (pending and active registers, bad accesses),
-/// which are [`mmio_read`]'s. Inlined into the data abort's exit.
+/// answers (`regs::read_plain`), without a call; `None` for the others
+/// (pending and active registers, bad accesses), which are
+/// [`mmio_read_live`]'s. Inlined into the data abort's exit.
 #[inline(always)]
 pub fn mmio_read_plain(part: &Partition, frame: Frame, offset: u64, size: u8) -> Option<u64> {
     regs::read_plain(&part.vgic, frame, offset, size)
 }
 
-/// A guest's read of a virtual GIC register. A bad access (width,
-/// alignment) reads as zero.
-pub fn mmio_read(part: &Partition, v: usize, frame: Frame, offset: u64, size: u8) -> u64 {
+/// A guest's read of a virtual GIC register that [`mmio_read_plain`] does
+/// not answer (`regs::read_live`): a pending or active register, or a bad
+/// access (width, alignment), which reads as zero. `None` for the others,
+/// and for a width that a register of [`mmio_read_plain`]'s refuses: the
+/// caller reads that as zero too.
+pub fn mmio_read_live(
+    part: &Partition,
+    v: usize,
+    frame: Frame,
+    offset: u64,
+    size: u8,
+) -> Option<u64> {
     let live = LocalView { part, vcpu: v };
-    regs::read(&part.vgic, frame, offset, size, &live).unwrap_or(0)
+    let read = regs::read_live(&part.vgic, frame, offset, size, &live)?;
+    Some(read.unwrap_or(0))
 }
 
 /// A guest's write of a virtual GIC register, and what follows from it. A

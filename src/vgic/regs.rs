@@ -120,10 +120,9 @@ pub struct Physical {
     pub ppi_clear_active: u32,
 }
 
-/// Reads `size` bytes at `offset` of `frame`. Inlined: it is the hot part
-/// of every trapped GIC register read the caller does not answer with
-/// [`read_plain`].
-#[inline(always)]
+/// Reads `size` bytes at `offset` of `frame`: [`read_plain`]'s value, or
+/// [`read_live`]'s (the two halves of the map, one of which answers every
+/// access).
 pub fn read(
     state: &VgicState,
     frame: Frame,
@@ -131,25 +130,43 @@ pub fn read(
     size: u8,
     live: &dyn Live,
 ) -> Result<u64, BadAccess> {
-    // With a live view every register has a value: never `None`.
-    read_with(state, frame, offset, size, Some(live)).unwrap_or(Ok(0))
+    read_half(state, frame, offset, size, None)
+        .or_else(|| read_live(state, frame, offset, size, live))
+        .unwrap_or(Ok(0))
 }
 
-/// [`read`] without a live view: the value of a register that the model's
-/// own state gives (everything but the pending and active bits), `None`
-/// for the others and for an access [`read`] refuses. Where it gives a
-/// value, it is [`read`]'s. Inlined and without calls, so that the trapped
-/// read of such a register (what guests trap for most) costs its caller
-/// no saved registers; the rest go through [`read`].
+/// [`read`] of a register that the model's own state gives (all but the
+/// pending and active registers), `None` for the others and for an access
+/// [`read`] refuses. Inlined and without calls, so that the trapped read
+/// of such a register (what guests trap for most) costs its caller no
+/// saved registers; the rest are [`read_live`]'s.
 #[inline(always)]
 pub fn read_plain(state: &VgicState, frame: Frame, offset: u64, size: u8) -> Option<u64> {
-    read_with(state, frame, offset, size, None)?.ok()
+    read_half(state, frame, offset, size, None)?.ok()
 }
 
-/// [`read`] with the live view if there is one: `None` for a register
-/// that needs it, when there is not.
+/// [`read`] of an access [`read_plain`] does not answer: a pending or
+/// active register's, with the live view, or a refused access (`None`
+/// for a size that a register of [`read_plain`]'s refuses). `None` for
+/// the others, the registers [`read_plain`] gives. Which of the two
+/// answers depends on the frame, the offset and the size only, never on
+/// the state.
 #[inline(always)]
-fn read_with(
+pub fn read_live(
+    state: &VgicState,
+    frame: Frame,
+    offset: u64,
+    size: u8,
+    live: &dyn Live,
+) -> Option<Result<u64, BadAccess>> {
+    read_half(state, frame, offset, size, Some(live))
+}
+
+/// The checks every read goes through, then the register's half of the
+/// map: the pending and active registers with `live`, the others without
+/// (`None` for a register of the other half).
+#[inline(always)]
+fn read_half(
     state: &VgicState,
     frame: Frame,
     offset: u64,
@@ -439,7 +456,7 @@ enum BitReg {
 
 impl BitReg {
     /// Whether the register's bits include the live state (pending,
-    /// active), which only a read with a live view gives.
+    /// active): [`read_live`]'s half of the map.
     #[inline(always)]
     fn is_live(self) -> bool {
         !matches!(self, Self::Group | Self::SetEnable | Self::ClearEnable)

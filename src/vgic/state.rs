@@ -273,9 +273,7 @@ impl VgicState {
             .filter(|s| s.forwarded.load(Ordering::Relaxed))
     }
 
-    /// The owned SPI with this INTID. Inlined: the register reads look
-    /// for one without a call.
-    #[inline(always)]
+    /// The owned SPI with this INTID.
     pub fn spi(&self, intid: u32) -> Option<&Spi> {
         self.spis().iter().find(|s| s.intid == intid)
     }

@@ -132,14 +132,20 @@ pub(super) fn decode(offset: u64) -> (Reg, Sizes) {
 /// The value of the whole register at `offset` (< 64 KiB) and the access
 /// sizes it takes: [`decode`]'s map (which a test holds this one to), with
 /// each value computed where its register is found, so that a read, the
-/// access guests trap for most, decides its register once. `None` for a
-/// pending or active register without `live`, the live view.
+/// access guests trap for most, decides its register once. Half of it:
+/// the pending and active registers with `live`, the live view, the others
+/// without (`None` for a register of the other half).
 #[inline(always)]
 pub(super) fn read(
     state: &VgicState,
     offset: u64,
     live: Option<&dyn Live>,
 ) -> Option<(u64, Sizes)> {
+    // The live half: nothing else (the other half, without `live`, finds
+    // its pending and active registers below).
+    if live.is_some() && !is_live(offset) {
+        return None;
+    }
     // Which 32-bit word of a bank, from its start.
     let word = |start: u64| ((offset - start) / 4) as u32;
     let (value, sizes) = match offset {
@@ -177,7 +183,14 @@ pub(super) fn read(
         }
         GICD_IROUTER..GICD_IROUTER_END => {
             let intid = ((offset - GICD_IROUTER) / 8) as u32;
-            let router = state.spi(intid).map_or(0, |spi| spi.router.load(ORDER));
+            // `state.spi(intid)`'s, as a plain loop (no call on a read).
+            let mut router = 0;
+            for spi in state.spis() {
+                if spi.intid == intid {
+                    router = spi.router.load(ORDER);
+                    break;
+                }
+            }
             return Some((router, Sizes::DOUBLE_OR_WORD));
         }
         PIDR2 => (PIDR2_VALUE, Sizes::WORD),
@@ -185,6 +198,13 @@ pub(super) fn read(
         _ => (0, Sizes::WORD),
     };
     Some((u64::from(value), sizes))
+}
+
+/// Whether `offset` is in the pending and active registers (ISPENDR,
+/// ICPENDR, ISACTIVER, ICACTIVER), which show the live state.
+#[inline(always)]
+pub(super) fn is_live(offset: u64) -> bool {
+    (GICD_IGROUPR + 3 * BIT_BANK_SIZE..GICD_IPRIORITYR).contains(&offset)
 }
 
 /// Performs a write to `reg`.

@@ -129,8 +129,7 @@ fn is_lpi_register(base: u64) -> bool {
 /// The value of the whole register at `offset` (< 128 KiB) of `vcpu`'s
 /// redistributor and the access sizes it takes: [`decode`]'s map (which a
 /// test holds this one to), with each value computed where its register
-/// is found, as `dist::read` does (`None` for a pending or active
-/// register without `live`).
+/// is found, as `dist::read` does, and its half as there.
 #[inline(always)]
 pub(super) fn read(
     state: &VgicState,
@@ -138,6 +137,11 @@ pub(super) fn read(
     offset: u64,
     live: Option<&dyn Live>,
 ) -> Option<(u64, Sizes)> {
+    // The live half: nothing else (the other half, without `live`, finds
+    // its pending and active registers below).
+    if live.is_some() && !is_live(offset) {
+        return None;
+    }
     // Never `None`: the caller checked `vcpu` (a panic's call would cost
     // every read its saved registers).
     let private = state.private.get(vcpu)?;
@@ -190,6 +194,15 @@ pub(super) fn read(
         _ => (0, Sizes::WORD),
     };
     Some((u64::from(value), sizes))
+}
+
+/// Whether `offset` is one of SGI_base's pending and active registers
+/// (ISPENDR0, ICPENDR0, ISACTIVER0, ICACTIVER0), which show the live
+/// state.
+#[inline(always)]
+pub(super) fn is_live(offset: u64) -> bool {
+    (GICR_IGROUPR0 + 3 * BIT_BANK_SIZE..GICR_IPRIORITYR).contains(&offset)
+        && (offset - GICR_IGROUPR0).is_multiple_of(BIT_BANK_SIZE)
 }
 
 /// Performs a write to `reg` of `vcpu`'s redistributor.
