@@ -24,6 +24,7 @@ use bulkhead_abi::{Counter, Status, doorbell};
 use super::runtime::{Partition, Runtime};
 use crate::config::DoorbellConfig;
 use crate::mm::Ipa;
+use crate::vgic::state::AFFINITY;
 
 /// Where `ipa` falls in partition `part`'s doorbell page, if it does.
 pub fn page_offset(part: &Partition, ipa: Ipa) -> Option<u64> {
@@ -82,6 +83,3 @@ pub fn route_incoming(doorbells: &[DoorbellConfig], p: usize, part: &Partition) 
         }
     }
 }
-
-/// The affinity fields of an MPIDR, as GICD_IROUTER holds them.
-const AFFINITY: u64 = 0xff_00ff_ffff;

@@ -154,10 +154,12 @@ fn other_abort(frame: &mut TrapFrame, esr: u64) {
     if abort.permission_fault() {
         return read_only(part, v, abort);
     }
-    match interrupts::frame_of(part, v, abort.ipa) {
-        // A valid access is `handle_lower_dabt`'s.
-        Some(_) => exception::inject_external_abort(abort.write),
-        None => device_abort(rt, part, p, v, abort),
+    // A valid access here is outside the GIC's frames (`handle_lower_dabt`
+    // looked): only one the syndrome does not describe needs the look.
+    if !abort.valid && interrupts::frame_of(part, v, abort.ipa).is_some() {
+        exception::inject_external_abort(abort.write);
+    } else {
+        device_abort(rt, part, p, v, abort);
     }
     output::pump_if_waiting(part, p);
 }

@@ -4,6 +4,7 @@
 //! refused and counted.
 
 use crate::partition::MAX_VCPUS;
+use crate::vgic::state::AFFINITY;
 
 /// The fields of an ICC_SGI1R_EL1 value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,8 +126,6 @@ pub struct AffinityMap {
     identity: bool,
     vmpidrs: [u64; MAX_VCPUS],
 }
-
-const AFFINITY: u64 = 0xff_00ff_ffff;
 
 impl AffinityMap {
     /// `vmpidrs[n]` is vCPU n's virtual MPIDR (Aff3 in bits 39:32, Aff2..Aff0

@@ -170,6 +170,10 @@ pub struct Spi {
     pub forwarded: AtomicBool,
 }
 
+/// The affinity fields of an MPIDR (Aff3 in bits 39:32, Aff2..Aff0 in
+/// bits 23:0), as GICD_IROUTER and ICC_SGI1R_EL1's routing compare them.
+pub const AFFINITY: u64 = 0xff_00ff_ffff;
+
 /// Byte offsets of [`Spi`] fields, for assembly.
 pub const SPI_ENABLED: usize = core::mem::offset_of!(Spi, enabled);
 pub const SPI_EDGE: usize = core::mem::offset_of!(Spi, edge);
@@ -280,10 +284,9 @@ impl VgicState {
 
     /// The vCPU whose virtual affinity is `affinity` (MPIDR layout).
     pub fn vcpu_by_affinity(&self, affinity: u64) -> Option<usize> {
-        const AFF: u64 = 0xff_00ff_ffff;
         self.vmpidrs[..self.vcpus]
             .iter()
-            .position(|&m| m & AFF == affinity & AFF)
+            .position(|&m| m & AFFINITY == affinity & AFFINITY)
     }
 
     /// Whether distribution of group-1 interrupts is on (GICD_CTLR).
